@@ -1,0 +1,22 @@
+//! The bottom layer of wherever: everything the facade (`wherever`) and the worker
+//! runtime (`wherever-cluster`) both need, so that neither reaches into the other.
+//!
+//! - [`Task`]: a registered function (made by `#[wherever::task]`) with typed
+//!   arguments and result, and the name it is registered under;
+//! - [`registry`]: the static table of registered tasks, looked up by name in workers;
+//! - [`codec`]: the compact serde codec used for task arguments and results;
+//! - [`TaskError`] / [`TaskFailure`]: how a failed task is reported;
+//! - [`TaskRng`] / [`StreamKey`]: each task's own reproducible random stream;
+//! - [`TaskContext`]: what the runtime hands a running task.
+
+pub mod codec;
+mod context;
+mod error;
+pub mod registry;
+mod rng;
+mod task;
+
+pub use context::TaskContext;
+pub use error::{TaskError, TaskErrorKind, TaskFailure};
+pub use rng::{StreamKey, TaskRng};
+pub use task::{IntoTask, Task};

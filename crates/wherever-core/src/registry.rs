@@ -1,0 +1,116 @@
+//! The static table of registered tasks. `#[wherever::task]` adds an entry with
+//! `inventory`; a worker process looks tasks up by name and runs them on encoded
+//! arguments. Entries in crates that nothing references can be dropped by the
+//! linker, which is why the cluster handshake compares [`fingerprint`]s.
+
+use crate::{codec, StreamKey, TaskContext, TaskFailure};
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// One call as a worker receives it: encoded arguments and where the task stands.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodedCall<'a> {
+    /// The encoded arguments: one `A`, or for a chunk a `Vec<A>`.
+    pub args: &'a [u8],
+    /// The stream key of the submitting client.
+    pub key: StreamKey,
+    /// Whether the submitting client set a seed.
+    pub seeded: bool,
+    /// The position of the (first) item.
+    pub position: u64,
+    /// `true`: `args` is a `Vec<A>` of items at positions `position..`; the result
+    /// is the encoded `Vec<R>`.
+    pub chunk: bool,
+}
+
+/// A failure of an encoded call: which item (its position) and what went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedFailure {
+    /// The position of the item that failed.
+    pub position: u64,
+    /// The failure.
+    pub failure: TaskFailure,
+}
+
+/// The type-erased entry point of a registered task.
+pub type Dispatch = fn(EncodedCall<'_>) -> Result<Vec<u8>, EncodedFailure>;
+
+/// A registered task: its stable name and its type-erased entry point.
+#[derive(Debug)]
+pub struct TaskEntry {
+    /// The stable name (module path and function name).
+    pub name: &'static str,
+    /// Decodes arguments, runs the function, encodes the result.
+    pub dispatch: Dispatch,
+}
+
+inventory::collect!(TaskEntry);
+
+fn table() -> &'static HashMap<&'static str, &'static TaskEntry> {
+    static TABLE: OnceLock<HashMap<&'static str, &'static TaskEntry>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        inventory::iter::<TaskEntry>
+            .into_iter()
+            .map(|entry| (entry.name, entry))
+            .collect()
+    })
+}
+
+/// The registered task called `name`, if this executable has it.
+pub fn lookup(name: &str) -> Option<&'static TaskEntry> {
+    table().get(name).copied()
+}
+
+/// The names of all registered tasks, sorted.
+pub fn names() -> Vec<&'static str> {
+    let mut names: Vec<_> = table().keys().copied().collect();
+    names.sort_unstable();
+    names
+}
+
+/// A digest of the registered task names (FNV-1a over the sorted names), compared
+/// at the cluster handshake so that a worker missing a task is refused up front.
+pub fn fingerprint() -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for name in names() {
+        for byte in name.bytes().chain(std::iter::once(0)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// Runs a typed task function on an encoded call: the body of every generated
+/// [`Dispatch`] function.
+pub fn dispatch<A: DeserializeOwned, R: Serialize>(
+    call: EncodedCall<'_>,
+    run: fn(A, &mut TaskContext) -> Result<R, TaskFailure>,
+) -> Result<Vec<u8>, EncodedFailure> {
+    let codec_failure = |what: &str, error: codec::CodecError| EncodedFailure {
+        position: call.position,
+        failure: TaskFailure::from_error(format!("{what}: {error}")),
+    };
+    if call.chunk {
+        let items: Vec<A> = codec::decode(call.args)
+            .map_err(|e| codec_failure("cannot decode the chunk's arguments", e))?;
+        let mut results = Vec::with_capacity(items.len());
+        for (offset, item) in items.into_iter().enumerate() {
+            let position = call.position + offset as u64;
+            let mut ctx = TaskContext::new(call.key, call.seeded, position);
+            results
+                .push(run(item, &mut ctx).map_err(|failure| EncodedFailure { position, failure })?);
+        }
+        codec::encode(&results).map_err(|e| codec_failure("cannot encode the chunk's results", e))
+    } else {
+        let args: A = codec::decode(call.args)
+            .map_err(|e| codec_failure("cannot decode the arguments", e))?;
+        let mut ctx = TaskContext::new(call.key, call.seeded, call.position);
+        let result = run(args, &mut ctx).map_err(|failure| EncodedFailure {
+            position: call.position,
+            failure,
+        })?;
+        codec::encode(&result).map_err(|e| codec_failure("cannot encode the result", e))
+    }
+}

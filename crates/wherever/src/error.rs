@@ -1,0 +1,34 @@
+//! The error type of wherever's own entry points (plans, flags, starting clients).
+//! Failed tasks are [`TaskError`]s, which convert into it.
+
+use crate::plan::PlanError;
+use crate::TaskError;
+
+/// What can go wrong outside a task: a bad plan or flag, a plan that cannot be
+/// started, or (through `?`) a failed task.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The plan string does not follow the grammar.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The plan is valid but cannot be started here.
+    #[error("cannot start plan `{plan}`: {reason}")]
+    Start {
+        /// The plan, as a string.
+        plan: String,
+        /// Why it cannot be started.
+        reason: String,
+    },
+    /// A command-line flag is missing its value or has a malformed one.
+    #[error("{0}")]
+    Args(String),
+    /// A task failed.
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    /// An operating-system error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// `Result` with wherever's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,278 @@
+//! Futures: the handle for one task's result, and waiting on many
+//! ([`as_completed`], [`wait`]).
+
+use crate::TaskError;
+use crate::TaskErrorKind;
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+const QUEUED: u8 = 0;
+const RUNNING: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// Where a future's result will be written: shared by the future and the job that
+/// runs its task.
+pub(crate) struct Slot<R> {
+    state: Mutex<SlotState<R>>,
+    resolved_signal: Condvar,
+    phase: AtomicU8,
+}
+
+struct SlotState<R> {
+    outcome: Option<Result<R, TaskError>>,
+    resolved: bool,
+    waiting: bool,
+    listeners: Vec<(Sender<usize>, usize)>,
+}
+
+impl<R> Slot<R> {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Slot {
+            state: Mutex::new(SlotState {
+                outcome: None,
+                resolved: false,
+                waiting: false,
+                listeners: Vec::new(),
+            }),
+            resolved_signal: Condvar::new(),
+            phase: AtomicU8::new(QUEUED),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SlotState<R>> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Marks the task as started; `false` if it was cancelled first (then do not run it).
+    pub(crate) fn start(&self) -> bool {
+        self.phase
+            .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Stores the outcome and wakes whoever waits; a second outcome is ignored.
+    pub(crate) fn resolve(&self, outcome: Result<R, TaskError>) {
+        let mut state = self.lock();
+        if state.resolved {
+            return;
+        }
+        state.outcome = Some(outcome);
+        state.resolved = true;
+        for (listener, index) in state.listeners.drain(..) {
+            let _ = listener.send(index);
+        }
+        if state.waiting {
+            self.resolved_signal.notify_all();
+        }
+    }
+
+    fn is_resolved(&self) -> bool {
+        self.lock().resolved
+    }
+
+    fn listen(&self, listener: &Sender<usize>, index: usize) {
+        let mut state = self.lock();
+        if state.resolved {
+            let _ = listener.send(index);
+        } else {
+            state.listeners.push((listener.clone(), index));
+        }
+    }
+
+    fn take(&self) -> Option<Result<R, TaskError>> {
+        let mut state = self.lock();
+        while !state.resolved {
+            state.waiting = true;
+            state = self
+                .resolved_signal
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        state.outcome.take()
+    }
+}
+
+/// The handle for one task's result (Dask's `Future`, R's `future()`).
+///
+/// Dropping a future does not stop its task: it runs to the end (as in R's future).
+/// Use [`Future::cancel`] to stop a task that has not started.
+#[must_use = "a future does nothing unless its value is asked for"]
+pub struct Future<R> {
+    slot: Arc<Slot<R>>,
+    task: &'static str,
+    position: u64,
+}
+
+impl<R> Future<R> {
+    pub(crate) fn new(slot: Arc<Slot<R>>, task: &'static str, position: u64) -> Self {
+        Future {
+            slot,
+            task,
+            position,
+        }
+    }
+
+    /// Blocks until the task has finished and returns its result, or the error that
+    /// names the task, its position, where it ran and what went wrong.
+    pub fn value(self) -> Result<R, TaskError> {
+        self.slot.take().unwrap_or_else(|| {
+            Err(TaskError::new(
+                self.task,
+                self.position,
+                TaskErrorKind::Runtime,
+                "the value was already taken",
+            ))
+        })
+    }
+
+    /// Whether the task has finished (with a value or an error); never blocks.
+    pub fn is_resolved(&self) -> bool {
+        self.slot.is_resolved()
+    }
+
+    /// Cancels the task if it has not started: the future then resolves to a
+    /// `Cancelled` error and `true` is returned. A running or finished task is not
+    /// affected (`false`).
+    pub fn cancel(&self) -> bool {
+        let cancelled = self
+            .slot
+            .phase
+            .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if cancelled {
+            self.slot.resolve(Err(TaskError::new(
+                self.task,
+                self.position,
+                TaskErrorKind::Cancelled,
+                "cancelled before it started",
+            )));
+        }
+        cancelled
+    }
+
+    /// The registered name of the task (or `closure`).
+    pub fn task_name(&self) -> &'static str {
+        self.task
+    }
+
+    /// The task's position in its client's submission order.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+}
+
+impl<R> std::fmt::Debug for Future<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = if self.is_resolved() {
+            "resolved"
+        } else {
+            "pending"
+        };
+        write!(f, "Future({} #{}, {state})", self.task, self.position)
+    }
+}
+
+/// Yields futures in the order their tasks finish (Dask's `as_completed`).
+pub struct AsCompleted<R> {
+    futures: Vec<Option<Future<R>>>,
+    remaining: usize,
+    finished: Receiver<usize>,
+}
+
+/// Iterates over `futures` as they finish, each yielded once, already resolved.
+pub fn as_completed<R>(futures: impl IntoIterator<Item = Future<R>>) -> AsCompleted<R> {
+    let (sender, finished) = crossbeam_channel::unbounded();
+    let futures: Vec<Option<Future<R>>> = futures.into_iter().map(Some).collect();
+    for (index, future) in futures.iter().enumerate() {
+        future
+            .as_ref()
+            .expect("just filled")
+            .slot
+            .listen(&sender, index);
+    }
+    AsCompleted {
+        remaining: futures.len(),
+        futures,
+        finished,
+    }
+}
+
+impl<R> Iterator for AsCompleted<R> {
+    type Item = Future<R>;
+
+    fn next(&mut self) -> Option<Future<R>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let index = self
+            .finished
+            .recv()
+            .expect("every future resolves exactly once");
+        self.remaining -= 1;
+        self.futures[index].take()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+/// When [`wait`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReturnWhen {
+    /// When every future has resolved.
+    AllCompleted,
+    /// When at least one future has resolved.
+    FirstCompleted,
+}
+
+/// Which futures had resolved when [`wait`] returned, as indices into its input.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WaitOutcome {
+    /// Indices of resolved futures, in the order they were seen to resolve.
+    pub done: Vec<usize>,
+    /// Indices of futures still pending, ascending.
+    pub not_done: Vec<usize>,
+}
+
+/// Waits until all (or, with [`ReturnWhen::FirstCompleted`], any) of `futures`
+/// have resolved, or `timeout` has passed (Dask's `wait`). Never takes the values.
+pub fn wait<R>(futures: &[Future<R>], timeout: Option<Duration>, when: ReturnWhen) -> WaitOutcome {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let (sender, finished) = crossbeam_channel::unbounded();
+    for (index, future) in futures.iter().enumerate() {
+        future.slot.listen(&sender, index);
+    }
+    let mut is_done = vec![false; futures.len()];
+    let mut done = Vec::new();
+    let target = match when {
+        ReturnWhen::AllCompleted => futures.len(),
+        ReturnWhen::FirstCompleted => futures.len().min(1),
+    };
+    while done.len() < target {
+        let received = match deadline {
+            Some(deadline) => finished.recv_deadline(deadline).ok(),
+            None => finished.recv().ok(),
+        };
+        match received {
+            Some(index) if !is_done[index] => {
+                is_done[index] = true;
+                done.push(index);
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    while let Ok(index) = finished.try_recv() {
+        if !is_done[index] {
+            is_done[index] = true;
+            done.push(index);
+        }
+    }
+    let not_done = (0..futures.len()).filter(|&i| !is_done[i]).collect();
+    WaitOutcome { done, not_done }
+}

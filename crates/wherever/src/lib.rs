@@ -1,0 +1,67 @@
+//! # wherever
+//!
+//! Write parallel code once; choose at run time how and where it runs:
+//! sequentially, on threads, in worker processes, or across machines, with the same
+//! results bit for bit, random numbers included.
+//!
+//! ```
+//! use wherever::prelude::*;
+//!
+//! #[wherever::task]
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! let client = Plan::parse("threads:2")?.start()?;
+//! let future = client.submit(square, 7);
+//! assert_eq!(future.value()?, 49);
+//! assert_eq!(client.map(square, 0..4)?, vec![0, 1, 4, 9]);
+//! # Ok::<(), wherever::Error>(())
+//! ```
+//!
+//! See [`plan`] for the plan strings, [`Client`] for submitting work, and
+//! [`TaskRng`] for reproducible random numbers.
+
+extern crate self as wherever;
+
+pub mod args;
+mod client;
+mod cores;
+mod error;
+mod future;
+mod local;
+mod map;
+mod panic_capture;
+pub mod plan;
+mod worker_mode;
+
+pub use args::seed_from_args;
+pub use client::{Client, Value};
+pub use cores::{available_cores, cores_from, CORE_LIMIT_VARIABLES};
+pub use error::{Error, Result};
+pub use future::{as_completed, wait, AsCompleted, Future, ReturnWhen, WaitOutcome};
+pub use local::QUEUE_BOUND;
+pub use map::{Scheduling, AUTO_CHUNKS_PER_WORKER};
+pub use plan::{Level, Plan, PlanError, Workers};
+pub use wherever_core::{
+    IntoTask, StreamKey, Task, TaskContext, TaskError, TaskErrorKind, TaskFailure, TaskRng,
+};
+pub use wherever_macros::{main, task};
+pub use worker_mode::init;
+
+/// What a program using wherever usually needs, in one `use`.
+pub mod prelude {
+    pub use crate::{
+        as_completed, seed_from_args, wait, Client, Future, Plan, ReturnWhen, Scheduling,
+        TaskContext, TaskError, TaskRng,
+    };
+    pub use rand::Rng;
+    pub use rand_distr::{Distribution, StandardNormal};
+}
+
+/// Used by the code `#[wherever::task]` generates; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+    pub use wherever_core::registry;
+}
