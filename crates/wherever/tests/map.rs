@@ -1,0 +1,145 @@
+//! `client.map`: results in input order, the same values (random draws included)
+//! under every scheduling and plan, and the first failing item's error.
+
+mod common;
+
+use common::{start, LOCAL_PLANS};
+use wherever::prelude::*;
+use wherever::TaskErrorKind;
+
+/// A value that depends on the item and on the item's own random stream.
+#[wherever::task]
+fn mix(x: u64, rng: &mut TaskRng) -> (u64, u64, f64) {
+    let draw: f64 = rng.sample(StandardNormal);
+    (x * 3, rng.random::<u64>(), draw)
+}
+
+#[wherever::task]
+fn reject_multiples_of_seven(x: u64) -> Result<u64, String> {
+    if x > 0 && x / 7 * 7 == x {
+        Err(format!("{x} is a multiple of seven"))
+    } else {
+        Ok(x)
+    }
+}
+
+#[wherever::task]
+fn panic_above(x: u64, limit: u64) -> u64 {
+    assert!(x <= limit, "item {x} is above {limit}");
+    x
+}
+
+fn schedulings() -> Vec<Scheduling> {
+    let mut all = vec![Scheduling::Auto, Scheduling::Static, Scheduling::Dynamic];
+    all.extend([1, 2, 7, 64, 1000].map(|k| Scheduling::chunk_size(k).unwrap()));
+    all
+}
+
+#[test]
+fn every_scheduling_and_plan_gives_the_same_results_in_input_order() {
+    let inputs: Vec<u64> = (0..203).collect();
+    let reference = start("sequential")
+        .with_seed(42)
+        .map_with(mix, inputs.clone(), Scheduling::Dynamic)
+        .unwrap();
+    assert_eq!(reference.len(), inputs.len());
+    for (x, (tripled, _, _)) in inputs.iter().zip(&reference) {
+        assert_eq!(*tripled, x * 3, "results are in input order");
+    }
+    let distinct: std::collections::HashSet<u64> = reference.iter().map(|r| r.1).collect();
+    assert_eq!(
+        distinct.len(),
+        inputs.len(),
+        "every item has its own stream"
+    );
+
+    for plan in LOCAL_PLANS {
+        for scheduling in schedulings() {
+            let client = start(plan).with_seed(42);
+            let results = client.map_with(mix, inputs.clone(), scheduling).unwrap();
+            assert!(results == reference, "{plan} with {scheduling:?} differs");
+        }
+    }
+}
+
+#[test]
+fn default_map_matches_one_submit_per_item() {
+    let client = start("threads:2").with_seed(5);
+    let submitted: Vec<_> = (0..50).map(|x| client.submit(mix, x)).collect();
+    let submitted = client.gather(submitted).unwrap();
+    let mapped = start("threads:2").with_seed(5).map(mix, 0..50).unwrap();
+    assert!(mapped == submitted);
+}
+
+#[test]
+fn consecutive_maps_continue_the_positions() {
+    let client = start("threads:2").with_seed(9);
+    let first = client.map(mix, 0..10).unwrap();
+    let second = client.map(mix, 10..20).unwrap();
+    let at_once = start("sequential").with_seed(9).map(mix, 0..20).unwrap();
+    assert!([first, second].concat() == at_once);
+}
+
+#[test]
+fn empty_input_gives_an_empty_result() {
+    for plan in LOCAL_PLANS {
+        for scheduling in schedulings() {
+            let results = start(plan)
+                .map_with(mix, Vec::<u64>::new(), scheduling)
+                .unwrap();
+            assert!(results.is_empty(), "{plan} {scheduling:?}");
+        }
+    }
+}
+
+#[test]
+fn the_first_failing_item_in_input_order_gives_the_error_with_its_position() {
+    for plan in LOCAL_PLANS {
+        for scheduling in schedulings() {
+            let client = start(plan);
+            let error = client
+                .map_with(reject_multiples_of_seven, 1..100, scheduling)
+                .unwrap_err();
+            let label = format!("{plan} {scheduling:?}");
+            assert_eq!(error.kind, TaskErrorKind::Failed, "{label}");
+            assert_eq!(error.task, "map::reject_multiples_of_seven", "{label}");
+            // Inputs start at 1, so the item 7 is at position 6.
+            assert_eq!(error.position, 6, "{label}");
+            assert_eq!(error.message, "7 is a multiple of seven", "{label}");
+        }
+    }
+}
+
+#[test]
+fn a_panicking_item_names_its_position_after_earlier_submissions() {
+    let client = start("threads:2");
+    let earlier = client.submit(panic_above, (0, 0));
+    let error = client
+        .map_with(
+            panic_above,
+            (0..40).map(|x| (x, 30)),
+            Scheduling::chunk_size(8).unwrap(),
+        )
+        .unwrap_err();
+    assert_eq!(error.kind, TaskErrorKind::Panicked);
+    // One task came before the map, so item 31 is at position 32.
+    assert_eq!(error.position, 32);
+    assert!(
+        error.message.starts_with("item 31 is above 30"),
+        "{}",
+        error.message
+    );
+    assert_eq!(earlier.value().unwrap(), 0);
+}
+
+#[test]
+fn closures_map_on_local_plans() {
+    for plan in LOCAL_PLANS {
+        let results = start(plan).map(|x: u64| x * x, 0..1000).unwrap();
+        assert_eq!(
+            results,
+            (0..1000).map(|x| x * x).collect::<Vec<_>>(),
+            "{plan}"
+        );
+    }
+}
