@@ -41,7 +41,8 @@ from typing import Callable, Optional
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 PEERS = HERE / "peers"
-EXAMPLES = ROOT / "target" / "release" / "examples"
+# WHEREVER_EXAMPLES overrides where our example binaries are looked for (testing the harness)
+EXAMPLES = Path(os.environ.get("WHEREVER_EXAMPLES", ROOT / "target" / "release" / "examples"))
 RESULTS = HERE / "results"
 DATA = HERE / "data"
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
@@ -359,6 +360,7 @@ class Workload:
     describe: Callable           # (size dict) -> one-line description
     time_label: str = "time s"
     per_task: bool = False
+    check_rule: str = ""         # how answers are checked, for the table's caption
     prepare: Optional[Callable] = None   # (size dict) -> None; create data under DATA
     notes: list = field(default_factory=list)
 
@@ -500,7 +502,9 @@ WORKLOADS = {
         make=make_calc_mean,
         describe=lambda s: f"{s['tasks']} tasks x {s['n']:.0e} normals; time = in-program "
                            "compute time (start-up of interpreter, cluster or workers excluded)",
-        time_label="time s"),
+        time_label="time s",
+        check_rule="every task's mean within 0.01 of 0 and sd within 0.01 of 1 (the "
+                   "generators differ, so the check is statistical)"),
     "overhead": Workload(
         "overhead", "overhead: N trivial tasks inc(i) = i + 1",
         sizes={"quick": {"N": 2000, "N_R_futures": 200}, "full": {"N": 20_000, "N_R_futures": 500}},
@@ -508,7 +512,8 @@ WORKLOADS = {
         describe=lambda s: f"N = {s['N']} tasks (R explicit futures: {s['N_R_futures']}); "
                            "time = submit + gather (cluster/worker start-up excluded); "
                            "ratio on per-task time",
-        time_label="time s", per_task=True),
+        time_label="time s", per_task=True,
+        check_rule="the sum of the N results equals N(N+1)/2"),
     # Hooks for later issues (graph, bag, array, frame): add a make_<name>, sizes and, for
     # workloads with data, a prepare step writing under DATA (e.g. the anchors'
     # gen_pagecounts.py / prep_flights.py copied into peers/), then register it here.
@@ -569,15 +574,18 @@ def run_workload(wl, size, reps, rec_file, filt):
 
 
 def fmt(x, nd=3):
+    """Times and sizes: 3 significant digits below 100, whole numbers above."""
     if x is None:
         return "-"
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
     if abs(x) >= 100:
-        return f"{x:.0f}"
-    if abs(x) >= 10:
-        return f"{x:.1f}" if nd > 1 else f"{x:.0f}"
-    return f"{x:.{nd}f}"
+        return f"{x:,.0f}"
+    return f"{x:.{nd}g}" if x else "0"
+
+
+def fmt_ratio(x):
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}"
 
 
 def summarize(wl, size, cfgs, status, records, reps, load_start):
@@ -593,7 +601,8 @@ def summarize(wl, size, cfgs, status, records, reps, load_start):
                        unit=st.median(ts) / c.units,
                        rss=max((r.get("peak_rss_mb") or 0) for r in rs) or None,
                        wall=st.median(r["proc_wall_s"] for r in good),
-                       startup=st.median(r.get("startup_s") or 0.0 for r in good))
+                       startup=st.median(r.get("startup_s") or 0.0 for r in good),
+                       load=st.median(r["loadavg1_at_start"] or 0.0 for r in rs))
         if c.key in status:
             row["status"] = status[c.key]
         elif wrong:
@@ -608,36 +617,51 @@ def summarize(wl, size, cfgs, status, records, reps, load_start):
     ours = [r for r in rows if r["cfg"].side == "ours" and "med" in r
             and not r["status"].startswith("WRONG")]
     lines = [f"### {wl.title}", "",
+             "(load = median 1-min load average at the start of that row's runs; 2 means "
+             "both cores were already busy.)", "",
              f"{wl.describe(size)}. {reps} reps, run alternately; load average at start "
-             f"{load_start}.", ""]
+             f"{load_start}. Check: {wl.check_rule}; only checked runs count.", ""]
     head = ["system", "plan", "runs ok", f"median {wl.time_label}", "min", "max"]
     if wl.per_task:
         head += ["µs/task", "tasks/s"]
-    head += ["peak RSS MB", "process wall s"]
+    head += ["peak RSS MB", "process wall s", "load"]
     head += [f"ratio vs ours {o['cfg'].plan}" for o in ours]
     head += ["check"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
+    shown_empty = {}
     for r in rows:
         c = r["cfg"]
         name = f"**{c.system}**" if c.side == "ours" else c.system
         if "med" not in r:
+            # one row for all plans of a system that were skipped for the same reason
+            k = (c.system, r["status"])
+            if k in shown_empty:
+                i, plans = shown_empty[k]
+                plans.append(c.plan)
+                lines[i] = lines[i].replace(f"| {', '.join(plans[:-1])} |", f"| {', '.join(plans)} |", 1)
+                continue
             cells = [name, c.plan, f"0/{r['n_runs']}"] + ["-"] * (len(head) - 4) + [r["status"]]
+            shown_empty[k] = (len(lines), [c.plan])
             lines.append("| " + " | ".join(cells) + " |")
             continue
         cells = [name, c.plan, f"{r['n_ok']}/{r['n_runs']}", fmt(r["med"]), fmt(r["lo"]), fmt(r["hi"])]
         if wl.per_task:
-            cells += [fmt(r["unit"] * 1e6, 1), f"{1 / r['unit']:,.0f}"]
-        cells += [fmt(r["rss"], 0), fmt(r["wall"], 2)]
+            cells += [fmt(r["unit"] * 1e6), f"{1 / r['unit']:,.0f}"]
+        cells += [fmt(r["rss"]), fmt(r["wall"]), f"{r['load']:.1f}"]
         for o in ours:
             if c.side == "ours" or r["status"].startswith("WRONG"):
                 cells.append("-")
             else:
-                cells.append(f"{r['unit'] / o['unit']:.2f}")
+                cells.append(fmt_ratio(r['unit'] / o['unit']))
         cells.append(r["status"])
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    notes = [f"- {r['cfg'].key}: {r['status']}" for r in rows if r["status"] != "ok"]
+    grouped = {}
+    for r in rows:
+        if r["status"] != "ok":
+            grouped.setdefault((r["cfg"].system, r["status"]), []).append(r["cfg"].plan)
+    notes = [f"- {sysname} ({', '.join(plans)}): {status}" for (sysname, status), plans in grouped.items()]
     if not ours:
         notes.append("- no configuration of ours produced a checked result, so there are no ratios")
     if notes:
@@ -652,8 +676,9 @@ def build(notes):
                        capture_output=True, text=True)
     if p.returncode != 0:
         log(p.stderr[-3000:])
-        notes.append("`cargo build --release --examples` failed; the examples already in "
-                     "target/release/examples were used")
+        err = next((l.strip() for l in p.stderr.splitlines() if l.startswith("error")), "")
+        notes.append("`cargo build --release --examples` failed (" + err[:160].replace("`", "'") +
+                     "); the examples already in target/release/examples were used")
     else:
         log(f"[build] ok in {time.perf_counter() - t0:.0f} s")
 
