@@ -1,0 +1,814 @@
+//! Property tests: a simulated cluster drives the scheduler through random graphs,
+//! random worker joins and deaths, user failures, cancels and steal answers, and checks
+//! that every wanted task ends exactly once with the right outcome and nothing leaks.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use proptest::prelude::*;
+use wherever_scheduler::{
+    Command, Event, Scheduler, SchedulerConfig, SchedulerError, TaskId, TaskSpec, WorkerId,
+};
+
+/// How often each kind of command and event occurred over all cases (shown with --nocapture).
+static STATS: [AtomicUsize; 10] = [const { AtomicUsize::new(0) }; 10];
+const STAT_NAMES: [&str; 10] = [
+    "compute",
+    "steal",
+    "stolen",
+    "free",
+    "cancel",
+    "done",
+    "erred",
+    "lost",
+    "cancelled",
+    "stale",
+];
+
+fn count(i: usize) {
+    STATS[i].fetch_add(1, Ordering::Relaxed);
+}
+
+/// SplitMix64: the simulation's own deterministic randomness.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+fn mix(a: u64, b: u64) -> u64 {
+    let mut r = Rng(a.wrapping_mul(31).wrapping_add(b));
+    r.next()
+}
+
+const SCATTER_BASE: TaskId = 100_000;
+
+#[derive(Clone, Debug)]
+struct GenTask {
+    deps: Vec<TaskId>,
+    wanted: bool,
+    retries: u32,
+    fails: bool,
+    priority: i64,
+}
+
+#[derive(Clone, Debug)]
+struct Case {
+    tasks: Vec<GenTask>,
+    scattered: usize,
+    /// Start index of each batch after the first.
+    batch_starts: Vec<usize>,
+    initial_workers: usize,
+    max_deaths: u32,
+    max_joins: u32,
+    max_cancels: u32,
+    prefetch: Option<u32>,
+    seed: u64,
+}
+
+fn case_strategy() -> impl Strategy<Value = Case> {
+    let task = (
+        prop::collection::vec(any::<u32>(), 0..4),
+        any::<bool>(),
+        0u32..3,
+        0u8..100,
+        prop_oneof![4 => Just(0i64), 1 => -2i64..3],
+    );
+    (
+        prop::collection::vec(task, 1..200),
+        0usize..3,
+        prop::collection::vec(any::<u32>(), 0..3),
+        1usize..5,
+        0u32..6,
+        0u32..4,
+        0u32..3,
+        prop_oneof![Just(None), (0u32..3).prop_map(Some)],
+        any::<u64>(),
+    )
+        .prop_map(
+            |(
+                raw,
+                scattered,
+                cuts,
+                initial_workers,
+                max_deaths,
+                max_joins,
+                max_cancels,
+                prefetch,
+                seed,
+            )| {
+                let n = raw.len();
+                let mut batch_starts: Vec<usize> = cuts
+                    .iter()
+                    .map(|c| *c as usize % n)
+                    .filter(|&c| c > 0)
+                    .collect();
+                batch_starts.sort_unstable();
+                batch_starts.dedup();
+                let batch_of = |i: usize| batch_starts.iter().filter(|&&s| s <= i).count();
+                let mut tasks: Vec<GenTask> = raw
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (sel, wanted, retries, fail, priority))| {
+                        let mut deps = Vec::new();
+                        for s in sel {
+                            let pool = i + scattered;
+                            if pool == 0 {
+                                break;
+                            }
+                            let k = *s as usize % pool;
+                            let d = if k < scattered {
+                                SCATTER_BASE + k as u64
+                            } else if *s % 3 == 0 {
+                                (k - scattered) as u64
+                            } else {
+                                // mostly recent tasks: deeper graphs
+                                (i - 1 - (k - scattered) % i.min(8)) as u64
+                            };
+                            deps.push(d);
+                        }
+                        GenTask {
+                            deps,
+                            wanted: *wanted,
+                            retries: *retries,
+                            fails: *fail < 4,
+                            priority: *priority,
+                        }
+                    })
+                    .collect();
+                // A later batch may only depend on earlier tasks the client still holds.
+                for i in 0..n {
+                    for d in tasks[i].deps.clone() {
+                        if d < SCATTER_BASE && batch_of(d as usize) < batch_of(i) {
+                            tasks[d as usize].wanted = true;
+                        }
+                    }
+                }
+                Case {
+                    tasks,
+                    scattered,
+                    batch_starts,
+                    initial_workers,
+                    max_deaths,
+                    max_joins,
+                    max_cancels,
+                    prefetch,
+                    seed,
+                }
+            },
+        )
+}
+
+/// Where each input of a task lives, as told by `Command::Compute`.
+type Inputs = Vec<(TaskId, Vec<WorkerId>)>;
+
+struct SimWorker {
+    slots: u32,
+    alive: bool,
+    queue: Vec<(TaskId, Inputs)>,
+    running: Vec<(TaskId, Option<u64>)>,
+    memory: HashMap<TaskId, u64>,
+    /// Tasks whose user function failed here (a worker remembers its failures).
+    erred: HashSet<TaskId>,
+    outbox: VecDeque<Event>,
+}
+
+struct Sim {
+    s: Scheduler,
+    rng: Rng,
+    deps: HashMap<TaskId, Vec<TaskId>>,
+    wanted: HashSet<TaskId>,
+    retries: HashMap<TaskId, u32>,
+    fails: HashSet<TaskId>,
+    expected: HashMap<TaskId, u64>,
+    scatter_holders: HashMap<TaskId, Vec<WorkerId>>,
+    workers: BTreeMap<WorkerId, SimWorker>,
+    next_worker: WorkerId,
+    assigned: HashMap<TaskId, WorkerId>,
+    deaths: HashMap<TaskId, u32>,
+    terminal: HashMap<TaskId, Vec<Command>>,
+    client_cancels: HashSet<TaskId>,
+    released: HashSet<TaskId>,
+    events: usize,
+}
+
+impl Sim {
+    fn send(&mut self, event: Event) -> Result<(), SchedulerError> {
+        let mut out = Vec::new();
+        let r = self.s.handle(event.clone(), &mut out);
+        if std::env::var_os("SIM_TRACE").is_some() {
+            println!("{event:?} -> {r:?} {out:?}");
+        }
+        self.events += 1;
+        if let Err(e) = self.s.check_invariants() {
+            panic!("invariants broken after {event:?}: {e}");
+        }
+        if r.is_err() {
+            assert!(out.is_empty(), "a refused event emitted commands");
+        }
+        for c in out {
+            self.apply(c);
+        }
+        r
+    }
+
+    fn is_ancestor_or_self(&self, a: TaskId, t: TaskId) -> bool {
+        let mut stack = vec![t];
+        let mut seen = HashSet::new();
+        while let Some(x) = stack.pop() {
+            if x == a {
+                return true;
+            }
+            if seen.insert(x) {
+                if let Some(d) = self.deps.get(&x) {
+                    stack.extend(d.iter().copied());
+                }
+            }
+        }
+        false
+    }
+
+    fn record_terminal(&mut self, task: TaskId, c: Command) {
+        assert!(self.wanted.contains(&task), "{c:?} for a task nobody wants");
+        assert!(!self.released.contains(&task), "{c:?} after release");
+        let v = self.terminal.entry(task).or_default();
+        v.push(c.clone());
+        assert_eq!(v.len(), 1, "task {task} ended twice: {v:?}");
+    }
+
+    fn apply(&mut self, c: Command) {
+        count(match c {
+            Command::Compute { .. } => 0,
+            Command::Steal { .. } => 1,
+            Command::Free { .. } => 3,
+            Command::Cancel { .. } => 4,
+            Command::Done { .. } => 5,
+            Command::Erred { .. } => 6,
+            Command::Lost { .. } => 7,
+            Command::Cancelled { .. } => 8,
+        });
+        match c {
+            Command::Compute {
+                worker,
+                task,
+                ref inputs,
+            } => {
+                let mut want: Vec<TaskId> = self.deps[&task].clone();
+                want.dedup();
+                let got: Vec<TaskId> = inputs.iter().map(|(d, _)| *d).collect();
+                let (mut a, mut b) = (want.clone(), got.clone());
+                a.sort_unstable();
+                a.dedup();
+                b.sort_unstable();
+                assert_eq!(a, b, "inputs of {task}");
+                for (d, holders) in inputs {
+                    assert!(!holders.is_empty(), "input {d} of {task} is nowhere");
+                }
+                let w = self
+                    .workers
+                    .get_mut(&worker)
+                    .expect("compute on unknown worker");
+                assert!(w.alive, "compute on dead worker");
+                self.assigned.insert(task, worker);
+                if w.running.iter().any(|(t, _)| *t == task) {
+                    return;
+                }
+                if w.erred.contains(&task) {
+                    w.outbox.push_back(Event::TaskErred { worker, task });
+                    return;
+                }
+                if w.memory.contains_key(&task) {
+                    // Already computed here (a finish for an earlier assignment may still be
+                    // on its way): report it again instead of recomputing.
+                    w.outbox.push_back(Event::TaskFinished {
+                        worker,
+                        task,
+                        nbytes: 1,
+                    });
+                    return;
+                }
+                if let Some(q) = w.queue.iter_mut().find(|(t, _)| *t == task) {
+                    q.1 = inputs.clone();
+                } else {
+                    w.queue.push((task, inputs.clone()));
+                }
+            }
+            Command::Steal { worker, task } => {
+                let steal = self.rng.chance(80);
+                let w = self
+                    .workers
+                    .get_mut(&worker)
+                    .expect("steal from unknown worker");
+                assert!(w.alive);
+                let pos = w.queue.iter().position(|(t, _)| *t == task);
+                let stolen = match pos {
+                    Some(p) if steal => {
+                        count(2);
+                        w.queue.remove(p);
+                        true
+                    }
+                    _ => false,
+                };
+                w.outbox.push_back(Event::StealResponse {
+                    worker,
+                    task,
+                    stolen,
+                });
+            }
+            Command::Free { worker, task } => {
+                let w = self
+                    .workers
+                    .get_mut(&worker)
+                    .expect("free on unknown worker");
+                assert!(w.alive);
+                w.memory.remove(&task);
+            }
+            Command::Cancel { worker, task } => {
+                let w = self
+                    .workers
+                    .get_mut(&worker)
+                    .expect("cancel on unknown worker");
+                assert!(w.alive);
+                w.queue.retain(|(t, _)| *t != task);
+                if self.assigned.get(&task) == Some(&worker) {
+                    self.assigned.remove(&task);
+                }
+            }
+            Command::Done { task } => {
+                self.record_terminal(task, c);
+                let holders = self.s.who_has(task).to_vec();
+                assert!(!holders.is_empty(), "done {task} held nowhere");
+                for h in holders {
+                    let w = &self.workers[&h];
+                    assert!(w.alive, "done {task}: holder {h} is dead");
+                    assert_eq!(
+                        w.memory.get(&task),
+                        Some(&self.expected[&task]),
+                        "done {task}: wrong or missing value on {h}"
+                    );
+                }
+            }
+            Command::Erred { task, cause } => {
+                self.record_terminal(task, c);
+                assert!(
+                    self.is_ancestor_or_self(cause, task),
+                    "cause {cause} of {task}"
+                );
+                if cause == task {
+                    assert!(self.fails.contains(&task), "{task} erred by itself");
+                } else if cause >= SCATTER_BASE {
+                    let holders = &self.scatter_holders[&cause];
+                    assert!(
+                        self.released.contains(&cause)
+                            || holders.iter().all(|h| !self.workers[h].alive),
+                        "scattered {cause} blamed while a holder lives"
+                    );
+                } else {
+                    let lost = self.deaths.get(&cause).copied().unwrap_or(0) > self.retries[&cause];
+                    assert!(
+                        self.fails.contains(&cause) || lost,
+                        "{task} erred because of {cause}, which neither failed nor was lost"
+                    );
+                }
+            }
+            Command::Lost { task, attempts } => {
+                self.record_terminal(task, c);
+                let deaths = self.deaths.get(&task).copied().unwrap_or(0);
+                assert_eq!(attempts, deaths, "attempts of {task}");
+                assert!(
+                    attempts > self.retries[&task],
+                    "{task} lost within its retries"
+                );
+            }
+            Command::Cancelled { task } => {
+                self.record_terminal(task, c);
+                assert!(
+                    self.client_cancels
+                        .iter()
+                        .any(|&a| self.is_ancestor_or_self(a, task)),
+                    "{task} cancelled but neither it nor an ancestor was"
+                );
+            }
+        }
+    }
+
+    fn add_worker(&mut self) {
+        let id = self.next_worker;
+        self.next_worker += 1;
+        let slots = 1 + self.rng.below(3) as u32;
+        self.workers.insert(
+            id,
+            SimWorker {
+                slots,
+                alive: true,
+                queue: Vec::new(),
+                running: Vec::new(),
+                memory: HashMap::new(),
+                erred: HashSet::new(),
+                outbox: VecDeque::new(),
+            },
+        );
+        self.send(Event::WorkerAdded { worker: id, slots }).unwrap();
+    }
+
+    fn kill(&mut self, id: WorkerId) {
+        let keep_outbox = self.rng.chance(30);
+        let w = self.workers.get_mut(&id).unwrap();
+        w.alive = false;
+        w.queue.clear();
+        w.running.clear();
+        w.memory.clear();
+        if !keep_outbox {
+            w.outbox.clear();
+        }
+        let victims: Vec<TaskId> = self
+            .assigned
+            .iter()
+            .filter(|(_, &w)| w == id)
+            .map(|(&t, _)| t)
+            .collect();
+        for t in victims {
+            self.assigned.remove(&t);
+            *self.deaths.entry(t).or_default() += 1;
+        }
+        self.send(Event::WorkerRemoved { worker: id }).unwrap();
+    }
+
+    fn start(&mut self, id: WorkerId) {
+        let copy = self.rng.chance(30);
+        let w = self.workers.get_mut(&id).unwrap();
+        let i = (self.rng.next() % w.queue.len() as u64) as usize;
+        let (task, inputs) = self.workers.get_mut(&id).unwrap().queue.remove(i);
+        let mut values = HashMap::new();
+        let mut copies = Vec::new();
+        for (d, holders) in &inputs {
+            let src = holders.iter().find(|h| {
+                let hw = &self.workers[h];
+                hw.alive && hw.memory.contains_key(d)
+            });
+            let Some(&src) = src else {
+                panic!("task {task} on {id}: input {d} not on any listed holder {holders:?}");
+            };
+            let v = self.workers[&src].memory[d];
+            assert_eq!(v, self.expected[d], "input {d} of {task} read from {src}");
+            values.insert(*d, v);
+            if copy && src != id {
+                copies.push((*d, v));
+            }
+        }
+        let value = if self.fails.contains(&task) {
+            None
+        } else {
+            Some(
+                self.deps[&task]
+                    .iter()
+                    .fold(task, |acc, d| mix(acc, values[d])),
+            )
+        };
+        let w = self.workers.get_mut(&id).unwrap();
+        for (d, v) in copies {
+            if w.memory.insert(d, v).is_none() {
+                w.outbox.push_back(Event::Replicated {
+                    worker: id,
+                    task: d,
+                });
+            }
+        }
+        w.running.push((task, value));
+    }
+
+    fn finish(&mut self, id: WorkerId) {
+        let nbytes = self.rng.next() % 100;
+        let w = self.workers.get_mut(&id).unwrap();
+        let i = (self.rng.next() % w.running.len() as u64) as usize;
+        let (task, value) = w.running.remove(i);
+        match value {
+            Some(v) => {
+                w.memory.insert(task, v);
+                w.outbox.push_back(Event::TaskFinished {
+                    worker: id,
+                    task,
+                    nbytes,
+                });
+            }
+            None => {
+                w.erred.insert(task);
+                w.outbox.push_back(Event::TaskErred { worker: id, task });
+            }
+        }
+    }
+
+    fn deliver(&mut self, id: WorkerId) {
+        let w = self.workers.get_mut(&id).unwrap();
+        let alive = w.alive;
+        let e = w.outbox.pop_front().unwrap();
+        if let (
+            Event::TaskFinished { task, .. }
+            | Event::TaskErred { task, .. }
+            | Event::StealResponse {
+                task, stolen: true, ..
+            },
+            true,
+        ) = (&e, alive)
+        {
+            if self.assigned.get(task) == Some(&id) {
+                self.assigned.remove(task);
+            }
+        }
+        if !alive {
+            count(9);
+        }
+        let r = self.send(e);
+        if alive {
+            r.unwrap();
+        } else {
+            assert_eq!(r, Err(SchedulerError::UnknownWorker(id)));
+        }
+    }
+}
+
+fn run_case(case: Case) {
+    let mut rng = Rng(case.seed);
+    let n = case.tasks.len();
+    let mut sim = Sim {
+        s: Scheduler::new(SchedulerConfig {
+            prefetch_per_worker: case.prefetch,
+        }),
+        rng: Rng(rng.next()),
+        deps: HashMap::new(),
+        wanted: HashSet::new(),
+        retries: HashMap::new(),
+        fails: HashSet::new(),
+        expected: HashMap::new(),
+        scatter_holders: HashMap::new(),
+        workers: BTreeMap::new(),
+        next_worker: 1,
+        assigned: HashMap::new(),
+        deaths: HashMap::new(),
+        terminal: HashMap::new(),
+        client_cancels: HashSet::new(),
+        released: HashSet::new(),
+        events: 0,
+    };
+    for j in 0..case.scattered {
+        let id = SCATTER_BASE + j as u64;
+        sim.expected.insert(id, mix(id, 7));
+        sim.deps.insert(id, Vec::new());
+        sim.wanted.insert(id);
+    }
+    for (i, t) in case.tasks.iter().enumerate() {
+        let id = i as u64;
+        let mut deps = t.deps.clone();
+        let mut seen = HashSet::new();
+        deps.retain(|d| seen.insert(*d));
+        let v = deps.iter().fold(id, |acc, d| mix(acc, sim.expected[d]));
+        sim.expected.insert(id, v);
+        sim.deps.insert(id, deps);
+        if t.wanted {
+            sim.wanted.insert(id);
+        }
+        sim.retries.insert(id, t.retries);
+        if t.fails {
+            sim.fails.insert(id);
+        }
+    }
+    for _ in 0..case.initial_workers {
+        sim.add_worker();
+    }
+    for j in 0..case.scattered {
+        let id = SCATTER_BASE + j as u64;
+        let alive: Vec<WorkerId> = sim.workers.keys().copied().collect();
+        let mut holders = vec![alive[rng.below(alive.len())]];
+        if rng.chance(40) {
+            holders.push(alive[rng.below(alive.len())]);
+            holders.dedup();
+        }
+        for h in &holders {
+            sim.workers
+                .get_mut(h)
+                .unwrap()
+                .memory
+                .insert(id, sim.expected[&id]);
+        }
+        sim.scatter_holders.insert(id, holders.clone());
+        sim.send(Event::Scattered {
+            task: id,
+            workers: holders,
+            nbytes: 50,
+        })
+        .unwrap();
+    }
+    let mut batches: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut start = 0;
+    for &s in &case.batch_starts {
+        batches.push(start..s);
+        start = s;
+    }
+    batches.push(start..n);
+    let mut next_batch = 0;
+    let (mut deaths, mut joins, mut cancels) = (0, 0, 0);
+
+    for step in 0.. {
+        assert!(step < 200_000, "no quiescence: livelock?");
+        if !sim.workers.values().any(|w| w.alive) {
+            sim.add_worker();
+            continue;
+        }
+        let all_submitted = next_batch == batches.len();
+        let startable: Vec<WorkerId> = sim
+            .workers
+            .iter()
+            .filter(|(_, w)| w.alive && !w.queue.is_empty() && (w.running.len() as u32) < w.slots)
+            .map(|(&i, _)| i)
+            .collect();
+        let finishable: Vec<WorkerId> = sim
+            .workers
+            .iter()
+            .filter(|(_, w)| w.alive && !w.running.is_empty())
+            .map(|(&i, _)| i)
+            .collect();
+        let deliverable: Vec<WorkerId> = sim
+            .workers
+            .iter()
+            .filter(|(_, w)| !w.outbox.is_empty())
+            .map(|(&i, _)| i)
+            .collect();
+        let releasable: Vec<TaskId> = if all_submitted {
+            let mut v: Vec<TaskId> = sim
+                .wanted
+                .iter()
+                .copied()
+                .filter(|t| {
+                    !sim.released.contains(t)
+                        && (*t >= SCATTER_BASE || sim.terminal.contains_key(t))
+                })
+                .collect();
+            v.sort_unstable();
+            v
+        } else {
+            Vec::new()
+        };
+        let progress = !startable.is_empty()
+            || !finishable.is_empty()
+            || !deliverable.is_empty()
+            || !releasable.is_empty()
+            || !all_submitted;
+        if !progress {
+            let unended: Vec<TaskId> = sim
+                .wanted
+                .iter()
+                .copied()
+                .filter(|t| *t < SCATTER_BASE && !sim.terminal.contains_key(t))
+                .collect();
+            assert!(
+                unended.is_empty(),
+                "deadlock: wanted tasks {unended:?} never end"
+            );
+            break;
+        }
+        match rng.below(100) {
+            0..=24 if !startable.is_empty() => sim.start(startable[rng.below(startable.len())]),
+            25..=49 if !finishable.is_empty() => {
+                sim.finish(finishable[rng.below(finishable.len())])
+            }
+            50..=79 if !deliverable.is_empty() => {
+                sim.deliver(deliverable[rng.below(deliverable.len())])
+            }
+            80..=84 if !all_submitted => {
+                let mut specs: Vec<TaskSpec> = batches[next_batch]
+                    .clone()
+                    .map(|i| {
+                        let t = &case.tasks[i];
+                        TaskSpec {
+                            id: i as u64,
+                            deps: t.deps.clone(),
+                            priority: t.priority,
+                            retries: t.retries,
+                            wanted: t.wanted,
+                        }
+                    })
+                    .collect();
+                for k in (1..specs.len()).rev() {
+                    specs.swap(k, rng.below(k + 1));
+                }
+                next_batch += 1;
+                sim.send(Event::Submit { tasks: specs }).unwrap();
+            }
+            85..=89 if !releasable.is_empty() => {
+                let t = releasable[rng.below(releasable.len())];
+                sim.released.insert(t);
+                sim.send(Event::Release { task: t }).unwrap();
+            }
+            90..=92 if deaths < case.max_deaths => {
+                let alive: Vec<WorkerId> = sim
+                    .workers
+                    .iter()
+                    .filter(|(_, w)| w.alive)
+                    .map(|(&i, _)| i)
+                    .collect();
+                deaths += 1;
+                sim.kill(alive[rng.below(alive.len())]);
+            }
+            93..=95 if joins < case.max_joins => {
+                joins += 1;
+                sim.add_worker();
+            }
+            96 if cancels < case.max_cancels && next_batch > 0 => {
+                let t = rng.below(batches[next_batch - 1].end) as u64;
+                if sim.s.state(t).is_some() {
+                    cancels += 1;
+                    sim.client_cancels.insert(t);
+                    sim.send(Event::Cancel { task: t }).unwrap();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Exactly one ending for every wanted task, and Done when nothing could stop it.
+    for i in 0..n as u64 {
+        if !sim.wanted.contains(&i) {
+            assert!(!sim.terminal.contains_key(&i));
+            continue;
+        }
+        let ends = &sim.terminal[&i];
+        assert_eq!(ends.len(), 1);
+        let mut doomed = false;
+        let mut stack = vec![i];
+        let mut seen = HashSet::new();
+        while let Some(x) = stack.pop() {
+            if !seen.insert(x) {
+                continue;
+            }
+            if x >= SCATTER_BASE {
+                doomed |= sim.released.contains(&x)
+                    || sim.scatter_holders[&x]
+                        .iter()
+                        .all(|h| !sim.workers[h].alive);
+            } else {
+                doomed |= sim.fails.contains(&x)
+                    || sim.client_cancels.contains(&x)
+                    || sim.deaths.get(&x).copied().unwrap_or(0) > sim.retries[&x];
+            }
+            stack.extend(sim.deps[&x].iter().copied());
+        }
+        if !doomed {
+            assert_eq!(
+                ends[0],
+                Command::Done { task: i },
+                "task {i} should be done"
+            );
+        }
+    }
+    for (t, d) in &sim.deaths {
+        assert!(
+            *d <= sim.retries[t] + 1,
+            "task {t} ran {d} times into dying workers"
+        );
+    }
+    // Nothing leaks.
+    assert_eq!(sim.s.task_count(), 0, "tasks still tracked");
+    for info in sim.s.workers() {
+        assert_eq!(info.held, 0);
+        assert_eq!(info.processing, 0);
+    }
+    for (id, w) in &sim.workers {
+        if w.alive {
+            assert!(
+                w.memory.is_empty(),
+                "worker {id} still holds {:?}",
+                w.memory
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_clusters_end_every_task_exactly_once(case in case_strategy()) {
+        run_case(case);
+    }
+}
+
+#[test]
+fn zz_print_stats() {
+    // Runs after the property in a single-threaded run; informative only.
+    for (name, n) in STAT_NAMES.iter().zip(&STATS) {
+        println!("{name}: {}", n.load(Ordering::Relaxed));
+    }
+}
