@@ -507,7 +507,7 @@ WORKLOADS = {
                    "generators differ, so the check is statistical)"),
     "overhead": Workload(
         "overhead", "overhead: N trivial tasks inc(i) = i + 1",
-        sizes={"quick": {"N": 2000, "N_R_futures": 200}, "full": {"N": 20_000, "N_R_futures": 500}},
+        sizes={"quick": {"N": 2000, "N_R_futures": 500}, "full": {"N": 20_000, "N_R_futures": 500}},
         make=make_overhead,
         describe=lambda s: f"N = {s['N']} tasks (R explicit futures: {s['N_R_futures']}); "
                            "time = submit + gather (cluster/worker start-up excluded); "
