@@ -7,11 +7,13 @@
 //! - [`codec`]: the compact serde codec used for task arguments and results;
 //! - [`TaskError`] / [`TaskFailure`]: how a failed task is reported;
 //! - [`TaskRng`] / [`StreamKey`]: each task's own reproducible random stream;
-//! - [`TaskContext`]: what the runtime hands a running task.
+//! - [`TaskContext`]: what the runtime hands a running task;
+//! - [`panic_capture`]: running task code with panics turned into failures.
 
 pub mod codec;
 mod context;
 mod error;
+pub mod panic_capture;
 pub mod registry;
 mod rng;
 mod task;

@@ -15,7 +15,7 @@ thread_local! {
 
 /// Installs the panic hook once per process: panics inside tasks are recorded (with
 /// location and backtrace) instead of printed; all others go to the previous hook.
-pub(crate) fn install_hook() {
+pub fn install_hook() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let previous = panic::take_hook();
@@ -37,9 +37,7 @@ pub(crate) fn install_hook() {
 }
 
 /// Runs `body` as task code: a panic becomes a [`TaskFailure`] with `panicked` set.
-pub(crate) fn run_caught<R>(
-    body: impl FnOnce() -> Result<R, TaskFailure>,
-) -> Result<R, TaskFailure> {
+pub fn run_caught<R>(body: impl FnOnce() -> Result<R, TaskFailure>) -> Result<R, TaskFailure> {
     let was_in_task = IN_TASK.with(|flag| flag.replace(true));
     let outcome = panic::catch_unwind(AssertUnwindSafe(body));
     IN_TASK.with(|flag| flag.set(was_in_task));

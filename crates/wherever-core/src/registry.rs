@@ -47,6 +47,16 @@ pub struct TaskEntry {
 
 inventory::collect!(TaskEntry);
 
+thread_local! {
+    static CURRENT_POSITION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The position of the item [`dispatch`] last started in this thread: after a panic
+/// in a chunk, the item that panicked.
+pub fn current_position() -> u64 {
+    CURRENT_POSITION.with(std::cell::Cell::get)
+}
+
 fn table() -> &'static HashMap<&'static str, &'static TaskEntry> {
     static TABLE: OnceLock<HashMap<&'static str, &'static TaskEntry>> = OnceLock::new();
     TABLE.get_or_init(|| {
@@ -98,12 +108,14 @@ pub fn dispatch<A: DeserializeOwned, R: Serialize>(
         let mut results = Vec::with_capacity(items.len());
         for (offset, item) in items.into_iter().enumerate() {
             let position = call.position + offset as u64;
+            CURRENT_POSITION.with(|current| current.set(position));
             let mut ctx = TaskContext::new(call.key, call.seeded, position);
             results
                 .push(run(item, &mut ctx).map_err(|failure| EncodedFailure { position, failure })?);
         }
         codec::encode(&results).map_err(|e| codec_failure("cannot encode the chunk's results", e))
     } else {
+        CURRENT_POSITION.with(|current| current.set(call.position));
         let args: A = codec::decode(call.args)
             .map_err(|e| codec_failure("cannot decode the arguments", e))?;
         let mut ctx = TaskContext::new(call.key, call.seeded, call.position);

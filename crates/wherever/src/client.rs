@@ -3,14 +3,16 @@
 use crate::future::{Future, Slot};
 use crate::local::{host_name, Job, ThreadPool};
 use crate::map::{split_into_chunks, Scheduling};
-use crate::panic_capture::{install_hook, run_caught};
 use crate::plan::{Level, Plan};
-use crate::{Error, IntoTask, StreamKey, TaskContext, TaskError};
+use crate::{Error, IntoTask, StreamKey, TaskContext, TaskError, TaskErrorKind};
 use serde::{de::DeserializeOwned, Serialize};
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use wherever_cluster::{ClusterClient, ClusterRuntime, LocalCluster, RemoteCall, Secret};
+use wherever_core::codec;
+use wherever_core::panic_capture::{install_hook, run_caught};
 
 /// Values that can be task arguments or results: owned, sendable, serde types
 /// (so the same code runs when the plan sends them to another process).
@@ -36,7 +38,20 @@ struct Shared {
 enum Executor {
     Sequential,
     Threads(ThreadPool),
+    Cluster(Cluster),
 }
+
+/// A multi-process plan's connection, and for `processes:N` the local cluster.
+struct Cluster {
+    client: ClusterClient,
+    /// Task slots when known from the plan (`processes:N`), else as announced.
+    slots: Option<usize>,
+    _local: Option<LocalCluster>,
+}
+
+/// How often a task is rerun after the worker running it died (Dask's
+/// `allowed-failures`).
+pub const DEFAULT_RETRIES: u32 = 3;
 
 impl Plan {
     /// Starts the plan's workers and returns a client for it.
@@ -48,6 +63,32 @@ impl Plan {
         let executor = match self.first() {
             Level::Sequential => Executor::Sequential,
             Level::Threads(workers) => Executor::Threads(ThreadPool::start(workers.resolve())?),
+            Level::Processes(workers) => {
+                let workers = workers.resolve();
+                let (local, client) =
+                    LocalCluster::start(workers, 1).map_err(|reason| start_error(self, reason))?;
+                Executor::Cluster(Cluster {
+                    client,
+                    slots: Some(workers),
+                    _local: Some(local),
+                })
+            }
+            Level::Tcp { host, port } => {
+                let secret = Secret::from_env().map_err(|e| start_error(self, e.to_string()))?;
+                let runtime = Arc::new(ClusterRuntime::start()?);
+                let address = if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                };
+                let client = ClusterClient::connect(runtime, &address, secret)
+                    .map_err(|reason| start_error(self, reason))?;
+                Executor::Cluster(Cluster {
+                    client,
+                    slots: None,
+                    _local: None,
+                })
+            }
             other => {
                 return Err(Error::Start {
                     plan: self.to_string(),
@@ -64,6 +105,13 @@ impl Plan {
             seeded: false,
             positions: Arc::new(AtomicU64::new(0)),
         })
+    }
+}
+
+fn start_error(plan: &Plan, reason: String) -> Error {
+    Error::Start {
+        plan: plan.to_string(),
+        reason,
     }
 }
 
@@ -109,6 +157,10 @@ impl Client {
         match &self.shared.executor {
             Executor::Sequential => 1,
             Executor::Threads(pool) => pool.threads(),
+            Executor::Cluster(cluster) => cluster
+                .slots
+                .unwrap_or_else(|| cluster.client.workers().1 as usize)
+                .max(1),
         }
     }
 
@@ -120,6 +172,19 @@ impl Client {
         let name = task.task_name();
         let slot = Slot::new();
         let future = Future::new(slot.clone(), name, position);
+        if let Executor::Cluster(cluster) = &self.shared.executor {
+            let encoded = codec::encode(&args).map_err(|e| e.to_string());
+            self.submit_remote(
+                cluster,
+                task.registered().is_some(),
+                name,
+                encoded,
+                position,
+                false,
+                slot,
+            );
+            return future;
+        }
         let (key, seeded) = (self.key, self.seeded);
         self.spawn(Box::new(move || {
             if !slot.start() {
@@ -130,6 +195,59 @@ impl Client {
             slot.resolve(outcome.map_err(|failure| task_error(name, position, failure)));
         }));
         future
+    }
+
+    /// Sends an encoded call to the cluster; `slot` resolves with the decoded result.
+    #[allow(clippy::too_many_arguments)]
+    fn submit_remote<R: Value>(
+        &self,
+        cluster: &Cluster,
+        registered: bool,
+        name: &'static str,
+        args: Result<Vec<u8>, String>,
+        position: u64,
+        chunk: bool,
+        slot: Arc<Slot<R>>,
+    ) {
+        let runtime_error =
+            move |message: String| TaskError::new(name, position, TaskErrorKind::Runtime, message);
+        if !registered {
+            slot.resolve(Err(runtime_error(format!(
+                "a closure cannot run on plan `{}`: it cannot cross a process boundary; \
+                 register the function with #[wherever::task]",
+                self.plan()
+            ))));
+            return;
+        }
+        let args = match args {
+            Ok(args) => args,
+            Err(error) => {
+                return slot.resolve(Err(runtime_error(format!(
+                    "cannot encode the arguments: {error}"
+                ))))
+            }
+        };
+        let call = RemoteCall {
+            name,
+            args,
+            key: self.key,
+            seeded: self.seeded,
+            position,
+            chunk,
+            retries: DEFAULT_RETRIES,
+        };
+        let resolver = slot.clone();
+        let id = cluster.client.submit(
+            call,
+            Box::new(move |outcome| {
+                let outcome = outcome.and_then(|bytes| {
+                    codec::decode::<R>(&bytes)
+                        .map_err(|e| runtime_error(format!("cannot decode the result: {e}")))
+                });
+                resolver.resolve(outcome.map_err(|error| name_unnamed(error, name, position)));
+            }),
+        );
+        slot.set_canceller(cluster.client.canceller(id));
     }
 
     /// Applies `task` to every input with the default [`Scheduling`] and returns the
@@ -178,6 +296,19 @@ impl Client {
         let name = task.task_name();
         let slot = Slot::new();
         let future = Future::new(slot.clone(), name, first);
+        if let Executor::Cluster(cluster) = &self.shared.executor {
+            let encoded = codec::encode(&items).map_err(|e| e.to_string());
+            self.submit_remote(
+                cluster,
+                task.registered().is_some(),
+                name,
+                encoded,
+                first,
+                true,
+                slot,
+            );
+            return future;
+        }
         let (key, seeded) = (self.key, self.seeded);
         self.spawn(Box::new(move || {
             if !slot.start() {
@@ -211,8 +342,18 @@ impl Client {
         match &self.shared.executor {
             Executor::Sequential => job(),
             Executor::Threads(pool) => pool.spawn(job),
+            Executor::Cluster(_) => unreachable!("cluster tasks are submitted, not spawned"),
         }
     }
+}
+
+/// Errors made where the task's name was not known carry `?`: fill it in.
+fn name_unnamed(mut error: TaskError, name: &str, position: u64) -> TaskError {
+    if error.task == "?" {
+        error.task = name.to_string();
+        error.position = position;
+    }
+    error
 }
 
 fn task_error(name: &str, position: u64, failure: crate::TaskFailure) -> TaskError {

@@ -5,7 +5,7 @@ use crate::TaskError;
 use crate::TaskErrorKind;
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 const QUEUED: u8 = 0;
@@ -18,6 +18,7 @@ pub(crate) struct Slot<R> {
     state: Mutex<SlotState<R>>,
     resolved_signal: Condvar,
     phase: AtomicU8,
+    canceller: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 struct SlotState<R> {
@@ -38,7 +39,13 @@ impl<R> Slot<R> {
             }),
             resolved_signal: Condvar::new(),
             phase: AtomicU8::new(QUEUED),
+            canceller: OnceLock::new(),
         })
+    }
+
+    /// Sets what `cancel` must also do (tell a remote scheduler).
+    pub(crate) fn set_canceller(&self, canceller: impl Fn() + Send + Sync + 'static) {
+        let _ = self.canceller.set(Box::new(canceller));
     }
 
     fn lock(&self) -> MutexGuard<'_, SlotState<R>> {
@@ -136,7 +143,9 @@ impl<R> Future<R> {
 
     /// Cancels the task if it has not started: the future then resolves to a
     /// `Cancelled` error and `true` is returned. A running or finished task is not
-    /// affected (`false`).
+    /// affected (`false`). On multi-process plans the scheduler is told to drop the
+    /// task; `true` then means the future had not resolved yet, and the task may
+    /// still run on a worker, its result discarded.
     pub fn cancel(&self) -> bool {
         let cancelled = self
             .slot
@@ -144,6 +153,9 @@ impl<R> Future<R> {
             .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if cancelled {
+            if let Some(canceller) = self.slot.canceller.get() {
+                canceller();
+            }
             self.slot.resolve(Err(TaskError::new(
                 self.task,
                 self.position,

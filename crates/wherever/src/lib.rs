@@ -31,7 +31,6 @@ mod error;
 mod future;
 mod local;
 mod map;
-mod panic_capture;
 pub mod plan;
 mod worker_mode;
 

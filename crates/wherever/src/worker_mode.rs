@@ -18,9 +18,5 @@ pub fn init() {
     let Some(address) = flag.or_else(|| std::env::var(WORKER_VARIABLE).ok()) else {
         return;
     };
-    eprintln!(
-        "wherever: this process was started as a worker for {address}, \
-         but this build has no cluster runtime; it cannot serve as a worker"
-    );
-    std::process::exit(2);
+    wherever_cluster::worker::run(&address)
 }

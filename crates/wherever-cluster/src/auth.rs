@@ -1,0 +1,239 @@
+//! Who may connect: the per-cluster secret, the challenge-response proof of knowing
+//! it, and the build check that keeps workers on the same executable as clients.
+
+use crate::protocol::BuildInfo;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The environment variable holding the secret itself, hex-encoded (set by
+/// `processes:N` for the workers it starts).
+pub const SECRET_VARIABLE: &str = "WHEREVER_SECRET";
+/// The environment variable naming a file that holds the secret (hex).
+pub const SECRET_FILE_VARIABLE: &str = "WHEREVER_SECRET_FILE";
+
+/// A per-cluster secret: 32 random bytes. Every connection proves it knows the
+/// secret by answering a fresh challenge, so the secret itself never crosses the wire.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret([u8; 32]);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// A secret could not be read or made.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The file could not be read or written.
+    #[error("secret file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The text is not 64 hex digits.
+    #[error("{origin}: a secret is 64 hex digits")]
+    Malformed {
+        /// Where the text came from.
+        origin: String,
+    },
+    /// No secret is configured.
+    #[error("no cluster secret: set {SECRET_FILE_VARIABLE} to the scheduler's secret file (or create {0})")]
+    Missing(PathBuf),
+}
+
+impl Secret {
+    /// A fresh random secret (from the operating system's random source).
+    pub fn generate() -> Self {
+        Secret(random_bytes())
+    }
+
+    /// The secret as 64 hex digits.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Parses 64 hex digits (surrounding whitespace ignored).
+    pub fn from_hex(text: &str, origin: &str) -> Result<Self, SecretError> {
+        let text = text.trim();
+        let malformed = || SecretError::Malformed {
+            origin: origin.to_string(),
+        };
+        if text.len() != 64 || !text.is_ascii() {
+            return Err(malformed());
+        }
+        let mut bytes = [0u8; 32];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| malformed())?;
+        }
+        Ok(Secret(bytes))
+    }
+
+    /// Reads the secret from `path`.
+    pub fn read_file(path: &Path) -> Result<Self, SecretError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SecretError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Secret::from_hex(&text, &path.display().to_string())
+    }
+
+    /// Reads the secret from `path`, or creates the file (mode 0600) with a fresh one.
+    pub fn read_or_create_file(path: &Path) -> Result<Self, SecretError> {
+        if path.exists() {
+            return Secret::read_file(path);
+        }
+        let io = |source| SecretError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let secret = Secret::generate();
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(io)?;
+        std::io::Write::write_all(&mut file, format!("{}\n", secret.to_hex()).as_bytes())
+            .map_err(io)?;
+        Ok(secret)
+    }
+
+    /// The secret from `WHEREVER_SECRET`, else the file named by
+    /// `WHEREVER_SECRET_FILE`, else the default file [`default_secret_path`].
+    pub fn from_env() -> Result<Self, SecretError> {
+        if let Ok(text) = std::env::var(SECRET_VARIABLE) {
+            return Secret::from_hex(&text, SECRET_VARIABLE);
+        }
+        let path = std::env::var_os(SECRET_FILE_VARIABLE)
+            .map(PathBuf::from)
+            .unwrap_or_else(default_secret_path);
+        if !path.exists() {
+            return Err(SecretError::Missing(path));
+        }
+        Secret::read_file(&path)
+    }
+
+    /// The proof for `nonce`: HMAC-SHA256 under the secret.
+    pub fn prove(&self, nonce: &[u8; 32]) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(nonce);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Whether `proof` answers `nonce` (compared in constant time).
+    pub fn verify(&self, nonce: &[u8; 32], proof: &[u8; 32]) -> bool {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(nonce);
+        mac.verify_slice(proof).is_ok()
+    }
+}
+
+/// `~/.wherever/secret`: where `wherever scheduler`, clients and workers look for the
+/// secret when nothing else names it (shared home directories make it cluster-wide).
+pub fn default_secret_path() -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".wherever").join("secret")
+}
+
+/// 32 bytes from `/dev/urandom`.
+pub fn random_bytes() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("the operating system's random source is readable");
+    bytes
+}
+
+/// This executable's build: the SHA-256 of its file (computed once), its path and
+/// its task registry's fingerprint.
+pub fn this_build() -> &'static BuildInfo {
+    static BUILD: OnceLock<BuildInfo> = OnceLock::new();
+    BUILD.get_or_init(|| {
+        let executable = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let hash = std::fs::read(&executable)
+            .map(|bytes| {
+                let digest = Sha256::digest(&bytes);
+                u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+            })
+            .unwrap_or(0);
+        BuildInfo {
+            hash,
+            executable,
+            registry: wherever_core::registry::fingerprint(),
+        }
+    })
+}
+
+/// Why `peer` may not join a cluster whose programs run `expected`, or `None`.
+pub fn build_mismatch(expected: &BuildInfo, peer: &BuildInfo) -> Option<String> {
+    if expected.hash != peer.hash {
+        return Some(format!(
+            "the executable differs: {} (build {:016x}) is not the cluster's {} (build {:016x}); \
+             start workers from the same binary as the client",
+            peer.executable, peer.hash, expected.executable, expected.hash
+        ));
+    }
+    if expected.registry != peer.registry {
+        return Some(format!(
+            "the registered tasks differ between {} and {}",
+            peer.executable, expected.executable
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proofs_verify_only_with_the_same_secret_and_nonce() {
+        let secret = Secret::generate();
+        let nonce = random_bytes();
+        let proof = secret.prove(&nonce);
+        assert!(secret.verify(&nonce, &proof));
+        assert!(!Secret::generate().verify(&nonce, &proof));
+        assert!(!secret.verify(&random_bytes(), &proof));
+    }
+
+    #[test]
+    fn hex_round_trips_and_rejects_malformed_text() {
+        let secret = Secret::generate();
+        assert_eq!(Secret::from_hex(&secret.to_hex(), "t").unwrap(), secret);
+        for bad in ["", "abc", &"zz".repeat(32), &"é".repeat(32)] {
+            assert!(Secret::from_hex(bad, "t").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn build_mismatch_names_both_executables() {
+        let a = BuildInfo {
+            hash: 1,
+            executable: "/a/study".into(),
+            registry: 9,
+        };
+        let b = BuildInfo {
+            hash: 2,
+            executable: "/b/study".into(),
+            registry: 9,
+        };
+        assert!(build_mismatch(&a, &a).is_none());
+        let message = build_mismatch(&a, &b).unwrap();
+        assert!(
+            message.contains("/a/study") && message.contains("/b/study"),
+            "{message}"
+        );
+    }
+}

@@ -1,0 +1,381 @@
+//! The client side: a connection to a scheduler on a background runtime thread,
+//! submitting tasks and calling back when each ends.
+
+use crate::auth::{this_build, Secret};
+use crate::connection::{join, read_batch, run_writer, split};
+use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use wherever_core::{StreamKey, TaskError, TaskErrorKind};
+
+/// Called once with a task's encoded result or its error.
+pub type Callback = Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>;
+
+/// One call to submit: a registered task's name and encoded arguments.
+#[derive(Debug, Clone)]
+pub struct RemoteCall {
+    /// The registered task name.
+    pub name: &'static str,
+    /// The encoded arguments (one value, or a `Vec` of items when `chunk`).
+    pub args: Vec<u8>,
+    /// The client's stream key.
+    pub key: StreamKey,
+    /// Whether the client set a seed.
+    pub seeded: bool,
+    /// The task's (first item's) position.
+    pub position: u64,
+    /// Whether `args` is a chunk of items.
+    pub chunk: bool,
+    /// How often to rerun the task after its worker died.
+    pub retries: u32,
+}
+
+/// A background thread running a tokio runtime for cluster connections (and, for
+/// `processes:N`, the scheduler and the worker launcher). Dropping it stops them.
+pub struct ClusterRuntime {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ClusterRuntime {
+    /// Starts the runtime thread.
+    pub fn start() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("wherever-cluster-io".into())
+            .spawn(move || {
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+                runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+            })?;
+        Ok(ClusterRuntime {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The runtime's handle, for spawning and blocking on futures.
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+}
+
+impl Drop for ClusterRuntime {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Shared {
+    pending: Mutex<HashMap<TaskId, Callback>>,
+    closed: Mutex<Option<String>>,
+    workers: AtomicU32,
+    slots: AtomicU32,
+    secret: Secret,
+    scheduler: String,
+}
+
+/// A connection to a scheduler. Submitting never blocks; results come back through
+/// callbacks run on the connection's thread.
+pub struct ClusterClient {
+    shared: Arc<Shared>,
+    commands: UnboundedSender<Message>,
+    first_id: u64,
+    next: AtomicU64,
+    connected: Arc<AtomicBool>,
+    runtime: Arc<ClusterRuntime>,
+}
+
+impl ClusterClient {
+    /// Connects to the scheduler at `address` (`HOST:PORT`) on `runtime`, proving
+    /// knowledge of `secret`.
+    pub fn connect(
+        runtime: Arc<ClusterRuntime>,
+        address: &str,
+        secret: Secret,
+    ) -> Result<Self, String> {
+        let target = address.to_string();
+        let join_secret = secret.clone();
+        let (reader, writer, number, announced) = runtime.handle().block_on(async move {
+            let stream = TcpStream::connect(&target)
+                .await
+                .map_err(|e| format!("cannot connect to the scheduler at {target}: {e}"))?;
+            let (mut reader, mut writer) = split(stream);
+            let (number, rest) = join(
+                &mut reader,
+                &mut writer,
+                &join_secret,
+                Role::Client,
+                this_build(),
+                true,
+            )
+            .await?;
+            // The scheduler announces its workers right after the welcome.
+            let find = |batch: Vec<Message>| {
+                batch.into_iter().find_map(|m| match m {
+                    Message::Workers { count, slots } => Some((count, slots)),
+                    _ => None,
+                })
+            };
+            let announced = match find(rest) {
+                Some(announced) => Some(announced),
+                None => match read_batch(&mut reader).await? {
+                    Some(batch) => find(batch),
+                    None => return Err("the scheduler closed the connection".to_string()),
+                },
+            };
+            Ok::<_, String>((reader, writer, number, announced.unwrap_or((0, 0))))
+        })?;
+        let (reader, writer, number, (workers, slots)) = (reader, writer, number, announced);
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(HashMap::new()),
+            closed: Mutex::new(None),
+            workers: AtomicU32::new(workers),
+            slots: AtomicU32::new(slots),
+            secret,
+            scheduler: address.to_string(),
+        });
+        let (commands, queue) = unbounded_channel();
+        let connected = Arc::new(AtomicBool::new(true));
+        let _in_runtime = runtime.handle().enter();
+        runtime
+            .handle()
+            .spawn(run_writer(writer, merge_submits(queue)));
+        runtime.handle().spawn(read_answers(
+            reader,
+            shared.clone(),
+            commands.clone(),
+            connected.clone(),
+        ));
+        Ok(ClusterClient {
+            shared,
+            commands,
+            first_id: number << CLIENT_TASK_BITS,
+            next: AtomicU64::new(1),
+            connected,
+            runtime,
+        })
+    }
+
+    /// Submits a call; `callback` runs once when it ends. Returns the task id.
+    pub fn submit(&self, call: RemoteCall, callback: Callback) -> TaskId {
+        let id = self.first_id + self.next.fetch_add(1, Ordering::Relaxed);
+        let (name, position) = (call.name, call.position);
+        let task = TaskMessage {
+            id,
+            name: call.name.to_string(),
+            args: call.args,
+            key: call.key,
+            seeded: call.seeded,
+            position: call.position,
+            chunk: call.chunk,
+            deps: Vec::new(),
+            retries: call.retries,
+        };
+        self.shared
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, callback);
+        let closed = self
+            .shared
+            .closed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let reason = match closed {
+            Some(reason) => Some(reason),
+            None => self
+                .commands
+                .send(Message::Submit { tasks: vec![task] })
+                .err()
+                .map(|_| "closed".to_string()),
+        };
+        if let Some(reason) = reason {
+            fail(&self.shared, id, name, position, &reason);
+        }
+        id
+    }
+
+    /// Asks the scheduler to cancel `task` if it has not finished.
+    pub fn cancel(&self, task: TaskId) {
+        let _ = self.commands.send(Message::Cancel { tasks: vec![task] });
+    }
+
+    /// A function that cancels `task`, usable after this client is gone (then it
+    /// does nothing).
+    pub fn canceller(&self, task: TaskId) -> impl Fn() + Send + Sync + 'static {
+        let commands = self.commands.clone();
+        move || {
+            let _ = commands.send(Message::Cancel { tasks: vec![task] });
+        }
+    }
+
+    /// Connected workers and their task slots in all, as last announced.
+    pub fn workers(&self) -> (u32, u32) {
+        (
+            self.shared.workers.load(Ordering::Relaxed),
+            self.shared.slots.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Whether the connection to the scheduler is still up.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// The runtime this client's connection lives on.
+    pub fn runtime(&self) -> &Arc<ClusterRuntime> {
+        &self.runtime
+    }
+}
+
+fn fail(shared: &Shared, task: TaskId, name: &str, position: u64, reason: &str) {
+    let callback = shared
+        .pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&task);
+    if let Some(callback) = callback {
+        let message = format!(
+            "lost the connection to the scheduler at {}: {reason}",
+            shared.scheduler
+        );
+        callback(Err(TaskError::new(
+            name,
+            position,
+            TaskErrorKind::Runtime,
+            message,
+        )));
+    }
+}
+
+/// Merges consecutive `Submit`s into one, so a burst of submissions is one message.
+fn merge_submits(mut queue: UnboundedReceiver<Message>) -> UnboundedReceiver<Message> {
+    let (merged, out) = unbounded_channel();
+    tokio::spawn(async move {
+        let mut batch = Vec::new();
+        while queue.recv_many(&mut batch, 4096).await > 0 {
+            let mut tasks = Vec::new();
+            for message in batch.drain(..) {
+                match message {
+                    Message::Submit { tasks: more } => tasks.extend(more),
+                    other => {
+                        if !tasks.is_empty() {
+                            let _ = merged.send(Message::Submit {
+                                tasks: std::mem::take(&mut tasks),
+                            });
+                        }
+                        let _ = merged.send(other);
+                    }
+                }
+            }
+            if !tasks.is_empty() {
+                let _ = merged.send(Message::Submit { tasks });
+            }
+        }
+    });
+    out
+}
+
+async fn read_answers(
+    mut reader: crate::connection::Reader,
+    shared: Arc<Shared>,
+    commands: UnboundedSender<Message>,
+    connected: Arc<AtomicBool>,
+) {
+    let reason = loop {
+        let batch = match read_batch(&mut reader).await {
+            Ok(Some(batch)) => batch,
+            Ok(None) => break "the scheduler closed the connection".to_string(),
+            Err(reason) => break reason,
+        };
+        let mut released = Vec::new();
+        for message in batch {
+            match message {
+                Message::Done {
+                    task,
+                    result: Some(result),
+                    ..
+                } => {
+                    released.push(task);
+                    complete(&shared, task, Ok(result));
+                }
+                Message::Done {
+                    task,
+                    result: None,
+                    holders,
+                } => {
+                    let (shared, commands) = (shared.clone(), commands.clone());
+                    tokio::spawn(async move {
+                        let outcome = crate::worker::fetch(&holders, task, &shared.secret)
+                            .await
+                            .map_err(|reason| {
+                                TaskError::new(
+                                    "?",
+                                    0,
+                                    TaskErrorKind::Runtime,
+                                    format!("cannot fetch the result: {reason}"),
+                                )
+                            });
+                        complete(&shared, task, outcome);
+                        let _ = commands.send(Message::Release { tasks: vec![task] });
+                    });
+                }
+                Message::Failed { task, error } => {
+                    released.push(task);
+                    complete(&shared, task, Err(*error));
+                }
+                Message::Workers { count, slots } => {
+                    shared.workers.store(count, Ordering::Relaxed);
+                    shared.slots.store(slots, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        }
+        if !released.is_empty() {
+            let _ = commands.send(Message::Release { tasks: released });
+        }
+    };
+    connected.store(false, Ordering::Relaxed);
+    *shared.closed.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
+    let pending: Vec<(TaskId, Callback)> = shared
+        .pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain()
+        .collect();
+    for (_, callback) in pending {
+        let message = format!(
+            "lost the connection to the scheduler at {}: {reason}",
+            shared.scheduler
+        );
+        callback(Err(TaskError::new("?", 0, TaskErrorKind::Runtime, message)));
+    }
+}
+
+fn complete(shared: &Shared, task: TaskId, outcome: Result<Vec<u8>, TaskError>) {
+    let callback = shared
+        .pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&task);
+    if let Some(callback) = callback {
+        callback(outcome);
+    }
+}

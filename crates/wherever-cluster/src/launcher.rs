@@ -1,0 +1,125 @@
+//! The local launcher: `processes:N` runs a scheduler on 127.0.0.1 inside the
+//! client's process and N worker processes of the same executable, restarting a
+//! worker that dies (as Dask's nanny does) and killing them all when dropped.
+
+use crate::auth::{this_build, Secret, SECRET_VARIABLE};
+use crate::client::{ClusterClient, ClusterRuntime};
+use crate::server::{serve, ServerOptions};
+use crate::worker::THREADS_VARIABLE;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+
+/// The environment variable that makes a process a worker (`tcp://HOST:PORT`).
+pub const WORKER_VARIABLE: &str = "WHEREVER_WORKER";
+
+/// How many times, in all, dead workers of one local cluster are replaced.
+pub const RESTART_BUDGET: usize = 100;
+
+/// A scheduler and worker processes on this machine, alive as long as this value.
+pub struct LocalCluster {
+    stopping: Arc<AtomicBool>,
+    address: String,
+    _runtime: Arc<ClusterRuntime>,
+}
+
+impl LocalCluster {
+    /// Starts the scheduler and `workers` worker processes of this executable, each
+    /// with `threads` task threads, and connects a client to it.
+    pub fn start(workers: usize, threads: usize) -> Result<(LocalCluster, ClusterClient), String> {
+        let runtime = Arc::new(
+            ClusterRuntime::start().map_err(|e| format!("cannot start the I/O thread: {e}"))?,
+        );
+        let secret = Secret::generate();
+        let listener = runtime
+            .handle()
+            .block_on(TcpListener::bind(("127.0.0.1", 0)))
+            .map_err(|e| format!("cannot open a port on 127.0.0.1: {e}"))?;
+        let address = listener
+            .local_addr()
+            .map_err(|e| e.to_string())?
+            .to_string();
+        let options = ServerOptions {
+            expected_build: Some(this_build().clone()),
+            ..ServerOptions::default()
+        };
+        runtime
+            .handle()
+            .spawn(serve(listener, secret.clone(), options));
+
+        let executable =
+            std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let spawn_worker = {
+            let (address, secret) = (address.clone(), secret.to_hex());
+            move || -> std::io::Result<Child> {
+                Command::new(&executable)
+                    .env(WORKER_VARIABLE, format!("tcp://{address}"))
+                    .env(SECRET_VARIABLE, &secret)
+                    .env(THREADS_VARIABLE, threads.to_string())
+                    .stdin(std::process::Stdio::null())
+                    .kill_on_drop(true)
+                    .spawn()
+            }
+        };
+        let mut children = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let child = runtime.handle().block_on(async { spawn_worker() });
+            children.push(child.map_err(|e| format!("cannot start a worker process: {e}"))?);
+        }
+        runtime
+            .handle()
+            .spawn(supervise(children, spawn_worker, stopping.clone()));
+        let client = ClusterClient::connect(runtime.clone(), &address, secret)?;
+        Ok((
+            LocalCluster {
+                stopping,
+                address,
+                _runtime: runtime,
+            },
+            client,
+        ))
+    }
+
+    /// The scheduler's address (`127.0.0.1:PORT`).
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Waits on the workers; replaces one that exits while the cluster is running.
+/// When the runtime stops, the children are dropped, which kills them.
+async fn supervise(
+    mut children: Vec<Child>,
+    spawn_worker: impl Fn() -> std::io::Result<Child>,
+    stopping: Arc<AtomicBool>,
+) {
+    let mut restarts = 0;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        for child in children.iter_mut() {
+            let Ok(Some(status)) = child.try_wait() else {
+                continue;
+            };
+            if stopping.load(Ordering::SeqCst) || restarts >= RESTART_BUDGET {
+                continue;
+            }
+            tracing::warn!(
+                "worker process {:?} exited ({status}); starting another",
+                child.id()
+            );
+            restarts += 1;
+            match spawn_worker() {
+                Ok(new_child) => *child = new_child,
+                Err(error) => tracing::warn!("cannot restart a worker: {error}"),
+            }
+        }
+    }
+}

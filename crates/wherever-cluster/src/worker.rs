@@ -1,0 +1,342 @@
+//! The worker runtime: a process of the user's program that connects to a
+//! scheduler, runs the tasks it is given on `slots` threads, keeps their results
+//! until told to free them, and serves them to clients and other workers.
+
+use crate::auth::{this_build, Secret};
+use crate::connection::{accept, join, read_batch, run_writer, split, write_batch};
+use crate::protocol::{Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use wherever_core::panic_capture::{install_hook, run_caught};
+use wherever_core::registry::{self, EncodedCall};
+use wherever_core::{TaskError, TaskErrorKind};
+
+/// The environment variable giving a worker's task threads (default 1).
+pub const THREADS_VARIABLE: &str = "WHEREVER_WORKER_THREADS";
+
+/// How often a worker tells the scheduler it is alive.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Results a worker holds, by task.
+type Store = Arc<Mutex<HashMap<TaskId, Arc<Vec<u8>>>>>;
+
+/// Parses `tcp://HOST:PORT` (or `HOST:PORT`) into something to connect to.
+pub fn parse_address(address: &str) -> Result<String, String> {
+    let rest = address.strip_prefix("tcp://").unwrap_or(address);
+    match rest.rsplit_once(':') {
+        Some((host, port))
+            if !host.is_empty() && port.parse::<u16>().map(|p| p > 0).unwrap_or(false) =>
+        {
+            Ok(rest.to_string())
+        }
+        _ => Err(format!(
+            "invalid scheduler address `{address}`: expected tcp://HOST:PORT"
+        )),
+    }
+}
+
+/// Runs this process as a worker of the scheduler at `address` until the
+/// scheduler goes away or says to shut down; then exits the process. The secret
+/// comes from the environment ([`Secret::from_env`]).
+pub fn run(address: &str) -> ! {
+    let code = match run_until_done(address) {
+        Ok(()) => 0,
+        Err(reason) => {
+            eprintln!("wherever worker (process {}): {reason}", std::process::id());
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+fn run_until_done(address: &str) -> Result<(), String> {
+    let target = parse_address(address)?;
+    let secret = Secret::from_env().map_err(|e| e.to_string())?;
+    let slots = match std::env::var(THREADS_VARIABLE) {
+        Ok(text) => text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                format!("{THREADS_VARIABLE}=`{text}`: expected a whole number of at least 1")
+            })?,
+        Err(_) => 1,
+    };
+    install_hook();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the worker's runtime: {e}"))?;
+    runtime.block_on(serve_scheduler(target, secret, slots))
+}
+
+async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(), String> {
+    let stream = TcpStream::connect(&target)
+        .await
+        .map_err(|e| format!("cannot connect to the scheduler at {target}: {e}"))?;
+    let local_ip = stream.local_addr().map_err(|e| e.to_string())?.ip();
+    let data_listener = TcpListener::bind((local_ip, 0))
+        .await
+        .map_err(|e| format!("cannot open the data port: {e}"))?;
+    let data_address = data_listener.local_addr().map_err(|e| e.to_string())?;
+    let (mut reader, mut writer) = split(stream);
+    let role = Role::Worker {
+        slots,
+        data_address,
+    };
+    let (id, mut early) = join(&mut reader, &mut writer, &secret, role, this_build(), true).await?;
+    let label = format!(
+        "worker {id} (process {}) on {}",
+        std::process::id(),
+        crate::host_name()
+    );
+
+    let store: Store = Arc::default();
+    tokio::spawn(serve_data(data_listener, secret.clone(), store.clone()));
+    let (outgoing, queue) = unbounded_channel();
+    tokio::spawn(run_writer(writer, queue));
+    let heartbeat = outgoing.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
+        loop {
+            ticks.tick().await;
+            if heartbeat.send(Message::Heartbeat).is_err() {
+                return;
+            }
+        }
+    });
+    let pool = TaskPool::start(slots, label, store.clone(), outgoing.clone());
+
+    loop {
+        // Messages that came in the same frame as the welcome go first.
+        let batch = match std::mem::take(&mut early) {
+            early if !early.is_empty() => early,
+            _ => match read_batch(&mut reader).await {
+                Ok(Some(batch)) => batch,
+                Ok(None) => return Ok(()),
+                Err(reason) => return Err(format!("lost the scheduler: {reason}")),
+            },
+        };
+        for message in batch {
+            match message {
+                Message::Compute { task, inputs: _ } => pool.queue(task),
+                Message::Free { tasks } => {
+                    let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+                    for task in tasks {
+                        store.remove(&task);
+                    }
+                }
+                Message::Steal { task } => {
+                    let stolen = pool.withdraw(task);
+                    let _ = outgoing.send(Message::StealResponse { task, stolen });
+                }
+                Message::Drop { task } => {
+                    pool.withdraw(task);
+                }
+                Message::Shutdown => return Ok(()),
+                other => return Err(format!("protocol violation by the scheduler: {other:?}")),
+            }
+        }
+    }
+}
+
+/// The worker's task threads and the set of tasks queued but not started.
+struct TaskPool {
+    jobs: crossbeam_channel::Sender<TaskMessage>,
+    queued: Arc<Mutex<HashSet<TaskId>>>,
+}
+
+impl TaskPool {
+    fn start(slots: u32, label: String, store: Store, outgoing: UnboundedSender<Message>) -> Self {
+        let (jobs, receiver) = crossbeam_channel::unbounded::<TaskMessage>();
+        let queued: Arc<Mutex<HashSet<TaskId>>> = Arc::default();
+        for index in 0..slots {
+            let (receiver, queued, store, outgoing, label) = (
+                receiver.clone(),
+                queued.clone(),
+                store.clone(),
+                outgoing.clone(),
+                label.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("wherever-worker-{}", index + 1))
+                .spawn(move || {
+                    for task in receiver {
+                        if !queued
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&task.id)
+                        {
+                            continue; // stolen or dropped
+                        }
+                        let message = run_task(&task, &label, &store);
+                        if outgoing.send(message).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .expect("the worker can start its task threads");
+        }
+        TaskPool { jobs, queued }
+    }
+
+    fn queue(&self, task: TaskMessage) {
+        self.queued
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(task.id);
+        let _ = self.jobs.send(task);
+    }
+
+    /// Takes a queued task back; `false` if it has started (or is unknown).
+    fn withdraw(&self, task: TaskId) -> bool {
+        self.queued
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&task)
+    }
+}
+
+/// Runs one task (or chunk) and returns the message that reports it.
+fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
+    let Some(entry) = registry::lookup(&task.name) else {
+        let executable = crate::auth::this_build().executable.clone();
+        let error = TaskError::new(
+            &task.name,
+            task.position,
+            TaskErrorKind::Runtime,
+            format!("no task is registered under this name in {executable}"),
+        )
+        .on_worker(label);
+        return Message::TaskFailed {
+            task: task.id,
+            error: Box::new(error),
+        };
+    };
+    let call = EncodedCall {
+        args: &task.args,
+        key: task.key,
+        seeded: task.seeded,
+        position: task.position,
+        chunk: task.chunk,
+    };
+    match run_caught(|| Ok((entry.dispatch)(call))) {
+        Ok(Ok(result)) => {
+            let nbytes = result.len() as u64;
+            let result = Arc::new(result);
+            let inline = (result.len() <= INLINE_RESULT_LIMIT).then(|| result.as_ref().clone());
+            store
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(task.id, result);
+            Message::Finished {
+                task: task.id,
+                nbytes,
+                result: inline,
+            }
+        }
+        Ok(Err(failed)) => {
+            let error = TaskError::from_failure(&task.name, failed.position, failed.failure)
+                .on_worker(label);
+            Message::TaskFailed {
+                task: task.id,
+                error: Box::new(error),
+            }
+        }
+        Err(panic) => {
+            let error = TaskError::from_failure(&task.name, registry::current_position(), panic)
+                .on_worker(label);
+            Message::TaskFailed {
+                task: task.id,
+                error: Box::new(error),
+            }
+        }
+    }
+}
+
+/// Serves results this worker holds to authenticated clients and workers.
+async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
+    let secret = Arc::new(secret);
+    let no_build_check = Arc::new(Mutex::new(None));
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let (secret, store, no_build_check) =
+            (secret.clone(), store.clone(), no_build_check.clone());
+        tokio::spawn(async move {
+            let (mut reader, mut writer) = split(stream);
+            if let Err(reason) = accept(&mut reader, &mut writer, &secret, &no_build_check).await {
+                tracing::warn!("data port: disconnected {peer}: {reason}");
+                return;
+            }
+            while let Ok(Some(batch)) = read_batch(&mut reader).await {
+                let mut answers = Vec::with_capacity(batch.len());
+                for message in batch {
+                    let Message::GetData { task } = message else {
+                        return;
+                    };
+                    let result = store
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&task)
+                        .cloned();
+                    answers.push(Message::Data {
+                        task,
+                        result: result.map(|r| r.as_ref().clone()),
+                    });
+                }
+                if write_batch(&mut writer, &answers).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Fetches the result of `task` from the first of `holders` that has it.
+pub async fn fetch(
+    holders: &[SocketAddr],
+    task: TaskId,
+    secret: &Secret,
+) -> Result<Vec<u8>, String> {
+    let mut last_error = format!("no worker holds the result of task {task}");
+    for holder in holders {
+        match fetch_from(*holder, task, secret).await {
+            Ok(Some(result)) => return Ok(result),
+            Ok(None) => last_error = format!("{holder} no longer holds task {task}"),
+            Err(error) => last_error = format!("cannot fetch from {holder}: {error}"),
+        }
+    }
+    Err(last_error)
+}
+
+async fn fetch_from(
+    holder: SocketAddr,
+    task: TaskId,
+    secret: &Secret,
+) -> Result<Option<Vec<u8>>, String> {
+    let stream = TcpStream::connect(holder)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut reader, mut writer) = split(stream);
+    join(
+        &mut reader,
+        &mut writer,
+        secret,
+        Role::DataFetch,
+        this_build(),
+        false,
+    )
+    .await?;
+    write_batch(&mut writer, &[Message::GetData { task }]).await?;
+    match read_batch(&mut reader).await?.as_deref() {
+        Some([Message::Data { task: got, result }]) if *got == task => Ok(result.clone()),
+        _ => Err("unexpected answer from the data port".to_string()),
+    }
+}
