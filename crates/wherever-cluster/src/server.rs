@@ -98,7 +98,6 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
                 Ok(hello) => hello,
                 Err(reason) => {
                     tracing::warn!("disconnected {peer}: {reason}");
-                    eprintln!("wherever scheduler: disconnected {peer}: {reason}");
                     return;
                 }
             };

@@ -5,7 +5,7 @@
 use crate::auth::{this_build, Secret};
 use crate::connection::{accept, join, read_batch, run_writer, split, write_batch};
 use crate::protocol::{Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -124,11 +124,10 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
         };
         for message in batch {
             match message {
-                Message::Compute { task, inputs: _ } => pool.queue(task),
+                Message::Compute { task, inputs: _ } => pool.compute(task),
                 Message::Free { tasks } => {
-                    let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
                     for task in tasks {
-                        store.remove(&task);
+                        pool.free(task);
                     }
                 }
                 Message::Steal { task } => {
@@ -145,20 +144,29 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
     }
 }
 
-/// The worker's task threads and the set of tasks queued but not started.
+/// Where a task given to this worker stands (results themselves are in the store).
+enum Phase {
+    Queued,
+    Running,
+    Failed(Box<TaskError>),
+}
+
+/// The worker's task threads and the phase of each task given to it.
 struct TaskPool {
     jobs: crossbeam_channel::Sender<TaskMessage>,
-    queued: Arc<Mutex<HashSet<TaskId>>>,
+    phases: Arc<Mutex<HashMap<TaskId, Phase>>>,
+    store: Store,
+    outgoing: UnboundedSender<Message>,
 }
 
 impl TaskPool {
     fn start(slots: u32, label: String, store: Store, outgoing: UnboundedSender<Message>) -> Self {
         let (jobs, receiver) = crossbeam_channel::unbounded::<TaskMessage>();
-        let queued: Arc<Mutex<HashSet<TaskId>>> = Arc::default();
+        let phases: Arc<Mutex<HashMap<TaskId, Phase>>> = Arc::default();
         for index in 0..slots {
-            let (receiver, queued, store, outgoing, label) = (
+            let (receiver, phases, store, outgoing, label) = (
                 receiver.clone(),
-                queued.clone(),
+                phases.clone(),
                 store.clone(),
                 outgoing.clone(),
                 label.clone(),
@@ -167,14 +175,25 @@ impl TaskPool {
                 .name(format!("wherever-worker-{}", index + 1))
                 .spawn(move || {
                     for task in receiver {
-                        if !queued
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&task.id)
                         {
-                            continue; // stolen or dropped
+                            let mut phases = phases.lock().unwrap_or_else(|p| p.into_inner());
+                            match phases.get_mut(&task.id) {
+                                Some(phase @ Phase::Queued) => *phase = Phase::Running,
+                                _ => continue, // stolen or dropped
+                            }
                         }
                         let message = run_task(&task, &label, &store);
+                        {
+                            let mut phases = phases.lock().unwrap_or_else(|p| p.into_inner());
+                            match &message {
+                                Message::TaskFailed { error, .. } => {
+                                    phases.insert(task.id, Phase::Failed(error.clone()));
+                                }
+                                _ => {
+                                    phases.remove(&task.id);
+                                }
+                            }
+                        }
                         if outgoing.send(message).is_err() {
                             return;
                         }
@@ -182,23 +201,70 @@ impl TaskPool {
                 })
                 .expect("the worker can start its task threads");
         }
-        TaskPool { jobs, queued }
+        TaskPool {
+            jobs,
+            phases,
+            store,
+            outgoing,
+        }
     }
 
-    fn queue(&self, task: TaskMessage) {
-        self.queued
+    /// Takes a task to compute. A task computed before is reported again (its
+    /// result or its error) instead of being run twice; one queued or running is
+    /// left alone.
+    fn compute(&self, task: TaskMessage) {
+        if let Some(result) = self
+            .store
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(task.id);
-        let _ = self.jobs.send(task);
+            .get(&task.id)
+            .cloned()
+        {
+            let inline = (result.len() <= INLINE_RESULT_LIMIT).then(|| result.as_ref().clone());
+            let _ = self.outgoing.send(Message::Finished {
+                task: task.id,
+                nbytes: result.len() as u64,
+                result: inline,
+            });
+            return;
+        }
+        let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
+        match phases.get(&task.id) {
+            Some(Phase::Failed(error)) => {
+                let _ = self.outgoing.send(Message::TaskFailed {
+                    task: task.id,
+                    error: error.clone(),
+                });
+            }
+            Some(Phase::Queued | Phase::Running) => {}
+            None => {
+                phases.insert(task.id, Phase::Queued);
+                let _ = self.jobs.send(task);
+            }
+        }
     }
 
     /// Takes a queued task back; `false` if it has started (or is unknown).
     fn withdraw(&self, task: TaskId) -> bool {
-        self.queued
+        let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(phases.get(&task), Some(Phase::Queued)) {
+            phases.remove(&task);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Forgets a task's result and error.
+    fn free(&self, task: TaskId) {
+        self.store
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&task)
+            .remove(&task);
+        let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(phases.get(&task), Some(Phase::Failed(_))) {
+            phases.remove(&task);
+        }
     }
 }
 
