@@ -42,7 +42,16 @@ pub fn split(stream: TcpStream) -> (Reader, Writer) {
 pub async fn read_batch(reader: &mut Reader) -> Result<Option<Vec<Message>>, String> {
     match reader.next().await {
         None => Ok(None),
-        Some(Err(error)) => Err(format!("bad frame: {error}")),
+        Some(Err(error)) => Err(match error.to_string() {
+            text if text.contains("frame size too big") => {
+                format!("oversize frame (the limit is {MAX_FRAME} bytes)")
+            }
+            text if text.contains("bytes remaining on stream") => {
+                "truncated frame: the peer closed the connection in the middle of a frame"
+                    .to_string()
+            }
+            text => format!("bad frame: {text}"),
+        }),
         Some(Ok(frame)) => decode_batch(&frame)
             .map(Some)
             .map_err(|e| format!("undecodable frame: {e}")),

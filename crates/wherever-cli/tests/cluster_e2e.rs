@@ -1,0 +1,159 @@
+//! End-to-end tests of the multi-process plans with real worker processes: the
+//! `calc_mean` example under `processes:2` and against a `wherever scheduler`,
+//! worker deaths, and no orphans after the client dies.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn calc_mean(plan: &str, tasks: &str, n: &str) -> String {
+    let output = run_ok(
+        &example("calc_mean"),
+        &["--plan", plan, "--seed", "1", "--tasks", tasks, "--n", n],
+        &[],
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn processes_plan_prints_the_same_bytes_as_sequential() {
+    let sequential = calc_mean("sequential", "8", "1000000");
+    assert_eq!(sequential.lines().count(), 8);
+    assert_eq!(calc_mean("processes:2", "8", "1000000"), sequential);
+}
+
+#[test]
+fn killing_a_worker_mid_run_loses_nothing() {
+    let expected = calc_mean("sequential", "40", "2000000");
+    let mut client = Command::new(example("calc_mean"))
+        .args([
+            "--plan",
+            "processes:2",
+            "--seed",
+            "1",
+            "--tasks",
+            "40",
+            "--n",
+            "2000000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let workers = wait_for_children(client.id(), 2);
+    std::thread::sleep(Duration::from_millis(300));
+    kill9(workers[0]);
+    assert!(
+        client.try_wait().unwrap().is_none(),
+        "the run should still be going when the worker is killed"
+    );
+    let output = client.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), expected);
+}
+
+#[test]
+fn a_scheduler_with_hand_started_workers_gives_the_same_bytes() {
+    let dir = TempDir::new("tcp");
+    let scheduler = Scheduler::start(&dir.0);
+    let secret = scheduler.secret_file.display().to_string();
+    let worker_address = format!("tcp://{}", scheduler.address);
+    let mut workers: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(example("calc_mean"))
+                .env("WHEREVER_WORKER", &worker_address)
+                .env("WHEREVER_SECRET_FILE", &secret)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let plan = format!("tcp://{}", scheduler.address);
+    let output = run_ok(
+        &example("calc_mean"),
+        &[
+            "--plan", &plan, "--seed", "1", "--tasks", "8", "--n", "1000000",
+        ],
+        &[("WHEREVER_SECRET_FILE", &secret)],
+    );
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        calc_mean("sequential", "8", "1000000")
+    );
+    drop(scheduler);
+    // Workers exit on their own once the scheduler is gone.
+    for worker in &mut workers {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while worker.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "a worker outlived its scheduler");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn killing_the_client_leaves_no_worker_behind() {
+    let mut client = Command::new(example("calc_mean"))
+        .args([
+            "--plan",
+            "processes:2",
+            "--seed",
+            "1",
+            "--tasks",
+            "40",
+            "--n",
+            "5000000",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let workers = wait_for_children(client.id(), 2);
+    std::thread::sleep(Duration::from_millis(200));
+    kill9(client.id());
+    client.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while workers.iter().any(|&pid| alive(pid)) {
+        assert!(
+            Instant::now() < deadline,
+            "workers {workers:?} outlived their client by 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_worker_from_another_binary_is_refused_with_a_message_naming_both() {
+    let dir = TempDir::new("build");
+    let scheduler = Scheduler::start(&dir.0);
+    let secret = scheduler.secret_file.display().to_string();
+    let address = format!("tcp://{}", scheduler.address);
+    // The first client fixes the cluster's build.
+    let plan = format!("tcp://{}", scheduler.address);
+    let mut first = Command::new(example("calc_mean"))
+        .env("WHEREVER_WORKER", &address)
+        .env("WHEREVER_SECRET_FILE", &secret)
+        .spawn()
+        .unwrap();
+    scheduler.wait_for_log("joined");
+    let other = Command::new(example("trivial_tasks"))
+        .env("WHEREVER_WORKER", &address)
+        .env("WHEREVER_SECRET_FILE", &secret)
+        .output()
+        .unwrap();
+    assert!(!other.status.success());
+    let message = String::from_utf8_lossy(&other.stderr);
+    assert!(message.contains("the executable differs"), "{message}");
+    assert!(
+        message.contains("trivial_tasks") && message.contains("calc_mean"),
+        "{message}"
+    );
+    let _ = plan;
+    let _ = first.kill();
+    let _ = first.wait();
+}
