@@ -1,0 +1,229 @@
+//! Tests of the `processes:N` plan with real worker processes. The test binary is
+//! its own worker executable (see `harness = false` in Cargo.toml): `main` runs each
+//! check in turn and reports like the standard harness.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use wherever::prelude::*;
+use wherever::{Scheduling, TaskErrorKind};
+
+#[wherever::task]
+fn draw(i: u64, rng: &mut TaskRng) -> (u64, u64) {
+    (i, rng.random::<u64>())
+}
+
+#[wherever::task]
+fn square(x: i64) -> i64 {
+    x * x
+}
+
+#[wherever::task]
+fn panics_on_three(x: u64) -> u64 {
+    assert!(x != 3, "three is not allowed");
+    x
+}
+
+#[wherever::task]
+fn fails_on_odd(x: u64) -> Result<u64, String> {
+    if x % 2 == 1 {
+        Err(format!("{x} is odd"))
+    } else {
+        Ok(x)
+    }
+}
+
+#[wherever::task]
+fn worker_pid(_x: u64) -> u32 {
+    std::process::id()
+}
+
+#[wherever::task]
+fn kill_my_worker(_x: u64) -> u64 {
+    std::process::abort()
+}
+
+#[wherever::task]
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    ms
+}
+
+fn start(plan: &str) -> Client {
+    Plan::parse(plan).unwrap().start().unwrap()
+}
+
+fn results_match_sequential_under_every_chunking() {
+    let expected = start("sequential").with_seed(5).map(draw, 0..50).unwrap();
+    let client = start("processes:2");
+    for scheduling in [
+        Scheduling::Auto,
+        Scheduling::Static,
+        Scheduling::Dynamic,
+        Scheduling::chunk_size(7).unwrap(),
+    ] {
+        let got = client
+            .clone()
+            .with_seed(5)
+            .map_with(draw, 0..50, scheduling)
+            .unwrap();
+        assert_eq!(got, expected, "{scheduling:?}");
+    }
+    let futures: Vec<_> = (0..10).map(|i| client.submit(square, i)).collect();
+    assert_eq!(
+        client.gather(futures).unwrap(),
+        (0..10).map(|i| i * i).collect::<Vec<i64>>()
+    );
+}
+
+fn a_panicking_task_fails_alone_and_does_not_kill_its_worker() {
+    let client = start("processes:1");
+    let before = client.submit(worker_pid, 0).value().unwrap();
+    let futures: Vec<_> = (0..6).map(|i| client.submit(panics_on_three, i)).collect();
+    let outcomes: Vec<_> = futures.into_iter().map(Future::value).collect();
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if i == 3 {
+            let error = outcome.as_ref().unwrap_err();
+            assert_eq!(error.kind, TaskErrorKind::Panicked);
+            assert!(error.task.ends_with("panics_on_three"), "{error}");
+            assert_eq!(error.position, 4, "position counts the warm-up task");
+            assert!(error.message.contains("three is not allowed"), "{error}");
+            assert!(
+                error
+                    .worker
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("worker"),
+                "{error}"
+            );
+        } else {
+            assert_eq!(*outcome.as_ref().unwrap(), i as u64);
+        }
+    }
+    assert_eq!(
+        client.submit(worker_pid, 0).value().unwrap(),
+        before,
+        "the same worker process lives on"
+    );
+}
+
+fn an_err_result_and_a_failing_map_item_are_reported_with_their_positions() {
+    let client = start("processes:2");
+    let error = client.submit(fails_on_odd, 1).value().unwrap_err();
+    assert_eq!(error.kind, TaskErrorKind::Failed);
+    assert_eq!(error.message, "1 is odd");
+    let error = client
+        .map_with(fails_on_odd, [0, 2, 4, 5, 7], Scheduling::Static)
+        .unwrap_err();
+    assert_eq!(error.message, "5 is odd");
+    assert_eq!(
+        error.position,
+        1 + 3,
+        "the fourth item of the map, after one submit"
+    );
+}
+
+fn a_task_that_keeps_killing_its_worker_stops_after_its_retry_budget() {
+    let client = start("processes:2");
+    let error = client.submit(kill_my_worker, 0).value().unwrap_err();
+    assert!(
+        matches!(error.kind, TaskErrorKind::WorkerLost { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("retry budget used up"),
+        "{error}"
+    );
+    // The cluster replaced the dead workers and goes on.
+    assert_eq!(client.submit(square, 9).value().unwrap(), 81);
+}
+
+fn closures_are_refused_with_a_clear_error() {
+    let client = start("processes:1");
+    let error = client.submit(|x: u64| x + 1, 1).value().unwrap_err();
+    assert_eq!(error.kind, TaskErrorKind::Runtime);
+    assert!(
+        error
+            .message
+            .contains("a closure cannot run on plan `processes:1`"),
+        "{error}"
+    );
+}
+
+fn as_completed_and_cancel_work_across_processes() {
+    let client = start("processes:1");
+    let slow = client.submit(sleep_ms, 300);
+    let queued = client.submit(sleep_ms, 1);
+    assert!(queued.cancel());
+    assert_eq!(queued.value().unwrap_err().kind, TaskErrorKind::Cancelled);
+    assert_eq!(slow.value().unwrap(), 300);
+    let futures: Vec<_> = [200u64, 1, 100]
+        .into_iter()
+        .map(|ms| client.submit(sleep_ms, ms))
+        .collect();
+    let mut seen: Vec<u64> = as_completed(futures).map(|f| f.value().unwrap()).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, vec![1, 100, 200]);
+}
+
+#[wherever::main]
+fn main() {
+    let checks: [(&str, fn()); 6] = [
+        (
+            "results_match_sequential_under_every_chunking",
+            results_match_sequential_under_every_chunking,
+        ),
+        (
+            "a_panicking_task_fails_alone_and_does_not_kill_its_worker",
+            a_panicking_task_fails_alone_and_does_not_kill_its_worker,
+        ),
+        (
+            "an_err_result_and_a_failing_map_item_are_reported_with_their_positions",
+            an_err_result_and_a_failing_map_item_are_reported_with_their_positions,
+        ),
+        (
+            "a_task_that_keeps_killing_its_worker_stops_after_its_retry_budget",
+            a_task_that_keeps_killing_its_worker_stops_after_its_retry_budget,
+        ),
+        (
+            "closures_are_refused_with_a_clear_error",
+            closures_are_refused_with_a_clear_error,
+        ),
+        (
+            "as_completed_and_cancel_work_across_processes",
+            as_completed_and_cancel_work_across_processes,
+        ),
+    ];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Answer test runners (`cargo nextest`) that list tests the way libtest does.
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            for (name, _) in checks {
+                println!("{name}: test");
+            }
+        }
+        return;
+    }
+    let exact = args.iter().any(|a| a == "--exact");
+    let filter: Option<String> = args.iter().find(|a| !a.starts_with('-')).cloned();
+    let failed = AtomicU64::new(0);
+    for (name, check) in checks {
+        if filter
+            .as_deref()
+            .is_some_and(|f| if exact { name != f } else { !name.contains(f) })
+        {
+            continue;
+        }
+        match std::panic::catch_unwind(check) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let failed = failed.load(Ordering::Relaxed);
+    println!(
+        "test result: {}. {failed} failed",
+        if failed == 0 { "ok" } else { "FAILED" }
+    );
+    std::process::exit(i32::from(failed > 0));
+}
