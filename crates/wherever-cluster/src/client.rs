@@ -31,6 +31,10 @@ pub struct RemoteCall {
     pub chunk: bool,
     /// How often to rerun the task after its worker died.
     pub retries: u32,
+    /// Tasks of this cluster whose results fill the holes of `args`.
+    pub deps: Vec<TaskId>,
+    /// Where each dependency's encoded result goes in `args`.
+    pub holes: Vec<wherever_core::holes::Hole>,
 }
 
 /// A background thread running a tokio runtime for cluster connections (and, for
@@ -93,6 +97,7 @@ struct Shared {
 /// A connection to a scheduler. Submitting never blocks; results come back through
 /// callbacks run on the connection's thread.
 pub struct ClusterClient {
+    id: u64,
     shared: Arc<Shared>,
     commands: UnboundedSender<Message>,
     first_id: u64,
@@ -156,13 +161,12 @@ impl ClusterClient {
         runtime
             .handle()
             .spawn(run_writer(writer, merge_submits(queue)));
-        runtime.handle().spawn(read_answers(
-            reader,
-            shared.clone(),
-            commands.clone(),
-            connected.clone(),
-        ));
+        runtime
+            .handle()
+            .spawn(read_answers(reader, shared.clone(), connected.clone()));
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(ClusterClient {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             shared,
             commands,
             first_id: number << CLIENT_TASK_BITS,
@@ -184,7 +188,8 @@ impl ClusterClient {
             seeded: call.seeded,
             position: call.position,
             chunk: call.chunk,
-            deps: Vec::new(),
+            deps: call.deps,
+            holes: call.holes,
             retries: call.retries,
         };
         self.shared
@@ -210,6 +215,29 @@ impl ClusterClient {
             fail(&self.shared, id, name, position, &reason);
         }
         id
+    }
+
+    /// This connection's identity in this process: futures of one connection can
+    /// only be arguments of tasks on the same one.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Puts `data` on every worker (and, through them, on workers that join later)
+    /// under a new id, which tasks can then depend on.
+    pub fn scatter(&self, data: Vec<u8>) -> TaskId {
+        let id = self.first_id + self.next.fetch_add(1, Ordering::Relaxed);
+        let _ = self.commands.send(Message::Scatter { task: id, data });
+        id
+    }
+
+    /// A function that tells the scheduler this client no longer needs `task`'s
+    /// result (call it when the last handle to the result is dropped).
+    pub fn releaser(&self, task: TaskId) -> impl FnOnce() + Send + 'static {
+        let commands = self.commands.clone();
+        move || {
+            let _ = commands.send(Message::Release { tasks: vec![task] });
+        }
     }
 
     /// Asks the scheduler to cancel `task` if it has not finished.
@@ -296,7 +324,6 @@ fn merge_submits(mut queue: UnboundedReceiver<Message>) -> UnboundedReceiver<Mes
 async fn read_answers(
     mut reader: crate::connection::Reader,
     shared: Arc<Shared>,
-    commands: UnboundedSender<Message>,
     connected: Arc<AtomicBool>,
 ) {
     let reason = loop {
@@ -305,23 +332,19 @@ async fn read_answers(
             Ok(None) => break "the scheduler closed the connection".to_string(),
             Err(reason) => break reason,
         };
-        let mut released = Vec::new();
         for message in batch {
             match message {
                 Message::Done {
                     task,
                     result: Some(result),
                     ..
-                } => {
-                    released.push(task);
-                    complete(&shared, task, Ok(result));
-                }
+                } => complete(&shared, task, Ok(result)),
                 Message::Done {
                     task,
                     result: None,
                     holders,
                 } => {
-                    let (shared, commands) = (shared.clone(), commands.clone());
+                    let shared = shared.clone();
                     tokio::spawn(async move {
                         let outcome = crate::worker::fetch(&holders, task, &shared.secret)
                             .await
@@ -334,22 +357,15 @@ async fn read_answers(
                                 )
                             });
                         complete(&shared, task, outcome);
-                        let _ = commands.send(Message::Release { tasks: vec![task] });
                     });
                 }
-                Message::Failed { task, error } => {
-                    released.push(task);
-                    complete(&shared, task, Err(*error));
-                }
+                Message::Failed { task, error } => complete(&shared, task, Err(*error)),
                 Message::Workers { count, slots } => {
                     shared.workers.store(count, Ordering::Relaxed);
                     shared.slots.store(slots, Ordering::Relaxed);
                 }
                 _ => {}
             }
-        }
-        if !released.is_empty() {
-            let _ = commands.send(Message::Release { tasks: released });
         }
     };
     connected.store(false, Ordering::Relaxed);

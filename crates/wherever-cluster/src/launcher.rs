@@ -26,8 +26,17 @@ pub struct LocalCluster {
 
 impl LocalCluster {
     /// Starts the scheduler and `workers` worker processes of this executable, each
-    /// with `threads` task threads, and connects a client to it.
-    pub fn start(workers: usize, threads: usize) -> Result<(LocalCluster, ClusterClient), String> {
+    /// with `threads` task threads and the extra environment `env`, and connects a
+    /// client to it.
+    pub fn start(
+        workers: usize,
+        threads: usize,
+        env: &[(&str, &str)],
+    ) -> Result<(LocalCluster, ClusterClient), String> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let runtime = Arc::new(
             ClusterRuntime::start().map_err(|e| format!("cannot start the I/O thread: {e}"))?,
         );
@@ -58,6 +67,7 @@ impl LocalCluster {
                     .env(WORKER_VARIABLE, format!("tcp://{address}"))
                     .env(SECRET_VARIABLE, &secret)
                     .env(THREADS_VARIABLE, threads.to_string())
+                    .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                     .stdin(std::process::Stdio::null())
                     .kill_on_drop(true)
                     .spawn()

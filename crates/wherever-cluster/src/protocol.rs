@@ -93,6 +93,8 @@ pub struct TaskMessage {
     pub chunk: bool,
     /// Tasks whose results this one needs.
     pub deps: Vec<TaskId>,
+    /// Where in `args` each dependency's encoded result goes.
+    pub holes: Vec<wherever_core::holes::Hole>,
     /// How often the task may be rerun after its worker died.
     pub retries: u32,
 }
@@ -132,6 +134,22 @@ pub enum Message {
     Submit {
         /// The tasks.
         tasks: Vec<TaskMessage>,
+    },
+    /// Client → scheduler: put this value on every worker (Dask's `scatter`).
+    Scatter {
+        /// The id the value is known by.
+        task: TaskId,
+        /// The encoded value.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Scheduler → worker: keep this value (a scattered one).
+    Store {
+        /// The id the value is known by.
+        task: TaskId,
+        /// The encoded value.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
     },
     /// Client → scheduler: the client no longer needs these results.
     Release {

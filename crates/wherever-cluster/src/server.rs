@@ -256,6 +256,7 @@ impl Core {
         };
         match (worker, message) {
             (None, Message::Submit { tasks }) => self.on_submit(conn, tasks)?,
+            (None, Message::Scatter { task, data }) => self.on_scatter(conn, task, data)?,
             (None, Message::Release { tasks }) => {
                 for task in &tasks {
                     self.feed(Event::Release { task: *task });
@@ -314,23 +315,9 @@ impl Core {
     }
 
     fn on_submit(&mut self, conn: ConnId, tasks: Vec<TaskMessage>) -> Result<(), String> {
-        let Some(PeerKind::Client { number }) = self.peers.get(&conn).map(|p| &p.kind) else {
-            return Err("submit from a non-client".to_string());
-        };
-        let prefix = *number << crate::protocol::CLIENT_TASK_BITS;
         let mut specs = Vec::with_capacity(tasks.len());
         for task in tasks {
-            if task.id >> crate::protocol::CLIENT_TASK_BITS
-                != prefix >> crate::protocol::CLIENT_TASK_BITS
-            {
-                return Err(format!(
-                    "task id {} is outside this client's range",
-                    task.id
-                ));
-            }
-            if self.tasks.contains_key(&task.id) {
-                return Err(format!("task id {} submitted twice", task.id));
-            }
+            self.check_owned(conn, task.id)?;
             specs.push(
                 TaskSpec::new(task.id)
                     .deps(task.deps.clone())
@@ -348,6 +335,60 @@ impl Core {
             );
         }
         self.feed(Event::Submit { tasks: specs });
+        Ok(())
+    }
+
+    fn on_scatter(&mut self, conn: ConnId, task: TaskId, data: Vec<u8>) -> Result<(), String> {
+        self.check_owned(conn, task)?;
+        let workers: Vec<u64> = self.workers.keys().copied().collect();
+        for worker in &workers {
+            if let Some(queue) = self.worker_queue(*worker) {
+                let _ = queue.send(Message::Store {
+                    task,
+                    data: data.clone(),
+                });
+            }
+        }
+        let message = TaskMessage {
+            id: task,
+            name: "scatter".to_string(),
+            args: Vec::new(),
+            key: wherever_core::StreamKey::from_seed(0),
+            seeded: false,
+            position: 0,
+            chunk: false,
+            deps: Vec::new(),
+            holes: Vec::new(),
+            retries: 0,
+        };
+        self.tasks.insert(
+            task,
+            Record {
+                message,
+                owner: conn,
+                result: None,
+                error: None,
+            },
+        );
+        self.feed(Event::Scattered {
+            task,
+            workers,
+            nbytes: data.len() as u64,
+        });
+        Ok(())
+    }
+
+    /// Checks that `task` is in the id range of the client on `conn` and new.
+    fn check_owned(&self, conn: ConnId, task: TaskId) -> Result<(), String> {
+        let Some(PeerKind::Client { number }) = self.peers.get(&conn).map(|p| &p.kind) else {
+            return Err("only clients submit".to_string());
+        };
+        if task >> crate::protocol::CLIENT_TASK_BITS != *number {
+            return Err(format!("task id {task} is outside this client's range"));
+        }
+        if self.tasks.contains_key(&task) {
+            return Err(format!("task id {task} submitted twice"));
+        }
         Ok(())
     }
 
@@ -593,6 +634,8 @@ fn variant_name(message: &Message) -> &'static str {
         Message::Welcome { .. } => "Welcome",
         Message::Refused { .. } => "Refused",
         Message::Submit { .. } => "Submit",
+        Message::Scatter { .. } => "Scatter",
+        Message::Store { .. } => "Store",
         Message::Release { .. } => "Release",
         Message::Cancel { .. } => "Cancel",
         Message::Done { .. } => "Done",

@@ -4,13 +4,14 @@
 
 use crate::auth::{this_build, Secret};
 use crate::connection::{accept, join, read_batch, run_writer, split, write_batch};
-use crate::protocol::{Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
+use crate::protocol::{Input, Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use wherever_core::holes::fill_holes;
 use wherever_core::panic_capture::{install_hook, run_caught};
 use wherever_core::registry::{self, EncodedCall};
 use wherever_core::{TaskError, TaskErrorKind};
@@ -110,7 +111,12 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
             }
         }
     });
-    let pool = TaskPool::start(slots, label, store.clone(), outgoing.clone());
+    let pool = Arc::new(TaskPool::start(
+        slots,
+        label,
+        store.clone(),
+        outgoing.clone(),
+    ));
 
     loop {
         // Messages that came in the same frame as the welcome go first.
@@ -124,7 +130,36 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
         };
         for message in batch {
             match message {
-                Message::Compute { task, inputs: _ } => pool.compute(task),
+                Message::Compute { task, inputs } => {
+                    let missing: Vec<Input> = {
+                        let store = store.lock().unwrap_or_else(|p| p.into_inner());
+                        inputs
+                            .into_iter()
+                            .filter(|input| !store.contains_key(&input.task))
+                            .collect()
+                    };
+                    if missing.is_empty() {
+                        pool.compute(task);
+                    } else {
+                        let (pool, store, outgoing, secret) = (
+                            pool.clone(),
+                            store.clone(),
+                            outgoing.clone(),
+                            secret.clone(),
+                        );
+                        tokio::spawn(async move {
+                            if fetch_inputs(&missing, &store, &outgoing, &secret).await {
+                                pool.compute(task);
+                            }
+                        });
+                    }
+                }
+                Message::Store { task, data } => {
+                    store
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(task, Arc::new(data));
+                }
                 Message::Free { tasks } => {
                     for task in tasks {
                         pool.free(task);
@@ -284,8 +319,41 @@ fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
             error: Box::new(error),
         };
     };
+    let filled;
+    let args: &[u8] = if task.deps.is_empty() {
+        &task.args
+    } else {
+        let inputs: Option<Vec<Arc<Vec<u8>>>> = {
+            let store = store.lock().unwrap_or_else(|p| p.into_inner());
+            task.deps
+                .iter()
+                .map(|dep| store.get(dep).cloned())
+                .collect()
+        };
+        let inputs = inputs.unwrap_or_default();
+        let slices: Vec<&[u8]> = inputs.iter().map(|input| input.as_slice()).collect();
+        match fill_holes(&task.args, &task.holes, &slices) {
+            Some(bytes) if slices.len() == task.deps.len() => {
+                filled = bytes;
+                &filled
+            }
+            _ => {
+                let error = TaskError::new(
+                    &task.name,
+                    task.position,
+                    TaskErrorKind::Runtime,
+                    "its inputs are missing on this worker or do not fit its arguments",
+                )
+                .on_worker(label);
+                return Message::TaskFailed {
+                    task: task.id,
+                    error: Box::new(error),
+                };
+            }
+        }
+    };
     let call = EncodedCall {
-        args: &task.args,
+        args,
         key: task.key,
         seeded: task.seeded,
         position: task.position,
@@ -363,6 +431,39 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
             }
         });
     }
+}
+
+/// Fetches the inputs this worker lacks from the workers holding them, keeps them
+/// and tells the scheduler it holds a copy. Tries each a few times; `false` if one
+/// could not be had (the scheduler re-sends the task when it learns a holder died).
+async fn fetch_inputs(
+    missing: &[Input],
+    store: &Store,
+    outgoing: &UnboundedSender<Message>,
+    secret: &Secret,
+) -> bool {
+    for input in missing {
+        let mut attempt = 0;
+        let data = loop {
+            match fetch(&input.holders, input.task, secret).await {
+                Ok(data) => break data,
+                Err(reason) if attempt >= 3 => {
+                    tracing::warn!("cannot fetch input {}: {reason}", input.task);
+                    return false;
+                }
+                Err(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+            }
+        };
+        store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(input.task, Arc::new(data));
+        let _ = outgoing.send(Message::Replicated { task: input.task });
+    }
+    true
 }
 
 /// Fetches the result of `task` from the first of `holders` that has it.

@@ -13,9 +13,11 @@
 pub mod codec;
 mod context;
 mod error;
+pub mod holes;
 pub mod panic_capture;
 pub mod registry;
 mod rng;
+pub mod scope;
 mod task;
 
 pub use context::TaskContext;

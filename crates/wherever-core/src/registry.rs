@@ -110,8 +110,9 @@ pub fn dispatch<A: DeserializeOwned, R: Serialize>(
             let position = call.position + offset as u64;
             CURRENT_POSITION.with(|current| current.set(position));
             let mut ctx = TaskContext::new(call.key, call.seeded, position);
-            results
-                .push(run(item, &mut ctx).map_err(|failure| EncodedFailure { position, failure })?);
+            let result =
+                crate::scope::in_task(call.key, call.seeded, position, || run(item, &mut ctx));
+            results.push(result.map_err(|failure| EncodedFailure { position, failure })?);
         }
         codec::encode(&results).map_err(|e| codec_failure("cannot encode the chunk's results", e))
     } else {
@@ -119,10 +120,12 @@ pub fn dispatch<A: DeserializeOwned, R: Serialize>(
         let args: A = codec::decode(call.args)
             .map_err(|e| codec_failure("cannot decode the arguments", e))?;
         let mut ctx = TaskContext::new(call.key, call.seeded, call.position);
-        let result = run(args, &mut ctx).map_err(|failure| EncodedFailure {
-            position: call.position,
-            failure,
-        })?;
+        let result =
+            crate::scope::in_task(call.key, call.seeded, call.position, || run(args, &mut ctx))
+                .map_err(|failure| EncodedFailure {
+                    position: call.position,
+                    failure,
+                })?;
         codec::encode(&result).map_err(|e| codec_failure("cannot encode the result", e))
     }
 }

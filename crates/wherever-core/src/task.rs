@@ -7,7 +7,7 @@ use crate::{TaskContext, TaskFailure};
 ///
 /// `#[wherever::task]` turns `fn calc_mean(i: u64, n: usize, rng: &mut TaskRng) -> (f64, f64)`
 /// into a constant `calc_mean: Task<(u64, usize), (f64, f64)>`: arguments form a tuple
-/// (a single argument is passed as itself, none as `()`), and the random stream and
+/// (`(T,)` for a single argument, `()` for none), and the random stream and
 /// the task context are supplied by the runtime. Remote workers find the function by
 /// [`Task::name`] in the [`registry`](crate::registry).
 pub struct Task<A, R> {
@@ -55,8 +55,9 @@ impl<A, R> std::fmt::Debug for Task<A, R> {
 }
 
 /// Anything a client can run as a task with arguments `A` and result `R`: a
-/// registered [`Task`], or a closure `Fn(A) -> R` (local plans only: a closure cannot
-/// cross a process boundary, and remote plans reject it with a clear error).
+/// registered [`Task`], or a closure `Fn(T) -> R` taking one argument, for which
+/// `A = (T,)` (local plans only: a closure cannot cross a process boundary, and
+/// remote plans reject it with a clear error).
 pub trait IntoTask<A, R>: Send + Sync + 'static {
     /// The name used in errors and, for registered tasks, to find it in a worker.
     fn task_name(&self) -> &'static str;
@@ -82,19 +83,19 @@ impl<A: 'static, R: 'static> IntoTask<A, R> for Task<A, R> {
     }
 }
 
-impl<A, R, F> IntoTask<A, R> for F
+impl<T, R, F> IntoTask<(T,), R> for F
 where
-    F: Fn(A) -> R + Send + Sync + 'static,
+    F: Fn(T) -> R + Send + Sync + 'static,
 {
     fn task_name(&self) -> &'static str {
         "closure"
     }
 
-    fn registered(&self) -> Option<Task<A, R>> {
+    fn registered(&self) -> Option<Task<(T,), R>> {
         None
     }
 
-    fn run(&self, args: A, _ctx: &mut TaskContext) -> Result<R, TaskFailure> {
-        Ok(self(args))
+    fn run(&self, args: (T,), _ctx: &mut TaskContext) -> Result<R, TaskFailure> {
+        Ok(self(args.0))
     }
 }

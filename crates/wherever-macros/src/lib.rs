@@ -11,7 +11,8 @@ use proc_macro::TokenStream;
 ///
 /// The function stays as written but its name becomes a constant of type
 /// `wherever::Task<Args, Output>` that clients submit (`client.submit(calc_mean, (i, n))`).
-/// Arguments form a tuple (one argument is passed as itself, none as `()`); a
+/// `Args` is the tuple of the arguments (`(T,)` for one, `()` for none; a single
+/// argument may be passed as itself); a
 /// parameter of type `&mut TaskRng` receives the task's random stream and one of type
 /// `&mut TaskContext` the task's context (at most one of the two). A function
 /// returning `Result<T, E>` with `E: Display` gives a task with output `T` whose `Err`

@@ -64,17 +64,10 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let argument_names: Vec<_> = (0..argument_types.len())
         .map(|i| syn::Ident::new(&format!("__arg{i}"), Span::call_site()))
         .collect();
-    let (args_type, unpack) = match argument_types.len() {
-        1 => {
-            let ty = argument_types[0];
-            let arg = &argument_names[0];
-            (quote!(#ty), quote!(let #arg = __args;))
-        }
-        _ => (
-            quote!((#(#argument_types,)*)),
-            quote!(let (#(#argument_names,)*) = __args;),
-        ),
-    };
+    // Arguments always form a tuple (`(T,)` for one argument), so that any of them
+    // can be given as another task's future.
+    let args_type = quote!((#(#argument_types,)*));
+    let unpack = quote!(let (#(#argument_names,)*) = __args;);
     let mut next_argument = argument_names.iter();
     let call_arguments: Vec<TokenStream> = params
         .iter()

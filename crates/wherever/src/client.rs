@@ -1,18 +1,17 @@
-//! The client: submits tasks under a plan and hands back futures.
+//! The client: starts a plan and submits work under it.
 
-use crate::future::{Future, Slot};
-use crate::local::{host_name, Job, ThreadPool};
-use crate::map::{split_into_chunks, Scheduling};
+use crate::arguments::{Args, IntoArgs, PartsBox};
+use crate::future::{Future, Shared, SharedData};
+use crate::local::ThreadPool;
 use crate::plan::{Level, Plan};
-use crate::{Error, IntoTask, StreamKey, TaskContext, TaskError, TaskErrorKind};
+use crate::{Error, IntoTask, StreamKey, TaskError};
 use serde::{de::DeserializeOwned, Serialize};
-use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use wherever_cluster::{ClusterClient, ClusterRuntime, LocalCluster, RemoteCall, Secret};
+use std::sync::{Arc, Mutex};
+use wherever_cluster::{ClusterClient, ClusterRuntime, LocalCluster, Secret};
 use wherever_core::codec;
-use wherever_core::panic_capture::{install_hook, run_caught};
+use wherever_core::panic_capture::install_hook;
 
 /// Values that can be task arguments or results: owned, sendable, serde types
 /// (so the same code runs when the plan sends them to another process).
@@ -20,44 +19,59 @@ pub trait Value: Serialize + DeserializeOwned + Send + 'static {}
 
 impl<T: Serialize + DeserializeOwned + Send + 'static> Value for T {}
 
+/// How often a task is rerun after the worker running it died (Dask's
+/// `allowed-failures`).
+pub const DEFAULT_RETRIES: u32 = 3;
+
+/// The environment variable through which worker processes learn the plan for
+/// the tasks their tasks submit (the levels after the first).
+pub const INNER_PLAN_VARIABLE: &str = "WHEREVER_INNER_PLAN";
+
 /// The handle a program uses to submit work under a plan. Cloning is cheap; clones
 /// share the workers, the seed and the submission counter.
 #[derive(Clone)]
 pub struct Client {
-    shared: Arc<Shared>,
-    key: StreamKey,
-    seeded: bool,
-    positions: Arc<AtomicU64>,
+    pub(crate) shared: Arc<ClientShared>,
+    pub(crate) key: StreamKey,
+    pub(crate) seeded: bool,
+    pub(crate) positions: Arc<AtomicU64>,
 }
 
-struct Shared {
-    plan: Plan,
-    executor: Executor,
+pub(crate) struct ClientShared {
+    pub(crate) plan: Plan,
+    pub(crate) executor: Executor,
 }
 
-enum Executor {
+pub(crate) enum Executor {
     Sequential,
     Threads(ThreadPool),
     Cluster(Cluster),
 }
 
 /// A multi-process plan's connection, and for `processes:N` the local cluster.
-struct Cluster {
-    client: ClusterClient,
+pub(crate) struct Cluster {
+    pub(crate) client: ClusterClient,
     /// Task slots when known from the plan (`processes:N`), else as announced.
     slots: Option<usize>,
     _local: Option<LocalCluster>,
 }
 
-/// How often a task is rerun after the worker running it died (Dask's
-/// `allowed-failures`).
-pub const DEFAULT_RETRIES: u32 = 3;
+impl Cluster {
+    /// A cluster reached through an existing connection.
+    pub(crate) fn connected(client: ClusterClient) -> Self {
+        Cluster {
+            client,
+            slots: None,
+            _local: None,
+        }
+    }
+}
 
 impl Plan {
     /// Starts the plan's workers and returns a client for it.
     ///
-    /// `sequential` and `threads` start here; a plan that parses but has no runtime
-    /// in this build yet is an [`Error::Start`] naming it.
+    /// `sequential`, `threads`, `processes` and `tcp://` start here; a plan that
+    /// parses but has no launcher in this build yet is an [`Error::Start`] naming it.
     pub fn start(&self) -> Result<Client, Error> {
         install_hook();
         let executor = match self.first() {
@@ -65,8 +79,13 @@ impl Plan {
             Level::Threads(workers) => Executor::Threads(ThreadPool::start(workers.resolve())?),
             Level::Processes(workers) => {
                 let workers = workers.resolve();
+                let inner = self
+                    .inner()
+                    .map(|plan| plan.to_string())
+                    .unwrap_or_default();
                 let (local, client) =
-                    LocalCluster::start(workers, 1).map_err(|reason| start_error(self, reason))?;
+                    LocalCluster::start(workers, 1, &[(INNER_PLAN_VARIABLE, &inner)])
+                        .map_err(|reason| start_error(self, reason))?;
                 Executor::Cluster(Cluster {
                     client,
                     slots: Some(workers),
@@ -75,14 +94,13 @@ impl Plan {
             }
             Level::Tcp { host, port } => {
                 let secret = Secret::from_env().map_err(|e| start_error(self, e.to_string()))?;
-                let runtime = Arc::new(ClusterRuntime::start()?);
                 let address = if host.contains(':') {
                     format!("[{host}]:{port}")
                 } else {
                     format!("{host}:{port}")
                 };
-                let client = ClusterClient::connect(runtime, &address, secret)
-                    .map_err(|reason| start_error(self, reason))?;
+                let client =
+                    connect(&address, secret).map_err(|reason| start_error(self, reason))?;
                 Executor::Cluster(Cluster {
                     client,
                     slots: None,
@@ -90,22 +108,21 @@ impl Plan {
                 })
             }
             other => {
-                return Err(Error::Start {
-                    plan: self.to_string(),
-                    reason: format!("the `{other}` level is not available in this build yet"),
-                })
+                return Err(start_error(
+                    self,
+                    format!("the `{other}` level is not available in this build yet"),
+                ))
             }
         };
-        Ok(Client {
-            shared: Arc::new(Shared {
-                plan: self.clone(),
-                executor,
-            }),
-            key: StreamKey::from_seed(random_seed()),
-            seeded: false,
-            positions: Arc::new(AtomicU64::new(0)),
-        })
+        Ok(Client::new(self.clone(), executor))
     }
+}
+
+/// Connects to the scheduler at `address` on a runtime thread of its own.
+pub(crate) fn connect(address: &str, secret: Secret) -> Result<ClusterClient, String> {
+    let runtime =
+        Arc::new(ClusterRuntime::start().map_err(|e| format!("cannot start the I/O thread: {e}"))?);
+    ClusterClient::connect(runtime, address, secret)
 }
 
 fn start_error(plan: &Plan, reason: String) -> Error {
@@ -117,26 +134,28 @@ fn start_error(plan: &Plan, reason: String) -> Error {
 
 fn random_seed() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    hasher.write_u128(now.as_nanos());
     hasher.finish()
 }
 
 impl Client {
+    pub(crate) fn new(plan: Plan, executor: Executor) -> Client {
+        Client {
+            shared: Arc::new(ClientShared { plan, executor }),
+            key: StreamKey::from_seed(random_seed()),
+            seeded: false,
+            positions: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
     /// This client with the root seed `seed`: task `p` (in submission order from
     /// here on, counting every `map` item) gets stream `p` of the seed's key, so
     /// results are bit-identical under every plan and chunking. Positions restart at 0.
     pub fn with_seed(self, seed: u64) -> Client {
-        Client {
-            key: StreamKey::from_seed(seed),
-            seeded: true,
-            positions: Arc::new(AtomicU64::new(0)),
-            ..self
-        }
+        self.with_key(StreamKey::from_seed(seed), true)
     }
 
     /// This client with `seed` if it is `Some` (e.g. from [`crate::seed_from_args`]).
@@ -144,6 +163,16 @@ impl Client {
         match seed {
             Some(seed) => self.with_seed(seed),
             None => self,
+        }
+    }
+
+    /// This client drawing streams from `key`, positions restarting at 0.
+    pub(crate) fn with_key(self, key: StreamKey, seeded: bool) -> Client {
+        Client {
+            key,
+            seeded,
+            positions: Arc::new(AtomicU64::new(0)),
+            ..self
         }
     }
 
@@ -164,169 +193,40 @@ impl Client {
         }
     }
 
-    /// Submits one call of `task` with `args` and returns its future at once (under
-    /// `sequential`, the task runs before `submit` returns). Blocks only while the
-    /// plan's queue is full (see [`crate::QUEUE_BOUND`]).
-    pub fn submit<A: Value, R: Value>(&self, task: impl IntoTask<A, R>, args: A) -> Future<R> {
-        let position = self.positions.fetch_add(1, Ordering::Relaxed);
-        let name = task.task_name();
-        let slot = Slot::new();
-        let future = Future::new(slot.clone(), name, position);
-        if let Executor::Cluster(cluster) = &self.shared.executor {
-            let encoded = codec::encode(&args).map_err(|e| e.to_string());
-            self.submit_remote(
-                cluster,
-                task.registered().is_some(),
-                name,
-                encoded,
-                position,
-                false,
-                slot,
-            );
-            return future;
-        }
-        let (key, seeded) = (self.key, self.seeded);
-        self.spawn(Box::new(move || {
-            if !slot.start() {
-                return;
-            }
-            let outcome =
-                run_caught(|| task.run(args, &mut TaskContext::new(key, seeded, position)));
-            slot.resolve(outcome.map_err(|failure| task_error(name, position, failure)));
-        }));
-        future
+    /// Takes `count` consecutive positions; returns the first.
+    pub(crate) fn take_positions(&self, count: u64) -> u64 {
+        self.positions.fetch_add(count, Ordering::Relaxed)
     }
 
-    /// Sends an encoded call to the cluster; `slot` resolves with the decoded result.
-    #[allow(clippy::too_many_arguments)]
-    fn submit_remote<R: Value>(
-        &self,
-        cluster: &Cluster,
-        registered: bool,
-        name: &'static str,
-        args: Result<Vec<u8>, String>,
-        position: u64,
-        chunk: bool,
-        slot: Arc<Slot<R>>,
-    ) {
-        let runtime_error =
-            move |message: String| TaskError::new(name, position, TaskErrorKind::Runtime, message);
-        if !registered {
-            slot.resolve(Err(runtime_error(format!(
-                "a closure cannot run on plan `{}`: it cannot cross a process boundary; \
-                 register the function with #[wherever::task]",
-                self.plan()
-            ))));
-            return;
-        }
-        let args = match args {
-            Ok(args) => args,
-            Err(error) => {
-                return slot.resolve(Err(runtime_error(format!(
-                    "cannot encode the arguments: {error}"
-                ))))
-            }
-        };
-        let call = RemoteCall {
-            name,
-            args,
-            key: self.key,
-            seeded: self.seeded,
-            position,
-            chunk,
-            retries: DEFAULT_RETRIES,
-        };
-        let resolver = slot.clone();
-        let id = cluster.client.submit(
-            call,
-            Box::new(move |outcome| {
-                let outcome = outcome.and_then(|bytes| {
-                    codec::decode::<R>(&bytes)
-                        .map_err(|e| runtime_error(format!("cannot decode the result: {e}")))
-                });
-                resolver.resolve(outcome.map_err(|error| name_unnamed(error, name, position)));
-            }),
-        );
-        slot.set_canceller(cluster.client.canceller(id));
-    }
-
-    /// Applies `task` to every input with the default [`Scheduling`] and returns the
-    /// results in input order, or the error of the first failed item (in input order).
-    pub fn map<A: Value, R: Value>(
+    /// Submits one call of `task` and returns its future at once (under
+    /// `sequential`, the task runs before `submit` returns, unless it waits on
+    /// other tasks). Arguments may be values or references to other tasks'
+    /// futures, scattered values or delayed values: the task then runs when they
+    /// are ready, on their values (`client.submit(add, (&x, &y))`). Blocks only while
+    /// the plan's queue is full (see [`crate::QUEUE_BOUND`]).
+    pub fn submit<A: Value, R: Value>(
         &self,
         task: impl IntoTask<A, R>,
-        inputs: impl IntoIterator<Item = A>,
-    ) -> Result<Vec<R>, TaskError> {
-        self.map_with(task, inputs, Scheduling::Auto)
+        args: impl IntoArgs<A>,
+    ) -> Future<R> {
+        let position = self.take_positions(1);
+        self.submit_at(Arc::new(task), args.into_args(), position)
     }
 
-    /// [`Client::map`] with an explicit [`Scheduling`]. Item `i` gets the random
-    /// stream of position `first + i`, whatever the chunking.
-    pub fn map_with<A: Value, R: Value>(
-        &self,
-        task: impl IntoTask<A, R>,
-        inputs: impl IntoIterator<Item = A>,
-        scheduling: Scheduling,
-    ) -> Result<Vec<R>, TaskError> {
-        let items: Vec<A> = inputs.into_iter().collect();
-        let count = items.len();
-        let first = self.positions.fetch_add(count as u64, Ordering::Relaxed);
-        let chunk = scheduling.items_per_chunk(count, self.workers());
-        let task = Arc::new(task);
-        let futures: Vec<Future<Vec<R>>> = split_into_chunks(items, chunk)
-            .into_iter()
-            .enumerate()
-            .map(|(index, items)| {
-                self.submit_chunk(task.clone(), items, first + (index * chunk) as u64)
-            })
-            .collect();
-        let mut results = Vec::with_capacity(count);
-        for future in futures {
-            results.extend(future.value()?);
-        }
-        Ok(results)
-    }
-
-    fn submit_chunk<A: Value, R: Value, T: IntoTask<A, R>>(
+    /// Submits a call whose arguments are already split into values and dependencies.
+    pub(crate) fn submit_at<A: Value, R: Value, T: IntoTask<A, R>>(
         &self,
         task: Arc<T>,
-        items: Vec<A>,
-        first: u64,
-    ) -> Future<Vec<R>> {
-        let name = task.task_name();
-        let slot = Slot::new();
-        let future = Future::new(slot.clone(), name, first);
-        if let Executor::Cluster(cluster) = &self.shared.executor {
-            let encoded = codec::encode(&items).map_err(|e| e.to_string());
-            self.submit_remote(
-                cluster,
-                task.registered().is_some(),
-                name,
-                encoded,
-                first,
-                true,
-                slot,
-            );
-            return future;
-        }
-        let (key, seeded) = (self.key, self.seeded);
-        self.spawn(Box::new(move || {
-            if !slot.start() {
-                return;
+        args: Args<A>,
+        position: u64,
+    ) -> Future<R> {
+        match args {
+            Args::Plain(args) => self.submit_plain(task, args, position),
+            Args::Parts(PartsBox(parts)) => {
+                let parts = crate::graph::submit_nodes_in(self, parts);
+                self.submit_with_deps(task, parts, position)
             }
-            let current = Cell::new(first);
-            let outcome = run_caught(|| {
-                let mut results = Vec::with_capacity(items.len());
-                for item in items {
-                    results
-                        .push(task.run(item, &mut TaskContext::new(key, seeded, current.get()))?);
-                    current.set(current.get() + 1);
-                }
-                Ok(results)
-            });
-            slot.resolve(outcome.map_err(|failure| task_error(name, current.get(), failure)));
-        }));
-        future
+        }
     }
 
     /// The values of `futures`, in order; the first error met stops the gathering
@@ -338,28 +238,34 @@ impl Client {
         futures.into_iter().map(Future::value).collect()
     }
 
-    fn spawn(&self, job: Job) {
+    /// Puts `value` on the workers once (Dask's `scatter`): pass `&shared` as a task
+    /// argument and the value is not sent again with each task (tutorial 6.4). On
+    /// local plans it is encoded once and decoded by each task that uses it.
+    pub fn scatter<T: Value>(&self, value: &T) -> Result<Shared<T>, Error> {
+        let bytes = codec::encode(value)
+            .map_err(|e| Error::Args(format!("cannot encode the scattered value: {e}")))?;
+        let (remote, on_drop) = match &self.shared.executor {
+            Executor::Cluster(cluster) => {
+                let id = cluster.client.scatter(bytes.clone());
+                let release: Box<dyn FnOnce() + Send> = Box::new(cluster.client.releaser(id));
+                (Some((cluster.client.id(), id)), Some(release))
+            }
+            _ => (None, None),
+        };
+        Ok(Shared::new(SharedData {
+            bytes: Arc::new(bytes),
+            remote,
+            on_drop: Mutex::new(on_drop),
+        }))
+    }
+
+    /// The cluster connection, for multi-process plans.
+    pub(crate) fn cluster(&self) -> Option<&Cluster> {
         match &self.shared.executor {
-            Executor::Sequential => job(),
-            Executor::Threads(pool) => pool.spawn(job),
-            Executor::Cluster(_) => unreachable!("cluster tasks are submitted, not spawned"),
+            Executor::Cluster(cluster) => Some(cluster),
+            _ => None,
         }
     }
-}
-
-/// Errors made where the task's name was not known carry `?`: fill it in.
-fn name_unnamed(mut error: TaskError, name: &str, position: u64) -> TaskError {
-    if error.task == "?" {
-        error.task = name.to_string();
-        error.position = position;
-    }
-    error
-}
-
-fn task_error(name: &str, position: u64, failure: crate::TaskFailure) -> TaskError {
-    let worker = crate::local::current_worker_label()
-        .unwrap_or_else(|| format!("the calling thread (sequential) on {}", host_name()));
-    TaskError::from_failure(name, position, failure).on_worker(worker)
 }
 
 impl std::fmt::Debug for Client {

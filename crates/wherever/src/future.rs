@@ -19,13 +19,22 @@ pub(crate) struct Slot<R> {
     resolved_signal: Condvar,
     phase: AtomicU8,
     canceller: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// For a task of a multi-process plan: (cluster, task id).
+    remote: OnceLock<(u64, u64)>,
+    /// Run when the last handle goes: tells a scheduler the result may be freed.
+    on_drop: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
+
+/// Called with the outcome when a slot resolves.
+type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
 
 struct SlotState<R> {
     outcome: Option<Result<R, TaskError>>,
     resolved: bool,
+    resolving: bool,
     waiting: bool,
     listeners: Vec<(Sender<usize>, usize)>,
+    callbacks: Vec<Callback<R>>,
 }
 
 impl<R> Slot<R> {
@@ -34,13 +43,54 @@ impl<R> Slot<R> {
             state: Mutex::new(SlotState {
                 outcome: None,
                 resolved: false,
+                resolving: false,
                 waiting: false,
                 listeners: Vec::new(),
+                callbacks: Vec::new(),
             }),
             resolved_signal: Condvar::new(),
             phase: AtomicU8::new(QUEUED),
             canceller: OnceLock::new(),
+            remote: OnceLock::new(),
+            on_drop: Mutex::new(None),
         })
+    }
+
+    /// Records that the task runs on cluster `cluster` as task `task`; `release`
+    /// runs when the last handle to this slot is dropped.
+    pub(crate) fn set_remote(
+        &self,
+        cluster: u64,
+        task: u64,
+        release: impl FnOnce() + Send + 'static,
+    ) {
+        let _ = self.remote.set((cluster, task));
+        *self.on_drop.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(release));
+    }
+
+    /// Runs `then` with the outcome once resolved. If it already is (and its value
+    /// has not been taken), the outcome is mapped by `now` under the lock and
+    /// `then_now` called with that outside it.
+    fn when_resolved<M>(
+        &self,
+        then: Callback<R>,
+        now: impl FnOnce(&Result<R, TaskError>) -> M,
+        then_now: impl FnOnce(M),
+    ) {
+        let mut state = self.lock();
+        if !state.resolved {
+            state.callbacks.push(then);
+            return;
+        }
+        let taken = Err(TaskError::new(
+            "?",
+            0,
+            TaskErrorKind::Runtime,
+            "its value was already taken",
+        ));
+        let mapped = now(state.outcome.as_ref().unwrap_or(&taken));
+        drop(state);
+        then_now(mapped);
     }
 
     /// Sets what `cancel` must also do (tell a remote scheduler).
@@ -62,10 +112,22 @@ impl<R> Slot<R> {
     }
 
     /// Stores the outcome and wakes whoever waits; a second outcome is ignored.
+    /// Callbacks run outside the lock, before the value can be taken.
     pub(crate) fn resolve(&self, outcome: Result<R, TaskError>) {
+        let callbacks = {
+            let mut state = self.lock();
+            if state.resolved || state.resolving {
+                return;
+            }
+            state.resolving = true;
+            std::mem::take(&mut state.callbacks)
+        };
+        for callback in callbacks {
+            callback(&outcome);
+        }
         let mut state = self.lock();
-        if state.resolved {
-            return;
+        for late in std::mem::take(&mut state.callbacks) {
+            late(&outcome);
         }
         state.outcome = Some(outcome);
         state.resolved = true;
@@ -103,6 +165,128 @@ impl<R> Slot<R> {
     }
 }
 
+impl<R> Drop for Slot<R> {
+    fn drop(&mut self) {
+        if let Some(release) = self
+            .on_drop
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            release();
+        }
+    }
+}
+
+/// A future's slot with its value type erased: what a dependent task needs.
+pub(crate) trait ErasedSlot: Send + Sync {
+    /// Calls `then` once resolved, with the encoded value or the error.
+    fn when_resolved_encoded(&self, then: Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>);
+    /// (cluster, task id) when the task runs on a multi-process plan.
+    fn remote(&self) -> Option<(u64, u64)>;
+}
+
+impl<R: crate::Value> ErasedSlot for Slot<R> {
+    fn when_resolved_encoded(&self, then: Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>) {
+        fn encoded<R: crate::Value>(outcome: &Result<R, TaskError>) -> Result<Vec<u8>, TaskError> {
+            match outcome {
+                Ok(value) => wherever_core::codec::encode(value).map_err(|e| {
+                    TaskError::new(
+                        "?",
+                        0,
+                        TaskErrorKind::Runtime,
+                        format!("cannot encode a result: {e}"),
+                    )
+                }),
+                Err(error) => Err(error.clone()),
+            }
+        }
+        // `then` is needed on both paths: share it through a take-once cell.
+        let then = Arc::new(Mutex::new(Some(then)));
+        let later = then.clone();
+        self.when_resolved(
+            Box::new(move |outcome| {
+                if let Some(then) = later.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    then(encoded(outcome))
+                }
+            }),
+            encoded,
+            move |mapped| {
+                if let Some(then) = then.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    then(mapped)
+                }
+            },
+        )
+    }
+
+    fn remote(&self) -> Option<(u64, u64)> {
+        self.remote.get().copied()
+    }
+}
+
+/// The data behind a [`Shared`] value.
+pub(crate) struct SharedData {
+    /// The encoded value (kept for local plans and for other clients).
+    pub(crate) bytes: Arc<Vec<u8>>,
+    /// (cluster, id) once put on a cluster's workers.
+    pub(crate) remote: Option<(u64, u64)>,
+    pub(crate) on_drop: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Drop for SharedData {
+    fn drop(&mut self) {
+        if let Some(release) = self
+            .on_drop
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            release();
+        }
+    }
+}
+
+/// A value put on the workers once with [`Client::scatter`](crate::Client::scatter)
+/// (Dask's `scatter`): pass `&shared` as a task argument instead of the value, and it
+/// is not sent again with every task. Dropping the last handle frees it on the workers.
+pub struct Shared<T> {
+    data: Arc<SharedData>,
+    _value: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Shared<T> {
+    pub(crate) fn new(data: SharedData) -> Self {
+        Shared {
+            data: Arc::new(data),
+            _value: std::marker::PhantomData,
+        }
+    }
+
+    pub(crate) fn data(&self) -> Arc<SharedData> {
+        self.data.clone()
+    }
+
+    /// The size of the encoded value in bytes.
+    pub fn nbytes(&self) -> usize {
+        self.data.bytes.len()
+    }
+}
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared {
+            data: self.data.clone(),
+            _value: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Shared({} bytes)", self.data.bytes.len())
+    }
+}
+
 /// The handle for one task's result (Dask's `Future`, R's `future()`).
 ///
 /// Dropping a future does not stop its task: it runs to the end (as in R's future).
@@ -112,6 +296,13 @@ pub struct Future<R> {
     slot: Arc<Slot<R>>,
     task: &'static str,
     position: u64,
+}
+
+impl<R: crate::Value> Future<R> {
+    /// The slot as a dependency of other tasks.
+    pub(crate) fn erased(&self) -> Arc<dyn ErasedSlot> {
+        self.slot.clone()
+    }
 }
 
 impl<R> Future<R> {
@@ -126,7 +317,13 @@ impl<R> Future<R> {
     /// Blocks until the task has finished and returns its result, or the error that
     /// names the task, its position, where it ran and what went wrong.
     pub fn value(self) -> Result<R, TaskError> {
-        self.slot.take().unwrap_or_else(|| {
+        let slot = &self.slot;
+        let outcome = if slot.is_resolved() {
+            slot.take()
+        } else {
+            wherever_core::scope::while_blocked(|| slot.take())
+        };
+        outcome.unwrap_or_else(|| {
             Err(TaskError::new(
                 self.task,
                 self.position,

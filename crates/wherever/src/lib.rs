@@ -25,22 +25,29 @@
 extern crate self as wherever;
 
 pub mod args;
+mod arguments;
 mod client;
 mod cores;
 mod error;
 mod future;
+mod graph;
 mod local;
 mod map;
+mod nested;
 pub mod plan;
+mod submission;
 mod worker_mode;
 
 pub use args::seed_from_args;
-pub use client::{Client, Value};
+pub use arguments::{IntoArg, IntoArgs};
+pub use client::{Client, Value, DEFAULT_RETRIES};
 pub use cores::{available_cores, cores_from, CORE_LIMIT_VARIABLES};
 pub use error::{Error, Result};
-pub use future::{as_completed, wait, AsCompleted, Future, ReturnWhen, WaitOutcome};
+pub use future::{as_completed, wait, AsCompleted, Future, ReturnWhen, Shared, WaitOutcome};
+pub use graph::{compute, delayed, delayed_pure, persist, to_dot, Delayed, GraphOutput};
 pub use local::QUEUE_BOUND;
 pub use map::{Scheduling, AUTO_CHUNKS_PER_WORKER};
+pub use nested::client;
 pub use plan::{Level, Plan, PlanError, Workers};
 pub use wherever_core::{
     IntoTask, StreamKey, Task, TaskContext, TaskError, TaskErrorKind, TaskFailure, TaskRng,
@@ -51,8 +58,8 @@ pub use worker_mode::init;
 /// What a program using wherever usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        as_completed, seed_from_args, wait, Client, Future, Plan, ReturnWhen, Scheduling,
-        TaskContext, TaskError, TaskRng,
+        as_completed, compute, delayed, seed_from_args, wait, Client, Delayed, Future, Plan,
+        ReturnWhen, Scheduling, Shared, TaskContext, TaskError, TaskRng,
     };
     pub use rand::Rng;
     pub use rand_distr::{Distribution, StandardNormal};

@@ -1,6 +1,17 @@
-//! How `map` splits its inputs into tasks.
+//! Parallel map: how `map` splits its inputs into tasks, and running them.
 
+use crate::arguments::{Args, IntoArgs, Parts};
+use crate::client::Client;
+use crate::future::{Future, Slot};
+use crate::nested::with_current_client;
+use crate::submission::local_task_error;
+use crate::{IntoTask, TaskContext, TaskError, Value};
+use std::cell::Cell;
 use std::num::NonZeroUsize;
+use std::sync::Arc;
+use wherever_core::codec;
+use wherever_core::panic_capture::run_caught;
+use wherever_core::scope::in_task;
 
 /// How many chunks the default scheduling makes per worker: enough that a slow
 /// chunk does not leave the other workers idle for long, few enough that the cost
@@ -42,16 +53,151 @@ impl Scheduling {
     }
 }
 
-/// Splits `items` into consecutive chunks of `size` items (the last may be
-/// shorter), moving each item once.
-pub(crate) fn split_into_chunks<A>(mut items: Vec<A>, size: usize) -> Vec<Vec<A>> {
-    let mut chunks = Vec::with_capacity(items.len().div_ceil(size));
-    while !items.is_empty() {
-        let start = (items.len() - 1) / size * size;
-        chunks.push(items.split_off(start));
+impl Client {
+    /// Applies `task` to every input with the default [`Scheduling`] and returns the
+    /// results in input order, or the error of the first failed item (in input order).
+    /// Inputs are argument tuples (or single arguments), whose elements may also be
+    /// references to futures, as for [`Client::submit`].
+    pub fn map<A: Value, R: Value, X: IntoArgs<A>>(
+        &self,
+        task: impl IntoTask<A, R>,
+        inputs: impl IntoIterator<Item = X>,
+    ) -> Result<Vec<R>, TaskError> {
+        self.map_with(task, inputs, Scheduling::Auto)
     }
-    chunks.reverse();
-    chunks
+
+    /// [`Client::map`] with an explicit [`Scheduling`]. Item `i` gets the random
+    /// stream of position `first + i`, whatever the chunking.
+    pub fn map_with<A: Value, R: Value, X: IntoArgs<A>>(
+        &self,
+        task: impl IntoTask<A, R>,
+        inputs: impl IntoIterator<Item = X>,
+        scheduling: Scheduling,
+    ) -> Result<Vec<R>, TaskError> {
+        let inputs = inputs.into_iter();
+        let (count, items): (usize, Box<dyn Iterator<Item = X>>) = match inputs.size_hint() {
+            (low, Some(high)) if low == high => (low, Box::new(inputs)),
+            _ => {
+                let collected: Vec<X> = inputs.collect();
+                (collected.len(), Box::new(collected.into_iter()))
+            }
+        };
+        let first = self.take_positions(count as u64);
+        let chunk_size = scheduling.items_per_chunk(count, self.workers());
+        let task = Arc::new(task);
+        let mut parts: Vec<Part<R>> = Vec::with_capacity(count.div_ceil(chunk_size));
+        let mut chunk: Vec<A> = Vec::with_capacity(chunk_size.min(count));
+        let mut chunk_first = first;
+        for (offset, item) in items.enumerate() {
+            let position = first + offset as u64;
+            match item.into_args() {
+                Args::Plain(args) => {
+                    if chunk.is_empty() {
+                        chunk_first = position;
+                    }
+                    chunk.push(args);
+                    if chunk.len() == chunk_size {
+                        let full = std::mem::replace(
+                            &mut chunk,
+                            Vec::with_capacity(chunk_size.min(count)),
+                        );
+                        parts.push(Part::Chunk(self.submit_chunk(
+                            task.clone(),
+                            full,
+                            chunk_first,
+                        )));
+                    }
+                }
+                dependent => {
+                    if !chunk.is_empty() {
+                        let partial = std::mem::take(&mut chunk);
+                        parts.push(Part::Chunk(self.submit_chunk(
+                            task.clone(),
+                            partial,
+                            chunk_first,
+                        )));
+                    }
+                    parts.push(Part::One(self.submit_at(task.clone(), dependent, position)));
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            parts.push(Part::Chunk(self.submit_chunk(
+                task.clone(),
+                chunk,
+                chunk_first,
+            )));
+        }
+        let mut results = Vec::with_capacity(count);
+        for part in parts {
+            match part {
+                Part::Chunk(future) => results.extend(future.value()?),
+                Part::One(future) => results.push(future.value()?),
+            }
+        }
+        Ok(results)
+    }
+
+    /// Submits `items` (at positions `first..`) as one task.
+    fn submit_chunk<A: Value, R: Value, T: IntoTask<A, R>>(
+        &self,
+        task: Arc<T>,
+        items: Vec<A>,
+        first: u64,
+    ) -> Future<Vec<R>> {
+        let name = task.task_name();
+        let slot = Slot::new();
+        let future = Future::new(slot.clone(), name, first);
+        if let Some(cluster) = self.cluster() {
+            let parts = match codec::encode(&items) {
+                Ok(bytes) => Parts {
+                    bytes,
+                    ..Parts::default()
+                },
+                Err(error) => Parts {
+                    error: Some(error.to_string()),
+                    ..Parts::default()
+                },
+            };
+            self.submit_remote(
+                cluster,
+                task.registered().is_some(),
+                name,
+                parts,
+                first,
+                true,
+                slot,
+            );
+            return future;
+        }
+        let (key, seeded, runner) = (self.key, self.seeded, self.clone());
+        self.spawn(Box::new(move || {
+            if !slot.start() {
+                return;
+            }
+            let current = Cell::new(first);
+            let outcome = with_current_client(&runner, || {
+                run_caught(|| {
+                    let mut results = Vec::with_capacity(items.len());
+                    for item in items {
+                        let position = current.get();
+                        let mut ctx = TaskContext::new(key, seeded, position);
+                        results.push(in_task(key, seeded, position, || task.run(item, &mut ctx))?);
+                        current.set(position + 1);
+                    }
+                    Ok(results)
+                })
+            });
+            slot.resolve(outcome.map_err(|failure| local_task_error(name, current.get(), failure)));
+        }));
+        future
+    }
+}
+
+/// A part of a map's results: a chunk of items, or one item that waited on others.
+enum Part<R> {
+    Chunk(Future<Vec<R>>),
+    One(Future<R>),
 }
 
 #[cfg(test)]
@@ -71,14 +217,5 @@ mod tests {
         assert_eq!(Scheduling::Auto.items_per_chunk(3, 2), 1);
         assert_eq!(Scheduling::Auto.items_per_chunk(0, 2), 1);
         assert!(Scheduling::chunk_size(0).is_none());
-    }
-
-    #[test]
-    fn splitting_keeps_every_item_in_order() {
-        for (n, size) in [(0, 3), (1, 3), (9, 3), (10, 3), (10, 20)] {
-            let chunks = split_into_chunks((0..n).collect::<Vec<_>>(), size);
-            assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= size));
-            assert_eq!(chunks.concat(), (0..n).collect::<Vec<_>>());
-        }
     }
 }
