@@ -361,6 +361,7 @@ class Workload:
     time_label: str = "time s"
     per_task: bool = False
     check_rule: str = ""         # how answers are checked, for the table's caption
+    ratio_against: Optional[list] = None  # plans of ours that get a ratio column (None: all)
     prepare: Optional[Callable] = None   # (size dict) -> None; create data under DATA
     notes: list = field(default_factory=list)
 
@@ -465,7 +466,9 @@ def make_overhead(size):
     N, NR = size["N"], size["N_R_futures"]
     cfgs = []
     for plan in ["sequential", "threads:2", "processes:2"]:
-        for mode in ["map", "submit"]:
+        # submit: one future per task; map: one map, one task per item (dynamic scheduling);
+        # map-auto: map with the default chunking (like future_lapply's default)
+        for mode in ["submit", "map", "map-auto"]:
             cfgs.append(Config("ours", "wherever", f"{plan} {mode}",
                                [str(EXAMPLES / "trivial_tasks"), "--plan", plan, "--tasks", str(N),
                                 "--mode", mode],
@@ -511,7 +514,12 @@ WORKLOADS = {
         make=make_overhead,
         describe=lambda s: f"N = {s['N']} tasks (R explicit futures: {s['N_R_futures']}); "
                            "time = submit + gather (cluster/worker start-up excluded); "
-                           "ratio on per-task time",
+                           "ratio on per-task time. Ours: submit = one future per task, "
+                           "map = one map call with one task per item, map-auto = map with "
+                           "the default chunking (compare it with future_lapply's default "
+                           "chunking); ratio columns for submit and map-auto",
+        ratio_against=["sequential submit", "threads:2 submit", "threads:2 map-auto",
+                       "processes:2 submit", "processes:2 map-auto"],
         time_label="time s", per_task=True,
         check_rule="the sum of the N results equals N(N+1)/2"),
     # Hooks for later issues (graph, bag, array, frame): add a make_<name>, sizes and, for
@@ -615,7 +623,8 @@ def summarize(wl, size, cfgs, status, records, reps, load_start):
             row["status"] = "ok"
         rows.append(row)
     ours = [r for r in rows if r["cfg"].side == "ours" and "med" in r
-            and not r["status"].startswith("WRONG")]
+            and not r["status"].startswith("WRONG")
+            and (wl.ratio_against is None or r["cfg"].plan in wl.ratio_against)]
     lines = [f"### {wl.title}", "",
              "(load = median 1-min load average at the start of that row's runs; 2 means "
              "both cores were already busy.)", "",
