@@ -15,7 +15,11 @@
 //!   dependent has not finished yet;
 //! * a worker that dies loses its running tasks (retried up to `retries` times) and its
 //!   results, which are recomputed from their lineage when still needed;
-//! * idle workers steal queued-but-not-started tasks from busy ones.
+//! * idle workers steal queued-but-not-started tasks from busy ones;
+//! * a running task that blocks on other tasks (typically subtasks it submitted) can
+//!   **secede** ([`Event::Secede`]): it stays processing but stops occupying a slot, so
+//!   the worker gets more work and nested tasks never deadlock; [`Event::Rejoin`] makes
+//!   it count again (as Dask's `secede`/`rejoin`).
 //!
 //! Every event costs `O(log n)` or amortised `O(deps)`.
 
@@ -158,6 +162,42 @@ pub enum Event {
         /// The task.
         task: TaskId,
     },
+    /// `task`, running on `worker`, now blocks waiting on other tasks (typically subtasks
+    /// it submitted), as Dask's `secede()`.
+    ///
+    /// The task stays processing on `worker` (its result still comes with
+    /// [`Event::TaskFinished`] or [`Event::TaskErred`], and it is re-run like any other
+    /// processing task if the worker dies), but it no longer occupies a slot: the worker's
+    /// load and capacity (slots + prefetch) are computed without it, so more ready tasks
+    /// may be assigned to the worker at once. A seceded task is running, so it is never
+    /// asked back with [`Command::Steal`].
+    ///
+    /// Errors (nothing changes): [`SchedulerError::UnknownWorker`],
+    /// [`SchedulerError::UnknownTask`], or [`SchedulerError::NotProcessing`] if the task is
+    /// not processing on `worker`. Seceding an already seceded task is a no-op (`Ok`).
+    ///
+    /// A worker that receives [`Command::Compute`] for a task it is already running
+    /// seceded (a re-assignment after a `Cancel` raced with the run) should report
+    /// `Secede` again: the new assignment occupies a slot until then.
+    Secede {
+        /// The worker running the task.
+        worker: WorkerId,
+        /// The task.
+        task: TaskId,
+    },
+    /// A seceded `task` on `worker` runs again (Dask's `rejoin()`): it counts toward the
+    /// worker's load again. The worker may be over capacity for a while; it gets no new
+    /// assignments until it is below. Being known to run, it is not asked back with
+    /// [`Command::Steal`] either.
+    ///
+    /// Errors as for [`Event::Secede`]. Rejoining a task that is processing on `worker`
+    /// but not seceded is a no-op (`Ok`).
+    Rejoin {
+        /// The worker running the task.
+        worker: WorkerId,
+        /// The task.
+        task: TaskId,
+    },
 }
 
 /// What the server should do, produced by [`Scheduler::handle`].
@@ -278,6 +318,13 @@ pub enum SchedulerError {
     Cycle(TaskId),
     /// A worker announced with zero slots.
     ZeroSlots(WorkerId),
+    /// [`Event::Secede`] or [`Event::Rejoin`] for a task that is not processing on that worker.
+    NotProcessing {
+        /// The task.
+        task: TaskId,
+        /// The worker named by the event.
+        worker: WorkerId,
+    },
 }
 
 impl fmt::Display for SchedulerError {
@@ -292,6 +339,9 @@ impl fmt::Display for SchedulerError {
             }
             SchedulerError::Cycle(t) => write!(f, "dependency cycle through task {t}"),
             SchedulerError::ZeroSlots(w) => write!(f, "worker {w} has zero slots"),
+            SchedulerError::NotProcessing { task, worker } => {
+                write!(f, "task {task} is not processing on worker {worker}")
+            }
         }
     }
 }
@@ -305,8 +355,10 @@ pub struct WorkerInfo {
     pub id: WorkerId,
     /// Its task slots.
     pub slots: u32,
-    /// Tasks assigned to it (running or queued).
+    /// Tasks assigned to it (running or queued), seceded ones included.
     pub processing: usize,
+    /// Of those, the seceded tasks ([`Event::Secede`]): running but not occupying a slot.
+    pub seceded: usize,
     /// Results it holds.
     pub held: usize,
     /// Total size of the results it holds.
@@ -400,6 +452,8 @@ struct Task {
     assign_seq: u64,
     steal: StealFlag,
     avoid: Option<WorkerId>,
+    /// Processing and seceded: running, but not occupying a slot of its worker.
+    seceded: bool,
 }
 
 #[derive(Debug)]
@@ -411,6 +465,8 @@ struct Worker {
     held_bytes: u64,
     steal_pending: u32,
     steal_refused: u32,
+    /// How many of `processing` are seceded (they do not count toward the load).
+    seceded: u32,
 }
 
 /// The scheduler state machine. Feed it [`Event`]s with [`Scheduler::handle`].
@@ -503,6 +559,8 @@ impl Scheduler {
                     self.fail(task, Fail::Cancelled, None, out);
                 }
             }
+            Event::Secede { worker, task } => self.set_seceded(worker, task, true)?,
+            Event::Rejoin { worker, task } => self.set_seceded(worker, task, false)?,
         }
         self.process_checks(out);
         self.schedule(out);
@@ -552,7 +610,8 @@ impl Scheduler {
         self.ready.len()
     }
 
-    /// Per worker, in id order: slots, assigned tasks, held results and their bytes.
+    /// Per worker, in id order: slots, assigned tasks (and how many of them seceded), held
+    /// results and their bytes.
     pub fn workers(&self) -> Vec<WorkerInfo> {
         self.workers
             .iter()
@@ -560,6 +619,7 @@ impl Scheduler {
                 id,
                 slots: w.slots,
                 processing: w.processing.len(),
+                seceded: w.seceded as usize,
                 held: w.held.len(),
                 held_bytes: w.held_bytes,
             })
@@ -571,7 +631,7 @@ impl Scheduler {
         let mut idle = 0u64;
         let mut in_flight = 0u64;
         for (&w, wk) in &self.workers {
-            idle += u64::from(wk.slots.saturating_sub(wk.processing.len() as u32));
+            idle += u64::from(wk.slots).saturating_sub(Self::load(wk));
             let (f, _, v) = self.worker_keys(w);
             if let Some(f) = f {
                 if !self.free.contains(&f) {
@@ -583,7 +643,7 @@ impl Scheduler {
                     return Err(format!("worker {w} missing from victims"));
                 }
             }
-            let (mut pending, mut refused) = (0, 0);
+            let (mut pending, mut refused, mut seceded) = (0, 0, 0);
             for (&s, &t) in &wk.processing {
                 let task = self
                     .tasks
@@ -591,6 +651,12 @@ impl Scheduler {
                     .ok_or(format!("worker {w} runs unknown {t}"))?;
                 if task.state != St::Processing(w) || task.assign_seq != s {
                     return Err(format!("task {t} on worker {w} is {:?}", task.state));
+                }
+                if task.seceded {
+                    seceded += 1;
+                    if task.steal != StealFlag::None {
+                        return Err(format!("seceded task {t} on {w} under a steal request"));
+                    }
                 }
                 match task.steal {
                     StealFlag::Pending => pending += 1,
@@ -600,6 +666,9 @@ impl Scheduler {
             }
             if pending != wk.steal_pending || refused != wk.steal_refused {
                 return Err(format!("worker {w} steal counters"));
+            }
+            if seceded != wk.seceded {
+                return Err(format!("worker {w} seceded {} != {seceded}", wk.seceded));
             }
             in_flight += u64::from(pending);
             let mut bytes = 0;
@@ -688,6 +757,9 @@ impl Scheduler {
                 }
                 _ => {}
             }
+            if t.seceded && !matches!(t.state, St::Processing(_)) {
+                return Err(format!("task {id} seceded in {:?}", t.state));
+            }
             if t.state != St::Memory && !t.who_has.is_empty() {
                 return Err(format!("task {id} has holders in {:?}", t.state));
             }
@@ -715,8 +787,13 @@ impl Scheduler {
         (w.slots + self.config.prefetch_per_worker.unwrap_or(w.slots)) as usize
     }
 
+    /// Assigned tasks occupying a slot or queued: seceded tasks do not count.
+    fn load(w: &Worker) -> u64 {
+        w.processing.len() as u64 - u64::from(w.seceded)
+    }
+
     fn has_room(&self, w: &Worker) -> bool {
-        w.processing.len() < self.capacity(w)
+        Self::load(w) < self.capacity(w) as u64
     }
 
     #[allow(clippy::type_complexity)]
@@ -729,7 +806,7 @@ impl Scheduler {
         Option<(Reverse<u32>, WorkerId)>,
     ) {
         let w = &self.workers[&id];
-        let n = w.processing.len() as u64;
+        let n = Self::load(w);
         let free = self
             .has_room(w)
             .then(|| ((n << 32) / u64::from(w.slots), id));
@@ -783,6 +860,7 @@ impl Scheduler {
                 held_bytes: 0,
                 steal_pending: 0,
                 steal_refused: 0,
+                seceded: 0,
             },
         );
         self.index(worker);
@@ -805,7 +883,58 @@ impl Scheduler {
             StealFlag::None => {}
         }
         t.steal = StealFlag::None;
+        if t.seceded {
+            t.seceded = false;
+            w.seceded -= 1;
+        }
         self.index(worker);
+    }
+
+    /// [`Event::Secede`] (`seceded`) and [`Event::Rejoin`] (`!seceded`).
+    fn set_seceded(
+        &mut self,
+        worker: WorkerId,
+        task: TaskId,
+        seceded: bool,
+    ) -> Result<(), SchedulerError> {
+        if !self.workers.contains_key(&worker) {
+            return Err(SchedulerError::UnknownWorker(worker));
+        }
+        let t = self
+            .tasks
+            .get(&task)
+            .ok_or(SchedulerError::UnknownTask(task))?;
+        if t.state != St::Processing(worker) {
+            return Err(SchedulerError::NotProcessing { task, worker });
+        }
+        if t.seceded == seceded {
+            return Ok(()); // seceding twice, or rejoining a task that did not secede
+        }
+        self.unindex(worker);
+        let t = self.tasks.get_mut(&task).expect("task");
+        let w = self.workers.get_mut(&worker).expect("worker");
+        t.seceded = seceded;
+        if seceded {
+            w.seceded += 1;
+            // It is running: any steal request for it is moot (the answer, `stolen: false`,
+            // will find no pending request and be ignored as late).
+            match t.steal {
+                StealFlag::Pending => {
+                    w.steal_pending -= 1;
+                    self.steals_in_flight -= 1;
+                }
+                StealFlag::Refused => w.steal_refused -= 1,
+                StealFlag::None => {}
+            }
+            t.steal = StealFlag::None;
+        } else {
+            w.seceded -= 1;
+            // Known to be running: never ask for it back.
+            t.steal = StealFlag::Refused;
+            w.steal_refused += 1;
+        }
+        self.index(worker);
+        Ok(())
     }
 
     fn add_holder(&mut self, task: TaskId, worker: WorkerId) {
@@ -837,6 +966,7 @@ impl Scheduler {
                 self.steals_in_flight -= 1;
             }
             t.steal = StealFlag::None;
+            t.seceded = false;
             t.attempts += 1;
             if t.attempts > t.retries {
                 self.fail(task, Fail::Lost, None, out);
@@ -1004,6 +1134,7 @@ impl Scheduler {
                     assign_seq: 0,
                     steal: StealFlag::None,
                     avoid: None,
+                    seceded: false,
                 },
             );
             self.activate(s.id, true, out);
@@ -1052,6 +1183,7 @@ impl Scheduler {
                 assign_seq: 0,
                 steal: StealFlag::None,
                 avoid: None,
+                seceded: false,
             },
         );
         for w in known {
@@ -1459,6 +1591,7 @@ impl Scheduler {
         t.assign_seq = seq;
         t.avoid = None;
         t.steal = StealFlag::None;
+        t.seceded = false;
         let deps = t.deps.clone();
         self.workers
             .get_mut(&worker)
@@ -1487,12 +1620,10 @@ impl Scheduler {
                 break;
             };
             let w = &self.workers[&victim];
-            let task = w
-                .processing
-                .values()
-                .rev()
-                .copied()
-                .find(|t| self.tasks[t].steal == StealFlag::None);
+            let task = w.processing.values().rev().copied().find(|t| {
+                let t = &self.tasks[t];
+                t.steal == StealFlag::None && !t.seceded
+            });
             let Some(task) = task else {
                 break;
             };

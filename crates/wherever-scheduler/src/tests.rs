@@ -765,3 +765,302 @@ fn big_batch_throughput() {
     );
     s.check_invariants().unwrap();
 }
+
+fn secede(s: &mut Scheduler, worker: WorkerId, task: TaskId) -> Vec<Command> {
+    ev(s, Event::Secede { worker, task })
+}
+
+fn rejoin(s: &mut Scheduler, worker: WorkerId, task: TaskId) -> Vec<Command> {
+    ev(s, Event::Rejoin { worker, task })
+}
+
+fn seceded(s: &Scheduler, worker: WorkerId) -> usize {
+    s.workers().iter().find(|w| w.id == worker).unwrap().seceded
+}
+
+#[test]
+fn secede_frees_the_slot_and_rejoin_takes_it_back() {
+    let mut s = sched0();
+    add_worker(&mut s, 1, 1);
+    let out = submit(&mut s, vec![TaskSpec::new(1), TaskSpec::new(2)]);
+    assert_eq!(computes(&out), vec![(1, 1)]);
+    assert_eq!(s.state(2), Some(TaskState::Ready));
+    // A blocks on other work: B gets its slot at once
+    let out = secede(&mut s, 1, 1);
+    assert_eq!(computes(&out), vec![(1, 2)]);
+    assert_eq!(s.state(1), Some(TaskState::Processing));
+    assert_eq!(s.processing_on(1), Some(1));
+    let info = &s.workers()[0];
+    assert_eq!((info.processing, info.seceded), (2, 1));
+    // the worker is full again
+    assert!(computes(&submit(&mut s, vec![TaskSpec::new(3)])).is_empty());
+    // rejoin: over capacity (2 running on 1 slot), no new assignment
+    assert!(rejoin(&mut s, 1, 1).is_empty());
+    assert_eq!(seceded(&s, 1), 0);
+    // B finishes: A alone fills the slot, still nothing for C
+    let out = finish(&mut s, 1, 2, 1);
+    assert_eq!(out, vec![Command::Done { task: 2 }]);
+    // A finishes: C runs
+    let out = finish(&mut s, 1, 1, 1);
+    assert_eq!(out[0], Command::Done { task: 1 });
+    assert_eq!(computes(&out), vec![(1, 3)]);
+    finish(&mut s, 1, 3, 1);
+    assert!((1..=3).all(|t| s.state(t) == Some(TaskState::Memory)));
+}
+
+#[test]
+fn seceded_task_finishing_or_erring_ends_normally() {
+    // finish while seceded, before the task that took its slot
+    let mut s = sched0();
+    add_worker(&mut s, 1, 1);
+    submit(&mut s, (1..=3).map(TaskSpec::new).collect());
+    assert_eq!(computes(&secede(&mut s, 1, 1)), vec![(1, 2)]);
+    let out = finish(&mut s, 1, 1, 1);
+    assert_eq!(out, vec![Command::Done { task: 1 }]); // B still holds the slot
+    assert_eq!(seceded(&s, 1), 0);
+    assert_eq!(s.workers()[0].processing, 1);
+    // a late rejoin for the finished task is an error and changes nothing
+    let mut o = Vec::new();
+    assert_eq!(
+        s.handle(Event::Rejoin { worker: 1, task: 1 }, &mut o),
+        Err(SchedulerError::NotProcessing { task: 1, worker: 1 })
+    );
+    assert!(o.is_empty());
+    let out = finish(&mut s, 1, 2, 1);
+    assert_eq!(computes(&out), vec![(1, 3)]);
+    // erring while seceded: the dependent errs, the slot count is right
+    let mut s = sched0();
+    add_worker(&mut s, 1, 1);
+    submit(
+        &mut s,
+        vec![
+            TaskSpec::new(1),
+            TaskSpec::new(2).deps([1]),
+            TaskSpec::new(3),
+        ],
+    );
+    assert_eq!(computes(&secede(&mut s, 1, 1)), vec![(1, 3)]);
+    let out = ev(&mut s, Event::TaskErred { worker: 1, task: 1 });
+    assert_eq!(
+        out,
+        vec![
+            Command::Erred { task: 1, cause: 1 },
+            Command::Erred { task: 2, cause: 1 }
+        ]
+    );
+    assert_eq!(seceded(&s, 1), 0);
+    // cancelling a seceded task tells the worker and frees its bookkeeping
+    let mut s = sched0();
+    add_worker(&mut s, 1, 1);
+    submit(&mut s, (1..=2).map(TaskSpec::new).collect());
+    secede(&mut s, 1, 1);
+    let out = ev(&mut s, Event::Cancel { task: 1 });
+    assert_eq!(
+        out,
+        vec![
+            Command::Cancel { worker: 1, task: 1 },
+            Command::Cancelled { task: 1 }
+        ]
+    );
+    assert_eq!((s.workers()[0].processing, seceded(&s, 1)), (1, 0));
+}
+
+#[test]
+fn death_of_a_worker_with_a_seceded_task_reruns_it() {
+    let mut s = sched0();
+    add_worker(&mut s, 1, 1);
+    submit(
+        &mut s,
+        vec![TaskSpec::new(1).retries(1), TaskSpec::new(2).retries(1)],
+    );
+    assert_eq!(computes(&secede(&mut s, 1, 1)), vec![(1, 2)]);
+    add_worker(&mut s, 2, 1);
+    let out = ev(&mut s, Event::WorkerRemoved { worker: 1 });
+    // both re-run (re-run tasks go last-in first-out); only one slot is left
+    assert_eq!(computes(&out), vec![(2, 2)]);
+    assert_eq!(s.attempts(1), Some(1));
+    assert_eq!(s.state(1), Some(TaskState::Ready));
+    assert_eq!(seceded(&s, 2), 0);
+    let out = finish(&mut s, 2, 2, 1);
+    assert_eq!(computes(&out), vec![(2, 1)]);
+    // it may secede again on the new worker, and dying again exhausts its retries
+    secede(&mut s, 2, 1);
+    assert_eq!(seceded(&s, 2), 1);
+    add_worker(&mut s, 3, 1);
+    let out = ev(&mut s, Event::WorkerRemoved { worker: 2 });
+    assert!(out.contains(&Command::Lost {
+        task: 1,
+        attempts: 2
+    }));
+}
+
+#[test]
+fn seceded_tasks_are_never_stolen() {
+    let mut s = sched(); // prefetch = slots
+    add_worker(&mut s, 1, 1);
+    submit(&mut s, vec![TaskSpec::new(1)]);
+    secede(&mut s, 1, 1);
+    let out = submit(&mut s, vec![TaskSpec::new(2), TaskSpec::new(3)]);
+    assert_eq!(computes(&out), vec![(1, 2), (1, 3)]);
+    // an idle worker joins: it asks for the queued task, never for the seceded one
+    let out = add_worker(&mut s, 2, 1);
+    assert_eq!(out, vec![Command::Steal { worker: 1, task: 3 }]);
+    // 3 had in fact started and secedes too: the request is moot, the late answer ignored
+    let out = secede(&mut s, 1, 3);
+    assert!(!out
+        .iter()
+        .any(|c| matches!(c, Command::Steal { task: 1 | 3, .. })));
+    let out = ev(
+        &mut s,
+        Event::StealResponse {
+            worker: 1,
+            task: 3,
+            stolen: false,
+        },
+    );
+    assert!(out.is_empty());
+    assert_eq!(seceded(&s, 1), 2);
+    // with only seceded tasks and a running one left, nothing is stealable
+    let out = finish(&mut s, 1, 2, 1);
+    assert_eq!(out, vec![Command::Done { task: 2 }]);
+    // rejoined tasks are running too: not stolen either
+    rejoin(&mut s, 1, 1);
+    rejoin(&mut s, 1, 3);
+    let out = submit(&mut s, vec![TaskSpec::new(4)]);
+    assert_eq!(computes(&out), vec![(2, 4)]);
+    let out = finish(&mut s, 2, 4, 1);
+    assert!(!out.iter().any(|c| matches!(c, Command::Steal { .. })));
+}
+
+#[test]
+fn bad_secede_and_rejoin_are_errors_and_change_nothing() {
+    let mut s = sched0();
+    add_worker(&mut s, 1, 1);
+    add_worker(&mut s, 2, 1);
+    submit(&mut s, (1..=3).map(TaskSpec::new).collect());
+    assert_eq!((s.processing_on(1), s.processing_on(2)), (Some(1), Some(2)));
+    let mut out = Vec::new();
+    for e in [
+        (
+            Event::Secede { worker: 9, task: 1 },
+            SchedulerError::UnknownWorker(9),
+        ),
+        (
+            Event::Rejoin { worker: 9, task: 1 },
+            SchedulerError::UnknownWorker(9),
+        ),
+        (
+            Event::Secede { worker: 1, task: 9 },
+            SchedulerError::UnknownTask(9),
+        ),
+        (
+            Event::Rejoin { worker: 1, task: 9 },
+            SchedulerError::UnknownTask(9),
+        ),
+        // processing elsewhere
+        (
+            Event::Secede { worker: 1, task: 2 },
+            SchedulerError::NotProcessing { task: 2, worker: 1 },
+        ),
+        // ready, not processing
+        (
+            Event::Secede { worker: 1, task: 3 },
+            SchedulerError::NotProcessing { task: 3, worker: 1 },
+        ),
+    ] {
+        assert_eq!(s.handle(e.0, &mut out), Err(e.1));
+        s.check_invariants().unwrap();
+    }
+    assert!(out.is_empty());
+    assert_eq!(s.state(3), Some(TaskState::Ready));
+    assert!(s.workers().iter().all(|w| w.seceded == 0));
+    assert!(!SchedulerError::NotProcessing { task: 1, worker: 2 }
+        .to_string()
+        .is_empty());
+    // rejoin without secede: no-op
+    assert!(rejoin(&mut s, 1, 1).is_empty());
+    // secede twice: the second is a no-op
+    assert_eq!(computes(&secede(&mut s, 1, 1)), vec![(1, 3)]);
+    assert!(secede(&mut s, 1, 1).is_empty());
+    assert_eq!(seceded(&s, 1), 1);
+    assert!(rejoin(&mut s, 1, 1).is_empty());
+    assert!(rejoin(&mut s, 1, 1).is_empty());
+    assert_eq!(seceded(&s, 1), 0);
+}
+
+/// Dask's nested-task deadlock: every outer task submits inner tasks and waits for them.
+/// Without secede, one slot held by an outer task could never run its inner tasks.
+#[test]
+fn nested_tasks_on_one_slot_do_not_deadlock() {
+    let mut s = sched0();
+    add_worker(&mut s, 1, 1);
+    let outer: Vec<TaskId> = (0..50).collect();
+    let mut out = submit(&mut s, outer.iter().map(|&t| TaskSpec::new(t)).collect());
+    let mut next_id = 1000;
+    // outer task -> its inner tasks not yet done
+    let mut waiting: HashMap<TaskId, Vec<TaskId>> = HashMap::new();
+    let mut parent: HashMap<TaskId, TaskId> = HashMap::new();
+    let mut done: HashMap<TaskId, u32> = HashMap::new();
+    let mut queue: std::collections::VecDeque<Command> = out.drain(..).collect();
+    while let Some(c) = queue.pop_front() {
+        let next = match c {
+            Command::Compute { worker, task, .. } if task < 1000 => {
+                let inner: Vec<TaskId> = (next_id..next_id + 10).collect();
+                next_id += 10;
+                for &i in &inner {
+                    parent.insert(i, task);
+                }
+                waiting.insert(task, inner.clone());
+                let mut o = submit(&mut s, inner.into_iter().map(TaskSpec::new).collect());
+                o.extend(secede(&mut s, worker, task));
+                o
+            }
+            Command::Compute { worker, task, .. } => finish(&mut s, worker, task, 1),
+            Command::Done { task } => {
+                *done.entry(task).or_default() += 1;
+                let mut o = Vec::new();
+                if let Some(&p) = parent.get(&task) {
+                    let w = waiting.get_mut(&p).unwrap();
+                    w.retain(|&i| i != task);
+                    if w.is_empty() {
+                        o = rejoin(&mut s, 1, p);
+                        o.extend(finish(&mut s, 1, p, 1));
+                    }
+                }
+                o
+            }
+            other => panic!("unexpected {other:?}"),
+        };
+        queue.extend(next);
+    }
+    assert_eq!(done.len(), 50 + 500);
+    assert!(done.values().all(|&n| n == 1));
+    assert!(waiting.values().all(|w| w.is_empty()));
+    let info = &s.workers()[0];
+    assert_eq!((info.processing, info.seceded), (0, 0));
+    assert_eq!(s.ready_count(), 0);
+}
+
+#[test]
+fn steal_skips_a_seceded_task_assigned_after_queued_ones() {
+    let mut s = Scheduler::new(SchedulerConfig {
+        prefetch_per_worker: Some(2),
+    });
+    add_worker(&mut s, 1, 1);
+    let out = submit(&mut s, (1..=3).map(TaskSpec::new).collect());
+    assert_eq!(computes(&out), vec![(1, 1), (1, 2), (1, 3)]);
+    // the worker happened to start 3 first, and 3 waits
+    let out = secede(&mut s, 1, 3);
+    assert!(computes(&out).is_empty());
+    let out = submit(&mut s, vec![TaskSpec::new(4)]);
+    assert_eq!(computes(&out), vec![(1, 4)]);
+    // two idle slots: ask for the two most recent queued tasks, skipping 3
+    let out = add_worker(&mut s, 2, 2);
+    assert_eq!(
+        out,
+        vec![
+            Command::Steal { worker: 1, task: 4 },
+            Command::Steal { worker: 1, task: 2 }
+        ]
+    );
+}

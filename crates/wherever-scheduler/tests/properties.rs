@@ -1,6 +1,8 @@
 //! Property tests: a simulated cluster drives the scheduler through random graphs,
-//! random worker joins and deaths, user failures, cancels and steal answers, and checks
-//! that every wanted task ends exactly once with the right outcome and nothing leaks.
+//! random worker joins and deaths, user failures, cancels, steal answers and tasks that
+//! secede while they wait (and rejoin later), and checks that every wanted task ends
+//! exactly once with the right outcome and nothing leaks. A deterministic test replays
+//! Dask's nested-task scenario (tasks submitting tasks and waiting for them).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -12,8 +14,8 @@ use wherever_scheduler::{
 };
 
 /// How often each kind of command and event occurred over all cases (shown with --nocapture).
-static STATS: [AtomicUsize; 10] = [const { AtomicUsize::new(0) }; 10];
-const STAT_NAMES: [&str; 10] = [
+static STATS: [AtomicUsize; 13] = [const { AtomicUsize::new(0) }; 13];
+const STAT_NAMES: [&str; 13] = [
     "compute",
     "steal",
     "stolen",
@@ -24,6 +26,9 @@ const STAT_NAMES: [&str; 10] = [
     "lost",
     "cancelled",
     "stale",
+    "secede",
+    "rejoin",
+    "secede/rejoin refused (task moved)",
 ];
 
 fn count(i: usize) {
@@ -76,6 +81,8 @@ struct Case {
     max_joins: u32,
     max_cancels: u32,
     prefetch: Option<u32>,
+    /// Chance (percent) that a started task waits, seceded, before it may finish.
+    secede_percent: u64,
     seed: u64,
 }
 
@@ -96,6 +103,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
         0u32..4,
         0u32..3,
         prop_oneof![Just(None), (0u32..3).prop_map(Some)],
+        prop_oneof![1 => Just(0u64), 3 => 5u64..60],
         any::<u64>(),
     )
         .prop_map(
@@ -108,6 +116,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                 max_joins,
                 max_cancels,
                 prefetch,
+                secede_percent,
                 seed,
             )| {
                 let n = raw.len();
@@ -166,6 +175,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                     max_joins,
                     max_cancels,
                     prefetch,
+                    secede_percent,
                     seed,
                 }
             },
@@ -175,11 +185,25 @@ fn case_strategy() -> impl Strategy<Value = Case> {
 /// Where each input of a task lives, as told by `Command::Compute`.
 type Inputs = Vec<(TaskId, Vec<WorkerId>)>;
 
+/// Where a running task is in its life on the simulated worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// It will wait on something: it must secede before it may finish.
+    WillWait,
+    /// Seceded (`Secede` sent) when the worker had started this many tasks: it rejoins
+    /// once the worker started another one (the freed slot was used) or nothing is ready.
+    Seceded(u64),
+    /// Runs to completion.
+    Runs,
+}
+
 struct SimWorker {
     slots: u32,
     alive: bool,
     queue: Vec<(TaskId, Inputs)>,
-    running: Vec<(TaskId, Option<u64>)>,
+    running: Vec<(TaskId, Option<u64>, Phase)>,
+    /// How many tasks it started.
+    starts: u64,
     memory: HashMap<TaskId, u64>,
     /// Tasks whose user function failed here (a worker remembers its failures).
     erred: HashSet<TaskId>,
@@ -202,7 +226,20 @@ struct Sim {
     terminal: HashMap<TaskId, Vec<Command>>,
     client_cancels: HashSet<TaskId>,
     released: HashSet<TaskId>,
+    secede_percent: u64,
+    /// Tasks the scheduler accepted as seceded on a worker, until their next `Compute`.
+    sched_seceded: HashMap<TaskId, WorkerId>,
     events: usize,
+}
+
+impl SimWorker {
+    /// Running tasks that occupy a slot (not seceded).
+    fn busy(&self) -> usize {
+        self.running
+            .iter()
+            .filter(|r| !matches!(r.2, Phase::Seceded(_)))
+            .count()
+    }
 }
 
 impl Sim {
@@ -283,7 +320,12 @@ impl Sim {
                     .expect("compute on unknown worker");
                 assert!(w.alive, "compute on dead worker");
                 self.assigned.insert(task, worker);
-                if w.running.iter().any(|(t, _)| *t == task) {
+                self.sched_seceded.remove(&task);
+                if let Some(r) = w.running.iter().find(|r| r.0 == task) {
+                    if matches!(r.2, Phase::Seceded(_)) {
+                        // Still waiting: the new assignment must not hold a slot either.
+                        w.outbox.push_back(Event::Secede { worker, task });
+                    }
                     return;
                 }
                 if w.erred.contains(&task) {
@@ -307,6 +349,11 @@ impl Sim {
                 }
             }
             Command::Steal { worker, task } => {
+                assert_ne!(
+                    self.sched_seceded.get(&task),
+                    Some(&worker),
+                    "steal of seceded task {task}"
+                );
                 let steal = self.rng.chance(80);
                 let w = self
                     .workers
@@ -416,6 +463,7 @@ impl Sim {
                 alive: true,
                 queue: Vec::new(),
                 running: Vec::new(),
+                starts: 0,
                 memory: HashMap::new(),
                 erred: HashSet::new(),
                 outbox: VecDeque::new(),
@@ -487,14 +535,58 @@ impl Sim {
                 });
             }
         }
-        w.running.push((task, value));
+        let phase = if self.rng.chance(self.secede_percent) {
+            Phase::WillWait
+        } else {
+            Phase::Runs
+        };
+        w.starts += 1;
+        w.running.push((task, value, phase));
+    }
+
+    /// A running task that will wait secedes.
+    fn secede(&mut self, id: WorkerId) {
+        let w = self.workers.get_mut(&id).unwrap();
+        let cands: Vec<usize> = (0..w.running.len())
+            .filter(|&i| w.running[i].2 == Phase::WillWait)
+            .collect();
+        let i = cands[(self.rng.next() % cands.len() as u64) as usize];
+        w.running[i].2 = Phase::Seceded(w.starts);
+        let task = w.running[i].0;
+        w.outbox.push_back(Event::Secede { worker: id, task });
+    }
+
+    /// Whether a seceded task may rejoin: its worker used the freed slot since, or there
+    /// is nothing ready it could have used it for.
+    fn may_rejoin(&self, w: &SimWorker, phase: Phase) -> bool {
+        match phase {
+            Phase::Seceded(at) => w.starts > at || self.s.ready_count() == 0,
+            _ => false,
+        }
+    }
+
+    /// A seceded task stops waiting and rejoins (sometimes to wait again later).
+    fn rejoin(&mut self, id: WorkerId) {
+        let again = self.rng.chance(20);
+        let w = &self.workers[&id];
+        let cands: Vec<usize> = (0..w.running.len())
+            .filter(|&i| self.may_rejoin(w, w.running[i].2))
+            .collect();
+        let i = cands[(self.rng.next() % cands.len() as u64) as usize];
+        let w = self.workers.get_mut(&id).unwrap();
+        w.running[i].2 = if again { Phase::WillWait } else { Phase::Runs };
+        let task = w.running[i].0;
+        w.outbox.push_back(Event::Rejoin { worker: id, task });
     }
 
     fn finish(&mut self, id: WorkerId) {
         let nbytes = self.rng.next() % 100;
         let w = self.workers.get_mut(&id).unwrap();
-        let i = (self.rng.next() % w.running.len() as u64) as usize;
-        let (task, value) = w.running.remove(i);
+        let cands: Vec<usize> = (0..w.running.len())
+            .filter(|&i| w.running[i].2 == Phase::Runs)
+            .collect();
+        let i = cands[(self.rng.next() % cands.len() as u64) as usize];
+        let (task, value, _) = w.running.remove(i);
         match value {
             Some(v) => {
                 w.memory.insert(task, v);
@@ -531,11 +623,52 @@ impl Sim {
         if !alive {
             count(9);
         }
+        let moved = match e {
+            Event::Secede { task, .. } | Event::Rejoin { task, .. } => {
+                count(if matches!(e, Event::Secede { .. }) {
+                    10
+                } else {
+                    11
+                });
+                // The scheduler may have moved the task meanwhile (cancelled, pulled back,
+                // released): then the event is refused.
+                (self.s.processing_on(task) != Some(id)).then(|| {
+                    if self.s.state(task).is_some() {
+                        SchedulerError::NotProcessing { task, worker: id }
+                    } else {
+                        SchedulerError::UnknownTask(task)
+                    }
+                })
+            }
+            _ => None,
+        };
+        let before = e.clone();
         let r = self.send(e);
-        if alive {
-            r.unwrap();
-        } else {
+        if !alive {
             assert_eq!(r, Err(SchedulerError::UnknownWorker(id)));
+        } else if let Some(err) = moved {
+            count(12);
+            assert_eq!(r, Err(err));
+        } else {
+            r.unwrap();
+            match before {
+                Event::Secede { task, .. } => {
+                    self.sched_seceded.insert(task, id);
+                }
+                Event::Rejoin { task, .. } => {
+                    self.sched_seceded.remove(&task);
+                }
+                // A copy of a result being recomputed here was taken as the result: the
+                // assignment is over (the worker's re-reported finish may never arrive if
+                // it dies first, and that death must not count against the task).
+                Event::Replicated { task, .. }
+                    if self.assigned.get(&task) == Some(&id)
+                        && self.s.processing_on(task) != Some(id) =>
+                {
+                    self.assigned.remove(&task);
+                }
+                _ => {}
+            }
         }
     }
 }
@@ -561,6 +694,8 @@ fn run_case(case: Case) {
         terminal: HashMap::new(),
         client_cancels: HashSet::new(),
         released: HashSet::new(),
+        secede_percent: case.secede_percent,
+        sched_seceded: HashMap::new(),
         events: 0,
     };
     for j in 0..case.scattered {
@@ -631,13 +766,25 @@ fn run_case(case: Case) {
         let startable: Vec<WorkerId> = sim
             .workers
             .iter()
-            .filter(|(_, w)| w.alive && !w.queue.is_empty() && (w.running.len() as u32) < w.slots)
+            .filter(|(_, w)| w.alive && !w.queue.is_empty() && (w.busy() as u32) < w.slots)
             .map(|(&i, _)| i)
             .collect();
         let finishable: Vec<WorkerId> = sim
             .workers
             .iter()
-            .filter(|(_, w)| w.alive && !w.running.is_empty())
+            .filter(|(_, w)| w.alive && w.running.iter().any(|r| r.2 == Phase::Runs))
+            .map(|(&i, _)| i)
+            .collect();
+        let secedable: Vec<WorkerId> = sim
+            .workers
+            .iter()
+            .filter(|(_, w)| w.alive && w.running.iter().any(|r| r.2 == Phase::WillWait))
+            .map(|(&i, _)| i)
+            .collect();
+        let rejoinable: Vec<WorkerId> = sim
+            .workers
+            .iter()
+            .filter(|(_, w)| w.alive && w.running.iter().any(|r| sim.may_rejoin(w, r.2)))
             .map(|(&i, _)| i)
             .collect();
         let deliverable: Vec<WorkerId> = sim
@@ -663,6 +810,8 @@ fn run_case(case: Case) {
         };
         let progress = !startable.is_empty()
             || !finishable.is_empty()
+            || !secedable.is_empty()
+            || !rejoinable.is_empty()
             || !deliverable.is_empty()
             || !releasable.is_empty()
             || !all_submitted;
@@ -678,6 +827,14 @@ fn run_case(case: Case) {
                 "deadlock: wanted tasks {unended:?} never end"
             );
             break;
+        }
+        if (!secedable.is_empty() || !rejoinable.is_empty()) && rng.chance(20) {
+            if !secedable.is_empty() && (rejoinable.is_empty() || rng.chance(50)) {
+                sim.secede(secedable[rng.below(secedable.len())]);
+            } else {
+                sim.rejoin(rejoinable[rng.below(rejoinable.len())]);
+            }
+            continue;
         }
         match rng.below(100) {
             0..=24 if !startable.is_empty() => sim.start(startable[rng.below(startable.len())]),
@@ -784,6 +941,7 @@ fn run_case(case: Case) {
     for info in sim.s.workers() {
         assert_eq!(info.held, 0);
         assert_eq!(info.processing, 0);
+        assert_eq!(info.seceded, 0);
     }
     for (id, w) in &sim.workers {
         if w.alive {
