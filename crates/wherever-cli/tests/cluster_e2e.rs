@@ -157,3 +157,30 @@ fn a_worker_from_another_binary_is_refused_with_a_message_naming_both() {
     let _ = first.kill();
     let _ = first.wait();
 }
+
+#[test]
+fn nested_study_prints_the_same_bytes_under_every_plan() {
+    let run = |plan: &str| {
+        let output = run_ok(
+            &example("nested_study"),
+            &[
+                "--plan", plan, "--reps", "5", "--n", "100000", "--seed", "7",
+            ],
+            &[],
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let expected = run("sequential");
+    assert_eq!(expected.lines().count(), 20);
+    for plan in ["threads:2", "processes:2", "processes:2/threads:2"] {
+        assert_eq!(run(plan), expected, "{plan}");
+    }
+}
+
+#[test]
+fn delayed_basics_computes_five_and_prints_its_graph() {
+    let output = run_ok(&example("delayed_basics"), &["--plan", "processes:2"], &[]);
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.starts_with("5\ndigraph wherever {"), "{text}");
+    assert!(text.contains("\"inc-1\" -> \"add-3\""), "{text}");
+}

@@ -236,6 +236,16 @@ pub enum Message {
         /// The task.
         task: TaskId,
     },
+    /// Worker → scheduler: the task waits on other tasks and gives up its slot.
+    Secede {
+        /// The task.
+        task: TaskId,
+    },
+    /// Worker → scheduler: the task runs again and takes its slot back.
+    Rejoin {
+        /// The task.
+        task: TaskId,
+    },
     /// Worker → scheduler: still alive.
     Heartbeat,
     /// Fetcher → data server: send me this result.

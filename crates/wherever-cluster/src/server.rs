@@ -160,6 +160,9 @@ struct Core {
     next_worker: u64,
     next_client: u64,
     commands: Vec<Command>,
+    /// Client messages held until a worker joins: a scattered value needs a worker
+    /// to live on, and what follows it may depend on it.
+    held: Vec<(ConnId, Message)>,
 }
 
 impl Core {
@@ -172,6 +175,7 @@ impl Core {
             next_worker: 0,
             next_client: 0,
             commands: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -242,6 +246,15 @@ impl Core {
             },
         );
         self.announce_workers();
+        if !self.workers.is_empty() {
+            for (conn, message) in std::mem::take(&mut self.held) {
+                if self.peers.contains_key(&conn) {
+                    if let Err(reason) = self.on_message(conn, message) {
+                        self.disconnect(conn, &reason);
+                    }
+                }
+            }
+        }
     }
 
     fn on_message(&mut self, conn: ConnId, message: Message) -> Result<(), String> {
@@ -254,6 +267,12 @@ impl Core {
             PeerKind::Worker { id, .. } => Some(id),
             PeerKind::Client { .. } => None,
         };
+        let scatter_without_workers =
+            matches!(message, Message::Scatter { .. }) && self.workers.is_empty();
+        if worker.is_none() && (scatter_without_workers || !self.held.is_empty()) {
+            self.held.push((conn, message));
+            return Ok(());
+        }
         match (worker, message) {
             (None, Message::Submit { tasks }) => self.on_submit(conn, tasks)?,
             (None, Message::Scatter { task, data }) => self.on_scatter(conn, task, data)?,
@@ -304,6 +323,8 @@ impl Core {
                 self.feed(Event::Replicated { worker, task })
             }
             (Some(_), Message::Heartbeat) => {}
+            (Some(worker), Message::Secede { task }) => self.feed(Event::Secede { worker, task }),
+            (Some(worker), Message::Rejoin { task }) => self.feed(Event::Rejoin { worker, task }),
             (_, other) => {
                 return Err(format!(
                     "protocol violation: unexpected {}",
@@ -334,7 +355,27 @@ impl Core {
                 },
             );
         }
-        self.feed(Event::Submit { tasks: specs });
+        let ids: Vec<TaskId> = specs.iter().map(|spec| spec.id).collect();
+        if let Err(error) = self
+            .scheduler
+            .handle(Event::Submit { tasks: specs }, &mut self.commands)
+        {
+            for task in ids {
+                let refused = self.new_error(
+                    task,
+                    TaskErrorKind::Runtime,
+                    &format!("the scheduler refused it: {error}"),
+                );
+                self.send_to_owner(
+                    task,
+                    Message::Failed {
+                        task,
+                        error: Box::new(refused),
+                    },
+                );
+                self.tasks.remove(&task);
+            }
+        }
         Ok(())
     }
 
@@ -650,6 +691,8 @@ fn variant_name(message: &Message) -> &'static str {
         Message::StealResponse { .. } => "StealResponse",
         Message::Replicated { .. } => "Replicated",
         Message::Heartbeat => "Heartbeat",
+        Message::Secede { .. } => "Secede",
+        Message::Rejoin { .. } => "Rejoin",
         Message::GetData { .. } => "GetData",
         Message::Data { .. } => "Data",
         Message::Shutdown => "Shutdown",

@@ -182,8 +182,110 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
 /// Where a task given to this worker stands (results themselves are in the store).
 enum Phase {
     Queued,
-    Running,
+    Running { seceded: bool },
     Failed(Box<TaskError>),
+}
+
+thread_local! {
+    /// The task the current task thread runs.
+    static RUNNING: std::cell::Cell<Option<TaskId>> = const { std::cell::Cell::new(None) };
+}
+
+/// What the worker's task threads share. A task that blocks waiting on other tasks
+/// secedes: a stand-in thread takes its slot (and the scheduler is told, so it
+/// sends more work) until it rejoins, after which one thread retires.
+#[derive(Clone)]
+struct Crew {
+    receiver: crossbeam_channel::Receiver<TaskMessage>,
+    phases: Arc<Mutex<HashMap<TaskId, Phase>>>,
+    store: Store,
+    outgoing: UnboundedSender<Message>,
+    label: Arc<str>,
+    retire: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Crew {
+    fn spawn_thread(&self, name: String) -> std::io::Result<()> {
+        let crew = self.clone();
+        std::thread::Builder::new().name(name).spawn(move || {
+            let hook_crew = crew.clone();
+            wherever_core::scope::set_secede_hook(Arc::new(move || hook_crew.secede()));
+            for task in &crew.receiver {
+                if !crew.run(task) {
+                    return;
+                }
+                let retiring = crew.retire.fetch_update(
+                    std::sync::atomic::Ordering::AcqRel,
+                    std::sync::atomic::Ordering::Acquire,
+                    |n| n.checked_sub(1),
+                );
+                if retiring.is_ok() {
+                    return;
+                }
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Runs one queued task; `false` once the scheduler connection is gone.
+    fn run(&self, task: TaskMessage) -> bool {
+        {
+            let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
+            match phases.get_mut(&task.id) {
+                Some(phase @ Phase::Queued) => *phase = Phase::Running { seceded: false },
+                _ => return true, // stolen or dropped
+            }
+        }
+        RUNNING.with(|running| running.set(Some(task.id)));
+        let message = run_task(&task, &self.label, &self.store);
+        RUNNING.with(|running| running.set(None));
+        {
+            let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
+            match &message {
+                Message::TaskFailed { error, .. } => {
+                    phases.insert(task.id, Phase::Failed(error.clone()));
+                }
+                _ => {
+                    phases.remove(&task.id);
+                }
+            }
+        }
+        self.outgoing.send(message).is_ok()
+    }
+
+    /// The running task blocks: start a stand-in thread and tell the scheduler;
+    /// the returned function undoes both.
+    fn secede(&self) -> Box<dyn FnOnce()> {
+        let Some(task) = RUNNING.with(|running| running.get()) else {
+            return Box::new(|| {});
+        };
+        if self
+            .spawn_thread(format!("wherever-stand-in for {task}"))
+            .is_err()
+        {
+            return Box::new(|| {});
+        }
+        self.set_seceded(task, true);
+        let _ = self.outgoing.send(Message::Secede { task });
+        let crew = self.clone();
+        Box::new(move || {
+            crew.set_seceded(task, false);
+            let _ = crew.outgoing.send(Message::Rejoin { task });
+            crew.retire
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        })
+    }
+
+    fn set_seceded(&self, task: TaskId, value: bool) {
+        if let Some(Phase::Running { seceded }) = self
+            .phases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&task)
+        {
+            *seceded = value;
+        }
+    }
 }
 
 /// The worker's task threads and the phase of each task given to it.
@@ -198,42 +300,16 @@ impl TaskPool {
     fn start(slots: u32, label: String, store: Store, outgoing: UnboundedSender<Message>) -> Self {
         let (jobs, receiver) = crossbeam_channel::unbounded::<TaskMessage>();
         let phases: Arc<Mutex<HashMap<TaskId, Phase>>> = Arc::default();
+        let crew = Crew {
+            receiver,
+            phases: phases.clone(),
+            store: store.clone(),
+            outgoing: outgoing.clone(),
+            label: label.into(),
+            retire: Arc::default(),
+        };
         for index in 0..slots {
-            let (receiver, phases, store, outgoing, label) = (
-                receiver.clone(),
-                phases.clone(),
-                store.clone(),
-                outgoing.clone(),
-                label.clone(),
-            );
-            std::thread::Builder::new()
-                .name(format!("wherever-worker-{}", index + 1))
-                .spawn(move || {
-                    for task in receiver {
-                        {
-                            let mut phases = phases.lock().unwrap_or_else(|p| p.into_inner());
-                            match phases.get_mut(&task.id) {
-                                Some(phase @ Phase::Queued) => *phase = Phase::Running,
-                                _ => continue, // stolen or dropped
-                            }
-                        }
-                        let message = run_task(&task, &label, &store);
-                        {
-                            let mut phases = phases.lock().unwrap_or_else(|p| p.into_inner());
-                            match &message {
-                                Message::TaskFailed { error, .. } => {
-                                    phases.insert(task.id, Phase::Failed(error.clone()));
-                                }
-                                _ => {
-                                    phases.remove(&task.id);
-                                }
-                            }
-                        }
-                        if outgoing.send(message).is_err() {
-                            return;
-                        }
-                    }
-                })
+            crew.spawn_thread(format!("wherever-worker-{}", index + 1))
                 .expect("the worker can start its task threads");
         }
         TaskPool {
@@ -271,7 +347,11 @@ impl TaskPool {
                     error: error.clone(),
                 });
             }
-            Some(Phase::Queued | Phase::Running) => {}
+            // Assigned again while it waits seceded: it still does not hold a slot.
+            Some(Phase::Running { seceded: true }) => {
+                let _ = self.outgoing.send(Message::Secede { task: task.id });
+            }
+            Some(Phase::Queued | Phase::Running { .. }) => {}
             None => {
                 phases.insert(task.id, Phase::Queued);
                 let _ = self.jobs.send(task);

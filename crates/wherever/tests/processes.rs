@@ -47,6 +47,34 @@ fn sleep_ms(ms: u64) -> u64 {
     ms
 }
 
+#[wherever::task]
+fn add(x: i64, y: i64) -> i64 {
+    x + y
+}
+
+#[wherever::task]
+fn scaled_sum(values: Vec<i64>, factor: i64) -> i64 {
+    values.iter().sum::<i64>() * factor
+}
+
+#[wherever::task]
+fn leaf(i: i64) -> i64 {
+    assert!(i != 37, "leaf {i} is broken");
+    i
+}
+
+#[wherever::task]
+fn inner(i: u64, rng: &mut TaskRng) -> u64 {
+    i ^ rng.random::<u64>()
+}
+
+#[wherever::task]
+fn outer(width: u64) -> Result<Vec<u64>, wherever::Error> {
+    let client = wherever::client()?;
+    let futures: Vec<_> = (0..width).map(|i| client.submit(inner, i)).collect();
+    Ok(client.gather(futures)?)
+}
+
 fn start(plan: &str) -> Client {
     Plan::parse(plan).unwrap().start().unwrap()
 }
@@ -164,9 +192,93 @@ fn as_completed_and_cancel_work_across_processes() {
     assert_eq!(seen, vec![1, 100, 200]);
 }
 
+fn futures_and_graphs_flow_between_worker_processes() {
+    let client = start("processes:2");
+    let x = client.submit(square, 3);
+    let y = client.submit(square, 4);
+    let z = client.submit(add, (&x, &y));
+    assert_eq!(z.value().unwrap(), 25);
+    // A tree sum over 64 leaves: intermediate results move worker to worker.
+    let mut level: Vec<Delayed<i64>> = (0..64).map(|i| delayed(square, i)).collect();
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|pair| delayed(add, (&pair[0], &pair[1])))
+            .collect();
+    }
+    assert_eq!(
+        level[0].compute(&client).unwrap(),
+        (0..64).map(|i| i * i).sum::<i64>()
+    );
+}
+
+fn scattered_data_is_used_by_tasks_on_every_worker() {
+    let client = start("processes:2");
+    let data = client.scatter(&(1..=1000).collect::<Vec<i64>>()).unwrap();
+    let futures: Vec<_> = (1..=8)
+        .map(|factor| client.submit(scaled_sum, (&data, factor)))
+        .collect();
+    let expected: Vec<i64> = (1..=8).map(|f| 500_500 * f).collect();
+    assert_eq!(client.gather(futures).unwrap(), expected);
+}
+
+fn a_failing_leaf_fails_only_its_dependents_across_processes() {
+    let client = start("processes:2");
+    let leaves: Vec<_> = (0..100).map(|i| delayed(leaf, i)).collect();
+    let sums: Vec<_> = leaves
+        .chunks(2)
+        .map(|pair| delayed(add, (&pair[0], &pair[1])))
+        .collect();
+    let futures = wherever::persist(&client, &sums.iter().collect::<Vec<_>>());
+    for (index, future) in futures.into_iter().enumerate() {
+        match future.value() {
+            Ok(value) => assert_eq!(value, 4 * index as i64 + 1),
+            Err(error) => {
+                assert_eq!(index, 37 / 2, "{error}");
+                assert!(
+                    matches!(error.kind, TaskErrorKind::DependencyFailed { .. }),
+                    "{error}"
+                );
+                assert!(error.to_string().contains("leaf 37 is broken"), "{error}");
+            }
+        }
+    }
+}
+
+fn nested_tasks_on_one_worker_process_do_not_deadlock() {
+    let run = |plan: &str| {
+        let client = start(plan).with_seed(7);
+        let futures: Vec<_> = (0..50).map(|_| client.submit(outer, 10)).collect();
+        client.gather(futures).unwrap()
+    };
+    let expected = run("sequential");
+    assert_eq!(
+        run("processes:1"),
+        expected,
+        "50 outer tasks each waiting on 10 inner ones"
+    );
+    assert_eq!(run("processes:2/threads:2"), expected);
+}
+
 #[wherever::main]
 fn main() {
-    let checks: [(&str, fn()); 6] = [
+    let checks: [(&str, fn()); 10] = [
+        (
+            "nested_tasks_on_one_worker_process_do_not_deadlock",
+            nested_tasks_on_one_worker_process_do_not_deadlock,
+        ),
+        (
+            "futures_and_graphs_flow_between_worker_processes",
+            futures_and_graphs_flow_between_worker_processes,
+        ),
+        (
+            "scattered_data_is_used_by_tasks_on_every_worker",
+            scattered_data_is_used_by_tasks_on_every_worker,
+        ),
+        (
+            "a_failing_leaf_fails_only_its_dependents_across_processes",
+            a_failing_leaf_fails_only_its_dependents_across_processes,
+        ),
         (
             "results_match_sequential_under_every_chunking",
             results_match_sequential_under_every_chunking,
