@@ -5,8 +5,9 @@ use crate::plan::PlanError;
 use crate::TaskError;
 
 /// What can go wrong outside a task: a bad plan or flag, a plan that cannot be
-/// started, or (through `?`) a failed task.
-#[derive(Debug, thiserror::Error)]
+/// started, or (through `?`) a failed task. Its `Debug` form is its message, so
+/// `fn main() -> wherever::Result<()>` prints a readable line.
+#[derive(thiserror::Error)]
 pub enum Error {
     /// The plan string does not follow the grammar.
     #[error(transparent)]
@@ -28,6 +29,12 @@ pub enum Error {
     /// An operating-system error.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// `Result` with wherever's [`Error`].

@@ -292,13 +292,14 @@ fn hole(offset: usize, dep: usize) -> Hole {
     }
 }
 
+/// Encoded arguments for a cluster: the bytes, the tasks whose results fill the
+/// holes, and the holes.
+type RemoteArguments = (Vec<u8>, Vec<u64>, Vec<Hole>);
+
 /// Splits arguments for a cluster: results held by this cluster become
 /// dependencies the scheduler routes; anything else (futures of other clients,
 /// local scattered values) is awaited here and sent as a value.
-fn remote_arguments(
-    cluster: &Cluster,
-    parts: Parts,
-) -> Result<(Vec<u8>, Vec<u64>, Vec<Hole>), TaskError> {
+fn remote_arguments(cluster: &Cluster, parts: Parts) -> Result<RemoteArguments, TaskError> {
     let this = cluster.client.id();
     let mut args = Vec::with_capacity(parts.bytes.len());
     let (mut deps, mut holes) = (Vec::new(), Vec::new());
