@@ -39,6 +39,8 @@ pub enum Arg<T> {
     Plain(T),
     /// Another task's result.
     Dep(DepRefBox),
+    /// A `Vec` of other tasks' results: its encoded length, then each result.
+    Deps(Vec<u8>, Vec<DepRefBox>),
 }
 
 /// An opaque dependency handle (not constructible outside wherever).
@@ -56,6 +58,13 @@ impl<T: Value> Arg<T> {
                 }
             }
             Arg::Dep(DepRefBox(dep)) => parts.holes.push((parts.bytes.len(), dep)),
+            Arg::Deps(length, deps) => {
+                parts.bytes.extend_from_slice(&length);
+                parts.holes.extend(
+                    deps.into_iter()
+                        .map(|DepRefBox(dep)| (parts.bytes.len(), dep)),
+                );
+            }
         }
     }
 }
@@ -74,7 +83,8 @@ pub enum Args<A> {
 pub struct PartsBox(pub(crate) Parts);
 
 /// Something that can be one argument of type `T`: a `T`, or a reference to a
-/// [`Future<T>`], a [`Shared<T>`] or a [`Delayed<T>`].
+/// [`Future<T>`], a [`Shared<T>`] or a [`Delayed<T>`]; for a `Vec<T>` argument, also
+/// a slice of futures or delayed values (Dask's `delayed(sum)(list_of_delayed)`).
 pub trait IntoArg<T> {
     #[doc(hidden)]
     fn into_arg(self) -> Arg<T>;
@@ -101,6 +111,43 @@ impl<T: Value> IntoArg<T> for &Shared<T> {
 impl<T: Value> IntoArg<T> for &Delayed<T> {
     fn into_arg(self) -> Arg<T> {
         Arg::Dep(DepRefBox(DepRef::Node(self.node())))
+    }
+}
+
+/// The encoded length prefix of a `Vec` of `count` elements.
+fn length_prefix(count: usize) -> Vec<u8> {
+    postcard::to_stdvec(&vec![(); count]).expect("a length always encodes")
+}
+
+impl<T: Value> IntoArg<Vec<T>> for &[Future<T>] {
+    fn into_arg(self) -> Arg<Vec<T>> {
+        let deps = self
+            .iter()
+            .map(|f| DepRefBox(DepRef::Future(f.erased())))
+            .collect();
+        Arg::Deps(length_prefix(self.len()), deps)
+    }
+}
+
+impl<T: Value> IntoArg<Vec<T>> for &[Delayed<T>] {
+    fn into_arg(self) -> Arg<Vec<T>> {
+        let deps = self
+            .iter()
+            .map(|d| DepRefBox(DepRef::Node(d.node())))
+            .collect();
+        Arg::Deps(length_prefix(self.len()), deps)
+    }
+}
+
+impl<T: Value> IntoArg<Vec<T>> for &Vec<Future<T>> {
+    fn into_arg(self) -> Arg<Vec<T>> {
+        self.as_slice().into_arg()
+    }
+}
+
+impl<T: Value> IntoArg<Vec<T>> for &Vec<Delayed<T>> {
+    fn into_arg(self) -> Arg<Vec<T>> {
+        self.as_slice().into_arg()
     }
 }
 
