@@ -35,6 +35,8 @@ pub struct RemoteCall {
     pub deps: Vec<TaskId>,
     /// Where each dependency's encoded result goes in `args`.
     pub holes: Vec<wherever_core::holes::Hole>,
+    /// Tasks fused after this one, each run on the previous result.
+    pub chain: Vec<crate::protocol::ChainLink>,
 }
 
 /// A background thread running a tokio runtime for cluster connections (and, for
@@ -190,6 +192,7 @@ impl ClusterClient {
             chunk: call.chunk,
             deps: call.deps,
             holes: call.holes,
+            chain: call.chain,
             retries: call.retries,
         };
         self.shared

@@ -95,8 +95,25 @@ pub struct TaskMessage {
     pub deps: Vec<TaskId>,
     /// Where in `args` each dependency's encoded result goes.
     pub holes: Vec<wherever_core::holes::Hole>,
+    /// Tasks fused after this one (a linear chain of a graph): each runs on the
+    /// previous one's result, and only the last one's result is reported.
+    pub chain: Vec<ChainLink>,
     /// How often the task may be rerun after its worker died.
     pub retries: u32,
+}
+
+/// A task fused into the one before it in a chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainLink {
+    /// The registered task name.
+    pub name: String,
+    /// Its encoded arguments, without the previous task's result.
+    #[serde(with = "serde_bytes")]
+    pub args: Vec<u8>,
+    /// Where the previous task's encoded result goes in `args`.
+    pub offset: u32,
+    /// The task's position in its client's submission order.
+    pub position: u64,
 }
 
 /// A dependency of a task to compute and the data addresses of workers holding it.

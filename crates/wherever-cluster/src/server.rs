@@ -400,6 +400,7 @@ impl Core {
             chunk: false,
             deps: Vec::new(),
             holes: Vec::new(),
+            chain: Vec::new(),
             retries: 0,
         };
         self.tasks.insert(

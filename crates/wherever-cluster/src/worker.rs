@@ -385,20 +385,6 @@ impl TaskPool {
 
 /// Runs one task (or chunk) and returns the message that reports it.
 fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
-    let Some(entry) = registry::lookup(&task.name) else {
-        let executable = crate::auth::this_build().executable.clone();
-        let error = TaskError::new(
-            &task.name,
-            task.position,
-            TaskErrorKind::Runtime,
-            format!("no task is registered under this name in {executable}"),
-        )
-        .on_worker(label);
-        return Message::TaskFailed {
-            task: task.id,
-            error: Box::new(error),
-        };
-    };
     let filled;
     let args: &[u8] = if task.deps.is_empty() {
         &task.args
@@ -432,44 +418,80 @@ fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
             }
         }
     };
+    let mut result = match run_one(&task.name, args, task, task.position) {
+        Ok(result) => result,
+        Err(error) => {
+            return Message::TaskFailed {
+                task: task.id,
+                error: Box::new(error.on_worker(label)),
+            }
+        }
+    };
+    for link in &task.chain {
+        let offset = (link.offset as usize).min(link.args.len());
+        let mut args = Vec::with_capacity(link.args.len() + result.len());
+        args.extend_from_slice(&link.args[..offset]);
+        args.extend_from_slice(&result);
+        args.extend_from_slice(&link.args[offset..]);
+        result = match run_one(&link.name, &args, task, link.position) {
+            Ok(result) => result,
+            Err(error) => {
+                return Message::TaskFailed {
+                    task: task.id,
+                    error: Box::new(error.on_worker(label)),
+                }
+            }
+        };
+    }
+    let nbytes = result.len() as u64;
+    let result = Arc::new(result);
+    let inline = (result.len() <= INLINE_RESULT_LIMIT).then(|| result.as_ref().clone());
+    store
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(task.id, result);
+    Message::Finished {
+        task: task.id,
+        nbytes,
+        result: inline,
+    }
+}
+
+/// Runs the registered task `name` on encoded `args` as the task at `position`.
+fn run_one(
+    name: &str,
+    args: &[u8],
+    task: &TaskMessage,
+    position: u64,
+) -> Result<Vec<u8>, TaskError> {
+    let Some(entry) = registry::lookup(name) else {
+        let executable = crate::auth::this_build().executable.clone();
+        return Err(TaskError::new(
+            name,
+            position,
+            TaskErrorKind::Runtime,
+            format!("no task is registered under this name in {executable}"),
+        ));
+    };
     let call = EncodedCall {
         args,
         key: task.key,
         seeded: task.seeded,
-        position: task.position,
+        position,
         chunk: task.chunk,
     };
     match run_caught(|| Ok((entry.dispatch)(call))) {
-        Ok(Ok(result)) => {
-            let nbytes = result.len() as u64;
-            let result = Arc::new(result);
-            let inline = (result.len() <= INLINE_RESULT_LIMIT).then(|| result.as_ref().clone());
-            store
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(task.id, result);
-            Message::Finished {
-                task: task.id,
-                nbytes,
-                result: inline,
-            }
-        }
-        Ok(Err(failed)) => {
-            let error = TaskError::from_failure(&task.name, failed.position, failed.failure)
-                .on_worker(label);
-            Message::TaskFailed {
-                task: task.id,
-                error: Box::new(error),
-            }
-        }
-        Err(panic) => {
-            let error = TaskError::from_failure(&task.name, registry::current_position(), panic)
-                .on_worker(label);
-            Message::TaskFailed {
-                task: task.id,
-                error: Box::new(error),
-            }
-        }
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(failed)) => Err(TaskError::from_failure(
+            name,
+            failed.position,
+            failed.failure,
+        )),
+        Err(panic) => Err(TaskError::from_failure(
+            name,
+            registry::current_position(),
+            panic,
+        )),
     }
 }
 

@@ -1,13 +1,18 @@
 //! Lazy task graphs (Dask's `delayed`): [`delayed`] builds a node without running
 //! anything; [`compute`] runs the graph behind one or many outputs on any client,
 //! computing shared parts once; [`persist`] keeps the results on the workers and
-//! returns futures. Only what the outputs need is ever submitted (culling), in
-//! depth-first order so one branch finishes before many start.
+//! returns futures. Before anything is submitted the graph is optimised: only what
+//! the outputs need is kept (culling), and linear chains (a node whose only input is
+//! a node that nothing else uses) are fused into one task, so their intermediate
+//! results never leave the worker. [`optimize`] shows the result. Tasks are
+//! submitted depth first, so one branch finishes before many start. Random streams
+//! do not depend on fusion: every node keeps its own position.
 
 use crate::arguments::{Args, DepRef, IntoArgs, Parts, PartsBox};
 use crate::client::Client;
 use crate::future::{ErasedSlot, Future};
-use crate::{IntoTask, TaskError, Value};
+use crate::submission::{ChainPart, LocalRun};
+use crate::{IntoTask, TaskContext, TaskError, TaskFailure, Value};
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -15,6 +20,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use wherever_core::scope::in_task;
 
 /// A value not computed yet: the output of a graph node. Pass `&delayed` as an
 /// argument of other delayed calls (or of `submit`) to build on it.
@@ -44,12 +50,19 @@ struct Submitted {
 }
 
 type SubmitNode = Box<dyn Fn(&Client, Parts, u64) -> Submitted + Send + Sync>;
+type SubmitChain = Box<dyn Fn(&Client, ChainPart, Vec<ChainPart>) -> Submitted + Send + Sync>;
 
 pub(crate) struct Node {
     key: String,
     name: &'static str,
+    registered: bool,
     parts: Parts,
+    /// Submits the node alone.
     submit: SubmitNode,
+    /// Submits a chain ending with this node (typed by this node's result).
+    submit_chain: SubmitChain,
+    /// Runs the node's task on encoded arguments (a link of a chain, locally).
+    run: LocalRun,
     record: Mutex<Record>,
 }
 
@@ -117,20 +130,40 @@ fn make_node<A: Value, R: Value, T: IntoTask<A, R>>(
     } else {
         format!("{short}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
     };
+    let registered = task.registered().is_some();
     let task = Arc::new(task);
+    let for_submit = task.clone();
     let submit: SubmitNode = Box::new(move |client, parts, position| {
-        let future: Future<R> = client.submit_parts(task.clone(), parts, position);
+        let future: Future<R> = client.submit_parts(for_submit.clone(), parts, position);
         Submitted {
             slot: future.erased(),
             future: Some(Box::new(future)),
         }
     });
+    let submit_chain: SubmitChain = Box::new(|client, head, links| {
+        let future: Future<R> = client.submit_chain(head, links);
+        Submitted {
+            slot: future.erased(),
+            future: Some(Box::new(future)),
+        }
+    });
+    let run: LocalRun = Arc::new(move |bytes, key, seeded, position| {
+        let args: A = wherever_core::codec::decode(bytes)
+            .map_err(|e| TaskFailure::from_error(format!("cannot decode the arguments: {e}")))?;
+        let mut ctx = TaskContext::new(key, seeded, position);
+        let result = in_task(key, seeded, position, || task.run(args, &mut ctx))?;
+        wherever_core::codec::encode(&result)
+            .map_err(|e| TaskFailure::from_error(format!("cannot encode the result: {e}")))
+    });
     Delayed {
         node: NodeRef(Arc::new(Node {
             key,
             name,
+            registered,
             parts,
             submit,
+            submit_chain,
+            run,
             record: Mutex::default(),
         })),
         _value: PhantomData,
@@ -198,13 +231,14 @@ pub fn compute<T: Value>(client: &Client, outputs: &[&Delayed<T>]) -> Result<Vec
 /// Submits the graph behind `outputs` and returns their futures without waiting:
 /// results stay on the workers until the futures are asked or dropped.
 pub fn persist<T: Value>(client: &Client, outputs: &[&Delayed<T>]) -> Vec<Future<T>> {
+    let roots: Vec<NodeRef> = outputs.iter().map(|o| o.node.clone()).collect();
     let mut submitted = HashMap::new();
+    submit_graph(client, &roots, &mut submitted);
     let mut futures = Vec::with_capacity(outputs.len());
     for output in outputs {
-        submit_graph(client, &output.node, &mut submitted);
         let entry = submitted
             .get_mut(&output.node.0.key)
-            .expect("just submitted");
+            .expect("outputs are never fused away");
         let future = entry
             .future
             .take()
@@ -213,11 +247,8 @@ pub fn persist<T: Value>(client: &Client, outputs: &[&Delayed<T>]) -> Vec<Future
             Some(future) => *future,
             None => {
                 // The same output asked twice: the second asks for its own copy.
-                let again = (output.node.0.submit)(
-                    client,
-                    parts_for(&output.node, &submitted),
-                    client.take_positions(1),
-                );
+                let parts = parts_for(&output.node, &submitted);
+                let again = (output.node.0.submit)(client, parts, client.take_positions(1));
                 *again
                     .future
                     .and_then(|any| any.downcast::<Future<T>>().ok())
@@ -231,63 +262,226 @@ pub fn persist<T: Value>(client: &Client, outputs: &[&Delayed<T>]) -> Vec<Future
 /// Submits the graph nodes among `parts`' dependencies and points the holes at
 /// their futures (for `client.submit(f, (&delayed,))`).
 pub(crate) fn submit_nodes_in(client: &Client, parts: Parts) -> Parts {
-    if !parts
+    let roots: Vec<NodeRef> = parts
         .holes
         .iter()
-        .any(|(_, dep)| matches!(dep, DepRef::Node(_)))
-    {
+        .filter_map(|(_, dep)| match dep {
+            DepRef::Node(node) => Some(node.clone()),
+            _ => None,
+        })
+        .collect();
+    if roots.is_empty() {
         return parts;
     }
     let mut submitted = HashMap::new();
+    submit_graph(client, &roots, &mut submitted);
     let holes = parts
         .holes
         .into_iter()
         .map(|(offset, dep)| match dep {
-            DepRef::Node(node) => {
-                submit_graph(client, &node, &mut submitted);
-                (offset, DepRef::Future(submitted[&node.0.key].slot.clone()))
-            }
+            DepRef::Node(node) => (offset, DepRef::Future(submitted[&node.0.key].slot.clone())),
             other => (offset, other),
         })
         .collect();
     Parts { holes, ..parts }
 }
 
-/// Submits `root` and everything it needs that is not in `submitted`, dependencies
-/// first, depth first (iteratively: long chains do not exhaust the stack).
-fn submit_graph(client: &Client, root: &NodeRef, submitted: &mut HashMap<String, Submitted>) {
-    let mut stack: Vec<(NodeRef, bool)> = vec![(root.clone(), false)];
-    while let Some((node, deps_done)) = stack.pop() {
-        if submitted.contains_key(&node.0.key) {
-            continue;
+/// The optimised graph behind some outputs: the tasks that will be submitted,
+/// each a chain of one or more fused nodes, in submission order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptimizedGraph {
+    /// The tasks, dependencies before dependents.
+    pub tasks: Vec<FusedTask>,
+}
+
+/// One task of an [`OptimizedGraph`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FusedTask {
+    /// The keys of the nodes it runs, first to last (one key: not fused).
+    pub keys: Vec<String>,
+    /// The tasks it needs, by the key of their last node.
+    pub deps: Vec<String>,
+}
+
+impl OptimizedGraph {
+    /// The optimised graph in Graphviz DOT: one box per task, listing its nodes.
+    pub fn to_dot(&self) -> String {
+        let mut dot = String::from(
+            "digraph optimized {\n  rankdir=BT;\n  node [shape=box, fontname=\"monospace\"];\n",
+        );
+        for task in &self.tasks {
+            let last = task.keys.last().expect("a task runs at least one node");
+            let _ = writeln!(dot, "  \"{last}\" [label=\"{}\"];", task.keys.join("\\n"));
+            for dep in &task.deps {
+                let _ = writeln!(dot, "  \"{dep}\" -> \"{last}\";");
+            }
         }
-        if !deps_done {
+        dot.push_str("}\n");
+        dot
+    }
+}
+
+/// Culls and fuses the graph behind `outputs` without running anything: what
+/// [`compute`] and [`persist`] will submit.
+pub fn optimize<G: GraphOutput>(outputs: &[&G]) -> OptimizedGraph {
+    let roots: Vec<NodeRef> = outputs.iter().map(|o| o.graph_node()).collect();
+    let layout = Layout::of(&roots, &HashMap::new());
+    let tasks = layout
+        .chains
+        .iter()
+        .map(|chain| {
+            let head = &layout.order[chain[0]];
+            FusedTask {
+                keys: chain
+                    .iter()
+                    .map(|&i| layout.order[i].0.key.clone())
+                    .collect(),
+                deps: head
+                    .0
+                    .parts
+                    .holes
+                    .iter()
+                    .filter_map(|(_, dep)| match dep {
+                        DepRef::Node(dep) => Some(dep.0.key.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    OptimizedGraph { tasks }
+}
+
+/// The nodes to submit, depth first (dependencies first), grouped into chains.
+struct Layout {
+    order: Vec<NodeRef>,
+    /// Indices into `order`; each chain head first; chains in submission order.
+    chains: Vec<Vec<usize>>,
+}
+
+impl Layout {
+    fn of(roots: &[NodeRef], submitted: &HashMap<String, Submitted>) -> Layout {
+        // Depth-first post-order, iteratively (long chains do not exhaust the stack).
+        let mut order: Vec<NodeRef> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut stack: Vec<(NodeRef, bool)> =
+            roots.iter().rev().map(|r| (r.clone(), false)).collect();
+        while let Some((node, deps_done)) = stack.pop() {
+            let key = &node.0.key;
+            if index.contains_key(key) || submitted.contains_key(key) {
+                continue;
+            }
+            if deps_done {
+                index.insert(key.clone(), order.len());
+                order.push(node);
+                continue;
+            }
             stack.push((node.clone(), true));
             for (_, dep) in node.0.parts.holes.iter().rev() {
                 if let DepRef::Node(dep) = dep {
-                    if !submitted.contains_key(&dep.0.key) {
+                    if !index.contains_key(&dep.0.key) && !submitted.contains_key(&dep.0.key) {
                         stack.push((dep.clone(), false));
                     }
                 }
             }
-            continue;
         }
-        let parts = parts_for(&node, submitted);
-        let started = Instant::now();
-        let done = (node.0.submit)(client, parts, client.take_positions(1));
-        *node.0.record.lock().unwrap_or_else(|p| p.into_inner()) = Record {
-            state: Some("processing"),
-            duration: None,
+        // How many holes of nodes in the graph each node fills.
+        let mut uses = vec![0usize; order.len()];
+        for node in &order {
+            for (_, dep) in &node.0.parts.holes {
+                if let DepRef::Node(dep) = dep {
+                    if let Some(&i) = index.get(&dep.0.key) {
+                        uses[i] += 1;
+                    }
+                }
+            }
+        }
+        let outputs: std::collections::HashSet<&str> =
+            roots.iter().map(|r| r.0.key.as_str()).collect();
+        // A node's only input, when that input is a node of this graph.
+        let only_input = |node: &NodeRef| -> Option<usize> {
+            match node.0.parts.holes.as_slice() {
+                [(_, DepRef::Node(dep))] => index.get(&dep.0.key).copied(),
+                _ => None,
+            }
         };
-        let record = node.clone();
+        // Fused into its dependent: used once, by a node whose only input it is.
+        let mut fused = vec![false; order.len()];
+        for node in &order {
+            if let Some(i) = only_input(node) {
+                fused[i] = uses[i] == 1 && !outputs.contains(order[i].0.key.as_str());
+            }
+        }
+        let mut chains = Vec::new();
+        for (last, node) in order.iter().enumerate() {
+            if fused[last] {
+                continue;
+            }
+            let mut chain = vec![last];
+            let mut current = node;
+            while let Some(i) = only_input(current).filter(|&i| fused[i]) {
+                chain.push(i);
+                current = &order[i];
+            }
+            chain.reverse();
+            chains.push(chain);
+        }
+        chains.sort_by_key(|chain| *chain.last().expect("non-empty"));
+        Layout { order, chains }
+    }
+}
+
+/// Submits everything `roots` need that is not in `submitted`, chain by chain.
+/// Every node gets the position it would have unfused (its depth-first rank), so
+/// random streams do not depend on fusion.
+fn submit_graph(client: &Client, roots: &[NodeRef], submitted: &mut HashMap<String, Submitted>) {
+    let layout = Layout::of(roots, submitted);
+    let first = client.take_positions(layout.order.len() as u64);
+    for chain in &layout.chains {
+        let started = Instant::now();
+        let nodes: Vec<&NodeRef> = chain.iter().map(|&i| &layout.order[i]).collect();
+        let positions: Vec<u64> = chain.iter().map(|&i| first + i as u64).collect();
+        let last = *nodes.last().expect("non-empty");
+        let done = if nodes.len() == 1 {
+            (last.0.submit)(client, parts_for(last, submitted), positions[0])
+        } else {
+            let part = |node: &NodeRef, parts: Parts, position: u64| ChainPart {
+                name: node.0.name,
+                registered: node.0.registered,
+                parts,
+                position,
+                run: node.0.run.clone(),
+            };
+            let head = part(nodes[0], parts_for(nodes[0], submitted), positions[0]);
+            let links = nodes[1..]
+                .iter()
+                .zip(&positions[1..])
+                .map(|(node, &position)| part(node, node.0.parts.duplicate(), position))
+                .collect();
+            (last.0.submit_chain)(client, head, links)
+        };
+        for node in &nodes {
+            *node.0.record.lock().unwrap_or_else(|p| p.into_inner()) = Record {
+                state: Some("processing"),
+                duration: None,
+            };
+        }
+        let records: Vec<NodeRef> = nodes.iter().map(|n| (*n).clone()).collect();
         done.slot.when_resolved_encoded(Box::new(move |outcome| {
             let state = if outcome.is_ok() { "memory" } else { "erred" };
-            *record.0.record.lock().unwrap_or_else(|p| p.into_inner()) = Record {
-                state: Some(state),
-                duration: Some(started.elapsed()),
-            };
+            let fused = records.len() > 1;
+            for node in &records {
+                *node.0.record.lock().unwrap_or_else(|p| p.into_inner()) = Record {
+                    state: Some(if fused && outcome.is_ok() {
+                        "memory (fused)"
+                    } else {
+                        state
+                    }),
+                    duration: Some(started.elapsed()),
+                };
+            }
         }));
-        submitted.insert(node.0.key.clone(), done);
+        submitted.insert(last.0.key.clone(), done);
     }
 }
 

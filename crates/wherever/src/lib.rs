@@ -44,7 +44,10 @@ pub use client::{Client, Value, DEFAULT_RETRIES};
 pub use cores::{available_cores, cores_from, CORE_LIMIT_VARIABLES};
 pub use error::{Error, Result};
 pub use future::{as_completed, wait, AsCompleted, Future, ReturnWhen, Shared, WaitOutcome};
-pub use graph::{compute, delayed, delayed_pure, persist, to_dot, Delayed, GraphOutput};
+pub use graph::{
+    compute, delayed, delayed_pure, optimize, persist, to_dot, Delayed, FusedTask, GraphOutput,
+    OptimizedGraph,
+};
 pub use local::QUEUE_BOUND;
 pub use map::{Scheduling, AUTO_CHUNKS_PER_WORKER};
 pub use nested::client;

@@ -1,15 +1,14 @@
 //! Parallel map: how `map` splits its inputs into tasks, and running them.
 
-use crate::arguments::{Args, IntoArgs, Parts};
+use crate::arguments::{Args, IntoArgs};
 use crate::client::Client;
 use crate::future::{Future, Slot};
 use crate::nested::with_current_client;
-use crate::submission::local_task_error;
+use crate::submission::{encoded_parts, local_task_error, RemoteTask};
 use crate::{IntoTask, TaskContext, TaskError, Value};
 use std::cell::Cell;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use wherever_core::codec;
 use wherever_core::panic_capture::run_caught;
 use wherever_core::scope::in_task;
 
@@ -149,25 +148,8 @@ impl Client {
         let slot = Slot::new();
         let future = Future::new(slot.clone(), name, first);
         if let Some(cluster) = self.cluster() {
-            let parts = match codec::encode(&items) {
-                Ok(bytes) => Parts {
-                    bytes,
-                    ..Parts::default()
-                },
-                Err(error) => Parts {
-                    error: Some(error.to_string()),
-                    ..Parts::default()
-                },
-            };
-            self.submit_remote(
-                cluster,
-                task.registered().is_some(),
-                name,
-                parts,
-                first,
-                true,
-                slot,
-            );
+            let call = RemoteTask::of(task.as_ref(), encoded_parts(&items), first, true);
+            self.submit_remote(cluster, call, slot);
             return future;
         }
         let (key, seeded, runner) = (self.key, self.seeded, self.clone());

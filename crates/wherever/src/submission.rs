@@ -1,18 +1,78 @@
 //! How a call becomes a running task: as a job on a local executor, or as an
 //! encoded call to a cluster; with its dependencies awaited (locally) or named to
-//! the scheduler (remotely).
+//! the scheduler (remotely); alone, or as a fused chain of graph nodes.
 
 use crate::arguments::{dependency_failed, DepRef, Parts};
 use crate::client::{Client, Cluster, Executor, DEFAULT_RETRIES};
 use crate::future::{Future, Slot};
 use crate::local::{current_worker_label, host_name, Job};
-use crate::{IntoTask, TaskContext, TaskError, TaskErrorKind, TaskFailure, Value};
+use crate::{IntoTask, StreamKey, TaskContext, TaskError, TaskErrorKind, TaskFailure, Value};
 use std::sync::{Arc, Mutex};
+use wherever_cluster::protocol::ChainLink;
 use wherever_cluster::RemoteCall;
 use wherever_core::codec;
 use wherever_core::holes::{fill_holes, Hole};
 use wherever_core::panic_capture::run_caught;
 use wherever_core::scope::in_task;
+
+/// Runs a task on encoded arguments, returning its encoded result: a graph
+/// node's task with its types erased, for fused chains on local plans.
+pub(crate) type LocalRun =
+    Arc<dyn Fn(&[u8], StreamKey, bool, u64) -> Result<Vec<u8>, TaskFailure> + Send + Sync>;
+
+/// One task of a fused chain.
+pub(crate) struct ChainPart {
+    pub(crate) name: &'static str,
+    pub(crate) registered: bool,
+    /// The head's arguments (with its dependencies); for later links, the
+    /// arguments with one hole where the previous result goes.
+    pub(crate) parts: Parts,
+    pub(crate) position: u64,
+    pub(crate) run: LocalRun,
+}
+
+/// A call as a cluster receives it.
+pub(crate) struct RemoteTask {
+    pub(crate) registered: bool,
+    pub(crate) name: &'static str,
+    pub(crate) parts: Parts,
+    pub(crate) position: u64,
+    pub(crate) chunk: bool,
+    pub(crate) chain: Vec<ChainLink>,
+}
+
+impl RemoteTask {
+    /// A call of `task` at `position` on encoded `parts`.
+    pub(crate) fn of<A, R>(
+        task: &impl IntoTask<A, R>,
+        parts: Parts,
+        position: u64,
+        chunk: bool,
+    ) -> Self {
+        RemoteTask {
+            registered: task.registered().is_some(),
+            name: task.task_name(),
+            parts,
+            position,
+            chunk,
+            chain: Vec::new(),
+        }
+    }
+}
+
+/// Encoded values as arguments without dependencies (or the encoding error).
+pub(crate) fn encoded_parts<T: Value>(value: &T) -> Parts {
+    match codec::encode(value) {
+        Ok(bytes) => Parts {
+            bytes,
+            ..Parts::default()
+        },
+        Err(error) => Parts {
+            error: Some(error.to_string()),
+            ..Parts::default()
+        },
+    }
+}
 
 impl Client {
     /// Submits a call whose arguments are all values.
@@ -22,30 +82,12 @@ impl Client {
         args: A,
         position: u64,
     ) -> Future<R> {
-        let name = task.task_name();
         let slot = Slot::new();
-        let future = Future::new(slot.clone(), name, position);
+        let future = Future::new(slot.clone(), task.task_name(), position);
         match &self.shared.executor {
             Executor::Cluster(cluster) => {
-                let parts = match codec::encode(&args) {
-                    Ok(bytes) => Parts {
-                        bytes,
-                        ..Parts::default()
-                    },
-                    Err(error) => Parts {
-                        error: Some(error.to_string()),
-                        ..Parts::default()
-                    },
-                };
-                self.submit_remote(
-                    cluster,
-                    task.registered().is_some(),
-                    name,
-                    parts,
-                    position,
-                    false,
-                    slot,
-                );
+                let call = RemoteTask::of(task.as_ref(), encoded_parts(&args), position, false);
+                self.submit_remote(cluster, call, slot);
             }
             _ => self.spawn(self.job(task, args, position, slot)),
         }
@@ -116,68 +158,151 @@ impl Client {
         let name = task.task_name();
         let slot = Slot::new();
         let future = Future::new(slot.clone(), name, position);
-        if let Some(error) = &parts.error {
+        if let Executor::Cluster(cluster) = &self.shared.executor {
+            self.submit_remote(
+                cluster,
+                RemoteTask::of(task.as_ref(), parts, position, false),
+                slot,
+            );
+            return future;
+        }
+        let (client, job_slot) = (self.clone(), slot.clone());
+        self.await_inputs(
+            parts,
+            name,
+            position,
+            slot,
+            Box::new(move |filled| match codec::decode::<A>(&filled) {
+                Ok(args) => client.spawn(client.job(task, args, position, job_slot)),
+                Err(error) => job_slot.resolve(Err(TaskError::new(
+                    name,
+                    position,
+                    TaskErrorKind::Runtime,
+                    format!("cannot decode the arguments: {error}"),
+                ))),
+            }),
+        );
+        future
+    }
+
+    /// Submits a fused chain of graph nodes as one task: the head runs on its
+    /// arguments, each later link on the previous result; the future is the last's.
+    pub(crate) fn submit_chain<R: Value>(
+        &self,
+        head: ChainPart,
+        links: Vec<ChainPart>,
+    ) -> Future<R> {
+        let last = links.last().map_or(head.name, |link| link.name);
+        let last_position = links.last().map_or(head.position, |link| link.position);
+        let slot = Slot::new();
+        let future = Future::new(slot.clone(), last, last_position);
+        if let Executor::Cluster(cluster) = &self.shared.executor {
+            let chain = links
+                .iter()
+                .map(|link| ChainLink {
+                    name: link.name.to_string(),
+                    args: link.parts.bytes.clone(),
+                    offset: link
+                        .parts
+                        .holes
+                        .first()
+                        .map_or(0, |(offset, _)| *offset as u32),
+                    position: link.position,
+                })
+                .collect();
+            let call = RemoteTask {
+                registered: head.registered && links.iter().all(|link| link.registered),
+                name: head.name,
+                parts: head.parts,
+                position: head.position,
+                chunk: false,
+                chain,
+            };
+            self.submit_remote(cluster, call, slot);
+            return future;
+        }
+        let (name, position) = (head.name, head.position);
+        let (client, job_slot) = (self.clone(), slot.clone());
+        let run_head = head.run;
+        self.await_inputs(
+            head.parts,
+            name,
+            position,
+            slot,
+            Box::new(move |filled| {
+                let runner = client.clone();
+                client.spawn(Box::new(move || {
+                    if !job_slot.start() {
+                        return;
+                    }
+                    let (key, seeded) = (runner.key, runner.seeded);
+                    let outcome = crate::nested::with_current_client(&runner, || {
+                        let mut result = run_caught(|| run_head(&filled, key, seeded, position))
+                            .map_err(|failure| local_task_error(name, position, failure))?;
+                        for link in &links {
+                            let offset = link.parts.holes.first().map_or(0, |(offset, _)| *offset);
+                            let args =
+                                fill_holes(&link.parts.bytes, &[hole(offset, 0)], &[&result])
+                                    .unwrap_or_default();
+                            result = run_caught(|| (link.run)(&args, key, seeded, link.position))
+                                .map_err(|failure| {
+                                local_task_error(link.name, link.position, failure)
+                            })?;
+                        }
+                        codec::decode::<R>(&result).map_err(|e| {
+                            TaskError::new(
+                                last,
+                                last_position,
+                                TaskErrorKind::Runtime,
+                                format!("cannot decode: {e}"),
+                            )
+                        })
+                    });
+                    job_slot.resolve(outcome);
+                }));
+            }),
+        );
+        future
+    }
+
+    /// Waits (without blocking) for every dependency in `parts`, then calls
+    /// `launch` with the filled arguments; a failed dependency fails `slot`.
+    fn await_inputs<R: Value>(
+        &self,
+        parts: Parts,
+        name: &'static str,
+        position: u64,
+        slot: Arc<Slot<R>>,
+        launch: Box<dyn FnOnce(Vec<u8>) + Send>,
+    ) {
+        if let Some(error) = parts.error {
             slot.resolve(Err(TaskError::new(
                 name,
                 position,
                 TaskErrorKind::Runtime,
-                error.clone(),
+                error,
             )));
-            return future;
+            return;
         }
-        match &self.shared.executor {
-            Executor::Cluster(cluster) => self.submit_remote(
-                cluster,
-                task.registered().is_some(),
-                name,
-                parts,
-                position,
-                false,
-                slot,
-            ),
-            _ => self.submit_local_with_deps(task, parts, position, slot),
-        }
-        future
-    }
-
-    /// Waits (without blocking) for every dependency, then runs the task locally.
-    fn submit_local_with_deps<A: Value, R: Value, T: IntoTask<A, R>>(
-        &self,
-        task: Arc<T>,
-        parts: Parts,
-        position: u64,
-        slot: Arc<Slot<R>>,
-    ) {
-        let name = task.task_name();
         let holes: Vec<Hole> = parts
             .holes
             .iter()
             .enumerate()
             .map(|(dep, (offset, _))| hole(*offset, dep))
             .collect();
+        if holes.is_empty() {
+            return launch(parts.bytes);
+        }
+        let bytes = parts.bytes;
+        let launch = Arc::new(Mutex::new(Some(Box::new(move |inputs: Vec<Vec<u8>>| {
+            let slices: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+            launch(fill_holes(&bytes, &holes, &slices).unwrap_or_default())
+        })
+            as Box<dyn FnOnce(Vec<Vec<u8>>) + Send>)));
         let waiting = Arc::new(Mutex::new(Waiting {
-            inputs: vec![None; holes.len()],
-            missing: holes.len(),
+            inputs: vec![None; parts.holes.len()],
+            missing: parts.holes.len(),
         }));
-        let launch = {
-            let (client, slot, bytes) = (self.clone(), slot.clone(), parts.bytes);
-            let launch: Box<dyn FnOnce(Vec<Vec<u8>>) + Send> = Box::new(move |inputs| {
-                let slices: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
-                let decoded = fill_holes(&bytes, &holes, &slices)
-                    .ok_or_else(|| "the inputs do not fit the arguments".to_string())
-                    .and_then(|filled| codec::decode::<A>(&filled).map_err(|e| e.to_string()));
-                match decoded {
-                    Ok(args) => client.spawn(client.job(task, args, position, slot)),
-                    Err(error) => slot.resolve(Err(TaskError::new(
-                        name,
-                        position,
-                        TaskErrorKind::Runtime,
-                        format!("cannot decode the arguments: {error}"),
-                    ))),
-                }
-            });
-            Arc::new(Mutex::new(Some(launch)))
-        };
         for (index, (_, dep)) in parts.holes.into_iter().enumerate() {
             let (waiting, launch, slot) = (waiting.clone(), launch.clone(), slot.clone());
             let arrived = move |input: Result<Vec<u8>, TaskError>| {
@@ -223,20 +348,16 @@ impl Client {
     }
 
     /// Sends an encoded call to the cluster; `slot` resolves with the decoded result.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn submit_remote<R: Value>(
         &self,
         cluster: &Cluster,
-        registered: bool,
-        name: &'static str,
-        parts: Parts,
-        position: u64,
-        chunk: bool,
+        call: RemoteTask,
         slot: Arc<Slot<R>>,
     ) {
+        let (name, position) = (call.name, call.position);
         let runtime_error =
             move |message: String| TaskError::new(name, position, TaskErrorKind::Runtime, message);
-        if !registered {
+        if !call.registered {
             slot.resolve(Err(runtime_error(format!(
                 "a closure cannot run on plan `{}`: it cannot cross a process boundary; \
                  register the function with #[wherever::task]",
@@ -244,29 +365,30 @@ impl Client {
             ))));
             return;
         }
-        if let Some(error) = parts.error {
+        if let Some(error) = call.parts.error {
             return slot.resolve(Err(runtime_error(format!(
                 "cannot encode the arguments: {error}"
             ))));
         }
-        let (args, deps, holes) = match remote_arguments(cluster, parts) {
+        let (args, deps, holes) = match remote_arguments(cluster, call.parts) {
             Ok(split) => split,
             Err(error) => return slot.resolve(Err(dependency_failed(name, position, &error))),
         };
-        let call = RemoteCall {
+        let remote = RemoteCall {
             name,
             args,
             key: self.key,
             seeded: self.seeded,
             position,
-            chunk,
+            chunk: call.chunk,
             retries: DEFAULT_RETRIES,
             deps,
             holes,
+            chain: call.chain,
         };
         let resolver = slot.clone();
         let id = cluster.client.submit(
-            call,
+            remote,
             Box::new(move |outcome| {
                 let outcome = outcome.and_then(|bytes| {
                     codec::decode::<R>(&bytes)

@@ -211,3 +211,67 @@ fn a_failed_future_fails_the_task_that_takes_it() {
     );
     assert!(error.to_string().contains("leaf"), "{error}");
 }
+
+#[wherever::task]
+fn noisy(x: u64, rng: &mut TaskRng) -> u64 {
+    x ^ rng.random::<u64>()
+}
+
+#[test]
+fn linear_chains_are_fused_and_the_optimised_graph_is_inspectable() {
+    let a = delayed(inc, 1);
+    let b = delayed(inc, &a);
+    let c = delayed(inc, &b);
+    let d = delayed(add, (&c, &a)); // `a` has two users: it stays its own task
+    let graph = wherever::optimize(&[&d]);
+    let keys: Vec<Vec<String>> = graph.tasks.iter().map(|t| t.keys.clone()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            vec![a.key().to_string()],
+            vec![b.key().to_string(), c.key().to_string()],
+            vec![d.key().to_string()]
+        ],
+        "{graph:?}"
+    );
+    assert!(graph
+        .to_dot()
+        .contains(&format!("{}\\n{}", b.key(), c.key())));
+    for plan in LOCAL_PLANS {
+        assert_eq!(d.compute(&start(plan)).unwrap(), 4 + 2, "{plan}");
+    }
+    // Only what the output needs is kept.
+    let unused = delayed(inc, &d);
+    assert!(wherever::optimize(&[&c])
+        .tasks
+        .iter()
+        .all(|t| !t.keys.contains(&unused.key().to_string())));
+}
+
+#[test]
+fn fusion_does_not_change_random_streams() {
+    for plan in LOCAL_PLANS {
+        // As futures, submitted one by one (positions 0..5) ...
+        let client = start(plan).with_seed(21);
+        let mut future = client.submit(noisy, 0);
+        for _ in 1..5 {
+            future = client.submit(noisy, &future);
+        }
+        let unfused = future.value().unwrap();
+        // ... and as one fused chain of the same five calls.
+        let mut node = delayed(noisy, 0);
+        for _ in 1..5 {
+            node = delayed(noisy, &node);
+        }
+        assert_eq!(
+            wherever::optimize(&[&node]).tasks.len(),
+            1,
+            "a chain of five is one task"
+        );
+        assert_eq!(
+            node.compute(&start(plan).with_seed(21)).unwrap(),
+            unfused,
+            "{plan}"
+        );
+    }
+}
