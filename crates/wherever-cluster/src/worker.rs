@@ -585,27 +585,63 @@ pub async fn fetch(
     Err(last_error)
 }
 
+/// Open, authenticated connections to data ports, one per holder, reused across
+/// fetches (a handshake per fetch would cost more than most results).
+type DataConnection =
+    Arc<tokio::sync::Mutex<Option<(crate::connection::Reader, crate::connection::Writer)>>>;
+
+fn data_connection(holder: SocketAddr) -> DataConnection {
+    static OPEN: std::sync::OnceLock<Mutex<HashMap<SocketAddr, DataConnection>>> =
+        std::sync::OnceLock::new();
+    let open = OPEN.get_or_init(Mutex::default);
+    open.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(holder)
+        .or_default()
+        .clone()
+}
+
 async fn fetch_from(
     holder: SocketAddr,
     task: TaskId,
     secret: &Secret,
 ) -> Result<Option<Vec<u8>>, String> {
-    let stream = TcpStream::connect(holder)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut reader, mut writer) = split(stream);
-    join(
-        &mut reader,
-        &mut writer,
-        secret,
-        Role::DataFetch,
-        this_build(),
-        false,
-    )
-    .await?;
-    write_batch(&mut writer, &[Message::GetData { task }]).await?;
-    match read_batch(&mut reader).await?.as_deref() {
-        Some([Message::Data { task: got, result }]) if *got == task => Ok(result.clone()),
-        _ => Err("unexpected answer from the data port".to_string()),
+    let connection = data_connection(holder);
+    let mut connection = connection.lock().await;
+    for attempt in 0..2 {
+        if connection.is_none() {
+            let stream = TcpStream::connect(holder)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (mut reader, mut writer) = split(stream);
+            join(
+                &mut reader,
+                &mut writer,
+                secret,
+                Role::DataFetch,
+                this_build(),
+                false,
+            )
+            .await?;
+            *connection = Some((reader, writer));
+        }
+        let (reader, writer) = connection.as_mut().expect("just opened");
+        let answer = match write_batch(writer, &[Message::GetData { task }]).await {
+            Ok(()) => read_batch(reader).await,
+            Err(error) => Err(error),
+        };
+        match answer {
+            Ok(Some(batch)) => {
+                return match batch.as_slice() {
+                    [Message::Data { task: got, result }] if *got == task => Ok(result.clone()),
+                    _ => Err("unexpected answer from the data port".to_string()),
+                }
+            }
+            // A stale connection (the holder restarted its port): open a new one once.
+            Ok(None) | Err(_) if attempt == 0 => *connection = None,
+            Ok(None) => return Err("the data port closed the connection".to_string()),
+            Err(error) => return Err(error),
+        }
     }
+    Err("cannot reach the data port".to_string())
 }
