@@ -64,15 +64,19 @@ fn a_scheduler_with_hand_started_workers_gives_the_same_bytes() {
     let scheduler = Scheduler::start(&dir.0);
     let secret = scheduler.secret_file.display().to_string();
     let worker_address = format!("tcp://{}", scheduler.address);
-    let mut workers: Vec<_> = (0..2)
-        .map(|_| {
-            Command::new(example("calc_mean"))
-                .env("WHEREVER_WORKER", &worker_address)
-                .env("WHEREVER_SECRET_FILE", &secret)
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    // One worker started with the environment variable, one with the flag.
+    let mut workers = vec![
+        Command::new(example("calc_mean"))
+            .env("WHEREVER_WORKER", &worker_address)
+            .env("WHEREVER_SECRET_FILE", &secret)
+            .spawn()
+            .unwrap(),
+        Command::new(example("calc_mean"))
+            .args(["--wherever-worker", &worker_address])
+            .env("WHEREVER_SECRET_FILE", &secret)
+            .spawn()
+            .unwrap(),
+    ];
     let plan = format!("tcp://{}", scheduler.address);
     let output = run_ok(
         &example("calc_mean"),
