@@ -14,7 +14,8 @@ where the peer scripts separate it (their `startup_s`); the whole-process wall t
 recorded beside them. Peak RSS is the larger of GNU time's max RSS and the summed RSS of the
 whole process tree sampled every 50 ms (multi-process schedulers spread their memory over
 many processes). Ratio = peer time / our time on medians (> 1: we are faster); for the
-overhead workload it is the per-task time, since R's explicit futures run fewer tasks.
+overhead and graph workloads it is the per-task time, since R's explicit futures and Dask's
+delayed graphs run fewer tasks.
 
 Adding a workload: write a `make_<name>(size)` returning a list of `Config`s (ours first),
 give it sizes for quick and full runs, a checker, optionally a `prepare` step for its data,
@@ -345,10 +346,13 @@ class Config:
     units: int = 1               # ratio is on time_s / units (per-task time for overhead)
     cwd: Optional[Path] = None
     timeout: float = 300
+    group: str = ""              # sub-table of the workload (e.g. graph: "tree", "mapreduce");
+                                 # ratios are taken within a group
+    size_label: str = ""         # problem size of this row, shown when it differs between rows
 
     @property
     def key(self):
-        return f"{self.system} | {self.plan}"
+        return f"{self.system} | {self.plan}" + (f" | {self.group}" if self.group else "")
 
 
 @dataclass
@@ -498,6 +502,82 @@ def make_overhead(size):
     return cfgs
 
 
+# ---- graph ----------------------------------------------------------------------------------
+def tree_tasks(n):
+    """Tasks of the tree reduction over n leaves: n + ceil(n/2) + ... + 1."""
+    t = n
+    while n > 1:
+        n = (n + 1) // 2
+        t += n
+    return t
+
+
+def graph_tasks(workload, n):
+    return tree_tasks(n) if workload == "tree" else n + 1
+
+
+def graph_expected(workload, n):
+    return n * (n - 1) // 2 if workload == "tree" else n * (n + 1) // 2
+
+
+def check_graph(workload, n):
+    tasks, expected = graph_tasks(workload, n), graph_expected(workload, n)
+
+    def chk(r):
+        if r.get("tasks") != tasks:
+            return False, f"ran {r.get('tasks')} tasks, expected {tasks}"
+        if r.get("result") != expected:
+            return False, f"result {r.get('result')} != expected {expected}"
+        return True, f"result = {expected}"
+    return chk
+
+
+def parse_our_graph(so, se):
+    lines = [l for l in so.splitlines() if l.strip().startswith("{")]
+    if not lines:
+        raise ValueError("no JSON line on stdout")
+    r = json.loads(lines[-1])
+    r["time_s"] = float(r["seconds"])
+    return r
+
+
+def parse_peer_graph(so, se):
+    r = result_json(so)
+    if r is None:
+        raise ValueError("no RESULT line")
+    r["time_s"] = r["total_s"]
+    return r
+
+
+def size_label(workload, n):
+    return f"N={n:,} ({graph_tasks(workload, n):,} tasks)"
+
+
+def make_graph(size):
+    cfgs = []
+    for workload in ["tree", "mapreduce"]:
+        n = size[workload]
+        for plan in ["sequential", "threads:2", "processes:2"]:
+            cfgs.append(Config("ours", "wherever", plan,
+                               [str(EXAMPLES / "graph_overhead"), "--plan", plan,
+                                "--workload", workload, "--n", str(n)],
+                               parse_our_graph, check_graph(workload, n),
+                               requires=["bin:graph_overhead"], units=graph_tasks(workload, n),
+                               group=workload, size_label=size_label(workload, n)))
+        peers = [("dask", "threads(2), delayed + dask.compute", "delayed_threads", "dask"),
+                 ("dask", "synchronous, delayed + dask.compute", "delayed_sync", "dask"),
+                 ("dask distributed", "LocalCluster(2x1), delayed + client.compute",
+                  "dist_delayed", "distributed"),
+                 ("dask", "threads(2), raw dict graph + dask.threaded.get", "raw_threads", "dask")]
+        for system, plan, arg, mod in peers:
+            pn = size["peers"][arg][workload]
+            cfgs.append(Config("peer", system, plan, [PY, "bench_graph.py", arg, workload, str(pn)],
+                               parse_peer_graph, check_graph(workload, pn),
+                               requires=[f"py:{mod}", "py:psutil"], units=graph_tasks(workload, pn),
+                               cwd=PEERS, group=workload, size_label=size_label(workload, pn)))
+    return cfgs
+
+
 WORKLOADS = {
     "calc_mean": Workload(
         "calc_mean", "calc_mean: P tasks, each the mean and sd of n standard normals",
@@ -522,7 +602,34 @@ WORKLOADS = {
                        "processes:2 submit", "processes:2 map-auto"],
         time_label="time s", per_task=True,
         check_rule="the sum of the N results equals N(N+1)/2"),
-    # Hooks for later issues (graph, bag, array, frame): add a make_<name>, sizes and, for
+    "graph": Workload(
+        "graph", "graph: lazy task graphs, a tree reduction (sum of pairs) and map-then-reduce",
+        # Dask's delayed graphs are slow and super-linear in size, so its rows run smaller N
+        # (each size is in the table); the ratio is on time per task, which favours Dask.
+        sizes={"quick": {"tree": 10_000, "mapreduce": 2_000,
+                         "peers": {"delayed_threads": {"tree": 10_000, "mapreduce": 2_000},
+                                   "delayed_sync": {"tree": 10_000, "mapreduce": 2_000},
+                                   "dist_delayed": {"tree": 2_000, "mapreduce": 2_000},
+                                   "raw_threads": {"tree": 10_000, "mapreduce": 2_000}}},
+               "full": {"tree": 100_000, "mapreduce": 10_000,
+                        "peers": {"delayed_threads": {"tree": 10_000, "mapreduce": 10_000},
+                                  "delayed_sync": {"tree": 10_000, "mapreduce": 10_000},
+                                  "dist_delayed": {"tree": 5_000, "mapreduce": 5_000},
+                                  "raw_threads": {"tree": 20_000, "mapreduce": 10_000}}}},
+        make=make_graph,
+        describe=lambda s: f"Ours: tree over N = {s['tree']:,} leaves, map-then-reduce over "
+                           f"N = {s['mapreduce']:,} items; Dask's rows use the N in their size "
+                           "column (its delayed graphs are super-linear in size: smaller N "
+                           "favours it). Tree: leaf(i) = i, then add pairs level by level (an "
+                           "odd one out is added to 0); map-then-reduce: N inc(i) = i + 1, then "
+                           "one total(list). time = building + computing the graph (interpreter, "
+                           "cluster and worker start-up excluded); µs/task and the ratio are per "
+                           "task of the graph; the raw dict graph row is Dask's scheduler alone",
+        ratio_against=["threads:2", "processes:2"],
+        time_label="time s", per_task=True,
+        check_rule="the task count and the result (tree: N(N-1)/2, map-then-reduce: "
+                   "N(N+1)/2) for each row's N"),
+    # Hooks for later issues (bag, array, frame): add a make_<name>, sizes and, for
     # workloads with data, a prepare step writing under DATA (e.g. the anchors'
     # gen_pagecounts.py / prep_flights.py copied into peers/), then register it here.
 }
@@ -550,7 +657,7 @@ def run_workload(wl, size, reps, rec_file, filt):
             log(f"[{wl.name}] rep {rep + 1}/{reps}: {c.key}")
             r = run_command(c.cmd, c.timeout, cwd=c.cwd)
             rec = {"workload": wl.name, "side": c.side, "system": c.system, "plan": c.plan,
-                   "rep": rep, "cmd": " ".join(map(str, c.cmd)), "units": c.units,
+                   **({"group": c.group} if c.group else {}), "rep": rep, "cmd": " ".join(map(str, c.cmd)), "units": c.units,
                    **{k: v for k, v in r.items() if k not in ("stdout", "stderr")}}
             ok, msg = False, ""
             if r["rc"] == 0:
@@ -597,9 +704,24 @@ def fmt_ratio(x):
 
 
 def summarize(wl, size, cfgs, status, records, reps, load_start):
+    lines = [f"### {wl.title}", "",
+             "(load = median 1-min load average at the start of that row's runs; 2 means "
+             "both cores were already busy.)", "",
+             f"{wl.describe(size)}. {reps} reps, run alternately; load average at start "
+             f"{load_start}. Check: {wl.check_rule}; only checked runs count.", ""]
+    groups = list(dict.fromkeys(c.group for c in cfgs))
+    for g in groups:
+        if g:
+            lines += [f"#### {wl.name}: {g}", ""]
+        lines += summary_table(wl, [c for c in cfgs if c.group == g], status, records)
+    return "\n".join(lines)
+
+
+def summary_table(wl, cfgs, status, records):
     rows = []
     for c in cfgs:
-        rs = [r for r in records if r["system"] == c.system and r["plan"] == c.plan]
+        rs = [r for r in records if r["system"] == c.system and r["plan"] == c.plan
+              and r.get("group", "") == c.group]
         good = [r for r in rs if r.get("correct")]
         wrong = [r for r in rs if r["rc"] == 0 and not r.get("correct")]
         row = {"cfg": c, "n_ok": len(good), "n_runs": len(rs)}
@@ -625,12 +747,10 @@ def summarize(wl, size, cfgs, status, records, reps, load_start):
     ours = [r for r in rows if r["cfg"].side == "ours" and "med" in r
             and not r["status"].startswith("WRONG")
             and (wl.ratio_against is None or r["cfg"].plan in wl.ratio_against)]
-    lines = [f"### {wl.title}", "",
-             "(load = median 1-min load average at the start of that row's runs; 2 means "
-             "both cores were already busy.)", "",
-             f"{wl.describe(size)}. {reps} reps, run alternately; load average at start "
-             f"{load_start}. Check: {wl.check_rule}; only checked runs count.", ""]
-    head = ["system", "plan", "runs ok", f"median {wl.time_label}", "min", "max"]
+    lines = []
+    sized = any(c.size_label for c in cfgs)
+    head = ["system", "plan"] + (["size"] if sized else []) + \
+        ["runs ok", f"median {wl.time_label}", "min", "max"]
     if wl.per_task:
         head += ["µs/task", "tasks/s"]
     head += ["peak RSS MB", "process wall s", "load"]
@@ -650,11 +770,13 @@ def summarize(wl, size, cfgs, status, records, reps, load_start):
                 plans.append(c.plan)
                 lines[i] = lines[i].replace(f"| {', '.join(plans[:-1])} |", f"| {', '.join(plans)} |", 1)
                 continue
-            cells = [name, c.plan, f"0/{r['n_runs']}"] + ["-"] * (len(head) - 4) + [r["status"]]
+            cells = [name, c.plan] + ([c.size_label] if sized else []) + [f"0/{r['n_runs']}"]
+            cells += ["-"] * (len(head) - len(cells) - 1) + [r["status"]]
             shown_empty[k] = (len(lines), [c.plan])
             lines.append("| " + " | ".join(cells) + " |")
             continue
-        cells = [name, c.plan, f"{r['n_ok']}/{r['n_runs']}", fmt(r["med"]), fmt(r["lo"]), fmt(r["hi"])]
+        cells = [name, c.plan] + ([c.size_label] if sized else []) + \
+            [f"{r['n_ok']}/{r['n_runs']}", fmt(r["med"]), fmt(r["lo"]), fmt(r["hi"])]
         if wl.per_task:
             cells += [fmt(r["unit"] * 1e6), f"{1 / r['unit']:,.0f}"]
         cells += [fmt(r["rss"]), fmt(r["wall"]), f"{r['load']:.1f}"]
@@ -675,7 +797,7 @@ def summarize(wl, size, cfgs, status, records, reps, load_start):
         notes.append("- no configuration of ours produced a checked result, so there are no ratios")
     if notes:
         lines += ["Notes:", ""] + notes + [""]
-    return "\n".join(lines)
+    return lines
 
 
 def build(notes):
