@@ -27,6 +27,13 @@ impl TaskContext {
         }
     }
 
+    /// Makes this the context of the task at `position` of the same client (the
+    /// next item of a chunk), with a fresh random stream.
+    pub fn reposition(&mut self, position: u64) {
+        self.position = position;
+        self.rng = None;
+    }
+
     /// The task's position in its client's submission order.
     pub fn position(&self) -> u64 {
         self.position

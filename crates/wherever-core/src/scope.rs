@@ -3,16 +3,26 @@
 //! give up the task's slot while it waits on other tasks (Dask's secede/rejoin).
 
 use crate::StreamKey;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 /// The running task, as seen by code inside it.
 #[derive(Debug, Clone, Copy)]
 pub struct TaskScope {
-    /// The key of the streams of tasks this task submits.
-    pub child_key: StreamKey,
+    /// The stream key of the client that submitted the task.
+    pub key: StreamKey,
+    /// The task's position in that client's submission order.
+    pub position: u64,
     /// Whether the client that submitted the task had a seed set.
     pub seeded: bool,
+}
+
+impl TaskScope {
+    /// The key of the streams of tasks this task submits (derived on demand: it
+    /// costs a ChaCha block, which most tasks never need).
+    pub fn child_key(&self) -> StreamKey {
+        self.key.child(self.position)
+    }
 }
 
 /// Called when a task blocks waiting on other tasks; returns what to call when it
@@ -20,25 +30,43 @@ pub struct TaskScope {
 pub type SecedeHook = Arc<dyn Fn() -> Box<dyn FnOnce()> + Send + Sync>;
 
 thread_local! {
-    static CURRENT: RefCell<Option<TaskScope>> = const { RefCell::new(None) };
+    /// The running task's client key and seed flag (the position is kept apart so
+    /// that a chunk of a `map` only updates it per item).
+    static CURRENT: Cell<Option<(StreamKey, bool)>> = const { Cell::new(None) };
+    static POSITION: Cell<u64> = const { Cell::new(0) };
     static SECEDE: RefCell<Option<SecedeHook>> = const { RefCell::new(None) };
 }
 
 /// Runs `body` as the task at `position` of a client with stream key `key`.
 pub fn in_task<T>(key: StreamKey, seeded: bool, position: u64, body: impl FnOnce() -> T) -> T {
-    let scope = TaskScope {
-        child_key: key.child(position),
-        seeded,
-    };
-    let outer = CURRENT.with(|current| current.borrow_mut().replace(scope));
-    let result = body();
-    CURRENT.with(|current| *current.borrow_mut() = outer);
+    in_tasks(key, seeded, position, |_| body())
+}
+
+/// Runs `body` as tasks of a client with stream key `key`, starting at `position`;
+/// `body` moves on to the next task's position with the function it is given
+/// (cheaper per item than [`in_task`] for the items of a chunk).
+pub fn in_tasks<T>(
+    key: StreamKey,
+    seeded: bool,
+    position: u64,
+    body: impl FnOnce(&dyn Fn(u64)) -> T,
+) -> T {
+    let outer = CURRENT.with(|current| current.replace(Some((key, seeded))));
+    let outer_position = POSITION.with(|current| current.replace(position));
+    let result = body(&|position| POSITION.with(|current| current.set(position)));
+    CURRENT.with(|current| current.set(outer));
+    POSITION.with(|current| current.set(outer_position));
     result
 }
 
 /// The task running in this thread, if any.
 pub fn current_task() -> Option<TaskScope> {
-    CURRENT.with(|current| *current.borrow())
+    let (key, seeded) = CURRENT.with(Cell::get)?;
+    Some(TaskScope {
+        key,
+        position: POSITION.with(Cell::get),
+        seeded,
+    })
 }
 
 /// Installs, for this thread, what to do when a task blocks waiting on others.

@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use wherever_core::panic_capture::run_caught;
-use wherever_core::scope::in_task;
+use wherever_core::scope::in_tasks;
 
 /// How many chunks the default scheduling makes per worker: enough that a slow
 /// chunk does not leave the other workers idle for long, few enough that the cost
@@ -74,16 +74,28 @@ impl Client {
         scheduling: Scheduling,
     ) -> Result<Vec<R>, TaskError> {
         let inputs = inputs.into_iter();
-        let (count, items): (usize, Box<dyn Iterator<Item = X>>) = match inputs.size_hint() {
-            (low, Some(high)) if low == high => (low, Box::new(inputs)),
+        match inputs.size_hint() {
+            (low, Some(high)) if low == high => {
+                self.map_counted(Arc::new(task), inputs, low, scheduling)
+            }
             _ => {
                 let collected: Vec<X> = inputs.collect();
-                (collected.len(), Box::new(collected.into_iter()))
+                let count = collected.len();
+                self.map_counted(Arc::new(task), collected.into_iter(), count, scheduling)
             }
-        };
+        }
+    }
+
+    /// [`Client::map_with`] over `count` items.
+    fn map_counted<A: Value, R: Value, X: IntoArgs<A>, T: IntoTask<A, R>>(
+        &self,
+        task: Arc<T>,
+        items: impl Iterator<Item = X>,
+        count: usize,
+        scheduling: Scheduling,
+    ) -> Result<Vec<R>, TaskError> {
         let first = self.take_positions(count as u64);
         let chunk_size = scheduling.items_per_chunk(count, self.workers());
-        let task = Arc::new(task);
         let mut parts: Vec<Part<R>> = Vec::with_capacity(count.div_ceil(chunk_size));
         let mut chunk: Vec<A> = Vec::with_capacity(chunk_size.min(count));
         let mut chunk_first = first;
@@ -159,15 +171,19 @@ impl Client {
             }
             let current = Cell::new(first);
             let outcome = with_current_client(&runner, || {
-                run_caught(|| {
-                    let mut results = Vec::with_capacity(items.len());
-                    for item in items {
-                        let position = current.get();
-                        let mut ctx = TaskContext::new(key, seeded, position);
-                        results.push(in_task(key, seeded, position, || task.run(item, &mut ctx))?);
-                        current.set(position + 1);
-                    }
-                    Ok(results)
+                in_tasks(key, seeded, first, |reposition| {
+                    run_caught(|| {
+                        let mut results = Vec::with_capacity(items.len());
+                        let mut ctx = TaskContext::new(key, seeded, first);
+                        for item in items {
+                            let position = current.get();
+                            ctx.reposition(position);
+                            reposition(position);
+                            results.push(task.run(item, &mut ctx)?);
+                            current.set(position + 1);
+                        }
+                        Ok(results)
+                    })
                 })
             });
             slot.resolve(outcome.map_err(|failure| local_task_error(name, current.get(), failure)));

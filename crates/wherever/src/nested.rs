@@ -41,7 +41,7 @@ pub fn client() -> Result<Client, Error> {
         },
         None => worker_process_client()?,
     };
-    Ok(base.with_key(scope.child_key, scope.seeded))
+    Ok(base.with_key(scope.child_key(), scope.seeded))
 }
 
 /// In a worker process: the inner plan its launcher passed down, or else a
