@@ -96,15 +96,15 @@ impl Client {
     ) -> Result<Vec<R>, TaskError> {
         let first = self.take_positions(count as u64);
         let chunk_size = scheduling.items_per_chunk(count, self.workers());
+        let mut output = Output::<R>::with_capacity(count);
         let mut parts: Vec<Part<R>> = Vec::with_capacity(count.div_ceil(chunk_size));
         let mut chunk: Vec<A> = Vec::with_capacity(chunk_size.min(count));
-        let mut chunk_first = first;
+        let mut chunk_offset = 0;
         for (offset, item) in items.enumerate() {
-            let position = first + offset as u64;
             match item.into_args() {
                 Args::Plain(args) => {
                     if chunk.is_empty() {
-                        chunk_first = position;
+                        chunk_offset = offset;
                     }
                     chunk.push(args);
                     if chunk.len() == chunk_size {
@@ -112,90 +112,233 @@ impl Client {
                             &mut chunk,
                             Vec::with_capacity(chunk_size.min(count)),
                         );
-                        parts.push(Part::Chunk(self.submit_chunk(
+                        parts.push(self.submit_chunk(
                             task.clone(),
                             full,
-                            chunk_first,
-                        )));
+                            first,
+                            chunk_offset,
+                            &output,
+                        ));
                     }
                 }
                 dependent => {
                     if !chunk.is_empty() {
                         let partial = std::mem::take(&mut chunk);
-                        parts.push(Part::Chunk(self.submit_chunk(
+                        parts.push(self.submit_chunk(
                             task.clone(),
                             partial,
-                            chunk_first,
-                        )));
+                            first,
+                            chunk_offset,
+                            &output,
+                        ));
                     }
-                    parts.push(Part::One(self.submit_at(task.clone(), dependent, position)));
+                    let future = self.submit_at(task.clone(), dependent, first + offset as u64);
+                    parts.push(Part::One { future, offset });
                 }
             }
         }
         if !chunk.is_empty() {
-            parts.push(Part::Chunk(self.submit_chunk(
-                task.clone(),
-                chunk,
-                chunk_first,
-            )));
+            parts.push(self.submit_chunk(task.clone(), chunk, first, chunk_offset, &output));
         }
-        let mut results = Vec::with_capacity(count);
+        // Every part is waited for, even after an error: local chunks write into
+        // `output` until they end.
+        let mut first_error = None;
         for part in parts {
-            match part {
-                Part::Chunk(future) => results.extend(future.value()?),
-                Part::One(future) => results.push(future.value()?),
+            let failed = match part {
+                Part::Written(future) => match future.value() {
+                    Ok(report) => {
+                        output.mark_written(report.offset, report.written);
+                        report.error
+                    }
+                    Err(error) => Some(error),
+                },
+                Part::Chunk { future, offset } => match future.value() {
+                    Ok(values) => {
+                        output.write_all(offset, values);
+                        None
+                    }
+                    Err(error) => Some(error),
+                },
+                Part::One { future, offset } => match future.value() {
+                    Ok(value) => {
+                        output.write_all(offset, vec![value]);
+                        None
+                    }
+                    Err(error) => Some(error),
+                },
+            };
+            if first_error.is_none() {
+                first_error = failed;
             }
         }
-        Ok(results)
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(output.into_vec(count)),
+        }
     }
 
-    /// Submits `items` (at positions `first..`) as one task.
+    /// Submits `items` (at offsets `offset..` of the map, positions `first + offset..`)
+    /// as one task. On local plans its results go straight into `output`.
     fn submit_chunk<A: Value, R: Value, T: IntoTask<A, R>>(
         &self,
         task: Arc<T>,
         items: Vec<A>,
         first: u64,
-    ) -> Future<Vec<R>> {
+        offset: usize,
+        output: &Output<R>,
+    ) -> Part<R> {
         let name = task.task_name();
-        let slot = Slot::new();
-        let future = Future::new(slot.clone(), name, first);
+        let position = first + offset as u64;
         if let Some(cluster) = self.cluster() {
-            let call = RemoteTask::of(task.as_ref(), encoded_parts(&items), first, true);
+            let slot = Slot::new();
+            let future = Future::new(slot.clone(), name, position);
+            let call = RemoteTask::of(task.as_ref(), encoded_parts(&items), position, true);
             self.submit_remote(cluster, call, slot);
-            return future;
+            return Part::Chunk { future, offset };
         }
-        let (key, seeded, runner) = (self.key, self.seeded, self.clone());
+        let slot = Slot::new();
+        let future = Future::new(slot.clone(), name, position);
+        let (key, seeded, runner, target) =
+            (self.key, self.seeded, self.clone(), output.window(offset));
         self.spawn(Box::new(move || {
             if !slot.start() {
                 return;
             }
-            let current = Cell::new(first);
+            let written = Cell::new(0usize);
             let outcome = with_current_client(&runner, || {
-                in_tasks(key, seeded, first, |reposition| {
+                in_tasks(key, seeded, position, |reposition| {
                     run_caught(|| {
-                        let mut results = Vec::with_capacity(items.len());
-                        let mut ctx = TaskContext::new(key, seeded, first);
+                        let mut ctx = TaskContext::new(key, seeded, position);
                         for item in items {
-                            let position = current.get();
-                            ctx.reposition(position);
-                            reposition(position);
-                            results.push(task.run(item, &mut ctx)?);
-                            current.set(position + 1);
+                            let at = written.get();
+                            let item_position = position + at as u64;
+                            ctx.reposition(item_position);
+                            reposition(item_position);
+                            let value = task.run(item, &mut ctx)?;
+                            // SAFETY: `target` is this chunk's own window of the output,
+                            // which outlives the job (map waits for every chunk), and
+                            // `at` stays below the chunk's length.
+                            unsafe { target.write(at, value) };
+                            written.set(at + 1);
                         }
-                        Ok(results)
+                        Ok(())
                     })
                 })
             });
-            slot.resolve(outcome.map_err(|failure| local_task_error(name, current.get(), failure)));
+            let position_of_failure = position + written.get() as u64;
+            slot.resolve(Ok(ChunkReport {
+                offset,
+                written: written.get(),
+                error: outcome
+                    .err()
+                    .map(|failure| local_task_error(name, position_of_failure, failure)),
+            }));
         }));
-        future
+        Part::Written(future)
     }
 }
 
-/// A part of a map's results: a chunk of items, or one item that waited on others.
+/// A part of a map's results.
 enum Part<R> {
-    Chunk(Future<Vec<R>>),
-    One(Future<R>),
+    /// A local chunk that wrote its results into the output.
+    Written(Future<ChunkReport>),
+    /// A remote chunk: its results, to copy into the output at `offset`.
+    Chunk {
+        future: Future<Vec<R>>,
+        offset: usize,
+    },
+    /// One item that waited on other tasks.
+    One { future: Future<R>, offset: usize },
+}
+
+/// What a local chunk did: how many results it wrote from `offset` on, and the
+/// error that stopped it, if any.
+struct ChunkReport {
+    offset: usize,
+    written: usize,
+    error: Option<TaskError>,
+}
+
+/// A map's results, written in place by the chunks as they finish (as rayon's
+/// `collect` does), so they are neither gathered per chunk nor copied again.
+struct Output<R> {
+    buffer: Vec<R>,
+    /// The buffer's start, taken once (the buffer is not touched until the end).
+    base: *mut R,
+    /// Ranges written so far, to drop if the map fails.
+    written: Vec<(usize, usize)>,
+}
+
+/// A chunk's window of the output: a raw pointer to its first slot.
+struct Window<R>(*mut R);
+
+// SAFETY: a window is written by exactly one job, at disjoint slots, while the
+// output it points into is kept alive and untouched by the map that waits for it.
+unsafe impl<R: Send> Send for Window<R> {}
+
+impl<R> Window<R> {
+    /// Writes `value` at slot `at` of the window.
+    ///
+    /// # Safety
+    /// `at` must be inside the window and the slot not written before.
+    unsafe fn write(&self, at: usize, value: R) {
+        unsafe { self.0.add(at).write(value) }
+    }
+}
+
+impl<R> Output<R> {
+    fn with_capacity(count: usize) -> Self {
+        let mut buffer = Vec::with_capacity(count);
+        let base = buffer.as_mut_ptr();
+        Output {
+            buffer,
+            base,
+            written: Vec::new(),
+        }
+    }
+
+    fn window(&self, offset: usize) -> Window<R> {
+        // SAFETY: offsets are at most the capacity (`count`) the buffer was made with.
+        Window(unsafe { self.base.add(offset) })
+    }
+
+    fn mark_written(&mut self, offset: usize, count: usize) {
+        self.written.push((offset, count));
+    }
+
+    fn write_all(&mut self, offset: usize, values: Vec<R>) {
+        let count = values.len();
+        let window = self.window(offset);
+        for (at, value) in values.into_iter().enumerate() {
+            // SAFETY: each offset range belongs to one part and is written once.
+            unsafe { window.write(at, value) };
+        }
+        self.mark_written(offset, count);
+    }
+
+    /// The results, once every slot below `count` was written.
+    fn into_vec(mut self, count: usize) -> Vec<R> {
+        debug_assert_eq!(self.written.iter().map(|(_, n)| n).sum::<usize>(), count);
+        self.written.clear();
+        // SAFETY: every part wrote its whole range, and the ranges cover 0..count.
+        unsafe { self.buffer.set_len(count) };
+        std::mem::take(&mut self.buffer)
+    }
+}
+
+impl<R> Drop for Output<R> {
+    fn drop(&mut self) {
+        // A failed map: drop what was written; the buffer itself has length 0.
+        for &(offset, count) in &self.written {
+            // SAFETY: these slots were written and not yet handed out.
+            unsafe {
+                std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
+                    self.window(offset).0,
+                    count,
+                ))
+            };
+        }
+    }
 }
 
 #[cfg(test)]

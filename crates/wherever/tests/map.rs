@@ -143,3 +143,41 @@ fn closures_map_on_local_plans() {
         );
     }
 }
+
+#[wherever::task]
+fn label_unless(x: u64, broken: u64) -> String {
+    assert!(x != broken, "item {x} is broken");
+    format!("item {x}")
+}
+
+#[test]
+fn results_that_own_memory_are_kept_or_dropped_whole() {
+    for plan in ["sequential", "threads:2", "threads:5"] {
+        let client = start(plan);
+        for scheduling in [
+            Scheduling::Auto,
+            Scheduling::Dynamic,
+            Scheduling::chunk_size(7).unwrap(),
+        ] {
+            let labels = client
+                .map_with(label_unless, (0..1000).map(|x| (x, u64::MAX)), scheduling)
+                .unwrap();
+            assert_eq!(labels.len(), 1000);
+            assert!(
+                labels
+                    .iter()
+                    .enumerate()
+                    .all(|(i, l)| *l == format!("item {i}")),
+                "{plan}"
+            );
+            // A failure in the middle: the items written before and after are dropped.
+            let error = client
+                .map_with(label_unless, (0..1000).map(|x| (x, 500)), scheduling)
+                .unwrap_err();
+            assert!(
+                error.message.contains("item 500 is broken"),
+                "{plan} {scheduling:?}: {error}"
+            );
+        }
+    }
+}
