@@ -14,6 +14,9 @@ use tokio::process::{Child, Command};
 /// The environment variable that makes a process a worker (`tcp://HOST:PORT`).
 pub const WORKER_VARIABLE: &str = "WHEREVER_WORKER";
 
+/// How long `start` waits for all workers to connect before returning anyway.
+pub const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How many times, in all, dead workers of one local cluster are replaced.
 pub const RESTART_BUDGET: usize = 100;
 
@@ -82,6 +85,12 @@ impl LocalCluster {
             .handle()
             .spawn(supervise(children, spawn_worker, stopping.clone()));
         let client = ClusterClient::connect(runtime.clone(), &address, secret)?;
+        // Like Dask's `LocalCluster()`, return once the workers are up (start-up is not
+        // part of the first tasks' time); a slow start goes on in the background.
+        let deadline = std::time::Instant::now() + STARTUP_WAIT;
+        while (client.workers().0 as usize) < workers && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
         Ok((
             LocalCluster {
                 stopping,
