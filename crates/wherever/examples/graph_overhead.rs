@@ -60,10 +60,7 @@ struct Args {
 #[wherever::main]
 fn main() -> wherever::Result<()> {
     let args = Args::parse();
-    let plan = match &args.plan {
-        Some(plan) => Plan::parse(plan)?,
-        None => Plan::from_env_or("threads")?,
-    };
+    let plan = Plan::from_flag_or_env(args.plan.as_deref(), "threads")?;
     let client = plan.start()?;
     client.submit(inc, 0).value()?; // warm-up: workers connected
     let started = Instant::now();

@@ -70,15 +70,10 @@ struct Args {
 #[wherever::main]
 fn main() -> wherever::Result<()> {
     let args = Args::parse();
-    let plan = match &args.plan {
-        Some(plan) => Plan::parse(plan)?,
-        None => Plan::from_env_or("threads")?,
-    };
-    let seed = match args.seed {
-        Some(seed) => Some(seed),
-        None => seed_from_args()?,
-    };
-    let client = plan.start()?.with_seed_option(seed);
+    let plan = Plan::from_flag_or_env(args.plan.as_deref(), "threads")?;
+    let client = plan
+        .start()?
+        .with_seed_option(wherever::args::seed_or_env(args.seed)?);
 
     let started = Instant::now();
     let futures: Vec<_> = SETTINGS

@@ -44,6 +44,18 @@ pub fn seed_from_args() -> Result<Option<u64>, Error> {
     parse_seed(&text).map(Some)
 }
 
+/// The seed given as `flag` (a program's own parsed `--seed` option), else
+/// `WHEREVER_SEED`, else `None`.
+pub fn seed_or_env(flag: Option<u64>) -> Result<Option<u64>, Error> {
+    match flag {
+        Some(seed) => Ok(Some(seed)),
+        None => match std::env::var("WHEREVER_SEED") {
+            Ok(text) => parse_seed(&text).map(Some),
+            Err(_) => Ok(None),
+        },
+    }
+}
+
 /// Parses a seed: a whole number from 0 to 2^64 - 1.
 pub fn parse_seed(text: &str) -> Result<u64, Error> {
     text.trim().parse::<u64>().map_err(|_| {

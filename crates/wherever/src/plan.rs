@@ -151,6 +151,15 @@ impl Plan {
         }
     }
 
+    /// The plan given as `flag` (a program's own parsed `--plan` option), else
+    /// `WHEREVER_PLAN`, else `default`.
+    pub fn from_flag_or_env(flag: Option<&str>, default: &str) -> Result<Self, PlanError> {
+        match flag {
+            Some(plan) => Plan::parse(plan),
+            None => Plan::from_env_or(default),
+        }
+    }
+
     /// The plan given with `--plan STRING` (or `--plan=STRING`) among the program's
     /// arguments, else `WHEREVER_PLAN`, else `default`.
     pub fn from_args_or(default: &str) -> Result<Self, crate::Error> {
