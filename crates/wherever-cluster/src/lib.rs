@@ -22,13 +22,4 @@ pub use auth::Secret;
 pub use client::{Callback, ClusterClient, ClusterRuntime, RemoteCall};
 pub use launcher::LocalCluster;
 
-/// The host name, for naming where things run.
-pub fn host_name() -> &'static str {
-    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HOST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-            .map(|name| name.trim().to_string())
-            .unwrap_or_else(|_| "localhost".to_string())
-    })
-}
+pub use wherever_core::host_name;

@@ -12,6 +12,7 @@
 
 pub mod codec;
 mod context;
+mod digest;
 mod error;
 pub mod holes;
 pub mod panic_capture;
@@ -21,6 +22,7 @@ pub mod scope;
 mod task;
 
 pub use context::TaskContext;
+pub use digest::{host_name, Fnv1a};
 pub use error::{TaskError, TaskErrorKind, TaskFailure};
 pub use rng::{StreamKey, TaskRng};
 pub use task::{IntoTask, Task};

@@ -82,14 +82,12 @@ pub fn names() -> Vec<&'static str> {
 /// A digest of the registered task names (FNV-1a over the sorted names), compared
 /// at the cluster handshake so that a worker missing a task is refused up front.
 pub fn fingerprint() -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut digest = crate::Fnv1a::default();
     for name in names() {
-        for byte in name.bytes().chain(std::iter::once(0)) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
+        digest.eat(name.as_bytes());
+        digest.eat(&[0]);
     }
-    hash
+    digest.finish()
 }
 
 /// Runs a typed task function on an encoded call: the body of every generated

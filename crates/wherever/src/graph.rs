@@ -172,13 +172,8 @@ fn make_node<A: Value, R: Value, T: IntoTask<A, R>>(
 
 /// FNV-1a over the task name, the encoded arguments and the dependencies' keys.
 fn content_hash(name: &str, parts: &Parts) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for byte in bytes {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+    let mut digest = wherever_core::Fnv1a::default();
+    let mut eat = |bytes: &[u8]| digest.eat(bytes);
     eat(name.as_bytes());
     eat(&parts.bytes);
     for (offset, dep) in &parts.holes {
@@ -191,7 +186,7 @@ fn content_hash(name: &str, parts: &Parts) -> u64 {
             DepRef::Shared(shared) => eat(&(Arc::as_ptr(shared) as usize).to_le_bytes()),
         }
     }
-    hash
+    digest.finish()
 }
 
 impl<T> Delayed<T> {

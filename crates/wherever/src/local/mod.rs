@@ -10,13 +10,4 @@ pub(crate) use threads::{current_worker_label, ThreadPool};
 /// resolves its future.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// The host name, for naming where a task ran.
-pub(crate) fn host_name() -> &'static str {
-    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HOST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-            .map(|name| name.trim().to_string())
-            .unwrap_or_else(|_| "localhost".to_string())
-    })
-}
+pub(crate) use wherever_core::host_name;
