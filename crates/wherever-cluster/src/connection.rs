@@ -13,38 +13,109 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
-/// How long a peer has to complete the handshake.
+/// How long a peer has to complete the handshake, from its connection on.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest frame a peer may send before it has authenticated: enough for a
+/// hello (host name, executable path), far too little to cost memory.
+pub const HANDSHAKE_FRAME_LIMIT: usize = 16 << 10;
+
+/// How many connections may be in the handshake at once on one listening port;
+/// a newer one pushes out the oldest (an honest peer needs one round trip).
+pub const MAX_HANDSHAKES: usize = 64;
+
+/// The byte budget of one frame: queued messages are packed into a frame until
+/// the next would take it over; a message larger than the budget goes alone.
+pub const FRAME_BUDGET: usize = 4 << 20;
+
+/// A writer with nothing to send for this long sends a [`Message::Heartbeat`].
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long a reader of a long-lived connection waits for anything (a heartbeat
+/// at least) before it takes the peer for dead, unless [`SILENCE_TIMEOUT_VARIABLE`]
+/// says otherwise.
+pub const DEFAULT_SILENCE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The environment variable overriding [`DEFAULT_SILENCE_TIMEOUT`], in seconds.
+pub const SILENCE_TIMEOUT_VARIABLE: &str = "WHEREVER_SILENCE_TIMEOUT";
+
+/// The longest peer-supplied text written to a log, in characters.
+pub const LOGGED_TEXT_LIMIT: usize = 200;
 
 /// The reading half of a connection.
 pub type Reader = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
 /// The writing half of a connection.
 pub type Writer = FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>;
 
-fn codec() -> LengthDelimitedCodec {
+fn codec(max_frame: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_FRAME)
+        .max_frame_length(max_frame)
         .new_codec()
 }
 
-/// Splits a TCP stream into framed halves.
+/// Splits a TCP stream into framed halves, with keepalive and a user timeout set
+/// (see [`configure_socket`]). The reader takes only [`HANDSHAKE_FRAME_LIMIT`]-byte
+/// frames until [`accept`] or [`join`] raises the limit after the handshake.
 pub fn split(stream: TcpStream) -> (Reader, Writer) {
-    let _ = stream.set_nodelay(true);
+    configure_socket(&stream);
     let (read, write) = stream.into_split();
     (
-        FramedRead::new(read, codec()),
-        FramedWrite::new(write, codec()),
+        FramedRead::new(read, codec(HANDSHAKE_FRAME_LIMIT)),
+        FramedWrite::new(write, codec(MAX_FRAME)),
     )
+}
+
+/// Sets no-delay, TCP keepalive (idle 10 s, then every 2 s, 5 probes) and, on
+/// Linux, a 30 s `TCP_USER_TIMEOUT`, so a peer whose host vanished is noticed even
+/// while data waits unacknowledged (the settings Dask uses).
+pub fn configure_socket(stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let socket = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(2))
+        .with_retries(5);
+    if let Err(error) = socket.set_tcp_keepalive(&keepalive) {
+        tracing::debug!("cannot set TCP keepalive: {error}");
+    }
+    #[cfg(target_os = "linux")]
+    if let Err(error) = socket.set_tcp_user_timeout(Some(Duration::from_secs(30))) {
+        tracing::debug!("cannot set TCP_USER_TIMEOUT: {error}");
+    }
+}
+
+/// The silence timeout of this process: [`SILENCE_TIMEOUT_VARIABLE`] seconds if set
+/// to a positive number, else [`DEFAULT_SILENCE_TIMEOUT`].
+pub fn silence_timeout() -> Duration {
+    std::env::var(SILENCE_TIMEOUT_VARIABLE)
+        .ok()
+        .and_then(|text| text.trim().parse::<f64>().ok())
+        .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(DEFAULT_SILENCE_TIMEOUT)
+}
+
+/// Peer-supplied text made safe to log: escaped like `{:?}` (so newlines and
+/// control characters cannot forge log lines) and cut to [`LOGGED_TEXT_LIMIT`]
+/// characters.
+pub fn printable(text: &str) -> String {
+    let escaped = format!("{text:?}");
+    if escaped.chars().count() <= LOGGED_TEXT_LIMIT {
+        return escaped;
+    }
+    let cut: String = escaped.chars().take(LOGGED_TEXT_LIMIT).collect();
+    format!("{cut}...\" ({} bytes)", text.len())
 }
 
 /// Reads the next batch; `Ok(None)` when the peer closed the connection cleanly.
 /// Oversize, truncated or undecodable frames are errors that say which.
 pub async fn read_batch(reader: &mut Reader) -> Result<Option<Vec<Message>>, String> {
+    let limit = reader.decoder().max_frame_length();
     match reader.next().await {
         None => Ok(None),
         Some(Err(error)) => Err(match error.to_string() {
             text if text.contains("frame size too big") => {
-                format!("oversize frame (the limit is {MAX_FRAME} bytes)")
+                format!("oversize frame (the limit is {limit} bytes)")
             }
             text if text.contains("bytes remaining on stream") => {
                 "truncated frame: the peer closed the connection in the middle of a frame"
@@ -58,6 +129,22 @@ pub async fn read_batch(reader: &mut Reader) -> Result<Option<Vec<Message>>, Str
     }
 }
 
+/// Reads the next batch of a long-lived connection, taking silence longer than
+/// `timeout` (no message at all, not even a heartbeat) for a dead peer.
+pub async fn read_batch_within(
+    reader: &mut Reader,
+    timeout: Duration,
+) -> Result<Option<Vec<Message>>, String> {
+    match tokio::time::timeout(timeout, read_batch(reader)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(format!(
+            "the peer sent nothing, not even a heartbeat, for {:.1} s: it is stopped, \
+             hung or unreachable",
+            timeout.as_secs_f64()
+        )),
+    }
+}
+
 /// Writes one batch as one frame.
 pub async fn write_batch(writer: &mut Writer, batch: &[Message]) -> Result<(), String> {
     let body = encode_batch(batch).map_err(|e| format!("cannot encode: {e}"))?;
@@ -67,17 +154,207 @@ pub async fn write_batch(writer: &mut Writer, batch: &[Message]) -> Result<(), S
         .map_err(|e| format!("cannot send: {e}"))
 }
 
-/// Sends every message that arrives on `queue`, batching all that are already
-/// waiting into one frame. Ends when the queue closes or the peer goes away.
-pub async fn run_writer(mut writer: Writer, mut queue: UnboundedReceiver<Message>) {
-    let mut batch = Vec::new();
-    while queue.recv_many(&mut batch, 4096).await > 0 {
-        if write_batch(&mut writer, &batch).await.is_err() {
-            return;
+/// The encoded size of `value` (a message, a task) in bytes, without encoding it.
+pub fn encoded_size<T: serde::Serialize>(value: &T) -> usize {
+    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+        .unwrap_or(usize::MAX)
+}
+
+/// Whether a message of `size` encoded bytes fits in a frame.
+pub fn fits_a_frame(size: usize) -> bool {
+    size.saturating_add(BATCH_OVERHEAD) <= MAX_FRAME
+}
+
+/// Whether `message` belongs to the handshake, which always travels alone.
+fn is_handshake(message: &Message) -> bool {
+    matches!(
+        message,
+        Message::Challenge { .. }
+            | Message::Hello(_)
+            | Message::Welcome { .. }
+            | Message::Refused { .. }
+    )
+}
+
+/// The frame room a message of `size` bytes takes, with the batch's length prefix.
+const BATCH_OVERHEAD: usize = 16;
+
+/// Splits `messages` into the batches the writer sends as frames: handshake
+/// messages alone, the others packed up to [`FRAME_BUDGET`] bytes, a message over
+/// the budget alone. Messages that fit no frame at all ([`MAX_FRAME`]) are returned
+/// apart with their sizes.
+pub fn pack_frames(
+    messages: impl IntoIterator<Item = Message>,
+) -> (Vec<Vec<Message>>, Vec<(Message, usize)>) {
+    let (mut frames, mut unsendable) = (Vec::new(), Vec::new());
+    let (mut current, mut bytes) = (Vec::new(), 0usize);
+    for message in messages {
+        let size = encoded_size(&message);
+        if !fits_a_frame(size) {
+            unsendable.push((message, size));
+            continue;
         }
-        batch.clear();
+        let alone = is_handshake(&message) || size >= FRAME_BUDGET;
+        if !current.is_empty() && (alone || bytes + size > FRAME_BUDGET) {
+            frames.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        current.push(message);
+        bytes += size;
+        if alone {
+            frames.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+    }
+    if !current.is_empty() {
+        frames.push(current);
+    }
+    (frames, unsendable)
+}
+
+/// Sends every message that arrives on `queue`, packing those already waiting
+/// into frames of at most [`FRAME_BUDGET`] bytes (see [`pack_frames`]), and a
+/// heartbeat after [`HEARTBEAT_INTERVAL`] with nothing to send. A message too
+/// large for any frame is dropped and logged; a failed send is logged and ends
+/// the writer. Ends when the queue closes or the peer goes away.
+pub async fn run_writer(mut writer: Writer, mut queue: UnboundedReceiver<Message>) {
+    let peer = writer
+        .get_ref()
+        .peer_addr()
+        .map(|address| address.to_string())
+        .unwrap_or_else(|_| "a peer".to_string());
+    let mut waiting = Vec::new();
+    loop {
+        match tokio::time::timeout(HEARTBEAT_INTERVAL, queue.recv_many(&mut waiting, 4096)).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(_) => waiting.push(Message::Heartbeat),
+        }
+        let (frames, unsendable) = pack_frames(waiting.drain(..));
+        for (message, size) in unsendable {
+            tracing::warn!(
+                "not sent to {peer}: the {} is {size} bytes, over the frame limit of \
+                 {MAX_FRAME} bytes",
+                describe_unsendable(&message)
+            );
+        }
+        for frame in frames {
+            if let Err(reason) = write_batch(&mut writer, &frame).await {
+                tracing::warn!(
+                    "sending {} message(s) to {peer} failed: {reason}; closing the connection",
+                    frame.len()
+                );
+                return;
+            }
+        }
     }
     let _ = SinkExt::<Bytes>::close(&mut writer).await;
+}
+
+/// What a message too large to send was, for logs (without formatting its bytes).
+fn describe_unsendable(message: &Message) -> String {
+    match message {
+        Message::Submit { tasks } => format!("submission of {} task(s)", tasks.len()),
+        Message::Compute { task, .. } => format!("task {} (`{}`)", task.id, task.name),
+        Message::Scatter { task, .. } | Message::Store { task, .. } => {
+            format!("scattered value {task}")
+        }
+        Message::Done { task, .. }
+        | Message::Finished { task, .. }
+        | Message::Data { task, .. } => format!("result of task {task}"),
+        _ => "message".to_string(),
+    }
+}
+
+/// Bounds the connections in the handshake on one listening port to
+/// [`MAX_HANDSHAKES`]: admitting one more pushes out the oldest still waiting.
+#[derive(Clone, Default)]
+pub struct HandshakeGate {
+    waiting: std::sync::Arc<std::sync::Mutex<HandshakeQueue>>,
+}
+
+#[derive(Default)]
+struct HandshakeQueue {
+    next: u64,
+    entries: std::collections::VecDeque<(u64, tokio::sync::oneshot::Sender<()>)>,
+}
+
+/// A connection's place in the handshake; ends when dropped.
+pub struct HandshakeTicket {
+    id: u64,
+    evicted: tokio::sync::oneshot::Receiver<()>,
+    gate: HandshakeGate,
+}
+
+impl HandshakeGate {
+    /// A gate with nobody in it.
+    pub fn new() -> Self {
+        HandshakeGate::default()
+    }
+
+    /// Admits one connection, pushing out the oldest if [`MAX_HANDSHAKES`] wait.
+    pub fn admit(&self) -> HandshakeTicket {
+        let mut queue = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        while queue.entries.len() >= MAX_HANDSHAKES {
+            if let Some((_, evict)) = queue.entries.pop_front() {
+                let _ = evict.send(());
+            }
+        }
+        queue.next += 1;
+        let id = queue.next;
+        let (evict, evicted) = tokio::sync::oneshot::channel();
+        queue.entries.push_back((id, evict));
+        HandshakeTicket {
+            id,
+            evicted,
+            gate: self.clone(),
+        }
+    }
+
+    /// How many connections are in the handshake.
+    pub fn len(&self) -> usize {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entries
+            .len()
+    }
+
+    /// Whether no connection is in the handshake.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for HandshakeTicket {
+    fn drop(&mut self) {
+        let mut queue = self.gate.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        queue.entries.retain(|(id, _)| *id != self.id);
+    }
+}
+
+/// [`accept`] under a [`HandshakeGate`] ticket and the [`HANDSHAKE_TIMEOUT`] for
+/// the whole exchange: the way every listening port admits a connection.
+pub async fn accept_gated(
+    ticket: HandshakeTicket,
+    reader: &mut Reader,
+    writer: &mut Writer,
+    secret: &Secret,
+    expected_build: &std::sync::Mutex<Option<BuildInfo>>,
+) -> Result<Hello, String> {
+    let mut ticket = ticket;
+    let handshake = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        accept(reader, writer, secret, expected_build),
+    );
+    tokio::select! {
+        outcome = handshake => outcome.unwrap_or_else(|_| Err(format!(
+            "no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs()
+        ))),
+        _ = &mut ticket.evicted => Err(format!(
+            "pushed out by newer connections ({MAX_HANDSHAKES} handshakes at once at most)"
+        )),
+    }
 }
 
 /// The server side of the handshake: challenge, check the proof, the protocol and
@@ -110,7 +387,8 @@ pub async fn accept(
         // Say nothing about why: an unauthenticated peer gets nothing.
         return Err(format!(
             "authentication failed for a peer claiming to be {} on {}",
-            hello.pid, hello.host
+            hello.pid,
+            printable(&hello.host)
         ));
     }
     let refusal = if hello.protocol != PROTOCOL_VERSION {
@@ -140,6 +418,7 @@ pub async fn accept(
         .await;
         return Err(reason);
     }
+    reader.decoder_mut().set_max_frame_length(MAX_FRAME);
     Ok(hello)
 }
 
@@ -177,6 +456,7 @@ pub async fn join(
     };
     write_batch(writer, &[Message::Hello(hello)]).await?;
     if !expect_welcome {
+        reader.decoder_mut().set_max_frame_length(MAX_FRAME);
         return Ok((0, Vec::new()));
     }
     let batch = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_batch(reader))
@@ -185,8 +465,13 @@ pub async fn join(
         .ok_or("the scheduler closed the connection during the handshake (wrong secret?)")?;
     let mut messages = batch.into_iter();
     match messages.next() {
-        Some(Message::Welcome { id }) => Ok((id, messages.collect())),
-        Some(Message::Refused { reason }) => Err(format!("refused by the scheduler: {reason}")),
+        Some(Message::Welcome { id }) => {
+            reader.decoder_mut().set_max_frame_length(MAX_FRAME);
+            Ok((id, messages.collect()))
+        }
+        Some(Message::Refused { reason }) => {
+            Err(format!("refused by the scheduler: {}", printable(&reason)))
+        }
         _ => Err("unexpected answer to the handshake".to_string()),
     }
 }

@@ -2,7 +2,7 @@
 //! client's process and N worker processes of the same executable, restarting a
 //! worker that dies (as Dask's nanny does) and killing them all when dropped.
 
-use crate::auth::{this_build, Secret, SECRET_VARIABLE};
+use crate::auth::{this_build, Secret, SECRET_STDIN_VARIABLE};
 use crate::client::{ClusterClient, ClusterRuntime};
 use crate::server::{serve, ServerOptions};
 use crate::worker::THREADS_VARIABLE;
@@ -66,14 +66,16 @@ impl LocalCluster {
         let spawn_worker = {
             let (address, secret) = (address.clone(), secret.to_hex());
             move || -> std::io::Result<Child> {
-                Command::new(&executable)
+                let mut child = Command::new(&executable)
                     .env(WORKER_VARIABLE, format!("tcp://{address}"))
-                    .env(SECRET_VARIABLE, &secret)
+                    .env(SECRET_STDIN_VARIABLE, "1")
                     .env(THREADS_VARIABLE, threads.to_string())
                     .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                    .stdin(std::process::Stdio::null())
+                    .stdin(std::process::Stdio::piped())
                     .kill_on_drop(true)
-                    .spawn()
+                    .spawn()?;
+                hand_over_secret(&mut child, &secret)?;
+                Ok(child)
             }
         };
         let mut children = Vec::with_capacity(workers);
@@ -111,6 +113,18 @@ impl Drop for LocalCluster {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
     }
+}
+
+/// Writes the secret (one line of hex) to a new worker's standard input and closes
+/// it: unlike an environment variable, nothing the worker starts inherits it.
+fn hand_over_secret(child: &mut Child, secret_hex: &str) -> std::io::Result<()> {
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| std::io::Error::other("the worker has no standard input"))?;
+    // 65 bytes into a fresh pipe never block.
+    let mut stdin = std::fs::File::from(stdin.into_owned_fd()?);
+    std::io::Write::write_all(&mut stdin, format!("{secret_hex}\n").as_bytes())
 }
 
 /// Waits on the workers; replaces one that exits while the cluster is running.
