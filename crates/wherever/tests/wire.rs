@@ -62,11 +62,11 @@ fn a_hundred_arguments_of_8_mib_all_arrive() {
     assert_eq!(lengths, vec![8u64 << 20; 100]);
 }
 
-fn five_hundred_results_of_1_mib_all_arrive() {
+fn a_thousand_results_of_1_mib_all_arrive() {
     let client = start("processes:2");
     // Just under the inline limit, so each travels with its completion message.
     let bytes = (1u64 << 20) - 16;
-    let futures: Vec<_> = (0..500).map(|_| client.submit(text_of, bytes)).collect();
+    let futures: Vec<_> = (0..1000).map(|_| client.submit(text_of, bytes)).collect();
     for future in futures {
         assert_eq!(future.value().unwrap().len() as u64, bytes);
     }
@@ -101,8 +101,8 @@ fn main() {
             a_hundred_arguments_of_8_mib_all_arrive,
         ),
         (
-            "five_hundred_results_of_1_mib_all_arrive",
-            five_hundred_results_of_1_mib_all_arrive,
+            "a_thousand_results_of_1_mib_all_arrive",
+            a_thousand_results_of_1_mib_all_arrive,
         ),
         (
             "an_argument_over_the_frame_limit_fails_its_task_alone",
