@@ -6,49 +6,11 @@ mod common;
 use common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
-
-fn connect(scheduler: &Scheduler) -> TcpStream {
-    let stream = TcpStream::connect(&scheduler.address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    stream
-}
-
-/// Reads the challenge frame the scheduler sends first.
-fn read_challenge(stream: &mut TcpStream) -> Vec<u8> {
-    let mut length = [0u8; 4];
-    stream.read_exact(&mut length).unwrap();
-    let mut body = vec![0u8; u32::from_be_bytes(length) as usize];
-    stream.read_exact(&mut body).unwrap();
-    body
-}
 
 /// Whether the scheduler closed the connection (reads end without data).
 fn closed_by_peer(stream: &mut TcpStream) -> bool {
     let mut buffer = [0u8; 64];
     matches!(stream.read(&mut buffer), Ok(0) | Err(_))
-}
-
-fn a_real_client_still_works(scheduler: &Scheduler) {
-    let secret = scheduler.secret_file.display().to_string();
-    let address = format!("tcp://{}", scheduler.address);
-    let mut worker = std::process::Command::new(example("calc_mean"))
-        .env("WHEREVER_WORKER", &address)
-        .env("WHEREVER_SECRET_FILE", &secret)
-        .spawn()
-        .unwrap();
-    let output = run_ok(
-        &example("calc_mean"),
-        &[
-            "--plan", &address, "--seed", "1", "--tasks", "2", "--n", "1000",
-        ],
-        &[("WHEREVER_SECRET_FILE", &secret)],
-    );
-    assert_eq!(String::from_utf8(output.stdout).unwrap().lines().count(), 2);
-    let _ = worker.kill();
-    let _ = worker.wait();
 }
 
 #[test]
@@ -88,7 +50,7 @@ fn a_worker_with_the_wrong_secret_gets_nothing_and_runs_nothing() {
     let dir = TempDir::new("secret");
     let scheduler = Scheduler::start(&dir.0);
     let wrong = dir.0.join("wrong-secret");
-    std::fs::write(&wrong, "11".repeat(32)).unwrap();
+    write_private(&wrong, &"11".repeat(32));
     let address = format!("tcp://{}", scheduler.address);
     let worker = std::process::Command::new(example("calc_mean"))
         .env("WHEREVER_WORKER", &address)
@@ -163,7 +125,7 @@ fn bad_scheduler_flags_and_secret_files_give_clear_errors() {
         String::from_utf8_lossy(&bad.stderr)
     );
     let malformed = dir.0.join("malformed");
-    std::fs::write(&malformed, "not hex").unwrap();
+    write_private(&malformed, "not hex");
     let bad = std::process::Command::new(wherever_binary())
         .args(["scheduler", "--port", "0", "--secret-file"])
         .arg(&malformed)
@@ -171,4 +133,32 @@ fn bad_scheduler_flags_and_secret_files_give_clear_errors() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("a secret is 64 hex digits"));
+}
+
+#[test]
+fn a_secret_file_readable_by_others_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("exposed");
+    let exposed = dir.0.join("secret");
+    std::fs::write(&exposed, "22".repeat(32)).unwrap();
+    std::fs::set_permissions(&exposed, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let fix = format!("chmod 600 {}", exposed.display());
+    let scheduler = std::process::Command::new(wherever_binary())
+        .args(["scheduler", "--port", "0", "--secret-file"])
+        .arg(&exposed)
+        .output()
+        .unwrap();
+    assert!(!scheduler.status.success());
+    let stderr = String::from_utf8_lossy(&scheduler.stderr);
+    assert!(stderr.contains(&fix), "{stderr}");
+
+    // A client given the same file refuses it too, before connecting anywhere.
+    let client = std::process::Command::new(example("calc_mean"))
+        .args(["--plan", "tcp://127.0.0.1:9", "--tasks", "1", "--n", "10"])
+        .env("WHEREVER_SECRET_FILE", &exposed)
+        .output()
+        .unwrap();
+    assert!(!client.status.success());
+    let stderr = String::from_utf8_lossy(&client.stderr);
+    assert!(stderr.contains(&fix), "{stderr}");
 }

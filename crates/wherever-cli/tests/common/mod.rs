@@ -195,9 +195,73 @@ pub fn wait_for_children(parent: u32, count: usize) -> Vec<u32> {
 
 /// Sends SIGKILL to `pid`.
 pub fn kill9(pid: u32) {
+    signal(pid, "-9");
+}
+
+/// Runs a real study against `scheduler` with one hand-started worker; panics
+/// unless it prints its two result lines.
+pub fn a_real_client_still_works(scheduler: &Scheduler) {
+    let secret = scheduler.secret_file.display().to_string();
+    let address = format!("tcp://{}", scheduler.address);
+    let mut worker = Command::new(example("calc_mean"))
+        .env("WHEREVER_WORKER", &address)
+        .env("WHEREVER_SECRET_FILE", &secret)
+        .spawn()
+        .unwrap();
+    let output = run_ok(
+        &example("calc_mean"),
+        &[
+            "--plan", &address, "--seed", "1", "--tasks", "2", "--n", "1000",
+        ],
+        &[("WHEREVER_SECRET_FILE", &secret)],
+    );
+    assert_eq!(String::from_utf8(output.stdout).unwrap().lines().count(), 2);
+    let _ = worker.kill();
+    let _ = worker.wait();
+}
+
+/// Writes `text` to `path` readable by its owner only, as a secret file must be.
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// The resident memory of process `pid` in KiB (`VmRSS` in /proc).
+pub fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// Sends `signal` (e.g. `-STOP`) to `pid`.
+pub fn signal(pid: u32, signal: &str) {
     let status = Command::new("kill")
-        .args(["-9", &pid.to_string()])
+        .args([signal, &pid.to_string()])
         .status()
         .expect("kill runs");
-    assert!(status.success(), "kill -9 {pid}");
+    assert!(status.success(), "kill {signal} {pid}");
 }
+
+/// A raw connection to `scheduler` (reads time out after 20 s).
+pub fn connect(scheduler: &Scheduler) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(&scheduler.address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+}
+
+/// Reads one frame (the first: the challenge the scheduler sends).
+pub fn read_challenge(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    let mut length = [0u8; 4];
+    std::io::Read::read_exact(stream, &mut length).unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(length) as usize];
+    std::io::Read::read_exact(stream, &mut body).unwrap();
+    body
+}
+

@@ -1,0 +1,139 @@
+//! The network against real `wherever scheduler` processes: unauthenticated peers
+//! cost no memory and cannot forge log lines, and a client notices a scheduler
+//! that went silent.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use wherever_cluster::protocol::{encode_batch, BuildInfo, Hello, Message, Role};
+
+/// How often `text` occurs in the scheduler's log.
+fn log_count(scheduler: &Scheduler, text: &str) -> usize {
+    scheduler.log().matches(text).count()
+}
+
+/// Waits until `condition` holds; panics after `limit` (a hang guard only).
+fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn unauthenticated_connections_cost_no_memory_and_a_client_still_works() {
+    let dir = TempDir::new("memory");
+    let scheduler = Scheduler::start(&dir.0);
+    let pid = scheduler.child.id();
+    let start = resident_kib(pid);
+
+    // Five hundred connections that never say anything.
+    let idle: Vec<_> = (0..500).map(|_| connect(&scheduler)).collect();
+    // Eight that announce 250 MiB frames and start sending them.
+    let chunk = vec![0x55u8; 1 << 20];
+    let mut attackers = Vec::new();
+    for _ in 0..8 {
+        let mut stream = connect(&scheduler);
+        let _ = stream.write_all(&(250u32 << 20).to_be_bytes());
+        for _ in 0..8 {
+            if stream.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        attackers.push(stream);
+    }
+    wait_until(
+        "the scheduler closes all eight large-frame attackers",
+        Duration::from_secs(60),
+        || log_count(&scheduler, "oversize frame") >= 8,
+    );
+    let during = resident_kib(pid);
+    assert!(
+        during < start + 16 * 1024,
+        "the scheduler grew from {start} KiB to {during} KiB"
+    );
+    a_real_client_still_works(&scheduler);
+    let after = resident_kib(pid);
+    assert!(
+        after < start + 32 * 1024,
+        "the scheduler grew from {start} KiB to {after} KiB"
+    );
+    eprintln!("scheduler VmRSS: {start} KiB at start, {during} KiB under attack, {after} KiB after a client");
+    drop((idle, attackers));
+}
+
+#[test]
+fn a_peer_supplied_host_name_cannot_forge_log_lines() {
+    let dir = TempDir::new("forge");
+    let scheduler = Scheduler::start(&dir.0);
+    let mut stream = connect(&scheduler);
+    read_challenge(&mut stream);
+    let hello = Hello {
+        protocol: 1,
+        proof: [0; 32],
+        role: Role::Client,
+        build: BuildInfo {
+            hash: 1,
+            executable: "forger".into(),
+            registry: 0,
+        },
+        host: "\njoined: forged by a peer".repeat(100),
+        pid: 1,
+    };
+    let body = encode_batch(&[Message::Hello(hello)]).unwrap();
+    stream
+        .write_all(&(body.len() as u32).to_be_bytes())
+        .unwrap();
+    stream.write_all(&body).unwrap();
+    scheduler.wait_for_log("authentication failed");
+    let log = scheduler.log();
+    assert!(
+        !log.lines().any(|line| line.starts_with("joined: forged")),
+        "a peer wrote lines into the log:\n{log}"
+    );
+    let line = log
+        .lines()
+        .find(|line| line.contains("authentication failed"))
+        .unwrap();
+    assert!(line.len() < 600, "the logged host name is cut: {line}");
+    a_real_client_still_works(&scheduler);
+}
+
+#[test]
+fn a_client_whose_scheduler_stops_fails_its_futures_with_the_reason() {
+    let dir = TempDir::new("silent");
+    let scheduler = Scheduler::start(&dir.0);
+    let secret = scheduler.secret_file.display().to_string();
+    let plan = format!("tcp://{}", scheduler.address);
+    // No worker: the tasks stay pending until the connection is given up.
+    let mut client = Command::new(example("calc_mean"))
+        .args(["--plan", &plan, "--tasks", "2", "--n", "10"])
+        .env("WHEREVER_SECRET_FILE", &secret)
+        .env("WHEREVER_SILENCE_TIMEOUT", "4")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    scheduler.wait_for_log("joined:");
+    let pid = scheduler.child.id();
+    signal(pid, "-STOP");
+    let mut exited = None;
+    wait_until(
+        "the client gives up on the stopped scheduler",
+        Duration::from_secs(90),
+        || {
+            exited = client.try_wait().unwrap();
+            exited.is_some()
+        },
+    );
+    signal(pid, "-CONT");
+    let output = client.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("not even a heartbeat"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
