@@ -143,11 +143,22 @@ fn a_secret_file_readable_by_others_is_refused_with_the_fix() {
     std::fs::write(&exposed, "22".repeat(32)).unwrap();
     std::fs::set_permissions(&exposed, std::fs::Permissions::from_mode(0o644)).unwrap();
     let fix = format!("chmod 600 {}", exposed.display());
-    let scheduler = std::process::Command::new(wherever_binary())
+    let mut scheduler = std::process::Command::new(wherever_binary())
         .args(["scheduler", "--port", "0", "--secret-file"])
         .arg(&exposed)
-        .output()
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // A hang guard: a scheduler that accepted the file would serve forever.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while scheduler.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = scheduler.kill();
+            panic!("the scheduler started with a secret file readable by others");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let scheduler = scheduler.wait_with_output().unwrap();
     assert!(!scheduler.status.success());
     let stderr = String::from_utf8_lossy(&scheduler.stderr);
     assert!(stderr.contains(&fix), "{stderr}");
