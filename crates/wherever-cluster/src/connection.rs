@@ -475,3 +475,144 @@ pub async fn join(
         _ => Err("unexpected answer to the handshake".to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{TaskMessage, MAX_FRAME};
+    use wherever_core::StreamKey;
+
+    fn compute(bytes: usize) -> Message {
+        Message::Compute {
+            task: TaskMessage {
+                id: 1,
+                name: "t".into(),
+                args: vec![7; bytes],
+                key: StreamKey::from_seed(0),
+                seeded: false,
+                position: 0,
+                chunk: false,
+                deps: Vec::new(),
+                holes: Vec::new(),
+                chain: Vec::new(),
+                retries: 0,
+            },
+            inputs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn encoded_sizes_are_exact() {
+        for message in [Message::Heartbeat, compute(0), compute(1000)] {
+            assert_eq!(
+                encoded_size(&message),
+                postcard::to_stdvec(&message).unwrap().len()
+            );
+        }
+    }
+
+    #[test]
+    fn a_welcome_never_shares_a_frame() {
+        let mut messages = vec![Message::Welcome { id: 1 }];
+        messages.extend((0..33).map(|_| compute(100)));
+        messages.push(Message::Refused { reason: "r".into() });
+        messages.push(Message::Heartbeat);
+        let (frames, unsendable) = pack_frames(messages);
+        assert!(unsendable.is_empty());
+        assert_eq!(frames.len(), 4);
+        assert_eq!(frames[0], vec![Message::Welcome { id: 1 }]);
+        assert_eq!(frames[1].len(), 33);
+        assert_eq!(frames[2], vec![Message::Refused { reason: "r".into() }]);
+        assert_eq!(frames[3], vec![Message::Heartbeat]);
+    }
+
+    #[test]
+    fn frames_stay_within_the_budget_and_a_large_message_goes_alone() {
+        let mib = 1 << 20;
+        let mut messages: Vec<Message> = (0..40).map(|_| compute(mib)).collect();
+        messages.insert(5, compute(FRAME_BUDGET + 1));
+        let (frames, unsendable) = pack_frames(messages);
+        assert!(unsendable.is_empty());
+        assert_eq!(frames.iter().map(Vec::len).sum::<usize>(), 41);
+        for frame in &frames {
+            let bytes = encode_batch(frame).unwrap().len();
+            assert!(
+                frame.len() == 1 || bytes <= FRAME_BUDGET + BATCH_OVERHEAD,
+                "{} messages in {bytes} bytes",
+                frame.len()
+            );
+        }
+        assert!(frames
+            .iter()
+            .any(|f| f.len() == 1 && encoded_size(&f[0]) > FRAME_BUDGET));
+    }
+
+    #[test]
+    fn a_message_over_the_frame_limit_is_set_apart_with_its_size() {
+        let (frames, unsendable) = pack_frames([Message::Heartbeat, compute(MAX_FRAME)]);
+        assert_eq!(frames, vec![vec![Message::Heartbeat]]);
+        assert_eq!(unsendable.len(), 1);
+        assert!(unsendable[0].1 > MAX_FRAME);
+        assert_eq!(describe_unsendable(&unsendable[0].0), "task 1 (`t`)");
+    }
+
+    #[test]
+    fn peer_text_is_escaped_and_cut_for_logs() {
+        assert_eq!(printable("node1"), "\"node1\"");
+        let forged = printable("a\njoined: forged\r\n");
+        assert!(!forged.contains('\n') && !forged.contains('\r'), "{forged}");
+        let long = printable(&"x".repeat(100_000));
+        assert!(long.chars().count() < LOGGED_TEXT_LIMIT + 40, "{long}");
+        assert!(long.ends_with("(100000 bytes)"), "{long}");
+    }
+
+    #[tokio::test]
+    async fn the_handshake_gate_pushes_out_the_oldest() {
+        let gate = HandshakeGate::new();
+        let mut first = gate.admit();
+        let mut tickets: Vec<HandshakeTicket> = (1..MAX_HANDSHAKES).map(|_| gate.admit()).collect();
+        assert_eq!(gate.len(), MAX_HANDSHAKES);
+        assert!(first.evicted.try_recv().is_err(), "not yet pushed out");
+        let newest = gate.admit();
+        assert_eq!(gate.len(), MAX_HANDSHAKES);
+        assert!(first.evicted.try_recv().is_ok(), "the oldest is pushed out");
+        assert!(tickets[0].evicted.try_recv().is_err());
+        drop(newest);
+        tickets.clear();
+        drop(first);
+        assert!(gate.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_silent_peer_is_reported_dead_after_the_timeout() {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let address = listener.local_addr().unwrap();
+        let _peer = TcpStream::connect(address).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let (mut reader, _writer) = split(stream);
+        let error = read_batch_within(&mut reader, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(error.contains("not even a heartbeat"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_idle_writer_sends_heartbeats() {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let address = listener.local_addr().unwrap();
+        let peer = TcpStream::connect(address).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let (_reader, writer) = split(stream);
+        let (_queue, outgoing) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(run_writer(writer, outgoing));
+        let (mut reader, _) = split(peer);
+        let batch = read_batch_within(&mut reader, HEARTBEAT_INTERVAL * 10)
+            .await
+            .unwrap();
+        assert_eq!(batch, Some(vec![Message::Heartbeat]));
+    }
+}

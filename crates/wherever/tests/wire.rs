@@ -86,7 +86,10 @@ fn an_argument_over_the_frame_limit_fails_its_task_alone() {
     );
     assert_eq!(before.value().unwrap(), 5);
     assert_eq!(after.value().unwrap(), 10);
-    assert_eq!(client.submit(length, "again".to_string()).value().unwrap(), 5);
+    assert_eq!(
+        client.submit(length, "again".to_string()).value().unwrap(),
+        5
+    );
 }
 
 #[wherever::main]

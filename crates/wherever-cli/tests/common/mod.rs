@@ -264,4 +264,3 @@ pub fn read_challenge(stream: &mut std::net::TcpStream) -> Vec<u8> {
     std::io::Read::read_exact(stream, &mut body).unwrap();
     body
 }
-
