@@ -8,7 +8,6 @@ use common::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use wherever_cluster::protocol::{encode_batch, BuildInfo, Hello, Message, Role};
 
 /// How often `text` occurs in the scheduler's log.
 fn log_count(scheduler: &Scheduler, text: &str) -> usize {
@@ -72,23 +71,14 @@ fn a_peer_supplied_host_name_cannot_forge_log_lines() {
     let scheduler = Scheduler::start(&dir.0);
     let mut stream = connect(&scheduler);
     read_challenge(&mut stream);
-    let hello = Hello {
-        protocol: 1,
-        proof: [0; 32],
-        role: Role::Client,
-        build: BuildInfo {
-            hash: 1,
-            executable: "forger".into(),
-            registry: 0,
-        },
-        host: "\njoined: forged by a peer".repeat(100),
-        pid: 1,
-    };
-    let body = encode_batch(&[Message::Hello(hello)]).unwrap();
-    stream
-        .write_all(&(body.len() as u32).to_be_bytes())
-        .unwrap();
-    stream.write_all(&body).unwrap();
+    send_frame(
+        &mut stream,
+        &[test_hello(
+            1,
+            [0; 32],
+            "\njoined: forged by a peer".repeat(100),
+        )],
+    );
     scheduler.wait_for_log("authentication failed");
     let log = scheduler.log();
     assert!(

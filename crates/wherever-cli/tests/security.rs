@@ -71,7 +71,7 @@ fn a_worker_with_the_wrong_secret_gets_nothing_and_runs_nothing() {
 
 #[test]
 fn a_peer_speaking_another_protocol_version_is_refused_with_the_reason() {
-    use wherever_cluster::protocol::{decode_batch, encode_batch, BuildInfo, Hello, Message, Role};
+    use wherever_cluster::protocol::{decode_batch, Message};
     let dir = TempDir::new("protocol");
     let scheduler = Scheduler::start(&dir.0);
     let secret = wherever_cluster::Secret::read_file(&scheduler.secret_file).unwrap();
@@ -83,23 +83,10 @@ fn a_peer_speaking_another_protocol_version_is_refused_with_the_reason() {
         [Message::Challenge { nonce, .. }] => *nonce,
         other => panic!("expected a challenge, got {other:?}"),
     };
-    let hello = Hello {
-        protocol: 999,
-        proof: secret.prove(&nonce),
-        role: Role::Client,
-        build: BuildInfo {
-            hash: 1,
-            executable: "elsewhere".into(),
-            registry: 0,
-        },
-        host: "test".into(),
-        pid: 1,
-    };
-    let body = encode_batch(&[Message::Hello(hello)]).unwrap();
-    stream
-        .write_all(&(body.len() as u32).to_be_bytes())
-        .unwrap();
-    stream.write_all(&body).unwrap();
+    send_frame(
+        &mut stream,
+        &[test_hello(999, secret.prove(&nonce), "test".into())],
+    );
     let answer = decode_batch(&read_challenge(&mut stream)).unwrap();
     match answer.as_slice() {
         [Message::Refused { reason }] => {

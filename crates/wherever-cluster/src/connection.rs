@@ -479,31 +479,18 @@ pub async fn join(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{TaskMessage, MAX_FRAME};
-    use wherever_core::StreamKey;
+    use crate::protocol::MAX_FRAME;
 
-    fn compute(bytes: usize) -> Message {
-        Message::Compute {
-            task: TaskMessage {
-                id: 1,
-                name: "t".into(),
-                args: vec![7; bytes],
-                key: StreamKey::from_seed(0),
-                seeded: false,
-                position: 0,
-                chunk: false,
-                deps: Vec::new(),
-                holes: Vec::new(),
-                chain: Vec::new(),
-                retries: 0,
-            },
-            inputs: Vec::new(),
+    fn payload(bytes: usize) -> Message {
+        Message::Store {
+            task: 1,
+            data: vec![7; bytes],
         }
     }
 
     #[test]
     fn encoded_sizes_are_exact() {
-        for message in [Message::Heartbeat, compute(0), compute(1000)] {
+        for message in [Message::Heartbeat, payload(0), payload(1000)] {
             assert_eq!(
                 encoded_size(&message),
                 postcard::to_stdvec(&message).unwrap().len()
@@ -514,7 +501,7 @@ mod tests {
     #[test]
     fn a_welcome_never_shares_a_frame() {
         let mut messages = vec![Message::Welcome { id: 1 }];
-        messages.extend((0..33).map(|_| compute(100)));
+        messages.extend((0..33).map(|_| payload(100)));
         messages.push(Message::Refused { reason: "r".into() });
         messages.push(Message::Heartbeat);
         let (frames, unsendable) = pack_frames(messages);
@@ -529,8 +516,8 @@ mod tests {
     #[test]
     fn frames_stay_within_the_budget_and_a_large_message_goes_alone() {
         let mib = 1 << 20;
-        let mut messages: Vec<Message> = (0..40).map(|_| compute(mib)).collect();
-        messages.insert(5, compute(FRAME_BUDGET + 1));
+        let mut messages: Vec<Message> = (0..40).map(|_| payload(mib)).collect();
+        messages.insert(5, payload(FRAME_BUDGET + 1));
         let (frames, unsendable) = pack_frames(messages);
         assert!(unsendable.is_empty());
         assert_eq!(frames.iter().map(Vec::len).sum::<usize>(), 41);
@@ -549,11 +536,11 @@ mod tests {
 
     #[test]
     fn a_message_over_the_frame_limit_is_set_apart_with_its_size() {
-        let (frames, unsendable) = pack_frames([Message::Heartbeat, compute(MAX_FRAME)]);
+        let (frames, unsendable) = pack_frames([Message::Heartbeat, payload(MAX_FRAME)]);
         assert_eq!(frames, vec![vec![Message::Heartbeat]]);
         assert_eq!(unsendable.len(), 1);
         assert!(unsendable[0].1 > MAX_FRAME);
-        assert_eq!(describe_unsendable(&unsendable[0].0), "task 1 (`t`)");
+        assert_eq!(describe_unsendable(&unsendable[0].0), "scattered value 1");
     }
 
     #[test]
@@ -583,14 +570,20 @@ mod tests {
         assert!(gate.is_empty());
     }
 
-    #[tokio::test]
-    async fn a_silent_peer_is_reported_dead_after_the_timeout() {
+    /// Both ends of a fresh loopback connection.
+    async fn loopback_pair() -> (TcpStream, TcpStream) {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .unwrap();
-        let address = listener.local_addr().unwrap();
-        let _peer = TcpStream::connect(address).await.unwrap();
-        let (stream, _) = listener.accept().await.unwrap();
+        let near = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        (near, listener.accept().await.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn a_silent_peer_is_reported_dead_after_the_timeout() {
+        let (_peer, stream) = loopback_pair().await;
         let (mut reader, _writer) = split(stream);
         let error = read_batch_within(&mut reader, Duration::from_millis(50))
             .await
@@ -600,12 +593,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_writer_sends_heartbeats() {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .unwrap();
-        let address = listener.local_addr().unwrap();
-        let peer = TcpStream::connect(address).await.unwrap();
-        let (stream, _) = listener.accept().await.unwrap();
+        let (peer, stream) = loopback_pair().await;
         let (_reader, writer) = split(stream);
         let (_queue, outgoing) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(run_writer(writer, outgoing));

@@ -3,8 +3,9 @@
 //! its task alone, and the cluster secret never reaches a task's child process.
 //! Like `processes.rs`, this test binary is its own worker executable.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use wherever::prelude::*;
+mod common;
+
+use common::start;
 use wherever::TaskErrorKind;
 
 /// The length of a (large) argument.
@@ -28,10 +29,6 @@ fn child_environment(_x: u64) -> (String, bool) {
         .expect("`env` runs");
     let own = std::env::vars().any(|(name, _)| name.starts_with("WHEREVER_SECRET"));
     (String::from_utf8_lossy(&output.stdout).into_owned(), own)
-}
-
-fn start(plan: &str) -> Client {
-    Plan::parse(plan).unwrap().start().unwrap()
 }
 
 fn a_task_child_process_never_sees_the_secret() {
@@ -112,38 +109,5 @@ fn main() {
             an_argument_over_the_frame_limit_fails_its_task_alone,
         ),
     ];
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    // Answer test runners (`cargo nextest`) that list tests the way libtest does.
-    if args.iter().any(|a| a == "--list") {
-        if !args.iter().any(|a| a == "--ignored") {
-            for (name, _) in checks {
-                println!("{name}: test");
-            }
-        }
-        return;
-    }
-    let exact = args.iter().any(|a| a == "--exact");
-    let filter: Option<String> = args.iter().find(|a| !a.starts_with('-')).cloned();
-    let failed = AtomicU64::new(0);
-    for (name, check) in checks {
-        if filter
-            .as_deref()
-            .is_some_and(|f| if exact { name != f } else { !name.contains(f) })
-        {
-            continue;
-        }
-        match std::panic::catch_unwind(check) {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-    let failed = failed.load(Ordering::Relaxed);
-    println!(
-        "test result: {}. {failed} failed",
-        if failed == 0 { "ok" } else { "FAILED" }
-    );
-    std::process::exit(i32::from(failed > 0));
+    common::run_checks(&checks)
 }

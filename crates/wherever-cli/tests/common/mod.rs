@@ -264,3 +264,37 @@ pub fn read_challenge(stream: &mut std::net::TcpStream) -> Vec<u8> {
     std::io::Read::read_exact(stream, &mut body).unwrap();
     body
 }
+
+/// A hello from a test peer on "host" `host` (`protocol` and `proof` as given).
+pub fn test_hello(
+    protocol: u32,
+    proof: [u8; 32],
+    host: String,
+) -> wherever_cluster::protocol::Message {
+    use wherever_cluster::protocol::{BuildInfo, Hello, Message, Role};
+    Message::Hello(Hello {
+        protocol,
+        proof,
+        role: Role::Client,
+        build: BuildInfo {
+            hash: 1,
+            executable: "elsewhere".into(),
+            registry: 0,
+        },
+        host,
+        pid: 1,
+    })
+}
+
+/// Writes `messages` as one frame.
+pub fn send_frame(
+    stream: &mut std::net::TcpStream,
+    messages: &[wherever_cluster::protocol::Message],
+) {
+    use std::io::Write;
+    let body = wherever_cluster::protocol::encode_batch(messages).unwrap();
+    stream
+        .write_all(&(body.len() as u32).to_be_bytes())
+        .unwrap();
+    stream.write_all(&body).unwrap();
+}

@@ -68,3 +68,43 @@ impl Gate {
         signal.notify_all();
     }
 }
+
+/// The `main` of a test binary that is its own worker executable (`harness =
+/// false`): runs each check whose name matches the command line's filter, reports
+/// like the standard harness (and answers `--list` as test runners expect), and
+/// exits non-zero if any failed.
+pub fn run_checks(checks: &[(&str, fn())]) -> ! {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Answer test runners (`cargo nextest`) that list tests the way libtest does.
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            for (name, _) in checks {
+                println!("{name}: test");
+            }
+        }
+        std::process::exit(0);
+    }
+    let exact = args.iter().any(|a| a == "--exact");
+    let filter: Option<String> = args.iter().find(|a| !a.starts_with('-')).cloned();
+    let mut failed = 0u32;
+    for (name, check) in checks {
+        if filter
+            .as_deref()
+            .is_some_and(|f| if exact { name != &f } else { !name.contains(f) })
+        {
+            continue;
+        }
+        match std::panic::catch_unwind(check) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!(
+        "test result: {}. {failed} failed",
+        if failed == 0 { "ok" } else { "FAILED" }
+    );
+    std::process::exit(i32::from(failed > 0));
+}
