@@ -1,6 +1,7 @@
 //! The network against real `wherever scheduler` processes: unauthenticated peers
-//! cost no memory and cannot forge log lines, and a client notices a scheduler
-//! that went silent.
+//! cost no memory and cannot forge log lines, a client notices a scheduler that
+//! went silent, and both sides notice a cut network link (where the simulated
+//! hosts of `shared/ci/netns-hosts.sh` are up).
 
 mod common;
 
@@ -21,6 +22,22 @@ fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) 
         assert!(Instant::now() < deadline, "never happened: {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Waits for `child` to exit (killing it and failing after 90 s: a hang guard).
+fn wait_for_exit(mut child: std::process::Child, what: &str) -> std::process::Output {
+    let mut exited = false;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !exited && Instant::now() < deadline {
+        exited = child.try_wait().unwrap().is_some();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !exited {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(exited, "never happened: {what}");
+    output
 }
 
 #[test]
@@ -100,7 +117,7 @@ fn a_client_whose_scheduler_stops_fails_its_futures_with_the_reason() {
     let secret = scheduler.secret_file.display().to_string();
     let plan = format!("tcp://{}", scheduler.address);
     // No worker: the tasks stay pending until the connection is given up.
-    let mut client = Command::new(example("calc_mean"))
+    let client = Command::new(example("calc_mean"))
         .args(["--plan", &plan, "--tasks", "2", "--n", "10"])
         .env("WHEREVER_SECRET_FILE", &secret)
         .env("WHEREVER_SILENCE_TIMEOUT", "4")
@@ -111,19 +128,83 @@ fn a_client_whose_scheduler_stops_fails_its_futures_with_the_reason() {
     scheduler.wait_for_log("joined:");
     let pid = scheduler.child.id();
     signal(pid, "-STOP");
-    let mut exited = None;
-    wait_until(
-        "the client gives up on the stopped scheduler",
-        Duration::from_secs(90),
-        || {
-            exited = client.try_wait().unwrap();
-            exited.is_some()
-        },
-    );
+    let output = wait_for_exit(client, "the client gives up on the stopped scheduler");
     signal(pid, "-CONT");
-    let output = client.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("not even a heartbeat"), "{stderr}");
     assert!(output.stdout.is_empty());
+}
+
+/// The script that simulates hosts in network namespaces, if it is there.
+fn netns_script() -> Option<std::path::PathBuf> {
+    let script = std::env::var_os("WHEREVER_NETNS_SCRIPT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/ci/netns-hosts.sh")
+        });
+    script.exists().then_some(script)
+}
+
+/// The simulated host the cut test uses (one the other tests leave alone).
+const CUT_HOST: &str = "7";
+
+/// Runs `netns-hosts.sh ARGS` with this test's host count; whether it succeeded.
+fn netns(script: &std::path::Path, args: &[&str]) -> bool {
+    Command::new("bash")
+        .arg(script)
+        .args(args)
+        .env("CI_NETNS_HOSTS", CUT_HOST)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Heals the cut link when dropped, also when the test fails.
+struct Heal<'a>(&'a std::path::Path);
+
+impl Drop for Heal<'_> {
+    fn drop(&mut self) {
+        netns(self.0, &["heal", CUT_HOST]);
+    }
+}
+
+#[test]
+fn a_cut_link_fails_the_client_and_frees_the_scheduler() {
+    let Some(script) = netns_script().filter(|script| netns(script, &["status"])) else {
+        eprintln!(
+            "SKIPPED a_cut_link_fails_the_client_and_frees_the_scheduler: no simulated hosts \
+             (as root: CI_NETNS_HOSTS={CUT_HOST} bash shared/ci/netns-hosts.sh up)"
+        );
+        return;
+    };
+    let dir = TempDir::new("cut");
+    let scheduler =
+        Scheduler::start_with(&dir.0, &["--host", "10.77.0.1", "--heartbeat-timeout", "4"]);
+    let secret = scheduler.secret_file.display().to_string();
+    let plan = format!("tcp://{}", scheduler.address);
+    let study = example("calc_mean");
+    // A client on simulated host 7 whose tasks stay pending (no worker).
+    let client = Command::new("bash")
+        .arg(&script)
+        .args(["exec", CUT_HOST])
+        .arg(&study)
+        .args(["--plan", &plan, "--tasks", "2", "--n", "10"])
+        .env("CI_NETNS_HOSTS", CUT_HOST)
+        .env("WHEREVER_SECRET_FILE", &secret)
+        .env("WHEREVER_SILENCE_TIMEOUT", "4")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    scheduler.wait_for_log("joined:");
+    let _heal = Heal(&script);
+    assert!(netns(&script, &["cut", CUT_HOST]), "cannot cut the link");
+    let output = wait_for_exit(client, "the client gives up on the cut link");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("not even a heartbeat"), "{stderr}");
+    scheduler.wait_for_log("disconnected client");
 }

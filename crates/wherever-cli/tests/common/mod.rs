@@ -81,10 +81,16 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub fn start(dir: &Path) -> Self {
+        Scheduler::start_with(dir, &[])
+    }
+
+    /// Starts a scheduler with `extra` flags (e.g. `--host`, `--heartbeat-timeout`).
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Self {
         let secret_file = dir.join("secret");
         let mut child = Command::new(wherever_binary())
             .args(["scheduler", "--port", "0", "--secret-file"])
             .arg(&secret_file)
+            .args(extra)
             .stderr(Stdio::piped())
             .spawn()
             .expect("scheduler starts");
