@@ -24,6 +24,23 @@ fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) 
     }
 }
 
+/// Starts `study` (a `calc_mean` command) as a client of `scheduler` with a 4 s
+/// silence timeout and tasks that stay pending (there is no worker); returns once
+/// the scheduler has welcomed it.
+fn start_pending_client(mut study: Command, scheduler: &Scheduler) -> std::process::Child {
+    let plan = format!("tcp://{}", scheduler.address);
+    let client = study
+        .args(["--plan", &plan, "--tasks", "2", "--n", "10"])
+        .env("WHEREVER_SECRET_FILE", &scheduler.secret_file)
+        .env("WHEREVER_SILENCE_TIMEOUT", "4")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    scheduler.wait_for_log("joined:");
+    client
+}
+
 /// Waits for `child` to exit (killing it and failing after 90 s: a hang guard).
 fn wait_for_exit(mut child: std::process::Child, what: &str) -> std::process::Output {
     let mut exited = false;
@@ -114,18 +131,7 @@ fn a_peer_supplied_host_name_cannot_forge_log_lines() {
 fn a_client_whose_scheduler_stops_fails_its_futures_with_the_reason() {
     let dir = TempDir::new("silent");
     let scheduler = Scheduler::start(&dir.0);
-    let secret = scheduler.secret_file.display().to_string();
-    let plan = format!("tcp://{}", scheduler.address);
-    // No worker: the tasks stay pending until the connection is given up.
-    let client = Command::new(example("calc_mean"))
-        .args(["--plan", &plan, "--tasks", "2", "--n", "10"])
-        .env("WHEREVER_SECRET_FILE", &secret)
-        .env("WHEREVER_SILENCE_TIMEOUT", "4")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    scheduler.wait_for_log("joined:");
+    let client = start_pending_client(Command::new(example("calc_mean")), &scheduler);
     let pid = scheduler.child.id();
     signal(pid, "-STOP");
     let output = wait_for_exit(client, "the client gives up on the stopped scheduler");
@@ -183,23 +189,14 @@ fn a_cut_link_fails_the_client_and_frees_the_scheduler() {
     let dir = TempDir::new("cut");
     let scheduler =
         Scheduler::start_with(&dir.0, &["--host", "10.77.0.1", "--heartbeat-timeout", "4"]);
-    let secret = scheduler.secret_file.display().to_string();
-    let plan = format!("tcp://{}", scheduler.address);
-    let study = example("calc_mean");
     // A client on simulated host 7 whose tasks stay pending (no worker).
-    let client = Command::new("bash")
+    let mut on_host = Command::new("bash");
+    on_host
         .arg(&script)
         .args(["exec", CUT_HOST])
-        .arg(&study)
-        .args(["--plan", &plan, "--tasks", "2", "--n", "10"])
-        .env("CI_NETNS_HOSTS", CUT_HOST)
-        .env("WHEREVER_SECRET_FILE", &secret)
-        .env("WHEREVER_SILENCE_TIMEOUT", "4")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    scheduler.wait_for_log("joined:");
+        .arg(example("calc_mean"))
+        .env("CI_NETNS_HOSTS", CUT_HOST);
+    let client = start_pending_client(on_host, &scheduler);
     let _heal = Heal(&script);
     assert!(netns(&script, &["cut", CUT_HOST]), "cannot cut the link");
     let output = wait_for_exit(client, "the client gives up on the cut link");
