@@ -67,18 +67,7 @@ fn unauthenticated_connections_cost_no_memory_and_a_client_still_works() {
     // Five hundred connections that never say anything.
     let idle: Vec<_> = (0..500).map(|_| connect(&scheduler)).collect();
     // Eight that announce 250 MiB frames and start sending them.
-    let chunk = vec![0x55u8; 1 << 20];
-    let mut attackers = Vec::new();
-    for _ in 0..8 {
-        let mut stream = connect(&scheduler);
-        let _ = stream.write_all(&(250u32 << 20).to_be_bytes());
-        for _ in 0..8 {
-            if stream.write_all(&chunk).is_err() {
-                break;
-            }
-        }
-        attackers.push(stream);
-    }
+    let attackers = large_frame_attackers(&scheduler.address);
     wait_until(
         "the scheduler closes all eight large-frame attackers",
         Duration::from_secs(60),
@@ -97,6 +86,63 @@ fn unauthenticated_connections_cost_no_memory_and_a_client_still_works() {
     );
     eprintln!("scheduler VmRSS: {start} KiB at start, {during} KiB under attack, {after} KiB after a client");
     drop((idle, attackers));
+}
+
+/// Connects eight peers that announce 250 MiB frames to `address` and start
+/// sending them (the peer may close at once: write errors end the sending).
+fn large_frame_attackers(address: &str) -> Vec<std::net::TcpStream> {
+    let chunk = vec![0x55u8; 1 << 20];
+    (0..8)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(address).unwrap();
+            let _ = stream.write_all(&(250u32 << 20).to_be_bytes());
+            for _ in 0..8 {
+                if stream.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            stream
+        })
+        .collect()
+}
+
+#[test]
+fn a_worker_data_port_spends_no_memory_on_unauthenticated_peers() {
+    let dir = TempDir::new("data-port");
+    let scheduler = Scheduler::start(&dir.0);
+    let mut worker = Command::new(example("calc_mean"))
+        .env("WHEREVER_WORKER", format!("tcp://{}", scheduler.address))
+        .env("WHEREVER_SECRET_FILE", &scheduler.secret_file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    scheduler.wait_for_log("joined:");
+    let pid = worker.id();
+    let ports = listening_ports(pid);
+    assert_eq!(ports.len(), 1, "the worker listens on its data port only");
+    let address = format!("127.0.0.1:{}", ports[0]);
+    let start = resident_kib(pid);
+    let idle: Vec<_> = (0..200)
+        .map(|_| std::net::TcpStream::connect(&address).unwrap())
+        .collect();
+    let attackers = large_frame_attackers(&address);
+    // The attackers are done once the worker has closed every one of them.
+    for mut attacker in attackers {
+        attacker
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buffer = [0u8; 4096];
+        while matches!(std::io::Read::read(&mut attacker, &mut buffer), Ok(n) if n > 0) {}
+    }
+    let during = resident_kib(pid);
+    assert!(
+        during < start + 16 * 1024,
+        "the worker grew from {start} KiB to {during} KiB"
+    );
+    eprintln!("worker VmRSS: {start} KiB at start, {during} KiB under attack");
+    drop(idle);
+    let _ = worker.kill();
+    let _ = worker.wait();
 }
 
 #[test]

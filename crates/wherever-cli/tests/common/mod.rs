@@ -304,3 +304,37 @@ pub fn send_frame(
         .unwrap();
     stream.write_all(&body).unwrap();
 }
+
+/// The TCP ports process `pid` listens on (from /proc: its socket inodes, matched
+/// in its network namespace's table of listening sockets).
+pub fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+                .filter_map(|target| {
+                    let target = target.to_string_lossy().into_owned();
+                    target
+                        .strip_prefix("socket:[")
+                        .and_then(|rest| rest.strip_suffix(']'))
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let listening = fields.get(3) == Some(&"0A");
+            let ours = fields
+                .get(9)
+                .is_some_and(|inode| inodes.iter().any(|i| i == inode));
+            let port = fields.get(1)?.rsplit_once(':')?.1;
+            (listening && ours).then(|| u16::from_str_radix(port, 16).ok())?
+        })
+        .collect()
+}
