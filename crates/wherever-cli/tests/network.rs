@@ -62,7 +62,8 @@ fn unauthenticated_connections_cost_no_memory_and_a_client_still_works() {
     let dir = TempDir::new("memory");
     let scheduler = Scheduler::start(&dir.0);
     let pid = scheduler.child.id();
-    let start = resident_kib(pid);
+    reset_peak(pid);
+    let start = peak_resident_kib(pid);
 
     // Five hundred connections that never say anything.
     let idle: Vec<_> = (0..500).map(|_| connect(&scheduler)).collect();
@@ -73,18 +74,18 @@ fn unauthenticated_connections_cost_no_memory_and_a_client_still_works() {
         Duration::from_secs(60),
         || log_count(&scheduler, "oversize frame") >= 8,
     );
-    let during = resident_kib(pid);
+    let during = peak_resident_kib(pid);
     assert!(
         during < start + 16 * 1024,
         "the scheduler grew from {start} KiB to {during} KiB"
     );
     a_real_client_still_works(&scheduler);
-    let after = resident_kib(pid);
+    let after = peak_resident_kib(pid);
     assert!(
         after < start + 32 * 1024,
         "the scheduler grew from {start} KiB to {after} KiB"
     );
-    eprintln!("scheduler VmRSS: {start} KiB at start, {during} KiB under attack, {after} KiB after a client");
+    eprintln!("scheduler peak VmHWM: {start} KiB at start, {during} KiB under attack, {after} KiB after a client");
     drop((idle, attackers));
 }
 
@@ -121,7 +122,8 @@ fn a_worker_data_port_spends_no_memory_on_unauthenticated_peers() {
     let ports = listening_ports(pid);
     assert_eq!(ports.len(), 1, "the worker listens on its data port only");
     let address = format!("127.0.0.1:{}", ports[0]);
-    let start = resident_kib(pid);
+    reset_peak(pid);
+    let start = peak_resident_kib(pid);
     let idle: Vec<_> = (0..200)
         .map(|_| std::net::TcpStream::connect(&address).unwrap())
         .collect();
@@ -134,12 +136,12 @@ fn a_worker_data_port_spends_no_memory_on_unauthenticated_peers() {
         let mut buffer = [0u8; 4096];
         while matches!(std::io::Read::read(&mut attacker, &mut buffer), Ok(n) if n > 0) {}
     }
-    let during = resident_kib(pid);
+    let during = peak_resident_kib(pid);
     assert!(
         during < start + 16 * 1024,
         "the worker grew from {start} KiB to {during} KiB"
     );
-    eprintln!("worker VmRSS: {start} KiB at start, {during} KiB under attack");
+    eprintln!("worker peak VmHWM: {start} KiB at start, {during} KiB under attack");
     drop(idle);
     let _ = worker.kill();
     let _ = worker.wait();

@@ -233,15 +233,22 @@ pub fn write_private(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-/// The resident memory of process `pid` in KiB (`VmRSS` in /proc).
-pub fn resident_kib(pid: u32) -> u64 {
+/// Resets the peak resident memory of process `pid` to its current resident
+/// memory (writing 5 to `/proc/PID/clear_refs`), so start-up peaks do not count.
+pub fn reset_peak(pid: u32) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+}
+
+/// The peak resident memory of process `pid` so far in KiB (`VmHWM` in /proc),
+/// which catches a burst that was freed again before anyone looked.
+pub fn peak_resident_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
-        .expect("VmRSS in /proc/PID/status")
+        .expect("VmHWM in /proc/PID/status")
 }
 
 /// Sends `signal` (e.g. `-STOP`) to `pid`.
