@@ -181,3 +181,120 @@ fn results_that_own_memory_are_kept_or_dropped_whole() {
         }
     }
 }
+
+/// An iterator whose `size_hint` claims exactly `claims` items but which yields
+/// `yields`.
+struct Lying {
+    yields: u64,
+    claims: usize,
+}
+
+impl Iterator for Lying {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        self.yields = self.yields.checked_sub(1)?;
+        Some(self.yields)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.claims, Some(self.claims))
+    }
+}
+
+#[test]
+fn an_iterator_that_yields_fewer_items_than_its_size_hint_is_an_error() {
+    for plan in LOCAL_PLANS {
+        for scheduling in schedulings() {
+            let lying = Lying {
+                yields: 1,
+                claims: 4,
+            };
+            let outcome = start(plan).map_with(|x: u64| format!("item {x}"), lying, scheduling);
+            let error = outcome.expect_err("4 results from 1 item");
+            assert!(
+                error.message.contains("promised exactly 4 items") && error.message.ends_with("yielded 1"),
+                "{plan} {scheduling:?}: {error}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_iterator_that_yields_more_items_than_its_size_hint_is_an_error() {
+    for plan in LOCAL_PLANS {
+        for scheduling in schedulings() {
+            let lying = Lying {
+                yields: 40,
+                claims: 3,
+            };
+            let outcome = start(plan).map_with(|x: u64| format!("item {x}"), lying, scheduling);
+            let error = outcome.expect_err("3 slots for 40 items");
+            assert!(
+                error.message.contains("yielded more than 3"),
+                "{plan} {scheduling:?}: {error}"
+            );
+        }
+    }
+}
+
+/// Yields `before` items, then panics; opens `gate` when dropped (while the panic
+/// unwinds through `map`).
+struct PanicsAfter {
+    before: u64,
+    gate: common::Gate,
+}
+
+impl Iterator for PanicsAfter {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        assert!(self.before > 0, "the input iterator broke");
+        self.before -= 1;
+        Some(self.before)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (10, Some(10))
+    }
+}
+
+impl Drop for PanicsAfter {
+    fn drop(&mut self) {
+        self.gate.open();
+    }
+}
+
+#[test]
+fn a_panicking_input_iterator_unwinds_only_after_the_chunks_already_submitted_ended() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    for plan in ["threads:1", "threads:2", "threads:5"] {
+        let gate = common::Gate::new();
+        let finished = Arc::new(AtomicUsize::new(0));
+        let (task_gate, task_finished) = (gate.clone(), finished.clone());
+        let client = start(plan);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            client.map_with(
+                move |x: u64| {
+                    // Held until the panic unwinds, so the chunk still runs then.
+                    task_gate.pass();
+                    let label = format!("item {x}").repeat(100);
+                    task_finished.fetch_add(1, Ordering::SeqCst);
+                    label
+                },
+                PanicsAfter {
+                    before: 3,
+                    gate: gate.clone(),
+                },
+                Scheduling::Dynamic,
+            )
+        }));
+        assert!(unwound.is_err(), "{plan}: the iterator's panic propagates");
+        assert_eq!(
+            finished.load(Ordering::SeqCst),
+            3,
+            "{plan}: map unwound while chunks were still writing into its output"
+        );
+    }
+}
