@@ -3,9 +3,9 @@
 use crate::arguments::{Args, IntoArgs};
 use crate::client::Client;
 use crate::future::{Future, Slot};
+use crate::map_output::Output;
 use crate::nested::with_current_client;
 use crate::submission::{encoded_parts, local_task_error, RemoteTask};
-use crate::map_output::Output;
 use crate::{IntoTask, TaskContext, TaskError, TaskErrorKind, Value};
 use std::cell::Cell;
 use std::num::NonZeroUsize;
@@ -154,12 +154,14 @@ impl Client {
             }
         }
         if !chunk.is_empty() {
-            let part = self.submit_chunk(task.clone(), chunk, first, chunk_offset, &collector.output);
+            let part =
+                self.submit_chunk(task.clone(), chunk, first, chunk_offset, &collector.output);
             collector.parts.push(part);
         }
         let first_error = collector.wait_all();
-        let runtime_error =
-            |message: String| TaskError::new(task.task_name(), first, TaskErrorKind::Runtime, message);
+        let runtime_error = |message: String| {
+            TaskError::new(task.task_name(), first, TaskErrorKind::Runtime, message)
+        };
         if yielded != count {
             let yielded = if yielded > count {
                 format!("more than {count}")
@@ -203,8 +205,12 @@ impl Client {
         }
         let slot = Slot::new();
         let future = Future::new(slot.clone(), name, position);
-        let (key, seeded, runner, target) =
-            (self.key, self.seeded, self.clone(), output.window(offset, len));
+        let (key, seeded, runner, target) = (
+            self.key,
+            self.seeded,
+            self.clone(),
+            output.window(offset, len),
+        );
         self.spawn(Box::new(move || {
             if !slot.start() {
                 return;
@@ -294,7 +300,9 @@ impl<R> Collector<R> {
                     offset,
                     len,
                 } => self.copy_in(future, offset, len, |values| values),
-                Part::One { future, offset } => self.copy_in(future, offset, 1, |value| vec![value]),
+                Part::One { future, offset } => {
+                    self.copy_in(future, offset, 1, |value| vec![value])
+                }
             };
             if first_error.is_none() {
                 first_error = failed;

@@ -106,10 +106,7 @@ impl<R> Output<R> {
     pub(crate) fn take_vec(&mut self) -> Result<Vec<R>, String> {
         let written: usize = self.written.iter().map(|(_, n)| n).sum();
         if written != self.slots {
-            return Err(format!(
-                "{written} of {} results were written",
-                self.slots
-            ));
+            return Err(format!("{written} of {} results were written", self.slots));
         }
         self.written.clear();
         // SAFETY: the windows are disjoint and inside 0..slots, and they add up to
@@ -164,7 +161,11 @@ mod tests {
         let longer: Vec<Counted> = (0..5).map(|_| Counted(drops.clone())).collect();
         let error = output.write_all(0, 3, longer).unwrap_err();
         assert_eq!(error, "a chunk of 3 items came back with 5 results");
-        assert_eq!(drops.load(Ordering::SeqCst), 5, "the refused chunk is dropped");
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            5,
+            "the refused chunk is dropped"
+        );
         let shorter = vec![Counted(drops.clone())];
         assert!(output.write_all(0, 3, shorter).is_err());
         assert!(output.take_vec().is_err(), "nothing was written");

@@ -213,7 +213,8 @@ fn an_iterator_that_yields_fewer_items_than_its_size_hint_is_an_error() {
             let outcome = start(plan).map_with(|x: u64| format!("item {x}"), lying, scheduling);
             let error = outcome.expect_err("4 results from 1 item");
             assert!(
-                error.message.contains("promised exactly 4 items") && error.message.ends_with("yielded 1"),
+                error.message.contains("promised exactly 4 items")
+                    && error.message.ends_with("yielded 1"),
                 "{plan} {scheduling:?}: {error}"
             );
         }
