@@ -2,7 +2,9 @@
 //! its own worker executable (see `harness = false` in Cargo.toml): `main` runs each
 //! check in turn and reports like the standard harness.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+#[path = "common/harness.rs"]
+mod harness;
+
 use wherever::prelude::*;
 use wherever::{Scheduling, TaskErrorKind};
 
@@ -304,38 +306,5 @@ fn main() {
             as_completed_and_cancel_work_across_processes,
         ),
     ];
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    // Answer test runners (`cargo nextest`) that list tests the way libtest does.
-    if args.iter().any(|a| a == "--list") {
-        if !args.iter().any(|a| a == "--ignored") {
-            for (name, _) in checks {
-                println!("{name}: test");
-            }
-        }
-        return;
-    }
-    let exact = args.iter().any(|a| a == "--exact");
-    let filter: Option<String> = args.iter().find(|a| !a.starts_with('-')).cloned();
-    let failed = AtomicU64::new(0);
-    for (name, check) in checks {
-        if filter
-            .as_deref()
-            .is_some_and(|f| if exact { name != f } else { !name.contains(f) })
-        {
-            continue;
-        }
-        match std::panic::catch_unwind(check) {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-    let failed = failed.load(Ordering::Relaxed);
-    println!(
-        "test result: {}. {failed} failed",
-        if failed == 0 { "ok" } else { "FAILED" }
-    );
-    std::process::exit(i32::from(failed > 0));
+    harness::run_checks(&checks)
 }
