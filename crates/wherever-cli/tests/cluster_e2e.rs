@@ -120,9 +120,10 @@ fn killing_the_client_leaves_no_worker_behind() {
     }
     kill9(client.id());
     client.wait().unwrap();
-    wait_until(&format!("workers {workers:?} exit after their client"), || {
-        !workers.iter().any(|&pid| alive(pid))
-    });
+    wait_until(
+        &format!("workers {workers:?} exit after their client"),
+        || !workers.iter().any(|&pid| alive(pid)),
+    );
 }
 
 #[test]

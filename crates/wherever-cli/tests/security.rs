@@ -9,9 +9,7 @@ use std::net::TcpStream;
 
 fn connect(scheduler: &Scheduler) -> TcpStream {
     let stream = TcpStream::connect(&scheduler.address).unwrap();
-    stream
-        .set_read_timeout(Some(HANG_GUARD))
-        .unwrap();
+    stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
     stream
 }
 

@@ -19,13 +19,11 @@ pub fn run_checks(checks: &[(&str, fn())]) -> ! {
     let filter: Option<&String> = args.iter().find(|a| !a.starts_with('-'));
     let mut failed = 0;
     for &(name, check) in checks {
-        let selected = filter.map_or(true, |f| {
-            if exact {
-                name == f
-            } else {
-                name.contains(f.as_str())
-            }
-        });
+        let selected = match filter {
+            None => true,
+            Some(f) if exact => name == f,
+            Some(f) => name.contains(f.as_str()),
+        };
         if !selected {
             continue;
         }
