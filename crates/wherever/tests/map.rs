@@ -203,38 +203,20 @@ impl Iterator for Lying {
 }
 
 #[test]
-fn an_iterator_that_yields_fewer_items_than_its_size_hint_is_an_error() {
-    for plan in LOCAL_PLANS {
-        for scheduling in schedulings() {
-            let lying = Lying {
-                yields: 1,
-                claims: 4,
-            };
-            let outcome = start(plan).map_with(|x: u64| format!("item {x}"), lying, scheduling);
-            let error = outcome.expect_err("4 results from 1 item");
-            assert!(
-                error.message.contains("promised exactly 4 items")
-                    && error.message.ends_with("yielded 1"),
-                "{plan} {scheduling:?}: {error}"
-            );
-        }
-    }
-}
-
-#[test]
-fn an_iterator_that_yields_more_items_than_its_size_hint_is_an_error() {
-    for plan in LOCAL_PLANS {
-        for scheduling in schedulings() {
-            let lying = Lying {
-                yields: 40,
-                claims: 3,
-            };
-            let outcome = start(plan).map_with(|x: u64| format!("item {x}"), lying, scheduling);
-            let error = outcome.expect_err("3 slots for 40 items");
-            assert!(
-                error.message.contains("yielded more than 3"),
-                "{plan} {scheduling:?}: {error}"
-            );
+fn an_iterator_that_yields_more_or_fewer_items_than_its_size_hint_is_an_error() {
+    // (yields, claims, how the error ends): 4 results from 1 item, 3 slots for 40.
+    for (yields, claims, ending) in [(1, 4, "yielded 1"), (40, 3, "yielded more than 3")] {
+        for plan in LOCAL_PLANS {
+            for scheduling in schedulings() {
+                let lying = Lying { yields, claims };
+                let outcome = start(plan).map_with(|x: u64| format!("item {x}"), lying, scheduling);
+                let error = outcome.expect_err("a map over a lying iterator");
+                let promised = format!("promised exactly {claims} items");
+                assert!(
+                    error.message.contains(&promised) && error.message.ends_with(ending),
+                    "{plan} {scheduling:?}: {error}"
+                );
+            }
         }
     }
 }
