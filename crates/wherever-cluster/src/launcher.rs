@@ -114,30 +114,36 @@ impl Drop for LocalCluster {
 /// Waits up to [`STARTUP_WAIT`] for `expected` workers to connect through `client`.
 /// A worker process that exits before then is an error at once, with its exit
 /// status and the likely cause: a program whose `main` lacks `#[wherever::main]`
-/// runs its body in every worker instead of serving tasks.
+/// runs its body in every worker instead of serving tasks. The other workers are
+/// then killed and reaped before the error returns.
 fn await_workers(
     runtime: &ClusterRuntime,
     client: &ClusterClient,
     children: &mut [Child],
     expected: usize,
 ) -> Result<(), String> {
-    let _in_runtime = runtime.handle().enter();
     let deadline = std::time::Instant::now() + STARTUP_WAIT;
     loop {
         let connected = client.workers().0 as usize;
         if connected >= expected || std::time::Instant::now() >= deadline {
             return Ok(());
         }
-        for child in children.iter_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "a worker process exited ({status}) before connecting to the scheduler \
+        let exited = children
+            .iter_mut()
+            .find_map(|child| child.try_wait().ok().flatten());
+        if let Some(status) = exited {
+            runtime.handle().block_on(async {
+                for child in children.iter_mut() {
+                    let _ = child.kill().await;
+                }
+            });
+            return Err(format!(
+                "a worker process exited ({status}) before connecting to the scheduler \
                      ({connected} of {expected} workers had connected). The likely cause: the \
                      program's fn main lacks #[wherever::main] (or wherever::init() as its \
                      first line), so its worker processes ran main's body instead of serving \
                      tasks; the workers' output above may say more"
-                ));
-            }
+            ));
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
