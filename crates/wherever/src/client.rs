@@ -80,7 +80,7 @@ impl Plan {
     }
 
     /// [`Plan::start`] without the worker-process check: for the nested plans that
-    /// tasks start through [`crate::client`], also in worker processes.
+    /// tasks start through [`crate::client()`], also in worker processes.
     pub(crate) fn start_here(&self) -> Result<Client, Error> {
         install_hook();
         let executor = match self.first() {

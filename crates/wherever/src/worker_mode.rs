@@ -33,7 +33,7 @@ fn worker_address() -> Option<String> {
 /// An error if this process was started as a worker: there, `main`'s body only
 /// runs when [`init`] was not called first, and a plan it started would start
 /// workers of its own, each starting more (a fork bomb). Tasks running in a worker
-/// start their nested plans through [`crate::client`], which does not come here.
+/// start their nested plans through [`crate::client()`], which does not come here.
 pub(crate) fn refuse_in_worker(plan: &Plan) -> Result<(), Error> {
     let Some(address) = worker_address() else {
         return Ok(());
