@@ -6,15 +6,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use wherever_scheduler::{
     Command, Event, Scheduler, SchedulerConfig, SchedulerError, TaskId, TaskSpec, WorkerId,
 };
 
-/// How often each kind of command and event occurred over all cases (shown with --nocapture).
-static STATS: [AtomicUsize; 13] = [const { AtomicUsize::new(0) }; 13];
+/// The kinds of commands and events a run counts: a fixed sample of cases must see each.
 const STAT_NAMES: [&str; 13] = [
     "compute",
     "steal",
@@ -31,9 +29,8 @@ const STAT_NAMES: [&str; 13] = [
     "secede/rejoin refused (task moved)",
 ];
 
-fn count(i: usize) {
-    STATS[i].fetch_add(1, Ordering::Relaxed);
-}
+/// How often each kind in [`STAT_NAMES`] occurred in one run.
+type Stats = [usize; STAT_NAMES.len()];
 
 /// SplitMix64: the simulation's own deterministic randomness.
 struct Rng(u64);
@@ -230,6 +227,7 @@ struct Sim {
     /// Tasks the scheduler accepted as seceded on a worker, until their next `Compute`.
     sched_seceded: HashMap<TaskId, WorkerId>,
     events: usize,
+    stats: Stats,
 }
 
 impl SimWorker {
@@ -287,7 +285,7 @@ impl Sim {
     }
 
     fn apply(&mut self, c: Command) {
-        count(match c {
+        self.stats[match c {
             Command::Compute { .. } => 0,
             Command::Steal { .. } => 1,
             Command::Free { .. } => 3,
@@ -296,7 +294,7 @@ impl Sim {
             Command::Erred { .. } => 6,
             Command::Lost { .. } => 7,
             Command::Cancelled { .. } => 8,
-        });
+        }] += 1;
         match c {
             Command::Compute {
                 worker,
@@ -363,7 +361,7 @@ impl Sim {
                 let pos = w.queue.iter().position(|(t, _)| *t == task);
                 let stolen = match pos {
                     Some(p) if steal => {
-                        count(2);
+                        self.stats[2] += 1;
                         w.queue.remove(p);
                         true
                     }
@@ -621,15 +619,15 @@ impl Sim {
             }
         }
         if !alive {
-            count(9);
+            self.stats[9] += 1;
         }
         let moved = match e {
             Event::Secede { task, .. } | Event::Rejoin { task, .. } => {
-                count(if matches!(e, Event::Secede { .. }) {
+                self.stats[if matches!(e, Event::Secede { .. }) {
                     10
                 } else {
                     11
-                });
+                }] += 1;
                 // The scheduler may have moved the task meanwhile (cancelled, pulled back,
                 // released): then the event is refused.
                 (self.s.processing_on(task) != Some(id)).then(|| {
@@ -647,7 +645,7 @@ impl Sim {
         if !alive {
             assert_eq!(r, Err(SchedulerError::UnknownWorker(id)));
         } else if let Some(err) = moved {
-            count(12);
+            self.stats[12] += 1;
             assert_eq!(r, Err(err));
         } else {
             r.unwrap();
@@ -673,7 +671,8 @@ impl Sim {
     }
 }
 
-fn run_case(case: Case) {
+/// Runs one case to quiescence, checking every command on the way and the end state.
+fn run_case(case: Case) -> Stats {
     let mut rng = Rng(case.seed);
     let n = case.tasks.len();
     let mut sim = Sim {
@@ -697,6 +696,7 @@ fn run_case(case: Case) {
         secede_percent: case.secede_percent,
         sched_seceded: HashMap::new(),
         events: 0,
+        stats: [0; STAT_NAMES.len()],
     };
     for j in 0..case.scattered {
         let id = SCATTER_BASE + j as u64;
@@ -952,6 +952,7 @@ fn run_case(case: Case) {
             );
         }
     }
+    sim.stats
 }
 
 proptest! {
@@ -963,10 +964,20 @@ proptest! {
     }
 }
 
+/// The generator is not toothless: a fixed sample of cases reaches every kind of command
+/// and event the property is meant to exercise.
 #[test]
-fn zz_print_stats() {
-    // Runs after the property in a single-threaded run; informative only.
-    for (name, n) in STAT_NAMES.iter().zip(&STATS) {
-        println!("{name}: {}", n.load(Ordering::Relaxed));
+fn random_cases_exercise_every_path() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = case_strategy();
+    let mut total: Stats = [0; STAT_NAMES.len()];
+    for _ in 0..48 {
+        let case = strategy.new_tree(&mut runner).expect("a case").current();
+        for (t, n) in total.iter_mut().zip(run_case(case)) {
+            *t += n;
+        }
+    }
+    for (name, n) in STAT_NAMES.iter().zip(total) {
+        assert!(n > 0, "no {name} in 48 random cases");
     }
 }
