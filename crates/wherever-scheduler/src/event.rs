@@ -112,4 +112,37 @@ pub enum Event {
         /// The task.
         task: TaskId,
     },
+    /// The reporter (the worker named in `requester`, or a client if `requester` is `None`)
+    /// could not get the result of `task` from `holders` (they did not answer in time,
+    /// refused, or no longer hold it). Dask's "missing-data".
+    ///
+    /// The scheduler stops counting each of `holders` as a holder of `task` and sends each
+    /// of those it counted [`Command::Free`] (it may be alive with a stale copy); workers it
+    /// did not count as holders, and unknown or removed ones, are ignored. If no holder is
+    /// left, `task` is recomputed from its lineage as when its last holder dies (scattered
+    /// data ends [`Command::Lost`]); dependents sent to compute before any remaining holder
+    /// had the result are sent again with fresh locations.
+    ///
+    /// A worker's report names the task it could not start, `requester: Some((worker,
+    /// dependent))`: if `dependent` is processing on `worker`, it is taken back
+    /// ([`Command::Cancel`]) and sent again once its inputs are in memory. A dependent whose
+    /// inputs were reported missing more than [`crate::MISSING_DATA_LIMIT`] times fails with
+    /// [`Command::Erred`] (`cause`: the input) instead of cycling forever.
+    ///
+    /// A client's report (`requester: None`) means the client waits for the result again:
+    /// [`Command::Done`] (or the failure) is sent again once `task` is in memory (at once if
+    /// other holders remain). A result reported missing by clients more than
+    /// [`crate::MISSING_DATA_LIMIT`] times ends [`Command::Lost`].
+    ///
+    /// Stale reports (a worker's report about a forgotten task, a dependent no longer
+    /// processing there, holders already dropped) are ignored with `Ok`. A client's report
+    /// about a task the scheduler does not know is [`SchedulerError::UnknownTask`].
+    MissingData {
+        /// The task whose result could not be fetched.
+        task: TaskId,
+        /// The workers it could not be fetched from.
+        holders: Vec<WorkerId>,
+        /// The worker that needed it and the task it needed it for; `None` for a client.
+        requester: Option<(WorkerId, TaskId)>,
+    },
 }

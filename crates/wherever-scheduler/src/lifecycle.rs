@@ -66,13 +66,8 @@ impl Scheduler {
         t.status = Status::Memory;
         t.avoid = None;
         let deps = t.deps.clone();
-        if !t.ended {
-            t.ended = true;
-            if t.wanted {
-                out.push(Command::Done { task });
-            }
-        }
         let dependents: Vec<TaskId> = t.dependents.iter().copied().collect();
+        self.report_end(task, out);
         self.add_holder(task, worker);
         for d in deps {
             self.tasks
@@ -116,27 +111,15 @@ impl Scheduler {
             }
             self.dequeue(task, source, out);
             let t = self.tasks.get_mut(&task).expect("task");
-            let (new_state, cause, cmd, next) = match kind {
-                Failure::Erred(c) => (Status::Erred, c, Command::Erred { task, cause: c }, kind),
-                Failure::Lost => (
-                    Status::Lost,
-                    task,
-                    Command::Lost {
-                        task,
-                        attempts: t.attempts,
-                    },
-                    Failure::Erred(task),
-                ),
-                Failure::Cancelled => (Status::Cancelled, task, Command::Cancelled { task }, kind),
+            let (new_state, cause, next) = match kind {
+                Failure::Erred(c) => (Status::Erred, c, kind),
+                Failure::Lost => (Status::Lost, task, Failure::Erred(task)),
+                Failure::Cancelled => (Status::Cancelled, task, kind),
             };
             t.status = new_state;
             t.cause = cause;
-            if !t.ended {
-                t.ended = true;
-                if t.wanted {
-                    out.push(cmd);
-                }
-            }
+            self.report_end(task, out);
+            let t = self.tasks.get_mut(&task).expect("task");
             let deps = std::mem::take(&mut t.deps);
             let mut dependents: Vec<TaskId> = t.dependents.iter().copied().collect();
             dependents.sort_unstable();
@@ -156,5 +139,33 @@ impl Scheduler {
             }
             self.release_candidates.push(task);
         }
+    }
+
+    /// Tells the client how `task` ended (from its status: [`Command::Done`],
+    /// [`Command::Erred`], [`Command::Lost`] or [`Command::Cancelled`]) if it is wanted and
+    /// the client was not told yet, or waits again after reporting the result missing.
+    pub(crate) fn report_end(&mut self, task: TaskId, out: &mut Vec<Command>) {
+        let t = self.tasks.get_mut(&task).expect("task");
+        if t.ended && !t.client_waits {
+            return;
+        }
+        t.ended = true;
+        t.client_waits = false;
+        if !t.wanted {
+            return;
+        }
+        out.push(match t.status {
+            Status::Memory => Command::Done { task },
+            Status::Erred => Command::Erred {
+                task,
+                cause: t.cause,
+            },
+            Status::Lost => Command::Lost {
+                task,
+                attempts: t.attempts,
+            },
+            Status::Cancelled => Command::Cancelled { task },
+            s => unreachable!("task {task} reported as ended while {s:?}"),
+        });
     }
 }

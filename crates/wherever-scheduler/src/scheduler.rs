@@ -107,12 +107,17 @@ impl Scheduler {
                     .tasks
                     .get(&task)
                     .ok_or(SchedulerError::UnknownTask(task))?;
-                if t.status.active() && !t.ended {
+                if t.status.active() && (!t.ended || t.client_waits) {
                     self.fail(task, Failure::Cancelled, None, out);
                 }
             }
             Event::Secede { worker, task } => self.set_seceded(worker, task, true)?,
             Event::Rejoin { worker, task } => self.set_seceded(worker, task, false)?,
+            Event::MissingData {
+                task,
+                holders,
+                requester,
+            } => self.missing_data(task, holders, requester, out)?,
         }
         self.release_unneeded(out);
         self.schedule(out);

@@ -124,6 +124,12 @@ pub(crate) struct Task {
     pub(crate) avoid: Option<WorkerId>,
     /// Processing and seceded: running, but not occupying a slot of its worker.
     pub(crate) seceded: bool,
+    /// A client reported the result missing and waits to be told again how it ends.
+    pub(crate) client_waits: bool,
+    /// How many times clients reported the result missing.
+    pub(crate) client_missing_reports: u32,
+    /// How many times its worker reported one of its inputs missing.
+    pub(crate) missing_input_reports: u32,
 }
 
 impl Task {
@@ -156,6 +162,9 @@ impl Task {
             steal: StealFlag::None,
             avoid: None,
             seceded: false,
+            client_waits: false,
+            client_missing_reports: 0,
+            missing_input_reports: 0,
         }
     }
 }

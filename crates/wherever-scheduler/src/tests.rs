@@ -2,32 +2,37 @@ use std::collections::HashMap;
 
 use super::*;
 
-fn sched() -> Scheduler {
+pub(crate) fn sched() -> Scheduler {
     Scheduler::new(SchedulerConfig::default())
 }
 
-fn sched0() -> Scheduler {
+pub(crate) fn sched0() -> Scheduler {
     Scheduler::new(SchedulerConfig {
         prefetch_per_worker: Some(0),
     })
 }
 
-fn ev(s: &mut Scheduler, e: Event) -> Vec<Command> {
+pub(crate) fn ev(s: &mut Scheduler, e: Event) -> Vec<Command> {
     let mut out = Vec::new();
     s.handle(e, &mut out).expect("valid event");
     s.check_invariants().expect("invariants");
     out
 }
 
-fn add_worker(s: &mut Scheduler, worker: WorkerId, slots: u32) -> Vec<Command> {
+pub(crate) fn add_worker(s: &mut Scheduler, worker: WorkerId, slots: u32) -> Vec<Command> {
     ev(s, Event::WorkerAdded { worker, slots })
 }
 
-fn submit(s: &mut Scheduler, tasks: Vec<TaskSpec>) -> Vec<Command> {
+pub(crate) fn submit(s: &mut Scheduler, tasks: Vec<TaskSpec>) -> Vec<Command> {
     ev(s, Event::Submit { tasks })
 }
 
-fn finish(s: &mut Scheduler, worker: WorkerId, task: TaskId, nbytes: u64) -> Vec<Command> {
+pub(crate) fn finish(
+    s: &mut Scheduler,
+    worker: WorkerId,
+    task: TaskId,
+    nbytes: u64,
+) -> Vec<Command> {
     ev(
         s,
         Event::TaskFinished {
@@ -38,7 +43,7 @@ fn finish(s: &mut Scheduler, worker: WorkerId, task: TaskId, nbytes: u64) -> Vec
     )
 }
 
-fn computes(out: &[Command]) -> Vec<(WorkerId, TaskId)> {
+pub(crate) fn computes(out: &[Command]) -> Vec<(WorkerId, TaskId)> {
     out.iter()
         .filter_map(|c| match c {
             Command::Compute { worker, task, .. } => Some((*worker, *task)),
@@ -47,7 +52,7 @@ fn computes(out: &[Command]) -> Vec<(WorkerId, TaskId)> {
         .collect()
 }
 
-fn frees(out: &[Command]) -> Vec<(WorkerId, TaskId)> {
+pub(crate) fn frees(out: &[Command]) -> Vec<(WorkerId, TaskId)> {
     let mut v: Vec<_> = out
         .iter()
         .filter_map(|c| match c {

@@ -39,11 +39,31 @@ impl Scheduler {
 
     /// `worker` (already removed) no longer holds the result of `task`.
     pub(crate) fn lose_holder(&mut self, task: TaskId, worker: WorkerId, out: &mut Vec<Command>) {
-        let t = self.tasks.get_mut(&task).expect("held task");
-        if let Some(i) = t.who_has.iter().position(|&w| w == worker) {
-            t.who_has.remove(i);
-            t.holder_since.remove(i);
+        self.forget_holder(task, worker);
+        self.after_holder_lost(task, out);
+    }
+
+    /// Stops counting `worker` as a holder of `task` (in memory); `false` if it was not one.
+    /// A removed worker's own bookkeeping is gone already.
+    pub(crate) fn forget_holder(&mut self, task: TaskId, worker: WorkerId) -> bool {
+        let t = self.tasks.get_mut(&task).expect("task");
+        let Some(i) = t.who_has.iter().position(|&w| w == worker) else {
+            return false;
+        };
+        t.who_has.remove(i);
+        t.holder_since.remove(i);
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.held.remove(&task);
+            w.held_bytes -= t.nbytes;
         }
+        true
+    }
+
+    /// `task` (in memory) just lost a holder: dependents that may have been told to fetch it
+    /// only from lost holders are sent again; with no holder left, the result is recomputed
+    /// from its lineage if still needed (scattered data is lost).
+    pub(crate) fn after_holder_lost(&mut self, task: TaskId, out: &mut Vec<Command>) {
+        let t = self.tasks.get_mut(&task).expect("task");
         let mut dependents: Vec<TaskId> = t.dependents.iter().copied().collect();
         dependents.sort_unstable();
         if !t.who_has.is_empty() {
