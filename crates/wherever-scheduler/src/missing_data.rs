@@ -27,6 +27,7 @@ impl Scheduler {
                 Some(_) => Ok(()),
             };
         };
+        let from_client = requester.is_none();
         // A worker's report counts only if the dependent is still assigned to it.
         let requester = requester.filter(|&(worker, dependent)| {
             t.dependents.contains(&dependent)
@@ -42,9 +43,10 @@ impl Scheduler {
         if lost_holder {
             self.after_holder_lost(task, out);
         }
-        match requester {
-            Some((worker, dependent)) => self.take_back_requester(worker, dependent, task, out),
-            None => self.client_waits_again(task, out),
+        if let Some((worker, dependent)) = requester {
+            self.take_back_requester(worker, dependent, task, out);
+        } else if from_client {
+            self.client_waits_again(task, out);
         }
         Ok(())
     }

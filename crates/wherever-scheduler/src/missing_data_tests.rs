@@ -245,3 +245,33 @@ fn stale_reports_change_nothing() {
     assert_eq!(s.processing_on(2), Some(1));
     assert_eq!(s.who_has(1), &[1]);
 }
+
+#[test]
+fn a_wanted_input_recomputed_for_a_worker_is_not_done_twice() {
+    let mut s = sched();
+    add_worker(&mut s, 1, 1);
+    submit(&mut s, vec![TaskSpec::new(1), TaskSpec::new(2).deps([1])]);
+    assert_eq!(finish(&mut s, 1, 1, 10)[0], Command::Done { task: 1 });
+    let out = missing(&mut s, 1, vec![1], Some((1, 2)));
+    assert_eq!(computes(&out), vec![(1, 1)]);
+    let out = finish(&mut s, 1, 1, 10);
+    assert!(!out.contains(&Command::Done { task: 1 }), "{out:?}");
+}
+
+#[test]
+fn a_stale_worker_report_is_not_taken_for_a_client() {
+    let mut s = sched();
+    add_worker(&mut s, 1, 1);
+    add_worker(&mut s, 2, 1);
+    submit(&mut s, vec![TaskSpec::new(1), TaskSpec::new(2).deps([1])]);
+    let holder = s.processing_on(1).unwrap();
+    assert_eq!(finish(&mut s, holder, 1, 10)[0], Command::Done { task: 1 });
+    let worker = s.processing_on(2).unwrap();
+    let elsewhere = 3 - worker;
+    // The dependent is not assigned to the reporter (any more): only the holder is news.
+    let out = missing(&mut s, 1, vec![holder], Some((elsewhere, 2)));
+    assert_eq!(frees(&out), vec![(holder, 1)]);
+    let (w, _) = computes(&out)[0];
+    let out = finish(&mut s, w, 1, 10);
+    assert!(!out.contains(&Command::Done { task: 1 }), "{out:?}");
+}
