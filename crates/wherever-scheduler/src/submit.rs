@@ -129,6 +129,7 @@ fn distinct<T: Copy + Eq + Hash>(mut deps: Vec<T>) -> Vec<T> {
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
+    use std::hash::{Hash, Hasher};
 
     use super::distinct;
 
@@ -145,8 +146,14 @@ mod tests {
     }
 
     /// An id that counts how often it is compared.
-    #[derive(Clone, Copy, Hash, Debug)]
+    #[derive(Clone, Copy, Debug)]
     struct Counted(u64);
+
+    impl Hash for Counted {
+        fn hash<H: Hasher>(&self, state: &mut H) {
+            self.0.hash(state);
+        }
+    }
 
     impl PartialEq for Counted {
         fn eq(&self, other: &Self) -> bool {
