@@ -65,18 +65,10 @@ impl Scheduler {
         let t = self.tasks.get_mut(&task).expect("task");
         t.status = Status::Memory;
         t.avoid = None;
-        let deps = t.deps.clone();
         let dependents: Vec<TaskId> = t.dependents.iter().copied().collect();
         self.report_end(task, out);
         self.add_holder(task, worker);
-        for d in deps {
-            self.tasks
-                .get_mut(&d)
-                .expect("dependency")
-                .active_dependents -= 1;
-            self.release_candidates.push(d);
-            self.abandon_candidates.push(d);
-        }
+        self.stop_waiting_on_deps(task);
         let mut now_ready = Vec::new();
         for d in dependents {
             let dt = self.tasks.get_mut(&d).expect("dependent");

@@ -1,7 +1,7 @@
 //! Reference counting: freeing results nothing needs, dropping computations nothing needs, forgetting tasks.
 
 use crate::task::Status;
-use crate::{Command, Scheduler};
+use crate::{Command, Scheduler, TaskId};
 
 impl Scheduler {
     /// Applies the deferred reference-counting decisions: free unneeded results, drop
@@ -16,16 +16,8 @@ impl Scheduler {
                     continue;
                 }
                 self.dequeue(task, None, out);
-                let t = self.tasks.get_mut(&task).expect("task");
-                t.status = Status::Released;
-                for d in t.deps.clone() {
-                    self.tasks
-                        .get_mut(&d)
-                        .expect("dependency")
-                        .active_dependents -= 1;
-                    self.abandon_candidates.push(d);
-                    self.release_candidates.push(d);
-                }
+                self.tasks.get_mut(&task).expect("task").status = Status::Released;
+                self.stop_waiting_on_deps(task);
                 self.release_candidates.push(task);
             } else if let Some(task) = self.release_candidates.pop() {
                 let Some(t) = self.tasks.get_mut(&task) else {
@@ -61,5 +53,20 @@ impl Scheduler {
                 break;
             }
         }
+    }
+
+    /// `task` stopped being active (it finished or was dropped): its dependencies have one
+    /// active dependent less, and may no longer be needed.
+    pub(crate) fn stop_waiting_on_deps(&mut self, task: TaskId) {
+        let deps = std::mem::take(&mut self.tasks.get_mut(&task).expect("task").deps);
+        for &d in &deps {
+            self.tasks
+                .get_mut(&d)
+                .expect("dependency")
+                .active_dependents -= 1;
+            self.abandon_candidates.push(d);
+            self.release_candidates.push(d);
+        }
+        self.tasks.get_mut(&task).expect("task").deps = deps;
     }
 }

@@ -4,29 +4,6 @@ use crate::task::{Failure, Status};
 use crate::{Command, Scheduler, SchedulerError, TaskId, WorkerId};
 
 impl Scheduler {
-    /// [`crate::Event::TaskFinished`].
-    pub(crate) fn task_finished(
-        &mut self,
-        worker: WorkerId,
-        task: TaskId,
-        nbytes: u64,
-        out: &mut Vec<Command>,
-    ) -> Result<(), SchedulerError> {
-        if !self.workers.contains_key(&worker) {
-            return Err(SchedulerError::UnknownWorker(worker));
-        }
-        match self.tasks.get(&task).map(|t| t.status) {
-            Some(Status::Memory) => self.add_holder(task, worker),
-            Some(s) if s.active() => {
-                self.tasks.get_mut(&task).expect("task").nbytes = nbytes;
-                self.make_memory(task, worker, out);
-            }
-            // Forgotten, released or ended meanwhile: the worker may drop it.
-            _ => out.push(Command::Free { worker, task }),
-        }
-        Ok(())
-    }
-
     /// [`crate::Event::TaskErred`].
     pub(crate) fn task_erred(
         &mut self,
@@ -34,32 +11,35 @@ impl Scheduler {
         task: TaskId,
         out: &mut Vec<Command>,
     ) -> Result<(), SchedulerError> {
-        if !self.workers.contains_key(&worker) {
-            return Err(SchedulerError::UnknownWorker(worker));
-        }
+        self.known_worker(worker)?;
         if self.tasks.get(&task).is_some_and(|t| t.status.active()) {
             self.fail(task, Failure::Erred(task), Some(worker), out);
         }
         Ok(())
     }
 
-    /// [`crate::Event::Replicated`].
-    pub(crate) fn replicated(
+    /// [`crate::Event::TaskFinished`] (`nbytes` known) and [`crate::Event::Replicated`]:
+    /// `worker` holds the result of `task`, computed there or copied: one
+    /// more holder of a result in memory; the result of a task still to run (a copy of a
+    /// result being recomputed is as good); or nothing anyone needs (forgotten, released or
+    /// ended meanwhile), which the worker may drop.
+    pub(crate) fn holds_result(
         &mut self,
         worker: WorkerId,
         task: TaskId,
+        nbytes: Option<u64>,
         out: &mut Vec<Command>,
-    ) -> Result<(), SchedulerError> {
-        if !self.workers.contains_key(&worker) {
-            return Err(SchedulerError::UnknownWorker(worker));
-        }
+    ) {
         match self.tasks.get(&task).map(|t| t.status) {
             Some(Status::Memory) => self.add_holder(task, worker),
-            // A copy of a result being recomputed: take it as the result.
-            Some(s) if s.active() => self.make_memory(task, worker, out),
+            Some(s) if s.active() => {
+                if let Some(nbytes) = nbytes {
+                    self.tasks.get_mut(&task).expect("task").nbytes = nbytes;
+                }
+                self.make_memory(task, worker, out);
+            }
             _ => out.push(Command::Free { worker, task }),
         }
-        Ok(())
     }
 
     /// `worker` now holds the result of `task` (a no-op if it already did).

@@ -85,9 +85,15 @@ impl Scheduler {
                 worker,
                 task,
                 nbytes,
-            } => self.task_finished(worker, task, nbytes, out)?,
+            } => {
+                self.known_worker(worker)?;
+                self.holds_result(worker, task, Some(nbytes), out);
+            }
             Event::TaskErred { worker, task } => self.task_erred(worker, task, out)?,
-            Event::Replicated { worker, task } => self.replicated(worker, task, out)?,
+            Event::Replicated { worker, task } => {
+                self.known_worker(worker)?;
+                self.holds_result(worker, task, None, out);
+            }
             Event::StealResponse {
                 worker,
                 task,

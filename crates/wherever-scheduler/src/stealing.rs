@@ -41,9 +41,7 @@ impl Scheduler {
         task: TaskId,
         stolen: bool,
     ) -> Result<(), SchedulerError> {
-        if !self.workers.contains_key(&worker) {
-            return Err(SchedulerError::UnknownWorker(worker));
-        }
+        self.known_worker(worker)?;
         let Some(t) = self.tasks.get(&task) else {
             return Ok(());
         };

@@ -82,6 +82,15 @@ impl Scheduler {
         w.load() < self.capacity(w) as u64
     }
 
+    /// `Ok` if `worker` is known (added and not removed).
+    pub(crate) fn known_worker(&self, worker: WorkerId) -> Result<(), SchedulerError> {
+        if self.workers.contains_key(&worker) {
+            Ok(())
+        } else {
+            Err(SchedulerError::UnknownWorker(worker))
+        }
+    }
+
     /// Where worker `id` belongs in the indexes, from its current counters.
     pub(crate) fn index_keys(&self, id: WorkerId) -> IndexKeys {
         let w = &self.workers[&id];
@@ -163,9 +172,7 @@ impl Scheduler {
         task: TaskId,
         seceded: bool,
     ) -> Result<(), SchedulerError> {
-        if !self.workers.contains_key(&worker) {
-            return Err(SchedulerError::UnknownWorker(worker));
-        }
+        self.known_worker(worker)?;
         let t = self
             .tasks
             .get(&task)

@@ -12,9 +12,7 @@ impl Scheduler {
         worker: WorkerId,
         out: &mut Vec<Command>,
     ) -> Result<(), SchedulerError> {
-        if !self.workers.contains_key(&worker) {
-            return Err(SchedulerError::UnknownWorker(worker));
-        }
+        self.known_worker(worker)?;
         self.unindex(worker);
         let mut w = self.workers.remove(&worker).expect("worker");
         let processing: Vec<TaskId> = w.processing.values().copied().collect();

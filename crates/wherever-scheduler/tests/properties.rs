@@ -301,6 +301,14 @@ impl Sim {
         false
     }
 
+    /// Whether the client holds a future for `task` that it was told the end of (scattered
+    /// data is in memory from the start) and does not wait for news about.
+    fn holds_an_ended_future(&self, task: TaskId) -> bool {
+        !self.released.contains(&task)
+            && !self.awaiting.contains(&task)
+            && (task >= SCATTER_BASE || self.terminal.contains_key(&task))
+    }
+
     /// Whether a live worker the data was scattered to still has it.
     fn scattered_anywhere(&self, task: TaskId) -> bool {
         self.scatter_holders[&task].iter().any(|h| {
@@ -880,11 +888,7 @@ fn run_case(case: Case) -> Stats {
                 .wanted
                 .iter()
                 .copied()
-                .filter(|t| {
-                    !sim.released.contains(t)
-                        && !sim.awaiting.contains(t)
-                        && (*t >= SCATTER_BASE || sim.terminal.contains_key(t))
-                })
+                .filter(|&t| sim.holds_an_ended_future(t))
                 .collect();
             v.sort_unstable();
             v
@@ -974,11 +978,9 @@ fn run_case(case: Case) -> Stats {
                     .wanted
                     .iter()
                     .copied()
-                    .filter(|t| {
-                        !sim.released.contains(t)
-                            && !sim.awaiting.contains(t)
-                            && (*t >= SCATTER_BASE || sim.terminal.contains_key(t))
-                            && sim.s.state(*t) == Some(wherever_scheduler::TaskState::Memory)
+                    .filter(|&t| {
+                        sim.holds_an_ended_future(t)
+                            && sim.s.state(t) == Some(wherever_scheduler::TaskState::Memory)
                     })
                     .collect();
                 if fetchable.is_empty() {
