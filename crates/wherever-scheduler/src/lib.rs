@@ -15,6 +15,9 @@
 //!   dependent has not finished yet;
 //! * a worker that dies loses its running tasks (retried up to `retries` times) and its
 //!   results, which are recomputed from their lineage when still needed;
+//! * a result that a worker or a client cannot fetch from its holders
+//!   ([`Event::MissingData`]) is no longer counted there and, with no holder left,
+//!   recomputed the same way; [`MISSING_DATA_LIMIT`] bounds how often;
 //! * idle workers steal queued-but-not-started tasks from busy ones;
 //! * a running task that blocks on other tasks (typically subtasks it submitted) can
 //!   **secede** ([`Event::Secede`]): it stays processing but stops occupying a slot, so
