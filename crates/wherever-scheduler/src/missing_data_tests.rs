@@ -275,3 +275,21 @@ fn a_stale_worker_report_is_not_taken_for_a_client() {
     let out = finish(&mut s, w, 1, 10);
     assert!(!out.contains(&Command::Done { task: 1 }), "{out:?}");
 }
+
+#[test]
+fn a_client_waiting_for_a_recompute_may_cancel_it() {
+    let mut s = sched();
+    add_worker(&mut s, 1, 1);
+    submit(&mut s, vec![TaskSpec::new(1)]);
+    finish(&mut s, 1, 1, 10);
+    let out = missing(&mut s, 1, vec![1], None);
+    assert_eq!(computes(&out), vec![(1, 1)]);
+    let out = ev(&mut s, Event::Cancel { task: 1 });
+    assert_eq!(
+        out,
+        vec![
+            Command::Cancel { worker: 1, task: 1 },
+            Command::Cancelled { task: 1 }
+        ]
+    );
+}
