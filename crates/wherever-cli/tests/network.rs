@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How often `text` occurs in the scheduler's log.
 fn log_count(scheduler: &Scheduler, text: &str) -> usize {
@@ -30,22 +30,6 @@ fn start_pending_client(mut study: Command, scheduler: &Scheduler) -> std::proce
         .unwrap();
     scheduler.wait_for_log("joined:");
     client
-}
-
-/// Waits for `child` to exit (killing it and failing after 90 s: a hang guard).
-fn wait_for_exit(mut child: std::process::Child, what: &str) -> std::process::Output {
-    let mut exited = false;
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !exited && Instant::now() < deadline {
-        exited = child.try_wait().unwrap().is_some();
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if !exited {
-        let _ = child.kill();
-    }
-    let output = child.wait_with_output().unwrap();
-    assert!(exited, "never happened: {what}");
-    output
 }
 
 #[test]
@@ -171,11 +155,12 @@ fn a_peer_supplied_host_name_cannot_forge_log_lines() {
 fn a_client_whose_scheduler_stops_fails_its_futures_with_the_reason() {
     let dir = TempDir::new("silent");
     let scheduler = Scheduler::start(&dir.0);
-    let client = start_pending_client(Command::new(example("calc_mean")), &scheduler);
+    let mut client = start_pending_client(Command::new(example("calc_mean")), &scheduler);
     let pid = scheduler.child.id();
     signal(pid, "-STOP");
-    let output = wait_for_exit(client, "the client gives up on the stopped scheduler");
+    wait_for_exit(&mut client, "the client gives up on the stopped scheduler");
     signal(pid, "-CONT");
+    let output = client.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("not even a heartbeat"), "{stderr}");
@@ -236,10 +221,11 @@ fn a_cut_link_fails_the_client_and_frees_the_scheduler() {
         .args(["exec", CUT_HOST])
         .arg(example("calc_mean"))
         .env("CI_NETNS_HOSTS", CUT_HOST);
-    let client = start_pending_client(on_host, &scheduler);
+    let mut client = start_pending_client(on_host, &scheduler);
     let _heal = Heal(&script);
     assert!(netns(&script, &["cut", CUT_HOST]), "cannot cut the link");
-    let output = wait_for_exit(client, "the client gives up on the cut link");
+    wait_for_exit(&mut client, "the client gives up on the cut link");
+    let output = client.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("not even a heartbeat"), "{stderr}");

@@ -3,9 +3,10 @@
 //! its task alone, and the cluster secret never reaches a task's child process.
 //! Like `processes.rs`, this test binary is its own worker executable.
 
-mod common;
+#[path = "common/harness.rs"]
+mod harness;
 
-use common::start;
+use wherever::prelude::*;
 use wherever::TaskErrorKind;
 
 /// The length of a (large) argument.
@@ -89,6 +90,10 @@ fn an_argument_over_the_frame_limit_fails_its_task_alone() {
     );
 }
 
+fn start(plan: &str) -> Client {
+    Plan::parse(plan).unwrap().start().unwrap()
+}
+
 #[wherever::main]
 fn main() {
     let checks: [(&str, fn()); 4] = [
@@ -109,5 +114,5 @@ fn main() {
             an_argument_over_the_frame_limit_fails_its_task_alone,
         ),
     ];
-    common::run_checks(&checks)
+    harness::run_checks(&checks)
 }
