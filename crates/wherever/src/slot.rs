@@ -1,0 +1,298 @@
+//! Where a future's result is written: shared by every handle of the future, the
+//! job that runs its task and the tasks that depend on it. The outcome is written
+//! once and then only read, so any number of handles can read it, blocking
+//! ([`Slot::wait`]), with a deadline, or from an async task (a [`Waker`] registered
+//! here is woken on resolution; no thread blocks for it).
+
+use crate::{TaskError, TaskErrorKind};
+use crossbeam_channel::Sender;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::task::Waker;
+use std::time::Instant;
+
+const QUEUED: u8 = 0;
+const RUNNING: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// Called with the outcome when a slot resolves.
+pub(crate) type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
+
+/// A task's result cell (see the module documentation).
+pub(crate) struct Slot<R> {
+    state: Mutex<SlotState<R>>,
+    /// Written once, under the state lock, just before `resolved` is set.
+    outcome: OnceLock<Result<R, TaskError>>,
+    resolved_signal: Condvar,
+    phase: AtomicU8,
+    canceller: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// For a task of a multi-process plan: (cluster, task id).
+    remote: OnceLock<(u64, u64)>,
+    /// Run when the last handle goes: tells a scheduler the result may be freed.
+    on_drop: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+struct SlotState<R> {
+    resolved: bool,
+    resolving: bool,
+    waiting: bool,
+    listeners: Vec<(Sender<usize>, usize)>,
+    callbacks: Vec<Callback<R>>,
+    wakers: Vec<Waker>,
+}
+
+impl<R> Slot<R> {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Slot {
+            state: Mutex::new(SlotState {
+                resolved: false,
+                resolving: false,
+                waiting: false,
+                listeners: Vec::new(),
+                callbacks: Vec::new(),
+                wakers: Vec::new(),
+            }),
+            outcome: OnceLock::new(),
+            resolved_signal: Condvar::new(),
+            phase: AtomicU8::new(QUEUED),
+            canceller: OnceLock::new(),
+            remote: OnceLock::new(),
+            on_drop: Mutex::new(None),
+        })
+    }
+
+    /// Records that the task runs on cluster `cluster` as task `task`; `release`
+    /// runs when the last handle to this slot is dropped.
+    pub(crate) fn set_remote(
+        &self,
+        cluster: u64,
+        task: u64,
+        release: impl FnOnce() + Send + 'static,
+    ) {
+        let _ = self.remote.set((cluster, task));
+        *self.on_drop.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(release));
+    }
+
+    /// Runs `then` with the outcome once resolved (at once if it is).
+    pub(crate) fn when_resolved(&self, then: Callback<R>) {
+        let mut state = self.lock();
+        if !state.resolved {
+            state.callbacks.push(then);
+            return;
+        }
+        drop(state);
+        then(self.resolved_outcome());
+    }
+
+    /// Sets what `cancel` must also do (tell a remote scheduler).
+    pub(crate) fn set_canceller(&self, canceller: impl Fn() + Send + Sync + 'static) {
+        let _ = self.canceller.set(Box::new(canceller));
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SlotState<R>> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Marks the task as started; `false` if it was cancelled first (then do not run it).
+    pub(crate) fn start(&self) -> bool {
+        self.phase
+            .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Stores the outcome and wakes whoever waits; a second outcome is ignored.
+    /// Callbacks run outside the lock, before any handle can read the outcome.
+    pub(crate) fn resolve(&self, outcome: Result<R, TaskError>) {
+        let Some(callbacks) = Self::claim(&mut self.lock()) else {
+            return;
+        };
+        self.settle(callbacks, outcome);
+    }
+
+    /// Makes the caller the one that resolves the slot, taking the callbacks to run;
+    /// `None` if it is resolved or being resolved already.
+    fn claim(state: &mut SlotState<R>) -> Option<Vec<Callback<R>>> {
+        if state.resolved || state.resolving {
+            return None;
+        }
+        state.resolving = true;
+        Some(std::mem::take(&mut state.callbacks))
+    }
+
+    /// Runs the claimed `callbacks` and stores the outcome (after [`Slot::claim`]).
+    fn settle(&self, callbacks: Vec<Callback<R>>, outcome: Result<R, TaskError>) {
+        for callback in callbacks {
+            callback(&outcome);
+        }
+        let mut state = self.lock();
+        for late in std::mem::take(&mut state.callbacks) {
+            late(&outcome);
+        }
+        if self.outcome.set(outcome).is_err() {
+            unreachable!("only the claimant settles a slot");
+        }
+        state.resolved = true;
+        for (listener, index) in state.listeners.drain(..) {
+            let _ = listener.send(index);
+        }
+        if state.waiting {
+            self.resolved_signal.notify_all();
+        }
+        let wakers = std::mem::take(&mut state.wakers);
+        drop(state);
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    pub(crate) fn is_resolved(&self) -> bool {
+        self.outcome.get().is_some()
+    }
+
+    /// The outcome of a resolved slot.
+    fn resolved_outcome(&self) -> &Result<R, TaskError> {
+        self.outcome
+            .get()
+            .expect("a resolved slot holds its outcome")
+    }
+
+    /// Tells `listener` (with `index`) when the slot resolves.
+    pub(crate) fn listen(&self, listener: &Sender<usize>, index: usize) {
+        let mut state = self.lock();
+        if state.resolved {
+            let _ = listener.send(index);
+        } else {
+            state.listeners.push((listener.clone(), index));
+        }
+    }
+
+    /// Stops `listener` from being told of the resolution (its waiter gave up).
+    pub(crate) fn unlisten(&self, listener: &Sender<usize>) {
+        self.lock()
+            .listeners
+            .retain(|(registered, _)| !registered.same_channel(listener));
+    }
+
+    /// How many listeners are registered (for tests).
+    #[cfg(test)]
+    pub(crate) fn listeners(&self) -> usize {
+        self.lock().listeners.len()
+    }
+
+    /// The outcome if resolved; otherwise `waker` is woken when it is.
+    pub(crate) fn poll_outcome(&self, waker: &Waker) -> Option<&Result<R, TaskError>> {
+        let mut state = self.lock();
+        if state.resolved {
+            drop(state);
+            return Some(self.resolved_outcome());
+        }
+        if !state.wakers.iter().any(|known| known.will_wake(waker)) {
+            state.wakers.push(waker.clone());
+        }
+        None
+    }
+
+    /// Cancels the task if it has neither started nor resolved: `false` for a
+    /// running task, and for a resolved one whatever its phase (a task of a
+    /// multi-process plan never passes through `start` here).
+    pub(crate) fn cancel(&self, cancelled: impl FnOnce() -> TaskError) -> bool {
+        let callbacks = {
+            let mut state = self.lock();
+            if state.resolved || state.resolving {
+                return false;
+            }
+            let queued = self
+                .phase
+                .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+            match queued.then(|| Self::claim(&mut state)).flatten() {
+                Some(callbacks) => callbacks,
+                None => return false,
+            }
+        };
+        if let Some(canceller) = self.canceller.get() {
+            canceller();
+        }
+        self.settle(callbacks, Err(cancelled()));
+        true
+    }
+
+    /// Blocks until resolved, or until `deadline` passes (`None`: no deadline),
+    /// then returns the outcome (`None` if the deadline passed first).
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Option<&Result<R, TaskError>> {
+        let mut state = self.lock();
+        while !state.resolved {
+            state.waiting = true;
+            state = match deadline {
+                None => self
+                    .resolved_signal
+                    .wait(state)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    self.resolved_signal
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .0
+                }
+            };
+        }
+        drop(state);
+        Some(self.resolved_outcome())
+    }
+
+    /// The outcome, moved out if `slot` is its only handle (nothing else can read
+    /// it any more), else `None`.
+    pub(crate) fn take_if_sole(slot: &mut Arc<Self>) -> Option<Result<R, TaskError>> {
+        Arc::get_mut(slot).and_then(|slot| slot.outcome.take())
+    }
+}
+
+impl<R> Drop for Slot<R> {
+    fn drop(&mut self) {
+        if let Some(release) = self
+            .on_drop
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            release();
+        }
+    }
+}
+
+/// A future's slot with its value type erased: what a dependent task needs.
+pub(crate) trait ErasedSlot: Send + Sync {
+    /// Calls `then` once resolved, with the encoded value or the error.
+    fn when_resolved_encoded(&self, then: Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>);
+    /// (cluster, task id) when the task runs on a multi-process plan.
+    fn remote(&self) -> Option<(u64, u64)>;
+}
+
+impl<R: crate::Value> ErasedSlot for Slot<R> {
+    fn when_resolved_encoded(&self, then: Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>) {
+        self.when_resolved(Box::new(move |outcome| then(encoded(outcome))));
+    }
+
+    fn remote(&self) -> Option<(u64, u64)> {
+        self.remote.get().copied()
+    }
+}
+
+/// The outcome with its value encoded (as a dependent task receives it).
+fn encoded<R: crate::Value>(outcome: &Result<R, TaskError>) -> Result<Vec<u8>, TaskError> {
+    match outcome {
+        Ok(value) => wherever_core::codec::encode(value).map_err(|e| {
+            TaskError::new(
+                "?",
+                0,
+                TaskErrorKind::Runtime,
+                format!("cannot encode a result: {e}"),
+            )
+        }),
+        Err(error) => Err(error.clone()),
+    }
+}
