@@ -2,9 +2,10 @@
 //! ([`as_completed`], [`wait`]).
 
 pub(crate) use crate::slot::{ErasedSlot, Slot};
+use crate::slot::Outcome;
 use crate::{TaskError, TaskErrorKind};
 use crossbeam_channel::{Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The data behind a [`Shared`] value.
@@ -107,60 +108,77 @@ pub struct Future<R> {
     pub(crate) slot: Arc<Slot<R>>,
     task: &'static str,
     position: u64,
+    /// The outcome once this handle has read it (what `value_ref` borrows from).
+    read: OnceLock<Outcome<R>>,
 }
 
-impl<R> Clone for Future<R> {
+impl<R: crate::Value> Clone for Future<R> {
     /// Another handle on the same task and result (nothing is recomputed).
     fn clone(&self) -> Self {
-        Future {
-            slot: self.slot.clone(),
-            task: self.task,
-            position: self.position,
-        }
+        self.slot.set_copier(copy_value::<R>);
+        Future::new(self.slot.clone(), self.task, self.position)
     }
+}
+
+impl<R> Drop for Future<R> {
+    fn drop(&mut self) {
+        self.slot.drop_handle();
+    }
+}
+
+/// A copy of `value` made through the codec (as a multi-process plan transfers it).
+fn copy_value<R: crate::Value>(value: &R) -> Result<R, String> {
+    wherever_core::codec::encode(value)
+        .and_then(|bytes| wherever_core::codec::decode(&bytes))
+        .map_err(|e| e.to_string())
 }
 
 impl<R: crate::Value> Future<R> {
     /// The slot as a dependency of other tasks.
     pub(crate) fn erased(&self) -> Arc<dyn ErasedSlot> {
+        self.slot.set_copier(copy_value::<R>);
         self.slot.clone()
-    }
-
-    /// Blocks until the task has finished and returns its result, or the error that
-    /// names the task, its position, where it ran and what went wrong. The result is
-    /// moved out when nothing else can read it any more; while other handles (clones
-    /// of this future, or graphs that take it as an input) exist, it is a copy made
-    /// by encoding and decoding the value (as a multi-process plan transfers it).
-    pub fn value(mut self) -> Result<R, TaskError> {
-        self.wait();
-        match Slot::take_if_sole(&mut self.slot) {
-            Some(outcome) => outcome,
-            None => self.copy_of(self.slot.wait(None).expect("resolved")),
-        }
-    }
-
-    /// A copy of the outcome (through the codec).
-    fn copy_of(&self, outcome: &Result<R, TaskError>) -> Result<R, TaskError> {
-        let value = outcome.as_ref().map_err(Clone::clone)?;
-        wherever_core::codec::encode(value)
-            .and_then(|bytes| wherever_core::codec::decode(&bytes))
-            .map_err(|e| {
-                TaskError::new(
-                    self.task,
-                    self.position,
-                    TaskErrorKind::Runtime,
-                    format!("cannot copy the result: {e}"),
-                )
-            })
     }
 }
 
 impl<R> Future<R> {
     pub(crate) fn new(slot: Arc<Slot<R>>, task: &'static str, position: u64) -> Self {
+        slot.add_handle();
         Future {
             slot,
             task,
             position,
+            read: OnceLock::new(),
+        }
+    }
+
+    /// Blocks until the task has finished and returns its result, or the error that
+    /// names the task, its position, where it ran and what went wrong. The result is
+    /// moved out when this is the future's last handle; while other handles (clones)
+    /// exist, or a dependent task is reading it at that moment, it is a copy made by
+    /// encoding and decoding the value (as a multi-process plan transfers it).
+    pub fn value(self) -> Result<R, TaskError> {
+        self.wait();
+        let outcome = self.slot.outcome_for_last_handle();
+        let (slot, task, position) = (self.slot.clone(), self.task, self.position);
+        drop(self);
+        match Arc::try_unwrap(outcome) {
+            Ok(outcome) => outcome,
+            Err(shared) => {
+                let value = shared.as_ref().as_ref().map_err(Clone::clone)?;
+                let copy = slot
+                    .copier()
+                    .ok_or_else(|| "the result is shared and cannot be copied".to_string())
+                    .and_then(|copy| copy(value));
+                copy.map_err(|message| {
+                    TaskError::new(
+                        task,
+                        position,
+                        TaskErrorKind::Runtime,
+                        format!("cannot copy the result: {message}"),
+                    )
+                })
+            }
         }
     }
 
@@ -175,7 +193,7 @@ impl<R> Future<R> {
     /// any number of times, on any handle (R's `value()`, Dask's `result()`).
     pub fn value_ref(&self) -> Result<&R, TaskError> {
         self.wait();
-        borrowed(self.slot.wait(None).expect("resolved"))
+        self.borrow_outcome(self.slot.wait(None))
     }
 
     /// Like [`Future::value_ref`], but waits at most `timeout`: if the task has not
@@ -188,15 +206,23 @@ impl<R> Future<R> {
         } else {
             wherever_core::scope::while_blocked(|| self.slot.wait(deadline))
         };
-        match outcome {
-            Some(outcome) => borrowed(outcome),
-            None => Err(TaskError::new(
+        if outcome.is_none() {
+            return Err(TaskError::new(
                 self.task,
                 self.position,
                 TaskErrorKind::TimedOut,
                 format!("no result within {timeout:?}; the task goes on"),
-            )),
+            ));
         }
+        self.borrow_outcome(outcome)
+    }
+
+    /// Keeps `outcome` in this handle and borrows its value (its error copied).
+    fn borrow_outcome(&self, outcome: Option<Outcome<R>>) -> Result<&R, TaskError> {
+        let outcome = self
+            .read
+            .get_or_init(|| outcome.expect("read once resolved"));
+        outcome.as_ref().as_ref().map_err(Clone::clone)
     }
 
     /// Whether the task has finished (with a value or an error); never blocks.
@@ -240,11 +266,6 @@ impl<R> std::fmt::Debug for Future<R> {
         };
         write!(f, "Future({} #{}, {state})", self.task, self.position)
     }
-}
-
-/// The outcome with its value borrowed and its error copied.
-fn borrowed<R>(outcome: &Result<R, TaskError>) -> Result<&R, TaskError> {
-    outcome.as_ref().map_err(Clone::clone)
 }
 
 /// Yields futures in the order their tasks finish (Dask's `as_completed`).
@@ -369,6 +390,7 @@ pub fn wait<R>(futures: &[Future<R>], timeout: Option<Duration>, when: ReturnWhe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     /// A future as a multi-process plan makes it: resolved by the connection, never
     /// started through [`Slot::start`], with a canceller for the scheduler.

@@ -26,6 +26,7 @@ extern crate self as wherever;
 
 pub mod args;
 mod arguments;
+mod awaiting;
 mod client;
 mod cores;
 mod error;
@@ -36,6 +37,7 @@ mod map;
 mod map_output;
 mod nested;
 pub mod plan;
+mod slot;
 mod submission;
 mod worker_mode;
 
@@ -44,6 +46,7 @@ pub use arguments::{IntoArg, IntoArgs};
 pub use client::{Client, Value, DEFAULT_RETRIES};
 pub use cores::{available_cores, cores_from, CORE_LIMIT_VARIABLES};
 pub use error::{Error, Result};
+pub use awaiting::FutureValue;
 pub use future::{as_completed, wait, AsCompleted, Future, ReturnWhen, Shared, WaitOutcome};
 pub use graph::{
     compute, delayed, delayed_pure, optimize, persist, to_dot, Delayed, FusedTask, GraphOutput,
@@ -54,7 +57,7 @@ pub use map::{Scheduling, AUTO_CHUNKS_PER_WORKER};
 pub use nested::client;
 pub use plan::{Level, Plan, PlanError, Workers};
 pub use wherever_core::{
-    IntoTask, StreamKey, Task, TaskContext, TaskError, TaskErrorKind, TaskFailure, TaskRng,
+    IntoTask, StreamKey, StreamLabel, Task, TaskContext, TaskError, TaskErrorKind, TaskFailure, TaskRng,
 };
 pub use wherever_macros::{main, task};
 pub use worker_mode::init;
@@ -62,9 +65,12 @@ pub use worker_mode::init;
 /// What a program using wherever usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        as_completed, compute, delayed, seed_from_args, wait, Client, Delayed, Future, Plan,
-        ReturnWhen, Scheduling, Shared, TaskContext, TaskError, TaskRng,
+        as_completed, compute, delayed, seed_from_args, wait, Client, Delayed, Plan, ReturnWhen,
+        Scheduling, Shared, TaskContext, TaskError, TaskRng,
     };
+    /// [`crate::Future`], named so that it does not shadow [`std::future::Future`]
+    /// (in the 2024 prelude) in async programs.
+    pub use crate::Future as TaskFuture;
     pub use rand::Rng;
     pub use rand_distr::{Distribution, StandardNormal};
 }

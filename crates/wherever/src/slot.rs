@@ -1,12 +1,13 @@
 //! Where a future's result is written: shared by every handle of the future, the
 //! job that runs its task and the tasks that depend on it. The outcome is written
-//! once and then only read, so any number of handles can read it, blocking
+//! once, behind an `Arc`, so any number of handles can read it, blocking
 //! ([`Slot::wait`]), with a deadline, or from an async task (a [`Waker`] registered
-//! here is woken on resolution; no thread blocks for it).
+//! here is woken on resolution; no thread blocks for it). The last handle may take
+//! it out ([`Slot::outcome_for_last_handle`]); the slot counts its handles for that.
 
 use crate::{TaskError, TaskErrorKind};
 use crossbeam_channel::Sender;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::Waker;
 use std::time::Instant;
@@ -18,11 +19,16 @@ const CANCELLED: u8 = 2;
 /// Called with the outcome when a slot resolves.
 pub(crate) type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
 
+/// A resolved slot's outcome, shared by the handles reading it.
+pub(crate) type Outcome<R> = Arc<Result<R, TaskError>>;
+
 /// A task's result cell (see the module documentation).
 pub(crate) struct Slot<R> {
     state: Mutex<SlotState<R>>,
-    /// Written once, under the state lock, just before `resolved` is set.
-    outcome: OnceLock<Result<R, TaskError>>,
+    /// How many `Future` handles exist.
+    handles: AtomicUsize,
+    /// How to copy a value that several handles share (set for value types).
+    copier: OnceLock<fn(&R) -> Result<R, String>>,
     resolved_signal: Condvar,
     phase: AtomicU8,
     canceller: OnceLock<Box<dyn Fn() + Send + Sync>>,
@@ -33,6 +39,8 @@ pub(crate) struct Slot<R> {
 }
 
 struct SlotState<R> {
+    /// Set once resolved; `None` again once the last handle took it.
+    outcome: Option<Outcome<R>>,
     resolved: bool,
     resolving: bool,
     waiting: bool,
@@ -45,6 +53,7 @@ impl<R> Slot<R> {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Slot {
             state: Mutex::new(SlotState {
+                outcome: None,
                 resolved: false,
                 resolving: false,
                 waiting: false,
@@ -52,7 +61,8 @@ impl<R> Slot<R> {
                 callbacks: Vec::new(),
                 wakers: Vec::new(),
             }),
-            outcome: OnceLock::new(),
+            handles: AtomicUsize::new(0),
+            copier: OnceLock::new(),
             resolved_signal: Condvar::new(),
             phase: AtomicU8::new(QUEUED),
             canceller: OnceLock::new(),
@@ -80,8 +90,21 @@ impl<R> Slot<R> {
             state.callbacks.push(then);
             return;
         }
-        drop(state);
-        then(self.resolved_outcome());
+        match state.outcome.clone() {
+            Some(outcome) => {
+                drop(state);
+                then(&outcome)
+            }
+            None => {
+                drop(state);
+                then(&Err(TaskError::new(
+                    "?",
+                    0,
+                    TaskErrorKind::Runtime,
+                    "its value was already taken by the last handle of its future",
+                )))
+            }
+        }
     }
 
     /// Sets what `cancel` must also do (tell a remote scheduler).
@@ -130,9 +153,7 @@ impl<R> Slot<R> {
         for late in std::mem::take(&mut state.callbacks) {
             late(&outcome);
         }
-        if self.outcome.set(outcome).is_err() {
-            unreachable!("only the claimant settles a slot");
-        }
+        state.outcome = Some(Arc::new(outcome));
         state.resolved = true;
         for (listener, index) in state.listeners.drain(..) {
             let _ = listener.send(index);
@@ -146,14 +167,48 @@ impl<R> Slot<R> {
     }
 
     pub(crate) fn is_resolved(&self) -> bool {
-        self.outcome.get().is_some()
+        self.lock().resolved
     }
 
-    /// The outcome of a resolved slot.
-    fn resolved_outcome(&self) -> &Result<R, TaskError> {
-        self.outcome
-            .get()
-            .expect("a resolved slot holds its outcome")
+    /// Counts a new `Future` handle.
+    pub(crate) fn add_handle(&self) {
+        self.handles.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Forgets a dropped `Future` handle.
+    pub(crate) fn drop_handle(&self) {
+        self.handles.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Sets how to copy a value that several handles share.
+    pub(crate) fn set_copier(&self, copier: fn(&R) -> Result<R, String>) {
+        let _ = self.copier.get_or_init(|| copier);
+    }
+
+    /// The copier, if set.
+    pub(crate) fn copier(&self) -> Option<fn(&R) -> Result<R, String>> {
+        self.copier.get().copied()
+    }
+
+    /// The outcome of a resolved slot (shared), for a handle that stays.
+    fn shared_outcome(state: &SlotState<R>) -> Outcome<R> {
+        state
+            .outcome
+            .clone()
+            .expect("a live handle's resolved slot holds its outcome")
+    }
+
+    /// The outcome of a resolved slot for a handle that goes: taken out of the slot
+    /// if it is the only handle (nothing can read it through a future any more),
+    /// else shared.
+    pub(crate) fn outcome_for_last_handle(&self) -> Outcome<R> {
+        let mut state = self.lock();
+        if self.handles.load(Ordering::Acquire) == 1 {
+            if let Some(outcome) = state.outcome.take() {
+                return outcome;
+            }
+        }
+        Self::shared_outcome(&state)
     }
 
     /// Tells `listener` (with `index`) when the slot resolves.
@@ -179,17 +234,16 @@ impl<R> Slot<R> {
         self.lock().listeners.len()
     }
 
-    /// The outcome if resolved; otherwise `waker` is woken when it is.
-    pub(crate) fn poll_outcome(&self, waker: &Waker) -> Option<&Result<R, TaskError>> {
+    /// Whether resolved; if not, `waker` is woken when it is.
+    pub(crate) fn poll_resolved(&self, waker: &Waker) -> bool {
         let mut state = self.lock();
         if state.resolved {
-            drop(state);
-            return Some(self.resolved_outcome());
+            return true;
         }
         if !state.wakers.iter().any(|known| known.will_wake(waker)) {
             state.wakers.push(waker.clone());
         }
-        None
+        false
     }
 
     /// Cancels the task if it has neither started nor resolved: `false` for a
@@ -219,7 +273,7 @@ impl<R> Slot<R> {
 
     /// Blocks until resolved, or until `deadline` passes (`None`: no deadline),
     /// then returns the outcome (`None` if the deadline passed first).
-    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Option<&Result<R, TaskError>> {
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Option<Outcome<R>> {
         let mut state = self.lock();
         while !state.resolved {
             state.waiting = true;
@@ -240,14 +294,7 @@ impl<R> Slot<R> {
                 }
             };
         }
-        drop(state);
-        Some(self.resolved_outcome())
-    }
-
-    /// The outcome, moved out if `slot` is its only handle (nothing else can read
-    /// it any more), else `None`.
-    pub(crate) fn take_if_sole(slot: &mut Arc<Self>) -> Option<Result<R, TaskError>> {
-        Arc::get_mut(slot).and_then(|slot| slot.outcome.take())
+        Some(Self::shared_outcome(&state))
     }
 }
 
