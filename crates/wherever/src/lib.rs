@@ -32,6 +32,7 @@ mod cores;
 mod error;
 mod future;
 mod graph;
+mod graph_outputs;
 mod local;
 mod map;
 mod map_output;
@@ -52,6 +53,7 @@ pub use graph::{
     compute, delayed, delayed_pure, optimize, persist, to_dot, Delayed, FusedTask, GraphOutput,
     OptimizedGraph,
 };
+pub use graph_outputs::{ComputeOutputs, DelayedOutput};
 pub use local::QUEUE_BOUND;
 pub use map::{Scheduling, AUTO_CHUNKS_PER_WORKER};
 pub use nested::client;
