@@ -34,6 +34,12 @@
 //! for submits; depth-first order for a graph), so inserting a call before it, or
 //! running it under another plan, does not change its numbers.
 //!
+//! Graphs (`delayed`): a node takes its position when it is first computed under a
+//! key and keeps it, so computing the same graph again (under a client with the
+//! same key) gives the same numbers; a graph rebuilt with new `delayed` calls and
+//! computed under a fresh labelled client with the same label gets the same
+//! depth-first positions, hence the same numbers too.
+//!
 //! # Why streams do not overlap
 //!
 //! Two tasks of the same client have different positions `p != q`, so every block

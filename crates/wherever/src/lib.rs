@@ -21,6 +21,8 @@
 //!
 //! See [`plan`] for the plan strings, [`Client`] for submitting work, and
 //! [`TaskRng`] for reproducible random numbers.
+//!
+#![doc = include_str!("../docs/calls.md")]
 
 extern crate self as wherever;
 

@@ -315,9 +315,22 @@ fn compute_returns_outputs_of_different_types_running_shared_parts_once() {
     }
 }
 
+fn the_readme_holds_the_doctested_calls_section() {
+    let readme = include_str!("../../../README.md");
+    let section = include_str!("../docs/calls.md");
+    assert!(
+        readme.contains(section),
+        "README.md must contain crates/wherever/docs/calls.md verbatim (its doctested copy)"
+    );
+}
+
 #[wherever::main]
 fn main() {
-    let checks: [(&str, fn()); 6] = [
+    let checks: [(&str, fn()); 7] = [
+        (
+            "the_readme_holds_the_doctested_calls_section",
+            the_readme_holds_the_doctested_calls_section,
+        ),
         (
             "inserting_a_call_before_a_seeded_call_does_not_change_its_results",
             inserting_a_call_before_a_seeded_call_does_not_change_its_results,
