@@ -460,4 +460,63 @@ mod tests {
         drop(completed);
         assert_eq!(listeners(&probe), 0);
     }
+
+    #[test]
+    fn a_deadline_on_a_pending_future_is_a_timeout_and_the_future_stays_usable() {
+        let slot = Slot::new();
+        let future = Future::new(slot.clone(), "pending", 3);
+        let error = future.value_timeout(Duration::ZERO).unwrap_err();
+        assert_eq!(error.kind, TaskErrorKind::TimedOut);
+        assert_eq!((error.task.as_str(), error.position), ("pending", 3));
+        slot.resolve(Ok(5u64));
+        assert_eq!(*future.value_timeout(Duration::ZERO).unwrap(), 5);
+        assert_eq!(*future.value_ref().unwrap(), 5);
+        assert_eq!(future.value().unwrap(), 5);
+    }
+
+    #[test]
+    fn the_last_handle_takes_the_value_and_earlier_ones_copy_it() {
+        let slot = Slot::new();
+        let future = Future::new(slot.clone(), "t", 0);
+        let clone = future.clone();
+        slot.resolve(Ok(vec![1u64, 2, 3]));
+        assert_eq!(future.value().unwrap(), vec![1, 2, 3]);
+        assert_eq!(clone.value().unwrap(), vec![1, 2, 3]);
+        // The last handle took the value out: the slot no longer holds it.
+        let probe = Arc::new(Mutex::new(None));
+        let seen = probe.clone();
+        slot.when_resolved(Box::new(move |outcome| {
+            *seen.lock().unwrap() = Some(outcome.is_ok());
+        }));
+        assert_eq!(*probe.lock().unwrap(), Some(false));
+    }
+
+    /// A waker that counts its wakes.
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn awaiting_registers_a_waker_that_resolution_wakes() {
+        use std::future::{Future as _, IntoFuture};
+        let slot = Slot::new();
+        let mut awaiting = Future::new(slot.clone(), "t", 0).into_future();
+        let counter = Arc::new(CountingWaker(Default::default()));
+        let waker = std::task::Waker::from(counter.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut pinned = std::pin::Pin::new(&mut awaiting);
+        assert!(pinned.as_mut().poll(&mut cx).is_pending());
+        assert!(pinned.as_mut().poll(&mut cx).is_pending(), "polled twice");
+        assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+        slot.resolve(Ok(7u64));
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "woken once");
+        match pinned.poll(&mut cx) {
+            std::task::Poll::Ready(value) => assert_eq!(value.unwrap(), 7),
+            std::task::Poll::Pending => panic!("resolved"),
+        }
+    }
 }
