@@ -1,8 +1,8 @@
 //! Futures: the handle for one task's result, and waiting on many
 //! ([`as_completed`], [`wait`]).
 
-pub(crate) use crate::slot::{ErasedSlot, Slot};
 use crate::slot::Outcome;
+pub(crate) use crate::slot::{ErasedSlot, Slot};
 use crate::{TaskError, TaskErrorKind};
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};

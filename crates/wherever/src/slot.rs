@@ -19,6 +19,9 @@ const CANCELLED: u8 = 2;
 /// Called with the outcome when a slot resolves.
 pub(crate) type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
 
+/// Copies a value that several handles share (through the codec).
+pub(crate) type Copier<R> = fn(&R) -> Result<R, String>;
+
 /// A resolved slot's outcome, shared by the handles reading it.
 pub(crate) type Outcome<R> = Arc<Result<R, TaskError>>;
 
@@ -28,7 +31,7 @@ pub(crate) struct Slot<R> {
     /// How many `Future` handles exist.
     handles: AtomicUsize,
     /// How to copy a value that several handles share (set for value types).
-    copier: OnceLock<fn(&R) -> Result<R, String>>,
+    copier: OnceLock<Copier<R>>,
     resolved_signal: Condvar,
     phase: AtomicU8,
     canceller: OnceLock<Box<dyn Fn() + Send + Sync>>,
@@ -181,12 +184,12 @@ impl<R> Slot<R> {
     }
 
     /// Sets how to copy a value that several handles share.
-    pub(crate) fn set_copier(&self, copier: fn(&R) -> Result<R, String>) {
+    pub(crate) fn set_copier(&self, copier: Copier<R>) {
         let _ = self.copier.get_or_init(|| copier);
     }
 
     /// The copier, if set.
-    pub(crate) fn copier(&self) -> Option<fn(&R) -> Result<R, String>> {
+    pub(crate) fn copier(&self) -> Option<Copier<R>> {
         self.copier.get().copied()
     }
 

@@ -112,7 +112,9 @@ fn seeded_calls(client: &Client, chunk: usize) -> (Vec<(u64, u64)>, Vec<u64>, u6
         .map_with(draw, 0..20, scheduling)
         .expect("map");
     let batch = client.seeded(7);
-    let submitted = (0..5).map(|_| batch.submit(draw_one, ())).collect::<Vec<_>>();
+    let submitted = (0..5)
+        .map(|_| batch.submit(draw_one, ()))
+        .collect::<Vec<_>>();
     let submitted = client.gather(submitted).expect("submits");
     let graph = delayed(add, (&delayed(draw_one, ()), &delayed(draw_one, ())));
     let computed = graph.compute(&client.seeded("graph")).expect("compute");
@@ -129,7 +131,9 @@ fn inserting_a_call_before_a_seeded_call_does_not_change_its_results() {
             let busy = start(plan).with_seed(42);
             let _ = busy.submit(draw, 99).value().expect("an extra submit");
             let _ = busy.map(draw, 0..7).expect("an extra map");
-            let _ = delayed(draw_one, ()).compute(&busy).expect("an extra graph");
+            let _ = delayed(draw_one, ())
+                .compute(&busy)
+                .expect("an extra graph");
             assert_eq!(
                 seeded_calls(&busy, chunk),
                 results,
@@ -147,7 +151,11 @@ fn inserting_a_call_before_a_seeded_call_does_not_change_its_results() {
         "another label gives other numbers"
     );
     assert_ne!(
-        start("sequential").with_seed(43).seeded("simulation").map(draw, 0..20).unwrap(),
+        start("sequential")
+            .with_seed(43)
+            .seeded("simulation")
+            .map(draw, 0..20)
+            .unwrap(),
         results.0,
         "another root seed gives other numbers"
     );
@@ -196,10 +204,18 @@ fn a_future_is_read_more_than_once_and_through_clones() {
         // workers for the clone, here used as another task's input.
         drop(future);
         let dependent = client.submit(add, (&copy, &copy));
-        assert_eq!(dependent.value().unwrap(), 288, "{plan}: input after a drop");
+        assert_eq!(
+            dependent.value().unwrap(),
+            288,
+            "{plan}: input after a drop"
+        );
         let other = copy.clone();
         assert_eq!(copy.value().unwrap(), 144, "{plan}: value of a clone");
-        assert_eq!(other.value().unwrap(), 144, "{plan}: value of the last handle");
+        assert_eq!(
+            other.value().unwrap(),
+            144,
+            "{plan}: value of the last handle"
+        );
 
         let futures: Vec<_> = (0..4).map(|x| client.submit(square, x)).collect();
         let kept = futures.clone();
@@ -302,8 +318,14 @@ fn compute_returns_outputs_of_different_types_running_shared_parts_once() {
         let max = delayed(largest, &data);
         let (sum, text, max): (u64, String, Option<u64>) =
             compute(&client, (&sum, &text, &max)).unwrap();
-        assert_eq!((sum, text.as_str(), max), (45, "10 values", Some(9)), "{plan}");
-        let loads = std::fs::read(&counter).map(|bytes| bytes.len()).unwrap_or(0);
+        assert_eq!(
+            (sum, text.as_str(), max),
+            (45, "10 values", Some(9)),
+            "{plan}"
+        );
+        let loads = std::fs::read(&counter)
+            .map(|bytes| bytes.len())
+            .unwrap_or(0);
         assert_eq!(loads, 1, "{plan}: the shared load runs once");
 
         let futures = persist(&client, (&data, &delayed(total, &data)));
