@@ -1,11 +1,11 @@
 //! Futures: the handle for one task's result, and waiting on many
 //! ([`as_completed`], [`wait`]).
 
-use crate::slot::Outcome;
+use crate::slot::{run_release, Outcome, Release};
 pub(crate) use crate::slot::{ErasedSlot, Slot};
 use crate::{TaskError, TaskErrorKind};
 use crossbeam_channel::{Receiver, Sender};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The data behind a [`Shared`] value.
@@ -14,19 +14,12 @@ pub(crate) struct SharedData {
     pub(crate) bytes: Arc<Vec<u8>>,
     /// (cluster, id) once put on a cluster's workers.
     pub(crate) remote: Option<(u64, u64)>,
-    pub(crate) on_drop: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    pub(crate) on_drop: Release,
 }
 
 impl Drop for SharedData {
     fn drop(&mut self) {
-        if let Some(release) = self
-            .on_drop
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            release();
-        }
+        run_release(&mut self.on_drop);
     }
 }
 
@@ -391,6 +384,7 @@ pub fn wait<R>(futures: &[Future<R>], timeout: Option<Duration>, when: ReturnWhe
 mod tests {
     use super::*;
     use std::sync::atomic::Ordering;
+    use std::sync::Mutex;
 
     /// A future as a multi-process plan makes it: resolved by the connection, never
     /// started through [`Slot::start`], with a canceller for the scheduler.

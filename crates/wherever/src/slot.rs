@@ -38,7 +38,7 @@ pub(crate) struct Slot<R> {
     /// For a task of a multi-process plan: (cluster, task id).
     remote: OnceLock<(u64, u64)>,
     /// Run when the last handle goes: tells a scheduler the result may be freed.
-    on_drop: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    on_drop: Release,
 }
 
 struct SlotState<R> {
@@ -303,14 +303,17 @@ impl<R> Slot<R> {
 
 impl<R> Drop for Slot<R> {
     fn drop(&mut self) {
-        if let Some(release) = self
-            .on_drop
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            release();
-        }
+        run_release(&mut self.on_drop);
+    }
+}
+
+/// What to run when the last handle on a result or scattered value goes.
+pub(crate) type Release = Mutex<Option<Box<dyn FnOnce() + Send>>>;
+
+/// Runs `release` if set (from a `Drop`, where nothing else can hold the lock).
+pub(crate) fn run_release(release: &mut Release) {
+    if let Some(release) = release.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+        release();
     }
 }
 
