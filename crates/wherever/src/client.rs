@@ -29,7 +29,8 @@ pub const DEFAULT_RETRIES: u32 = 3;
 pub const INNER_PLAN_VARIABLE: &str = "WHEREVER_INNER_PLAN";
 
 /// The handle a program uses to submit work under a plan. Cloning is cheap; clones
-/// share the workers, the seed and the submission counter.
+/// share the workers, the seed and the submission counter ([`Client::seeded`] gives
+/// a client on the same workers with a stream tree and positions of its own).
 #[derive(Clone)]
 pub struct Client {
     pub(crate) shared: Arc<ClientShared>,
