@@ -36,6 +36,8 @@ mod map;
 mod map_output;
 mod nested;
 pub mod plan;
+#[cfg(feature = "clap")]
+mod plan_args;
 mod submission;
 mod worker_mode;
 
@@ -53,6 +55,8 @@ pub use local::QUEUE_BOUND;
 pub use map::{Scheduling, AUTO_CHUNKS_PER_WORKER};
 pub use nested::client;
 pub use plan::{Level, Plan, PlanError, Workers};
+#[cfg(feature = "clap")]
+pub use plan_args::PlanArgs;
 pub use wherever_core::{
     IntoTask, StreamKey, Task, TaskContext, TaskError, TaskErrorKind, TaskFailure, TaskRng,
 };
