@@ -58,7 +58,8 @@ pub use plan::{Level, Plan, PlanError, Workers};
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;
 pub use wherever_core::{
-    IntoTask, StreamKey, Task, TaskContext, TaskError, TaskErrorKind, TaskFailure, TaskRng,
+    IntoTask, StreamKey, Task, TaskContext, TaskError, TaskErrorDetails, TaskErrorKind,
+    TaskFailure, TaskRng,
 };
 pub use wherever_macros::{main, task};
 pub use worker_mode::init;

@@ -114,7 +114,12 @@ mod tests {
     fn help_names_the_flags_and_their_variables() {
         use clap::CommandFactory;
         let help = Cli::command().render_long_help().to_string();
-        for word in ["--plan <PLAN>", "WHEREVER_PLAN", "--seed <SEED>", "WHEREVER_SEED"] {
+        for word in [
+            "--plan <PLAN>",
+            "WHEREVER_PLAN",
+            "--seed <SEED>",
+            "WHEREVER_SEED",
+        ] {
             assert!(help.contains(word), "{word} missing from:\n{help}");
         }
     }
