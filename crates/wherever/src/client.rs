@@ -263,6 +263,27 @@ impl Client {
         futures.into_iter().map(Future::value).collect()
     }
 
+    /// The outcome of every future, in order (Dask's `gather(errors="skip")` or
+    /// `"return"`): a failed task costs its own result only. Keep the good ones with
+    /// `.into_iter().flatten()`.
+    ///
+    /// ```
+    /// # use wherever::prelude::*;
+    /// let client = Plan::parse("threads:2")?.start()?;
+    /// let futures = (0..3u64).map(|x| client.submit(|x: u64| if x == 1 { panic!("one") } else { x }, x));
+    /// let outcomes = client.gather_results(futures);
+    /// assert_eq!(outcomes[0], Ok(0));
+    /// assert!(outcomes[1].as_ref().unwrap_err().to_string().contains("one"));
+    /// assert_eq!(outcomes[2], Ok(2));
+    /// # Ok::<(), wherever::Error>(())
+    /// ```
+    pub fn gather_results<R>(
+        &self,
+        futures: impl IntoIterator<Item = Future<R>>,
+    ) -> Vec<Result<R, TaskError>> {
+        futures.into_iter().map(Future::value).collect()
+    }
+
     /// Puts `value` on the workers once (Dask's `scatter`): pass `&shared` as a task
     /// argument and the value is not sent again with each task (tutorial 6.4). On
     /// local plans it is encoded once and decoded by each task that uses it.

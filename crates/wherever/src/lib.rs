@@ -34,6 +34,7 @@ mod graph;
 mod local;
 mod map;
 mod map_output;
+mod map_results;
 mod nested;
 pub mod plan;
 #[cfg(feature = "clap")]

@@ -55,7 +55,9 @@ impl Scheduling {
 
 impl Client {
     /// Applies `task` to every input with the default [`Scheduling`] and returns the
-    /// results in input order, or the error of the first failed item (in input order).
+    /// results in input order, or the error of the first failed item (in input order),
+    /// which names the item (`item 17 of this map`). [`Client::map_results`] keeps
+    /// the other items' results instead.
     /// Inputs are argument tuples (or single arguments), whose elements may also be
     /// references to futures, as for [`Client::submit`].
     pub fn map<A: Value, R: Value, X: IntoArgs<A>>(
@@ -174,7 +176,7 @@ impl Client {
             )));
         }
         if let Some(error) = first_error {
-            return Err(error);
+            return Err(name_item(error, first, count));
         }
         collector.output.take_vec().map_err(runtime_error)
     }
@@ -247,6 +249,15 @@ impl Client {
             }));
         }));
         Part::Written(future)
+    }
+}
+
+/// `error` naming its item within the map (the item at position `first + i` is
+/// item `i`), when its position is one of the map's `count` items.
+fn name_item(error: TaskError, first: u64, count: usize) -> TaskError {
+    match error.position.checked_sub(first) {
+        Some(item) if item < count as u64 && error.item.is_none() => error.in_map(item),
+        _ => error,
     }
 }
 

@@ -1,0 +1,175 @@
+//! The issue items "errors that keep the rest", "a smaller error type" and "flags
+//! the ecosystem's way" under `sequential`, `threads:2` and `processes:2`. The test
+//! binary is its own worker executable (see `harness = false` in Cargo.toml).
+
+#[path = "common/harness.rs"]
+mod harness;
+
+use clap::Parser;
+use wherever::prelude::*;
+use wherever::{PlanArgs, TaskErrorKind};
+
+const PLANS: [&str; 3] = ["sequential", "threads:2", "processes:2"];
+
+const SCHEDULINGS: [Scheduling; 4] = [
+    Scheduling::Auto,
+    Scheduling::Static,
+    Scheduling::Dynamic,
+    Scheduling::ChunkSize(match std::num::NonZeroUsize::new(7) {
+        Some(size) => size,
+        None => unreachable!(),
+    }),
+];
+
+/// Fails on multiples of 17, panics on 40, else a draw from the item's stream.
+#[wherever::task]
+fn fragile(x: u64, rng: &mut TaskRng) -> Result<(u64, u64), String> {
+    assert!(x != 40, "forty is cursed");
+    if x % 17 == 0 && x > 0 {
+        return Err(format!("{x} is a multiple of 17"));
+    }
+    Ok((x, rng.random::<u64>()))
+}
+
+/// A user function returning `wherever::Result`, linted by the workspace's clippy
+/// run with default lints (no `result_large_err`).
+fn keep_going(
+    plan: &str,
+    scheduling: Scheduling,
+) -> wherever::Result<Vec<Result<(u64, u64), TaskError>>> {
+    let client = Plan::parse(plan)?.start()?.with_seed(3);
+    Ok(client.map_results_with(fragile, 0..50, scheduling))
+}
+
+/// A user function returning `Result<_, TaskError>`, linted likewise.
+fn first_failure(plan: &str) -> Result<Vec<(u64, u64)>, TaskError> {
+    let client = Plan::parse(plan).expect("plan").start().expect("start");
+    client.with_seed(3).map(fragile, 0..50)
+}
+
+fn map_results_keeps_the_good_items_under_every_plan_and_chunking() {
+    let reference = keep_going("sequential", Scheduling::Dynamic).unwrap();
+    for plan in PLANS {
+        for scheduling in SCHEDULINGS {
+            let outcomes = keep_going(plan, scheduling).unwrap();
+            assert_eq!(outcomes.len(), 50);
+            for (i, outcome) in outcomes.iter().enumerate() {
+                match outcome {
+                    Ok(value) => assert_eq!(Ok(value), reference[i].as_ref(), "{plan} {i}"),
+                    Err(error) => {
+                        assert_eq!(error.item, Some(i as u64), "{plan} {scheduling:?}: {error}");
+                        assert_eq!(error.position, i as u64, "{error}");
+                        let expected = if i == 40 {
+                            TaskErrorKind::Panicked
+                        } else {
+                            TaskErrorKind::Failed
+                        };
+                        assert_eq!(error.kind, expected, "{plan}: {error}");
+                        assert!(
+                            error
+                                .to_string()
+                                .contains(&format!("(item {i} of this map)")),
+                            "{error}"
+                        );
+                    }
+                }
+            }
+            let failed: Vec<usize> = (0..50).filter(|&i| outcomes[i].is_err()).collect();
+            assert_eq!(failed, vec![17, 34, 40], "{plan} {scheduling:?}");
+        }
+    }
+}
+
+fn a_failing_map_names_the_item_within_the_call() {
+    for plan in PLANS {
+        let client = start(plan).with_seed(1);
+        client.submit(fragile, 1).value().unwrap(); // takes position 0
+        let error = client
+            .map_with(fragile, 10..60, Scheduling::chunk_size(5).unwrap())
+            .unwrap_err();
+        assert_eq!(
+            error.item,
+            Some(7),
+            "{plan}: 17 is item 7 of 10..60: {error}"
+        );
+        assert_eq!(error.position, 8, "{plan}: {error}");
+        assert!(
+            error.to_string().contains("#8 (item 7 of this map) failed"),
+            "{error}"
+        );
+        let error = first_failure(plan).unwrap_err();
+        assert_eq!(error.item, Some(17), "{plan}: {error}");
+    }
+}
+
+fn gather_results_returns_every_outcome() {
+    for plan in PLANS {
+        let client = start(plan).with_seed(3);
+        let futures: Vec<_> = (30..45).map(|x| client.submit(fragile, x)).collect();
+        let outcomes = client.gather_results(futures);
+        let failed: Vec<u64> = (30..45)
+            .filter(|&x| outcomes[x as usize - 30].is_err())
+            .collect();
+        assert_eq!(failed, vec![34, 40], "{plan}");
+        assert!(
+            client.gather(client_futures(&client)).is_err(),
+            "gather stops at the first error"
+        );
+        let good: Vec<(u64, u64)> = outcomes.into_iter().flatten().collect();
+        assert_eq!(good.len(), 13, "{plan}");
+    }
+}
+
+fn client_futures(client: &Client) -> Vec<Future<(u64, u64)>> {
+    (33..36).map(|x| client.submit(fragile, x)).collect()
+}
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    wherever: PlanArgs,
+    #[arg(long, default_value_t = 8)]
+    tasks: u64,
+}
+
+fn plan_args_start_every_plan_with_its_seed() {
+    let reference: Vec<(u64, u64)> = start("sequential").with_seed(9).map(fragile, 1..9).unwrap();
+    for plan in PLANS {
+        let cli =
+            Cli::try_parse_from(["study", "--plan", plan, "--seed", "9", "--tasks", "8"]).unwrap();
+        let client = cli.wherever.start_or("threads").unwrap();
+        assert_eq!(client.plan().to_string(), plan);
+        assert_eq!(
+            client.map(fragile, 1..=cli.tasks).unwrap(),
+            reference,
+            "{plan}"
+        );
+    }
+    assert!(Cli::try_parse_from(["study", "--paln", "sequential"]).is_err());
+}
+
+fn start(plan: &str) -> Client {
+    Plan::parse(plan).unwrap().start().unwrap()
+}
+
+#[wherever::main]
+fn main() {
+    harness::run_checks(&[
+        (
+            "map_results_keeps_the_good_items_under_every_plan_and_chunking",
+            map_results_keeps_the_good_items_under_every_plan_and_chunking,
+        ),
+        (
+            "a_failing_map_names_the_item_within_the_call",
+            a_failing_map_names_the_item_within_the_call,
+        ),
+        (
+            "gather_results_returns_every_outcome",
+            gather_results_returns_every_outcome,
+        ),
+        (
+            "plan_args_start_every_plan_with_its_seed",
+            plan_args_start_every_plan_with_its_seed,
+        ),
+    ])
+}
