@@ -65,6 +65,12 @@ pub use wherever_core::{
 pub use wherever_macros::{main, task};
 pub use worker_mode::init;
 
+/// The README's snippets, compiled as doctests (those marked `rust,ignore` are
+/// fragments that lean on the text around them).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod readme {}
+
 /// What a program using wherever usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
