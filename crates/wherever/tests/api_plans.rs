@@ -25,7 +25,7 @@ const SCHEDULINGS: [Scheduling; 4] = [
 #[wherever::task]
 fn fragile(x: u64, rng: &mut TaskRng) -> Result<(u64, u64), String> {
     assert!(x != 40, "forty is cursed");
-    if x % 17 == 0 && x > 0 {
+    if x > 0 && x.is_multiple_of(17) {
         return Err(format!("{x} is a multiple of 17"));
     }
     Ok((x, rng.random::<u64>()))
