@@ -25,4 +25,4 @@ pub use context::TaskContext;
 pub use digest::{host_name, Fnv1a};
 pub use error::{TaskError, TaskErrorDetails, TaskErrorKind, TaskFailure};
 pub use rng::{StreamKey, TaskRng};
-pub use task::{IntoTask, Task};
+pub use task::{markers, IntoTask, Resolved, Task};

@@ -4,7 +4,7 @@ use crate::arguments::{Args, IntoArgs, PartsBox};
 use crate::future::{Future, Shared, SharedData};
 use crate::local::ThreadPool;
 use crate::plan::{Level, Plan};
-use crate::{Error, IntoTask, StreamKey, TaskError};
+use crate::{Error, IntoTask, Resolved, StreamKey, TaskError};
 use serde::{de::DeserializeOwned, Serialize};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -229,13 +229,13 @@ impl Client {
     /// futures, scattered values or delayed values: the task then runs when they
     /// are ready, on their values (`client.submit(add, (&x, &y))`). Blocks only while
     /// the plan's queue is full (see [`crate::QUEUE_BOUND`]).
-    pub fn submit<A: Value, R: Value>(
+    pub fn submit<A: Value, R: Value, M: 'static>(
         &self,
-        task: impl IntoTask<A, R>,
+        task: impl IntoTask<A, R, M>,
         args: impl IntoArgs<A>,
     ) -> Future<R> {
         let position = self.take_positions(1);
-        self.submit_at(Arc::new(task), args.into_args(), position)
+        self.submit_at(Arc::new(Resolved::new(task)), args.into_args(), position)
     }
 
     /// Submits a call whose arguments are already split into values and dependencies.

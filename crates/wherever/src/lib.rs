@@ -59,8 +59,8 @@ pub use plan::{Level, Plan, PlanError, Workers};
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;
 pub use wherever_core::{
-    IntoTask, StreamKey, Task, TaskContext, TaskError, TaskErrorDetails, TaskErrorKind,
-    TaskFailure, TaskRng,
+    markers, IntoTask, Resolved, StreamKey, Task, TaskContext, TaskError, TaskErrorDetails,
+    TaskErrorKind, TaskFailure, TaskRng,
 };
 pub use wherever_macros::{main, task};
 pub use worker_mode::init;

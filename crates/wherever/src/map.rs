@@ -6,7 +6,7 @@ use crate::future::{Future, Slot};
 use crate::map_output::Output;
 use crate::nested::with_current_client;
 use crate::submission::{encoded_parts, local_task_error, RemoteTask};
-use crate::{IntoTask, TaskContext, TaskError, TaskErrorKind, Value};
+use crate::{IntoTask, Resolved, TaskContext, TaskError, TaskErrorKind, Value};
 use std::cell::Cell;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -60,9 +60,9 @@ impl Client {
     /// the other items' results instead.
     /// Inputs are argument tuples (or single arguments), whose elements may also be
     /// references to futures, as for [`Client::submit`].
-    pub fn map<A: Value, R: Value, X: IntoArgs<A>>(
+    pub fn map<A: Value, R: Value, X: IntoArgs<A>, M: 'static>(
         &self,
-        task: impl IntoTask<A, R>,
+        task: impl IntoTask<A, R, M>,
         inputs: impl IntoIterator<Item = X>,
     ) -> Result<Vec<R>, TaskError> {
         self.map_with(task, inputs, Scheduling::Auto)
@@ -70,12 +70,13 @@ impl Client {
 
     /// [`Client::map`] with an explicit [`Scheduling`]. Item `i` gets the random
     /// stream of position `first + i`, whatever the chunking.
-    pub fn map_with<A: Value, R: Value, X: IntoArgs<A>>(
+    pub fn map_with<A: Value, R: Value, X: IntoArgs<A>, M: 'static>(
         &self,
-        task: impl IntoTask<A, R>,
+        task: impl IntoTask<A, R, M>,
         inputs: impl IntoIterator<Item = X>,
         scheduling: Scheduling,
     ) -> Result<Vec<R>, TaskError> {
+        let task = Resolved::new(task);
         let inputs = inputs.into_iter();
         match inputs.size_hint() {
             (low, Some(high)) if low == high => {

@@ -5,7 +5,7 @@ use crate::arguments::IntoArgs;
 use crate::client::Client;
 use crate::map::Scheduling;
 use crate::submission::local_task_error;
-use crate::{IntoTask, Task, TaskContext, TaskError, TaskFailure, Value};
+use crate::{IntoTask, Resolved, Task, TaskContext, TaskError, TaskFailure, Value};
 use std::sync::Arc;
 use wherever_core::panic_capture::run_caught;
 
@@ -53,9 +53,9 @@ impl Client {
     /// assert_eq!(good, vec![-0.5, -1.0, 1.0, 0.5]);
     /// # Ok::<(), wherever::Error>(())
     /// ```
-    pub fn map_results<A: Value, R: Value, X: IntoArgs<A>>(
+    pub fn map_results<A: Value, R: Value, X: IntoArgs<A>, M: 'static>(
         &self,
-        task: impl IntoTask<A, R>,
+        task: impl IntoTask<A, R, M>,
         inputs: impl IntoIterator<Item = X>,
     ) -> Vec<Result<R, TaskError>> {
         self.map_results_with(task, inputs, Scheduling::Auto)
@@ -66,12 +66,13 @@ impl Client {
     /// plans the chunks go on past a failed item; on multi-process plans each item
     /// is sent as a task of its own (as with [`Scheduling::Dynamic`]), so that a
     /// failure stops nothing else.
-    pub fn map_results_with<A: Value, R: Value, X: IntoArgs<A>>(
+    pub fn map_results_with<A: Value, R: Value, X: IntoArgs<A>, M: 'static>(
         &self,
-        task: impl IntoTask<A, R>,
+        task: impl IntoTask<A, R, M>,
         inputs: impl IntoIterator<Item = X>,
         scheduling: Scheduling,
     ) -> Vec<Result<R, TaskError>> {
+        let task = Resolved::new(task);
         let inputs: Vec<X> = inputs.into_iter().collect();
         let count = inputs.len();
         let outcomes = if self.cluster().is_some() {

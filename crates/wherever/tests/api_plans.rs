@@ -1,5 +1,5 @@
-//! The issue items "errors that keep the rest", "a smaller error type" and "flags
-//! the ecosystem's way" under `sequential`, `threads:2` and `processes:2`. The test
+//! The issue items "task functions stay callable", "errors that keep the rest", "a
+//! smaller error type" and "flags the ecosystem's way" under `sequential`, `threads:2` and `processes:2`. The test
 //! binary is its own worker executable (see `harness = false` in Cargo.toml).
 
 #[path = "common/harness.rs"]
@@ -83,10 +83,12 @@ fn map_results_keeps_the_good_items_under_every_plan_and_chunking() {
 fn a_failing_map_names_the_item_within_the_call() {
     for plan in PLANS {
         let client = start(plan).with_seed(1);
-        client.submit(fragile, 1).value().unwrap(); // takes position 0
-        let error = client
-            .map_with(fragile, 10..60, Scheduling::chunk_size(5).unwrap())
-            .unwrap_err();
+        // `Result<_, String>`: the result type says `Err` is a failure.
+        let first: Future<(u64, u64)> = client.submit(fragile, 1); // takes position 0
+        first.value().unwrap();
+        let outcome: Result<Vec<(u64, u64)>, _> =
+            client.map_with(fragile, 10..60, Scheduling::chunk_size(5).unwrap());
+        let error = outcome.unwrap_err();
         assert_eq!(
             error.item,
             Some(7),
@@ -139,13 +141,93 @@ fn plan_args_start_every_plan_with_its_seed() {
             Cli::try_parse_from(["study", "--plan", plan, "--seed", "9", "--tasks", "8"]).unwrap();
         let client = cli.wherever.start_or("threads").unwrap();
         assert_eq!(client.plan().to_string(), plan);
-        assert_eq!(
-            client.map(fragile, 1..=cli.tasks).unwrap(),
-            reference,
-            "{plan}"
-        );
+        let results: Vec<(u64, u64)> = client.map(fragile, 1..=cli.tasks).unwrap();
+        assert_eq!(results, reference, "{plan}");
     }
     assert!(Cli::try_parse_from(["study", "--paln", "sequential"]).is_err());
+}
+
+#[wherever::task]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[wherever::task]
+fn add(x: u64, y: u64) -> u64 {
+    x + y
+}
+
+/// Draws with the stream the runtime passes (or the caller's own, called directly).
+#[wherever::task]
+fn noisy(x: u64, scale: u64, rng: &mut TaskRng) -> u64 {
+    x * scale + rng.random_range(0..1000)
+}
+
+/// Reads the context the runtime passes (or the caller's own, called directly).
+#[wherever::task]
+fn where_am_i(x: u64, ctx: &mut TaskContext) -> (u64, u64) {
+    (x, ctx.position())
+}
+
+/// A `Result` that is the task's value, not a failure.
+#[wherever::task(result_is_value)]
+fn checked_half(x: u64) -> Result<u64, String> {
+    if x % 2 == 0 {
+        Ok(x / 2)
+    } else {
+        Err(format!("{x} is odd"))
+    }
+}
+
+/// Not a task: runs on local plans as a closure would.
+fn triple(x: u64) -> u64 {
+    3 * x
+}
+
+fn task_functions_stay_callable_and_run_as_tasks_on_every_plan() {
+    // Called directly, as in the user's own code and unit tests.
+    assert_eq!(square(3), 9);
+    assert_eq!(add(2, 3), 5);
+    let mut rng = wherever::StreamKey::from_seed(4).stream(2);
+    let direct = noisy(1, 10_000, &mut rng);
+    let mut ctx = TaskContext::new(wherever::StreamKey::from_seed(4), true, 2);
+    assert_eq!(where_am_i(5, &mut ctx), (5, 2));
+    assert_eq!(checked_half(3), Err("3 is odd".to_string()));
+
+    for plan in PLANS {
+        let client = start(plan).with_seed(4);
+        assert_eq!(client.submit(square, 7).value().unwrap(), 49, "{plan}");
+        assert_eq!(client.submit(add, (2, 3)).value().unwrap(), 5, "{plan}");
+        // The runtime passes stream 2 (position 2), as the direct call above used.
+        assert_eq!(
+            client.submit(noisy, (1, 10_000)).value().unwrap(),
+            direct,
+            "{plan}"
+        );
+        assert_eq!(
+            client.submit(where_am_i, 5).value().unwrap(),
+            (5, 3),
+            "{plan}"
+        );
+        assert_eq!(client.map(square, 0..5).unwrap(), vec![0, 1, 4, 9, 16]);
+        let x = client.submit(square, 3);
+        let sum = client.submit(add, (&x, 1)).value().unwrap();
+        assert_eq!(sum, 10, "{plan}");
+        let lazy = delayed(add, (&delayed(square, 4), 2));
+        assert_eq!(lazy.compute(&client).unwrap(), 18, "{plan}");
+        let halves: Vec<Result<u64, String>> = client.map(checked_half, 1..5).unwrap();
+        assert_eq!(
+            halves,
+            vec![Err("1 is odd".into()), Ok(1), Err("3 is odd".into()), Ok(2)]
+        );
+        let future = client.submit(triple, 2);
+        if plan.starts_with("processes") {
+            let error = future.value().unwrap_err();
+            assert_eq!(error.kind, TaskErrorKind::Runtime, "{error}");
+        } else {
+            assert_eq!(future.value().unwrap(), 6, "{plan}");
+        }
+    }
 }
 
 fn start(plan: &str) -> Client {
@@ -155,6 +237,10 @@ fn start(plan: &str) -> Client {
 #[wherever::main]
 fn main() {
     harness::run_checks(&[
+        (
+            "task_functions_stay_callable_and_run_as_tasks_on_every_plan",
+            task_functions_stay_callable_and_run_as_tasks_on_every_plan,
+        ),
         (
             "map_results_keeps_the_good_items_under_every_plan_and_chunking",
             map_results_keeps_the_good_items_under_every_plan_and_chunking,
