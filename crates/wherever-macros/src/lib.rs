@@ -37,7 +37,8 @@ use proc_macro::TokenStream;
 /// `#[wherever::task(result_is_value)]` registers the other reading: the task's
 /// value is the whole `Result` (`Future<Result<T, E>>`), and `Err` is not a failure.
 ///
-/// ```
+/// ```ignore
+/// // (compiled and run as the `wherever` crate's `tests/api_plans.rs`)
 /// use wherever::prelude::*;
 ///
 /// #[wherever::task]
