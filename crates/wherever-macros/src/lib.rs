@@ -48,7 +48,7 @@ use proc_macro::TokenStream;
 ///
 /// #[wherever::task(result_is_value)]
 /// fn half(x: u64) -> Result<u64, String> {
-///     if x % 2 == 0 { Ok(x / 2) } else { Err(format!("{x} is odd")) }
+///     if x.is_multiple_of(2) { Ok(x / 2) } else { Err(format!("{x} is odd")) }
 /// }
 ///
 /// assert_eq!(square(3), 9);                         // a plain call

@@ -172,7 +172,7 @@ fn where_am_i(x: u64, ctx: &mut TaskContext) -> (u64, u64) {
 /// A `Result` that is the task's value, not a failure.
 #[wherever::task(result_is_value)]
 fn checked_half(x: u64) -> Result<u64, String> {
-    if x % 2 == 0 {
+    if x.is_multiple_of(2) {
         Ok(x / 2)
     } else {
         Err(format!("{x} is odd"))
