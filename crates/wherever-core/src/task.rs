@@ -174,23 +174,30 @@ fn name_of_fn<F: 'static, A: 'static, R: 'static>() -> &'static str {
     registered_fn::<F, A, R>().map_or("closure", |task| task.name)
 }
 
+/// A fallible function's outcome as a task's: `Err` becomes a failure.
+fn fallible<R, E: Display>(outcome: Result<R, E>) -> Result<R, TaskFailure> {
+    outcome.map_err(TaskFailure::from_error)
+}
+
 /// Implements [`IntoTask`] for functions of the listed argument types: with and
 /// without a trailing runtime parameter, returning a value or a `Result`.
 macro_rules! function_tasks {
     ($($t:ident $v:ident),*) => {
-        function_tasks!(@one markers::Plain, [$($t $v),*], [], |_ctx| (), value);
-        function_tasks!(@one markers::Fallible, [$($t $v),*], [], |_ctx| (), fallible);
-        function_tasks!(@one markers::Rng, [$($t $v),*], [&mut TaskRng], |ctx| ctx.rng(), value);
-        function_tasks!(@one markers::RngFallible, [$($t $v),*], [&mut TaskRng], |ctx| ctx.rng(), fallible);
-        function_tasks!(@one markers::Context, [$($t $v),*], [&mut TaskContext], |ctx| ctx, value);
-        function_tasks!(@one markers::ContextFallible, [$($t $v),*], [&mut TaskContext], |ctx| ctx, fallible);
+        function_tasks!(@one markers::Plain, [$($t $v),*], [], |ctx| [], [], R, Ok);
+        function_tasks!(@one markers::Fallible, [$($t $v),*], [], |ctx| [], [E], Result<R, E>, fallible);
+        function_tasks!(@one markers::Rng, [$($t $v),*], [&mut TaskRng], |ctx| [ctx.rng()], [], R, Ok);
+        function_tasks!(@one markers::RngFallible, [$($t $v),*], [&mut TaskRng], |ctx| [ctx.rng()], [E], Result<R, E>, fallible);
+        function_tasks!(@one markers::Context, [$($t $v),*], [&mut TaskContext], |ctx| [ctx], [], R, Ok);
+        function_tasks!(@one markers::ContextFallible, [$($t $v),*], [&mut TaskContext], |ctx| [ctx], [E], Result<R, E>, fallible);
     };
-    (@one $marker:ty, [$($t:ident $v:ident),*], [$($extra:ty)?], |$ctx:ident| $supply:expr, value) => {
-        impl<$($t,)* R, F> IntoTask<($($t,)*), R, $marker> for F
+    (@one $marker:ty, [$($t:ident $v:ident),*], [$($extra:ty)?], |$ctx:ident| [$($supply:expr)?],
+        [$($e:ident)?], $output:ty, $finish:ident) => {
+        impl<$($t,)* R, $($e,)? F> IntoTask<($($t,)*), R, $marker> for F
         where
-            F: Fn($($t,)* $($extra)?) -> R + Send + Sync + 'static,
+            F: Fn($($t,)* $($extra)?) -> $output + Send + Sync + 'static,
             $($t: Serialize + DeserializeOwned + Send + 'static,)*
             R: Serialize + DeserializeOwned + Send + 'static,
+            $($e: Display,)?
         {
             fn task_name(&self) -> &'static str {
                 name_of_fn::<F, ($($t,)*), R>()
@@ -203,40 +210,9 @@ macro_rules! function_tasks {
             #[allow(unused_variables, clippy::unused_unit)]
             fn run(&self, args: ($($t,)*), $ctx: &mut TaskContext) -> Result<R, TaskFailure> {
                 let ($($v,)*) = args;
-                function_tasks!(@call self, [$($v),*], [$($extra)?], $supply, Ok)
+                $finish(self($($v,)* $($supply)?))
             }
         }
-    };
-    (@one $marker:ty, [$($t:ident $v:ident),*], [$($extra:ty)?], |$ctx:ident| $supply:expr, fallible) => {
-        impl<$($t,)* R, E, F> IntoTask<($($t,)*), R, $marker> for F
-        where
-            F: Fn($($t,)* $($extra)?) -> Result<R, E> + Send + Sync + 'static,
-            $($t: Serialize + DeserializeOwned + Send + 'static,)*
-            R: Serialize + DeserializeOwned + Send + 'static,
-            E: Display,
-        {
-            fn task_name(&self) -> &'static str {
-                name_of_fn::<F, ($($t,)*), R>()
-            }
-
-            fn registered(&self) -> Option<Task<($($t,)*), R>> {
-                registered_fn::<F, ($($t,)*), R>()
-            }
-
-            #[allow(unused_variables, clippy::unused_unit)]
-            fn run(&self, args: ($($t,)*), $ctx: &mut TaskContext) -> Result<R, TaskFailure> {
-                let ($($v,)*) = args;
-                function_tasks!(@call self, [$($v),*], [$($extra)?], $supply, fallible)
-            }
-        }
-    };
-    (@call $f:ident, [$($v:ident),*], [], $supply:expr, Ok) => { Ok($f($($v),*)) };
-    (@call $f:ident, [$($v:ident),*], [$extra:ty], $supply:expr, Ok) => { Ok($f($($v,)* $supply)) };
-    (@call $f:ident, [$($v:ident),*], [], $supply:expr, fallible) => {
-        $f($($v),*).map_err(TaskFailure::from_error)
-    };
-    (@call $f:ident, [$($v:ident),*], [$extra:ty], $supply:expr, fallible) => {
-        $f($($v,)* $supply).map_err(TaskFailure::from_error)
     };
 }
 
@@ -249,3 +225,49 @@ function_tasks!(T1 v1, T2 v2, T3 v3, T4 v4, T5 v5);
 function_tasks!(T1 v1, T2 v2, T3 v3, T4 v4, T5 v5, T6 v6);
 function_tasks!(T1 v1, T2 v2, T3 v3, T4 v4, T5 v5, T6 v6, T7 v7);
 function_tasks!(T1 v1, T2 v2, T3 v3, T4 v4, T5 v5, T6 v6, T7 v7, T8 v8);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StreamKey;
+
+    fn add(x: u64, y: u64) -> u64 {
+        x + y
+    }
+
+    fn position_plus(x: u64, ctx: &mut TaskContext) -> u64 {
+        x + ctx.position()
+    }
+
+    fn parse(text: String) -> Result<i64, String> {
+        text.parse().map_err(|_| format!("not a number: {text}"))
+    }
+
+    /// Runs `task` through the resolved form the client APIs use.
+    fn run<A: 'static, R: 'static, M: 'static>(
+        task: impl IntoTask<A, R, M>,
+        args: A,
+    ) -> Result<R, TaskFailure> {
+        let resolved = Resolved::new(task);
+        let mut ctx = TaskContext::new(StreamKey::from_seed(1), true, 10);
+        assert!(
+            resolved.registered().is_none(),
+            "nothing is registered here"
+        );
+        assert_eq!(resolved.task_name(), "closure");
+        resolved.run(args, &mut ctx)
+    }
+
+    #[test]
+    fn unregistered_functions_run_with_what_the_runtime_supplies() {
+        assert_eq!(run(add, (2, 3)), Ok(5));
+        assert_eq!(run(position_plus, (1,)), Ok(11));
+        assert_eq!(run(|| 7u8, ()), Ok(7));
+        let parsed: Result<i64, _> = run(parse, ("12".to_string(),));
+        assert_eq!(parsed, Ok(12));
+        let failed: Result<i64, _> = run(parse, ("x".to_string(),));
+        assert_eq!(failed.unwrap_err().message, "not a number: x");
+        let kept: Result<Result<i64, String>, _> = run(parse, ("x".to_string(),));
+        assert_eq!(kept, Ok(Err("not a number: x".to_string())));
+    }
+}
