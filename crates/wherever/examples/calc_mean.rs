@@ -34,8 +34,8 @@ fn calc_mean(i: u64, n: usize, rng: &mut TaskRng) -> (f64, f64) {
     (mean, sd)
 }
 
-/// `x` in decimal notation with 7 significant digits (`0.9998228`, `-0.0003141593`),
-/// as R and numpy print numbers.
+/// `x` in decimal notation with up to 7 significant digits (`0.9998228`,
+/// `-0.0003141593`), as R and numpy print numbers.
 fn significant(x: f64) -> String {
     const DIGITS: i32 = 7;
     if !x.is_finite() || x == 0.0 {
@@ -43,7 +43,13 @@ fn significant(x: f64) -> String {
     }
     let magnitude = x.abs().log10().floor() as i32;
     let decimals = (DIGITS - 1 - magnitude).clamp(0, 20) as usize;
-    format!("{x:.decimals$}")
+    let text = format!("{x:.decimals$}");
+    if text.contains('.') {
+        // Trailing zeros say nothing (R prints 0.000587827, not 0.0005878270).
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
 }
 
 #[derive(Parser)]
