@@ -169,9 +169,20 @@ fn registered_fn<F: 'static, A: 'static, R: 'static>() -> Option<Task<A, R>> {
         .copied()
 }
 
-/// The name of the function type `F`: its registered name, else `closure`.
+/// The name of the function type `F`: its registered name, else its path for a
+/// plain function (`my_crate::triple`), else `closure`.
 fn name_of_fn<F: 'static, A: 'static, R: 'static>() -> &'static str {
-    registered_fn::<F, A, R>().map_or("closure", |task| task.name)
+    match registered_fn::<F, A, R>() {
+        Some(task) => task.name,
+        None => {
+            let path = std::any::type_name::<F>();
+            if path.contains("{{closure}}") {
+                "closure"
+            } else {
+                path
+            }
+        }
+    }
 }
 
 /// A fallible function's outcome as a task's: `Err` becomes a failure.
@@ -254,13 +265,18 @@ mod tests {
             resolved.registered().is_none(),
             "nothing is registered here"
         );
-        assert_eq!(resolved.task_name(), "closure");
         resolved.run(args, &mut ctx)
     }
 
     #[test]
     fn unregistered_functions_run_with_what_the_runtime_supplies() {
         assert_eq!(run(add, (2, 3)), Ok(5));
+        assert_eq!(
+            Resolved::new(add).task_name(),
+            "wherever_core::task::tests::add"
+        );
+        let closure = |x: u64| x;
+        assert_eq!(Resolved::new(closure).task_name(), "closure");
         assert_eq!(run(position_plus, (1,)), Ok(11));
         assert_eq!(run(|| 7u8, ()), Ok(7));
         let parsed: Result<i64, _> = run(parse, ("12".to_string(),));

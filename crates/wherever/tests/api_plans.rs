@@ -224,6 +224,8 @@ fn task_functions_stay_callable_and_run_as_tasks_on_every_plan() {
         if plan.starts_with("processes") {
             let error = future.value().unwrap_err();
             assert_eq!(error.kind, TaskErrorKind::Runtime, "{error}");
+            assert_eq!(error.task, "api_plans::triple");
+            assert!(error.message.contains("#[wherever::task]"), "{error}");
         } else {
             assert_eq!(future.value().unwrap(), 6, "{plan}");
         }
