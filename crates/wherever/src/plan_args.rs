@@ -31,7 +31,7 @@ use crate::{Client, Error, Plan};
 // The doc comment above is for rustdoc, not the `--help` of the program it joins.
 #[command(about = None, long_about = None)]
 pub struct PlanArgs {
-    /// How and where tasks run: sequential, threads[:N], processes[:N],
+    /// How and where tasks run: sequential, threads, threads:N, processes:N,
     /// tcp://HOST:PORT, or nested levels joined with `/` (default: the program's).
     #[arg(long, env = "WHEREVER_PLAN", value_name = "PLAN", value_parser = parse_plan)]
     pub plan: Option<Plan>,
