@@ -140,7 +140,7 @@ fn calc_mean_speedup(rows: &mut Vec<Row>) {
                     let key = wherever::StreamKey::from_seed(1);
                     for i in (half..CALC_MEAN_TASKS).step_by(2) {
                         let mut context = wherever::TaskContext::new(key, true, i);
-                        black_box(calc_mean.call((i, CALC_MEAN_N), &mut context).ok());
+                        black_box(calc_mean(i, CALC_MEAN_N, context.rng()));
                     }
                 });
             }

@@ -19,7 +19,11 @@ fn calc_mean(plan: &str, tasks: &str, n: &str) -> String {
 #[test]
 fn processes_plan_prints_the_same_bytes_as_sequential() {
     let sequential = calc_mean("sequential", "8", "1000000");
-    assert_eq!(sequential.lines().count(), 8);
+    assert_eq!(
+        sequential.lines().count(),
+        1 + 8,
+        "a header and one line per task"
+    );
     assert_eq!(calc_mean("processes:2", "8", "1000000"), sequential);
 }
 

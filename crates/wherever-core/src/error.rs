@@ -54,14 +54,36 @@ pub enum TaskErrorKind {
 }
 
 /// The error a future resolves to when its task did not produce a value. It names
-/// the task, its position in the submission and where it ran, and carries the
-/// message and (when enabled) the backtrace.
+/// the task, its position in the submission (and, from a `map`, the item's index
+/// within that call) and where it ran, and carries the message and (when enabled)
+/// the backtrace.
+///
+/// It is one pointer wide (the details are boxed), so `Result<T, TaskError>` stays
+/// small and clippy's `result_large_err` has nothing to say about functions that
+/// return it. Its fields are those of [`TaskErrorDetails`], read through `Deref`
+/// (`error.task`, `error.kind`, `error.message`).
+///
+/// ```
+/// use wherever_core::{TaskError, TaskErrorKind};
+///
+/// let error = TaskError::new("study::fit", 20, TaskErrorKind::Failed, "no data").in_map(17);
+/// assert_eq!((error.task.as_str(), error.position, error.item), ("study::fit", 20, Some(17)));
+/// assert_eq!(error.to_string(), "task `study::fit` #20 (item 17 of this map) failed: no data");
+/// assert!(std::mem::size_of::<TaskError>() <= std::mem::size_of::<usize>());
+/// ```
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskError(Box<TaskErrorDetails>);
+
+/// What a [`TaskError`] says: the task, where it stood and ran, and what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskError {
+pub struct TaskErrorDetails {
     /// The registered name of the task function (or `closure`).
     pub task: String,
     /// The task's position in its client's submission order (for `map`, the item's).
     pub position: u64,
+    /// For an item of a `map`: its index within that call (the input's index).
+    pub item: Option<u64>,
     /// What kind of failure this is.
     pub kind: TaskErrorKind,
     /// The error's or panic's message.
@@ -75,14 +97,15 @@ pub struct TaskError {
 impl TaskError {
     /// An error of `kind` for the task `task` at `position`.
     pub fn new(task: &str, position: u64, kind: TaskErrorKind, message: impl Into<String>) -> Self {
-        TaskError {
+        TaskError(Box::new(TaskErrorDetails {
             task: task.to_string(),
             position,
+            item: None,
             kind,
             message: message.into(),
             worker: None,
             backtrace: None,
-        }
+        }))
     }
 
     /// The error for a [`TaskFailure`] of task `task` at `position`.
@@ -92,16 +115,53 @@ impl TaskError {
         } else {
             TaskErrorKind::Failed
         };
-        TaskError {
-            backtrace: failure.backtrace,
-            ..TaskError::new(task, position, kind, failure.message)
-        }
+        let mut error = TaskError::new(task, position, kind, failure.message);
+        error.backtrace = failure.backtrace;
+        error
     }
 
     /// The same error, recording where the task ran.
     pub fn on_worker(mut self, worker: impl Into<String>) -> Self {
         self.worker = Some(worker.into());
         self
+    }
+
+    /// The same error, recording that it is item `item` (its index among the
+    /// inputs) of a `map` call.
+    pub fn in_map(mut self, item: u64) -> Self {
+        self.item = Some(item);
+        self
+    }
+
+    /// All the details, owned.
+    pub fn into_details(self) -> TaskErrorDetails {
+        *self.0
+    }
+}
+
+impl From<TaskErrorDetails> for TaskError {
+    fn from(details: TaskErrorDetails) -> Self {
+        TaskError(Box::new(details))
+    }
+}
+
+impl std::ops::Deref for TaskError {
+    type Target = TaskErrorDetails;
+
+    fn deref(&self) -> &TaskErrorDetails {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for TaskError {
+    fn deref_mut(&mut self) -> &mut TaskErrorDetails {
+        &mut self.0
+    }
+}
+
+impl fmt::Debug for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
     }
 }
 
@@ -120,7 +180,11 @@ impl fmt::Display for TaskError {
             TaskErrorKind::Runtime => "could not run".to_string(),
             TaskErrorKind::TimedOut => "had not finished".to_string(),
         };
-        write!(f, "task `{}` #{} {}", self.task, self.position, what)?;
+        write!(f, "task `{}` #{}", self.task, self.position)?;
+        if let Some(item) = self.item {
+            write!(f, " (item {item} of this map)")?;
+        }
+        write!(f, " {what}")?;
         if let Some(worker) = &self.worker {
             write!(f, " on {worker}")?;
         }
@@ -153,5 +217,20 @@ mod tests {
             error.to_string(),
             "task `study::calc_mean` #3 panicked on thread 1 of threads:2: boom"
         );
+    }
+
+    #[test]
+    fn a_task_error_is_one_pointer_and_keeps_its_details_on_the_wire() {
+        assert_eq!(
+            std::mem::size_of::<TaskError>(),
+            std::mem::size_of::<usize>()
+        );
+        let error = TaskError::new("t", 5, TaskErrorKind::Failed, "m")
+            .in_map(2)
+            .on_worker("w");
+        let bytes = crate::codec::encode(&error).unwrap();
+        let back: TaskError = crate::codec::decode(&bytes).unwrap();
+        assert_eq!(back, error);
+        assert_eq!(back.into_details().item, Some(2));
     }
 }

@@ -23,6 +23,6 @@ mod task;
 
 pub use context::TaskContext;
 pub use digest::{host_name, Fnv1a};
-pub use error::{TaskError, TaskErrorKind, TaskFailure};
+pub use error::{TaskError, TaskErrorDetails, TaskErrorKind, TaskFailure};
 pub use rng::{StreamKey, StreamLabel, TaskRng};
-pub use task::{IntoTask, Task};
+pub use task::{markers, IntoTask, Resolved, Task};

@@ -5,6 +5,7 @@
 
 use crate::{codec, StreamKey, TaskContext, TaskFailure};
 use serde::{de::DeserializeOwned, Serialize};
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -43,6 +44,40 @@ pub struct TaskEntry {
     pub name: &'static str,
     /// Decodes arguments, runs the function, encodes the result.
     pub dispatch: Dispatch,
+    /// The function as a typed task, found from the function's own type.
+    pub function: Option<FunctionEntry>,
+}
+
+/// How a client finds a registered task from the function passed to it
+/// (`client.submit(square, 3)`): the `TypeId` of the function's item type.
+#[derive(Debug)]
+pub struct FunctionEntry {
+    /// The `TypeId` of the function item (a non-capturing closure, so it fits in a
+    /// static).
+    pub type_id: fn() -> TypeId,
+    /// The registered `Task<A, R>`, type-erased.
+    pub task: &'static (dyn Any + Send + Sync),
+}
+
+/// The `TypeId` of `value`'s type: of a function item, for [`FunctionEntry::type_id`].
+pub fn type_id_of_val<T: 'static>(_value: &T) -> TypeId {
+    TypeId::of::<T>()
+}
+
+/// The registered task (a `Task<A, R>`, type-erased) of the function whose item type
+/// has `type_id`, if `#[wherever::task]` registered it.
+pub fn lookup_function(type_id: TypeId) -> Option<&'static (dyn Any + Send + Sync)> {
+    static TABLE: OnceLock<HashMap<TypeId, &'static (dyn Any + Send + Sync)>> = OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            inventory::iter::<TaskEntry>
+                .into_iter()
+                .filter_map(|entry| entry.function.as_ref())
+                .map(|function| ((function.type_id)(), function.task))
+                .collect()
+        })
+        .get(&type_id)
+        .copied()
 }
 
 inventory::collect!(TaskEntry);

@@ -1,5 +1,6 @@
-//! `#[wherever::task]`: keep the function, expose it as a `wherever::Task` constant
-//! and register a type-erased entry point under its stable name.
+//! `#[wherever::task]`: keep the function as written (callable as ever), register a
+//! type-erased entry point under its stable name, and a typed `wherever::Task` that
+//! clients find from the function item's `TypeId`.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
@@ -15,13 +16,33 @@ enum Param {
     Context,
 }
 
-pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    if !attr.is_empty() {
-        return Err(syn::Error::new_spanned(
-            attr,
-            "#[wherever::task] takes no arguments",
-        ));
+/// The options of `#[wherever::task(...)]`.
+struct Options {
+    /// `result_is_value`: a returned `Result` is the task's value, not a failure.
+    result_is_value: bool,
+}
+
+fn options(attr: TokenStream) -> syn::Result<Options> {
+    let mut options = Options {
+        result_is_value: false,
+    };
+    if attr.is_empty() {
+        return Ok(options);
     }
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("result_is_value") {
+            options.result_is_value = true;
+            Ok(())
+        } else {
+            Err(meta.error("unknown option: the one option is `result_is_value`"))
+        }
+    });
+    syn::parse::Parser::parse2(parser, attr)?;
+    Ok(options)
+}
+
+pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let options = options(attr)?;
     let function: ItemFn = parse2(item)?;
     let sig = &function.sig;
     if !sig.generics.params.is_empty() || sig.asyncness.is_some() {
@@ -45,11 +66,19 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             "take either `&mut TaskRng` or `&mut TaskContext` (whose `rng()` gives the stream), not both",
         ));
     }
-    let (output, fallible) = output_type(&sig.output);
+    if runtime_params == 1 && matches!(params.last(), Some(Param::Argument(_))) {
+        return Err(syn::Error::new_spanned(
+            &sig.inputs,
+            "the `&mut TaskRng` or `&mut TaskContext` parameter goes last",
+        ));
+    }
+    let (output, fallible) = match (&sig.output, options.result_is_value) {
+        (ReturnType::Type(_, ty), true) => (quote!(#ty), false),
+        _ => output_type(&sig.output),
+    };
 
     let name = &sig.ident;
-    let vis = &function.vis;
-    let body_fn = format_ident!("__wherever_body_{}", name);
+    let task_static = format_ident!("__WHEREVER_TASK_{}", name);
     let run_fn = format_ident!("__wherever_run_{}", name);
     let dispatch_fn = format_ident!("__wherever_dispatch_{}", name);
     let name_string = name.to_string();
@@ -86,25 +115,8 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         quote!(::core::result::Result::Ok(__result))
     };
 
-    let docs: Vec<_> = function
-        .attrs
-        .iter()
-        .filter(|a| a.path().is_ident("doc"))
-        .collect();
-    let other_attrs: Vec<_> = function
-        .attrs
-        .iter()
-        .filter(|a| !a.path().is_ident("doc"))
-        .collect();
-    let mut body_sig = sig.clone();
-    body_sig.ident = body_fn.clone();
-    let block = &function.block;
-
     Ok(quote! {
-        #[doc(hidden)]
-        #[allow(non_snake_case, clippy::too_many_arguments)]
-        #(#other_attrs)*
-        #body_sig #block
+        #function
 
         #[doc(hidden)]
         #[allow(non_snake_case, unused_variables)]
@@ -113,7 +125,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             __ctx: &mut ::wherever::TaskContext,
         ) -> ::core::result::Result<#output, ::wherever::TaskFailure> {
             #unpack
-            let __result = #body_fn(#(#call_arguments),*);
+            let __result = #name(#(#call_arguments),*);
             #wrap_result
         }
 
@@ -125,17 +137,21 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             ::wherever::__private::registry::dispatch(call, #run_fn)
         }
 
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        static #task_static: ::wherever::Task<#args_type, #output> =
+            ::wherever::Task::new(::core::concat!(::core::module_path!(), "::", #name_string), #run_fn);
+
         ::wherever::__private::inventory::submit! {
             ::wherever::__private::registry::TaskEntry {
                 name: ::core::concat!(::core::module_path!(), "::", #name_string),
                 dispatch: #dispatch_fn,
+                function: ::core::option::Option::Some(::wherever::__private::registry::FunctionEntry {
+                    type_id: || ::wherever::__private::registry::type_id_of_val(&#name),
+                    task: &#task_static,
+                }),
             }
         }
-
-        #(#docs)*
-        #[allow(non_upper_case_globals)]
-        #vis const #name: ::wherever::Task<#args_type, #output> =
-            ::wherever::Task::new(::core::concat!(::core::module_path!(), "::", #name_string), #run_fn);
     })
 }
 

@@ -46,9 +46,9 @@ enum Workload {
 #[derive(Parser)]
 #[command(about = "Time a lazy graph of trivial tasks under a plan")]
 struct Args {
-    /// How and where to run (default: $WHEREVER_PLAN or threads).
-    #[arg(long)]
-    plan: Option<String>,
+    /// `--plan` (default: threads) and `--seed`.
+    #[command(flatten)]
+    wherever: wherever::PlanArgs,
     /// Which graph.
     #[arg(long, value_enum, default_value_t = Workload::Tree)]
     workload: Workload,
@@ -60,8 +60,7 @@ struct Args {
 #[wherever::main]
 fn main() -> wherever::Result<()> {
     let args = Args::parse();
-    let plan = Plan::from_flag_or_env(args.plan.as_deref(), "threads")?;
-    let client = plan.start()?;
+    let client = args.wherever.start_or("threads")?;
     client.submit(inc, 0).value()?; // warm-up: workers connected
     let started = Instant::now();
     let (tasks, result, name) = match args.workload {

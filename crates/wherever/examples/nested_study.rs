@@ -53,27 +53,21 @@ fn setting(mu: f64, sigma: f64, reps: u64, n: usize) -> Result<Vec<(f64, f64)>, 
 #[derive(Parser)]
 #[command(about = "A parameter sweep whose settings run their replicates in parallel too")]
 struct Args {
-    /// How and where to run, e.g. processes:2/threads:2 (default: $WHEREVER_PLAN or threads).
-    #[arg(long)]
-    plan: Option<String>,
+    /// `--plan`, e.g. processes:2/threads:2 (default: threads), and `--seed`.
+    #[command(flatten)]
+    wherever: wherever::PlanArgs,
     /// Replicates per setting.
     #[arg(long, default_value_t = 5)]
     reps: u64,
     /// Normal numbers per replicate.
     #[arg(long, default_value_t = 100_000)]
     n: usize,
-    /// Root seed (default: $WHEREVER_SEED, else unseeded).
-    #[arg(long)]
-    seed: Option<u64>,
 }
 
 #[wherever::main]
 fn main() -> wherever::Result<()> {
     let args = Args::parse();
-    let plan = Plan::from_flag_or_env(args.plan.as_deref(), "threads")?;
-    let client = plan
-        .start()?
-        .with_seed_option(wherever::args::seed_or_env(args.seed)?);
+    let client = args.wherever.start_or("threads")?;
 
     let started = Instant::now();
     let futures: Vec<_> = SETTINGS

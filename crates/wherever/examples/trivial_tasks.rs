@@ -29,9 +29,9 @@ enum Mode {
 #[derive(Parser)]
 #[command(about = "Time N trivial tasks under a plan")]
 struct Args {
-    /// How and where to run (default: $WHEREVER_PLAN or threads).
-    #[arg(long)]
-    plan: Option<String>,
+    /// `--plan` (default: threads) and `--seed`.
+    #[command(flatten)]
+    wherever: wherever::PlanArgs,
     /// Number of tasks.
     #[arg(long, default_value_t = 20_000)]
     tasks: u64,
@@ -43,8 +43,7 @@ struct Args {
 #[wherever::main]
 fn main() -> wherever::Result<()> {
     let args = Args::parse();
-    let plan = Plan::from_flag_or_env(args.plan.as_deref(), "threads")?;
-    let client = plan.start()?;
+    let client = args.wherever.start_or("threads")?;
     client.submit(inc, 0).value()?; // warm-up: workers connected
     let started = Instant::now();
     let results: Vec<u64> = match args.mode {

@@ -4,7 +4,7 @@ use crate::arguments::{Args, IntoArgs, PartsBox};
 use crate::future::{Future, Shared, SharedData};
 use crate::local::ThreadPool;
 use crate::plan::{Level, Plan};
-use crate::{Error, IntoTask, StreamKey, StreamLabel, TaskError};
+use crate::{Error, IntoTask, Resolved, StreamKey, StreamLabel, TaskError};
 use serde::{de::DeserializeOwned, Serialize};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -264,13 +264,13 @@ impl Client {
     /// futures, scattered values or delayed values: the task then runs when they
     /// are ready, on their values (`client.submit(add, (&x, &y))`). Blocks only while
     /// the plan's queue is full (see [`crate::QUEUE_BOUND`]).
-    pub fn submit<A: Value, R: Value>(
+    pub fn submit<A: Value, R: Value, M: 'static>(
         &self,
-        task: impl IntoTask<A, R>,
+        task: impl IntoTask<A, R, M>,
         args: impl IntoArgs<A>,
     ) -> Future<R> {
         let position = self.take_positions(1);
-        self.submit_at(Arc::new(task), args.into_args(), position)
+        self.submit_at(Arc::new(Resolved::new(task)), args.into_args(), position)
     }
 
     /// Submits a call whose arguments are already split into values and dependencies.
@@ -295,6 +295,27 @@ impl Client {
         &self,
         futures: impl IntoIterator<Item = Future<R>>,
     ) -> Result<Vec<R>, TaskError> {
+        futures.into_iter().map(Future::value).collect()
+    }
+
+    /// The outcome of every future, in order (Dask's `gather(errors="skip")` or
+    /// `"return"`): a failed task costs its own result only. Keep the good ones with
+    /// `.into_iter().flatten()`.
+    ///
+    /// ```
+    /// # use wherever::prelude::*;
+    /// let client = Plan::parse("threads:2")?.start()?;
+    /// let futures = (0..3u64).map(|x| client.submit(|x: u64| if x == 1 { panic!("one") } else { x }, x));
+    /// let outcomes = client.gather_results(futures);
+    /// assert_eq!(outcomes[0], Ok(0));
+    /// assert!(outcomes[1].as_ref().unwrap_err().to_string().contains("one"));
+    /// assert_eq!(outcomes[2], Ok(2));
+    /// # Ok::<(), wherever::Error>(())
+    /// ```
+    pub fn gather_results<R>(
+        &self,
+        futures: impl IntoIterator<Item = Future<R>>,
+    ) -> Vec<Result<R, TaskError>> {
         futures.into_iter().map(Future::value).collect()
     }
 

@@ -6,7 +6,9 @@ use crate::TaskError;
 
 /// What can go wrong outside a task: a bad plan or flag, a plan that cannot be
 /// started, or (through `?`) a failed task. Its `Debug` form is its message, so
-/// `fn main() -> wherever::Result<()>` prints a readable line.
+/// `fn main() -> wherever::Result<()>` prints a readable line. It is at most 64
+/// bytes (a [`TaskError`] is one boxed pointer), so functions returning
+/// [`Result`] are clean under clippy's `result_large_err`.
 #[derive(thiserror::Error)]
 pub enum Error {
     /// The plan string does not follow the grammar.
@@ -39,3 +41,20 @@ impl std::fmt::Debug for Error {
 
 /// `Result` with wherever's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Clippy's `result_large_err` fires from 128 bytes; stay well below.
+    #[test]
+    fn errors_are_small_enough_for_clippy() {
+        assert!(
+            std::mem::size_of::<Error>() <= 64,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
+        assert!(std::mem::size_of::<TaskError>() <= 8);
+        assert!(std::mem::size_of::<Result<()>>() <= 64);
+    }
+}

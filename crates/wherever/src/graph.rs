@@ -13,7 +13,7 @@ use crate::client::Client;
 use crate::future::{ErasedSlot, Future};
 use crate::graph_outputs::ComputeOutputs;
 use crate::submission::{ChainPart, LocalRun};
-use crate::{IntoTask, StreamKey, TaskContext, TaskError, TaskFailure, Value};
+use crate::{IntoTask, Resolved, StreamKey, TaskContext, TaskError, TaskFailure, Value};
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -91,21 +91,21 @@ impl Parts {
 /// values, futures or scattered values). Nothing runs until [`compute`] or
 /// [`persist`]. Every call makes a new node with a unique key, so a random task
 /// delayed twice is computed twice.
-pub fn delayed<A: Value, R: Value>(
-    task: impl IntoTask<A, R>,
+pub fn delayed<A: Value, R: Value, M: 'static>(
+    task: impl IntoTask<A, R, M>,
     args: impl IntoArgs<A>,
 ) -> Delayed<R> {
-    make_node(task, args, false)
+    make_node(Resolved::new(task), args, false)
 }
 
 /// Like [`delayed`], for a pure function (same arguments, same result): calls with
 /// equal arguments share one key and are computed once per computation. Never mark
 /// a function that draws random numbers as pure.
-pub fn delayed_pure<A: Value, R: Value>(
-    task: impl IntoTask<A, R>,
+pub fn delayed_pure<A: Value, R: Value, M: 'static>(
+    task: impl IntoTask<A, R, M>,
     args: impl IntoArgs<A>,
 ) -> Delayed<R> {
-    make_node(task, args, true)
+    make_node(Resolved::new(task), args, true)
 }
 
 fn make_node<A: Value, R: Value, T: IntoTask<A, R>>(

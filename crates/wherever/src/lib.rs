@@ -38,8 +38,11 @@ mod graph_outputs;
 mod local;
 mod map;
 mod map_output;
+mod map_results;
 mod nested;
 pub mod plan;
+#[cfg(feature = "clap")]
+mod plan_args;
 mod slot;
 mod submission;
 mod worker_mode;
@@ -60,12 +63,20 @@ pub use local::QUEUE_BOUND;
 pub use map::{Scheduling, AUTO_CHUNKS_PER_WORKER};
 pub use nested::client;
 pub use plan::{Level, Plan, PlanError, Workers};
+#[cfg(feature = "clap")]
+pub use plan_args::PlanArgs;
 pub use wherever_core::{
-    IntoTask, StreamKey, StreamLabel, Task, TaskContext, TaskError, TaskErrorKind, TaskFailure,
-    TaskRng,
+    markers, IntoTask, Resolved, StreamKey, StreamLabel, Task, TaskContext, TaskError,
+    TaskErrorDetails, TaskErrorKind, TaskFailure, TaskRng,
 };
 pub use wherever_macros::{main, task};
 pub use worker_mode::init;
+
+/// The README's snippets, compiled as doctests (those marked `rust,ignore` are
+/// fragments that lean on the text around them).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod readme {}
 
 /// What a program using wherever usually needs, in one `use`.
 pub mod prelude {

@@ -6,7 +6,7 @@ use crate::future::{Future, Slot};
 use crate::map_output::Output;
 use crate::nested::with_current_client;
 use crate::submission::{encoded_parts, local_task_error, RemoteTask};
-use crate::{IntoTask, TaskContext, TaskError, TaskErrorKind, Value};
+use crate::{IntoTask, Resolved, TaskContext, TaskError, TaskErrorKind, Value};
 use std::cell::Cell;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -55,12 +55,14 @@ impl Scheduling {
 
 impl Client {
     /// Applies `task` to every input with the default [`Scheduling`] and returns the
-    /// results in input order, or the error of the first failed item (in input order).
+    /// results in input order, or the error of the first failed item (in input order),
+    /// which names the item (`item 17 of this map`). [`Client::map_results`] keeps
+    /// the other items' results instead.
     /// Inputs are argument tuples (or single arguments), whose elements may also be
     /// references to futures, as for [`Client::submit`].
-    pub fn map<A: Value, R: Value, X: IntoArgs<A>>(
+    pub fn map<A: Value, R: Value, X: IntoArgs<A>, M: 'static>(
         &self,
-        task: impl IntoTask<A, R>,
+        task: impl IntoTask<A, R, M>,
         inputs: impl IntoIterator<Item = X>,
     ) -> Result<Vec<R>, TaskError> {
         self.map_with(task, inputs, Scheduling::Auto)
@@ -68,12 +70,13 @@ impl Client {
 
     /// [`Client::map`] with an explicit [`Scheduling`]. Item `i` gets the random
     /// stream of position `first + i`, whatever the chunking.
-    pub fn map_with<A: Value, R: Value, X: IntoArgs<A>>(
+    pub fn map_with<A: Value, R: Value, X: IntoArgs<A>, M: 'static>(
         &self,
-        task: impl IntoTask<A, R>,
+        task: impl IntoTask<A, R, M>,
         inputs: impl IntoIterator<Item = X>,
         scheduling: Scheduling,
     ) -> Result<Vec<R>, TaskError> {
+        let task = Resolved::new(task);
         let inputs = inputs.into_iter();
         match inputs.size_hint() {
             (low, Some(high)) if low == high => {
@@ -174,7 +177,7 @@ impl Client {
             )));
         }
         if let Some(error) = first_error {
-            return Err(error);
+            return Err(name_item(error, first, count));
         }
         collector.output.take_vec().map_err(runtime_error)
     }
@@ -247,6 +250,15 @@ impl Client {
             }));
         }));
         Part::Written(future)
+    }
+}
+
+/// `error` naming its item within the map (the item at position `first + i` is
+/// item `i`), when its position is one of the map's `count` items.
+fn name_item(error: TaskError, first: u64, count: usize) -> TaskError {
+    match error.position.checked_sub(first) {
+        Some(item) if item < count as u64 && error.item.is_none() => error.in_map(item),
+        _ => error,
     }
 }
 

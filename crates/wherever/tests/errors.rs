@@ -4,7 +4,7 @@
 mod common;
 
 use common::{host_name, start, LOCAL_PLANS};
-use wherever::{TaskError, TaskErrorKind};
+use wherever::{Future, TaskError, TaskErrorKind};
 
 #[wherever::task]
 fn explode_on(x: u64, bad: u64) -> u64 {
@@ -97,8 +97,9 @@ fn a_panic_does_not_take_down_the_only_worker_thread() {
 fn an_err_returning_task_fails_with_its_message() {
     for plan in LOCAL_PLANS {
         let client = start(plan);
-        let good = client.submit(parse_number, "-12".to_string());
-        let bad = client.submit(parse_number, "twelve".to_string());
+        // `Result<i64, String>`: the result type says `Err` is a failure.
+        let good: Future<i64> = client.submit(parse_number, "-12".to_string());
+        let bad: Future<i64> = client.submit(parse_number, "twelve".to_string());
         assert_eq!(good.value().unwrap(), -12);
         let error = bad.value().unwrap_err();
         assert_eq!(error.kind, TaskErrorKind::Failed, "{plan}");
@@ -126,7 +127,7 @@ fn gather_returns_the_failed_futures_error() {
     assert_eq!(error.kind, TaskErrorKind::Panicked);
 
     // The first failure in input order is the one reported.
-    let futures: Vec<_> = ["1", "x", "y"]
+    let futures: Vec<Future<i64>> = ["1", "x", "y"]
         .map(|text| client.submit(parse_number, text.to_string()))
         .into_iter()
         .collect();

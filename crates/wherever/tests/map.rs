@@ -97,9 +97,10 @@ fn the_first_failing_item_in_input_order_gives_the_error_with_its_position() {
     for plan in LOCAL_PLANS {
         for scheduling in schedulings() {
             let client = start(plan);
-            let error = client
-                .map_with(reject_multiples_of_seven, 1..100, scheduling)
-                .unwrap_err();
+            // `Result<u64, String>`: the result type says `Err` is a failure.
+            let outcome: Result<Vec<u64>, _> =
+                client.map_with(reject_multiples_of_seven, 1..100, scheduling);
+            let error = outcome.unwrap_err();
             let label = format!("{plan} {scheduling:?}");
             assert_eq!(error.kind, TaskErrorKind::Failed, "{label}");
             assert_eq!(error.task, "map::reject_multiples_of_seven", "{label}");

@@ -141,12 +141,14 @@ fn a_panicking_task_fails_alone_and_does_not_kill_its_worker() {
 
 fn an_err_result_and_a_failing_map_item_are_reported_with_their_positions() {
     let client = start("processes:2");
-    let error = client.submit(fails_on_odd, 1).value().unwrap_err();
+    // `Result<u64, String>`: the result type says `Err` is a failure.
+    let future: TaskFuture<u64> = client.submit(fails_on_odd, 1);
+    let error = future.value().unwrap_err();
     assert_eq!(error.kind, TaskErrorKind::Failed);
     assert_eq!(error.message, "1 is odd");
-    let error = client
-        .map_with(fails_on_odd, [0, 2, 4, 5, 7], Scheduling::Static)
-        .unwrap_err();
+    let outcome: Result<Vec<u64>, _> =
+        client.map_with(fails_on_odd, [0, 2, 4, 5, 7], Scheduling::Static);
+    let error = outcome.unwrap_err();
     assert_eq!(error.message, "5 is odd");
     assert_eq!(
         error.position,

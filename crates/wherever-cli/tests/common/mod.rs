@@ -273,7 +273,11 @@ pub fn a_real_client_still_works(scheduler: &Scheduler) {
         ],
         &[("WHEREVER_SECRET_FILE", &secret)],
     );
-    assert_eq!(String::from_utf8(output.stdout).unwrap().lines().count(), 2);
+    // A header and one line per task.
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap().lines().count(),
+        1 + 2
+    );
     let _ = worker.kill();
     let _ = worker.wait();
 }
