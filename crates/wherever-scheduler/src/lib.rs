@@ -30,6 +30,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
+pub mod protocol;
+pub mod reactor;
+
 #[cfg(test)]
 mod tests;
 
