@@ -4,11 +4,14 @@
 use crate::auth::{this_build, Secret};
 use crate::connection::{join, read_batch, run_writer, split};
 use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
+use crate::worker::HEARTBEAT_INTERVAL;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{
+    unbounded_channel, UnboundedReceiver, UnboundedSender, WeakUnboundedSender,
+};
 use wherever_core::{StreamKey, TaskError, TaskErrorKind};
 
 /// Called once with a task's encoded result or its error.
@@ -166,6 +169,9 @@ impl ClusterClient {
         runtime
             .handle()
             .spawn(read_answers(reader, shared.clone(), connected.clone()));
+        runtime
+            .handle()
+            .spawn(send_heartbeats(commands.downgrade()));
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(ClusterClient {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -296,6 +302,21 @@ fn fail(shared: &Shared, task: TaskId, name: &str, position: u64, reason: &str) 
     }
 }
 
+/// Tells the scheduler this client is alive every [`HEARTBEAT_INTERVAL`] (it
+/// disconnects clients silent for its heartbeat timeout), until the client is dropped.
+async fn send_heartbeats(commands: WeakUnboundedSender<Message>) {
+    let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
+    loop {
+        ticks.tick().await;
+        let Some(commands) = commands.upgrade() else {
+            return;
+        };
+        if commands.send(Message::Heartbeat).is_err() {
+            return;
+        }
+    }
+}
+
 /// Merges consecutive `Submit`s into one, so a burst of submissions is one message.
 fn merge_submits(mut queue: UnboundedReceiver<Message>) -> UnboundedReceiver<Message> {
     let (merged, out) = unbounded_channel();
@@ -349,7 +370,7 @@ async fn read_answers(
                 } => {
                     let shared = shared.clone();
                     tokio::spawn(async move {
-                        let outcome = crate::worker::fetch(&holders, task, &shared.secret)
+                        let outcome = crate::fetch::fetch(&holders, task, &shared.secret)
                             .await
                             .map_err(|reason| {
                                 TaskError::new(

@@ -6,7 +6,6 @@ use crate::auth::{this_build, Secret};
 use crate::connection::{accept, join, read_batch, run_writer, split, write_batch};
 use crate::protocol::{Input, Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -173,6 +172,8 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
                     pool.withdraw(task);
                 }
                 Message::Shutdown => return Ok(()),
+                // The scheduler's connection says it is alive when idle.
+                Message::Heartbeat => {}
                 other => return Err(format!("protocol violation by the scheduler: {other:?}")),
             }
         }
@@ -514,8 +515,11 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
             while let Ok(Some(batch)) = read_batch(&mut reader).await {
                 let mut answers = Vec::with_capacity(batch.len());
                 for message in batch {
-                    let Message::GetData { task } = message else {
-                        return;
+                    let task = match message {
+                        Message::GetData { task } => task,
+                        // The fetcher's connection says it is alive when idle.
+                        Message::Heartbeat => continue,
+                        _ => return,
                     };
                     let result = store
                         .lock()
@@ -527,7 +531,7 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
                         result: result.map(|r| r.as_ref().clone()),
                     });
                 }
-                if write_batch(&mut writer, &answers).await.is_err() {
+                if !answers.is_empty() && write_batch(&mut writer, &answers).await.is_err() {
                     return;
                 }
             }
@@ -547,7 +551,7 @@ async fn fetch_inputs(
     for input in missing {
         let mut attempt = 0;
         let data = loop {
-            match fetch(&input.holders, input.task, secret).await {
+            match crate::fetch::fetch(&input.holders, input.task, secret).await {
                 Ok(data) => break data,
                 Err(reason) if attempt >= 3 => {
                     tracing::warn!("cannot fetch input {}: {reason}", input.task);
@@ -566,82 +570,4 @@ async fn fetch_inputs(
         let _ = outgoing.send(Message::Replicated { task: input.task });
     }
     true
-}
-
-/// Fetches the result of `task` from the first of `holders` that has it.
-pub async fn fetch(
-    holders: &[SocketAddr],
-    task: TaskId,
-    secret: &Secret,
-) -> Result<Vec<u8>, String> {
-    let mut last_error = format!("no worker holds the result of task {task}");
-    for holder in holders {
-        match fetch_from(*holder, task, secret).await {
-            Ok(Some(result)) => return Ok(result),
-            Ok(None) => last_error = format!("{holder} no longer holds task {task}"),
-            Err(error) => last_error = format!("cannot fetch from {holder}: {error}"),
-        }
-    }
-    Err(last_error)
-}
-
-/// Open, authenticated connections to data ports, one per holder, reused across
-/// fetches (a handshake per fetch would cost more than most results).
-type DataConnection =
-    Arc<tokio::sync::Mutex<Option<(crate::connection::Reader, crate::connection::Writer)>>>;
-
-fn data_connection(holder: SocketAddr) -> DataConnection {
-    static OPEN: std::sync::OnceLock<Mutex<HashMap<SocketAddr, DataConnection>>> =
-        std::sync::OnceLock::new();
-    let open = OPEN.get_or_init(Mutex::default);
-    open.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(holder)
-        .or_default()
-        .clone()
-}
-
-async fn fetch_from(
-    holder: SocketAddr,
-    task: TaskId,
-    secret: &Secret,
-) -> Result<Option<Vec<u8>>, String> {
-    let connection = data_connection(holder);
-    let mut connection = connection.lock().await;
-    for attempt in 0..2 {
-        if connection.is_none() {
-            let stream = TcpStream::connect(holder)
-                .await
-                .map_err(|e| e.to_string())?;
-            let (mut reader, mut writer) = split(stream);
-            join(
-                &mut reader,
-                &mut writer,
-                secret,
-                Role::DataFetch,
-                this_build(),
-                false,
-            )
-            .await?;
-            *connection = Some((reader, writer));
-        }
-        let (reader, writer) = connection.as_mut().expect("just opened");
-        let answer = match write_batch(writer, &[Message::GetData { task }]).await {
-            Ok(()) => read_batch(reader).await,
-            Err(error) => Err(error),
-        };
-        match answer {
-            Ok(Some(batch)) => {
-                return match batch.as_slice() {
-                    [Message::Data { task: got, result }] if *got == task => Ok(result.clone()),
-                    _ => Err("unexpected answer from the data port".to_string()),
-                }
-            }
-            // A stale connection (the holder restarted its port): open a new one once.
-            Ok(None) | Err(_) if attempt == 0 => *connection = None,
-            Ok(None) => return Err("the data port closed the connection".to_string()),
-            Err(error) => return Err(error),
-        }
-    }
-    Err("cannot reach the data port".to_string())
 }
