@@ -59,6 +59,20 @@ enum Incoming {
     },
 }
 
+/// Binds `bind` (`HOST:PORT`, port 0 for any) and serves the scheduler there on
+/// `runtime` until the runtime stops; returns the address it listens on.
+pub fn start(
+    runtime: &crate::ClusterRuntime,
+    bind: &str,
+    secret: Secret,
+    options: ServerOptions,
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = runtime.handle().block_on(TcpListener::bind(bind))?;
+    let address = listener.local_addr()?;
+    runtime.handle().spawn(serve(listener, secret, options));
+    Ok(address)
+}
+
 /// Serves the scheduler on `listener` until the process ends (or the task is dropped).
 pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions) {
     let (events, incoming) = unbounded_channel();

@@ -1,0 +1,304 @@
+//! Faults and edge cases of the cluster with real worker processes: a scheduler
+//! served in this process (with a short heartbeat timeout), workers started as
+//! copies of this test binary (`harness = false`: `#[wherever::main]` turns them
+//! into workers), and clients through the `tcp://` plan. Tests wait on events
+//! (files the tasks write, worker counts the scheduler announces), never on sleeps.
+
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+use wherever::prelude::*;
+use wherever::Value;
+use wherever_cluster::auth::SECRET_VARIABLE;
+use wherever_cluster::launcher::WORKER_VARIABLE;
+use wherever_cluster::server::{self, ServerOptions};
+use wherever_cluster::{ClusterRuntime, Secret};
+
+/// How long any wait may take before the test is considered hung.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// The heartbeat timeout of the test schedulers.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[wherever::task]
+fn big(bytes: u64, fill: u8) -> Vec<u8> {
+    vec![fill; bytes as usize]
+}
+
+#[wherever::task]
+fn total(values: Vec<u8>) -> u64 {
+    values.iter().map(|&v| u64::from(v)).sum()
+}
+
+#[wherever::task]
+fn scaled_sum(values: Vec<i64>, factor: i64) -> i64 {
+    values.iter().sum::<i64>() * factor
+}
+
+/// Writes `DIR/started-PID`, waits until `DIR/go` exists, returns the process id.
+#[wherever::task]
+fn pid_after_go(dir: String) -> u32 {
+    let dir = PathBuf::from(dir);
+    let pid = std::process::id();
+    std::fs::write(dir.join(format!("started-{pid}")), b"").unwrap();
+    wait_until(|| dir.join("go").exists(), "the go file");
+    pid
+}
+
+/// Writes `DIR/started-PID`, waits until `count` workers started, returns the sum
+/// of `values` times `factor` and the process id.
+#[wherever::task]
+fn sum_when_all_started(values: Vec<i64>, factor: i64, dir: String, count: u64) -> (i64, u32) {
+    let dir = PathBuf::from(dir);
+    let pid = std::process::id();
+    std::fs::write(dir.join(format!("started-{pid}")), b"").unwrap();
+    wait_until(|| started(&dir).len() as u64 >= count, "all workers");
+    (values.iter().sum::<i64>() * factor, pid)
+}
+
+/// Polls `condition` (a hang guard, not a timing assertion).
+fn wait_until(condition: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + HANG_GUARD;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "waited {HANG_GUARD:?} for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The process ids that wrote `started-PID` files in `dir`.
+fn started(dir: &Path) -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("started-")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// A scheduler served on this process's runtime, and the workers started for it.
+struct TestCluster {
+    address: String,
+    secret: Secret,
+    workers: Vec<Child>,
+    _runtime: ClusterRuntime,
+}
+
+impl TestCluster {
+    fn start(workers: usize) -> Self {
+        let runtime = ClusterRuntime::start().unwrap();
+        let secret = Secret::generate();
+        let options = ServerOptions {
+            heartbeat_timeout: HEARTBEAT_TIMEOUT,
+            ..ServerOptions::default()
+        };
+        let address = server::start(&runtime, "127.0.0.1:0", secret.clone(), options)
+            .unwrap()
+            .to_string();
+        let mut cluster = TestCluster {
+            address,
+            secret,
+            workers: Vec::new(),
+            _runtime: runtime,
+        };
+        for _ in 0..workers {
+            cluster.add_worker();
+        }
+        cluster
+    }
+
+    fn add_worker(&mut self) -> u32 {
+        let child = Command::new(std::env::current_exe().unwrap())
+            .env(WORKER_VARIABLE, format!("tcp://{}", self.address))
+            .env(SECRET_VARIABLE, self.secret.to_hex())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        self.workers.push(child);
+        pid
+    }
+
+    /// A client connected through the `tcp://` plan.
+    fn client(&self) -> Client {
+        // The tcp plan reads the secret from the environment.
+        std::env::set_var(SECRET_VARIABLE, self.secret.to_hex());
+        Plan::parse(&format!("tcp://{}", self.address))
+            .unwrap()
+            .start()
+            .unwrap()
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for worker in &mut self.workers {
+            let _ = worker.kill();
+            let _ = worker.wait();
+        }
+    }
+}
+
+/// Waits until `client` was told of `slots` worker slots.
+fn wait_for_slots(client: &Client, slots: usize) {
+    wait_until(
+        || client.workers() == slots,
+        &format!("{slots} worker slots"),
+    );
+}
+
+/// The value of `future`, failing the test instead of hanging.
+fn value_within_guard<R: Value>(future: Future<R>) -> R {
+    wait_until(|| future.is_resolved(), "a result");
+    future.value().unwrap()
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "wherever-faults-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn a_result_over_one_mebibyte_is_fetched_by_the_client() {
+    let cluster = TestCluster::start(2);
+    let client = cluster.client();
+    wait_for_slots(&client, 2);
+    let bytes = 3 << 20;
+    let value = value_within_guard(client.submit(big, (bytes, 7u8)));
+    assert_eq!(value.len() as u64, bytes);
+    assert!(value.iter().all(|&v| v == 7));
+    // And a worker fetches it as an input.
+    let first = client.submit(big, (bytes, 1u8));
+    let sum = value_within_guard(client.submit(total, &first));
+    assert_eq!(sum, bytes);
+}
+
+fn two_clients_on_one_scheduler_at_once() {
+    let cluster = TestCluster::start(2);
+    let (one, two) = (cluster.client(), cluster.client());
+    wait_for_slots(&one, 2);
+    let data: Vec<i64> = (1..=100).collect();
+    let firsts: Vec<_> = (1..=20)
+        .map(|f| one.submit(scaled_sum, (data.clone(), f)))
+        .collect();
+    let seconds: Vec<_> = (1..=20)
+        .map(|f| two.submit(scaled_sum, (data.clone(), -f)))
+        .collect();
+    let expected: Vec<i64> = (1..=20).map(|f| 5050 * f).collect();
+    wait_until(
+        || firsts.iter().chain(&seconds).all(|f| f.is_resolved()),
+        "both clients' results",
+    );
+    assert_eq!(one.gather(firsts).unwrap(), expected);
+    let negated: Vec<i64> = expected.iter().map(|v| -v).collect();
+    assert_eq!(two.gather(seconds).unwrap(), negated);
+    // One client leaving does not disturb the other.
+    drop(one);
+    assert_eq!(
+        value_within_guard(two.submit(scaled_sum, (data, 2))),
+        10_100
+    );
+}
+
+fn a_worker_joining_after_a_scatter_gets_the_scattered_value() {
+    let mut cluster = TestCluster::start(1);
+    let client = cluster.client();
+    wait_for_slots(&client, 1);
+    let data = client.scatter(&(1..=1000).collect::<Vec<i64>>()).unwrap();
+    let late = cluster.add_worker();
+    wait_for_slots(&client, 2);
+    let dir = temp_dir("scatter");
+    let dir_text = dir.display().to_string();
+    // Each task waits until both workers run one: the late worker must use the value.
+    let futures: Vec<_> = (1..=2)
+        .map(|factor| {
+            client.submit(
+                sum_when_all_started,
+                (&data, factor, dir_text.clone(), 2u64),
+            )
+        })
+        .collect();
+    wait_until(|| futures.iter().all(|f| f.is_resolved()), "the results");
+    let results = client.gather(futures).unwrap();
+    assert_eq!(
+        results.iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![500_500, 1_001_000]
+    );
+    assert!(
+        results.iter().any(|r| r.1 == late),
+        "the late worker ran nothing"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn a_stopped_worker_is_removed_after_the_heartbeat_timeout_and_its_task_moves() {
+    let cluster = TestCluster::start(2);
+    let client = cluster.client();
+    wait_for_slots(&client, 2);
+    let dir = temp_dir("sigstop");
+    let dir_text = dir.display().to_string();
+    let futures: Vec<_> = (0..2)
+        .map(|_| client.submit(pid_after_go, dir_text.clone()))
+        .collect();
+    wait_until(|| started(&dir).len() == 2, "both tasks to start");
+    let stopped = started(&dir)[0];
+    signal(stopped, "-STOP");
+    std::fs::write(dir.join("go"), b"").unwrap();
+    // The scheduler hears nothing from the stopped worker and removes it.
+    wait_for_slots(&client, 1);
+    wait_until(|| futures.iter().all(|f| f.is_resolved()), "the results");
+    let pids = client.gather(futures).unwrap();
+    assert!(
+        !pids.contains(&stopped),
+        "a stopped worker answered: {pids:?}"
+    );
+    signal(stopped, "-CONT");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[wherever::main]
+fn main() {
+    harness::run_checks(&[
+        (
+            "a_result_over_one_mebibyte_is_fetched_by_the_client",
+            a_result_over_one_mebibyte_is_fetched_by_the_client,
+        ),
+        (
+            "two_clients_on_one_scheduler_at_once",
+            two_clients_on_one_scheduler_at_once,
+        ),
+        (
+            "a_worker_joining_after_a_scatter_gets_the_scattered_value",
+            a_worker_joining_after_a_scatter_gets_the_scattered_value,
+        ),
+        (
+            "a_stopped_worker_is_removed_after_the_heartbeat_timeout_and_its_task_moves",
+            a_stopped_worker_is_removed_after_the_heartbeat_timeout_and_its_task_moves,
+        ),
+    ]);
+}
