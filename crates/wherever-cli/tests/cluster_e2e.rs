@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 fn calc_mean(plan: &str, tasks: &str, n: &str) -> String {
     let output = run_ok(
@@ -43,7 +42,8 @@ fn killing_a_worker_mid_run_loses_nothing() {
         .spawn()
         .unwrap();
     let workers = wait_for_children(client.id(), 2);
-    std::thread::sleep(Duration::from_millis(300));
+    // 10 ticks (0.1 s) of CPU: the worker runs tasks; the whole run takes ~20 times that.
+    wait_for_cpu_work(workers[0], 10);
     kill9(workers[0]);
     assert!(
         client.try_wait().unwrap().is_none(),
@@ -92,11 +92,7 @@ fn a_scheduler_with_hand_started_workers_gives_the_same_bytes() {
     drop(scheduler);
     // Workers exit on their own once the scheduler is gone.
     for worker in &mut workers {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while worker.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "a worker outlived its scheduler");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_exit(worker, "a worker exits after its scheduler");
     }
 }
 
@@ -118,17 +114,16 @@ fn killing_the_client_leaves_no_worker_behind() {
         .spawn()
         .unwrap();
     let workers = wait_for_children(client.id(), 2);
-    std::thread::sleep(Duration::from_millis(200));
+    // Both workers run tasks when the client dies.
+    for &worker in &workers {
+        wait_for_cpu_work(worker, 10);
+    }
     kill9(client.id());
     client.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while workers.iter().any(|&pid| alive(pid)) {
-        assert!(
-            Instant::now() < deadline,
-            "workers {workers:?} outlived their client by 5 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        &format!("workers {workers:?} exit after their client"),
+        || !workers.iter().any(|&pid| alive(pid)),
+    );
 }
 
 #[test]
@@ -137,8 +132,7 @@ fn a_worker_from_another_binary_is_refused_with_a_message_naming_both() {
     let scheduler = Scheduler::start(&dir.0);
     let secret = scheduler.secret_file.display().to_string();
     let address = format!("tcp://{}", scheduler.address);
-    // The first client fixes the cluster's build.
-    let plan = format!("tcp://{}", scheduler.address);
+    // The first worker fixes the cluster's build.
     let mut first = Command::new(example("calc_mean"))
         .env("WHEREVER_WORKER", &address)
         .env("WHEREVER_SECRET_FILE", &secret)
@@ -157,7 +151,6 @@ fn a_worker_from_another_binary_is_refused_with_a_message_naming_both() {
         message.contains("trivial_tasks") && message.contains("calc_mean"),
         "{message}"
     );
-    let _ = plan;
     let _ = first.kill();
     let _ = first.wait();
 }

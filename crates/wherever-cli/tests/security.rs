@@ -6,13 +6,10 @@ mod common;
 use common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
 
 fn connect(scheduler: &Scheduler) -> TcpStream {
     let stream = TcpStream::connect(&scheduler.address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
     stream
 }
 
@@ -25,10 +22,18 @@ fn read_challenge(stream: &mut TcpStream) -> Vec<u8> {
     body
 }
 
-/// Whether the scheduler closed the connection (reads end without data).
+/// Whether the scheduler closed the connection (reads end without data, or the
+/// connection was reset). A read that times out means it is still open.
 fn closed_by_peer(stream: &mut TcpStream) -> bool {
     let mut buffer = [0u8; 64];
-    matches!(stream.read(&mut buffer), Ok(0) | Err(_))
+    match stream.read(&mut buffer) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(error) => !matches!(
+            error.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
 }
 
 fn a_real_client_still_works(scheduler: &Scheduler) {

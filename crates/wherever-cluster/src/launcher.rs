@@ -81,16 +81,14 @@ impl LocalCluster {
             let child = runtime.handle().block_on(async { spawn_worker() });
             children.push(child.map_err(|e| format!("cannot start a worker process: {e}"))?);
         }
+        let client = ClusterClient::connect(runtime.clone(), &address, secret)?;
+        // Like Dask's `LocalCluster()`, return once the workers are up (start-up is not
+        // part of the first tasks' time); a slow start goes on in the background. A
+        // worker that exits first is an error at once (the children are then killed).
+        await_workers(&runtime, &client, &mut children, workers)?;
         runtime
             .handle()
             .spawn(supervise(children, spawn_worker, stopping.clone()));
-        let client = ClusterClient::connect(runtime.clone(), &address, secret)?;
-        // Like Dask's `LocalCluster()`, return once the workers are up (start-up is not
-        // part of the first tasks' time); a slow start goes on in the background.
-        let deadline = std::time::Instant::now() + STARTUP_WAIT;
-        while (client.workers().0 as usize) < workers && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
         Ok((
             LocalCluster {
                 stopping,
@@ -110,6 +108,44 @@ impl LocalCluster {
 impl Drop for LocalCluster {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Waits up to [`STARTUP_WAIT`] for `expected` workers to connect through `client`.
+/// A worker process that exits before then is an error at once, with its exit
+/// status and the likely cause: a program whose `main` lacks `#[wherever::main]`
+/// runs its body in every worker instead of serving tasks. The other workers are
+/// then killed and reaped before the error returns.
+fn await_workers(
+    runtime: &ClusterRuntime,
+    client: &ClusterClient,
+    children: &mut [Child],
+    expected: usize,
+) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + STARTUP_WAIT;
+    loop {
+        let connected = client.workers().0 as usize;
+        if connected >= expected || std::time::Instant::now() >= deadline {
+            return Ok(());
+        }
+        let exited = children
+            .iter_mut()
+            .find_map(|child| child.try_wait().ok().flatten());
+        if let Some(status) = exited {
+            runtime.handle().block_on(async {
+                for child in children.iter_mut() {
+                    let _ = child.kill().await;
+                }
+            });
+            return Err(format!(
+                "a worker process exited ({status}) before connecting to the scheduler \
+                     ({connected} of {expected} workers had connected). The likely cause: the \
+                     program's fn main lacks #[wherever::main] (or wherever::init() as its \
+                     first line), so its worker processes ran main's body instead of serving \
+                     tasks; the workers' output above may say more"
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 

@@ -1,21 +1,21 @@
 //! Property tests: a simulated cluster drives the scheduler through random graphs,
 //! random worker joins and deaths, user failures, cancels, steal answers and tasks that
-//! secede while they wait (and rejoin later), and checks that every wanted task ends
+//! secede while they wait (and rejoin later), workers and clients that cannot fetch a result
+//! from its holders (`MissingData`), and checks that every wanted task ends
 //! exactly once with the right outcome and nothing leaks. A deterministic test replays
 //! Dask's nested-task scenario (tasks submitting tasks and waiting for them).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use wherever_scheduler::{
     Command, Event, Scheduler, SchedulerConfig, SchedulerError, TaskId, TaskSpec, WorkerId,
+    MISSING_DATA_LIMIT,
 };
 
-/// How often each kind of command and event occurred over all cases (shown with --nocapture).
-static STATS: [AtomicUsize; 13] = [const { AtomicUsize::new(0) }; 13];
-const STAT_NAMES: [&str; 13] = [
+/// The kinds of commands and events a run counts: a fixed sample of cases must see each.
+const STAT_NAMES: [&str; 15] = [
     "compute",
     "steal",
     "stolen",
@@ -29,11 +29,12 @@ const STAT_NAMES: [&str; 13] = [
     "secede",
     "rejoin",
     "secede/rejoin refused (task moved)",
+    "missing data (worker)",
+    "missing data (client)",
 ];
 
-fn count(i: usize) {
-    STATS[i].fetch_add(1, Ordering::Relaxed);
-}
+/// How often each kind in [`STAT_NAMES`] occurred in one run.
+type Stats = [usize; STAT_NAMES.len()];
 
 /// SplitMix64: the simulation's own deterministic randomness.
 struct Rng(u64);
@@ -83,6 +84,10 @@ struct Case {
     prefetch: Option<u32>,
     /// Chance (percent) that a started task waits, seceded, before it may finish.
     secede_percent: u64,
+    /// Chance (percent) that a worker cannot fetch an input of a task it starts.
+    missing_percent: u64,
+    /// How many times the client may fail to fetch a result.
+    max_client_missing: u32,
     seed: u64,
 }
 
@@ -104,6 +109,8 @@ fn case_strategy() -> impl Strategy<Value = Case> {
         0u32..3,
         prop_oneof![Just(None), (0u32..3).prop_map(Some)],
         prop_oneof![1 => Just(0u64), 3 => 5u64..60],
+        prop_oneof![1 => Just(0u64), 2 => 1u64..25],
+        prop_oneof![1 => Just(0u32), 2 => 1u32..12],
         any::<u64>(),
     )
         .prop_map(
@@ -117,6 +124,8 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                 max_cancels,
                 prefetch,
                 secede_percent,
+                missing_percent,
+                max_client_missing,
                 seed,
             )| {
                 let n = raw.len();
@@ -176,6 +185,8 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                     max_cancels,
                     prefetch,
                     secede_percent,
+                    missing_percent,
+                    max_client_missing,
                     seed,
                 }
             },
@@ -227,9 +238,21 @@ struct Sim {
     client_cancels: HashSet<TaskId>,
     released: HashSet<TaskId>,
     secede_percent: u64,
+    missing_percent: u64,
+    /// Wanted tasks the client reported missing and waits to hear about again.
+    awaiting: HashSet<TaskId>,
+    /// How often the client reported each result missing.
+    client_reports: HashMap<TaskId, u32>,
+    /// How often a worker reported an input of each task missing while it was assigned there.
+    input_reports: HashMap<TaskId, u32>,
+    /// Inputs whose reports pushed a dependent past the limit (a legitimate `Erred` cause).
+    limit_causes: HashSet<TaskId>,
+    /// Tasks that failed because of the missing-data limit (theirs or their inputs').
+    limit_doomed: HashSet<TaskId>,
     /// Tasks the scheduler accepted as seceded on a worker, until their next `Compute`.
     sched_seceded: HashMap<TaskId, WorkerId>,
     events: usize,
+    stats: Stats,
 }
 
 impl SimWorker {
@@ -278,16 +301,36 @@ impl Sim {
         false
     }
 
+    /// Whether the client holds a future for `task` that it was told the end of (scattered
+    /// data is in memory from the start) and does not wait for news about.
+    fn holds_an_ended_future(&self, task: TaskId) -> bool {
+        !self.released.contains(&task)
+            && !self.awaiting.contains(&task)
+            && (task >= SCATTER_BASE || self.terminal.contains_key(&task))
+    }
+
+    /// Whether a live worker the data was scattered to still has it.
+    fn scattered_anywhere(&self, task: TaskId) -> bool {
+        self.scatter_holders[&task].iter().any(|h| {
+            let w = &self.workers[h];
+            w.alive && w.memory.contains_key(&task)
+        })
+    }
+
     fn record_terminal(&mut self, task: TaskId, c: Command) {
         assert!(self.wanted.contains(&task), "{c:?} for a task nobody wants");
         assert!(!self.released.contains(&task), "{c:?} after release");
         let v = self.terminal.entry(task).or_default();
+        if self.awaiting.remove(&task) {
+            // The client reported the result missing: it hears again how the task ends.
+            v.clear();
+        }
         v.push(c.clone());
         assert_eq!(v.len(), 1, "task {task} ended twice: {v:?}");
     }
 
     fn apply(&mut self, c: Command) {
-        count(match c {
+        self.stats[match c {
             Command::Compute { .. } => 0,
             Command::Steal { .. } => 1,
             Command::Free { .. } => 3,
@@ -296,7 +339,7 @@ impl Sim {
             Command::Erred { .. } => 6,
             Command::Lost { .. } => 7,
             Command::Cancelled { .. } => 8,
-        });
+        }] += 1;
         match c {
             Command::Compute {
                 worker,
@@ -363,7 +406,7 @@ impl Sim {
                 let pos = w.queue.iter().position(|(t, _)| *t == task);
                 let stolen = match pos {
                     Some(p) if steal => {
-                        count(2);
+                        self.stats[2] += 1;
                         w.queue.remove(p);
                         true
                     }
@@ -416,12 +459,12 @@ impl Sim {
                 );
                 if cause == task {
                     assert!(self.fails.contains(&task), "{task} erred by itself");
+                } else if self.limit_causes.contains(&cause) || self.limit_doomed.contains(&cause) {
+                    // An input reported missing too often, or one that ended lost for it.
                 } else if cause >= SCATTER_BASE {
-                    let holders = &self.scatter_holders[&cause];
                     assert!(
-                        self.released.contains(&cause)
-                            || holders.iter().all(|h| !self.workers[h].alive),
-                        "scattered {cause} blamed while a holder lives"
+                        self.released.contains(&cause) || !self.scattered_anywhere(cause),
+                        "scattered {cause} blamed while a holder has it"
                     );
                 } else {
                     let lost = self.deaths.get(&cause).copied().unwrap_or(0) > self.retries[&cause];
@@ -435,10 +478,20 @@ impl Sim {
                 self.record_terminal(task, c);
                 let deaths = self.deaths.get(&task).copied().unwrap_or(0);
                 assert_eq!(attempts, deaths, "attempts of {task}");
-                assert!(
-                    attempts > self.retries[&task],
-                    "{task} lost within its retries"
-                );
+                let reports = self.client_reports.get(&task).copied().unwrap_or(0);
+                if reports > MISSING_DATA_LIMIT {
+                    self.limit_doomed.insert(task);
+                } else if task >= SCATTER_BASE {
+                    assert!(
+                        !self.scattered_anywhere(task),
+                        "scattered {task} lost while a holder has it"
+                    );
+                } else {
+                    assert!(
+                        attempts > self.retries.get(&task).copied().unwrap_or(0),
+                        "{task} lost within its retries"
+                    );
+                }
             }
             Command::Cancelled { task } => {
                 self.record_terminal(task, c);
@@ -500,6 +553,17 @@ impl Sim {
         let w = self.workers.get_mut(&id).unwrap();
         let i = (self.rng.next() % w.queue.len() as u64) as usize;
         let (task, inputs) = self.workers.get_mut(&id).unwrap().queue.remove(i);
+        if !inputs.is_empty() && self.rng.chance(self.missing_percent) {
+            // No listed holder of one input answers: the worker drops the task and says so.
+            let (d, holders) = inputs[self.rng.below(inputs.len())].clone();
+            let w = self.workers.get_mut(&id).unwrap();
+            w.outbox.push_back(Event::MissingData {
+                task: d,
+                holders,
+                requester: Some((id, task)),
+            });
+            return;
+        }
         let mut values = HashMap::new();
         let mut copies = Vec::new();
         for (d, holders) in &inputs {
@@ -621,15 +685,15 @@ impl Sim {
             }
         }
         if !alive {
-            count(9);
+            self.stats[9] += 1;
         }
         let moved = match e {
             Event::Secede { task, .. } | Event::Rejoin { task, .. } => {
-                count(if matches!(e, Event::Secede { .. }) {
+                self.stats[if matches!(e, Event::Secede { .. }) {
                     10
                 } else {
                     11
-                });
+                }] += 1;
                 // The scheduler may have moved the task meanwhile (cancelled, pulled back,
                 // released): then the event is refused.
                 (self.s.processing_on(task) != Some(id)).then(|| {
@@ -642,12 +706,30 @@ impl Sim {
             }
             _ => None,
         };
+        if let Event::MissingData {
+            task: input,
+            requester: Some((w, dependent)),
+            ..
+        } = e
+        {
+            self.stats[13] += 1;
+            if self.s.processing_on(dependent) == Some(w) {
+                let n = self.input_reports.entry(dependent).or_default();
+                *n += 1;
+                if *n > MISSING_DATA_LIMIT {
+                    self.limit_causes.insert(input);
+                    self.limit_doomed.insert(dependent);
+                }
+            }
+        }
         let before = e.clone();
         let r = self.send(e);
-        if !alive {
+        if matches!(before, Event::MissingData { .. }) {
+            r.unwrap(); // from a dead worker too: its news about holders still counts
+        } else if !alive {
             assert_eq!(r, Err(SchedulerError::UnknownWorker(id)));
         } else if let Some(err) = moved {
-            count(12);
+            self.stats[12] += 1;
             assert_eq!(r, Err(err));
         } else {
             r.unwrap();
@@ -673,7 +755,8 @@ impl Sim {
     }
 }
 
-fn run_case(case: Case) {
+/// Runs one case to quiescence, checking every command on the way and the end state.
+fn run_case(case: Case) -> Stats {
     let mut rng = Rng(case.seed);
     let n = case.tasks.len();
     let mut sim = Sim {
@@ -695,8 +778,15 @@ fn run_case(case: Case) {
         client_cancels: HashSet::new(),
         released: HashSet::new(),
         secede_percent: case.secede_percent,
+        missing_percent: case.missing_percent,
+        awaiting: HashSet::new(),
+        client_reports: HashMap::new(),
+        input_reports: HashMap::new(),
+        limit_causes: HashSet::new(),
+        limit_doomed: HashSet::new(),
         sched_seceded: HashMap::new(),
         events: 0,
+        stats: [0; STAT_NAMES.len()],
     };
     for j in 0..case.scattered {
         let id = SCATTER_BASE + j as u64;
@@ -754,7 +844,7 @@ fn run_case(case: Case) {
     }
     batches.push(start..n);
     let mut next_batch = 0;
-    let (mut deaths, mut joins, mut cancels) = (0, 0, 0);
+    let (mut deaths, mut joins, mut cancels, mut client_missing) = (0, 0, 0, 0);
 
     for step in 0.. {
         assert!(step < 200_000, "no quiescence: livelock?");
@@ -798,10 +888,7 @@ fn run_case(case: Case) {
                 .wanted
                 .iter()
                 .copied()
-                .filter(|t| {
-                    !sim.released.contains(t)
-                        && (*t >= SCATTER_BASE || sim.terminal.contains_key(t))
-                })
+                .filter(|&t| sim.holds_an_ended_future(t))
                 .collect();
             v.sort_unstable();
             v
@@ -820,7 +907,9 @@ fn run_case(case: Case) {
                 .wanted
                 .iter()
                 .copied()
-                .filter(|t| *t < SCATTER_BASE && !sim.terminal.contains_key(t))
+                .filter(|t| {
+                    (*t < SCATTER_BASE && !sim.terminal.contains_key(t)) || sim.awaiting.contains(t)
+                })
                 .collect();
             assert!(
                 unended.is_empty(),
@@ -883,6 +972,37 @@ fn run_case(case: Case) {
                 joins += 1;
                 sim.add_worker();
             }
+            97..=98 if client_missing < case.max_client_missing => {
+                // The client cannot fetch a result it was told about from (some of) its holders.
+                let mut fetchable: Vec<TaskId> = sim
+                    .wanted
+                    .iter()
+                    .copied()
+                    .filter(|&t| {
+                        sim.holds_an_ended_future(t)
+                            && sim.s.state(t) == Some(wherever_scheduler::TaskState::Memory)
+                    })
+                    .collect();
+                if fetchable.is_empty() {
+                    continue;
+                }
+                fetchable.sort_unstable();
+                let t = fetchable[rng.below(fetchable.len())];
+                let mut holders = sim.s.who_has(t).to_vec();
+                if rng.chance(50) {
+                    holders = vec![holders[rng.below(holders.len())]];
+                }
+                client_missing += 1;
+                sim.stats[14] += 1;
+                sim.awaiting.insert(t);
+                *sim.client_reports.entry(t).or_default() += 1;
+                sim.send(Event::MissingData {
+                    task: t,
+                    holders,
+                    requester: None,
+                })
+                .unwrap();
+            }
             96 if cancels < case.max_cancels && next_batch > 0 => {
                 let t = rng.below(batches[next_batch - 1].end) as u64;
                 if sim.s.state(t).is_some() {
@@ -910,11 +1030,9 @@ fn run_case(case: Case) {
             if !seen.insert(x) {
                 continue;
             }
+            doomed |= sim.limit_doomed.contains(&x);
             if x >= SCATTER_BASE {
-                doomed |= sim.released.contains(&x)
-                    || sim.scatter_holders[&x]
-                        .iter()
-                        .all(|h| !sim.workers[h].alive);
+                doomed |= sim.released.contains(&x) || !sim.scattered_anywhere(x);
             } else {
                 doomed |= sim.fails.contains(&x)
                     || sim.client_cancels.contains(&x)
@@ -952,6 +1070,7 @@ fn run_case(case: Case) {
             );
         }
     }
+    sim.stats
 }
 
 proptest! {
@@ -963,10 +1082,20 @@ proptest! {
     }
 }
 
+/// The generator is not toothless: a fixed sample of cases reaches every kind of command
+/// and event the property is meant to exercise.
 #[test]
-fn zz_print_stats() {
-    // Runs after the property in a single-threaded run; informative only.
-    for (name, n) in STAT_NAMES.iter().zip(&STATS) {
-        println!("{name}: {}", n.load(Ordering::Relaxed));
+fn random_cases_exercise_every_path() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = case_strategy();
+    let mut total: Stats = [0; STAT_NAMES.len()];
+    for _ in 0..48 {
+        let case = strategy.new_tree(&mut runner).expect("a case").current();
+        for (t, n) in total.iter_mut().zip(run_case(case)) {
+            *t += n;
+        }
+    }
+    for (name, n) in STAT_NAMES.iter().zip(total) {
+        assert!(n > 0, "no {name} in 48 random cases");
     }
 }

@@ -72,41 +72,25 @@ impl Plan {
     ///
     /// `sequential`, `threads`, `processes` and `tcp://` start here; a plan that
     /// parses but has no launcher in this build yet is an [`Error::Start`] naming it.
+    /// In a process started as a worker (whose `main` lacks `#[wherever::main]`) it
+    /// is an [`Error::Start`] saying so, never a second generation of workers.
     pub fn start(&self) -> Result<Client, Error> {
+        crate::worker_mode::refuse_in_worker(self)?;
+        self.start_here()
+    }
+
+    /// [`Plan::start`] without the worker-process check: for the nested plans that
+    /// tasks start through [`crate::client()`], also in worker processes.
+    pub(crate) fn start_here(&self) -> Result<Client, Error> {
         install_hook();
         let executor = match self.first() {
             Level::Sequential => Executor::Sequential,
             Level::Threads(workers) => Executor::Threads(ThreadPool::start(workers.resolve())?),
             Level::Processes(workers) => {
                 let workers = workers.resolve();
-                let inner = self
-                    .inner()
-                    .map(|plan| plan.to_string())
-                    .unwrap_or_default();
-                let (local, client) =
-                    LocalCluster::start(workers, 1, &[(INNER_PLAN_VARIABLE, &inner)])
-                        .map_err(|reason| start_error(self, reason))?;
-                Executor::Cluster(Cluster {
-                    client,
-                    slots: Some(workers),
-                    _local: Some(local),
-                })
+                outside_async_runtime(|| self.start_local_cluster(workers))?
             }
-            Level::Tcp { host, port } => {
-                let secret = Secret::from_env().map_err(|e| start_error(self, e.to_string()))?;
-                let address = if host.contains(':') {
-                    format!("[{host}]:{port}")
-                } else {
-                    format!("{host}:{port}")
-                };
-                let client =
-                    connect(&address, secret).map_err(|reason| start_error(self, reason))?;
-                Executor::Cluster(Cluster {
-                    client,
-                    slots: None,
-                    _local: None,
-                })
-            }
+            Level::Tcp { host, port } => outside_async_runtime(|| self.connect_tcp(host, *port))?,
             other => {
                 return Err(start_error(
                     self,
@@ -116,6 +100,47 @@ impl Plan {
         };
         Ok(Client::new(self.clone(), executor))
     }
+}
+
+impl Plan {
+    /// `processes:N`: a scheduler on loopback and `workers` worker processes.
+    fn start_local_cluster(&self, workers: usize) -> Result<Executor, Error> {
+        let inner = self
+            .inner()
+            .map(|plan| plan.to_string())
+            .unwrap_or_default();
+        let (local, client) = LocalCluster::start(workers, 1, &[(INNER_PLAN_VARIABLE, &inner)])
+            .map_err(|reason| start_error(self, reason))?;
+        Ok(Executor::Cluster(Cluster {
+            client,
+            slots: Some(workers),
+            _local: Some(local),
+        }))
+    }
+
+    /// `tcp://HOST:PORT`: a connection to a running scheduler.
+    fn connect_tcp(&self, host: &str, port: u16) -> Result<Executor, Error> {
+        let secret = Secret::from_env().map_err(|e| start_error(self, e.to_string()))?;
+        let address = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let client = connect(&address, secret).map_err(|reason| start_error(self, reason))?;
+        Ok(Executor::Cluster(Cluster {
+            client,
+            slots: None,
+            _local: None,
+        }))
+    }
+}
+
+/// Runs `start` on a thread of its own: the cluster machinery blocks on its own
+/// tokio runtime, which tokio refuses inside another runtime's thread (a program
+/// with `#[tokio::main]`), so it never runs on the caller's thread.
+fn outside_async_runtime<T: Send>(start: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| scope.spawn(start).join())
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Connects to the scheduler at `address` on a runtime thread of its own.

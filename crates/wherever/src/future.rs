@@ -114,14 +114,24 @@ impl<R> Slot<R> {
     /// Stores the outcome and wakes whoever waits; a second outcome is ignored.
     /// Callbacks run outside the lock, before the value can be taken.
     pub(crate) fn resolve(&self, outcome: Result<R, TaskError>) {
-        let callbacks = {
-            let mut state = self.lock();
-            if state.resolved || state.resolving {
-                return;
-            }
-            state.resolving = true;
-            std::mem::take(&mut state.callbacks)
+        let Some(callbacks) = Self::claim(&mut self.lock()) else {
+            return;
         };
+        self.settle(callbacks, outcome);
+    }
+
+    /// Makes the caller the one that resolves the slot, taking the callbacks to run;
+    /// `None` if it is resolved or being resolved already.
+    fn claim(state: &mut SlotState<R>) -> Option<Vec<Callback<R>>> {
+        if state.resolved || state.resolving {
+            return None;
+        }
+        state.resolving = true;
+        Some(std::mem::take(&mut state.callbacks))
+    }
+
+    /// Runs the claimed `callbacks` and stores the outcome (after [`Slot::claim`]).
+    fn settle(&self, callbacks: Vec<Callback<R>>, outcome: Result<R, TaskError>) {
         for callback in callbacks {
             callback(&outcome);
         }
@@ -150,6 +160,38 @@ impl<R> Slot<R> {
         } else {
             state.listeners.push((listener.clone(), index));
         }
+    }
+
+    /// Stops `listener` from being told of the resolution (its waiter gave up).
+    fn unlisten(&self, listener: &Sender<usize>) {
+        self.lock()
+            .listeners
+            .retain(|(registered, _)| !registered.same_channel(listener));
+    }
+
+    /// Cancels the task if it has neither started nor resolved: `false` for a
+    /// running task, and for a resolved one whatever its phase (a task of a
+    /// multi-process plan never passes through `start` here).
+    fn cancel(&self, cancelled: impl FnOnce() -> TaskError) -> bool {
+        let callbacks = {
+            let mut state = self.lock();
+            if state.resolved || state.resolving {
+                return false;
+            }
+            let queued = self
+                .phase
+                .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+            match queued.then(|| Self::claim(&mut state)).flatten() {
+                Some(callbacks) => callbacks,
+                None => return false,
+            }
+        };
+        if let Some(canceller) = self.canceller.get() {
+            canceller();
+        }
+        self.settle(callbacks, Err(cancelled()));
+        true
     }
 
     fn take(&self) -> Option<Result<R, TaskError>> {
@@ -344,23 +386,14 @@ impl<R> Future<R> {
     /// task; `true` then means the future had not resolved yet, and the task may
     /// still run on a worker, its result discarded.
     pub fn cancel(&self) -> bool {
-        let cancelled = self
-            .slot
-            .phase
-            .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        if cancelled {
-            if let Some(canceller) = self.slot.canceller.get() {
-                canceller();
-            }
-            self.slot.resolve(Err(TaskError::new(
+        self.slot.cancel(|| {
+            TaskError::new(
                 self.task,
                 self.position,
                 TaskErrorKind::Cancelled,
                 "cancelled before it started",
-            )));
-        }
-        cancelled
+            )
+        })
     }
 
     /// The registered name of the task (or `closure`).
@@ -390,6 +423,8 @@ pub struct AsCompleted<R> {
     futures: Vec<Option<Future<R>>>,
     remaining: usize,
     finished: Receiver<usize>,
+    /// The sending side the futures were given, to take it back from them.
+    listener: Sender<usize>,
 }
 
 /// Iterates over `futures` as they finish, each yielded once, already resolved.
@@ -407,6 +442,7 @@ pub fn as_completed<R>(futures: impl IntoIterator<Item = Future<R>>) -> AsComple
         remaining: futures.len(),
         futures,
         finished,
+        listener: sender,
     }
 }
 
@@ -427,6 +463,18 @@ impl<R> Iterator for AsCompleted<R> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<R> Drop for AsCompleted<R> {
+    /// Futures not yet yielded forget this iterator (it stopped listening).
+    fn drop(&mut self) {
+        if self.remaining == 0 {
+            return;
+        }
+        for future in self.futures.iter().flatten() {
+            future.slot.unlisten(&self.listener);
+        }
     }
 }
 
@@ -482,6 +530,83 @@ pub fn wait<R>(futures: &[Future<R>], timeout: Option<Duration>, when: ReturnWhe
             done.push(index);
         }
     }
-    let not_done = (0..futures.len()).filter(|&i| !is_done[i]).collect();
+    let not_done: Vec<usize> = (0..futures.len()).filter(|&i| !is_done[i]).collect();
+    for &index in &not_done {
+        futures[index].slot.unlisten(&sender);
+    }
     WaitOutcome { done, not_done }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A future as a multi-process plan makes it: resolved by the connection, never
+    /// started through [`Slot::start`], with a canceller for the scheduler.
+    fn remote_future(
+        cancels: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> (Future<u64>, Arc<Slot<u64>>) {
+        let slot = Slot::new();
+        slot.set_canceller(move || {
+            cancels.fetch_add(1, Ordering::SeqCst);
+        });
+        (Future::new(slot.clone(), "remote", 0), slot)
+    }
+
+    #[test]
+    fn cancelling_a_finished_remote_future_fails_and_keeps_its_value() {
+        let cancels = Arc::default();
+        let (future, slot) = remote_future(Arc::clone(&cancels));
+        slot.resolve(Ok(42));
+        assert!(!future.cancel(), "a finished task cannot be cancelled");
+        assert_eq!(
+            cancels.load(Ordering::SeqCst),
+            0,
+            "the scheduler is not told"
+        );
+        assert_eq!(future.value().unwrap(), 42);
+    }
+
+    #[test]
+    fn cancelling_a_pending_remote_future_resolves_it_as_cancelled() {
+        let cancels = Arc::default();
+        let (future, slot) = remote_future(Arc::clone(&cancels));
+        assert!(future.cancel());
+        assert!(!future.cancel(), "only once");
+        slot.resolve(Ok(42));
+        assert_eq!(cancels.load(Ordering::SeqCst), 1);
+        assert_eq!(future.value().unwrap_err().kind, TaskErrorKind::Cancelled);
+    }
+
+    fn listeners<R>(future: &Future<R>) -> usize {
+        future.slot.lock().listeners.len()
+    }
+
+    #[test]
+    fn wait_that_times_out_leaves_no_listener_behind() {
+        let pending: Vec<Future<u64>> = (0..3)
+            .map(|i| Future::new(Slot::new(), "pending", i))
+            .collect();
+        for _ in 0..5 {
+            let outcome = wait(&pending, Some(Duration::ZERO), ReturnWhen::AllCompleted);
+            assert_eq!(outcome.not_done, vec![0, 1, 2]);
+        }
+        assert!(pending.iter().all(|f| listeners(f) == 0));
+    }
+
+    #[test]
+    fn an_as_completed_dropped_early_leaves_no_listener_behind() {
+        let slots: Vec<Arc<Slot<u64>>> = (0..3).map(|_| Slot::new()).collect();
+        let futures = slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Future::new(s.clone(), "t", i as u64));
+        let mut completed = as_completed(futures);
+        slots[1].resolve(Ok(1));
+        assert_eq!(completed.next().unwrap().value().unwrap(), 1);
+        let probe = Future::new(slots[0].clone(), "t", 0);
+        assert_eq!(listeners(&probe), 1);
+        drop(completed);
+        assert_eq!(listeners(&probe), 0);
+    }
 }

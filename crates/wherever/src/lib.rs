@@ -33,6 +33,7 @@ mod future;
 mod graph;
 mod local;
 mod map;
+mod map_output;
 mod nested;
 pub mod plan;
 mod submission;

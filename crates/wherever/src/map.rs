@@ -3,9 +3,10 @@
 use crate::arguments::{Args, IntoArgs};
 use crate::client::Client;
 use crate::future::{Future, Slot};
+use crate::map_output::Output;
 use crate::nested::with_current_client;
 use crate::submission::{encoded_parts, local_task_error, RemoteTask};
-use crate::{IntoTask, TaskContext, TaskError, Value};
+use crate::{IntoTask, TaskContext, TaskError, TaskErrorKind, Value};
 use std::cell::Cell;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -86,7 +87,8 @@ impl Client {
         }
     }
 
-    /// [`Client::map_with`] over `count` items.
+    /// [`Client::map_with`] over `count` items (the iterator's exact `size_hint`,
+    /// which is checked: an iterator that yields more or fewer items is an error).
     fn map_counted<A: Value, R: Value, X: IntoArgs<A>, T: IntoTask<A, R>>(
         &self,
         task: Arc<T>,
@@ -96,11 +98,23 @@ impl Client {
     ) -> Result<Vec<R>, TaskError> {
         let first = self.take_positions(count as u64);
         let chunk_size = scheduling.items_per_chunk(count, self.workers());
-        let mut output = Output::<R>::with_capacity(count);
-        let mut parts: Vec<Part<R>> = Vec::with_capacity(count.div_ceil(chunk_size));
+        // Declared before anything is submitted: if the input iterator panics, the
+        // collector waits for every local chunk before the output is freed.
+        let mut collector = Collector {
+            output: Output::with_slots(count),
+            parts: Vec::with_capacity(count.div_ceil(chunk_size)),
+        };
         let mut chunk: Vec<A> = Vec::with_capacity(chunk_size.min(count));
         let mut chunk_offset = 0;
-        for (offset, item) in items.enumerate() {
+        let mut yielded = 0;
+        for item in items {
+            if yielded == count {
+                // One more than promised: stop before it could be written anywhere.
+                yielded += 1;
+                break;
+            }
+            let offset = yielded;
+            yielded += 1;
             match item.into_args() {
                 Args::Plain(args) => {
                     if chunk.is_empty() {
@@ -112,69 +126,57 @@ impl Client {
                             &mut chunk,
                             Vec::with_capacity(chunk_size.min(count)),
                         );
-                        parts.push(self.submit_chunk(
+                        let part = self.submit_chunk(
                             task.clone(),
                             full,
                             first,
                             chunk_offset,
-                            &output,
-                        ));
+                            &collector.output,
+                        );
+                        collector.parts.push(part);
                     }
                 }
                 dependent => {
                     if !chunk.is_empty() {
                         let partial = std::mem::take(&mut chunk);
-                        parts.push(self.submit_chunk(
+                        let part = self.submit_chunk(
                             task.clone(),
                             partial,
                             first,
                             chunk_offset,
-                            &output,
-                        ));
+                            &collector.output,
+                        );
+                        collector.parts.push(part);
                     }
                     let future = self.submit_at(task.clone(), dependent, first + offset as u64);
-                    parts.push(Part::One { future, offset });
+                    collector.parts.push(Part::One { future, offset });
                 }
             }
         }
         if !chunk.is_empty() {
-            parts.push(self.submit_chunk(task.clone(), chunk, first, chunk_offset, &output));
+            let part =
+                self.submit_chunk(task.clone(), chunk, first, chunk_offset, &collector.output);
+            collector.parts.push(part);
         }
-        // Every part is waited for, even after an error: local chunks write into
-        // `output` until they end.
-        let mut first_error = None;
-        for part in parts {
-            let failed = match part {
-                Part::Written(future) => match future.value() {
-                    Ok(report) => {
-                        output.mark_written(report.offset, report.written);
-                        report.error
-                    }
-                    Err(error) => Some(error),
-                },
-                Part::Chunk { future, offset } => match future.value() {
-                    Ok(values) => {
-                        output.write_all(offset, values);
-                        None
-                    }
-                    Err(error) => Some(error),
-                },
-                Part::One { future, offset } => match future.value() {
-                    Ok(value) => {
-                        output.write_all(offset, vec![value]);
-                        None
-                    }
-                    Err(error) => Some(error),
-                },
+        let first_error = collector.wait_all();
+        let runtime_error = |message: String| {
+            TaskError::new(task.task_name(), first, TaskErrorKind::Runtime, message)
+        };
+        if yielded != count {
+            let yielded = if yielded > count {
+                format!("more than {count}")
+            } else {
+                yielded.to_string()
             };
-            if first_error.is_none() {
-                first_error = failed;
-            }
+            return Err(runtime_error(format!(
+                "the inputs' iterator promised exactly {count} items (its size_hint) \
+                 but yielded {yielded}"
+            )));
         }
-        match first_error {
-            Some(error) => Err(error),
-            None => Ok(output.into_vec(count)),
+        if let Some(error) = first_error {
+            return Err(error);
         }
+        collector.output.take_vec().map_err(runtime_error)
     }
 
     /// Submits `items` (at offsets `offset..` of the map, positions `first + offset..`)
@@ -189,17 +191,26 @@ impl Client {
     ) -> Part<R> {
         let name = task.task_name();
         let position = first + offset as u64;
+        let len = items.len();
         if let Some(cluster) = self.cluster() {
             let slot = Slot::new();
             let future = Future::new(slot.clone(), name, position);
             let call = RemoteTask::of(task.as_ref(), encoded_parts(&items), position, true);
             self.submit_remote(cluster, call, slot);
-            return Part::Chunk { future, offset };
+            return Part::Chunk {
+                future,
+                offset,
+                len,
+            };
         }
         let slot = Slot::new();
         let future = Future::new(slot.clone(), name, position);
-        let (key, seeded, runner, target) =
-            (self.key, self.seeded, self.clone(), output.window(offset));
+        let (key, seeded, runner, target) = (
+            self.key,
+            self.seeded,
+            self.clone(),
+            output.window(offset, len),
+        );
         self.spawn(Box::new(move || {
             if !slot.start() {
                 return;
@@ -216,8 +227,9 @@ impl Client {
                             reposition(item_position);
                             let value = task.run(item, &mut ctx)?;
                             // SAFETY: `target` is this chunk's own window of the output,
-                            // which outlives the job (map waits for every chunk), and
-                            // `at` stays below the chunk's length.
+                            // which outlives the job (the map's collector waits for
+                            // every local chunk, also when unwinding), and slot `at`
+                            // was not written before.
                             unsafe { target.write(at, value) };
                             written.set(at + 1);
                         }
@@ -240,12 +252,13 @@ impl Client {
 
 /// A part of a map's results.
 enum Part<R> {
-    /// A local chunk that wrote its results into the output.
+    /// A local chunk that writes its results into the output.
     Written(Future<ChunkReport>),
-    /// A remote chunk: its results, to copy into the output at `offset`.
+    /// A remote chunk of `len` items: its results, to copy into the output at `offset`.
     Chunk {
         future: Future<Vec<R>>,
         offset: usize,
+        len: usize,
     },
     /// One item that waited on other tasks.
     One { future: Future<R>, offset: usize },
@@ -259,84 +272,74 @@ struct ChunkReport {
     error: Option<TaskError>,
 }
 
-/// A map's results, written in place by the chunks as they finish (as rayon's
-/// `collect` does), so they are neither gathered per chunk nor copied again.
-struct Output<R> {
-    buffer: Vec<R>,
-    /// The buffer's start, taken once (the buffer is not touched until the end).
-    base: *mut R,
-    /// Ranges written so far, to drop if the map fails.
-    written: Vec<(usize, usize)>,
+/// A map's output and the parts submitted to fill it. Dropping it (also while
+/// unwinding) first waits for every local chunk still writing into the output, so
+/// the output is never freed under a running chunk.
+struct Collector<R> {
+    output: Output<R>,
+    parts: Vec<Part<R>>,
 }
 
-/// A chunk's window of the output: a raw pointer to its first slot.
-struct Window<R>(*mut R);
-
-// SAFETY: a window is written by exactly one job, at disjoint slots, while the
-// output it points into is kept alive and untouched by the map that waits for it.
-unsafe impl<R: Send> Send for Window<R> {}
-
-impl<R> Window<R> {
-    /// Writes `value` at slot `at` of the window.
-    ///
-    /// # Safety
-    /// `at` must be inside the window and the slot not written before.
-    unsafe fn write(&self, at: usize, value: R) {
-        unsafe { self.0.add(at).write(value) }
-    }
-}
-
-impl<R> Output<R> {
-    fn with_capacity(count: usize) -> Self {
-        let mut buffer = Vec::with_capacity(count);
-        let base = buffer.as_mut_ptr();
-        Output {
-            buffer,
-            base,
-            written: Vec::new(),
-        }
-    }
-
-    fn window(&self, offset: usize) -> Window<R> {
-        // SAFETY: offsets are at most the capacity (`count`) the buffer was made with.
-        Window(unsafe { self.base.add(offset) })
-    }
-
-    fn mark_written(&mut self, offset: usize, count: usize) {
-        self.written.push((offset, count));
-    }
-
-    fn write_all(&mut self, offset: usize, values: Vec<R>) {
-        let count = values.len();
-        let window = self.window(offset);
-        for (at, value) in values.into_iter().enumerate() {
-            // SAFETY: each offset range belongs to one part and is written once.
-            unsafe { window.write(at, value) };
-        }
-        self.mark_written(offset, count);
-    }
-
-    /// The results, once every slot below `count` was written.
-    fn into_vec(mut self, count: usize) -> Vec<R> {
-        debug_assert_eq!(self.written.iter().map(|(_, n)| n).sum::<usize>(), count);
-        self.written.clear();
-        // SAFETY: every part wrote its whole range, and the ranges cover 0..count.
-        unsafe { self.buffer.set_len(count) };
-        std::mem::take(&mut self.buffer)
-    }
-}
-
-impl<R> Drop for Output<R> {
-    fn drop(&mut self) {
-        // A failed map: drop what was written; the buffer itself has length 0.
-        for &(offset, count) in &self.written {
-            // SAFETY: these slots were written and not yet handed out.
-            unsafe {
-                std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
-                    self.window(offset).0,
-                    count,
-                ))
+impl<R> Collector<R> {
+    /// Waits for every part, even after an error (local chunks write into the
+    /// output until they end), copies remote results in, and returns the first
+    /// error in input order.
+    fn wait_all(&mut self) -> Option<TaskError> {
+        let mut first_error = None;
+        for part in std::mem::take(&mut self.parts) {
+            let failed = match part {
+                Part::Written(future) => match future.value() {
+                    Ok(report) => {
+                        self.output.mark_written(report.offset, report.written);
+                        report.error
+                    }
+                    Err(error) => Some(error),
+                },
+                Part::Chunk {
+                    future,
+                    offset,
+                    len,
+                } => self.copy_in(future, offset, len, |values| values),
+                Part::One { future, offset } => {
+                    self.copy_in(future, offset, 1, |value| vec![value])
+                }
             };
+            if first_error.is_none() {
+                first_error = failed;
+            }
+        }
+        first_error
+    }
+
+    /// Waits for a result that came back from elsewhere and copies it into its `len`
+    /// slots from `offset`: the task's error, or an error if its length is wrong.
+    fn copy_in<V>(
+        &mut self,
+        future: Future<V>,
+        offset: usize,
+        len: usize,
+        as_values: impl FnOnce(V) -> Vec<R>,
+    ) -> Option<TaskError> {
+        let (name, position) = (future.task_name(), future.position());
+        let values = match future.value() {
+            Ok(value) => as_values(value),
+            Err(error) => return Some(error),
+        };
+        let written = self.output.write_all(offset, len, values);
+        written
+            .err()
+            .map(|message| TaskError::new(name, position, TaskErrorKind::Runtime, message))
+    }
+}
+
+impl<R> Drop for Collector<R> {
+    fn drop(&mut self) {
+        for part in std::mem::take(&mut self.parts) {
+            if let Part::Written(future) = part {
+                if let Ok(report) = future.value() {
+                    self.output.mark_written(report.offset, report.written);
+                }
+            }
         }
     }
 }

@@ -69,7 +69,7 @@ fn worker_process_client() -> Result<Client, Error> {
 
 /// The client of `plan`, started once per process and shared by all tasks.
 fn started(plan: &Plan) -> Result<Client, Error> {
-    cached(&plan.to_string(), || plan.start())
+    cached(&plan.to_string(), || plan.start_here())
 }
 
 fn cached(key: &str, start: impl FnOnce() -> Result<Client, Error>) -> Result<Client, Error> {

@@ -1,4 +1,8 @@
-//! Turning a process of the user's program into a worker before `main`'s body runs.
+//! Turning a process of the user's program into a worker before `main`'s body runs,
+//! and refusing to start plans in a worker process whose `main` did not do so.
+
+use crate::plan::Plan;
+use crate::Error;
 
 /// The environment variable that makes a process of a wherever program a worker:
 /// the address of the scheduler to serve (`tcp://HOST:PORT`).
@@ -12,11 +16,39 @@ pub const WORKER_FLAG: &str = "--wherever-worker";
 /// `--wherever-worker ADDRESS`), it serves the scheduler and exits the process
 /// instead of returning, so `main`'s own body never runs there.
 pub fn init() {
+    if let Some(address) = worker_address() {
+        wherever_cluster::worker::run(&address)
+    }
+}
+
+/// The scheduler address this process was started to serve as a worker, if any:
+/// the `--wherever-worker` flag, else [`WORKER_VARIABLE`].
+fn worker_address() -> Option<String> {
     let flag = crate::args::flag_value(std::env::args(), WORKER_FLAG)
         .ok()
         .flatten();
-    let Some(address) = flag.or_else(|| std::env::var(WORKER_VARIABLE).ok()) else {
-        return;
+    flag.or_else(|| std::env::var(WORKER_VARIABLE).ok())
+}
+
+/// An error if this process was started as a worker: there, `main`'s body only
+/// runs when [`init`] was not called first, and a plan it started would start
+/// workers of its own, each starting more (a fork bomb). Tasks running in a worker
+/// start their nested plans through [`crate::client()`], which does not come here.
+pub(crate) fn refuse_in_worker(plan: &Plan) -> Result<(), Error> {
+    let Some(address) = worker_address() else {
+        return Ok(());
     };
-    wherever_cluster::worker::run(&address)
+    Err(Error::Start {
+        plan: plan.to_string(),
+        reason: format!(
+            "this process was started as a worker of the scheduler at {address} \
+             ({WORKER_VARIABLE} or {WORKER_FLAG} is set), yet its main() went on to start \
+             a plan, which would start workers of its own. Put #[wherever::main] on \
+             fn main (or call wherever::init() as its first line) so that worker \
+             processes serve tasks instead of running main's body. For tasks that \
+             submit tasks, call wherever::client() inside the task and give the nested \
+             levels in the plan (e.g. `processes:2/threads:4`); to start an independent \
+             plan from this process anyway, remove {WORKER_VARIABLE} from its environment."
+        ),
+    })
 }

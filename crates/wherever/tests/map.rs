@@ -181,3 +181,103 @@ fn results_that_own_memory_are_kept_or_dropped_whole() {
         }
     }
 }
+
+/// An iterator whose `size_hint` claims exactly `claims` items but which yields
+/// `yields`.
+struct Lying {
+    yields: u64,
+    claims: usize,
+}
+
+impl Iterator for Lying {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        self.yields = self.yields.checked_sub(1)?;
+        Some(self.yields)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.claims, Some(self.claims))
+    }
+}
+
+#[test]
+fn an_iterator_that_yields_more_or_fewer_items_than_its_size_hint_is_an_error() {
+    // (yields, claims, how the error ends): 4 results from 1 item, 3 slots for 40.
+    for (yields, claims, ending) in [(1, 4, "yielded 1"), (40, 3, "yielded more than 3")] {
+        for plan in LOCAL_PLANS {
+            for scheduling in schedulings() {
+                let lying = Lying { yields, claims };
+                let outcome = start(plan).map_with(|x: u64| format!("item {x}"), lying, scheduling);
+                let error = outcome.expect_err("a map over a lying iterator");
+                let promised = format!("promised exactly {claims} items");
+                assert!(
+                    error.message.contains(&promised) && error.message.ends_with(ending),
+                    "{plan} {scheduling:?}: {error}"
+                );
+            }
+        }
+    }
+}
+
+/// Yields `before` items, then panics; opens `gate` when dropped (while the panic
+/// unwinds through `map`).
+struct PanicsAfter {
+    before: u64,
+    gate: common::Gate,
+}
+
+impl Iterator for PanicsAfter {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        assert!(self.before > 0, "the input iterator broke");
+        self.before -= 1;
+        Some(self.before)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (10, Some(10))
+    }
+}
+
+impl Drop for PanicsAfter {
+    fn drop(&mut self) {
+        self.gate.open();
+    }
+}
+
+#[test]
+fn a_panicking_input_iterator_unwinds_only_after_the_chunks_already_submitted_ended() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    for plan in ["threads:1", "threads:2", "threads:5"] {
+        let gate = common::Gate::new();
+        let finished = Arc::new(AtomicUsize::new(0));
+        let (task_gate, task_finished) = (gate.clone(), finished.clone());
+        let client = start(plan);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            client.map_with(
+                move |x: u64| {
+                    // Held until the panic unwinds, so the chunk still runs then.
+                    task_gate.pass();
+                    let label = format!("item {x}").repeat(100);
+                    task_finished.fetch_add(1, Ordering::SeqCst);
+                    label
+                },
+                PanicsAfter {
+                    before: 3,
+                    gate: gate.clone(),
+                },
+                Scheduling::Dynamic,
+            )
+        }));
+        assert!(unwound.is_err(), "{plan}: the iterator's panic propagates");
+        assert_eq!(
+            finished.load(Ordering::SeqCst),
+            3,
+            "{plan}: map unwound while chunks were still writing into its output"
+        );
+    }
+}

@@ -49,3 +49,33 @@ fn client_outside_a_task_is_an_error() {
     let error = wherever::client().unwrap_err();
     assert!(error.to_string().contains("inside a task"), "{error}");
 }
+
+#[wherever::task]
+fn double(i: u64) -> u64 {
+    2 * i
+}
+
+/// Submits more subtasks than a pool's queue holds, one by one, and adds up their results.
+#[wherever::task]
+fn sum_of_many_doubles(count: u64) -> Result<u64, wherever::Error> {
+    let client = wherever::client()?;
+    let futures: Vec<_> = (0..count).map(|i| client.submit(double, i)).collect();
+    Ok(client.gather(futures)?.into_iter().sum())
+}
+
+#[test]
+fn a_task_on_the_only_thread_submits_more_subtasks_than_the_queue_holds() {
+    let count = wherever::QUEUE_BOUND as u64 + 100;
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let client = start("threads:1");
+        let _ = done.send(client.submit(sum_of_many_doubles, count).value());
+    });
+    // A hang guard only: the test fails, rather than hangs, if the submitter blocks
+    // on the queue of the pool whose only thread it occupies.
+    let total = finished
+        .recv_timeout(std::time::Duration::from_secs(600))
+        .expect("the nested task never finished")
+        .unwrap();
+    assert_eq!(total, count * (count - 1));
+}

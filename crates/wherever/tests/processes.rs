@@ -2,7 +2,9 @@
 //! its own worker executable (see `harness = false` in Cargo.toml): `main` runs each
 //! check in turn and reports like the standard harness.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+#[path = "common/harness.rs"]
+mod harness;
+
 use wherever::prelude::*;
 use wherever::{Scheduling, TaskErrorKind};
 
@@ -41,10 +43,14 @@ fn kill_my_worker(_x: u64) -> u64 {
     std::process::abort()
 }
 
+/// Waits until the file `path` exists (the test creates it to let the task end),
+/// then returns `path`.
 #[wherever::task]
-fn sleep_ms(ms: u64) -> u64 {
-    std::thread::sleep(std::time::Duration::from_millis(ms));
-    ms
+fn wait_for_file(path: String) -> String {
+    while !std::path::Path::new(&path).exists() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    path
 }
 
 #[wherever::task]
@@ -176,20 +182,73 @@ fn closures_are_refused_with_a_clear_error() {
     );
 }
 
-fn as_completed_and_cancel_work_across_processes() {
+/// A path for a gate file of this test process; none exists yet.
+fn gate_path(name: &str) -> String {
+    let path = std::env::temp_dir().join(format!("wherever-gate-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path.to_string_lossy().into_owned()
+}
+
+/// Lets the tasks waiting for `path` end.
+fn open_gate(path: &str) {
+    std::fs::write(path, b"open").unwrap();
+}
+
+fn cancel_stops_a_queued_task_and_leaves_a_finished_one_alone() {
     let client = start("processes:1");
-    let slow = client.submit(sleep_ms, 300);
-    let queued = client.submit(sleep_ms, 1);
-    assert!(queued.cancel());
+    let gate = gate_path("cancel");
+    let busy = client.submit(wait_for_file, gate.clone());
+    // The only task slot is busy until the gate opens, so this one waits.
+    let queued = client.submit(square, 2);
+    assert!(queued.cancel(), "a queued task can be cancelled");
     assert_eq!(queued.value().unwrap_err().kind, TaskErrorKind::Cancelled);
-    assert_eq!(slow.value().unwrap(), 300);
-    let futures: Vec<_> = [200u64, 1, 100]
-        .into_iter()
-        .map(|ms| client.submit(sleep_ms, ms))
+    open_gate(&gate);
+    assert_eq!(busy.value().unwrap(), gate);
+    let finished = client.submit(square, 5);
+    let outcome = wherever::wait(
+        std::slice::from_ref(&finished),
+        None,
+        ReturnWhen::AllCompleted,
+    );
+    assert_eq!(outcome.done, vec![0]);
+    assert!(!finished.cancel(), "a finished task cannot be cancelled");
+    assert_eq!(
+        finished.value().unwrap(),
+        25,
+        "and its value stays readable"
+    );
+    let _ = std::fs::remove_file(&gate);
+}
+
+fn as_completed_yields_tasks_in_the_order_they_finish() {
+    let client = start("processes:3");
+    let gates: Vec<String> = ["a", "b", "c"].map(gate_path).into();
+    let futures: Vec<_> = gates
+        .iter()
+        .map(|gate| client.submit(wait_for_file, gate.clone()))
         .collect();
-    let mut seen: Vec<u64> = as_completed(futures).map(|f| f.value().unwrap()).collect();
-    seen.sort_unstable();
-    assert_eq!(seen, vec![1, 100, 200]);
+    let mut completed = as_completed(futures);
+    // Each task ends only when its gate opens: open them in the order b, c, a.
+    for index in [1, 2, 0] {
+        open_gate(&gates[index]);
+        assert_eq!(completed.next().unwrap().value().unwrap(), gates[index]);
+    }
+    assert!(completed.next().is_none());
+    for gate in gates {
+        let _ = std::fs::remove_file(gate);
+    }
+}
+
+fn plans_start_inside_a_tokio_runtime() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        for plan in ["threads:2", "processes:2"] {
+            let client = start(plan);
+            assert_eq!(client.submit(square, 7).value().unwrap(), 49, "{plan}");
+        }
+    });
 }
 
 fn futures_and_graphs_flow_between_worker_processes() {
@@ -232,7 +291,10 @@ fn a_failing_leaf_fails_only_its_dependents_across_processes() {
     let futures = wherever::persist(&client, &sums.iter().collect::<Vec<_>>());
     for (index, future) in futures.into_iter().enumerate() {
         match future.value() {
-            Ok(value) => assert_eq!(value, 4 * index as i64 + 1),
+            Ok(value) => {
+                assert_ne!(index, 37 / 2, "the sum over the broken leaf succeeded");
+                assert_eq!(value, 4 * index as i64 + 1);
+            }
             Err(error) => {
                 assert_eq!(index, 37 / 2, "{error}");
                 assert!(
@@ -262,7 +324,7 @@ fn nested_tasks_on_one_worker_process_do_not_deadlock() {
 
 #[wherever::main]
 fn main() {
-    let checks: [(&str, fn()); 10] = [
+    let checks: [(&str, fn()); 12] = [
         (
             "nested_tasks_on_one_worker_process_do_not_deadlock",
             nested_tasks_on_one_worker_process_do_not_deadlock,
@@ -300,42 +362,17 @@ fn main() {
             closures_are_refused_with_a_clear_error,
         ),
         (
-            "as_completed_and_cancel_work_across_processes",
-            as_completed_and_cancel_work_across_processes,
+            "cancel_stops_a_queued_task_and_leaves_a_finished_one_alone",
+            cancel_stops_a_queued_task_and_leaves_a_finished_one_alone,
+        ),
+        (
+            "as_completed_yields_tasks_in_the_order_they_finish",
+            as_completed_yields_tasks_in_the_order_they_finish,
+        ),
+        (
+            "plans_start_inside_a_tokio_runtime",
+            plans_start_inside_a_tokio_runtime,
         ),
     ];
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    // Answer test runners (`cargo nextest`) that list tests the way libtest does.
-    if args.iter().any(|a| a == "--list") {
-        if !args.iter().any(|a| a == "--ignored") {
-            for (name, _) in checks {
-                println!("{name}: test");
-            }
-        }
-        return;
-    }
-    let exact = args.iter().any(|a| a == "--exact");
-    let filter: Option<String> = args.iter().find(|a| !a.starts_with('-')).cloned();
-    let failed = AtomicU64::new(0);
-    for (name, check) in checks {
-        if filter
-            .as_deref()
-            .is_some_and(|f| if exact { name != f } else { !name.contains(f) })
-        {
-            continue;
-        }
-        match std::panic::catch_unwind(check) {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-    let failed = failed.load(Ordering::Relaxed);
-    println!(
-        "test result: {}. {failed} failed",
-        if failed == 0 { "ok" } else { "FAILED" }
-    );
-    std::process::exit(i32::from(failed > 0));
+    harness::run_checks(&checks)
 }

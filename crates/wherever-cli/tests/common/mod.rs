@@ -3,10 +3,11 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The `wherever` binary of this package.
@@ -14,22 +15,85 @@ pub fn wherever_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_wherever"))
 }
 
-/// The debug build of an example of the `wherever` crate, built if missing.
+/// An example of the `wherever` crate, built by this test process before its first
+/// use (a no-op when it is fresh; cargo's lock serialises concurrent builds), with
+/// the profile and target directory of this test binary, so a stale example is
+/// never run.
 pub fn example(name: &str) -> PathBuf {
-    let target = wherever_binary()
+    static BUILT: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let profile_dir = wherever_binary()
         .parent()
-        .expect("target dir")
+        .expect("the binary's directory")
         .to_path_buf();
-    let path = target.join("examples").join(name);
-    if !path.exists() {
+    let path = profile_dir.join("examples").join(name);
+    let mut built = BUILT
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if built.insert(name.to_string()) {
+        let profile = profile_dir.file_name().expect("a profile directory");
+        let profile = if profile == "debug" {
+            "dev".into()
+        } else {
+            profile.to_string_lossy()
+        };
+        let target_dir = profile_dir.parent().expect("the target directory");
         let cargo = option_env!("CARGO").unwrap_or("cargo");
         let status = Command::new(cargo)
-            .args(["build", "-p", "wherever", "--example", name])
+            .args(["build", "--quiet", "-p", "wherever", "--example", name])
+            .args(["--profile", &profile])
+            .arg("--target-dir")
+            .arg(target_dir)
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building example {name}");
     }
     path
+}
+
+/// How long the helpers below wait for a condition before failing the test: a
+/// hang guard only, far above how long anything takes; no test asserts on time.
+pub const HANG_GUARD: Duration = Duration::from_secs(120);
+
+/// Polls `condition` until it holds; fails the test naming `what` if it still does
+/// not after [`HANG_GUARD`].
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + HANG_GUARD;
+    while !condition() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits for `child` to exit (failing the test after [`HANG_GUARD`]).
+pub fn wait_for_exit(child: &mut Child, what: &str) {
+    wait_until(what, || child.try_wait().unwrap().is_some());
+}
+
+/// The CPU time `pid` has used so far, in clock ticks (user + system).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the command name: state, ppid, ..., utime (12th), stime (13th).
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    fields.iter().sum()
+}
+
+/// Waits until `pid` has done `ticks` clock ticks of CPU work (a worker that did is
+/// running tasks).
+pub fn wait_for_cpu_work(pid: u32, ticks: u64) {
+    wait_until(&format!("process {pid} used {ticks} ticks of CPU"), || {
+        cpu_ticks(pid) >= ticks
+    });
 }
 
 /// Runs `binary` with `args` (and `env`) to the end; panics unless it succeeds.
@@ -108,7 +172,7 @@ impl Scheduler {
             }
         });
         let address = address_rx
-            .recv_timeout(Duration::from_secs(20))
+            .recv_timeout(HANG_GUARD)
             .expect("scheduler prints its address");
         Scheduler {
             child,
@@ -123,17 +187,11 @@ impl Scheduler {
         self.log.lock().unwrap().clone()
     }
 
-    /// Waits until the log contains `text`; panics after 20 s.
+    /// Waits until the log contains `text`.
     pub fn wait_for_log(&self, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.log().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "scheduler log never said `{text}`:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(&format!("the scheduler log says `{text}`"), || {
+            self.log().contains(text)
+        });
     }
 }
 
@@ -179,18 +237,12 @@ pub fn alive(pid: u32) -> bool {
 
 /// Waits until `count` children of `parent` exist; returns them.
 pub fn wait_for_children(parent: u32, count: usize) -> Vec<u32> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let children = children_of(parent);
-        if children.len() >= count {
-            return children;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "process {parent} never had {count} children"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut children = Vec::new();
+    wait_until(&format!("process {parent} has {count} children"), || {
+        children = children_of(parent);
+        children.len() >= count
+    });
+    children
 }
 
 /// Sends SIGKILL to `pid`.

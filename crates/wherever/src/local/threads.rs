@@ -1,7 +1,7 @@
 //! `threads:N`: a fixed pool of N threads fed from one bounded queue.
 
 use super::Job;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -87,11 +87,17 @@ impl ThreadPool {
         Ok(ThreadPool { queue, threads })
     }
 
-    /// Queues a job; blocks only while the queue holds [`QUEUE_BOUND`] jobs.
+    /// Queues a job; blocks only while the queue holds [`QUEUE_BOUND`] jobs. A task
+    /// that submits into a full queue secedes while it waits (a stand-in thread takes
+    /// its place), so a task on the pool's only thread never waits on itself.
     pub(crate) fn spawn(&self, job: Job) {
-        self.queue
-            .send(job)
-            .expect("pool threads live as long as the pool");
+        let sent = match self.queue.try_send(job) {
+            Err(TrySendError::Full(job)) => {
+                wherever_core::scope::while_blocked(|| self.queue.send(job)).map_err(|_| ())
+            }
+            other => other.map_err(|_| ()),
+        };
+        sent.expect("pool threads live as long as the pool");
     }
 
     /// The number of threads.

@@ -1,0 +1,72 @@
+//! What the server should do: [`Command`].
+
+#[allow(unused_imports)] // named in doc links
+use crate::{Event, Scheduler};
+use crate::{TaskId, WorkerId};
+
+/// What the server should do, produced by [`Scheduler::handle`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Run `task` on `worker`; `inputs` tells where each dependency's result lives.
+    ///
+    /// A finish or failure report carries no assignment number, so a worker that already
+    /// holds the result of `task` (it finished an earlier assignment whose report may still
+    /// be on its way) reports [`Event::TaskFinished`] again instead of queueing it, one
+    /// whose user function already failed on `task` reports [`Event::TaskErred`] again, and
+    /// one already running it just keeps running it.
+    Compute {
+        /// The worker.
+        worker: WorkerId,
+        /// The task.
+        task: TaskId,
+        /// For each dependency (in the spec's order, without duplicates), the workers holding it.
+        inputs: Vec<(TaskId, Vec<WorkerId>)>,
+    },
+    /// Ask `worker` to give back a queued-but-not-started task (answer: [`Event::StealResponse`]).
+    Steal {
+        /// The worker.
+        worker: WorkerId,
+        /// The task.
+        task: TaskId,
+    },
+    /// `worker` may drop its copy of the result of `task`.
+    Free {
+        /// The worker.
+        worker: WorkerId,
+        /// The task.
+        task: TaskId,
+    },
+    /// Best effort: `worker` should drop the task; the scheduler already considers it gone
+    /// from that worker. A result the worker reports anyway is still accepted or freed.
+    Cancel {
+        /// The worker.
+        worker: WorkerId,
+        /// The task.
+        task: TaskId,
+    },
+    /// To the client: the wanted result is in memory ([`Scheduler::who_has`] tells where).
+    Done {
+        /// The task.
+        task: TaskId,
+    },
+    /// To the client: the task failed (`cause == task`) or dependency `cause` failed.
+    Erred {
+        /// The task.
+        task: TaskId,
+        /// The task whose failure caused this one.
+        cause: TaskId,
+    },
+    /// To the client: the retry budget is exhausted, the workers running the task kept
+    /// dying (Dask's `KilledWorker`); dependents get [`Command::Erred`] with this cause.
+    Lost {
+        /// The task.
+        task: TaskId,
+        /// How many times a worker died while running it.
+        attempts: u32,
+    },
+    /// To the client: the task was cancelled (by [`Event::Cancel`] on it or on a dependency).
+    Cancelled {
+        /// The task.
+        task: TaskId,
+    },
+}

@@ -1,0 +1,295 @@
+//! Unit tests of [`crate::Event::MissingData`].
+
+use crate::tests::{add_worker, computes, ev, finish, frees, sched, submit};
+use crate::TaskState;
+use crate::{
+    Command, Event, Scheduler, SchedulerError, TaskId, TaskSpec, WorkerId, MISSING_DATA_LIMIT,
+};
+
+fn missing(
+    s: &mut Scheduler,
+    task: TaskId,
+    holders: Vec<WorkerId>,
+    requester: Option<(WorkerId, TaskId)>,
+) -> Vec<Command> {
+    ev(
+        s,
+        Event::MissingData {
+            task,
+            holders,
+            requester,
+        },
+    )
+}
+
+fn cancels(out: &[Command]) -> Vec<(WorkerId, TaskId)> {
+    out.iter()
+        .filter_map(|c| match c {
+            Command::Cancel { worker, task } => Some((*worker, *task)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn inputs_of(out: &[Command], task: TaskId) -> Vec<(TaskId, Vec<WorkerId>)> {
+    out.iter()
+        .find_map(|c| match c {
+            Command::Compute {
+                task: t, inputs, ..
+            } if *t == task => Some(inputs.clone()),
+            _ => None,
+        })
+        .expect("a compute")
+}
+
+/// Two workers; task 1 on worker 1 (not wanted), task 2 depends on it and is sent to
+/// worker 1 (the holder), with one slot each and no prefetch beyond slots.
+fn input_on_worker_1() -> Scheduler {
+    let mut s = sched();
+    add_worker(&mut s, 1, 1);
+    add_worker(&mut s, 2, 1);
+    let out = submit(
+        &mut s,
+        vec![TaskSpec::new(1).wanted(false), TaskSpec::new(2).deps([1])],
+    );
+    assert_eq!(computes(&out), vec![(1, 1)]);
+    let out = finish(&mut s, 1, 1, 10);
+    assert_eq!(computes(&out), vec![(1, 2)]);
+    s
+}
+
+#[test]
+fn sole_holder_missing_recomputes_the_input_and_resends_the_dependent() {
+    let mut s = input_on_worker_1();
+    // Worker 1 could not read its own copy of 1 (say, spilled and corrupt).
+    let out = missing(&mut s, 1, vec![1], Some((1, 2)));
+    assert_eq!(frees(&out), vec![(1, 1)]);
+    assert_eq!(cancels(&out), vec![(1, 2)]);
+    assert_eq!(computes(&out).iter().filter(|c| c.1 == 1).count(), 1);
+    assert_eq!(s.state(2), Some(TaskState::Waiting));
+    let (w, _) = computes(&out)[0];
+    let out = finish(&mut s, w, 1, 10);
+    assert_eq!(inputs_of(&out, 2), vec![(1, vec![w])]);
+    let (w2, _) = computes(&out)[0];
+    let out = finish(&mut s, w2, 2, 1);
+    assert!(out.contains(&Command::Done { task: 2 }));
+}
+
+#[test]
+fn missing_holder_with_another_copy_resends_with_fresh_locations() {
+    let mut s = sched();
+    add_worker(&mut s, 1, 1);
+    add_worker(&mut s, 2, 1);
+    add_worker(&mut s, 3, 1);
+    submit(&mut s, vec![TaskSpec::new(1)]);
+    finish(&mut s, 1, 1, 10);
+    ev(&mut s, Event::Replicated { worker: 2, task: 1 });
+    // Block workers 1 and 2 so the dependent goes to worker 3.
+    submit(&mut s, vec![TaskSpec::new(10), TaskSpec::new(11)]);
+    let out = submit(&mut s, vec![TaskSpec::new(2).deps([1])]);
+    assert_eq!(inputs_of(&out, 2), vec![(1, vec![1, 2])]);
+    let worker = s.processing_on(2).unwrap();
+    // Holder 1 did not answer; holder 2 still counts.
+    let out = missing(&mut s, 1, vec![1], Some((worker, 2)));
+    assert_eq!(frees(&out), vec![(1, 1)]);
+    assert_eq!(cancels(&out), vec![(worker, 2)]);
+    assert_eq!(inputs_of(&out, 2), vec![(1, vec![2])]);
+    assert_eq!(s.who_has(1), &[2]);
+    assert_eq!(s.state(1), Some(TaskState::Memory));
+    assert!(!out.contains(&Command::Done { task: 1 }));
+}
+
+#[test]
+fn client_missing_result_is_recomputed_and_done_again() {
+    let mut s = sched();
+    add_worker(&mut s, 1, 1);
+    submit(&mut s, vec![TaskSpec::new(1)]);
+    assert_eq!(finish(&mut s, 1, 1, 10), vec![Command::Done { task: 1 }]);
+    let out = missing(&mut s, 1, vec![1], None);
+    assert_eq!(frees(&out), vec![(1, 1)]);
+    assert_eq!(computes(&out), vec![(1, 1)]);
+    assert!(!out.contains(&Command::Done { task: 1 }));
+    assert_eq!(finish(&mut s, 1, 1, 10), vec![Command::Done { task: 1 }]);
+    // Only once: a later copy is no news.
+    assert!(ev(&mut s, Event::Replicated { worker: 1, task: 1 }).is_empty());
+}
+
+#[test]
+fn client_missing_result_held_elsewhere_is_done_at_once() {
+    let mut s = sched();
+    add_worker(&mut s, 1, 1);
+    add_worker(&mut s, 2, 1);
+    submit(&mut s, vec![TaskSpec::new(1)]);
+    finish(&mut s, 1, 1, 10);
+    ev(&mut s, Event::Replicated { worker: 2, task: 1 });
+    let out = missing(&mut s, 1, vec![1], None);
+    assert_eq!(frees(&out), vec![(1, 1)]);
+    assert_eq!(out.last(), Some(&Command::Done { task: 1 }));
+    assert!(computes(&out).is_empty());
+    assert_eq!(s.who_has(1), &[2]);
+}
+
+#[test]
+fn client_report_after_the_holder_died_gets_done_when_recomputed() {
+    let mut s = sched();
+    add_worker(&mut s, 1, 1);
+    add_worker(&mut s, 2, 1);
+    submit(&mut s, vec![TaskSpec::new(1)]);
+    let w = s.processing_on(1).unwrap();
+    finish(&mut s, w, 1, 10);
+    // The holder dies: the result is recomputed, but the client was told Done already.
+    let out = ev(&mut s, Event::WorkerRemoved { worker: w });
+    let (w2, _) = computes(&out)[0];
+    // The client's fetch from the dead worker failed: it waits again.
+    assert!(missing(&mut s, 1, vec![w], None).is_empty());
+    assert_eq!(finish(&mut s, w2, 1, 10), vec![Command::Done { task: 1 }]);
+    // Had the report come after the recompute, Done would be sent at once.
+    assert_eq!(
+        missing(&mut s, 1, vec![w], None),
+        vec![Command::Done { task: 1 }]
+    );
+}
+
+#[test]
+fn scattered_data_missing_everywhere_is_lost() {
+    let mut s = sched();
+    add_worker(&mut s, 1, 1);
+    ev(
+        &mut s,
+        Event::Scattered {
+            task: 5,
+            workers: vec![1],
+            nbytes: 3,
+        },
+    );
+    let out = missing(&mut s, 5, vec![1], None);
+    assert_eq!(
+        out,
+        vec![
+            Command::Free { worker: 1, task: 5 },
+            Command::Lost {
+                task: 5,
+                attempts: 0
+            }
+        ]
+    );
+    assert_eq!(s.state(5), Some(TaskState::Lost));
+}
+
+#[test]
+fn a_dependent_whose_input_keeps_missing_fails_past_the_limit() {
+    let mut s = input_on_worker_1();
+    for round in 0..=MISSING_DATA_LIMIT {
+        let holder = s.who_has(1)[0];
+        let worker = s.processing_on(2).expect("dependent sent");
+        let out = missing(&mut s, 1, vec![holder], Some((worker, 2)));
+        if round < MISSING_DATA_LIMIT {
+            let (w, t) = computes(&out)[0];
+            assert_eq!(t, 1);
+            finish(&mut s, w, 1, 10);
+        } else {
+            assert!(out.contains(&Command::Erred { task: 2, cause: 1 }));
+            assert_eq!(s.state(2), Some(TaskState::Erred));
+        }
+    }
+    ev(&mut s, Event::Release { task: 2 });
+    assert_eq!(s.task_count(), 0);
+}
+
+#[test]
+fn a_result_clients_keep_missing_is_lost_past_the_limit() {
+    let mut s = sched();
+    add_worker(&mut s, 1, 1);
+    submit(&mut s, vec![TaskSpec::new(1)]);
+    finish(&mut s, 1, 1, 10);
+    for _ in 0..MISSING_DATA_LIMIT {
+        missing(&mut s, 1, vec![1], None);
+        assert_eq!(finish(&mut s, 1, 1, 10), vec![Command::Done { task: 1 }]);
+    }
+    let out = missing(&mut s, 1, vec![1], None);
+    assert_eq!(
+        out,
+        vec![
+            Command::Free { worker: 1, task: 1 },
+            Command::Lost {
+                task: 1,
+                attempts: 0
+            }
+        ]
+    );
+    ev(&mut s, Event::Release { task: 1 });
+    assert_eq!(s.task_count(), 0);
+}
+
+#[test]
+fn stale_reports_change_nothing() {
+    let mut s = input_on_worker_1();
+    // Unknown task from a worker: late, ignored. From a client: a bad event.
+    assert!(missing(&mut s, 99, vec![1], Some((1, 2))).is_empty());
+    let mut out = Vec::new();
+    assert_eq!(
+        s.handle(
+            Event::MissingData {
+                task: 99,
+                holders: vec![1],
+                requester: None
+            },
+            &mut out
+        ),
+        Err(SchedulerError::UnknownTask(99))
+    );
+    assert!(out.is_empty());
+    // Unknown holders and a requester not processing there: nothing.
+    assert!(missing(&mut s, 1, vec![7, 2], Some((2, 2))).is_empty());
+    assert!(missing(&mut s, 1, vec![], Some((1, 99))).is_empty());
+    assert_eq!(s.processing_on(2), Some(1));
+    assert_eq!(s.who_has(1), &[1]);
+}
+
+#[test]
+fn a_wanted_input_recomputed_for_a_worker_is_not_done_twice() {
+    let mut s = sched();
+    add_worker(&mut s, 1, 1);
+    submit(&mut s, vec![TaskSpec::new(1), TaskSpec::new(2).deps([1])]);
+    assert_eq!(finish(&mut s, 1, 1, 10)[0], Command::Done { task: 1 });
+    let out = missing(&mut s, 1, vec![1], Some((1, 2)));
+    assert_eq!(computes(&out), vec![(1, 1)]);
+    let out = finish(&mut s, 1, 1, 10);
+    assert!(!out.contains(&Command::Done { task: 1 }), "{out:?}");
+}
+
+#[test]
+fn a_stale_worker_report_is_not_taken_for_a_client() {
+    let mut s = sched();
+    add_worker(&mut s, 1, 1);
+    add_worker(&mut s, 2, 1);
+    submit(&mut s, vec![TaskSpec::new(1), TaskSpec::new(2).deps([1])]);
+    let holder = s.processing_on(1).unwrap();
+    assert_eq!(finish(&mut s, holder, 1, 10)[0], Command::Done { task: 1 });
+    let worker = s.processing_on(2).unwrap();
+    let elsewhere = 3 - worker;
+    // The dependent is not assigned to the reporter (any more): only the holder is news.
+    let out = missing(&mut s, 1, vec![holder], Some((elsewhere, 2)));
+    assert_eq!(frees(&out), vec![(holder, 1)]);
+    let (w, _) = computes(&out)[0];
+    let out = finish(&mut s, w, 1, 10);
+    assert!(!out.contains(&Command::Done { task: 1 }), "{out:?}");
+}
+
+#[test]
+fn a_client_waiting_for_a_recompute_may_cancel_it() {
+    let mut s = sched();
+    add_worker(&mut s, 1, 1);
+    submit(&mut s, vec![TaskSpec::new(1)]);
+    finish(&mut s, 1, 1, 10);
+    let out = missing(&mut s, 1, vec![1], None);
+    assert_eq!(computes(&out), vec![(1, 1)]);
+    let out = ev(&mut s, Event::Cancel { task: 1 });
+    assert_eq!(
+        out,
+        vec![
+            Command::Cancel { worker: 1, task: 1 },
+            Command::Cancelled { task: 1 }
+        ]
+    );
+}

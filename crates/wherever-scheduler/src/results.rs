@@ -1,0 +1,58 @@
+//! What workers report about results: finished, erred, replicated; adding a holder.
+
+use crate::task::{Failure, Status};
+use crate::{Command, Scheduler, SchedulerError, TaskId, WorkerId};
+
+impl Scheduler {
+    /// [`crate::Event::TaskErred`].
+    pub(crate) fn task_erred(
+        &mut self,
+        worker: WorkerId,
+        task: TaskId,
+        out: &mut Vec<Command>,
+    ) -> Result<(), SchedulerError> {
+        self.known_worker(worker)?;
+        if self.tasks.get(&task).is_some_and(|t| t.status.active()) {
+            self.fail(task, Failure::Erred(task), Some(worker), out);
+        }
+        Ok(())
+    }
+
+    /// [`crate::Event::TaskFinished`] (`nbytes` known) and [`crate::Event::Replicated`]:
+    /// `worker` holds the result of `task`, computed there or copied: one
+    /// more holder of a result in memory; the result of a task still to run (a copy of a
+    /// result being recomputed is as good); or nothing anyone needs (forgotten, released or
+    /// ended meanwhile), which the worker may drop.
+    pub(crate) fn holds_result(
+        &mut self,
+        worker: WorkerId,
+        task: TaskId,
+        nbytes: Option<u64>,
+        out: &mut Vec<Command>,
+    ) {
+        match self.tasks.get(&task).map(|t| t.status) {
+            Some(Status::Memory) => self.add_holder(task, worker),
+            Some(s) if s.active() => {
+                if let Some(nbytes) = nbytes {
+                    self.tasks.get_mut(&task).expect("task").nbytes = nbytes;
+                }
+                self.make_memory(task, worker, out);
+            }
+            _ => out.push(Command::Free { worker, task }),
+        }
+    }
+
+    /// `worker` now holds the result of `task` (a no-op if it already did).
+    pub(crate) fn add_holder(&mut self, task: TaskId, worker: WorkerId) {
+        let seq = self.next_seq();
+        let t = self.tasks.get_mut(&task).expect("task");
+        if t.who_has.contains(&worker) {
+            return;
+        }
+        t.who_has.push(worker);
+        t.holder_since.push(seq);
+        let w = self.workers.get_mut(&worker).expect("worker");
+        w.held.insert(task);
+        w.held_bytes += t.nbytes;
+    }
+}

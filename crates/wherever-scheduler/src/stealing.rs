@@ -1,0 +1,66 @@
+//! Work stealing: idle slots ask busy workers for queued-but-not-started tasks back.
+
+use crate::task::{Status, StealFlag};
+use crate::worker::clear_steal;
+use crate::{Command, Scheduler, SchedulerError, TaskId, WorkerId};
+
+impl Scheduler {
+    /// With nothing ready and idle slots somewhere, ask busy workers for queued tasks back.
+    pub(crate) fn balance(&mut self, out: &mut Vec<Command>) {
+        if !self.ready.is_empty() {
+            return;
+        }
+        while self.steals_in_flight < self.idle_slots {
+            let Some(&(_, victim)) = self.victims.first() else {
+                break;
+            };
+            let w = &self.workers[&victim];
+            let task = w.processing.values().rev().copied().find(|t| {
+                let t = &self.tasks[t];
+                t.steal == StealFlag::None && !t.seceded
+            });
+            let Some(task) = task else {
+                break;
+            };
+            self.unindex(victim);
+            self.tasks.get_mut(&task).expect("task").steal = StealFlag::Pending;
+            self.workers.get_mut(&victim).expect("worker").steal_pending += 1;
+            self.steals_in_flight += 1;
+            self.index(victim);
+            out.push(Command::Steal {
+                worker: victim,
+                task,
+            });
+        }
+    }
+
+    /// [`crate::Event::StealResponse`].
+    pub(crate) fn steal_response(
+        &mut self,
+        worker: WorkerId,
+        task: TaskId,
+        stolen: bool,
+    ) -> Result<(), SchedulerError> {
+        self.known_worker(worker)?;
+        let Some(t) = self.tasks.get(&task) else {
+            return Ok(());
+        };
+        if t.status != Status::Processing(worker) || t.steal != StealFlag::Pending {
+            return Ok(()); // late: the task finished or moved meanwhile
+        }
+        if stolen {
+            self.remove_processing(worker, task);
+            self.tasks.get_mut(&task).expect("task").avoid = Some(worker);
+            self.make_ready(task, false);
+        } else {
+            self.unindex(worker);
+            let t = self.tasks.get_mut(&task).expect("task");
+            let w = self.workers.get_mut(&worker).expect("worker");
+            clear_steal(t, w, &mut self.steals_in_flight);
+            t.steal = StealFlag::Refused;
+            w.steal_refused += 1;
+            self.index(worker);
+        }
+        Ok(())
+    }
+}

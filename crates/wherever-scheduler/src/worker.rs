@@ -1,0 +1,204 @@
+//! A worker's record inside the scheduler, and the indexes that find workers with room
+//! (for placement) and workers with stealable tasks (for balancing).
+
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+
+use crate::id_hash::IdSet;
+use crate::task::{StealFlag, Task};
+use crate::{Scheduler, SchedulerError, TaskId, WorkerId};
+
+/// The scheduler's record of one worker.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    /// Tasks it runs at once.
+    pub(crate) slots: u32,
+    /// Assigned tasks by assignment sequence number.
+    pub(crate) processing: BTreeMap<u64, TaskId>,
+    /// Results it holds.
+    pub(crate) held: IdSet,
+    /// Total size of the results it holds.
+    pub(crate) held_bytes: u64,
+    /// Assigned tasks with a steal request in flight.
+    pub(crate) steal_pending: u32,
+    /// Assigned tasks it refused to give back (they run).
+    pub(crate) steal_refused: u32,
+    /// How many of `processing` are seceded (they do not count toward the load).
+    pub(crate) seceded: u32,
+}
+
+impl Worker {
+    /// A worker with `slots` slots, nothing assigned or held.
+    fn new(slots: u32) -> Self {
+        Worker {
+            slots,
+            processing: BTreeMap::new(),
+            held: IdSet::default(),
+            held_bytes: 0,
+            steal_pending: 0,
+            steal_refused: 0,
+            seceded: 0,
+        }
+    }
+
+    /// Assigned tasks occupying a slot or queued: seceded tasks do not count.
+    pub(crate) fn load(&self) -> u64 {
+        self.processing.len() as u64 - u64::from(self.seceded)
+    }
+}
+
+/// Where a worker sits in the scheduler's worker indexes.
+pub(crate) struct IndexKeys {
+    /// Its key in the set of workers with room (`(load per slot, id)`), if it has room.
+    pub(crate) room: Option<(u64, WorkerId)>,
+    /// Its slots not occupied by a task.
+    pub(crate) idle_slots: u64,
+    /// Its key in the set of steal victims (`(stealable tasks, id)`), if it has any.
+    pub(crate) victim: Option<(Reverse<u32>, WorkerId)>,
+}
+
+/// Forgets the steal request or refusal on `task` (assigned to `worker`), keeping the
+/// counters of both and the scheduler's `steals_in_flight` in step.
+pub(crate) fn clear_steal(task: &mut Task, worker: &mut Worker, steals_in_flight: &mut u64) {
+    match task.steal {
+        StealFlag::Pending => {
+            worker.steal_pending -= 1;
+            *steals_in_flight -= 1;
+        }
+        StealFlag::Refused => worker.steal_refused -= 1,
+        StealFlag::None => {}
+    }
+    task.steal = StealFlag::None;
+}
+
+impl Scheduler {
+    /// How many tasks `w` may have assigned (slots + prefetch).
+    pub(crate) fn capacity(&self, w: &Worker) -> usize {
+        (w.slots + self.config.prefetch_per_worker.unwrap_or(w.slots)) as usize
+    }
+
+    /// Whether `w` may get another assignment.
+    pub(crate) fn has_room(&self, w: &Worker) -> bool {
+        w.load() < self.capacity(w) as u64
+    }
+
+    /// `Ok` if `worker` is known (added and not removed).
+    pub(crate) fn known_worker(&self, worker: WorkerId) -> Result<(), SchedulerError> {
+        if self.workers.contains_key(&worker) {
+            Ok(())
+        } else {
+            Err(SchedulerError::UnknownWorker(worker))
+        }
+    }
+
+    /// Where worker `id` belongs in the indexes, from its current counters.
+    pub(crate) fn index_keys(&self, id: WorkerId) -> IndexKeys {
+        let w = &self.workers[&id];
+        let n = w.load();
+        let room = self
+            .has_room(w)
+            .then(|| ((n << 32) / u64::from(w.slots), id));
+        let idle_slots = u64::from(w.slots).saturating_sub(n);
+        let stealable =
+            n as i64 - i64::from(w.slots) - i64::from(w.steal_pending) - i64::from(w.steal_refused);
+        let victim = (stealable > 0).then_some((Reverse(stealable as u32), id));
+        IndexKeys {
+            room,
+            idle_slots,
+            victim,
+        }
+    }
+
+    /// Takes worker `id` out of the indexes, before its counters change.
+    pub(crate) fn unindex(&mut self, id: WorkerId) {
+        let keys = self.index_keys(id);
+        if let Some(k) = keys.room {
+            self.with_room.remove(&k);
+        }
+        self.idle_slots -= keys.idle_slots;
+        if let Some(k) = keys.victim {
+            self.victims.remove(&k);
+        }
+    }
+
+    /// Puts worker `id` back into the indexes, after its counters changed.
+    pub(crate) fn index(&mut self, id: WorkerId) {
+        let keys = self.index_keys(id);
+        if let Some(k) = keys.room {
+            self.with_room.insert(k);
+        }
+        self.idle_slots += keys.idle_slots;
+        if let Some(k) = keys.victim {
+            self.victims.insert(k);
+        }
+    }
+
+    /// [`crate::Event::WorkerAdded`].
+    pub(crate) fn worker_added(
+        &mut self,
+        worker: WorkerId,
+        slots: u32,
+    ) -> Result<(), SchedulerError> {
+        if self.workers.contains_key(&worker) {
+            return Err(SchedulerError::DuplicateWorker(worker));
+        }
+        if slots == 0 {
+            return Err(SchedulerError::ZeroSlots(worker));
+        }
+        self.workers.insert(worker, Worker::new(slots));
+        self.index(worker);
+        Ok(())
+    }
+
+    /// Removes `task` from the processing set of `worker` (which must exist) and clears its
+    /// steal flag.
+    pub(crate) fn remove_processing(&mut self, worker: WorkerId, task: TaskId) {
+        self.unindex(worker);
+        let t = self.tasks.get_mut(&task).expect("processing task");
+        let w = self.workers.get_mut(&worker).expect("worker");
+        w.processing.remove(&t.assign_seq);
+        clear_steal(t, w, &mut self.steals_in_flight);
+        if t.seceded {
+            t.seceded = false;
+            w.seceded -= 1;
+        }
+        self.index(worker);
+    }
+
+    /// [`crate::Event::Secede`] (`seceded`) and [`crate::Event::Rejoin`] (`!seceded`).
+    pub(crate) fn set_seceded(
+        &mut self,
+        worker: WorkerId,
+        task: TaskId,
+        seceded: bool,
+    ) -> Result<(), SchedulerError> {
+        self.known_worker(worker)?;
+        let t = self
+            .tasks
+            .get(&task)
+            .ok_or(SchedulerError::UnknownTask(task))?;
+        if t.status != crate::task::Status::Processing(worker) {
+            return Err(SchedulerError::NotProcessing { task, worker });
+        }
+        if t.seceded == seceded {
+            return Ok(()); // seceding twice, or rejoining a task that did not secede
+        }
+        self.unindex(worker);
+        let t = self.tasks.get_mut(&task).expect("task");
+        let w = self.workers.get_mut(&worker).expect("worker");
+        t.seceded = seceded;
+        // A seceded task is running: any steal request for it is moot (the answer,
+        // `stolen: false`, will find no pending request and be ignored as late).
+        clear_steal(t, w, &mut self.steals_in_flight);
+        if seceded {
+            w.seceded += 1;
+        } else {
+            w.seceded -= 1;
+            // Known to be running: never ask for it back.
+            t.steal = StealFlag::Refused;
+            w.steal_refused += 1;
+        }
+        self.index(worker);
+        Ok(())
+    }
+}
