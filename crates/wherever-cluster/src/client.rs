@@ -166,9 +166,12 @@ impl ClusterClient {
         runtime
             .handle()
             .spawn(run_writer(writer, merge_submits(queue)));
-        runtime
-            .handle()
-            .spawn(read_answers(reader, shared.clone(), connected.clone()));
+        runtime.handle().spawn(read_answers(
+            reader,
+            shared.clone(),
+            connected.clone(),
+            commands.downgrade(),
+        ));
         runtime
             .handle()
             .spawn(send_heartbeats(commands.downgrade()));
@@ -345,10 +348,45 @@ fn merge_submits(mut queue: UnboundedReceiver<Message>) -> UnboundedReceiver<Mes
     out
 }
 
+/// Fetches a large result of `task` from its `holders` and completes the task. A
+/// failed fetch (the holder died, timed out or dropped it) does not fail the task:
+/// it is reported missing, and the scheduler recomputes the result and sends
+/// `Done` again (or, past its limit, the failure).
+async fn fetch_result(
+    task: TaskId,
+    holders: Vec<std::net::SocketAddr>,
+    shared: Arc<Shared>,
+    commands: WeakUnboundedSender<Message>,
+) {
+    let reason = match crate::fetch::fetch(&holders, task, &shared.secret).await {
+        Ok(result) => return complete(&shared, task, Ok(result)),
+        Err(reason) => reason,
+    };
+    tracing::warn!("cannot fetch the result of task {task}: {reason}; reported missing");
+    let report = Message::MissingData {
+        task,
+        holders,
+        requester: None,
+    };
+    let reported = commands
+        .upgrade()
+        .is_some_and(|commands| commands.send(report).is_ok());
+    if !reported {
+        let error = TaskError::new(
+            "?",
+            0,
+            TaskErrorKind::Runtime,
+            format!("cannot fetch the result: {reason}"),
+        );
+        complete(&shared, task, Err(error));
+    }
+}
+
 async fn read_answers(
     mut reader: crate::connection::Reader,
     shared: Arc<Shared>,
     connected: Arc<AtomicBool>,
+    commands: WeakUnboundedSender<Message>,
 ) {
     let reason = loop {
         let batch = match read_batch(&mut reader).await {
@@ -368,20 +406,12 @@ async fn read_answers(
                     result: None,
                     holders,
                 } => {
-                    let shared = shared.clone();
-                    tokio::spawn(async move {
-                        let outcome = crate::fetch::fetch(&holders, task, &shared.secret)
-                            .await
-                            .map_err(|reason| {
-                                TaskError::new(
-                                    "?",
-                                    0,
-                                    TaskErrorKind::Runtime,
-                                    format!("cannot fetch the result: {reason}"),
-                                )
-                            });
-                        complete(&shared, task, outcome);
-                    });
+                    tokio::spawn(fetch_result(
+                        task,
+                        holders,
+                        shared.clone(),
+                        commands.clone(),
+                    ));
                 }
                 Message::Failed { task, error } => complete(&shared, task, Err(*error)),
                 Message::Workers { count, slots } => {

@@ -147,7 +147,7 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
                             secret.clone(),
                         );
                         tokio::spawn(async move {
-                            if fetch_inputs(&missing, &store, &outgoing, &secret).await {
+                            if fetch_inputs(task.id, &missing, &store, &outgoing, &secret).await {
                                 pool.compute(task);
                             }
                         });
@@ -539,27 +539,35 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
     }
 }
 
-/// Fetches the inputs this worker lacks from the workers holding them, keeps them
-/// and tells the scheduler it holds a copy. Tries each a few times; `false` if one
-/// could not be had (the scheduler re-sends the task when it learns a holder died).
+/// Fetches the inputs of `task` this worker lacks from the workers holding them,
+/// keeps them and tells the scheduler it holds a copy. An input that cannot be had
+/// (after one retry) is reported missing, naming `task` as the requester: the
+/// scheduler drops those holders, recomputes the input if need be and sends
+/// `task` again; `false` then.
 async fn fetch_inputs(
+    task: TaskId,
     missing: &[Input],
     store: &Store,
     outgoing: &UnboundedSender<Message>,
     secret: &Secret,
 ) -> bool {
     for input in missing {
-        let mut attempt = 0;
+        let mut retried = false;
         let data = loop {
             match crate::fetch::fetch(&input.holders, input.task, secret).await {
                 Ok(data) => break data,
-                Err(reason) if attempt >= 3 => {
-                    tracing::warn!("cannot fetch input {}: {reason}", input.task);
-                    return false;
+                Err(_) if !retried => {
+                    retried = true;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Err(_) => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                Err(reason) => {
+                    tracing::warn!("cannot fetch input {} of {task}: {reason}", input.task);
+                    let _ = outgoing.send(Message::MissingData {
+                        task: input.task,
+                        holders: input.holders.clone(),
+                        requester: Some(task),
+                    });
+                    return false;
                 }
             }
         };

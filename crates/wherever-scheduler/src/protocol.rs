@@ -264,7 +264,19 @@ pub enum Message {
         /// The task.
         task: TaskId,
     },
-    /// Worker → scheduler: still alive.
+    /// Worker or client → scheduler: the result of `task` could not be fetched
+    /// from `holders` (refused, timed out, or no longer held there). The scheduler
+    /// drops those holders and recomputes the result if none is left; a client
+    /// keeps waiting for a new `Done`, a worker gets `requester` again later.
+    MissingData {
+        /// The task whose result could not be fetched.
+        task: TaskId,
+        /// The data addresses it could not be fetched from.
+        holders: Vec<SocketAddr>,
+        /// The task the worker needed it for; `None` from a client.
+        requester: Option<TaskId>,
+    },
+    /// Any peer → any peer: still alive.
     Heartbeat,
     /// Fetcher → data server: send me this result.
     GetData {
@@ -307,6 +319,7 @@ impl Message {
             Message::TaskFailed { .. } => "TaskFailed",
             Message::StealResponse { .. } => "StealResponse",
             Message::Replicated { .. } => "Replicated",
+            Message::MissingData { .. } => "MissingData",
             Message::Heartbeat => "Heartbeat",
             Message::Secede { .. } => "Secede",
             Message::Rejoin { .. } => "Rejoin",

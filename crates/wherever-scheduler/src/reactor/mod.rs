@@ -59,6 +59,8 @@ pub struct Reactor {
     heartbeat_timeout: Duration,
     peers: HashMap<PeerId, Peer>,
     workers: HashMap<WorkerId, (PeerId, SocketAddr)>,
+    /// Workers by data address, to read the holders in missing-data reports.
+    by_address: HashMap<SocketAddr, WorkerId>,
     records: Records,
     next_worker: WorkerId,
     next_client: u64,
@@ -76,6 +78,7 @@ impl Reactor {
             heartbeat_timeout: config.heartbeat_timeout,
             peers: HashMap::new(),
             workers: HashMap::new(),
+            by_address: HashMap::new(),
             records: Records::default(),
             next_worker: 0,
             next_client: 0,
@@ -110,6 +113,7 @@ impl Reactor {
                 self.next_worker += 1;
                 let id = self.next_worker;
                 self.workers.insert(id, (peer, data_address));
+                self.by_address.insert(data_address, id);
                 self.feed(Event::WorkerAdded {
                     worker: id,
                     slots: slots.max(1),
@@ -269,6 +273,31 @@ impl Reactor {
             (Some(worker), Message::Replicated { task }) => {
                 self.feed(Event::Replicated { worker, task })
             }
+            (
+                Some(worker),
+                Message::MissingData {
+                    task,
+                    holders,
+                    requester,
+                },
+            ) => {
+                let holders = self.worker_ids(&holders);
+                self.feed(Event::MissingData {
+                    task,
+                    holders,
+                    requester: requester.map(|dependent| (worker, dependent)),
+                });
+            }
+            (None, Message::MissingData { task, holders, .. }) => {
+                if self.records.owner(task) == Some(peer) {
+                    let holders = self.worker_ids(&holders);
+                    self.feed(Event::MissingData {
+                        task,
+                        holders,
+                        requester: None,
+                    });
+                }
+            }
             (Some(worker), Message::Secede { task }) => self.feed(Event::Secede { worker, task }),
             (Some(worker), Message::Rejoin { task }) => self.feed(Event::Rejoin { worker, task }),
             (_, other) => return Err(format!("protocol violation: unexpected {}", other.name())),
@@ -390,7 +419,11 @@ impl Reactor {
         self.held.retain(|(from, _)| *from != peer);
         match gone.kind {
             PeerKind::Worker { id, .. } => {
-                self.workers.remove(&id);
+                if let Some((_, address)) = self.workers.remove(&id) {
+                    if self.by_address.get(&address) == Some(&id) {
+                        self.by_address.remove(&address);
+                    }
+                }
                 self.feed(Event::WorkerRemoved { worker: id });
             }
             PeerKind::Client { .. } => {
@@ -417,6 +450,14 @@ impl Reactor {
 
     fn worker_peer(&self, worker: WorkerId) -> Option<PeerId> {
         self.workers.get(&worker).map(|(peer, _)| *peer)
+    }
+
+    /// The workers serving data at `addresses` (unknown ones are left out).
+    fn worker_ids(&self, addresses: &[SocketAddr]) -> Vec<WorkerId> {
+        addresses
+            .iter()
+            .filter_map(|address| self.by_address.get(address).copied())
+            .collect()
     }
 
     fn data_addresses(&self, workers: &[WorkerId]) -> Vec<SocketAddr> {

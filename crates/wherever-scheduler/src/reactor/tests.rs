@@ -33,6 +33,8 @@ struct SimWorker {
     alive: bool,
     /// Assigned and not yet reported, in order.
     queue: Vec<TaskId>,
+    /// The inputs each queued task was sent with.
+    inputs: HashMap<TaskId, Vec<Input>>,
     held: HashSet<TaskId>,
     /// Answers to steals, sent with the worker's next report (a round trip later).
     answers: Vec<Message>,
@@ -49,6 +51,8 @@ struct SimClient {
     submitted: Vec<TaskId>,
     released: HashSet<TaskId>,
     answers: HashMap<TaskId, u32>,
+    /// Tasks answered with `Done` without the result, and where to fetch it.
+    fetchable: Vec<(TaskId, Vec<SocketAddr>)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +92,16 @@ enum Action {
     KillWorker {
         worker: usize,
     },
+    /// A worker cannot fetch an input of one of its tasks.
+    InputMissing {
+        worker: usize,
+        pick: usize,
+    },
+    /// A client cannot fetch a large result it was told about.
+    ResultMissing {
+        client: usize,
+        pick: usize,
+    },
     LeaveClient {
         client: usize,
     },
@@ -114,6 +128,10 @@ fn action() -> impl Strategy<Value = Action> {
         3 => (any::<usize>(), any::<usize>()).prop_map(|(client, pick)| Action::Release { client, pick }),
         1 => (any::<usize>(), any::<usize>()).prop_map(|(client, pick)| Action::Cancel { client, pick }),
         1 => any::<usize>().prop_map(|worker| Action::KillWorker { worker }),
+        2 => (any::<usize>(), any::<usize>())
+            .prop_map(|(worker, pick)| Action::InputMissing { worker, pick }),
+        2 => (any::<usize>(), any::<usize>())
+            .prop_map(|(client, pick)| Action::ResultMissing { client, pick }),
         1 => any::<usize>().prop_map(|client| Action::LeaveClient { client }),
         2 => (0u64..12_000, any::<u8>())
             .prop_map(|(advance_ms, heartbeats)| Action::Tick { advance_ms, heartbeats }),
@@ -175,6 +193,7 @@ impl Sim {
             slots: slots as usize,
             alive: true,
             queue: Vec::new(),
+            inputs: HashMap::new(),
             held: HashSet::new(),
             answers: Vec::new(),
         });
@@ -199,6 +218,7 @@ impl Sim {
             submitted: Vec::new(),
             released: HashSet::new(),
             answers: HashMap::new(),
+            fetchable: Vec::new(),
         });
         self.reactor
             .peer_joined(peer, Role::Client, self.now, &mut self.outbox);
@@ -260,6 +280,7 @@ impl Sim {
                         );
                     }
                     worker.queue.push(task.id);
+                    worker.inputs.insert(task.id, inputs);
                 }
                 Message::Steal { task } => {
                     let stolen = match worker.queue.iter().position(|t| *t == task) {
@@ -303,7 +324,10 @@ impl Sim {
                     Some(result) => {
                         assert_eq!(result, small_result(task), "the result of another task")
                     }
-                    None => assert!(!holders.is_empty(), "Done without result nor holders"),
+                    None => {
+                        assert!(!holders.is_empty(), "Done without result nor holders");
+                        client.fetchable.push((task, holders));
+                    }
                 }
                 *client.answers.entry(task).or_default() += 1;
             }
@@ -429,6 +453,53 @@ impl Sim {
                 let peer = self.workers[worker].peer;
                 self.reactor.peer_closed(peer, &mut self.outbox);
                 self.deliver();
+            }
+            Action::InputMissing { worker, pick } => {
+                let Some(worker) = self.alive_worker(worker) else {
+                    return;
+                };
+                let w = &mut self.workers[worker];
+                let waiting: Vec<TaskId> = w
+                    .queue
+                    .iter()
+                    .copied()
+                    .filter(|t| w.inputs.get(t).is_some_and(|i| !i.is_empty()))
+                    .collect();
+                if waiting.is_empty() {
+                    return;
+                }
+                let task = waiting[pick % waiting.len()];
+                w.queue.retain(|t| *t != task);
+                let inputs = w.inputs.remove(&task).unwrap_or_default();
+                let input = &inputs[pick % inputs.len()];
+                let report = Message::MissingData {
+                    task: input.task,
+                    holders: input.holders.clone(),
+                    requester: Some(task),
+                };
+                self.worker_sends(worker, Some(report));
+            }
+            Action::ResultMissing { client, pick } => {
+                let Some(client) = self.alive_client(client) else {
+                    return;
+                };
+                let c = &mut self.clients[client];
+                if c.fetchable.is_empty() {
+                    return;
+                }
+                let (task, holders) = c.fetchable.swap_remove(pick % c.fetchable.len());
+                if c.released.contains(&task) {
+                    return;
+                }
+                // The client waits for the task again.
+                *c.answers.get_mut(&task).expect("answered") -= 1;
+                let peer = c.peer;
+                let report = Message::MissingData {
+                    task,
+                    holders,
+                    requester: None,
+                };
+                self.from_peer(peer, vec![report]);
             }
             Action::LeaveClient { client } => {
                 let Some(client) = self.alive_client(client) else {
@@ -624,4 +695,63 @@ fn a_heartbeat_from_a_client_is_accepted() {
     sim.from_peer(sim.clients[0].peer, vec![Message::Heartbeat]);
     assert!(sim.clients[0].alive);
     assert_eq!(sim.reactor.peer_count(), 1);
+}
+
+#[test]
+fn a_result_the_client_cannot_fetch_is_recomputed_and_done_again() {
+    let mut sim = Sim::new();
+    sim.add_client();
+    sim.add_worker(1);
+    sim.apply(Action::Submit {
+        client: 0,
+        tasks: vec![vec![]],
+        retries: 0,
+    });
+    let task = sim.clients[0].live[0];
+    sim.apply(Action::Work {
+        worker: 0,
+        pick: 0,
+        outcome: Outcome::Large,
+    });
+    assert_eq!(sim.clients[0].fetchable.len(), 1, "Done with holders");
+    sim.apply(Action::ResultMissing { client: 0, pick: 0 });
+    assert_eq!(
+        sim.workers[0].queue,
+        vec![task],
+        "the result is recomputed from its lineage"
+    );
+    sim.apply(Action::Work {
+        worker: 0,
+        pick: 0,
+        outcome: Outcome::Large,
+    });
+    assert_eq!(sim.clients[0].fetchable.len(), 1, "Done again");
+    assert_eq!(sim.clients[0].answers[&task], 1);
+}
+
+#[test]
+fn an_input_a_worker_cannot_fetch_is_recomputed_and_its_task_sent_again() {
+    let mut sim = Sim::new();
+    sim.add_client();
+    sim.add_worker(1);
+    sim.apply(Action::Submit {
+        client: 0,
+        tasks: vec![vec![], vec![0]],
+        retries: 0,
+    });
+    let (input, task) = (sim.clients[0].live[0], sim.clients[0].live[1]);
+    sim.apply(Action::Work {
+        worker: 0,
+        pick: 0,
+        outcome: Outcome::Small,
+    });
+    assert_eq!(sim.workers[0].queue, vec![task]);
+    sim.apply(Action::InputMissing { worker: 0, pick: 0 });
+    assert_eq!(sim.workers[0].queue, vec![input], "the input is recomputed");
+    sim.drain();
+    assert_eq!(sim.clients[0].answers[&task], 1);
+    assert_eq!(
+        sim.clients[0].answers[&input], 1,
+        "the input's Done is not repeated"
+    );
 }
