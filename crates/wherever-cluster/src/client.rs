@@ -136,16 +136,10 @@ impl ClusterClient {
             )
             .await?;
             // The scheduler announces its workers right after the welcome.
-            let find = |batch: Vec<Message>| {
-                batch.into_iter().find_map(|m| match m {
-                    Message::Workers { count, slots } => Some((count, slots)),
-                    _ => None,
-                })
-            };
-            let announced = match find(rest) {
+            let announced = match last_announcement(&rest) {
                 Some(announced) => Some(announced),
                 None => match read_batch(&mut reader).await? {
-                    Some(batch) => find(batch),
+                    Some(batch) => last_announcement(&batch),
                     None => return Err("the scheduler closed the connection".to_string()),
                 },
             };
@@ -283,6 +277,15 @@ impl ClusterClient {
     pub fn runtime(&self) -> &Arc<ClusterRuntime> {
         &self.runtime
     }
+}
+
+/// The newest worker count and slots announced in `batch` (a batch may carry
+/// several announcements when workers joined right after this client).
+fn last_announcement(batch: &[Message]) -> Option<(u32, u32)> {
+    batch.iter().rev().find_map(|message| match message {
+        Message::Workers { count, slots } => Some((*count, *slots)),
+        _ => None,
+    })
 }
 
 fn fail(shared: &Shared, task: TaskId, name: &str, position: u64, reason: &str) {
@@ -447,5 +450,21 @@ fn complete(shared: &Shared, task: TaskId, outcome: Result<Vec<u8>, TaskError>) 
         .remove(&task);
     if let Some(callback) = callback {
         callback(outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_worker_announcement_in_a_batch_counts() {
+        let batch = [
+            Message::Workers { count: 0, slots: 0 },
+            Message::Workers { count: 1, slots: 2 },
+            Message::Heartbeat,
+        ];
+        assert_eq!(last_announcement(&batch), Some((1, 2)));
+        assert_eq!(last_announcement(&[Message::Heartbeat]), None);
     }
 }

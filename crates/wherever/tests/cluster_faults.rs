@@ -8,13 +8,14 @@ mod harness;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 use wherever::prelude::*;
-use wherever::Value;
+use wherever::{StreamKey, Task, Value};
 use wherever_cluster::auth::SECRET_VARIABLE;
 use wherever_cluster::launcher::WORKER_VARIABLE;
 use wherever_cluster::server::{self, ServerOptions};
-use wherever_cluster::{ClusterRuntime, Secret};
+use wherever_cluster::{ClusterClient, ClusterRuntime, RemoteCall, Secret};
 
 /// How long any wait may take before the test is considered hung.
 const HANG_GUARD: Duration = Duration::from_secs(60);
@@ -58,8 +59,29 @@ fn sum_when_all_started(values: Vec<i64>, factor: i64, dir: String, count: u64) 
     (values.iter().sum::<i64>() * factor, pid)
 }
 
+/// Writes `DIR/started-PID`, waits until `DIR/go` exists, returns `bytes` sevens.
+#[wherever::task]
+fn sevens_after_go(dir: String, bytes: u64) -> Vec<u8> {
+    let dir = PathBuf::from(dir);
+    std::fs::write(dir.join(format!("started-{}", std::process::id())), b"").unwrap();
+    wait_until(|| dir.join("go").exists(), "the go file");
+    vec![7; bytes as usize]
+}
+
+/// The first call aborts its worker process (leaving `DIR/aborted`); later calls
+/// return 1.
+#[wherever::task]
+fn abort_first_time(dir: String) -> u64 {
+    let marker = PathBuf::from(dir).join("aborted");
+    if !marker.exists() {
+        std::fs::write(&marker, b"").unwrap();
+        std::process::abort();
+    }
+    1
+}
+
 /// Polls `condition` (a hang guard, not a timing assertion).
-fn wait_until(condition: impl Fn() -> bool, what: &str) {
+fn wait_until(mut condition: impl FnMut() -> bool, what: &str) {
     let deadline = Instant::now() + HANG_GUARD;
     while !condition() {
         assert!(
@@ -281,9 +303,75 @@ fn a_stopped_worker_is_removed_after_the_heartbeat_timeout_and_its_task_moves() 
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A call of `task` on encoded `args` for the raw cluster client.
+fn raw_call<A: Value, R>(task: Task<A, R>, args: &A, deps: Vec<u64>) -> RemoteCall {
+    RemoteCall {
+        name: task.name(),
+        args: wherever_core::codec::encode(args).unwrap(),
+        key: StreamKey::from_seed(0),
+        seeded: false,
+        position: 0,
+        chunk: false,
+        retries: 3,
+        deps,
+        holes: Vec::new(),
+        chain: Vec::new(),
+    }
+}
+
+/// Waits until the worker process `child` exited.
+fn wait_for_exit(child: &mut Child) {
+    wait_until(|| child.try_wait().unwrap().is_some(), "the worker to exit");
+}
+
+fn a_large_result_whose_holder_died_before_the_fetch_is_recomputed() {
+    let mut cluster = TestCluster::start(1);
+    let runtime = Arc::new(ClusterRuntime::start().unwrap());
+    let client =
+        ClusterClient::connect(runtime.clone(), &cluster.address, cluster.secret.clone()).unwrap();
+    wait_until(|| client.workers().0 == 1, "the worker");
+    let dir = temp_dir("holder");
+    let dir_text = dir.display().to_string();
+    let bytes: u64 = 3 << 20;
+    let (result_tx, result_rx) = mpsc::channel();
+    let large = client.submit(
+        raw_call(sevens_after_go, &(dir_text.clone(), bytes), Vec::new()),
+        Box::new(move |result| result_tx.send(result).unwrap()),
+    );
+    // Runs on the holder once the large result is there, and kills it.
+    client.submit(
+        raw_call(abort_first_time, &(dir_text,), vec![large]),
+        Box::new(|_| {}),
+    );
+    wait_until(|| started(&dir).len() == 1, "the large task to start");
+    // Hold the client's connection thread: the `Done` for the large result waits
+    // unread until its holder is dead.
+    let (blocked_tx, blocked_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    runtime.handle().spawn(async move {
+        blocked_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+    });
+    blocked_rx.recv_timeout(HANG_GUARD).unwrap();
+    std::fs::write(dir.join("go"), b"").unwrap();
+    wait_for_exit(&mut cluster.workers[0]);
+    assert!(dir.join("aborted").exists());
+    cluster.add_worker();
+    release_tx.send(()).unwrap();
+    let result = result_rx.recv_timeout(HANG_GUARD).unwrap();
+    let value: Vec<u8> = wherever_core::codec::decode(&result.unwrap()).unwrap();
+    assert_eq!(value.len() as u64, bytes);
+    assert!(value.iter().all(|&v| v == 7));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[wherever::main]
 fn main() {
     harness::run_checks(&[
+        (
+            "a_large_result_whose_holder_died_before_the_fetch_is_recomputed",
+            a_large_result_whose_holder_died_before_the_fetch_is_recomputed,
+        ),
         (
             "a_result_over_one_mebibyte_is_fetched_by_the_client",
             a_result_over_one_mebibyte_is_fetched_by_the_client,
