@@ -4,7 +4,11 @@
 //! into workers), and clients through the `tcp://` plan. Tests wait on events
 //! (files the tasks write, worker counts the scheduler announces), never on sleeps.
 
+mod fake_peers;
 mod harness;
+
+use fake_peers::{dead_address, FakeScheduler, Holder};
+use wherever_cluster::protocol::{Input, Message, TaskMessage};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -365,9 +369,109 @@ fn a_large_result_whose_holder_died_before_the_fetch_is_recomputed() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The `Compute` of `total` (task `id`) on the result of task 1, held at `holders`.
+fn compute_total(id: u64, holders: Vec<std::net::SocketAddr>) -> Message {
+    Message::Compute {
+        task: TaskMessage {
+            id,
+            name: total.name().to_string(),
+            args: Vec::new(),
+            key: StreamKey::from_seed(0),
+            seeded: false,
+            position: 0,
+            chunk: false,
+            deps: vec![1],
+            holes: vec![wherever_core::holes::Hole { offset: 0, dep: 0 }],
+            chain: Vec::new(),
+            retries: 0,
+        },
+        inputs: vec![Input { task: 1, holders }],
+    }
+}
+
+fn a_worker_reports_an_input_it_cannot_fetch_and_computes_once_given_a_holder() {
+    let mut scheduler = FakeScheduler::start();
+    // A heartbeat from the scheduler is not a protocol violation.
+    scheduler.send(&[Message::Heartbeat]);
+    let holders = [
+        (2, dead_address()),
+        (3, scheduler.fake_holder(Holder::DiesMidFetch)),
+        (4, scheduler.fake_holder(Holder::Forgot)),
+    ];
+    for (task, holder) in holders {
+        scheduler.send(&[compute_total(task, vec![holder])]);
+        assert_eq!(
+            scheduler.next(HANG_GUARD),
+            Message::MissingData {
+                task: 1,
+                holders: vec![holder],
+                requester: Some(task),
+            },
+            "holder {holder}"
+        );
+    }
+    // Sent again with a holder that has it, the task runs on the fetched input.
+    static INPUT: [u8; 4] = [3, 1, 2, 3];
+    let holder = scheduler.fake_holder(Holder::Serves(&INPUT));
+    scheduler.send(&[compute_total(2, vec![holder])]);
+    assert_eq!(scheduler.next(HANG_GUARD), Message::Replicated { task: 1 });
+    let expected = wherever_core::codec::encode(&6u64).unwrap();
+    assert_eq!(
+        scheduler.next(HANG_GUARD),
+        Message::Finished {
+            task: 2,
+            nbytes: expected.len() as u64,
+            result: Some(expected),
+        }
+    );
+}
+
+fn the_data_port_ignores_a_fetchers_heartbeat() {
+    let mut scheduler = FakeScheduler::start();
+    scheduler.send(&[Message::Store {
+        task: 9,
+        data: vec![1, 2, 3],
+    }]);
+    let address = scheduler.data_address;
+    let secret = scheduler.secret.clone();
+    let answer = scheduler.runtime.handle().block_on(async move {
+        use wherever_cluster::connection::{join, read_batch, split, write_batch};
+        let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (mut reader, mut writer) = split(stream);
+        let build = wherever_cluster::auth::this_build();
+        let role = wherever_cluster::protocol::Role::DataFetch;
+        join(&mut reader, &mut writer, &secret, role, build, false)
+            .await
+            .unwrap();
+        write_batch(&mut writer, &[Message::Heartbeat])
+            .await
+            .unwrap();
+        write_batch(&mut writer, &[Message::GetData { task: 9 }])
+            .await
+            .unwrap();
+        tokio::time::timeout(HANG_GUARD, read_batch(&mut reader)).await
+    });
+    let batch = answer.expect("no answer").unwrap().expect("closed");
+    assert_eq!(
+        batch,
+        vec![Message::Data {
+            task: 9,
+            result: Some(vec![1, 2, 3]),
+        }]
+    );
+}
+
 #[wherever::main]
 fn main() {
     harness::run_checks(&[
+        (
+            "a_worker_reports_an_input_it_cannot_fetch_and_computes_once_given_a_holder",
+            a_worker_reports_an_input_it_cannot_fetch_and_computes_once_given_a_holder,
+        ),
+        (
+            "the_data_port_ignores_a_fetchers_heartbeat",
+            the_data_port_ignores_a_fetchers_heartbeat,
+        ),
         (
             "a_large_result_whose_holder_died_before_the_fetch_is_recomputed",
             a_large_result_whose_holder_died_before_the_fetch_is_recomputed,
