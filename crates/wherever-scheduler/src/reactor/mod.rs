@@ -10,11 +10,12 @@
 //! [`Comm`]: send this message to that peer, disconnect that peer. No sockets, no
 //! clocks, no threads: the tokio server only accepts, reads, writes and feeds it.
 
+mod commands;
 mod records;
 #[cfg(test)]
 mod tests;
 
-use crate::protocol::{Input, Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
+use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
 use crate::{Command, Event, Scheduler, SchedulerConfig, TaskSpec, WorkerId};
 use records::{Record, Records};
 use std::collections::HashMap;
@@ -169,7 +170,8 @@ impl Reactor {
         self.carry_out(comm);
     }
 
-    /// The connection to `peer` closed (or broke, said in `reason`).
+    /// The connection to `peer` closed or broke: a worker's tasks and results are
+    /// lost (and rerun), a client's tasks are cancelled and released.
     pub fn peer_closed(&mut self, peer: PeerId, comm: &mut impl Comm) {
         self.remove_peer(peer, comm);
         self.carry_out(comm);
@@ -480,90 +482,5 @@ impl Reactor {
         if let Some(peer) = self.worker_peer(worker) {
             comm.send(peer, message);
         }
-    }
-
-    /// Turns the scheduler's commands into messages.
-    fn carry_out(&mut self, comm: &mut impl Comm) {
-        let mut commands = std::mem::take(&mut self.commands);
-        for command in commands.drain(..) {
-            match command {
-                Command::Compute {
-                    worker,
-                    task,
-                    inputs,
-                } => {
-                    let Some(record) = self.records.get(task) else {
-                        continue;
-                    };
-                    let inputs = inputs
-                        .iter()
-                        .map(|(task, holders)| Input {
-                            task: *task,
-                            holders: self.data_addresses(holders),
-                        })
-                        .collect();
-                    let message = Message::Compute {
-                        task: record.message.clone(),
-                        inputs,
-                    };
-                    self.send_to_worker(worker, message, comm);
-                }
-                Command::Steal { worker, task } => {
-                    self.send_to_worker(worker, Message::Steal { task }, comm)
-                }
-                Command::Free { worker, task } => {
-                    self.send_to_worker(worker, Message::Free { tasks: vec![task] }, comm)
-                }
-                Command::Cancel { worker, task } => {
-                    self.send_to_worker(worker, Message::Drop { task }, comm)
-                }
-                Command::Done { task } => {
-                    let result = self.records.get_mut(task).and_then(|r| r.result.take());
-                    let holders = if result.is_some() {
-                        Vec::new()
-                    } else {
-                        self.data_addresses(self.scheduler.who_has(task))
-                    };
-                    let done = Message::Done {
-                        task,
-                        result,
-                        holders,
-                    };
-                    self.send_to_owner(task, done, comm);
-                }
-                Command::Erred { task, cause } => {
-                    let error = self.records.error_for(task, cause);
-                    let failed = Message::Failed {
-                        task,
-                        error: Box::new(error),
-                    };
-                    self.send_to_owner(task, failed, comm);
-                }
-                Command::Lost { task, attempts } => {
-                    let error =
-                        self.records
-                            .new_error(task, TaskErrorKind::WorkerLost { attempts }, "");
-                    let failed = Message::Failed {
-                        task,
-                        error: Box::new(error),
-                    };
-                    self.send_to_owner(task, failed, comm);
-                }
-                Command::Cancelled { task } => {
-                    let error = self.records.new_error(
-                        task,
-                        TaskErrorKind::Cancelled,
-                        "cancelled before it finished",
-                    );
-                    let failed = Message::Failed {
-                        task,
-                        error: Box::new(error),
-                    };
-                    self.send_to_owner(task, failed, comm);
-                }
-            }
-        }
-        // Keep the buffer's capacity for the next event.
-        self.commands = commands;
     }
 }

@@ -3,7 +3,7 @@
 //! cancellations, disconnects and heartbeat timeouts.
 
 use super::*;
-use crate::protocol::INLINE_RESULT_LIMIT;
+use crate::protocol::{Input, INLINE_RESULT_LIMIT};
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
 use wherever_core::{StreamKey, TaskError};
