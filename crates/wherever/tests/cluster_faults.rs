@@ -5,6 +5,7 @@
 //! (files the tasks write, worker counts the scheduler announces), never on sleeps.
 
 mod fake_peers;
+#[path = "common/harness.rs"]
 mod harness;
 
 use fake_peers::{dead_address, FakeScheduler, Holder};

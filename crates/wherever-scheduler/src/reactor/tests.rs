@@ -588,6 +588,29 @@ impl Sim {
         panic!("the workers never ran out of work");
     }
 
+    /// A client and a one-slot worker; the client has submitted `tasks` (each the
+    /// picks of its dependencies among the ones before it).
+    fn with_tasks(tasks: Vec<Vec<usize>>) -> Self {
+        let mut sim = Sim::new();
+        sim.add_client();
+        sim.add_worker(1);
+        sim.apply(Action::Submit {
+            client: 0,
+            tasks,
+            retries: 0,
+        });
+        sim
+    }
+
+    /// The first worker reports its first task with `outcome`.
+    fn work(&mut self, outcome: Outcome) {
+        self.apply(Action::Work {
+            worker: 0,
+            pick: 0,
+            outcome,
+        });
+    }
+
     fn check_answers(&self, complete: bool) {
         for client in &self.clients {
             for task in &client.submitted {
@@ -640,15 +663,8 @@ proptest! {
 
 #[test]
 fn a_graph_intermediate_is_forgotten_once_its_dependent_finished() {
-    let mut sim = Sim::new();
-    sim.add_client();
-    sim.add_worker(1);
     // a <- b: the client drops `a` right after submitting, as a graph does.
-    sim.apply(Action::Submit {
-        client: 0,
-        tasks: vec![vec![], vec![0]],
-        retries: 0,
-    });
+    let mut sim = Sim::with_tasks(vec![vec![], vec![0]]);
     let (a, b) = (sim.clients[0].live[0], sim.clients[0].live[1]);
     sim.clients[0].live.retain(|t| *t == b);
     let peer = sim.clients[0].peer;
@@ -663,14 +679,7 @@ fn a_graph_intermediate_is_forgotten_once_its_dependent_finished() {
 
 #[test]
 fn a_silent_client_is_disconnected_and_its_tasks_released() {
-    let mut sim = Sim::new();
-    sim.add_client();
-    sim.add_worker(1);
-    sim.apply(Action::Submit {
-        client: 0,
-        tasks: vec![vec![]],
-        retries: 0,
-    });
+    let mut sim = Sim::with_tasks(vec![vec![]]);
     sim.from_peer(sim.workers[0].peer, vec![Message::Heartbeat]);
     sim.now += TIMEOUT / 2;
     sim.from_peer(sim.workers[0].peer, vec![Message::Heartbeat]);
@@ -699,20 +708,9 @@ fn a_heartbeat_from_a_client_is_accepted() {
 
 #[test]
 fn a_result_the_client_cannot_fetch_is_recomputed_and_done_again() {
-    let mut sim = Sim::new();
-    sim.add_client();
-    sim.add_worker(1);
-    sim.apply(Action::Submit {
-        client: 0,
-        tasks: vec![vec![]],
-        retries: 0,
-    });
+    let mut sim = Sim::with_tasks(vec![vec![]]);
     let task = sim.clients[0].live[0];
-    sim.apply(Action::Work {
-        worker: 0,
-        pick: 0,
-        outcome: Outcome::Large,
-    });
+    sim.work(Outcome::Large);
     assert_eq!(sim.clients[0].fetchable.len(), 1, "Done with holders");
     sim.apply(Action::ResultMissing { client: 0, pick: 0 });
     assert_eq!(
@@ -720,31 +718,16 @@ fn a_result_the_client_cannot_fetch_is_recomputed_and_done_again() {
         vec![task],
         "the result is recomputed from its lineage"
     );
-    sim.apply(Action::Work {
-        worker: 0,
-        pick: 0,
-        outcome: Outcome::Large,
-    });
+    sim.work(Outcome::Large);
     assert_eq!(sim.clients[0].fetchable.len(), 1, "Done again");
     assert_eq!(sim.clients[0].answers[&task], 1);
 }
 
 #[test]
 fn an_input_a_worker_cannot_fetch_is_recomputed_and_its_task_sent_again() {
-    let mut sim = Sim::new();
-    sim.add_client();
-    sim.add_worker(1);
-    sim.apply(Action::Submit {
-        client: 0,
-        tasks: vec![vec![], vec![0]],
-        retries: 0,
-    });
+    let mut sim = Sim::with_tasks(vec![vec![], vec![0]]);
     let (input, task) = (sim.clients[0].live[0], sim.clients[0].live[1]);
-    sim.apply(Action::Work {
-        worker: 0,
-        pick: 0,
-        outcome: Outcome::Small,
-    });
+    sim.work(Outcome::Small);
     assert_eq!(sim.workers[0].queue, vec![task]);
     sim.apply(Action::InputMissing { worker: 0, pick: 0 });
     assert_eq!(sim.workers[0].queue, vec![input], "the input is recomputed");
