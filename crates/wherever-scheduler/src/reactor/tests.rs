@@ -225,7 +225,7 @@ impl Sim {
         self.deliver();
     }
 
-    fn from_peer(&mut self, peer: PeerId, messages: Vec<Message>) {
+    fn peer_sends(&mut self, peer: PeerId, messages: Vec<Message>) {
         self.reactor
             .messages(peer, messages, self.now, &mut self.outbox);
         self.deliver();
@@ -247,7 +247,7 @@ impl Sim {
         batch.extend(report);
         if !batch.is_empty() {
             let peer = self.workers[worker].peer;
-            self.from_peer(peer, batch);
+            self.peer_sends(peer, batch);
         }
     }
 
@@ -386,7 +386,7 @@ impl Sim {
                     batch.push(task_message(id, deps, retries));
                 }
                 let peer = self.clients[client].peer;
-                self.from_peer(peer, vec![Message::Submit { tasks: batch }]);
+                self.peer_sends(peer, vec![Message::Submit { tasks: batch }]);
             }
             Action::Scatter { client } => {
                 let Some(client) = self.alive_client(client) else {
@@ -395,7 +395,7 @@ impl Sim {
                 let id = self.new_id(client);
                 self.clients[client].live.push(id);
                 let peer = self.clients[client].peer;
-                self.from_peer(
+                self.peer_sends(
                     peer,
                     vec![Message::Scatter {
                         task: id,
@@ -431,7 +431,7 @@ impl Sim {
                 let task = c.live.swap_remove(pick % c.live.len());
                 c.released.insert(task);
                 let peer = c.peer;
-                self.from_peer(peer, vec![Message::Release { tasks: vec![task] }]);
+                self.peer_sends(peer, vec![Message::Release { tasks: vec![task] }]);
             }
             Action::Cancel { client, pick } => {
                 let Some(client) = self.alive_client(client) else {
@@ -443,7 +443,7 @@ impl Sim {
                 }
                 let task = c.live[pick % c.live.len()];
                 let peer = c.peer;
-                self.from_peer(peer, vec![Message::Cancel { tasks: vec![task] }]);
+                self.peer_sends(peer, vec![Message::Cancel { tasks: vec![task] }]);
             }
             Action::KillWorker { worker } => {
                 let Some(worker) = self.alive_worker(worker) else {
@@ -499,7 +499,7 @@ impl Sim {
                     holders,
                     requester: None,
                 };
-                self.from_peer(peer, vec![report]);
+                self.peer_sends(peer, vec![report]);
             }
             Action::LeaveClient { client } => {
                 let Some(client) = self.alive_client(client) else {
@@ -523,7 +523,7 @@ impl Sim {
                     .collect();
                 for peer in peers {
                     if heartbeats & (1 << (peer % 8)) != 0 {
-                        self.from_peer(peer, vec![Message::Heartbeat]);
+                        self.peer_sends(peer, vec![Message::Heartbeat]);
                     }
                 }
                 self.now += Duration::from_millis(advance_ms);
@@ -650,7 +650,7 @@ proptest! {
             }
             let live = std::mem::take(&mut sim.clients[client].live);
             let peer = sim.clients[client].peer;
-            sim.from_peer(peer, vec![Message::Release { tasks: live }]);
+            sim.peer_sends(peer, vec![Message::Release { tasks: live }]);
         }
         sim.drain();
         sim.reactor.tick(sim.now, &mut sim.outbox);
@@ -668,10 +668,10 @@ fn a_graph_intermediate_is_forgotten_once_its_dependent_finished() {
     let (a, b) = (sim.clients[0].live[0], sim.clients[0].live[1]);
     sim.clients[0].live.retain(|t| *t == b);
     let peer = sim.clients[0].peer;
-    sim.from_peer(peer, vec![Message::Release { tasks: vec![a] }]);
+    sim.peer_sends(peer, vec![Message::Release { tasks: vec![a] }]);
     assert_eq!(sim.reactor.record_count(), 2, "b still needs a");
     sim.drain();
-    sim.from_peer(peer, vec![Message::Release { tasks: vec![b] }]);
+    sim.peer_sends(peer, vec![Message::Release { tasks: vec![b] }]);
     sim.reactor.tick(sim.now, &mut sim.outbox);
     assert_eq!(sim.reactor.record_count(), 0, "released records are kept");
     assert!(sim.clients[0].alive);
@@ -680,9 +680,9 @@ fn a_graph_intermediate_is_forgotten_once_its_dependent_finished() {
 #[test]
 fn a_silent_client_is_disconnected_and_its_tasks_released() {
     let mut sim = Sim::with_tasks(vec![vec![]]);
-    sim.from_peer(sim.workers[0].peer, vec![Message::Heartbeat]);
+    sim.peer_sends(sim.workers[0].peer, vec![Message::Heartbeat]);
     sim.now += TIMEOUT / 2;
-    sim.from_peer(sim.workers[0].peer, vec![Message::Heartbeat]);
+    sim.peer_sends(sim.workers[0].peer, vec![Message::Heartbeat]);
     sim.now += TIMEOUT / 2 + Duration::from_millis(1);
     sim.reactor.tick(sim.now, &mut sim.outbox);
     sim.deliver();
@@ -701,7 +701,7 @@ fn a_silent_client_is_disconnected_and_its_tasks_released() {
 fn a_heartbeat_from_a_client_is_accepted() {
     let mut sim = Sim::new();
     sim.add_client();
-    sim.from_peer(sim.clients[0].peer, vec![Message::Heartbeat]);
+    sim.peer_sends(sim.clients[0].peer, vec![Message::Heartbeat]);
     assert!(sim.clients[0].alive);
     assert_eq!(sim.reactor.peer_count(), 1);
 }
