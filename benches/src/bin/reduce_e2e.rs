@@ -35,7 +35,7 @@ fn main() -> wherever::Result<()> {
     println!("|---|---|---|---|");
     for n in sizes {
         let start = Instant::now();
-        let futures: Vec<Future<u64>> = (0..n).map(|i| client.submit(leaf, i)).collect();
+        let futures: Vec<TaskFuture<u64>> = (0..n).map(|i| client.submit(leaf, i)).collect();
         wait(&futures, None, ReturnWhen::AllCompleted);
         let leaves = start.elapsed().as_secs_f64();
         let start = Instant::now();

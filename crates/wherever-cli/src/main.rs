@@ -30,10 +30,12 @@ enum Commands {
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
         /// The file holding the cluster secret (created with a fresh secret if
-        /// missing); default: $WHEREVER_SECRET_FILE, else ~/.wherever/secret.
+        /// missing; refused unless private to its owner, like an SSH key: mode
+        /// 600); default: $WHEREVER_SECRET_FILE, else ~/.wherever/secret.
         #[arg(long)]
         secret_file: Option<PathBuf>,
-        /// Seconds of silence after which a worker is considered dead.
+        /// Seconds of silence after which a worker or client is considered dead
+        /// (every peer sends a heartbeat after 2 s with nothing else to send).
         #[arg(long, default_value_t = 30)]
         heartbeat_timeout: u64,
     },

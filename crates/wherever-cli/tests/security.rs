@@ -7,21 +7,6 @@ use common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-fn connect(scheduler: &Scheduler) -> TcpStream {
-    let stream = TcpStream::connect(&scheduler.address).unwrap();
-    stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
-    stream
-}
-
-/// Reads the challenge frame the scheduler sends first.
-fn read_challenge(stream: &mut TcpStream) -> Vec<u8> {
-    let mut length = [0u8; 4];
-    stream.read_exact(&mut length).unwrap();
-    let mut body = vec![0u8; u32::from_be_bytes(length) as usize];
-    stream.read_exact(&mut body).unwrap();
-    body
-}
-
 /// Whether the scheduler closed the connection (reads end without data, or the
 /// connection was reset). A read that times out means it is still open.
 fn closed_by_peer(stream: &mut TcpStream) -> bool {
@@ -34,26 +19,6 @@ fn closed_by_peer(stream: &mut TcpStream) -> bool {
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
         ),
     }
-}
-
-fn a_real_client_still_works(scheduler: &Scheduler) {
-    let secret = scheduler.secret_file.display().to_string();
-    let address = format!("tcp://{}", scheduler.address);
-    let mut worker = std::process::Command::new(example("calc_mean"))
-        .env("WHEREVER_WORKER", &address)
-        .env("WHEREVER_SECRET_FILE", &secret)
-        .spawn()
-        .unwrap();
-    let output = run_ok(
-        &example("calc_mean"),
-        &[
-            "--plan", &address, "--seed", "1", "--tasks", "2", "--n", "1000",
-        ],
-        &[("WHEREVER_SECRET_FILE", &secret)],
-    );
-    assert_eq!(String::from_utf8(output.stdout).unwrap().lines().count(), 2);
-    let _ = worker.kill();
-    let _ = worker.wait();
 }
 
 #[test]
@@ -93,7 +58,7 @@ fn a_worker_with_the_wrong_secret_gets_nothing_and_runs_nothing() {
     let dir = TempDir::new("secret");
     let scheduler = Scheduler::start(&dir.0);
     let wrong = dir.0.join("wrong-secret");
-    std::fs::write(&wrong, "11".repeat(32)).unwrap();
+    write_private(&wrong, &"11".repeat(32));
     let address = format!("tcp://{}", scheduler.address);
     let worker = std::process::Command::new(example("calc_mean"))
         .env("WHEREVER_WORKER", &address)
@@ -114,7 +79,7 @@ fn a_worker_with_the_wrong_secret_gets_nothing_and_runs_nothing() {
 
 #[test]
 fn a_peer_speaking_another_protocol_version_is_refused_with_the_reason() {
-    use wherever_cluster::protocol::{decode_batch, encode_batch, BuildInfo, Hello, Message, Role};
+    use wherever_cluster::protocol::{decode_batch, Message};
     let dir = TempDir::new("protocol");
     let scheduler = Scheduler::start(&dir.0);
     let secret = wherever_cluster::Secret::read_file(&scheduler.secret_file).unwrap();
@@ -126,23 +91,10 @@ fn a_peer_speaking_another_protocol_version_is_refused_with_the_reason() {
         [Message::Challenge { nonce, .. }] => *nonce,
         other => panic!("expected a challenge, got {other:?}"),
     };
-    let hello = Hello {
-        protocol: 999,
-        proof: secret.prove(&nonce),
-        role: Role::Client,
-        build: BuildInfo {
-            hash: 1,
-            executable: "elsewhere".into(),
-            registry: 0,
-        },
-        host: "test".into(),
-        pid: 1,
-    };
-    let body = encode_batch(&[Message::Hello(hello)]).unwrap();
-    stream
-        .write_all(&(body.len() as u32).to_be_bytes())
-        .unwrap();
-    stream.write_all(&body).unwrap();
+    send_frame(
+        &mut stream,
+        &[test_hello(999, secret.prove(&nonce), "test".into())],
+    );
     let answer = decode_batch(&read_challenge(&mut stream)).unwrap();
     match answer.as_slice() {
         [Message::Refused { reason }] => {
@@ -168,7 +120,7 @@ fn bad_scheduler_flags_and_secret_files_give_clear_errors() {
         String::from_utf8_lossy(&bad.stderr)
     );
     let malformed = dir.0.join("malformed");
-    std::fs::write(&malformed, "not hex").unwrap();
+    write_private(&malformed, "not hex");
     let bad = std::process::Command::new(wherever_binary())
         .args(["scheduler", "--port", "0", "--secret-file"])
         .arg(&malformed)
@@ -176,4 +128,39 @@ fn bad_scheduler_flags_and_secret_files_give_clear_errors() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("a secret is 64 hex digits"));
+}
+
+#[test]
+fn a_secret_file_readable_by_others_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("exposed");
+    let exposed = dir.0.join("secret");
+    std::fs::write(&exposed, "22".repeat(32)).unwrap();
+    std::fs::set_permissions(&exposed, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let fix = format!("chmod 600 {}", exposed.display());
+    let mut scheduler = std::process::Command::new(wherever_binary())
+        .args(["scheduler", "--port", "0", "--secret-file"])
+        .arg(&exposed)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A scheduler that accepted the file would serve forever.
+    wait_for_exit(
+        &mut scheduler,
+        "the scheduler refuses the exposed secret file",
+    );
+    let scheduler = scheduler.wait_with_output().unwrap();
+    assert!(!scheduler.status.success());
+    let stderr = String::from_utf8_lossy(&scheduler.stderr);
+    assert!(stderr.contains(&fix), "{stderr}");
+
+    // A client given the same file refuses it too, before connecting anywhere.
+    let client = std::process::Command::new(example("calc_mean"))
+        .args(["--plan", "tcp://127.0.0.1:9", "--tasks", "1", "--n", "10"])
+        .env("WHEREVER_SECRET_FILE", &exposed)
+        .output()
+        .unwrap();
+    assert!(!client.status.success());
+    let stderr = String::from_utf8_lossy(&client.stderr);
+    assert!(stderr.contains(&fix), "{stderr}");
 }

@@ -1,6 +1,7 @@
 //! Who may connect: the per-cluster secret, the challenge-response proof of knowing
 //! it, and the build check that keeps workers on the same executable as clients.
 
+use crate::connection::printable;
 use crate::protocol::BuildInfo;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -8,9 +9,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-/// The environment variable holding the secret itself, hex-encoded (set by
-/// `processes:N` for the workers it starts).
+/// The environment variable holding the secret itself, hex-encoded. A worker
+/// reads it once and removes it from its environment, so tasks' child processes
+/// never see it; prefer [`SECRET_FILE_VARIABLE`] or [`SECRET_STDIN_VARIABLE`].
 pub const SECRET_VARIABLE: &str = "WHEREVER_SECRET";
+/// The environment variable telling a worker to read the secret (hex, one line)
+/// from its standard input: how `processes:N` hands it to the workers it starts.
+pub const SECRET_STDIN_VARIABLE: &str = "WHEREVER_SECRET_STDIN";
 /// The environment variable naming a file that holds the secret (hex).
 pub const SECRET_FILE_VARIABLE: &str = "WHEREVER_SECRET_FILE";
 
@@ -41,6 +46,17 @@ pub enum SecretError {
     Malformed {
         /// Where the text came from.
         origin: String,
+    },
+    /// The file is readable by others or owned by another user.
+    #[error(
+        "secret file {path}: {problem}; a secret must be private to its owner like an SSH \
+         key: run `chmod 600 {path}` as its owner (or make a new one)"
+    )]
+    Exposed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
     },
     /// No secret is configured.
     #[error("no cluster secret: set {SECRET_FILE_VARIABLE} to the scheduler's secret file (or create {0})")]
@@ -74,8 +90,10 @@ impl Secret {
         Ok(Secret(bytes))
     }
 
-    /// Reads the secret from `path`.
+    /// Reads the secret from `path`, which must be private to this user (see
+    /// [`check_private`]).
     pub fn read_file(path: &Path) -> Result<Self, SecretError> {
+        check_private(path)?;
         let text = std::fs::read_to_string(path).map_err(|source| SecretError::Io {
             path: path.to_path_buf(),
             source,
@@ -106,9 +124,13 @@ impl Secret {
         Ok(secret)
     }
 
-    /// The secret from `WHEREVER_SECRET`, else the file named by
+    /// The secret this worker process was started with ([`Secret::take_for_worker`]),
+    /// else the one in `WHEREVER_SECRET`, else the file named by
     /// `WHEREVER_SECRET_FILE`, else the default file [`default_secret_path`].
     pub fn from_env() -> Result<Self, SecretError> {
+        if let Some(secret) = WORKER_SECRET.get() {
+            return Ok(secret.clone());
+        }
         if let Ok(text) = std::env::var(SECRET_VARIABLE) {
             return Secret::from_hex(&text, SECRET_VARIABLE);
         }
@@ -119,6 +141,30 @@ impl Secret {
             return Err(SecretError::Missing(path));
         }
         Secret::read_file(&path)
+    }
+
+    /// For a worker process, before it starts any thread: the secret from its
+    /// standard input (when [`SECRET_STDIN_VARIABLE`] is set) or else from
+    /// [`Secret::from_env`]; then removes both variables and [`SECRET_VARIABLE`]
+    /// from the environment, so no task's child process inherits the secret, and
+    /// keeps it for later [`Secret::from_env`] calls in this process.
+    pub fn take_for_worker() -> Result<Self, SecretError> {
+        let secret = if std::env::var_os(SECRET_STDIN_VARIABLE).is_some() {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|source| SecretError::Io {
+                    path: PathBuf::from("standard input"),
+                    source,
+                })?;
+            Secret::from_hex(&line, "the secret on standard input")
+        } else {
+            Secret::from_env()
+        };
+        std::env::remove_var(SECRET_VARIABLE);
+        std::env::remove_var(SECRET_STDIN_VARIABLE);
+        let secret = secret?;
+        Ok(WORKER_SECRET.get_or_init(|| secret).clone())
     }
 
     /// The proof for `nonce`: HMAC-SHA256 under the secret.
@@ -134,6 +180,41 @@ impl Secret {
         mac.update(nonce);
         mac.verify_slice(proof).is_ok()
     }
+}
+
+/// The secret a worker process took at start ([`Secret::take_for_worker`]).
+static WORKER_SECRET: OnceLock<Secret> = OnceLock::new();
+
+/// Checks that the secret file at `path` is owned by this user and neither
+/// readable nor writable by group or others (as `ssh` checks private keys).
+pub fn check_private(path: &Path) -> Result<(), SecretError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(path).map_err(|source| SecretError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let exposed = |problem: String| SecretError::Exposed {
+            path: path.to_path_buf(),
+            problem,
+        };
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if metadata.uid() != me {
+            return Err(exposed(format!(
+                "owned by user {}, not by this user ({me})",
+                metadata.uid()
+            )));
+        }
+        let mode = metadata.mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(exposed(format!(
+                "its mode {mode:03o} lets group or others read or change it"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `~/.wherever/secret`: where `wherever scheduler`, clients and workers look for the
@@ -182,13 +263,17 @@ pub fn build_mismatch(expected: &BuildInfo, peer: &BuildInfo) -> Option<String> 
         return Some(format!(
             "the executable differs: {} (build {:016x}) is not the cluster's {} (build {:016x}); \
              start workers from the same binary as the client",
-            peer.executable, peer.hash, expected.executable, expected.hash
+            printable(&peer.executable),
+            peer.hash,
+            printable(&expected.executable),
+            expected.hash
         ));
     }
     if expected.registry != peer.registry {
         return Some(format!(
             "the registered tasks differ between {} and {}",
-            peer.executable, expected.executable
+            printable(&peer.executable),
+            printable(&expected.executable)
         ));
     }
     None
@@ -215,6 +300,24 @@ mod tests {
         for bad in ["", "abc", &"zz".repeat(32), &"é".repeat(32)] {
             assert!(Secret::from_hex(bad, "t").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn secret_files_readable_by_others_are_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("wherever-secret-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let secret = Secret::read_or_create_file(&path).unwrap();
+        assert_eq!(Secret::read_file(&path).unwrap(), secret);
+        for mode in [0o644, 0o640, 0o604, 0o620] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let error = Secret::read_file(&path).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("chmod 600 {}", path.display())),
+                "{mode:o}: {error}"
+            );
+        }
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! submitting tasks and calling back when each ends.
 
 use crate::auth::{this_build, Secret};
-use crate::connection::{join, read_batch, run_writer, split};
+use crate::connection::{
+    encoded_size, fits_a_frame, join, read_batch, read_batch_within, run_writer, silence_timeout,
+    split, FRAME_BUDGET,
+};
 use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
-use crate::worker::HEARTBEAT_INTERVAL;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -157,18 +159,17 @@ impl ClusterClient {
         let (commands, queue) = unbounded_channel();
         let connected = Arc::new(AtomicBool::new(true));
         let _in_runtime = runtime.handle().enter();
+        let refused = shared.clone();
+        let reject = move |task: TaskMessage, size: usize| refuse_oversize(&refused, task, size);
         runtime
             .handle()
-            .spawn(run_writer(writer, merge_submits(queue)));
+            .spawn(run_writer(writer, merge_submits(queue, reject)));
         runtime.handle().spawn(read_answers(
             reader,
             shared.clone(),
             connected.clone(),
             commands.downgrade(),
         ));
-        runtime
-            .handle()
-            .spawn(send_heartbeats(commands.downgrade()));
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(ClusterClient {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -308,39 +309,74 @@ fn fail(shared: &Shared, task: TaskId, name: &str, position: u64, reason: &str) 
     }
 }
 
-/// Tells the scheduler this client is alive every [`HEARTBEAT_INTERVAL`] (it
-/// disconnects clients silent for its heartbeat timeout), until the client is dropped.
-async fn send_heartbeats(commands: WeakUnboundedSender<Message>) {
-    let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
-    loop {
-        ticks.tick().await;
-        let Some(commands) = commands.upgrade() else {
-            return;
-        };
-        if commands.send(Message::Heartbeat).is_err() {
-            return;
-        }
+/// Fails a task whose encoded form (`size` bytes) fits in no frame, saying so.
+fn refuse_oversize(shared: &Shared, task: TaskMessage, size: usize) {
+    let callback = shared
+        .pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&task.id);
+    tracing::warn!(
+        "task {} (`{}`) not submitted: {size} bytes, over the frame limit",
+        task.id,
+        task.name
+    );
+    if let Some(callback) = callback {
+        let message = format!(
+            "not submitted: the task and its arguments are {size} bytes, over the limit of \
+             {} bytes for one message",
+            crate::protocol::MAX_FRAME
+        );
+        callback(Err(TaskError::new(
+            &task.name,
+            task.position,
+            TaskErrorKind::Runtime,
+            message,
+        )));
     }
 }
 
-/// Merges consecutive `Submit`s into one, so a burst of submissions is one message.
-fn merge_submits(mut queue: UnboundedReceiver<Message>) -> UnboundedReceiver<Message> {
+/// Merges consecutive `Submit`s into as few as fit, so a burst of submissions is a
+/// few messages: a merged `Submit` holds tasks up to [`FRAME_BUDGET`] bytes (a task
+/// larger than that goes alone), and a task too large for any frame is handed to
+/// `reject` with its size instead of being sent.
+fn merge_submits(
+    mut queue: UnboundedReceiver<Message>,
+    reject: impl Fn(TaskMessage, usize) + Send + 'static,
+) -> UnboundedReceiver<Message> {
     let (merged, out) = unbounded_channel();
     tokio::spawn(async move {
         let mut batch = Vec::new();
         while queue.recv_many(&mut batch, 4096).await > 0 {
-            let mut tasks = Vec::new();
+            let (mut tasks, mut bytes) = (Vec::new(), 0usize);
             for message in batch.drain(..) {
-                match message {
-                    Message::Submit { tasks: more } => tasks.extend(more),
+                let more = match message {
+                    Message::Submit { tasks: more } => more,
                     other => {
                         if !tasks.is_empty() {
                             let _ = merged.send(Message::Submit {
                                 tasks: std::mem::take(&mut tasks),
                             });
+                            bytes = 0;
                         }
                         let _ = merged.send(other);
+                        continue;
                     }
+                };
+                for task in more {
+                    let size = encoded_size(&task);
+                    if !fits_a_frame(size) {
+                        reject(task, size);
+                        continue;
+                    }
+                    if !tasks.is_empty() && bytes + size > FRAME_BUDGET {
+                        let _ = merged.send(Message::Submit {
+                            tasks: std::mem::take(&mut tasks),
+                        });
+                        bytes = 0;
+                    }
+                    tasks.push(task);
+                    bytes += size;
                 }
             }
             if !tasks.is_empty() {
@@ -391,8 +427,9 @@ async fn read_answers(
     connected: Arc<AtomicBool>,
     commands: WeakUnboundedSender<Message>,
 ) {
+    let silence = silence_timeout();
     let reason = loop {
-        let batch = match read_batch(&mut reader).await {
+        let batch = match read_batch_within(&mut reader, silence).await {
             Ok(Some(batch)) => batch,
             Ok(None) => break "the scheduler closed the connection".to_string(),
             Err(reason) => break reason,

@@ -1,5 +1,7 @@
-//! Framed connections: reading and writing batches of messages, a writer task that
-//! batches whatever has queued up under load, and both sides of the handshake.
+//! Framed connections: socket settings, reading and writing batches of messages,
+//! silence timeouts, and both sides of the handshake. The writer task that packs
+//! queued messages into frames is in `connection/frames.rs`, the admission of
+//! connections to a listening port in `connection/gate.rs`.
 
 use crate::auth::{random_bytes, Secret};
 use crate::protocol::{
@@ -10,41 +12,108 @@ use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
-/// How long a peer has to complete the handshake.
+mod frames;
+mod gate;
+
+pub use frames::{
+    encoded_size, fits_a_frame, pack_frames, run_writer, FRAME_BUDGET, HEARTBEAT_INTERVAL,
+};
+pub use gate::{accept_gated, HandshakeGate, HandshakeTicket, MAX_HANDSHAKES};
+
+/// How long a peer has to complete the handshake, from its connection on.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest frame a peer may send before it has authenticated: enough for a
+/// hello (host name, executable path), far too little to cost memory.
+pub const HANDSHAKE_FRAME_LIMIT: usize = 16 << 10;
+
+/// How long a reader of a long-lived connection waits for anything (a heartbeat
+/// at least) before it takes the peer for dead, unless [`SILENCE_TIMEOUT_VARIABLE`]
+/// says otherwise.
+pub const DEFAULT_SILENCE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The environment variable overriding [`DEFAULT_SILENCE_TIMEOUT`], in seconds.
+pub const SILENCE_TIMEOUT_VARIABLE: &str = "WHEREVER_SILENCE_TIMEOUT";
+
+/// The longest peer-supplied text written to a log, in characters.
+pub const LOGGED_TEXT_LIMIT: usize = 200;
 
 /// The reading half of a connection.
 pub type Reader = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
 /// The writing half of a connection.
 pub type Writer = FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>;
 
-fn codec() -> LengthDelimitedCodec {
+fn codec(max_frame: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_FRAME)
+        .max_frame_length(max_frame)
         .new_codec()
 }
 
-/// Splits a TCP stream into framed halves.
+/// Splits a TCP stream into framed halves, with keepalive and a user timeout set
+/// (see [`configure_socket`]). The reader takes only [`HANDSHAKE_FRAME_LIMIT`]-byte
+/// frames until [`accept`] or [`join`] raises the limit after the handshake.
 pub fn split(stream: TcpStream) -> (Reader, Writer) {
-    let _ = stream.set_nodelay(true);
+    configure_socket(&stream);
     let (read, write) = stream.into_split();
     (
-        FramedRead::new(read, codec()),
-        FramedWrite::new(write, codec()),
+        FramedRead::new(read, codec(HANDSHAKE_FRAME_LIMIT)),
+        FramedWrite::new(write, codec(MAX_FRAME)),
     )
+}
+
+/// Sets no-delay, TCP keepalive (idle 10 s, then every 2 s, 5 probes) and, on
+/// Linux, a 30 s `TCP_USER_TIMEOUT`, so a peer whose host vanished is noticed even
+/// while data waits unacknowledged (the settings Dask uses).
+pub fn configure_socket(stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let socket = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(2))
+        .with_retries(5);
+    if let Err(error) = socket.set_tcp_keepalive(&keepalive) {
+        tracing::debug!("cannot set TCP keepalive: {error}");
+    }
+    #[cfg(target_os = "linux")]
+    if let Err(error) = socket.set_tcp_user_timeout(Some(Duration::from_secs(30))) {
+        tracing::debug!("cannot set TCP_USER_TIMEOUT: {error}");
+    }
+}
+
+/// The silence timeout of this process: [`SILENCE_TIMEOUT_VARIABLE`] seconds if set
+/// to a positive number, else [`DEFAULT_SILENCE_TIMEOUT`].
+pub fn silence_timeout() -> Duration {
+    std::env::var(SILENCE_TIMEOUT_VARIABLE)
+        .ok()
+        .and_then(|text| text.trim().parse::<f64>().ok())
+        .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(DEFAULT_SILENCE_TIMEOUT)
+}
+
+/// Peer-supplied text made safe to log: escaped like `{:?}` (so newlines and
+/// control characters cannot forge log lines) and cut to [`LOGGED_TEXT_LIMIT`]
+/// characters.
+pub fn printable(text: &str) -> String {
+    let escaped = format!("{text:?}");
+    if escaped.chars().count() <= LOGGED_TEXT_LIMIT {
+        return escaped;
+    }
+    let cut: String = escaped.chars().take(LOGGED_TEXT_LIMIT).collect();
+    format!("{cut}...\" ({} bytes)", text.len())
 }
 
 /// Reads the next batch; `Ok(None)` when the peer closed the connection cleanly.
 /// Oversize, truncated or undecodable frames are errors that say which.
 pub async fn read_batch(reader: &mut Reader) -> Result<Option<Vec<Message>>, String> {
+    let limit = reader.decoder().max_frame_length();
     match reader.next().await {
         None => Ok(None),
         Some(Err(error)) => Err(match error.to_string() {
             text if text.contains("frame size too big") => {
-                format!("oversize frame (the limit is {MAX_FRAME} bytes)")
+                format!("oversize frame (the limit is {limit} bytes)")
             }
             text if text.contains("bytes remaining on stream") => {
                 "truncated frame: the peer closed the connection in the middle of a frame"
@@ -58,6 +127,22 @@ pub async fn read_batch(reader: &mut Reader) -> Result<Option<Vec<Message>>, Str
     }
 }
 
+/// Reads the next batch of a long-lived connection, taking silence longer than
+/// `timeout` (no message at all, not even a heartbeat) for a dead peer.
+pub async fn read_batch_within(
+    reader: &mut Reader,
+    timeout: Duration,
+) -> Result<Option<Vec<Message>>, String> {
+    match tokio::time::timeout(timeout, read_batch(reader)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(format!(
+            "the peer sent nothing, not even a heartbeat, for {:.1} s: it is stopped, \
+             hung or unreachable",
+            timeout.as_secs_f64()
+        )),
+    }
+}
+
 /// Writes one batch as one frame.
 pub async fn write_batch(writer: &mut Writer, batch: &[Message]) -> Result<(), String> {
     let body = encode_batch(batch).map_err(|e| format!("cannot encode: {e}"))?;
@@ -65,19 +150,6 @@ pub async fn write_batch(writer: &mut Writer, batch: &[Message]) -> Result<(), S
         .send(Bytes::from(body))
         .await
         .map_err(|e| format!("cannot send: {e}"))
-}
-
-/// Sends every message that arrives on `queue`, batching all that are already
-/// waiting into one frame. Ends when the queue closes or the peer goes away.
-pub async fn run_writer(mut writer: Writer, mut queue: UnboundedReceiver<Message>) {
-    let mut batch = Vec::new();
-    while queue.recv_many(&mut batch, 4096).await > 0 {
-        if write_batch(&mut writer, &batch).await.is_err() {
-            return;
-        }
-        batch.clear();
-    }
-    let _ = SinkExt::<Bytes>::close(&mut writer).await;
 }
 
 /// The server side of the handshake: challenge, check the proof, the protocol and
@@ -110,7 +182,8 @@ pub async fn accept(
         // Say nothing about why: an unauthenticated peer gets nothing.
         return Err(format!(
             "authentication failed for a peer claiming to be {} on {}",
-            hello.pid, hello.host
+            hello.pid,
+            printable(&hello.host)
         ));
     }
     let refusal = if hello.protocol != PROTOCOL_VERSION {
@@ -140,6 +213,7 @@ pub async fn accept(
         .await;
         return Err(reason);
     }
+    reader.decoder_mut().set_max_frame_length(MAX_FRAME);
     Ok(hello)
 }
 
@@ -177,6 +251,7 @@ pub async fn join(
     };
     write_batch(writer, &[Message::Hello(hello)]).await?;
     if !expect_welcome {
+        reader.decoder_mut().set_max_frame_length(MAX_FRAME);
         return Ok((0, Vec::new()));
     }
     let batch = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_batch(reader))
@@ -185,8 +260,62 @@ pub async fn join(
         .ok_or("the scheduler closed the connection during the handshake (wrong secret?)")?;
     let mut messages = batch.into_iter();
     match messages.next() {
-        Some(Message::Welcome { id }) => Ok((id, messages.collect())),
-        Some(Message::Refused { reason }) => Err(format!("refused by the scheduler: {reason}")),
+        Some(Message::Welcome { id }) => {
+            reader.decoder_mut().set_max_frame_length(MAX_FRAME);
+            Ok((id, messages.collect()))
+        }
+        Some(Message::Refused { reason }) => {
+            Err(format!("refused by the scheduler: {}", printable(&reason)))
+        }
         _ => Err("unexpected answer to the handshake".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_text_is_escaped_and_cut_for_logs() {
+        assert_eq!(printable("node1"), "\"node1\"");
+        let forged = printable("a\njoined: forged\r\n");
+        assert!(!forged.contains('\n') && !forged.contains('\r'), "{forged}");
+        let long = printable(&"x".repeat(100_000));
+        assert!(long.chars().count() < LOGGED_TEXT_LIMIT + 40, "{long}");
+        assert!(long.ends_with("(100000 bytes)"), "{long}");
+    }
+
+    /// Both ends of a fresh loopback connection.
+    async fn loopback_pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let near = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        (near, listener.accept().await.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn a_silent_peer_is_reported_dead_after_the_timeout() {
+        let (_peer, stream) = loopback_pair().await;
+        let (mut reader, _writer) = split(stream);
+        let error = read_batch_within(&mut reader, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(error.contains("not even a heartbeat"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_idle_writer_sends_heartbeats() {
+        let (peer, stream) = loopback_pair().await;
+        let (_reader, writer) = split(stream);
+        let (_queue, outgoing) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(run_writer(writer, outgoing));
+        let (mut reader, _) = split(peer);
+        let batch = read_batch_within(&mut reader, HEARTBEAT_INTERVAL * 10)
+            .await
+            .unwrap();
+        assert_eq!(batch, Some(vec![Message::Heartbeat]));
     }
 }

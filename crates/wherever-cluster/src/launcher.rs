@@ -2,7 +2,7 @@
 //! client's process and N worker processes of the same executable, restarting a
 //! worker that dies (as Dask's nanny does) and killing them all when dropped.
 
-use crate::auth::{this_build, Secret, SECRET_VARIABLE};
+use crate::auth::{this_build, Secret, SECRET_STDIN_VARIABLE};
 use crate::client::{ClusterClient, ClusterRuntime};
 use crate::server::{serve, ServerOptions};
 use crate::worker::THREADS_VARIABLE;
@@ -66,14 +66,16 @@ impl LocalCluster {
         let spawn_worker = {
             let (address, secret) = (address.clone(), secret.to_hex());
             move || -> std::io::Result<Child> {
-                Command::new(&executable)
+                let mut child = Command::new(&executable)
                     .env(WORKER_VARIABLE, format!("tcp://{address}"))
-                    .env(SECRET_VARIABLE, &secret)
+                    .env(SECRET_STDIN_VARIABLE, "1")
                     .env(THREADS_VARIABLE, threads.to_string())
                     .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                    .stdin(std::process::Stdio::null())
+                    .stdin(std::process::Stdio::piped())
                     .kill_on_drop(true)
-                    .spawn()
+                    .spawn()?;
+                hand_over_secret(&mut child, &secret)?;
+                Ok(child)
             }
         };
         let mut children = Vec::with_capacity(workers);
@@ -108,6 +110,23 @@ impl LocalCluster {
 impl Drop for LocalCluster {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Writes the secret (one line of hex) to a new worker's standard input and closes
+/// it: unlike an environment variable, nothing the worker starts inherits it. A
+/// worker that already exited (a broken pipe) is not an error here: its exit
+/// status, reported by whoever waits on it, says more.
+fn hand_over_secret(child: &mut Child, secret_hex: &str) -> std::io::Result<()> {
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| std::io::Error::other("the worker has no standard input"))?;
+    // 65 bytes into a fresh pipe never block.
+    let mut stdin = std::fs::File::from(stdin.into_owned_fd()?);
+    match std::io::Write::write_all(&mut stdin, format!("{secret_hex}\n").as_bytes()) {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        outcome => outcome,
     }
 }
 
@@ -176,5 +195,41 @@ async fn supervise(
                 Err(error) => tracing::warn!("cannot restart a worker: {error}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn handing_the_secret_to_a_worker_that_already_exited_is_not_an_error() {
+        let mut child = Command::new("true")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // (`wait` would close its standard input first.)
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "`true` never exited");
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        hand_over_secret(&mut child, &Secret::generate().to_hex()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_worker_reads_the_secret_as_one_line_on_its_standard_input() {
+        let secret = Secret::generate().to_hex();
+        let mut child = Command::new("cat")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        hand_over_secret(&mut child, &secret).unwrap();
+        let output = child.wait_with_output().await.unwrap();
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap(),
+            format!("{secret}\n")
+        );
     }
 }

@@ -3,7 +3,9 @@
 //! keeps the peers and task records around the scheduler state machine).
 
 use crate::auth::Secret;
-use crate::connection::{accept, read_batch, run_writer, split};
+use crate::connection::{
+    accept_gated, printable, read_batch_within, run_writer, split, HandshakeGate,
+};
 use crate::protocol::{BuildInfo, Message, Role};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -80,6 +82,7 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
     let timeout = options.heartbeat_timeout;
     tokio::spawn(run_core(incoming, timeout));
     let secret = Arc::new(secret);
+    let gate = HandshakeGate::new();
     let mut next_conn: ConnId = 0;
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -93,9 +96,11 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
         next_conn += 1;
         let conn = next_conn;
         let (events, secret, expected) = (events.clone(), secret.clone(), expected.clone());
+        let ticket = gate.admit();
         tokio::spawn(async move {
             let (mut reader, mut writer) = split(stream);
-            let hello = match accept(&mut reader, &mut writer, &secret, &expected).await {
+            let handshake = accept_gated(ticket, &mut reader, &mut writer, &secret, &expected);
+            let hello = match handshake.await {
                 Ok(hello) => hello,
                 Err(reason) => {
                     tracing::warn!("disconnected {peer}: {reason}");
@@ -108,11 +113,15 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
             }
             let (queue, outgoing) = unbounded_channel();
             tokio::spawn(run_writer(writer, outgoing));
-            let label = format!("process {} on {} ({peer})", hello.pid, hello.host);
+            let label = format!(
+                "process {} on {} ({peer})",
+                hello.pid,
+                printable(&hello.host)
+            );
             let events_for_reader = events.clone();
             let read_loop = tokio::spawn(async move {
                 let reason = loop {
-                    match read_batch(&mut reader).await {
+                    match read_batch_within(&mut reader, timeout).await {
                         Ok(Some(messages)) => {
                             if events_for_reader
                                 .send(Incoming::Batch { conn, messages })

@@ -3,7 +3,10 @@
 //! until told to free them, and serves them to clients and other workers.
 
 use crate::auth::{this_build, Secret};
-use crate::connection::{accept, join, read_batch, run_writer, split, write_batch};
+use crate::connection::{
+    accept_gated, join, read_batch, read_batch_within, run_writer, silence_timeout, split,
+    write_batch, HandshakeGate,
+};
 use crate::protocol::{Input, Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -41,7 +44,8 @@ pub fn parse_address(address: &str) -> Result<String, String> {
 
 /// Runs this process as a worker of the scheduler at `address` until the
 /// scheduler goes away or says to shut down; then exits the process. The secret
-/// comes from the environment ([`Secret::from_env`]).
+/// comes from standard input or the environment ([`Secret::take_for_worker`]),
+/// which is then cleared of it: call this before starting any thread.
 pub fn run(address: &str) -> ! {
     let code = match run_until_done(address) {
         Ok(()) => 0,
@@ -54,8 +58,8 @@ pub fn run(address: &str) -> ! {
 }
 
 fn run_until_done(address: &str) -> Result<(), String> {
+    let secret = Secret::take_for_worker().map_err(|e| e.to_string())?;
     let target = parse_address(address)?;
-    let secret = Secret::from_env().map_err(|e| e.to_string())?;
     let slots = match std::env::var(THREADS_VARIABLE) {
         Ok(text) => text
             .trim()
@@ -117,11 +121,12 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
         outgoing.clone(),
     ));
 
+    let silence = silence_timeout();
     loop {
         // Messages that came in the same frame as the welcome go first.
         let batch = match std::mem::take(&mut early) {
             early if !early.is_empty() => early,
-            _ => match read_batch(&mut reader).await {
+            _ => match read_batch_within(&mut reader, silence).await {
                 Ok(Some(batch)) => batch,
                 Ok(None) => return Ok(()),
                 Err(reason) => return Err(format!("lost the scheduler: {reason}")),
@@ -500,15 +505,19 @@ fn run_one(
 async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
     let secret = Arc::new(secret);
     let no_build_check = Arc::new(Mutex::new(None));
+    let gate = HandshakeGate::new();
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         let (secret, store, no_build_check) =
             (secret.clone(), store.clone(), no_build_check.clone());
+        let ticket = gate.admit();
         tokio::spawn(async move {
             let (mut reader, mut writer) = split(stream);
-            if let Err(reason) = accept(&mut reader, &mut writer, &secret, &no_build_check).await {
+            let handshake =
+                accept_gated(ticket, &mut reader, &mut writer, &secret, &no_build_check);
+            if let Err(reason) = handshake.await {
                 tracing::warn!("data port: disconnected {peer}: {reason}");
                 return;
             }

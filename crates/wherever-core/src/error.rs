@@ -48,6 +48,9 @@ pub enum TaskErrorKind {
     /// The runtime could not run the task (unknown task name, codec error, closure on a
     /// remote plan, lost connection…).
     Runtime,
+    /// A wait with a deadline (`Future::value_timeout`) ended before the task
+    /// finished; the task goes on and its future can still be read.
+    TimedOut,
 }
 
 /// The error a future resolves to when its task did not produce a value. It names
@@ -115,6 +118,7 @@ impl fmt::Display for TaskError {
                 format!("was lost: its worker died on each of {attempts} attempts (retry budget used up)")
             }
             TaskErrorKind::Runtime => "could not run".to_string(),
+            TaskErrorKind::TimedOut => "had not finished".to_string(),
         };
         write!(f, "task `{}` #{} {}", self.task, self.position, what)?;
         if let Some(worker) = &self.worker {

@@ -24,5 +24,5 @@ mod task;
 pub use context::TaskContext;
 pub use digest::{host_name, Fnv1a};
 pub use error::{TaskError, TaskErrorKind, TaskFailure};
-pub use rng::{StreamKey, TaskRng};
+pub use rng::{StreamKey, StreamLabel, TaskRng};
 pub use task::{IntoTask, Task};

@@ -4,7 +4,7 @@ use crate::arguments::{Args, IntoArgs, PartsBox};
 use crate::future::{Future, Shared, SharedData};
 use crate::local::ThreadPool;
 use crate::plan::{Level, Plan};
-use crate::{Error, IntoTask, StreamKey, TaskError};
+use crate::{Error, IntoTask, StreamKey, StreamLabel, TaskError};
 use serde::{de::DeserializeOwned, Serialize};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,11 +13,12 @@ use wherever_cluster::{ClusterClient, ClusterRuntime, LocalCluster, Secret};
 use wherever_core::codec;
 use wherever_core::panic_capture::install_hook;
 
-/// Values that can be task arguments or results: owned, sendable, serde types
-/// (so the same code runs when the plan sends them to another process).
-pub trait Value: Serialize + DeserializeOwned + Send + 'static {}
+/// Values that can be task arguments or results: owned, thread-safe, serde types
+/// (so the same code runs when the plan sends them to another process, and every
+/// handle of a future can read its result).
+pub trait Value: Serialize + DeserializeOwned + Send + Sync + 'static {}
 
-impl<T: Serialize + DeserializeOwned + Send + 'static> Value for T {}
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Value for T {}
 
 /// How often a task is rerun after the worker running it died (Dask's
 /// `allowed-failures`).
@@ -28,7 +29,8 @@ pub const DEFAULT_RETRIES: u32 = 3;
 pub const INNER_PLAN_VARIABLE: &str = "WHEREVER_INNER_PLAN";
 
 /// The handle a program uses to submit work under a plan. Cloning is cheap; clones
-/// share the workers, the seed and the submission counter.
+/// share the workers, the seed and the submission counter ([`Client::seeded`] gives
+/// a client on the same workers with a stream tree and positions of its own).
 #[derive(Clone)]
 pub struct Client {
     pub(crate) shared: Arc<ClientShared>,
@@ -188,6 +190,39 @@ impl Client {
         match seed {
             Some(seed) => self.with_seed(seed),
             None => self,
+        }
+    }
+
+    /// A client for one call on a random stream tree of its own (R's
+    /// `future_lapply(..., future.seed = 42)`): it shares this client's workers
+    /// (cheap: an `Arc` clone and a key) but derives its stream key from this
+    /// client's key and `label` (a `u64` or a text), with its own positions
+    /// starting at 0. A call's random numbers then depend only on the root seed,
+    /// the label and the item index: not on what ran before, not on the plan, not
+    /// on chunking. Use a different label per call; two clients with the same label
+    /// draw the same streams. See [`StreamKey::labelled`] for the derivation.
+    ///
+    /// ```
+    /// use wherever::prelude::*;
+    ///
+    /// #[wherever::task]
+    /// fn draw(i: u64, rng: &mut TaskRng) -> (u64, f64) {
+    ///     (i, rng.random())
+    /// }
+    ///
+    /// let client = Plan::parse("threads:2")?.start()?.with_seed(42);
+    /// let first = client.seeded("simulation").map(draw, 0..4)?;
+    /// let _unrelated = client.map(draw, 0..10)?; // an extra call in between
+    /// let again = client.seeded("simulation").map(draw, 0..4)?;
+    /// assert_eq!(first, again);
+    /// # Ok::<(), wherever::Error>(())
+    /// ```
+    pub fn seeded(&self, label: impl StreamLabel) -> Client {
+        Client {
+            shared: self.shared.clone(),
+            key: self.key.labelled(label),
+            seeded: self.seeded,
+            positions: Arc::new(AtomicU64::new(0)),
         }
     }
 

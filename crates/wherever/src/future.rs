@@ -1,270 +1,12 @@
 //! Futures: the handle for one task's result, and waiting on many
 //! ([`as_completed`], [`wait`]).
 
-use crate::TaskError;
-use crate::TaskErrorKind;
+use crate::slot::{run_release, Outcome, Release};
+pub(crate) use crate::slot::{ErasedSlot, Slot};
+use crate::{TaskError, TaskErrorKind};
 use crossbeam_channel::{Receiver, Sender};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-
-const QUEUED: u8 = 0;
-const RUNNING: u8 = 1;
-const CANCELLED: u8 = 2;
-
-/// Where a future's result will be written: shared by the future and the job that
-/// runs its task.
-pub(crate) struct Slot<R> {
-    state: Mutex<SlotState<R>>,
-    resolved_signal: Condvar,
-    phase: AtomicU8,
-    canceller: OnceLock<Box<dyn Fn() + Send + Sync>>,
-    /// For a task of a multi-process plan: (cluster, task id).
-    remote: OnceLock<(u64, u64)>,
-    /// Run when the last handle goes: tells a scheduler the result may be freed.
-    on_drop: Mutex<Option<Box<dyn FnOnce() + Send>>>,
-}
-
-/// Called with the outcome when a slot resolves.
-type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
-
-struct SlotState<R> {
-    outcome: Option<Result<R, TaskError>>,
-    resolved: bool,
-    resolving: bool,
-    waiting: bool,
-    listeners: Vec<(Sender<usize>, usize)>,
-    callbacks: Vec<Callback<R>>,
-}
-
-impl<R> Slot<R> {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Slot {
-            state: Mutex::new(SlotState {
-                outcome: None,
-                resolved: false,
-                resolving: false,
-                waiting: false,
-                listeners: Vec::new(),
-                callbacks: Vec::new(),
-            }),
-            resolved_signal: Condvar::new(),
-            phase: AtomicU8::new(QUEUED),
-            canceller: OnceLock::new(),
-            remote: OnceLock::new(),
-            on_drop: Mutex::new(None),
-        })
-    }
-
-    /// Records that the task runs on cluster `cluster` as task `task`; `release`
-    /// runs when the last handle to this slot is dropped.
-    pub(crate) fn set_remote(
-        &self,
-        cluster: u64,
-        task: u64,
-        release: impl FnOnce() + Send + 'static,
-    ) {
-        let _ = self.remote.set((cluster, task));
-        *self.on_drop.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(release));
-    }
-
-    /// Runs `then` with the outcome once resolved. If it already is (and its value
-    /// has not been taken), the outcome is mapped by `now` under the lock and
-    /// `then_now` called with that outside it.
-    fn when_resolved<M>(
-        &self,
-        then: Callback<R>,
-        now: impl FnOnce(&Result<R, TaskError>) -> M,
-        then_now: impl FnOnce(M),
-    ) {
-        let mut state = self.lock();
-        if !state.resolved {
-            state.callbacks.push(then);
-            return;
-        }
-        let taken = Err(TaskError::new(
-            "?",
-            0,
-            TaskErrorKind::Runtime,
-            "its value was already taken",
-        ));
-        let mapped = now(state.outcome.as_ref().unwrap_or(&taken));
-        drop(state);
-        then_now(mapped);
-    }
-
-    /// Sets what `cancel` must also do (tell a remote scheduler).
-    pub(crate) fn set_canceller(&self, canceller: impl Fn() + Send + Sync + 'static) {
-        let _ = self.canceller.set(Box::new(canceller));
-    }
-
-    fn lock(&self) -> MutexGuard<'_, SlotState<R>> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Marks the task as started; `false` if it was cancelled first (then do not run it).
-    pub(crate) fn start(&self) -> bool {
-        self.phase
-            .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
-    /// Stores the outcome and wakes whoever waits; a second outcome is ignored.
-    /// Callbacks run outside the lock, before the value can be taken.
-    pub(crate) fn resolve(&self, outcome: Result<R, TaskError>) {
-        let Some(callbacks) = Self::claim(&mut self.lock()) else {
-            return;
-        };
-        self.settle(callbacks, outcome);
-    }
-
-    /// Makes the caller the one that resolves the slot, taking the callbacks to run;
-    /// `None` if it is resolved or being resolved already.
-    fn claim(state: &mut SlotState<R>) -> Option<Vec<Callback<R>>> {
-        if state.resolved || state.resolving {
-            return None;
-        }
-        state.resolving = true;
-        Some(std::mem::take(&mut state.callbacks))
-    }
-
-    /// Runs the claimed `callbacks` and stores the outcome (after [`Slot::claim`]).
-    fn settle(&self, callbacks: Vec<Callback<R>>, outcome: Result<R, TaskError>) {
-        for callback in callbacks {
-            callback(&outcome);
-        }
-        let mut state = self.lock();
-        for late in std::mem::take(&mut state.callbacks) {
-            late(&outcome);
-        }
-        state.outcome = Some(outcome);
-        state.resolved = true;
-        for (listener, index) in state.listeners.drain(..) {
-            let _ = listener.send(index);
-        }
-        if state.waiting {
-            self.resolved_signal.notify_all();
-        }
-    }
-
-    fn is_resolved(&self) -> bool {
-        self.lock().resolved
-    }
-
-    fn listen(&self, listener: &Sender<usize>, index: usize) {
-        let mut state = self.lock();
-        if state.resolved {
-            let _ = listener.send(index);
-        } else {
-            state.listeners.push((listener.clone(), index));
-        }
-    }
-
-    /// Stops `listener` from being told of the resolution (its waiter gave up).
-    fn unlisten(&self, listener: &Sender<usize>) {
-        self.lock()
-            .listeners
-            .retain(|(registered, _)| !registered.same_channel(listener));
-    }
-
-    /// Cancels the task if it has neither started nor resolved: `false` for a
-    /// running task, and for a resolved one whatever its phase (a task of a
-    /// multi-process plan never passes through `start` here).
-    fn cancel(&self, cancelled: impl FnOnce() -> TaskError) -> bool {
-        let callbacks = {
-            let mut state = self.lock();
-            if state.resolved || state.resolving {
-                return false;
-            }
-            let queued = self
-                .phase
-                .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
-            match queued.then(|| Self::claim(&mut state)).flatten() {
-                Some(callbacks) => callbacks,
-                None => return false,
-            }
-        };
-        if let Some(canceller) = self.canceller.get() {
-            canceller();
-        }
-        self.settle(callbacks, Err(cancelled()));
-        true
-    }
-
-    fn take(&self) -> Option<Result<R, TaskError>> {
-        let mut state = self.lock();
-        while !state.resolved {
-            state.waiting = true;
-            state = self
-                .resolved_signal
-                .wait(state)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
-        state.outcome.take()
-    }
-}
-
-impl<R> Drop for Slot<R> {
-    fn drop(&mut self) {
-        if let Some(release) = self
-            .on_drop
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            release();
-        }
-    }
-}
-
-/// A future's slot with its value type erased: what a dependent task needs.
-pub(crate) trait ErasedSlot: Send + Sync {
-    /// Calls `then` once resolved, with the encoded value or the error.
-    fn when_resolved_encoded(&self, then: Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>);
-    /// (cluster, task id) when the task runs on a multi-process plan.
-    fn remote(&self) -> Option<(u64, u64)>;
-}
-
-impl<R: crate::Value> ErasedSlot for Slot<R> {
-    fn when_resolved_encoded(&self, then: Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>) {
-        fn encoded<R: crate::Value>(outcome: &Result<R, TaskError>) -> Result<Vec<u8>, TaskError> {
-            match outcome {
-                Ok(value) => wherever_core::codec::encode(value).map_err(|e| {
-                    TaskError::new(
-                        "?",
-                        0,
-                        TaskErrorKind::Runtime,
-                        format!("cannot encode a result: {e}"),
-                    )
-                }),
-                Err(error) => Err(error.clone()),
-            }
-        }
-        // `then` is needed on both paths: share it through a take-once cell.
-        let then = Arc::new(Mutex::new(Some(then)));
-        let later = then.clone();
-        self.when_resolved(
-            Box::new(move |outcome| {
-                if let Some(then) = later.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                    then(encoded(outcome))
-                }
-            }),
-            encoded,
-            move |mapped| {
-                if let Some(then) = then.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                    then(mapped)
-                }
-            },
-        )
-    }
-
-    fn remote(&self) -> Option<(u64, u64)> {
-        self.remote.get().copied()
-    }
-}
 
 /// The data behind a [`Shared`] value.
 pub(crate) struct SharedData {
@@ -272,19 +14,12 @@ pub(crate) struct SharedData {
     pub(crate) bytes: Arc<Vec<u8>>,
     /// (cluster, id) once put on a cluster's workers.
     pub(crate) remote: Option<(u64, u64)>,
-    pub(crate) on_drop: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    pub(crate) on_drop: Release,
 }
 
 impl Drop for SharedData {
     fn drop(&mut self) {
-        if let Some(release) = self
-            .on_drop
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            release();
-        }
+        run_release(&mut self.on_drop);
     }
 }
 
@@ -331,48 +66,156 @@ impl<T> std::fmt::Debug for Shared<T> {
 
 /// The handle for one task's result (Dask's `Future`, R's `future()`).
 ///
-/// Dropping a future does not stop its task: it runs to the end (as in R's future).
-/// Use [`Future::cancel`] to stop a task that has not started.
+/// Read it as often as you like: [`Future::value_ref`] borrows the result,
+/// [`Future::value_timeout`] waits at most a given time, and clones of a future
+/// (cheap: they share one result slot) each read the same result. [`Future::value`]
+/// hands the result over: it moves it out when no other handle can read it, else
+/// returns a copy. In async code, `future.await` gives the result without blocking
+/// a thread (see [`Future::into_future`](std::future::IntoFuture::into_future)).
+///
+/// Dropping a future does not stop its task: it runs to the end (as in R's future);
+/// on multi-process plans, dropping the last handle (clones included) lets the
+/// workers free the result. Use [`Future::cancel`] to stop a task that has not
+/// started.
+///
+/// ```
+/// use std::time::Duration;
+/// use wherever::prelude::*;
+///
+/// #[wherever::task]
+/// fn double(x: u64) -> u64 {
+///     2 * x
+/// }
+///
+/// let client = Plan::parse("threads:2")?.start()?;
+/// let future = client.submit(double, 21);
+/// assert_eq!(*future.value_timeout(Duration::from_secs(60))?, 42);
+/// assert_eq!(*future.value_ref()?, 42); // read again
+/// let copy = future.clone();
+/// assert_eq!(future.value()?, 42);
+/// assert_eq!(copy.value()?, 42); // and through a clone
+/// # Ok::<(), wherever::Error>(())
+/// ```
 #[must_use = "a future does nothing unless its value is asked for"]
 pub struct Future<R> {
-    slot: Arc<Slot<R>>,
+    pub(crate) slot: Arc<Slot<R>>,
     task: &'static str,
     position: u64,
+    /// The outcome once this handle has read it (what `value_ref` borrows from).
+    read: OnceLock<Outcome<R>>,
+}
+
+impl<R: crate::Value> Clone for Future<R> {
+    /// Another handle on the same task and result (nothing is recomputed).
+    fn clone(&self) -> Self {
+        self.slot.set_copier(copy_value::<R>);
+        Future::new(self.slot.clone(), self.task, self.position)
+    }
+}
+
+impl<R> Drop for Future<R> {
+    fn drop(&mut self) {
+        self.slot.drop_handle();
+    }
+}
+
+/// A copy of `value` made through the codec (as a multi-process plan transfers it).
+fn copy_value<R: crate::Value>(value: &R) -> Result<R, String> {
+    wherever_core::codec::encode(value)
+        .and_then(|bytes| wherever_core::codec::decode(&bytes))
+        .map_err(|e| e.to_string())
 }
 
 impl<R: crate::Value> Future<R> {
     /// The slot as a dependency of other tasks.
     pub(crate) fn erased(&self) -> Arc<dyn ErasedSlot> {
+        self.slot.set_copier(copy_value::<R>);
         self.slot.clone()
     }
 }
 
 impl<R> Future<R> {
     pub(crate) fn new(slot: Arc<Slot<R>>, task: &'static str, position: u64) -> Self {
+        slot.add_handle();
         Future {
             slot,
             task,
             position,
+            read: OnceLock::new(),
         }
     }
 
     /// Blocks until the task has finished and returns its result, or the error that
-    /// names the task, its position, where it ran and what went wrong.
+    /// names the task, its position, where it ran and what went wrong. The result is
+    /// moved out when this is the future's last handle; while other handles (clones)
+    /// exist, or a dependent task is reading it at that moment, it is a copy made by
+    /// encoding and decoding the value (as a multi-process plan transfers it).
     pub fn value(self) -> Result<R, TaskError> {
-        let slot = &self.slot;
-        let outcome = if slot.is_resolved() {
-            slot.take()
+        self.wait();
+        let outcome = self.slot.outcome_for_last_handle();
+        let (slot, task, position) = (self.slot.clone(), self.task, self.position);
+        drop(self);
+        match Arc::try_unwrap(outcome) {
+            Ok(outcome) => outcome,
+            Err(shared) => {
+                let value = shared.as_ref().as_ref().map_err(Clone::clone)?;
+                let copy = slot
+                    .copier()
+                    .ok_or_else(|| "the result is shared and cannot be copied".to_string())
+                    .and_then(|copy| copy(value));
+                copy.map_err(|message| {
+                    TaskError::new(
+                        task,
+                        position,
+                        TaskErrorKind::Runtime,
+                        format!("cannot copy the result: {message}"),
+                    )
+                })
+            }
+        }
+    }
+
+    /// Blocks until resolved (giving up this thread's task slot meanwhile).
+    fn wait(&self) {
+        if !self.slot.is_resolved() {
+            wherever_core::scope::while_blocked(|| self.slot.wait(None));
+        }
+    }
+
+    /// Blocks until the task has finished and borrows its result; can be called
+    /// any number of times, on any handle (R's `value()`, Dask's `result()`).
+    pub fn value_ref(&self) -> Result<&R, TaskError> {
+        self.wait();
+        self.borrow_outcome(self.slot.wait(None))
+    }
+
+    /// Like [`Future::value_ref`], but waits at most `timeout`: if the task has not
+    /// finished by then, the error's kind is [`TaskErrorKind::TimedOut`], the task
+    /// goes on, and the future can be read again later.
+    pub fn value_timeout(&self, timeout: Duration) -> Result<&R, TaskError> {
+        let deadline = Instant::now().checked_add(timeout);
+        let outcome = if self.slot.is_resolved() {
+            self.slot.wait(None)
         } else {
-            wherever_core::scope::while_blocked(|| slot.take())
+            wherever_core::scope::while_blocked(|| self.slot.wait(deadline))
         };
-        outcome.unwrap_or_else(|| {
-            Err(TaskError::new(
+        if outcome.is_none() {
+            return Err(TaskError::new(
                 self.task,
                 self.position,
-                TaskErrorKind::Runtime,
-                "the value was already taken",
-            ))
-        })
+                TaskErrorKind::TimedOut,
+                format!("no result within {timeout:?}; the task goes on"),
+            ));
+        }
+        self.borrow_outcome(outcome)
+    }
+
+    /// Keeps `outcome` in this handle and borrows its value (its error copied).
+    fn borrow_outcome(&self, outcome: Option<Outcome<R>>) -> Result<&R, TaskError> {
+        let outcome = self
+            .read
+            .get_or_init(|| outcome.expect("read once resolved"));
+        outcome.as_ref().as_ref().map_err(Clone::clone)
     }
 
     /// Whether the task has finished (with a value or an error); never blocks.
@@ -540,6 +383,8 @@ pub fn wait<R>(futures: &[Future<R>], timeout: Option<Duration>, when: ReturnWhe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
+    use std::sync::Mutex;
 
     /// A future as a multi-process plan makes it: resolved by the connection, never
     /// started through [`Slot::start`], with a canceller for the scheduler.
@@ -579,7 +424,7 @@ mod tests {
     }
 
     fn listeners<R>(future: &Future<R>) -> usize {
-        future.slot.lock().listeners.len()
+        future.slot.listeners()
     }
 
     #[test]
@@ -608,5 +453,64 @@ mod tests {
         assert_eq!(listeners(&probe), 1);
         drop(completed);
         assert_eq!(listeners(&probe), 0);
+    }
+
+    #[test]
+    fn a_deadline_on_a_pending_future_is_a_timeout_and_the_future_stays_usable() {
+        let slot = Slot::new();
+        let future = Future::new(slot.clone(), "pending", 3);
+        let error = future.value_timeout(Duration::ZERO).unwrap_err();
+        assert_eq!(error.kind, TaskErrorKind::TimedOut);
+        assert_eq!((error.task.as_str(), error.position), ("pending", 3));
+        slot.resolve(Ok(5u64));
+        assert_eq!(*future.value_timeout(Duration::ZERO).unwrap(), 5);
+        assert_eq!(*future.value_ref().unwrap(), 5);
+        assert_eq!(future.value().unwrap(), 5);
+    }
+
+    #[test]
+    fn the_last_handle_takes_the_value_and_earlier_ones_copy_it() {
+        let slot = Slot::new();
+        let future = Future::new(slot.clone(), "t", 0);
+        let clone = future.clone();
+        slot.resolve(Ok(vec![1u64, 2, 3]));
+        assert_eq!(future.value().unwrap(), vec![1, 2, 3]);
+        assert_eq!(clone.value().unwrap(), vec![1, 2, 3]);
+        // The last handle took the value out: the slot no longer holds it.
+        let probe = Arc::new(Mutex::new(None));
+        let seen = probe.clone();
+        slot.when_resolved(Box::new(move |outcome| {
+            *seen.lock().unwrap() = Some(outcome.is_ok());
+        }));
+        assert_eq!(*probe.lock().unwrap(), Some(false));
+    }
+
+    /// A waker that counts its wakes.
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn awaiting_registers_a_waker_that_resolution_wakes() {
+        use std::future::{Future as _, IntoFuture};
+        let slot = Slot::new();
+        let mut awaiting = Future::new(slot.clone(), "t", 0).into_future();
+        let counter = Arc::new(CountingWaker(Default::default()));
+        let waker = std::task::Waker::from(counter.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut pinned = std::pin::Pin::new(&mut awaiting);
+        assert!(pinned.as_mut().poll(&mut cx).is_pending());
+        assert!(pinned.as_mut().poll(&mut cx).is_pending(), "polled twice");
+        assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+        slot.resolve(Ok(7u64));
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "woken once");
+        match pinned.poll(&mut cx) {
+            std::task::Poll::Ready(value) => assert_eq!(value.unwrap(), 7),
+            std::task::Poll::Pending => panic!("resolved"),
+        }
     }
 }

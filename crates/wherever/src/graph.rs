@@ -11,8 +11,9 @@
 use crate::arguments::{Args, DepRef, IntoArgs, Parts, PartsBox};
 use crate::client::Client;
 use crate::future::{ErasedSlot, Future};
+use crate::graph_outputs::ComputeOutputs;
 use crate::submission::{ChainPart, LocalRun};
-use crate::{IntoTask, TaskContext, TaskError, TaskFailure, Value};
+use crate::{IntoTask, StreamKey, TaskContext, TaskError, TaskFailure, Value};
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -64,6 +65,9 @@ pub(crate) struct Node {
     /// Runs the node's task on encoded arguments (a link of a chain, locally).
     run: LocalRun,
     record: Mutex<Record>,
+    /// The position the node got under each client key it was computed under: a
+    /// recomputation under the same key reuses it, so it draws the same numbers.
+    positions: Mutex<Vec<(StreamKey, u64)>>,
 }
 
 /// What happened to a node in its last computation, for [`to_dot`].
@@ -165,6 +169,7 @@ fn make_node<A: Value, R: Value, T: IntoTask<A, R>>(
             submit_chain,
             run,
             record: Mutex::default(),
+            positions: Mutex::default(),
         })),
         _value: PhantomData,
     }
@@ -209,49 +214,78 @@ impl<T> Delayed<T> {
 impl<T: Value> Delayed<T> {
     /// Computes this value on `client` (see [`compute`]).
     pub fn compute(&self, client: &Client) -> Result<T, TaskError> {
-        compute(client, &[self]).map(|mut values| values.remove(0))
+        compute(client, self)
     }
 }
 
 /// Computes `outputs` on `client`: submits every node they need exactly once
-/// (shared subgraphs included), then waits for the outputs. The first failed
-/// output's error is returned; independent branches still run to the end.
-pub fn compute<T: Value>(client: &Client, outputs: &[&Delayed<T>]) -> Result<Vec<T>, TaskError> {
-    persist(client, outputs)
-        .into_iter()
-        .map(Future::value)
-        .collect()
+/// (shared subgraphs included), then waits for the outputs (Dask's
+/// `dask.compute(a, b)`). `outputs` is one `&Delayed<T>` (giving `T`), a slice,
+/// array or `Vec` of them (giving `Vec<T>`), or a tuple of up to 8 delayed values of
+/// different types (giving a tuple of their values). The first failed output's
+/// error (in the order given) is returned; independent branches still run to the
+/// end.
+///
+/// Random streams: a node draws from the stream of its position under the client's
+/// key, assigned in depth-first order the first time it is computed under that
+/// key and kept in the node, so computing the same graph again gives the same
+/// values. Rebuilding it (new `delayed` calls) and computing it under a fresh
+/// [`Client::seeded`] client with the same label gives the same values too, since
+/// the positions then start at 0 again.
+///
+/// ```
+/// use wherever::prelude::*;
+///
+/// #[wherever::task]
+/// fn load(n: u64) -> Vec<u64> {
+///     (0..n).collect()
+/// }
+///
+/// #[wherever::task]
+/// fn total(values: Vec<u64>) -> u64 {
+///     values.iter().sum()
+/// }
+///
+/// #[wherever::task]
+/// fn describe(values: Vec<u64>) -> String {
+///     format!("{} values", values.len())
+/// }
+///
+/// let client = Plan::parse("threads:2")?.start()?;
+/// let data = delayed(load, 10); // shared: loaded once
+/// let sum = delayed(total, &data);
+/// let text = delayed(describe, &data);
+/// let (sum, text) = compute(&client, (&sum, &text))?;
+/// assert_eq!((sum, text.as_str()), (45, "10 values"));
+/// # Ok::<(), wherever::Error>(())
+/// ```
+pub fn compute<O: ComputeOutputs>(client: &Client, outputs: O) -> Result<O::Values, TaskError> {
+    O::values(persist(client, outputs))
 }
 
-/// Submits the graph behind `outputs` and returns their futures without waiting:
-/// results stay on the workers until the futures are asked or dropped.
-pub fn persist<T: Value>(client: &Client, outputs: &[&Delayed<T>]) -> Vec<Future<T>> {
-    let roots: Vec<NodeRef> = outputs.iter().map(|o| o.node.clone()).collect();
+/// Submits the graph behind `outputs` (as for [`compute`]) and returns their
+/// futures without waiting: results stay on the workers until the futures are
+/// asked or dropped.
+pub fn persist<O: ComputeOutputs>(client: &Client, outputs: O) -> O::Futures {
     let mut submitted = HashMap::new();
-    submit_graph(client, &roots, &mut submitted);
-    let mut futures = Vec::with_capacity(outputs.len());
-    for output in outputs {
-        let entry = submitted
-            .get_mut(&output.node.0.key)
-            .expect("outputs are never fused away");
-        let future = entry
-            .future
-            .take()
-            .and_then(|any| any.downcast::<Future<T>>().ok());
-        futures.push(match future {
-            Some(future) => *future,
-            None => {
-                // The same output asked twice: the second asks for its own copy.
-                let parts = parts_for(&output.node, &submitted);
-                let again = (output.node.0.submit)(client, parts, client.take_positions(1));
-                *again
-                    .future
-                    .and_then(|any| any.downcast::<Future<T>>().ok())
-                    .expect("a node's future has its type")
-            }
-        });
+    submit_graph(client, &outputs.nodes(), &mut submitted);
+    outputs.futures(&SubmittedGraph(submitted))
+}
+
+/// The futures of a submitted graph, by node key (what [`ComputeOutputs`] reads).
+#[doc(hidden)]
+pub struct SubmittedGraph(HashMap<String, Submitted>);
+
+impl SubmittedGraph {
+    /// The future of the output `output`.
+    pub(crate) fn future<T: Value>(&self, output: &Delayed<T>) -> Future<T> {
+        self.0
+            .get(&output.node.0.key)
+            .and_then(|submitted| submitted.future.as_ref())
+            .and_then(|any| any.downcast_ref::<Future<T>>())
+            .cloned()
+            .expect("outputs are never fused away, and a node's future has its type")
     }
-    futures
 }
 
 /// Submits the graph nodes among `parts`' dependencies and points the holes at
@@ -431,11 +465,11 @@ impl Layout {
 /// random streams do not depend on fusion.
 fn submit_graph(client: &Client, roots: &[NodeRef], submitted: &mut HashMap<String, Submitted>) {
     let layout = Layout::of(roots, submitted);
-    let first = client.take_positions(layout.order.len() as u64);
+    let all_positions = positions_under(client, &layout.order);
     for chain in &layout.chains {
         let started = Instant::now();
         let nodes: Vec<&NodeRef> = chain.iter().map(|&i| &layout.order[i]).collect();
-        let positions: Vec<u64> = chain.iter().map(|&i| first + i as u64).collect();
+        let positions: Vec<u64> = chain.iter().map(|&i| all_positions[i]).collect();
         let last = *nodes.last().expect("non-empty");
         let done = if nodes.len() == 1 {
             (last.0.submit)(client, parts_for(last, submitted), positions[0])
@@ -477,6 +511,49 @@ fn submit_graph(client: &Client, roots: &[NodeRef], submitted: &mut HashMap<Stri
             }
         }));
         submitted.insert(last.0.key.clone(), done);
+    }
+}
+
+/// Each node's position under `client`'s key: the one it got when first computed
+/// under that key, else a new one taken from the client (in depth-first order).
+fn positions_under(client: &Client, order: &[NodeRef]) -> Vec<u64> {
+    let key = client.key;
+    let known: Vec<Option<u64>> = order.iter().map(|node| node.position_under(&key)).collect();
+    let fresh = known.iter().filter(|known| known.is_none()).count() as u64;
+    let mut next = client.take_positions(fresh);
+    known
+        .into_iter()
+        .zip(order)
+        .map(|(known, node)| {
+            known.unwrap_or_else(|| {
+                next += 1;
+                node.keep_position(key, next - 1)
+            })
+        })
+        .collect()
+}
+
+impl NodeRef {
+    /// The position this node got under `key`, if it was computed under it.
+    fn position_under(&self, key: &StreamKey) -> Option<u64> {
+        let positions = self.0.positions.lock().unwrap_or_else(|p| p.into_inner());
+        positions
+            .iter()
+            .find(|(known, _)| known == key)
+            .map(|&(_, position)| position)
+    }
+
+    /// Keeps `position` as this node's under `key` unless a concurrent computation
+    /// kept one first; returns the position kept.
+    fn keep_position(&self, key: StreamKey, position: u64) -> u64 {
+        let mut positions = self.0.positions.lock().unwrap_or_else(|p| p.into_inner());
+        match positions.iter().find(|(known, _)| *known == key) {
+            Some(&(_, kept)) => kept,
+            None => {
+                positions.push((key, position));
+                position
+            }
+        }
     }
 }
 

@@ -21,26 +21,32 @@
 //!
 //! See [`plan`] for the plan strings, [`Client`] for submitting work, and
 //! [`TaskRng`] for reproducible random numbers.
+//!
+#![doc = include_str!("../docs/calls.md")]
 
 extern crate self as wherever;
 
 pub mod args;
 mod arguments;
+mod awaiting;
 mod client;
 mod cores;
 mod error;
 mod future;
 mod graph;
+mod graph_outputs;
 mod local;
 mod map;
 mod map_output;
 mod nested;
 pub mod plan;
+mod slot;
 mod submission;
 mod worker_mode;
 
 pub use args::seed_from_args;
 pub use arguments::{IntoArg, IntoArgs};
+pub use awaiting::FutureValue;
 pub use client::{Client, Value, DEFAULT_RETRIES};
 pub use cores::{available_cores, cores_from, CORE_LIMIT_VARIABLES};
 pub use error::{Error, Result};
@@ -49,21 +55,26 @@ pub use graph::{
     compute, delayed, delayed_pure, optimize, persist, to_dot, Delayed, FusedTask, GraphOutput,
     OptimizedGraph,
 };
+pub use graph_outputs::{ComputeOutputs, DelayedOutput};
 pub use local::QUEUE_BOUND;
 pub use map::{Scheduling, AUTO_CHUNKS_PER_WORKER};
 pub use nested::client;
 pub use plan::{Level, Plan, PlanError, Workers};
 pub use wherever_core::{
-    IntoTask, StreamKey, Task, TaskContext, TaskError, TaskErrorKind, TaskFailure, TaskRng,
+    IntoTask, StreamKey, StreamLabel, Task, TaskContext, TaskError, TaskErrorKind, TaskFailure,
+    TaskRng,
 };
 pub use wherever_macros::{main, task};
 pub use worker_mode::init;
 
 /// What a program using wherever usually needs, in one `use`.
 pub mod prelude {
+    /// [`crate::Future`], named so that it does not shadow [`std::future::Future`]
+    /// (in the 2024 prelude) in async programs.
+    pub use crate::Future as TaskFuture;
     pub use crate::{
-        as_completed, compute, delayed, seed_from_args, wait, Client, Delayed, Future, Plan,
-        ReturnWhen, Scheduling, Shared, TaskContext, TaskError, TaskRng,
+        as_completed, compute, delayed, seed_from_args, wait, Client, Delayed, Plan, ReturnWhen,
+        Scheduling, Shared, TaskContext, TaskError, TaskRng,
     };
     pub use rand::Rng;
     pub use rand_distr::{Distribution, StandardNormal};

@@ -185,9 +185,8 @@ fn wait_for_slots(client: &Client, slots: usize) {
 }
 
 /// The value of `future`, failing the test instead of hanging.
-fn value_within_guard<R: Value>(future: Future<R>) -> R {
-    wait_until(|| future.is_resolved(), "a result");
-    future.value().unwrap()
+fn value_within_guard<R: Value + Clone>(future: TaskFuture<R>) -> R {
+    future.value_timeout(HANG_GUARD).unwrap().clone()
 }
 
 fn signal(pid: u32, signal: &str) {

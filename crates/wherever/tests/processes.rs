@@ -112,7 +112,7 @@ fn a_panicking_task_fails_alone_and_does_not_kill_its_worker() {
     let client = start("processes:1");
     let before = client.submit(worker_pid, 0).value().unwrap();
     let futures: Vec<_> = (0..6).map(|i| client.submit(panics_on_three, i)).collect();
-    let outcomes: Vec<_> = futures.into_iter().map(Future::value).collect();
+    let outcomes: Vec<_> = futures.into_iter().map(TaskFuture::value).collect();
     for (i, outcome) in outcomes.iter().enumerate() {
         if i == 3 {
             let error = outcome.as_ref().unwrap_err();

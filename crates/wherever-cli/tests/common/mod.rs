@@ -145,10 +145,16 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub fn start(dir: &Path) -> Self {
+        Scheduler::start_with(dir, &[])
+    }
+
+    /// Starts a scheduler with `extra` flags (e.g. `--host`, `--heartbeat-timeout`).
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Self {
         let secret_file = dir.join("secret");
         let mut child = Command::new(wherever_binary())
             .args(["scheduler", "--port", "0", "--secret-file"])
             .arg(&secret_file)
+            .args(extra)
             .stderr(Stdio::piped())
             .spawn()
             .expect("scheduler starts");
@@ -247,9 +253,145 @@ pub fn wait_for_children(parent: u32, count: usize) -> Vec<u32> {
 
 /// Sends SIGKILL to `pid`.
 pub fn kill9(pid: u32) {
+    signal(pid, "-9");
+}
+
+/// Runs a real study against `scheduler` with one hand-started worker; panics
+/// unless it prints its two result lines.
+pub fn a_real_client_still_works(scheduler: &Scheduler) {
+    let secret = scheduler.secret_file.display().to_string();
+    let address = format!("tcp://{}", scheduler.address);
+    let mut worker = Command::new(example("calc_mean"))
+        .env("WHEREVER_WORKER", &address)
+        .env("WHEREVER_SECRET_FILE", &secret)
+        .spawn()
+        .unwrap();
+    let output = run_ok(
+        &example("calc_mean"),
+        &[
+            "--plan", &address, "--seed", "1", "--tasks", "2", "--n", "1000",
+        ],
+        &[("WHEREVER_SECRET_FILE", &secret)],
+    );
+    assert_eq!(String::from_utf8(output.stdout).unwrap().lines().count(), 2);
+    let _ = worker.kill();
+    let _ = worker.wait();
+}
+
+/// Writes `text` to `path` readable by its owner only, as a secret file must be.
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Resets the peak resident memory of process `pid` to its current resident
+/// memory (writing 5 to `/proc/PID/clear_refs`), so start-up peaks do not count.
+pub fn reset_peak(pid: u32) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+}
+
+/// The peak resident memory of process `pid` so far in KiB (`VmHWM` in /proc),
+/// which catches a burst that was freed again before anyone looked.
+pub fn peak_resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+/// Sends `signal` (e.g. `-STOP`) to `pid`.
+pub fn signal(pid: u32, signal: &str) {
     let status = Command::new("kill")
-        .args(["-9", &pid.to_string()])
+        .args([signal, &pid.to_string()])
         .status()
         .expect("kill runs");
-    assert!(status.success(), "kill -9 {pid}");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// A raw connection to `scheduler` (reads time out after [`HANG_GUARD`]).
+pub fn connect(scheduler: &Scheduler) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(&scheduler.address).unwrap();
+    stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
+    stream
+}
+
+/// Reads one frame (the first: the challenge the scheduler sends).
+pub fn read_challenge(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    let mut length = [0u8; 4];
+    std::io::Read::read_exact(stream, &mut length).unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(length) as usize];
+    std::io::Read::read_exact(stream, &mut body).unwrap();
+    body
+}
+
+/// A hello from a test peer on "host" `host` (`protocol` and `proof` as given).
+pub fn test_hello(
+    protocol: u32,
+    proof: [u8; 32],
+    host: String,
+) -> wherever_cluster::protocol::Message {
+    use wherever_cluster::protocol::{BuildInfo, Hello, Message, Role};
+    Message::Hello(Hello {
+        protocol,
+        proof,
+        role: Role::Client,
+        build: BuildInfo {
+            hash: 1,
+            executable: "elsewhere".into(),
+            registry: 0,
+        },
+        host,
+        pid: 1,
+    })
+}
+
+/// Writes `messages` as one frame.
+pub fn send_frame(
+    stream: &mut std::net::TcpStream,
+    messages: &[wherever_cluster::protocol::Message],
+) {
+    use std::io::Write;
+    let body = wherever_cluster::protocol::encode_batch(messages).unwrap();
+    stream
+        .write_all(&(body.len() as u32).to_be_bytes())
+        .unwrap();
+    stream.write_all(&body).unwrap();
+}
+
+/// The TCP ports process `pid` listens on (from /proc: its socket inodes, matched
+/// in its network namespace's table of listening sockets).
+pub fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+                .filter_map(|target| {
+                    let target = target.to_string_lossy().into_owned();
+                    target
+                        .strip_prefix("socket:[")
+                        .and_then(|rest| rest.strip_suffix(']'))
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let listening = fields.get(3) == Some(&"0A");
+            let ours = fields
+                .get(9)
+                .is_some_and(|inode| inodes.iter().any(|i| i == inode));
+            let port = fields.get(1)?.rsplit_once(':')?.1;
+            (listening && ours).then(|| u16::from_str_radix(port, 16).ok())?
+        })
+        .collect()
 }

@@ -1,0 +1,351 @@
+//! Where a future's result is written: shared by every handle of the future, the
+//! job that runs its task and the tasks that depend on it. The outcome is written
+//! once, behind an `Arc`, so any number of handles can read it, blocking
+//! ([`Slot::wait`]), with a deadline, or from an async task (a [`Waker`] registered
+//! here is woken on resolution; no thread blocks for it). The last handle may take
+//! it out ([`Slot::outcome_for_last_handle`]); the slot counts its handles for that.
+
+use crate::{TaskError, TaskErrorKind};
+use crossbeam_channel::Sender;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::task::Waker;
+use std::time::Instant;
+
+const QUEUED: u8 = 0;
+const RUNNING: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// Called with the outcome when a slot resolves.
+pub(crate) type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
+
+/// Copies a value that several handles share (through the codec).
+pub(crate) type Copier<R> = fn(&R) -> Result<R, String>;
+
+/// A resolved slot's outcome, shared by the handles reading it.
+pub(crate) type Outcome<R> = Arc<Result<R, TaskError>>;
+
+/// A task's result cell (see the module documentation).
+pub(crate) struct Slot<R> {
+    state: Mutex<SlotState<R>>,
+    /// How many `Future` handles exist.
+    handles: AtomicUsize,
+    /// How to copy a value that several handles share (set for value types).
+    copier: OnceLock<Copier<R>>,
+    resolved_signal: Condvar,
+    phase: AtomicU8,
+    canceller: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// For a task of a multi-process plan: (cluster, task id).
+    remote: OnceLock<(u64, u64)>,
+    /// Run when the last handle goes: tells a scheduler the result may be freed.
+    on_drop: Release,
+}
+
+struct SlotState<R> {
+    /// Set once resolved; `None` again once the last handle took it.
+    outcome: Option<Outcome<R>>,
+    resolved: bool,
+    resolving: bool,
+    waiting: bool,
+    listeners: Vec<(Sender<usize>, usize)>,
+    callbacks: Vec<Callback<R>>,
+    wakers: Vec<Waker>,
+}
+
+impl<R> Slot<R> {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Slot {
+            state: Mutex::new(SlotState {
+                outcome: None,
+                resolved: false,
+                resolving: false,
+                waiting: false,
+                listeners: Vec::new(),
+                callbacks: Vec::new(),
+                wakers: Vec::new(),
+            }),
+            handles: AtomicUsize::new(0),
+            copier: OnceLock::new(),
+            resolved_signal: Condvar::new(),
+            phase: AtomicU8::new(QUEUED),
+            canceller: OnceLock::new(),
+            remote: OnceLock::new(),
+            on_drop: Mutex::new(None),
+        })
+    }
+
+    /// Records that the task runs on cluster `cluster` as task `task`; `release`
+    /// runs when the last handle to this slot is dropped.
+    pub(crate) fn set_remote(
+        &self,
+        cluster: u64,
+        task: u64,
+        release: impl FnOnce() + Send + 'static,
+    ) {
+        let _ = self.remote.set((cluster, task));
+        *self.on_drop.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(release));
+    }
+
+    /// Runs `then` with the outcome once resolved (at once if it is).
+    pub(crate) fn when_resolved(&self, then: Callback<R>) {
+        let mut state = self.lock();
+        if !state.resolved {
+            state.callbacks.push(then);
+            return;
+        }
+        match state.outcome.clone() {
+            Some(outcome) => {
+                drop(state);
+                then(&outcome)
+            }
+            None => {
+                drop(state);
+                then(&Err(TaskError::new(
+                    "?",
+                    0,
+                    TaskErrorKind::Runtime,
+                    "its value was already taken by the last handle of its future",
+                )))
+            }
+        }
+    }
+
+    /// Sets what `cancel` must also do (tell a remote scheduler).
+    pub(crate) fn set_canceller(&self, canceller: impl Fn() + Send + Sync + 'static) {
+        let _ = self.canceller.set(Box::new(canceller));
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SlotState<R>> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Marks the task as started; `false` if it was cancelled first (then do not run it).
+    pub(crate) fn start(&self) -> bool {
+        self.phase
+            .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Stores the outcome and wakes whoever waits; a second outcome is ignored.
+    /// Callbacks run outside the lock, before any handle can read the outcome.
+    pub(crate) fn resolve(&self, outcome: Result<R, TaskError>) {
+        let Some(callbacks) = Self::claim(&mut self.lock()) else {
+            return;
+        };
+        self.settle(callbacks, outcome);
+    }
+
+    /// Makes the caller the one that resolves the slot, taking the callbacks to run;
+    /// `None` if it is resolved or being resolved already.
+    fn claim(state: &mut SlotState<R>) -> Option<Vec<Callback<R>>> {
+        if state.resolved || state.resolving {
+            return None;
+        }
+        state.resolving = true;
+        Some(std::mem::take(&mut state.callbacks))
+    }
+
+    /// Runs the claimed `callbacks` and stores the outcome (after [`Slot::claim`]).
+    fn settle(&self, callbacks: Vec<Callback<R>>, outcome: Result<R, TaskError>) {
+        for callback in callbacks {
+            callback(&outcome);
+        }
+        let mut state = self.lock();
+        for late in std::mem::take(&mut state.callbacks) {
+            late(&outcome);
+        }
+        state.outcome = Some(Arc::new(outcome));
+        state.resolved = true;
+        for (listener, index) in state.listeners.drain(..) {
+            let _ = listener.send(index);
+        }
+        if state.waiting {
+            self.resolved_signal.notify_all();
+        }
+        let wakers = std::mem::take(&mut state.wakers);
+        drop(state);
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    pub(crate) fn is_resolved(&self) -> bool {
+        self.lock().resolved
+    }
+
+    /// Counts a new `Future` handle.
+    pub(crate) fn add_handle(&self) {
+        self.handles.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Forgets a dropped `Future` handle.
+    pub(crate) fn drop_handle(&self) {
+        self.handles.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Sets how to copy a value that several handles share.
+    pub(crate) fn set_copier(&self, copier: Copier<R>) {
+        let _ = self.copier.get_or_init(|| copier);
+    }
+
+    /// The copier, if set.
+    pub(crate) fn copier(&self) -> Option<Copier<R>> {
+        self.copier.get().copied()
+    }
+
+    /// The outcome of a resolved slot (shared), for a handle that stays.
+    fn shared_outcome(state: &SlotState<R>) -> Outcome<R> {
+        state
+            .outcome
+            .clone()
+            .expect("a live handle's resolved slot holds its outcome")
+    }
+
+    /// The outcome of a resolved slot for a handle that goes: taken out of the slot
+    /// if it is the only handle (nothing can read it through a future any more),
+    /// else shared.
+    pub(crate) fn outcome_for_last_handle(&self) -> Outcome<R> {
+        let mut state = self.lock();
+        if self.handles.load(Ordering::Acquire) == 1 {
+            if let Some(outcome) = state.outcome.take() {
+                return outcome;
+            }
+        }
+        Self::shared_outcome(&state)
+    }
+
+    /// Tells `listener` (with `index`) when the slot resolves.
+    pub(crate) fn listen(&self, listener: &Sender<usize>, index: usize) {
+        let mut state = self.lock();
+        if state.resolved {
+            let _ = listener.send(index);
+        } else {
+            state.listeners.push((listener.clone(), index));
+        }
+    }
+
+    /// Stops `listener` from being told of the resolution (its waiter gave up).
+    pub(crate) fn unlisten(&self, listener: &Sender<usize>) {
+        self.lock()
+            .listeners
+            .retain(|(registered, _)| !registered.same_channel(listener));
+    }
+
+    /// How many listeners are registered (for tests).
+    #[cfg(test)]
+    pub(crate) fn listeners(&self) -> usize {
+        self.lock().listeners.len()
+    }
+
+    /// Whether resolved; if not, `waker` is woken when it is.
+    pub(crate) fn poll_resolved(&self, waker: &Waker) -> bool {
+        let mut state = self.lock();
+        if state.resolved {
+            return true;
+        }
+        if !state.wakers.iter().any(|known| known.will_wake(waker)) {
+            state.wakers.push(waker.clone());
+        }
+        false
+    }
+
+    /// Cancels the task if it has neither started nor resolved: `false` for a
+    /// running task, and for a resolved one whatever its phase (a task of a
+    /// multi-process plan never passes through `start` here).
+    pub(crate) fn cancel(&self, cancelled: impl FnOnce() -> TaskError) -> bool {
+        let callbacks = {
+            let mut state = self.lock();
+            if state.resolved || state.resolving {
+                return false;
+            }
+            let queued = self
+                .phase
+                .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+            match queued.then(|| Self::claim(&mut state)).flatten() {
+                Some(callbacks) => callbacks,
+                None => return false,
+            }
+        };
+        if let Some(canceller) = self.canceller.get() {
+            canceller();
+        }
+        self.settle(callbacks, Err(cancelled()));
+        true
+    }
+
+    /// Blocks until resolved, or until `deadline` passes (`None`: no deadline),
+    /// then returns the outcome (`None` if the deadline passed first).
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Option<Outcome<R>> {
+        let mut state = self.lock();
+        while !state.resolved {
+            state.waiting = true;
+            state = match deadline {
+                None => self
+                    .resolved_signal
+                    .wait(state)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    self.resolved_signal
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .0
+                }
+            };
+        }
+        Some(Self::shared_outcome(&state))
+    }
+}
+
+impl<R> Drop for Slot<R> {
+    fn drop(&mut self) {
+        run_release(&mut self.on_drop);
+    }
+}
+
+/// What to run when the last handle on a result or scattered value goes.
+pub(crate) type Release = Mutex<Option<Box<dyn FnOnce() + Send>>>;
+
+/// Runs `release` if set (from a `Drop`, where nothing else can hold the lock).
+pub(crate) fn run_release(release: &mut Release) {
+    if let Some(release) = release.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+        release();
+    }
+}
+
+/// A future's slot with its value type erased: what a dependent task needs.
+pub(crate) trait ErasedSlot: Send + Sync {
+    /// Calls `then` once resolved, with the encoded value or the error.
+    fn when_resolved_encoded(&self, then: Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>);
+    /// (cluster, task id) when the task runs on a multi-process plan.
+    fn remote(&self) -> Option<(u64, u64)>;
+}
+
+impl<R: crate::Value> ErasedSlot for Slot<R> {
+    fn when_resolved_encoded(&self, then: Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>) {
+        self.when_resolved(Box::new(move |outcome| then(encoded(outcome))));
+    }
+
+    fn remote(&self) -> Option<(u64, u64)> {
+        self.remote.get().copied()
+    }
+}
+
+/// The outcome with its value encoded (as a dependent task receives it).
+fn encoded<R: crate::Value>(outcome: &Result<R, TaskError>) -> Result<Vec<u8>, TaskError> {
+    match outcome {
+        Ok(value) => wherever_core::codec::encode(value).map_err(|e| {
+            TaskError::new(
+                "?",
+                0,
+                TaskErrorKind::Runtime,
+                format!("cannot encode a result: {e}"),
+            )
+        }),
+        Err(error) => Err(error.clone()),
+    }
+}
