@@ -21,9 +21,6 @@ use wherever_core::{TaskError, TaskErrorKind};
 /// The environment variable giving a worker's task threads (default 1).
 pub const THREADS_VARIABLE: &str = "WHEREVER_WORKER_THREADS";
 
-/// How often a worker tells the scheduler it is alive.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
-
 /// Results a worker holds, by task.
 type Store = Arc<Mutex<HashMap<TaskId, Arc<Vec<u8>>>>>;
 
@@ -104,16 +101,6 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
     tokio::spawn(serve_data(data_listener, secret.clone(), store.clone()));
     let (outgoing, queue) = unbounded_channel();
     tokio::spawn(run_writer(writer, queue));
-    let heartbeat = outgoing.clone();
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
-        loop {
-            ticks.tick().await;
-            if heartbeat.send(Message::Heartbeat).is_err() {
-                return;
-            }
-        }
-    });
     let pool = Arc::new(TaskPool::start(
         slots,
         label,
