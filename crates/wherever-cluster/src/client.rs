@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{
+    unbounded_channel, UnboundedReceiver, UnboundedSender, WeakUnboundedSender,
+};
 use wherever_core::{StreamKey, TaskError, TaskErrorKind};
 
 /// Called once with a task's encoded result or its error.
@@ -136,16 +138,10 @@ impl ClusterClient {
             )
             .await?;
             // The scheduler announces its workers right after the welcome.
-            let find = |batch: Vec<Message>| {
-                batch.into_iter().find_map(|m| match m {
-                    Message::Workers { count, slots } => Some((count, slots)),
-                    _ => None,
-                })
-            };
-            let announced = match find(rest) {
+            let announced = match last_announcement(&rest) {
                 Some(announced) => Some(announced),
                 None => match read_batch(&mut reader).await? {
-                    Some(batch) => find(batch),
+                    Some(batch) => last_announcement(&batch),
                     None => return Err("the scheduler closed the connection".to_string()),
                 },
             };
@@ -168,9 +164,12 @@ impl ClusterClient {
         runtime
             .handle()
             .spawn(run_writer(writer, merge_submits(queue, reject)));
-        runtime
-            .handle()
-            .spawn(read_answers(reader, shared.clone(), connected.clone()));
+        runtime.handle().spawn(read_answers(
+            reader,
+            shared.clone(),
+            connected.clone(),
+            commands.downgrade(),
+        ));
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(ClusterClient {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -281,6 +280,15 @@ impl ClusterClient {
     }
 }
 
+/// The newest worker count and slots announced in `batch` (a batch may carry
+/// several announcements when workers joined right after this client).
+fn last_announcement(batch: &[Message]) -> Option<(u32, u32)> {
+    batch.iter().rev().find_map(|message| match message {
+        Message::Workers { count, slots } => Some((*count, *slots)),
+        _ => None,
+    })
+}
+
 fn fail(shared: &Shared, task: TaskId, name: &str, position: u64, reason: &str) {
     let callback = shared
         .pending
@@ -379,10 +387,45 @@ fn merge_submits(
     out
 }
 
+/// Fetches a large result of `task` from its `holders` and completes the task. A
+/// failed fetch (the holder died, timed out or dropped it) does not fail the task:
+/// it is reported missing, and the scheduler recomputes the result and sends
+/// `Done` again (or, past its limit, the failure).
+async fn fetch_result(
+    task: TaskId,
+    holders: Vec<std::net::SocketAddr>,
+    shared: Arc<Shared>,
+    commands: WeakUnboundedSender<Message>,
+) {
+    let reason = match crate::fetch::fetch(&holders, task, &shared.secret).await {
+        Ok(result) => return complete(&shared, task, Ok(result)),
+        Err(reason) => reason,
+    };
+    tracing::warn!("cannot fetch the result of task {task}: {reason}; reported missing");
+    let report = Message::MissingData {
+        task,
+        holders,
+        requester: None,
+    };
+    let reported = commands
+        .upgrade()
+        .is_some_and(|commands| commands.send(report).is_ok());
+    if !reported {
+        let error = TaskError::new(
+            "?",
+            0,
+            TaskErrorKind::Runtime,
+            format!("cannot fetch the result: {reason}"),
+        );
+        complete(&shared, task, Err(error));
+    }
+}
+
 async fn read_answers(
     mut reader: crate::connection::Reader,
     shared: Arc<Shared>,
     connected: Arc<AtomicBool>,
+    commands: WeakUnboundedSender<Message>,
 ) {
     let silence = silence_timeout();
     let reason = loop {
@@ -403,20 +446,12 @@ async fn read_answers(
                     result: None,
                     holders,
                 } => {
-                    let shared = shared.clone();
-                    tokio::spawn(async move {
-                        let outcome = crate::worker::fetch(&holders, task, &shared.secret)
-                            .await
-                            .map_err(|reason| {
-                                TaskError::new(
-                                    "?",
-                                    0,
-                                    TaskErrorKind::Runtime,
-                                    format!("cannot fetch the result: {reason}"),
-                                )
-                            });
-                        complete(&shared, task, outcome);
-                    });
+                    tokio::spawn(fetch_result(
+                        task,
+                        holders,
+                        shared.clone(),
+                        commands.clone(),
+                    ));
                 }
                 Message::Failed { task, error } => complete(&shared, task, Err(*error)),
                 Message::Workers { count, slots } => {
@@ -452,5 +487,21 @@ fn complete(shared: &Shared, task: TaskId, outcome: Result<Vec<u8>, TaskError>) 
         .remove(&task);
     if let Some(callback) = callback {
         callback(outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_worker_announcement_in_a_batch_counts() {
+        let batch = [
+            Message::Workers { count: 0, slots: 0 },
+            Message::Workers { count: 1, slots: 2 },
+            Message::Heartbeat,
+        ];
+        assert_eq!(last_announcement(&batch), Some((1, 2)));
+        assert_eq!(last_announcement(&[Message::Heartbeat]), None);
     }
 }

@@ -5,6 +5,7 @@
 //! - [`server`]: the scheduler server around the sans-IO `wherever-scheduler`;
 //! - [`worker`]: the worker runtime, run inside the user's own executable;
 //! - [`client`]: a client's connection to a scheduler;
+//! - [`fetch`]: fetching results from workers' data ports, with timeouts;
 //! - [`launcher`]: starting workers (local processes for `processes:N`).
 //!
 //! This crate knows nothing of the facade: it runs registered tasks from the
@@ -13,6 +14,7 @@
 pub mod auth;
 pub mod client;
 pub mod connection;
+pub mod fetch;
 pub mod launcher;
 pub mod protocol;
 pub mod server;

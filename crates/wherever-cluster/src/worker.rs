@@ -9,7 +9,6 @@ use crate::connection::{
 };
 use crate::protocol::{Input, Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -21,9 +20,6 @@ use wherever_core::{TaskError, TaskErrorKind};
 
 /// The environment variable giving a worker's task threads (default 1).
 pub const THREADS_VARIABLE: &str = "WHEREVER_WORKER_THREADS";
-
-/// How often a worker tells the scheduler it is alive.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Results a worker holds, by task.
 type Store = Arc<Mutex<HashMap<TaskId, Arc<Vec<u8>>>>>;
@@ -105,16 +101,6 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
     tokio::spawn(serve_data(data_listener, secret.clone(), store.clone()));
     let (outgoing, queue) = unbounded_channel();
     tokio::spawn(run_writer(writer, queue));
-    let heartbeat = outgoing.clone();
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
-        loop {
-            ticks.tick().await;
-            if heartbeat.send(Message::Heartbeat).is_err() {
-                return;
-            }
-        }
-    });
     let pool = Arc::new(TaskPool::start(
         slots,
         label,
@@ -153,7 +139,7 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
                             secret.clone(),
                         );
                         tokio::spawn(async move {
-                            if fetch_inputs(&missing, &store, &outgoing, &secret).await {
+                            if fetch_inputs(task.id, &missing, &store, &outgoing, &secret).await {
                                 pool.compute(task);
                             }
                         });
@@ -178,6 +164,7 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
                     pool.withdraw(task);
                 }
                 Message::Shutdown => return Ok(()),
+                // The scheduler's connection says it is alive when idle.
                 Message::Heartbeat => {}
                 other => return Err(format!("protocol violation by the scheduler: {other:?}")),
             }
@@ -524,8 +511,11 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
             while let Ok(Some(batch)) = read_batch(&mut reader).await {
                 let mut answers = Vec::with_capacity(batch.len());
                 for message in batch {
-                    let Message::GetData { task } = message else {
-                        return;
+                    let task = match message {
+                        Message::GetData { task } => task,
+                        // The fetcher's connection says it is alive when idle.
+                        Message::Heartbeat => continue,
+                        _ => return,
                     };
                     let result = store
                         .lock()
@@ -537,7 +527,7 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
                         result: result.map(|r| r.as_ref().clone()),
                     });
                 }
-                if write_batch(&mut writer, &answers).await.is_err() {
+                if !answers.is_empty() && write_batch(&mut writer, &answers).await.is_err() {
                     return;
                 }
             }
@@ -545,27 +535,35 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
     }
 }
 
-/// Fetches the inputs this worker lacks from the workers holding them, keeps them
-/// and tells the scheduler it holds a copy. Tries each a few times; `false` if one
-/// could not be had (the scheduler re-sends the task when it learns a holder died).
+/// Fetches the inputs of `task` this worker lacks from the workers holding them,
+/// keeps them and tells the scheduler it holds a copy. An input that cannot be had
+/// (after one retry) is reported missing, naming `task` as the requester: the
+/// scheduler drops those holders, recomputes the input if need be and sends
+/// `task` again; `false` then.
 async fn fetch_inputs(
+    task: TaskId,
     missing: &[Input],
     store: &Store,
     outgoing: &UnboundedSender<Message>,
     secret: &Secret,
 ) -> bool {
     for input in missing {
-        let mut attempt = 0;
+        let mut retried = false;
         let data = loop {
-            match fetch(&input.holders, input.task, secret).await {
+            match crate::fetch::fetch(&input.holders, input.task, secret).await {
                 Ok(data) => break data,
-                Err(reason) if attempt >= 3 => {
-                    tracing::warn!("cannot fetch input {}: {reason}", input.task);
-                    return false;
+                Err(_) if !retried => {
+                    retried = true;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Err(_) => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                Err(reason) => {
+                    tracing::warn!("cannot fetch input {} of {task}: {reason}", input.task);
+                    let _ = outgoing.send(Message::MissingData {
+                        task: input.task,
+                        holders: input.holders.clone(),
+                        requester: Some(task),
+                    });
+                    return false;
                 }
             }
         };
@@ -576,82 +574,4 @@ async fn fetch_inputs(
         let _ = outgoing.send(Message::Replicated { task: input.task });
     }
     true
-}
-
-/// Fetches the result of `task` from the first of `holders` that has it.
-pub async fn fetch(
-    holders: &[SocketAddr],
-    task: TaskId,
-    secret: &Secret,
-) -> Result<Vec<u8>, String> {
-    let mut last_error = format!("no worker holds the result of task {task}");
-    for holder in holders {
-        match fetch_from(*holder, task, secret).await {
-            Ok(Some(result)) => return Ok(result),
-            Ok(None) => last_error = format!("{holder} no longer holds task {task}"),
-            Err(error) => last_error = format!("cannot fetch from {holder}: {error}"),
-        }
-    }
-    Err(last_error)
-}
-
-/// Open, authenticated connections to data ports, one per holder, reused across
-/// fetches (a handshake per fetch would cost more than most results).
-type DataConnection =
-    Arc<tokio::sync::Mutex<Option<(crate::connection::Reader, crate::connection::Writer)>>>;
-
-fn data_connection(holder: SocketAddr) -> DataConnection {
-    static OPEN: std::sync::OnceLock<Mutex<HashMap<SocketAddr, DataConnection>>> =
-        std::sync::OnceLock::new();
-    let open = OPEN.get_or_init(Mutex::default);
-    open.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(holder)
-        .or_default()
-        .clone()
-}
-
-async fn fetch_from(
-    holder: SocketAddr,
-    task: TaskId,
-    secret: &Secret,
-) -> Result<Option<Vec<u8>>, String> {
-    let connection = data_connection(holder);
-    let mut connection = connection.lock().await;
-    for attempt in 0..2 {
-        if connection.is_none() {
-            let stream = TcpStream::connect(holder)
-                .await
-                .map_err(|e| e.to_string())?;
-            let (mut reader, mut writer) = split(stream);
-            join(
-                &mut reader,
-                &mut writer,
-                secret,
-                Role::DataFetch,
-                this_build(),
-                false,
-            )
-            .await?;
-            *connection = Some((reader, writer));
-        }
-        let (reader, writer) = connection.as_mut().expect("just opened");
-        let answer = match write_batch(writer, &[Message::GetData { task }]).await {
-            Ok(()) => read_batch(reader).await,
-            Err(error) => Err(error),
-        };
-        match answer {
-            Ok(Some(batch)) => {
-                return match batch.as_slice() {
-                    [Message::Data { task: got, result }] if *got == task => Ok(result.clone()),
-                    _ => Err("unexpected answer from the data port".to_string()),
-                }
-            }
-            // A stale connection (the holder restarted its port): open a new one once.
-            Ok(None) | Err(_) if attempt == 0 => *connection = None,
-            Ok(None) => return Err("the data port closed the connection".to_string()),
-            Err(error) => return Err(error),
-        }
-    }
-    Err("cannot reach the data port".to_string())
 }

@@ -47,6 +47,9 @@ mod view;
 mod worker;
 mod worker_loss;
 
+pub mod protocol;
+pub mod reactor;
+
 #[cfg(test)]
 mod tests;
 

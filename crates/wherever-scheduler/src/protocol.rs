@@ -1,0 +1,381 @@
+//! The wire protocol of the cluster (serde types only; the framing and the sockets
+//! are in `wherever-cluster`): length-prefixed frames (4-byte big-endian length, at most
+//! [`MAX_FRAME`] bytes), each holding a postcard-encoded batch of [`Message`]s.
+//! Byte payloads (task arguments and results) are carried as raw byte strings,
+//! copied once, never encoded element by element.
+//!
+//! A connection starts with the scheduler's [`Message::Challenge`], answered by the
+//! peer's [`Message::Hello`]; nothing else is accepted before the scheduler's
+//! [`Message::Welcome`].
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use wherever_core::{StreamKey, TaskError};
+
+/// The protocol version; peers with another version are refused at the handshake.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame a peer may send (256 MiB); larger frames close the connection.
+pub const MAX_FRAME: usize = 256 << 20;
+
+/// Results up to this size travel with the worker's `Finished` message to the
+/// scheduler and on to the client; larger ones stay on the worker until the client
+/// fetches them from its data address.
+pub const INLINE_RESULT_LIMIT: usize = 1 << 20;
+
+/// Task ids, unique in one cluster: the client's number in the high 24 bits, its own
+/// counter in the low 40.
+pub type TaskId = u64;
+
+/// The number of low bits of a [`TaskId`] that count a client's own tasks.
+pub const CLIENT_TASK_BITS: u32 = 40;
+
+/// What the peer is, as it says in its [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// A program submitting tasks.
+    Client,
+    /// A worker process with `slots` task threads, serving data at `data_address`.
+    Worker {
+        /// Tasks it runs at once.
+        slots: u32,
+        /// Where peers and clients fetch results it holds.
+        data_address: SocketAddr,
+    },
+    /// A worker or client fetching results from a worker's data address.
+    DataFetch,
+}
+
+/// Which executable a peer runs: workers must run the same build as the clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildInfo {
+    /// The first 8 bytes of the SHA-256 of the executable file.
+    pub hash: u64,
+    /// The executable's path, for messages.
+    pub executable: String,
+    /// The fingerprint of the registered task names.
+    pub registry: u64,
+}
+
+/// The peer's answer to the challenge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The peer's [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// HMAC-SHA256 of the challenge's nonce under the cluster secret.
+    pub proof: [u8; 32],
+    /// What the peer is.
+    pub role: Role,
+    /// The peer's executable.
+    pub build: BuildInfo,
+    /// The peer's host name and process id, for messages.
+    pub host: String,
+    /// The peer's process id.
+    pub pid: u32,
+}
+
+/// One task as the client submits it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskMessage {
+    /// The cluster-wide task id.
+    pub id: TaskId,
+    /// The registered task name.
+    pub name: String,
+    /// The encoded arguments (one value, or a `Vec` of items for a chunk).
+    #[serde(with = "serde_bytes")]
+    pub args: Vec<u8>,
+    /// The submitting client's stream key.
+    pub key: StreamKey,
+    /// Whether the client set a seed.
+    pub seeded: bool,
+    /// The task's (first item's) position in the client's submission order.
+    pub position: u64,
+    /// Whether `args` is a chunk of items.
+    pub chunk: bool,
+    /// Tasks whose results this one needs.
+    pub deps: Vec<TaskId>,
+    /// Where in `args` each dependency's encoded result goes.
+    pub holes: Vec<wherever_core::holes::Hole>,
+    /// Tasks fused after this one (a linear chain of a graph): each runs on the
+    /// previous one's result, and only the last one's result is reported.
+    pub chain: Vec<ChainLink>,
+    /// How often the task may be rerun after its worker died.
+    pub retries: u32,
+}
+
+/// A task fused into the one before it in a chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainLink {
+    /// The registered task name.
+    pub name: String,
+    /// Its encoded arguments, without the previous task's result.
+    #[serde(with = "serde_bytes")]
+    pub args: Vec<u8>,
+    /// Where the previous task's encoded result goes in `args`.
+    pub offset: u32,
+    /// The task's position in its client's submission order.
+    pub position: u64,
+}
+
+/// A dependency of a task to compute and the data addresses of workers holding it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Input {
+    /// The dependency's task id.
+    pub task: TaskId,
+    /// Data addresses of workers holding its result.
+    pub holders: Vec<SocketAddr>,
+}
+
+/// Everything that crosses a connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// Scheduler (or data server) → peer, first: prove you know the secret.
+    Challenge {
+        /// The server's protocol version.
+        protocol: u32,
+        /// A fresh random nonce.
+        nonce: [u8; 32],
+    },
+    /// Peer → scheduler: the answer to the challenge.
+    Hello(Hello),
+    /// Scheduler → peer: accepted; `id` is the worker id or the client number.
+    Welcome {
+        /// The worker id or client number.
+        id: u64,
+    },
+    /// Scheduler → peer: refused, with the reason; the connection closes.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// Client → scheduler: new tasks.
+    Submit {
+        /// The tasks.
+        tasks: Vec<TaskMessage>,
+    },
+    /// Client → scheduler: put this value on every worker (Dask's `scatter`).
+    Scatter {
+        /// The id the value is known by.
+        task: TaskId,
+        /// The encoded value.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Scheduler → worker: keep this value (a scattered one).
+    Store {
+        /// The id the value is known by.
+        task: TaskId,
+        /// The encoded value.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Client → scheduler: the client no longer needs these results.
+    Release {
+        /// The tasks.
+        tasks: Vec<TaskId>,
+    },
+    /// Client → scheduler: cancel these tasks if they have not finished.
+    Cancel {
+        /// The tasks.
+        tasks: Vec<TaskId>,
+    },
+    /// Scheduler → client: the task's result, inline, or where to fetch it.
+    Done {
+        /// The task.
+        task: TaskId,
+        /// The encoded result when it was small enough to travel inline.
+        #[serde(with = "serde_bytes")]
+        result: Option<Vec<u8>>,
+        /// Data addresses of workers holding the result (when not inline).
+        holders: Vec<SocketAddr>,
+    },
+    /// Scheduler → client: the task ended without a value.
+    Failed {
+        /// The task.
+        task: TaskId,
+        /// Why.
+        error: Box<TaskError>,
+    },
+    /// Scheduler → client: the number of connected workers changed.
+    Workers {
+        /// Connected workers.
+        count: u32,
+        /// Their task slots in all.
+        slots: u32,
+    },
+    /// Scheduler → worker: run this task.
+    Compute {
+        /// The task.
+        task: TaskMessage,
+        /// Its dependencies and where they are.
+        inputs: Vec<Input>,
+    },
+    /// Scheduler → worker: drop these results.
+    Free {
+        /// The tasks.
+        tasks: Vec<TaskId>,
+    },
+    /// Scheduler → worker: give the task back if it has not started.
+    Steal {
+        /// The task.
+        task: TaskId,
+    },
+    /// Scheduler → worker: drop the queued task; nobody wants it.
+    Drop {
+        /// The task.
+        task: TaskId,
+    },
+    /// Worker → scheduler: the task finished.
+    Finished {
+        /// The task.
+        task: TaskId,
+        /// The result's size.
+        nbytes: u64,
+        /// The encoded result if at most [`INLINE_RESULT_LIMIT`] bytes.
+        #[serde(with = "serde_bytes")]
+        result: Option<Vec<u8>>,
+    },
+    /// Worker → scheduler: the task's function failed or panicked.
+    TaskFailed {
+        /// The task.
+        task: TaskId,
+        /// The error, naming task, position and worker.
+        error: Box<TaskError>,
+    },
+    /// Worker → scheduler: the answer to a `Steal`.
+    StealResponse {
+        /// The task.
+        task: TaskId,
+        /// `true`: it had not started and is given back.
+        stolen: bool,
+    },
+    /// Worker → scheduler: a fetched dependency is kept here too.
+    Replicated {
+        /// The task.
+        task: TaskId,
+    },
+    /// Worker → scheduler: the task waits on other tasks and gives up its slot.
+    Secede {
+        /// The task.
+        task: TaskId,
+    },
+    /// Worker → scheduler: the task runs again and takes its slot back.
+    Rejoin {
+        /// The task.
+        task: TaskId,
+    },
+    /// Worker or client → scheduler: the result of `task` could not be fetched
+    /// from `holders` (refused, timed out, or no longer held there). The scheduler
+    /// drops those holders and recomputes the result if none is left; a client
+    /// keeps waiting for a new `Done`, a worker gets `requester` again later.
+    MissingData {
+        /// The task whose result could not be fetched.
+        task: TaskId,
+        /// The data addresses it could not be fetched from.
+        holders: Vec<SocketAddr>,
+        /// The task the worker needed it for; `None` from a client.
+        requester: Option<TaskId>,
+    },
+    /// Any peer → any peer: still alive.
+    Heartbeat,
+    /// Fetcher → data server: send me this result.
+    GetData {
+        /// The task.
+        task: TaskId,
+    },
+    /// Data server → fetcher: the result, or `None` if not held here.
+    Data {
+        /// The task.
+        task: TaskId,
+        /// The encoded result.
+        #[serde(with = "serde_bytes")]
+        result: Option<Vec<u8>>,
+    },
+    /// Scheduler → worker: exit now.
+    Shutdown,
+}
+
+impl Message {
+    /// The variant's name, for messages about unexpected messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Challenge { .. } => "Challenge",
+            Message::Hello(_) => "Hello",
+            Message::Welcome { .. } => "Welcome",
+            Message::Refused { .. } => "Refused",
+            Message::Submit { .. } => "Submit",
+            Message::Scatter { .. } => "Scatter",
+            Message::Store { .. } => "Store",
+            Message::Release { .. } => "Release",
+            Message::Cancel { .. } => "Cancel",
+            Message::Done { .. } => "Done",
+            Message::Failed { .. } => "Failed",
+            Message::Workers { .. } => "Workers",
+            Message::Compute { .. } => "Compute",
+            Message::Free { .. } => "Free",
+            Message::Steal { .. } => "Steal",
+            Message::Drop { .. } => "Drop",
+            Message::Finished { .. } => "Finished",
+            Message::TaskFailed { .. } => "TaskFailed",
+            Message::StealResponse { .. } => "StealResponse",
+            Message::Replicated { .. } => "Replicated",
+            Message::MissingData { .. } => "MissingData",
+            Message::Heartbeat => "Heartbeat",
+            Message::Secede { .. } => "Secede",
+            Message::Rejoin { .. } => "Rejoin",
+            Message::GetData { .. } => "GetData",
+            Message::Data { .. } => "Data",
+            Message::Shutdown => "Shutdown",
+        }
+    }
+}
+
+/// Encodes a batch of messages into one frame body.
+pub fn encode_batch(messages: &[Message]) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_stdvec(messages)
+}
+
+/// Decodes a frame body into its messages; trailing or malformed bytes are an error.
+pub fn decode_batch(frame: &[u8]) -> Result<Vec<Message>, postcard::Error> {
+    let (messages, rest) = postcard::take_from_bytes::<Vec<Message>>(frame)?;
+    if rest.is_empty() {
+        Ok(messages)
+    } else {
+        Err(postcard::Error::DeserializeBadEncoding)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_round_trip() {
+        let batch = vec![
+            Message::Heartbeat,
+            Message::Finished {
+                task: 7,
+                nbytes: 3,
+                result: Some(vec![1, 2, 3]),
+            },
+            Message::Release { tasks: vec![1, 2] },
+        ];
+        let bytes = encode_batch(&batch).unwrap();
+        assert_eq!(decode_batch(&bytes).unwrap(), batch);
+    }
+
+    #[test]
+    fn garbage_and_truncated_frames_are_errors_not_panics() {
+        let bytes = encode_batch(&[Message::Finished {
+            task: 7,
+            nbytes: 3,
+            result: Some(vec![1, 2, 3]),
+        }])
+        .unwrap();
+        assert!(decode_batch(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode_batch(&[0xff; 16]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_batch(&longer).is_err());
+    }
+}

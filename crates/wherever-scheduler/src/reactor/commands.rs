@@ -1,0 +1,93 @@
+//! Turning the scheduler's commands into messages to workers and clients.
+
+use super::{Comm, Reactor};
+use crate::protocol::{Input, Message};
+use crate::Command;
+use wherever_core::TaskErrorKind;
+
+impl Reactor {
+    /// Turns the scheduler's commands into messages.
+    pub(super) fn carry_out(&mut self, comm: &mut impl Comm) {
+        let mut commands = std::mem::take(&mut self.commands);
+        for command in commands.drain(..) {
+            match command {
+                Command::Compute {
+                    worker,
+                    task,
+                    inputs,
+                } => {
+                    let Some(record) = self.records.get(task) else {
+                        continue;
+                    };
+                    let inputs = inputs
+                        .iter()
+                        .map(|(task, holders)| Input {
+                            task: *task,
+                            holders: self.data_addresses(holders),
+                        })
+                        .collect();
+                    let message = Message::Compute {
+                        task: record.message.clone(),
+                        inputs,
+                    };
+                    self.send_to_worker(worker, message, comm);
+                }
+                Command::Steal { worker, task } => {
+                    self.send_to_worker(worker, Message::Steal { task }, comm)
+                }
+                Command::Free { worker, task } => {
+                    self.send_to_worker(worker, Message::Free { tasks: vec![task] }, comm)
+                }
+                Command::Cancel { worker, task } => {
+                    self.send_to_worker(worker, Message::Drop { task }, comm)
+                }
+                Command::Done { task } => {
+                    let result = self.records.get_mut(task).and_then(|r| r.result.take());
+                    let holders = if result.is_some() {
+                        Vec::new()
+                    } else {
+                        self.data_addresses(self.scheduler.who_has(task))
+                    };
+                    let done = Message::Done {
+                        task,
+                        result,
+                        holders,
+                    };
+                    self.send_to_owner(task, done, comm);
+                }
+                Command::Erred { task, cause } => {
+                    let error = self.records.error_for(task, cause);
+                    let failed = Message::Failed {
+                        task,
+                        error: Box::new(error),
+                    };
+                    self.send_to_owner(task, failed, comm);
+                }
+                Command::Lost { task, attempts } => {
+                    let error =
+                        self.records
+                            .new_error(task, TaskErrorKind::WorkerLost { attempts }, "");
+                    let failed = Message::Failed {
+                        task,
+                        error: Box::new(error),
+                    };
+                    self.send_to_owner(task, failed, comm);
+                }
+                Command::Cancelled { task } => {
+                    let error = self.records.new_error(
+                        task,
+                        TaskErrorKind::Cancelled,
+                        "cancelled before it finished",
+                    );
+                    let failed = Message::Failed {
+                        task,
+                        error: Box::new(error),
+                    };
+                    self.send_to_owner(task, failed, comm);
+                }
+            }
+        }
+        // Keep the buffer's capacity for the next event.
+        self.commands = commands;
+    }
+}

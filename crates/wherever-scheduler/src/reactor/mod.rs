@@ -1,0 +1,486 @@
+//! The server reactor: the sans-IO core of the scheduler server, as HyperQueue's
+//! `tako`. It owns the peers (clients and workers), the task records (what each
+//! client submitted, results on their way to it, errors), the messages held until
+//! a worker joins and the heartbeat bookkeeping, and it turns the [`Scheduler`]'s
+//! commands into messages.
+//!
+//! Events come in through its methods ([`Reactor::peer_joined`],
+//! [`Reactor::messages`], [`Reactor::peer_closed`], [`Reactor::tick`], with the
+//! current time passed in as a value); what it wants done goes out through a
+//! [`Comm`]: send this message to that peer, disconnect that peer. No sockets, no
+//! clocks, no threads: the tokio server only accepts, reads, writes and feeds it.
+
+mod commands;
+mod records;
+#[cfg(test)]
+mod tests;
+
+use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
+use crate::{Command, Event, Scheduler, SchedulerConfig, TaskSpec, WorkerId};
+use records::{Record, Records};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use wherever_core::TaskErrorKind;
+
+/// A connection to the server, numbered by the I/O layer; never reused.
+pub type PeerId = u64;
+
+/// What the reactor wants done; implemented by the I/O layer (and by tests).
+pub trait Comm {
+    /// Queue `message` for `peer` (a peer that is gone drops it).
+    fn send(&mut self, peer: PeerId, message: Message);
+    /// Close the connection to `peer`: the reactor has already forgotten it
+    /// (protocol violation or heartbeat timeout, said in `reason`).
+    fn disconnect(&mut self, peer: PeerId, reason: &str);
+}
+
+/// How the reactor behaves.
+#[derive(Debug, Clone)]
+pub struct ReactorConfig {
+    /// The scheduler's knobs.
+    pub scheduler: SchedulerConfig,
+    /// A peer (worker or client) silent for longer than this is disconnected.
+    pub heartbeat_timeout: Duration,
+}
+
+enum PeerKind {
+    Client { number: u64 },
+    Worker { id: WorkerId },
+}
+
+struct Peer {
+    kind: PeerKind,
+    last_seen: Instant,
+}
+
+/// The sans-IO server core; see the [module documentation](self).
+pub struct Reactor {
+    scheduler: Scheduler,
+    heartbeat_timeout: Duration,
+    peers: HashMap<PeerId, Peer>,
+    workers: HashMap<WorkerId, (PeerId, SocketAddr)>,
+    /// Workers by data address, to read the holders in missing-data reports.
+    by_address: HashMap<SocketAddr, WorkerId>,
+    records: Records,
+    next_worker: WorkerId,
+    next_client: u64,
+    commands: Vec<Command>,
+    /// Client messages held until a worker joins: a scattered value needs a worker
+    /// to live on, and what follows it may depend on it.
+    held: Vec<(PeerId, Message)>,
+}
+
+impl Reactor {
+    /// A reactor without peers or tasks.
+    pub fn new(config: ReactorConfig) -> Self {
+        Reactor {
+            scheduler: Scheduler::new(config.scheduler),
+            heartbeat_timeout: config.heartbeat_timeout,
+            peers: HashMap::new(),
+            workers: HashMap::new(),
+            by_address: HashMap::new(),
+            records: Records::default(),
+            next_worker: 0,
+            next_client: 0,
+            commands: Vec::new(),
+            held: Vec::new(),
+        }
+    }
+
+    /// The scheduler inside, for inspection.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// How many task records the server keeps (for leak checks).
+    pub fn record_count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// How many peers are connected.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// A peer passed the handshake as `role` at `now`: it is welcomed (a worker
+    /// gets a worker id, a client a client number) and clients learn the workers.
+    pub fn peer_joined(&mut self, peer: PeerId, role: Role, now: Instant, comm: &mut impl Comm) {
+        let (kind, id) = match role {
+            Role::Worker {
+                slots,
+                data_address,
+            } => {
+                self.next_worker += 1;
+                let id = self.next_worker;
+                self.workers.insert(id, (peer, data_address));
+                self.by_address.insert(data_address, id);
+                self.feed(Event::WorkerAdded {
+                    worker: id,
+                    slots: slots.max(1),
+                });
+                (PeerKind::Worker { id }, id)
+            }
+            Role::Client | Role::DataFetch => {
+                self.next_client += 1;
+                let number = self.next_client;
+                (PeerKind::Client { number }, number)
+            }
+        };
+        comm.send(peer, Message::Welcome { id });
+        self.peers.insert(
+            peer,
+            Peer {
+                kind,
+                last_seen: now,
+            },
+        );
+        self.announce_workers(comm);
+        if !self.workers.is_empty() {
+            for (from, message) in std::mem::take(&mut self.held) {
+                if self.peers.contains_key(&from) {
+                    if let Err(reason) = self.on_message(from, message, comm) {
+                        self.drop_peer(from, &reason, comm);
+                    }
+                }
+            }
+        }
+        self.carry_out(comm);
+    }
+
+    /// A batch of messages from `peer` arrived at `now`. A protocol violation
+    /// disconnects the peer (the rest of its batch is ignored).
+    pub fn messages(
+        &mut self,
+        peer: PeerId,
+        messages: Vec<Message>,
+        now: Instant,
+        comm: &mut impl Comm,
+    ) {
+        match self.peers.get_mut(&peer) {
+            Some(known) => known.last_seen = now,
+            None => return,
+        }
+        for message in messages {
+            if let Err(reason) = self.on_message(peer, message, comm) {
+                self.drop_peer(peer, &reason, comm);
+                break;
+            }
+        }
+        self.carry_out(comm);
+    }
+
+    /// The connection to `peer` closed or broke: a worker's tasks and results are
+    /// lost (and rerun), a client's tasks are cancelled and released.
+    pub fn peer_closed(&mut self, peer: PeerId, comm: &mut impl Comm) {
+        self.remove_peer(peer, comm);
+        self.carry_out(comm);
+    }
+
+    /// The clock says `now`: peers silent for longer than the heartbeat timeout are
+    /// disconnected (a worker is told to shut down first; its tasks move elsewhere,
+    /// a client's tasks are released), and released records are swept.
+    pub fn tick(&mut self, now: Instant, comm: &mut impl Comm) {
+        let timeout = self.heartbeat_timeout;
+        let silent: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| now.saturating_duration_since(p.last_seen) > timeout)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in silent {
+            if let Some(Peer {
+                kind: PeerKind::Worker { .. },
+                ..
+            }) = self.peers.get(&peer)
+            {
+                comm.send(peer, Message::Shutdown);
+            }
+            let reason = format!("no heartbeat for {:.1} s", timeout.as_secs_f64());
+            self.drop_peer(peer, &reason, comm);
+        }
+        self.records.sweep(&self.scheduler);
+        self.carry_out(comm);
+    }
+
+    fn on_message(
+        &mut self,
+        peer: PeerId,
+        message: Message,
+        comm: &mut impl Comm,
+    ) -> Result<(), String> {
+        let worker = match self.peers.get(&peer).map(|p| &p.kind) {
+            Some(PeerKind::Worker { id, .. }) => Some(*id),
+            Some(PeerKind::Client { .. }) => None,
+            None => return Err("message from an unknown connection".to_string()),
+        };
+        let scatter_without_workers =
+            matches!(message, Message::Scatter { .. }) && self.workers.is_empty();
+        if worker.is_none()
+            && !matches!(message, Message::Heartbeat)
+            && (scatter_without_workers || !self.held.is_empty())
+        {
+            self.held.push((peer, message));
+            return Ok(());
+        }
+        match (worker, message) {
+            (_, Message::Heartbeat) => {}
+            (None, Message::Submit { tasks }) => self.on_submit(peer, tasks, comm)?,
+            (None, Message::Scatter { task, data }) => self.on_scatter(peer, task, data, comm)?,
+            (None, Message::Release { tasks }) => {
+                for task in tasks {
+                    if self.records.owner(task) == Some(peer) {
+                        self.feed(Event::Release { task });
+                        self.records.released(task, &self.scheduler);
+                    }
+                }
+            }
+            (None, Message::Cancel { tasks }) => {
+                for task in tasks {
+                    if self.records.owner(task) == Some(peer) {
+                        self.feed(Event::Cancel { task });
+                    }
+                }
+            }
+            (
+                Some(worker),
+                Message::Finished {
+                    task,
+                    nbytes,
+                    result,
+                },
+            ) => {
+                if let Some(record) = self.records.get_mut(task) {
+                    record.result = result;
+                }
+                self.feed(Event::TaskFinished {
+                    worker,
+                    task,
+                    nbytes,
+                });
+            }
+            (Some(worker), Message::TaskFailed { task, error }) => {
+                if let Some(record) = self.records.get_mut(task) {
+                    record.error = Some(*error);
+                }
+                self.feed(Event::TaskErred { worker, task });
+            }
+            (Some(worker), Message::StealResponse { task, stolen }) => {
+                self.feed(Event::StealResponse {
+                    worker,
+                    task,
+                    stolen,
+                })
+            }
+            (Some(worker), Message::Replicated { task }) => {
+                self.feed(Event::Replicated { worker, task })
+            }
+            (
+                Some(worker),
+                Message::MissingData {
+                    task,
+                    holders,
+                    requester,
+                },
+            ) => {
+                let holders = self.worker_ids(&holders);
+                self.feed(Event::MissingData {
+                    task,
+                    holders,
+                    requester: requester.map(|dependent| (worker, dependent)),
+                });
+            }
+            (None, Message::MissingData { task, holders, .. }) => {
+                if self.records.owner(task) == Some(peer) {
+                    let holders = self.worker_ids(&holders);
+                    self.feed(Event::MissingData {
+                        task,
+                        holders,
+                        requester: None,
+                    });
+                }
+            }
+            (Some(worker), Message::Secede { task }) => self.feed(Event::Secede { worker, task }),
+            (Some(worker), Message::Rejoin { task }) => self.feed(Event::Rejoin { worker, task }),
+            (_, other) => return Err(format!("protocol violation: unexpected {}", other.name())),
+        }
+        Ok(())
+    }
+
+    fn on_submit(
+        &mut self,
+        peer: PeerId,
+        tasks: Vec<TaskMessage>,
+        comm: &mut impl Comm,
+    ) -> Result<(), String> {
+        let mut specs = Vec::with_capacity(tasks.len());
+        let mut ids = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            if let Err(reason) = self.check_owned(peer, task.id) {
+                // What this batch already recorded is not known to the scheduler.
+                for id in ids {
+                    self.records.remove(id);
+                }
+                return Err(reason);
+            }
+            specs.push(
+                TaskSpec::new(task.id)
+                    .deps(task.deps.iter().copied())
+                    .retries(task.retries)
+                    .wanted(true),
+            );
+            ids.push(task.id);
+            self.records.insert(task.id, Record::new(task, peer));
+        }
+        if let Err(error) = self
+            .scheduler
+            .handle(Event::Submit { tasks: specs }, &mut self.commands)
+        {
+            for task in ids {
+                let refused = self.records.new_error(
+                    task,
+                    TaskErrorKind::Runtime,
+                    &format!("the scheduler refused it: {error}"),
+                );
+                comm.send(
+                    peer,
+                    Message::Failed {
+                        task,
+                        error: Box::new(refused),
+                    },
+                );
+                self.records.remove(task);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_scatter(
+        &mut self,
+        peer: PeerId,
+        task: TaskId,
+        data: Vec<u8>,
+        comm: &mut impl Comm,
+    ) -> Result<(), String> {
+        self.check_owned(peer, task)?;
+        let mut workers: Vec<WorkerId> = self.workers.keys().copied().collect();
+        workers.sort_unstable();
+        for worker in &workers {
+            if let Some(&(worker_peer, _)) = self.workers.get(worker) {
+                comm.send(
+                    worker_peer,
+                    Message::Store {
+                        task,
+                        data: data.clone(),
+                    },
+                );
+            }
+        }
+        self.records
+            .insert(task, Record::new(records::scatter_message(task), peer));
+        self.feed(Event::Scattered {
+            task,
+            workers,
+            nbytes: data.len() as u64,
+        });
+        Ok(())
+    }
+
+    /// Checks that `task` is in the id range of the client `peer` and new.
+    fn check_owned(&self, peer: PeerId, task: TaskId) -> Result<(), String> {
+        let Some(PeerKind::Client { number }) = self.peers.get(&peer).map(|p| &p.kind) else {
+            return Err("only clients submit".to_string());
+        };
+        if task >> CLIENT_TASK_BITS != *number {
+            return Err(format!("task id {task} is outside this client's range"));
+        }
+        if self.records.contains(task) || self.scheduler.state(task).is_some() {
+            return Err(format!("task id {task} submitted twice"));
+        }
+        Ok(())
+    }
+
+    fn feed(&mut self, event: Event) {
+        // A refused event changes nothing; late or stray reports are normal.
+        let _ = self.scheduler.handle(event, &mut self.commands);
+    }
+
+    /// Forgets `peer` because of `reason` and tells the I/O layer to close it.
+    fn drop_peer(&mut self, peer: PeerId, reason: &str, comm: &mut impl Comm) {
+        if self.remove_peer(peer, comm) {
+            comm.disconnect(peer, reason);
+        }
+    }
+
+    /// Forgets `peer`: a worker's tasks and results are lost (and rerun), a
+    /// client's tasks are cancelled and released. `false` if it was not known.
+    fn remove_peer(&mut self, peer: PeerId, comm: &mut impl Comm) -> bool {
+        let Some(gone) = self.peers.remove(&peer) else {
+            return false;
+        };
+        self.held.retain(|(from, _)| *from != peer);
+        match gone.kind {
+            PeerKind::Worker { id, .. } => {
+                if let Some((_, address)) = self.workers.remove(&id) {
+                    if self.by_address.get(&address) == Some(&id) {
+                        self.by_address.remove(&address);
+                    }
+                }
+                self.feed(Event::WorkerRemoved { worker: id });
+            }
+            PeerKind::Client { .. } => {
+                for task in self.records.owned_by(peer) {
+                    self.feed(Event::Cancel { task });
+                    self.feed(Event::Release { task });
+                    self.records.released(task, &self.scheduler);
+                }
+            }
+        }
+        self.announce_workers(comm);
+        true
+    }
+
+    fn announce_workers(&self, comm: &mut impl Comm) {
+        let count = self.workers.len() as u32;
+        let slots = self.scheduler.workers().iter().map(|w| w.slots).sum();
+        for (peer, known) in &self.peers {
+            if matches!(known.kind, PeerKind::Client { .. }) {
+                comm.send(*peer, Message::Workers { count, slots });
+            }
+        }
+    }
+
+    fn worker_peer(&self, worker: WorkerId) -> Option<PeerId> {
+        self.workers.get(&worker).map(|(peer, _)| *peer)
+    }
+
+    /// The workers serving data at `addresses` (unknown ones are left out).
+    fn worker_ids(&self, addresses: &[SocketAddr]) -> Vec<WorkerId> {
+        addresses
+            .iter()
+            .filter_map(|address| self.by_address.get(address).copied())
+            .collect()
+    }
+
+    fn data_addresses(&self, workers: &[WorkerId]) -> Vec<SocketAddr> {
+        workers
+            .iter()
+            .filter_map(|w| self.workers.get(w))
+            .map(|(_, address)| *address)
+            .collect()
+    }
+
+    fn send_to_owner(&self, task: TaskId, message: Message, comm: &mut impl Comm) {
+        if let Some(owner) = self.records.owner(task) {
+            if self.peers.contains_key(&owner) {
+                comm.send(owner, message);
+            }
+        }
+    }
+
+    fn send_to_worker(&self, worker: WorkerId, message: Message, comm: &mut impl Comm) {
+        if let Some(peer) = self.worker_peer(worker) {
+            comm.send(peer, message);
+        }
+    }
+}
