@@ -30,6 +30,11 @@ pub enum Command {
         task: TaskId,
     },
     /// `worker` may drop its copy of the result of `task`.
+    ///
+    /// Reports carry no assignment number, so until the scheduler sends `worker` a
+    /// [`Command::Compute`] of `task` or of a task that needs it, a report from `worker`
+    /// that it holds `task` ([`Event::TaskFinished`], [`Event::Replicated`]) is taken as
+    /// sent before it dropped the copy: it is answered with `Free` again, nothing else.
     Free {
         /// The worker.
         worker: WorkerId,

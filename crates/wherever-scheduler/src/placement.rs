@@ -72,7 +72,13 @@ impl Scheduler {
         t.avoid = None;
         t.steal = StealFlag::None;
         t.seceded = false;
+        t.freed_on.retain(|&w| w != worker);
         let deps = t.deps.clone();
+        for d in &deps {
+            // The worker fetches (or already holds) it: its reports of holding it are news.
+            let dt = self.tasks.get_mut(d).expect("dependency");
+            dt.freed_on.retain(|&w| w != worker);
+        }
         self.workers
             .get_mut(&worker)
             .expect("worker")

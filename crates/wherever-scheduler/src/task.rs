@@ -130,6 +130,11 @@ pub(crate) struct Task {
     pub(crate) client_missing_reports: u32,
     /// How many times its worker reported one of its inputs missing.
     pub(crate) missing_input_reports: u32,
+    /// Workers told to free their copy of the result ([`crate::Command::Free`]) and sent
+    /// nothing since that could make them hold it again (a compute of this task, or of a
+    /// dependent that fetches it): a report from one of them that it holds the result was
+    /// sent before it dropped its copy.
+    pub(crate) freed_on: Vec<WorkerId>,
 }
 
 impl Task {
@@ -165,6 +170,7 @@ impl Task {
             client_waits: false,
             client_missing_reports: 0,
             missing_input_reports: 0,
+            freed_on: Vec::new(),
         }
     }
 }
