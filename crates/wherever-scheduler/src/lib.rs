@@ -40,6 +40,7 @@ mod release;
 mod results;
 mod scheduler;
 mod spec;
+mod stale_reports;
 mod stealing;
 mod submit;
 mod task;

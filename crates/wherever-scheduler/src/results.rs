@@ -22,8 +22,8 @@ impl Scheduler {
     /// `worker` holds the result of `task`, computed there or copied: one
     /// more holder of a result in memory; the result of a task still to run (a copy of a
     /// result being recomputed is as good); or nothing anyone needs (forgotten, released or
-    /// ended meanwhile), which the worker may drop. A report from a worker told to free the
-    /// result and given nothing since that needs it is stale: it only gets `Free` again.
+    /// ended meanwhile), which the worker may drop. A report that may have been sent before
+    /// the worker dropped the result on `Free` is no news ([`crate::stale_reports`]).
     pub(crate) fn holds_result(
         &mut self,
         worker: WorkerId,
@@ -31,16 +31,14 @@ impl Scheduler {
         nbytes: Option<u64>,
         out: &mut Vec<Command>,
     ) {
-        let Some(t) = self.tasks.get(&task) else {
-            out.push(Command::Free { worker, task });
-            return;
-        };
-        if t.freed_on.contains(&worker) {
-            // Sent before the worker dropped its copy on our `Free`: no news. Free again in
-            // case the worker fetched a copy since, for a dependent it was given before.
+        if !self.tasks.contains_key(&task) {
             out.push(Command::Free { worker, task });
             return;
         }
+        if self.stale_report(worker, task, out) {
+            return;
+        }
+        let t = &self.tasks[&task];
         match t.status {
             Status::Memory => self.add_holder(task, worker),
             s if s.active() => {
@@ -50,18 +48,6 @@ impl Scheduler {
                 self.make_memory(task, worker, out);
             }
             _ => self.free(worker, task, out),
-        }
-    }
-
-    /// Tells `worker` it may drop its copy of the result of `task` ([`Command::Free`]), and
-    /// remembers that its reports of holding it are stale until it is given something
-    /// that makes it hold the result again.
-    pub(crate) fn free(&mut self, worker: WorkerId, task: TaskId, out: &mut Vec<Command>) {
-        out.push(Command::Free { worker, task });
-        if let Some(t) = self.tasks.get_mut(&task) {
-            if !t.freed_on.contains(&worker) {
-                t.freed_on.push(worker);
-            }
         }
     }
 

@@ -3,6 +3,7 @@
 use std::cmp::Reverse;
 
 use crate::id_hash::IdSet;
+use crate::stale_reports::PerWorker;
 use crate::{TaskId, TaskState, WorkerId};
 
 /// Where a task is in its life (the public [`TaskState`] plus the worker it runs on).
@@ -130,11 +131,13 @@ pub(crate) struct Task {
     pub(crate) client_missing_reports: u32,
     /// How many times its worker reported one of its inputs missing.
     pub(crate) missing_input_reports: u32,
-    /// Workers told to free their copy of the result ([`crate::Command::Free`]) and sent
-    /// nothing since that could make them hold it again (a compute of this task, or of a
-    /// dependent that fetches it): a report from one of them that it holds the result was
-    /// sent before it dropped its copy.
-    pub(crate) freed_on: Vec<WorkerId>,
+    /// Per worker, how many reports of holding the result it may still send: one per
+    /// compute of this task, or of a dependent that fetches it, sent there; less those
+    /// received (see [`crate::stale_reports`]).
+    pub(crate) reports_due: PerWorker,
+    /// Per worker told to free the result: how many of its next reports of holding it may
+    /// have been sent before it dropped its copy.
+    pub(crate) stale_reports: PerWorker,
 }
 
 impl Task {
@@ -170,7 +173,8 @@ impl Task {
             client_waits: false,
             client_missing_reports: 0,
             missing_input_reports: 0,
-            freed_on: Vec::new(),
+            reports_due: Vec::new(),
+            stale_reports: Vec::new(),
         }
     }
 }
