@@ -35,6 +35,7 @@ mod id_hash;
 mod invariants;
 mod lifecycle;
 mod missing_data;
+mod per_worker;
 mod placement;
 mod release;
 mod results;

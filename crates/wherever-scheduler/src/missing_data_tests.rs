@@ -379,3 +379,46 @@ fn a_stale_report_after_reassigning_to_the_same_worker_is_not_a_fresh_result() {
     let out = finish(&mut s, 1, 6, 1);
     assert!(out.contains(&Command::Done { task: 6 }), "{out:?}");
 }
+
+/// The third failure (regression seed: the last line of
+/// `tests/properties.proptest-regressions`): a steal answer carries no assignment number.
+/// The answer to a steal request for a task taken back meanwhile arrived after the task was
+/// sent to the same worker again and asked back again: it was taken as the answer to the
+/// new request ("refused"), and the real answer ("given back") was then ignored, so the task
+/// stayed assigned to a worker that had dropped it, forever.
+#[test]
+fn a_steal_answer_for_an_earlier_assignment_is_not_the_answer_to_a_later_request() {
+    let mut s = sched();
+    add_worker(&mut s, 1, 1);
+    add_worker(&mut s, 2, 1);
+    let out = submit(&mut s, vec![TaskSpec::new(1), TaskSpec::new(5)]);
+    assert_eq!(computes(&out), vec![(1, 1), (2, 5)]);
+    finish(&mut s, 1, 1, 100);
+    finish(&mut s, 2, 5, 1);
+    // 10 goes where most of its input is, behind 2; worker 2 is idle: 10 is asked back.
+    let out = submit(
+        &mut s,
+        vec![TaskSpec::new(2), TaskSpec::new(10).deps([1, 5])],
+    );
+    assert_eq!(computes(&out), vec![(1, 2), (1, 10)]);
+    assert_eq!(out.last(), Some(&Command::Steal { worker: 1, task: 10 }));
+    // Worker 1 cannot fetch 5 and drops 10; then it answers the steal: "not there" (on
+    // its way).
+    let out = missing(&mut s, 5, vec![2], Some((1, 10)));
+    assert_eq!(cancels(&out), vec![(1, 10)]);
+    assert_eq!(computes(&out), vec![(2, 5)]);
+    // 5 is recomputed; 10 goes to worker 1 again and is asked back again.
+    let out = finish(&mut s, 2, 5, 1);
+    assert_eq!(computes(&out), vec![(1, 10)]);
+    assert_eq!(out.last(), Some(&Command::Steal { worker: 1, task: 10 }));
+    // The answer to the first request arrives: it says nothing about the second.
+    let steal_answer = |stolen| Event::StealResponse {
+        worker: 1,
+        task: 10,
+        stolen,
+    };
+    assert!(ev(&mut s, steal_answer(false)).is_empty());
+    // Worker 1 gives the second assignment back: 10 runs on worker 2.
+    let out = ev(&mut s, steal_answer(true));
+    assert_eq!(computes(&out), vec![(2, 10)]);
+}

@@ -9,31 +9,9 @@
 //! reports due become the stale ones to expect, and the next that many reports are not taken
 //! as news: the worker is asked again (the task is assigned there) or told to free it.
 
+use crate::per_worker::{bump, take_one};
 use crate::task::{Status, Task};
 use crate::{Command, Scheduler, TaskId, WorkerId};
-
-/// Per worker, a count; a worker is listed only while its count is not zero.
-pub(crate) type PerWorker = Vec<(WorkerId, u32)>;
-
-/// Adds one to `worker`'s count.
-fn bump(counts: &mut PerWorker, worker: WorkerId) {
-    match counts.iter_mut().find(|(w, _)| *w == worker) {
-        Some((_, n)) => *n += 1,
-        None => counts.push((worker, 1)),
-    }
-}
-
-/// Takes one from `worker`'s count; `false` if it was zero.
-fn take_one(counts: &mut PerWorker, worker: WorkerId) -> bool {
-    let Some(i) = counts.iter().position(|(w, _)| *w == worker) else {
-        return false;
-    };
-    counts[i].1 -= 1;
-    if counts[i].1 == 0 {
-        counts.swap_remove(i);
-    }
-    true
-}
 
 impl Task {
     /// A compute sent to `worker` may make it report holding this result once more.
@@ -79,23 +57,5 @@ impl Scheduler {
             out.push(Command::Free { worker, task });
         }
         true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{bump, take_one, PerWorker};
-
-    #[test]
-    fn counts_list_only_workers_with_a_count() {
-        let mut c: PerWorker = Vec::new();
-        assert!(!take_one(&mut c, 1));
-        bump(&mut c, 1);
-        bump(&mut c, 1);
-        bump(&mut c, 2);
-        assert!(take_one(&mut c, 1));
-        assert!(take_one(&mut c, 1));
-        assert!(!take_one(&mut c, 1));
-        assert_eq!(c, vec![(2, 1)]);
     }
 }

@@ -3,7 +3,7 @@
 use std::cmp::Reverse;
 
 use crate::id_hash::IdSet;
-use crate::stale_reports::PerWorker;
+use crate::per_worker::PerWorker;
 use crate::{TaskId, TaskState, WorkerId};
 
 /// Where a task is in its life (the public [`TaskState`] plus the worker it runs on).
@@ -138,6 +138,10 @@ pub(crate) struct Task {
     /// Per worker told to free the result: how many of its next reports of holding it may
     /// have been sent before it dropped its copy.
     pub(crate) stale_reports: PerWorker,
+    /// Per worker, how many steal requests for this task it has still to answer that were
+    /// forgotten while pending (the task was taken back or seceded): its next that many
+    /// answers about this task are stale.
+    pub(crate) stale_steal_answers: PerWorker,
 }
 
 impl Task {
@@ -175,6 +179,7 @@ impl Task {
             missing_input_reports: 0,
             reports_due: Vec::new(),
             stale_reports: Vec::new(),
+            stale_steal_answers: Vec::new(),
         }
     }
 }
