@@ -229,6 +229,7 @@ struct Sim {
     retries: HashMap<TaskId, u32>,
     fails: HashSet<TaskId>,
     expected: HashMap<TaskId, u64>,
+    /// Workers scattered data was put on and not freed there since.
     scatter_holders: HashMap<TaskId, Vec<WorkerId>>,
     workers: BTreeMap<WorkerId, SimWorker>,
     next_worker: WorkerId,
@@ -309,7 +310,9 @@ impl Sim {
             && (task >= SCATTER_BASE || self.terminal.contains_key(&task))
     }
 
-    /// Whether a live worker the data was scattered to still has it.
+    /// Whether a live worker the data was scattered to, and never told to free it, still has
+    /// it (a copy such a worker fetched again later is a replica like any other: the
+    /// scheduler may lose its last known holder before it hears of it).
     fn scattered_anywhere(&self, task: TaskId) -> bool {
         self.scatter_holders[&task].iter().any(|h| {
             let w = &self.workers[h];
@@ -425,6 +428,9 @@ impl Sim {
                     .expect("free on unknown worker");
                 assert!(w.alive);
                 w.memory.remove(&task);
+                if let Some(holders) = self.scatter_holders.get_mut(&task) {
+                    holders.retain(|&h| h != worker);
+                }
             }
             Command::Cancel { worker, task } => {
                 let w = self
