@@ -31,10 +31,13 @@ pub enum Command {
     },
     /// `worker` may drop its copy of the result of `task`.
     ///
-    /// Reports carry no assignment number, so until the scheduler sends `worker` a
-    /// [`Command::Compute`] of `task` or of a task that needs it, a report from `worker`
-    /// that it holds `task` ([`Event::TaskFinished`], [`Event::Replicated`]) is taken as
-    /// sent before it dropped the copy: it is answered with `Free` again, nothing else.
+    /// Reports carry no assignment number: the scheduler counts the reports of holding
+    /// `task` ([`Event::TaskFinished`], [`Event::Replicated`]) that `worker` may still send
+    /// (one per [`Command::Compute`] there that computes or fetches it, less those received)
+    /// and takes the next that many as sent before the worker dropped its copy (messages
+    /// between the scheduler and one worker must keep their order): each is answered with
+    /// `Compute` again if `task` is assigned to `worker` (a worker that does hold it reports
+    /// again), with `Free` otherwise.
     Free {
         /// The worker.
         worker: WorkerId,

@@ -401,7 +401,13 @@ fn a_steal_answer_for_an_earlier_assignment_is_not_the_answer_to_a_later_request
         vec![TaskSpec::new(2), TaskSpec::new(10).deps([1, 5])],
     );
     assert_eq!(computes(&out), vec![(1, 2), (1, 10)]);
-    assert_eq!(out.last(), Some(&Command::Steal { worker: 1, task: 10 }));
+    assert_eq!(
+        out.last(),
+        Some(&Command::Steal {
+            worker: 1,
+            task: 10
+        })
+    );
     // Worker 1 cannot fetch 5 and drops 10; then it answers the steal: "not there" (on
     // its way).
     let out = missing(&mut s, 5, vec![2], Some((1, 10)));
@@ -410,7 +416,13 @@ fn a_steal_answer_for_an_earlier_assignment_is_not_the_answer_to_a_later_request
     // 5 is recomputed; 10 goes to worker 1 again and is asked back again.
     let out = finish(&mut s, 2, 5, 1);
     assert_eq!(computes(&out), vec![(1, 10)]);
-    assert_eq!(out.last(), Some(&Command::Steal { worker: 1, task: 10 }));
+    assert_eq!(
+        out.last(),
+        Some(&Command::Steal {
+            worker: 1,
+            task: 10
+        })
+    );
     // The answer to the first request arrives: it says nothing about the second.
     let steal_answer = |stolen| Event::StealResponse {
         worker: 1,

@@ -1,7 +1,7 @@
 //! Work stealing: idle slots ask busy workers for queued-but-not-started tasks back.
 
-use crate::task::{Status, StealFlag};
 use crate::per_worker::take_one;
+use crate::task::{Status, StealFlag};
 use crate::{Command, Scheduler, SchedulerError, TaskId, WorkerId};
 
 impl Scheduler {
