@@ -324,7 +324,7 @@ fn stale_reports_on_the_way() -> Scheduler {
     s
 }
 
-/// The first failure the property test found (regression seed: the second-last line of
+/// The first failure the property test found (regression seed `814c0964` in
 /// `tests/properties.proptest-regressions`): a report sent before the worker dropped the
 /// result on [`Command::Free`] arrived after the scheduler needed the result again, and was
 /// taken as a fresh result, so the dependent (then the client, with `Done`) was sent to a
@@ -353,7 +353,7 @@ fn a_report_sent_before_a_free_is_not_a_fresh_result() {
     assert!(out.contains(&Command::Done { task: 6 }), "{out:?}");
 }
 
-/// The second failure (regression seed: the last line of
+/// The second failure (regression seed `a5198028` in
 /// `tests/properties.proptest-regressions`): as above, but the freed result is assigned
 /// to the same worker again before the stale report arrives. The stale report cannot be
 /// told from the answer to the new assignment, so the worker is asked again; the answers
@@ -380,7 +380,7 @@ fn a_stale_report_after_reassigning_to_the_same_worker_is_not_a_fresh_result() {
     assert!(out.contains(&Command::Done { task: 6 }), "{out:?}");
 }
 
-/// The third failure (regression seed: the last line of
+/// The third failure (regression seed `dd13b024` in
 /// `tests/properties.proptest-regressions`): a steal answer carries no assignment number.
 /// The answer to a steal request for a task taken back meanwhile arrived after the task was
 /// sent to the same worker again and asked back again: it was taken as the answer to the
