@@ -7,9 +7,14 @@ pub(crate) type PerWorker = Vec<(WorkerId, u32)>;
 
 /// Adds one to `worker`'s count.
 pub(crate) fn bump(counts: &mut PerWorker, worker: WorkerId) {
+    add(counts, worker, 1);
+}
+
+/// Adds `n` (not zero) to `worker`'s count.
+pub(crate) fn add(counts: &mut PerWorker, worker: WorkerId, n: u32) {
     match counts.iter_mut().find(|(w, _)| *w == worker) {
-        Some((_, n)) => *n += 1,
-        None => counts.push((worker, 1)),
+        Some((_, c)) => *c += n,
+        None => counts.push((worker, n)),
     }
 }
 
@@ -27,14 +32,13 @@ pub(crate) fn take_one(counts: &mut PerWorker, worker: WorkerId) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{bump, take_one, PerWorker};
+    use super::{add, bump, take_one, PerWorker};
 
     #[test]
     fn counts_list_only_workers_with_a_count() {
         let mut c: PerWorker = Vec::new();
         assert!(!take_one(&mut c, 1));
-        bump(&mut c, 1);
-        bump(&mut c, 1);
+        add(&mut c, 1, 2);
         bump(&mut c, 2);
         assert!(take_one(&mut c, 1));
         assert!(take_one(&mut c, 1));

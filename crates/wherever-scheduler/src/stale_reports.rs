@@ -9,7 +9,7 @@
 //! reports due become the stale ones to expect, and the next that many reports are not taken
 //! as news: the worker is asked again (the task is assigned there) or told to free it.
 
-use crate::per_worker::{bump, take_one};
+use crate::per_worker::{add, bump, take_one};
 use crate::task::{Status, Task};
 use crate::{Command, Scheduler, TaskId, WorkerId};
 
@@ -28,9 +28,7 @@ impl Scheduler {
         if let Some(t) = self.tasks.get_mut(&task) {
             if let Some(i) = t.reports_due.iter().position(|(w, _)| *w == worker) {
                 let (_, due) = t.reports_due.swap_remove(i);
-                for _ in 0..due {
-                    bump(&mut t.stale_reports, worker);
-                }
+                add(&mut t.stale_reports, worker, due);
             }
         }
     }
