@@ -52,8 +52,37 @@ impl Scheduler {
             let compute = self.compute_command(task, worker);
             out.push(compute);
         } else {
-            out.push(Command::Free { worker, task });
+            // Reports still due from `worker` may have been sent before this `Free` too.
+            self.free(worker, task, out);
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::tests::{add_worker, finish, sched, submit};
+    use crate::{Command, TaskSpec, TaskState};
+
+    /// The fifth failure the property test found (regression seed `edb6ab6a`, found with
+    /// `PROPTEST_CASES=20000`): a stale report answered with `Free` (the task not assigned
+    /// there) left the reports still due from that worker counted as fresh, though they too
+    /// were sent before the worker got that `Free`; the next one was taken as the result.
+    #[test]
+    fn a_stale_report_answered_with_free_makes_the_reports_still_due_stale() {
+        let mut s = sched();
+        add_worker(&mut s, 1, 1);
+        // 2 waits for 1, which runs on worker 1.
+        submit(&mut s, vec![TaskSpec::new(1), TaskSpec::new(2).deps([1])]);
+        // Worker 1 was told to free 2 with one report of it still on its way, and was sent
+        // a compute of 2 since, which was taken back before it answered.
+        let t = s.tasks.get_mut(&2).expect("task");
+        t.stale_reports = vec![(1, 1)];
+        t.reports_due = vec![(1, 1)];
+        let free = vec![Command::Free { worker: 1, task: 2 }];
+        assert_eq!(finish(&mut s, 1, 2, 1), free);
+        // The answer to that compute was sent before worker 1 got this second `Free`.
+        assert_eq!(finish(&mut s, 1, 2, 1), free);
+        assert_eq!(s.state(2), Some(TaskState::Waiting));
     }
 }
