@@ -3,6 +3,7 @@
 use crate::arguments::{Args, IntoArgs, PartsBox};
 use crate::future::{Future, Shared, SharedData};
 use crate::local::ThreadPool;
+use crate::options::TaskOptions;
 use crate::plan::{Level, Plan};
 use crate::{Error, IntoTask, Resolved, StreamKey, StreamLabel, TaskError};
 use serde::{de::DeserializeOwned, Serialize};
@@ -37,6 +38,8 @@ pub struct Client {
     pub(crate) key: StreamKey,
     pub(crate) seeded: bool,
     pub(crate) positions: Arc<AtomicU64>,
+    /// The per-task options its calls carry (see [`Client::options`]).
+    pub(crate) options: TaskOptions,
 }
 
 pub(crate) struct ClientShared {
@@ -175,6 +178,7 @@ impl Client {
             key: StreamKey::from_seed(random_seed()),
             seeded: false,
             positions: Arc::new(AtomicU64::new(0)),
+            options: TaskOptions::default(),
         }
     }
 
@@ -223,6 +227,7 @@ impl Client {
             key: self.key.labelled(label),
             seeded: self.seeded,
             positions: Arc::new(AtomicU64::new(0)),
+            options: self.options.clone(),
         }
     }
 

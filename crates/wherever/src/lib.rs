@@ -40,6 +40,8 @@ mod map;
 mod map_output;
 mod map_results;
 mod nested;
+mod options;
+mod readiness;
 pub mod plan;
 #[cfg(feature = "clap")]
 mod plan_args;
@@ -62,6 +64,7 @@ pub use graph_outputs::{ComputeOutputs, DelayedOutput};
 pub use local::QUEUE_BOUND;
 pub use map::{Scheduling, AUTO_CHUNKS_PER_WORKER};
 pub use nested::client;
+pub use options::Options;
 pub use plan::{Level, Plan, PlanError, Workers};
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;

@@ -246,7 +246,10 @@ impl Client {
                 written: written.get(),
                 error: outcome
                     .err()
-                    .map(|failure| local_task_error(name, position_of_failure, failure)),
+                    .map(|failure| {
+                        let error = local_task_error(name, position_of_failure, failure);
+                        runner.options.label(error)
+                    }),
             }));
         }));
         Part::Written(future)

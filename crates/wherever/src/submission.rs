@@ -3,7 +3,7 @@
 //! the scheduler (remotely); alone, or as a fused chain of graph nodes.
 
 use crate::arguments::{dependency_failed, DepRef, Parts};
-use crate::client::{Client, Cluster, Executor, DEFAULT_RETRIES};
+use crate::client::{Client, Cluster, Executor};
 use crate::future::{Future, Slot};
 use crate::local::{current_worker_label, host_name, Job};
 use crate::{IntoTask, StreamKey, TaskContext, TaskError, TaskErrorKind, TaskFailure, Value};
@@ -113,7 +113,11 @@ impl Client {
                     run_caught(|| task.run(args, &mut TaskContext::new(key, seeded, position)))
                 })
             });
-            slot.resolve(outcome.map_err(|failure| local_task_error(name, position, failure)));
+            slot.resolve(outcome.map_err(|failure| {
+                runner
+                    .options
+                    .label(local_task_error(name, position, failure))
+            }));
         })
     }
 
@@ -372,7 +376,10 @@ impl Client {
         }
         let (args, deps, holes) = match remote_arguments(cluster, call.parts) {
             Ok(split) => split,
-            Err(error) => return slot.resolve(Err(dependency_failed(name, position, &error))),
+            Err(error) => {
+                let error = dependency_failed(name, position, &error);
+                return slot.resolve(Err(self.options.label(error)));
+            }
         };
         let remote = RemoteCall {
             name,
@@ -381,12 +388,14 @@ impl Client {
             seeded: self.seeded,
             position,
             chunk: call.chunk,
-            retries: DEFAULT_RETRIES,
+            retries: self.options.retries(),
+            priority: self.options.priority,
             deps,
             holes,
             chain: call.chain,
         };
         let resolver = slot.clone();
+        let options = self.options.clone();
         let id = cluster.client.submit(
             remote,
             Box::new(move |outcome| {
@@ -394,7 +403,9 @@ impl Client {
                     codec::decode::<R>(&bytes)
                         .map_err(|e| runtime_error(format!("cannot decode the result: {e}")))
                 });
-                resolver.resolve(outcome.map_err(|error| name_unnamed(error, name, position)));
+                resolver.resolve(
+                    outcome.map_err(|error| options.label(name_unnamed(error, name, position))),
+                );
             }),
         );
         slot.set_canceller(cluster.client.canceller(id));

@@ -327,6 +327,7 @@ impl Reactor {
                 TaskSpec::new(task.id)
                     .deps(task.deps.iter().copied())
                     .retries(task.retries)
+                    .priority(task.priority)
                     .wanted(true),
             );
             ids.push(task.id);
