@@ -59,7 +59,7 @@ fn a_named_task_s_errors_show_its_name_under_every_plan() {
             .submit(fit, 7)
             .value_timeout(HANG_GUARD)
             .unwrap_err();
-        assert!(error.to_string().contains("`fit [model 7]`"), "{plan}: {error}");
+        assert!(error.to_string().contains("fit [model 7]`"), "{plan}: {error}");
         let error = named.map(fit, 5..9u32).unwrap_err();
         assert!(error.to_string().contains("fit [model 7]"), "{plan}: {error}");
         // The client's own calls keep no name.
