@@ -13,6 +13,8 @@
 mod commands;
 mod records;
 #[cfg(test)]
+mod options_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
