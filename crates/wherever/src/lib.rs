@@ -70,7 +70,7 @@ pub use plan::{Level, Plan, PlanError, Workers};
 pub use plan_args::PlanArgs;
 pub use wherever_core::{
     markers, IntoTask, Resolved, StreamKey, StreamLabel, Task, TaskContext, TaskError,
-    TaskErrorDetails, TaskErrorKind, TaskFailure, TaskRng,
+    SharedRef, TaskErrorDetails, TaskErrorKind, TaskFailure, TaskRng,
 };
 pub use wherever_macros::{main, task};
 pub use worker_mode::init;
@@ -88,7 +88,7 @@ pub mod prelude {
     pub use crate::Future as TaskFuture;
     pub use crate::{
         as_completed, compute, delayed, seed_from_args, wait, Client, Delayed, Plan, ReturnWhen,
-        Scheduling, Shared, TaskContext, TaskError, TaskRng,
+        Scheduling, Shared, SharedRef, TaskContext, TaskError, TaskRng,
     };
     pub use rand::Rng;
     pub use rand_distr::{Distribution, StandardNormal};
