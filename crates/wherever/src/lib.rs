@@ -37,6 +37,7 @@ mod graph;
 mod graph_outputs;
 mod local;
 mod map;
+mod map_dependent;
 mod map_output;
 mod map_results;
 mod nested;

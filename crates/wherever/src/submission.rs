@@ -458,7 +458,7 @@ fn remote_arguments(cluster: &Cluster, parts: Parts) -> Result<RemoteArguments, 
 }
 
 /// The encoded value of a dependency from elsewhere, waiting for it if need be.
-fn value_here(dep: &DepRef) -> Result<Vec<u8>, TaskError> {
+pub(crate) fn value_here(dep: &DepRef) -> Result<Vec<u8>, TaskError> {
     match dep {
         DepRef::Shared(shared) => Ok(shared.bytes.as_ref().clone()),
         DepRef::Future(future) => {

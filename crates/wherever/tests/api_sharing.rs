@@ -40,6 +40,13 @@ fn resample_copy(data: Counted, rng: &mut TaskRng) -> f64 {
     (0..n).map(|_| data.0[rng.random_range(0..n)]).sum::<f64>() / n as f64
 }
 
+/// Where item `i` ran: its process and thread, and the data's length.
+#[wherever::task]
+fn where_item_ran(i: u64, data: SharedRef<Counted>) -> (u64, String, usize) {
+    let thread = std::thread::current().name().unwrap_or("?").to_string();
+    (i, format!("{} {thread}", std::process::id()), data.0.len())
+}
+
 fn data() -> Counted {
     Counted((0..5_000).map(f64::from).collect())
 }
@@ -98,6 +105,30 @@ fn results_are_the_same_under_every_plan() {
     assert_eq!(means("processes:2"), sequential);
 }
 
+/// `map` with a scattered argument honours `Scheduling::Static` (one chunk per
+/// worker: each chunk's items run one after the other in one task, so on one
+/// thread of one process) instead of submitting one task per item.
+fn map_with_a_scattered_argument_honours_its_scheduling() {
+    for plan in ["sequential", "threads:2", "processes:2"] {
+        let client = Plan::parse(plan).unwrap().start().unwrap();
+        let shared = client.scatter(&SharedRef::new(data())).unwrap();
+        let items = (0..40u64).map(|i| (i, &shared));
+        let results = client
+            .map_with(where_item_ran, items, Scheduling::Static)
+            .unwrap();
+        let indices: Vec<u64> = results.iter().map(|(i, _, _)| *i).collect();
+        assert_eq!(indices, (0..40).collect::<Vec<_>>(), "{plan}");
+        assert!(results.iter().all(|(_, _, len)| *len == 5_000), "{plan}");
+        let workers = client.workers();
+        for chunk in results.chunks(40 / workers) {
+            assert!(
+                chunk.iter().all(|(_, place, _)| *place == chunk[0].1),
+                "{plan}: a chunk ran in several places: {chunk:?}"
+            );
+        }
+    }
+}
+
 #[wherever::main]
 fn main() {
     harness::run_checks(&[
@@ -108,6 +139,10 @@ fn main() {
         (
             "each_worker_process_decodes_a_scattered_shared_ref_once",
             each_worker_process_decodes_a_scattered_shared_ref_once,
+        ),
+        (
+            "map_with_a_scattered_argument_honours_its_scheduling",
+            map_with_a_scattered_argument_honours_its_scheduling,
         ),
         (
             "results_are_the_same_under_every_plan",
