@@ -48,6 +48,7 @@ pub mod plan;
 mod plan_args;
 mod slot;
 mod submission;
+mod timer;
 mod worker_mode;
 
 pub use args::seed_from_args;

@@ -2,8 +2,9 @@
 //! [`Client::options`] gives an [`Options`] builder whose calls carry them.
 
 use crate::client::{Client, DEFAULT_RETRIES};
-use crate::TaskError;
+use crate::{TaskError, TaskErrorKind};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The options a client's calls carry (all default: [`DEFAULT_RETRIES`], priority 0,
 /// no name).
@@ -15,12 +16,32 @@ pub(crate) struct TaskOptions {
     pub(crate) priority: i64,
     /// A name shown in errors next to the task function's name.
     pub(crate) name: Option<Arc<str>>,
+    /// How long a task may run before its future fails.
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl TaskOptions {
     /// The retry budget to send with a task.
     pub(crate) fn retries(&self) -> u32 {
         self.retries.unwrap_or(DEFAULT_RETRIES)
+    }
+
+    /// The error of a task that had not finished within its timeout.
+    pub(crate) fn timed_out(&self, name: &str, position: u64, remote: bool) -> TaskError {
+        let timeout = self.timeout.unwrap_or_default();
+        let message = if remote {
+            format!(
+                "not done within its timeout of {:.3} s from submission; cancelled",
+                timeout.as_secs_f64()
+            )
+        } else {
+            format!(
+                "not done within its timeout of {:.3} s; the thread running it goes on \
+                 (a thread cannot be stopped), its result is dropped",
+                timeout.as_secs_f64()
+            )
+        };
+        self.label(TaskError::new(name, position, TaskErrorKind::TimedOut, message))
     }
 
     /// `error` naming the task by its name option too (`fit [model 7]`), once.
@@ -47,6 +68,7 @@ impl TaskOptions {
 /// | [`retries`](Options::retries) | reruns after the worker died, at most this often | no effect: a thread pool loses no workers | no effect |
 /// | [`priority`](Options::priority) | the scheduler starts ready tasks with higher priority first | no effect: the pool's queue is first in, first out | no effect: each task runs when submitted |
 /// | [`name`](Options::name) | shown in the task's errors | shown in errors | shown in errors |
+/// | [`timeout`](Options::timeout) | from submission; the task is cancelled | from the start; the thread runs on | from the start; fails the future once the task returns |
 ///
 /// ```
 /// use wherever::prelude::*;
@@ -98,6 +120,19 @@ impl Options {
     /// (`task `fit [model 7]` #3 panicked`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.client.options.name = Some(Arc::from(name.into()));
+        self
+    }
+
+    /// How long a task may take before its future fails with
+    /// [`TaskErrorKind::TimedOut`](crate::TaskErrorKind::TimedOut), naming the timeout.
+    /// On local plans the clock starts when the task starts; the thread running it
+    /// cannot be stopped and runs on (its result is dropped). On `processes:N` and
+    /// `tcp://` plans the clock starts at submission and the task is cancelled; a
+    /// task already running finishes on its worker (the worker is not restarted).
+    /// `map` on local plans ignores it: its chunks write their results in place,
+    /// so it waits for them.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.client.options.timeout = Some(timeout);
         self
     }
 

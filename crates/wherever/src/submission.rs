@@ -108,6 +108,14 @@ impl Client {
             if !slot.start() {
                 return;
             }
+            if let Some(timeout) = runner.options.timeout {
+                let (late, options) = (Arc::downgrade(&slot), runner.options.clone());
+                crate::timer::after(timeout, move || {
+                    if let Some(slot) = late.upgrade() {
+                        slot.resolve(Err(options.timed_out(name, position, false)));
+                    }
+                });
+            }
             let outcome = crate::nested::with_current_client(&runner, || {
                 in_task(key, seeded, position, || {
                     run_caught(|| task.run(args, &mut TaskContext::new(key, seeded, position)))
@@ -408,6 +416,16 @@ impl Client {
                 );
             }),
         );
+        if let Some(timeout) = self.options.timeout {
+            let (late, options) = (Arc::downgrade(&slot), self.options.clone());
+            let cancel = cluster.client.canceller(id);
+            crate::timer::after(timeout, move || {
+                if let Some(slot) = late.upgrade().filter(|slot| !slot.is_resolved()) {
+                    slot.resolve(Err(options.timed_out(name, position, true)));
+                    cancel();
+                }
+            });
+        }
         slot.set_canceller(cluster.client.canceller(id));
         slot.set_remote(cluster.client.id(), id, cluster.client.releaser(id));
     }

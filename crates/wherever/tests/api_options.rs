@@ -44,6 +44,27 @@ fn count_and_abort(dir: String) -> u32 {
     std::process::abort()
 }
 
+/// Waits until `DIR/go` exists (a hang guard of a minute), then returns 1.
+#[wherever::task]
+fn wait_for_go(dir: String) -> u32 {
+    let go = PathBuf::from(dir).join("go");
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    while !go.exists() && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    1
+}
+
+/// Works for `millis` milliseconds of wall-clock time (a workload, not a wait).
+#[wherever::task]
+fn work_for(millis: u64) -> u32 {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(millis) {
+        std::hint::spin_loop();
+    }
+    2
+}
+
 fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wherever-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -91,6 +112,29 @@ fn retries_bound_the_reruns_after_worker_deaths() {
         );
         let attempts = std::fs::read_to_string(dir.join("attempts")).unwrap();
         assert_eq!(attempts.lines().count() as u32, retries + 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// A task past its timeout fails with `TimedOut` naming the timeout; one that ends
+/// in time is unaffected.
+fn a_task_past_its_timeout_fails_naming_it() {
+    for plan in PLANS {
+        let client = Plan::parse(plan).unwrap().start().unwrap();
+        let short = client.options().timeout(Duration::from_millis(100));
+        let dir = temp_dir(&format!("timeout-{}", plan.replace(':', "-")));
+        let future = if plan == "sequential" {
+            // The calling thread runs it: work for far longer than the timeout.
+            short.submit(work_for, 3_000)
+        } else {
+            short.submit(wait_for_go, dir.display().to_string())
+        };
+        let error = future.value_timeout(HANG_GUARD).unwrap_err();
+        std::fs::write(dir.join("go"), b"").unwrap();
+        assert_eq!(error.kind, TaskErrorKind::TimedOut, "{plan}: {error}");
+        assert!(error.to_string().contains("0.100 s"), "{plan}: {error}");
+        let long = client.options().timeout(HANG_GUARD);
+        assert_eq!(long.submit(work_for, 1).value_timeout(HANG_GUARD).unwrap(), &2);
         let _ = std::fs::remove_dir_all(dir);
     }
 }
@@ -156,6 +200,10 @@ fn main() {
         (
             "retries_bound_the_reruns_after_worker_deaths",
             retries_bound_the_reruns_after_worker_deaths,
+        ),
+        (
+            "a_task_past_its_timeout_fails_naming_it",
+            a_task_past_its_timeout_fails_naming_it,
         ),
         (
             "local_plans_have_their_workers_at_once",
