@@ -19,7 +19,9 @@ fn a_client_that_exits_normally_leaves_no_warning_in_the_scheduler_log() {
         .unwrap();
     // Many tasks, so that releases and cancels of finished tasks cross the exit.
     let client = Command::new(example("calc_mean"))
-        .args(["--plan", &address, "--seed", "1", "--tasks", "200", "--n", "1000"])
+        .args([
+            "--plan", &address, "--seed", "1", "--tasks", "200", "--n", "1000",
+        ])
         .env("WHEREVER_SECRET_FILE", &secret)
         .stdout(Stdio::null())
         .spawn()

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wherever_cluster::{ClusterClient, ClusterRuntime, LocalCluster, Secret};
 use wherever_core::codec;
-use wherever_core::shared_ref::encode_pinned;
 use wherever_core::panic_capture::install_hook;
+use wherever_core::shared_ref::encode_pinned;
 
 /// Values that can be task arguments or results: owned, thread-safe, serde types
 /// (so the same code runs when the plan sends them to another process, and every

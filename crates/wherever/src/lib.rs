@@ -42,10 +42,10 @@ mod map_output;
 mod map_results;
 mod nested;
 mod options;
-mod readiness;
 pub mod plan;
 #[cfg(feature = "clap")]
 mod plan_args;
+mod readiness;
 mod slot;
 mod submission;
 mod timer;
@@ -71,8 +71,8 @@ pub use plan::{Level, Plan, PlanError, Workers};
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;
 pub use wherever_core::{
-    markers, IntoTask, Resolved, StreamKey, StreamLabel, Task, TaskContext, TaskError,
-    SharedRef, TaskErrorDetails, TaskErrorKind, TaskFailure, TaskRng,
+    markers, IntoTask, Resolved, SharedRef, StreamKey, StreamLabel, Task, TaskContext, TaskError,
+    TaskErrorDetails, TaskErrorKind, TaskFailure, TaskRng,
 };
 pub use wherever_macros::{main, task};
 pub use worker_mode::init;

@@ -1,9 +1,9 @@
 //! Parallel map: how `map` splits its inputs into tasks, and running them.
 
 use crate::arguments::{Args, IntoArgs, PartsBox};
-use crate::map_dependent::{remote_chunk, Pending};
 use crate::client::Client;
 use crate::future::{Future, Slot};
+use crate::map_dependent::{remote_chunk, Pending};
 use crate::map_output::Output;
 use crate::nested::with_current_client;
 use crate::submission::{encoded_parts, local_task_error, RemoteTask};
@@ -133,7 +133,13 @@ impl Client {
                     match self.arguments_here::<A>(parts, name, position) {
                         Ok(args) => chunk.push_value(args),
                         Err(error) => {
-                            self.flush_chunk(&task, &mut chunk, first, chunk_offset, &mut collector);
+                            self.flush_chunk(
+                                &task,
+                                &mut chunk,
+                                first,
+                                chunk_offset,
+                                &mut collector,
+                            );
                             let slot = Slot::new();
                             let future = Future::new(slot.clone(), name, position);
                             slot.resolve(Err(self.options.label(error)));
@@ -273,12 +279,10 @@ impl Client {
             slot.resolve(Ok(ChunkReport {
                 offset,
                 written: written.get(),
-                error: outcome
-                    .err()
-                    .map(|failure| {
-                        let error = local_task_error(name, position_of_failure, failure);
-                        runner.options.label(error)
-                    }),
+                error: outcome.err().map(|failure| {
+                    let error = local_task_error(name, position_of_failure, failure);
+                    runner.options.label(error)
+                }),
             }));
         }));
         Part::Written(future)

@@ -59,9 +59,11 @@ pub(crate) fn chunk_parts(items: Vec<Parts>) -> Parts {
     for item in items {
         let base = chunk.bytes.len();
         chunk.bytes.extend_from_slice(&item.bytes);
-        chunk
-            .holes
-            .extend(item.holes.into_iter().map(|(offset, dep)| (base + offset, dep)));
+        chunk.holes.extend(
+            item.holes
+                .into_iter()
+                .map(|(offset, dep)| (base + offset, dep)),
+        );
         if chunk.error.is_none() {
             chunk.error = item.error;
         }
@@ -89,7 +91,12 @@ impl Client {
     ) -> Result<A, TaskError> {
         let parts = crate::graph::submit_nodes_in(self, parts);
         if let Some(error) = parts.error {
-            return Err(TaskError::new(name, position, TaskErrorKind::Runtime, error));
+            return Err(TaskError::new(
+                name,
+                position,
+                TaskErrorKind::Runtime,
+                error,
+            ));
         }
         let mut inputs = Vec::with_capacity(parts.holes.len());
         let mut holes = Vec::with_capacity(parts.holes.len());
@@ -103,9 +110,8 @@ impl Client {
             });
         }
         let slices: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
-        let runtime = |message: String| {
-            TaskError::new(name, position, TaskErrorKind::Runtime, message)
-        };
+        let runtime =
+            |message: String| TaskError::new(name, position, TaskErrorKind::Runtime, message);
         let bytes = fill_holes(&parts.bytes, &holes, &slices)
             .ok_or_else(|| runtime("cannot fill in the arguments".to_string()))?;
         codec::decode::<A>(&bytes).map_err(|e| runtime(format!("cannot decode the arguments: {e}")))

@@ -41,7 +41,12 @@ impl TaskOptions {
                 timeout.as_secs_f64()
             )
         };
-        self.label(TaskError::new(name, position, TaskErrorKind::TimedOut, message))
+        self.label(TaskError::new(
+            name,
+            position,
+            TaskErrorKind::TimedOut,
+            message,
+        ))
     }
 
     /// `error` naming the task by its name option too (`fit [model 7]`), once.

@@ -84,9 +84,9 @@ impl Timer {
 /// holds up the actions due after it).
 pub(crate) fn after(delay: Duration, action: impl FnOnce() + Send + 'static) {
     let timer = timer();
-    let at = Instant::now().checked_add(delay).unwrap_or_else(|| {
-        Instant::now() + Duration::from_secs(60 * 60 * 24 * 365)
-    });
+    let at = Instant::now()
+        .checked_add(delay)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(60 * 60 * 24 * 365));
     let mut due = timer.due.lock().unwrap_or_else(|p| p.into_inner());
     due.1 += 1;
     let order = due.1;
@@ -107,7 +107,9 @@ mod tests {
         let (sender, receiver) = std::sync::mpsc::channel();
         for (delay, tag) in [(600, 'c'), (0, 'a'), (300, 'b')] {
             let sender = sender.clone();
-            after(Duration::from_millis(delay), move || sender.send(tag).unwrap());
+            after(Duration::from_millis(delay), move || {
+                sender.send(tag).unwrap()
+            });
         }
         let order: Vec<char> = receiver.iter().take(3).collect();
         assert_eq!(order, vec!['a', 'b', 'c']);

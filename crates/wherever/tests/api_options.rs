@@ -76,13 +76,16 @@ fn a_named_task_s_errors_show_its_name_under_every_plan() {
     for plan in PLANS {
         let client = Plan::parse(plan).unwrap().start().unwrap();
         let named = client.options().name("model 7");
-        let error = named
-            .submit(fit, 7)
-            .value_timeout(HANG_GUARD)
-            .unwrap_err();
-        assert!(error.to_string().contains("fit [model 7]`"), "{plan}: {error}");
+        let error = named.submit(fit, 7).value_timeout(HANG_GUARD).unwrap_err();
+        assert!(
+            error.to_string().contains("fit [model 7]`"),
+            "{plan}: {error}"
+        );
         let error = named.map(fit, 5..9u32).unwrap_err();
-        assert!(error.to_string().contains("fit [model 7]"), "{plan}: {error}");
+        assert!(
+            error.to_string().contains("fit [model 7]"),
+            "{plan}: {error}"
+        );
         // The client's own calls keep no name.
         let error = client.submit(fit, 7).value().unwrap_err();
         assert!(!error.to_string().contains("model 7"), "{plan}: {error}");
@@ -134,7 +137,10 @@ fn a_task_past_its_timeout_fails_naming_it() {
         assert_eq!(error.kind, TaskErrorKind::TimedOut, "{plan}: {error}");
         assert!(error.to_string().contains("0.100 s"), "{plan}: {error}");
         let long = client.options().timeout(HANG_GUARD);
-        assert_eq!(long.submit(work_for, 1).value_timeout(HANG_GUARD).unwrap(), &2);
+        assert_eq!(
+            long.submit(work_for, 1).value_timeout(HANG_GUARD).unwrap(),
+            &2
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }
@@ -148,7 +154,9 @@ fn local_plans_have_their_workers_at_once() {
             "{plan}"
         );
         if plan != "processes:2" {
-            let error = client.wait_for_workers(workers + 1, HANG_GUARD).unwrap_err();
+            let error = client
+                .wait_for_workers(workers + 1, HANG_GUARD)
+                .unwrap_err();
             assert!(matches!(error, Error::Workers { .. }), "{plan}: {error}");
         }
     }
@@ -159,9 +167,14 @@ fn local_plans_have_their_workers_at_once() {
 fn a_tcp_client_waits_for_workers_that_join_later() {
     let runtime = ClusterRuntime::start().unwrap();
     let secret = Secret::generate();
-    let address = server::start(&runtime, "127.0.0.1:0", secret.clone(), ServerOptions::default())
-        .unwrap()
-        .to_string();
+    let address = server::start(
+        &runtime,
+        "127.0.0.1:0",
+        secret.clone(),
+        ServerOptions::default(),
+    )
+    .unwrap()
+    .to_string();
     std::env::set_var(SECRET_VARIABLE, secret.to_hex());
     let client = Plan::parse(&format!("tcp://{address}"))
         .unwrap()
@@ -171,7 +184,14 @@ fn a_tcp_client_waits_for_workers_that_join_later() {
         .wait_for_workers(1, Duration::from_millis(200))
         .unwrap_err();
     assert!(
-        matches!(error, Error::Workers { wanted: 1, connected: 0, .. }),
+        matches!(
+            error,
+            Error::Workers {
+                wanted: 1,
+                connected: 0,
+                ..
+            }
+        ),
         "{error}"
     );
     assert!(error.to_string().contains("0 of the 1 workers"), "{error}");

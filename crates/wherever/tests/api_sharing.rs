@@ -67,7 +67,9 @@ fn local_plans_never_decode_a_scattered_shared_ref() {
         // A plain parameter decodes a copy per task: what SharedRef avoids.
         let copied = client.scatter(&data()).unwrap();
         let before = DECODES.load(Ordering::SeqCst);
-        let futures: Vec<_> = (0..10).map(|_| client.submit(resample_copy, &copied)).collect();
+        let futures: Vec<_> = (0..10)
+            .map(|_| client.submit(resample_copy, &copied))
+            .collect();
         client.gather(futures).unwrap();
         assert_eq!(DECODES.load(Ordering::SeqCst) - before, 10, "{plan}");
     }

@@ -11,9 +11,9 @@
 //! clocks, no threads: the tokio server only accepts, reads, writes and feeds it.
 
 mod commands;
-mod records;
 #[cfg(test)]
 mod options_tests;
+mod records;
 #[cfg(test)]
 mod tests;
 
