@@ -12,11 +12,7 @@ fn a_client_that_exits_normally_leaves_no_warning_in_the_scheduler_log() {
     let scheduler = Scheduler::start(&dir.0);
     let secret = scheduler.secret_file.display().to_string();
     let address = format!("tcp://{}", scheduler.address);
-    let mut worker = Command::new(example("calc_mean"))
-        .env("WHEREVER_WORKER", &address)
-        .env("WHEREVER_SECRET_FILE", &secret)
-        .spawn()
-        .unwrap();
+    let mut worker = start_worker(&scheduler);
     // Many tasks, so that releases and cancels of finished tasks cross the exit.
     let client = Command::new(example("calc_mean"))
         .args([
