@@ -9,7 +9,8 @@ use crate::connection::{
 use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{
     unbounded_channel, UnboundedReceiver, UnboundedSender, WeakUnboundedSender,
@@ -36,6 +37,8 @@ pub struct RemoteCall {
     pub chunk: bool,
     /// How often to rerun the task after its worker died.
     pub retries: u32,
+    /// The user's priority: among ready tasks, higher runs first.
+    pub priority: i64,
     /// Tasks of this cluster whose results fill the holes of `args`.
     pub deps: Vec<TaskId>,
     /// Where each dependency's encoded result goes in `args`.
@@ -97,6 +100,10 @@ struct Shared {
     closed: Mutex<Option<String>>,
     workers: AtomicU32,
     slots: AtomicU32,
+    /// Notified (with `announcements` locked) when the worker count changes or the
+    /// connection closes.
+    announced: Condvar,
+    announcements: Mutex<()>,
     secret: Secret,
     scheduler: String,
 }
@@ -153,6 +160,8 @@ impl ClusterClient {
             closed: Mutex::new(None),
             workers: AtomicU32::new(workers),
             slots: AtomicU32::new(slots),
+            announced: Condvar::new(),
+            announcements: Mutex::new(()),
             secret,
             scheduler: address.to_string(),
         });
@@ -198,6 +207,7 @@ impl ClusterClient {
             holes: call.holes,
             chain: call.chain,
             retries: call.retries,
+            priority: call.priority,
         };
         self.shared
             .pending
@@ -267,6 +277,30 @@ impl ClusterClient {
             self.shared.workers.load(Ordering::Relaxed),
             self.shared.slots.load(Ordering::Relaxed),
         )
+    }
+
+    /// Waits until at least `count` workers are connected, the connection closed, or
+    /// `timeout` passed; returns the workers connected then.
+    pub fn wait_for_workers(&self, count: u32, timeout: Duration) -> u32 {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self
+            .shared
+            .announcements
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        loop {
+            let connected = self.shared.workers.load(Ordering::Relaxed);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if connected >= count || !self.is_connected() || left.is_zero() {
+                return connected;
+            }
+            guard = self
+                .shared
+                .announced
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
     }
 
     /// Whether the connection to the scheduler is still up.
@@ -457,12 +491,14 @@ async fn read_answers(
                 Message::Workers { count, slots } => {
                     shared.workers.store(count, Ordering::Relaxed);
                     shared.slots.store(slots, Ordering::Relaxed);
+                    announce(&shared);
                 }
                 _ => {}
             }
         }
     };
     connected.store(false, Ordering::Relaxed);
+    announce(&shared);
     *shared.closed.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
     let pending: Vec<(TaskId, Callback)> = shared
         .pending
@@ -477,6 +513,15 @@ async fn read_answers(
         );
         callback(Err(TaskError::new("?", 0, TaskErrorKind::Runtime, message)));
     }
+}
+
+/// Wakes the threads waiting in [`ClusterClient::wait_for_workers`].
+fn announce(shared: &Shared) {
+    let _locked = shared
+        .announcements
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    shared.announced.notify_all();
 }
 
 fn complete(shared: &Shared, task: TaskId, outcome: Result<Vec<u8>, TaskError>) {

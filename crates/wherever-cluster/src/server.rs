@@ -130,7 +130,7 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
                                 return;
                             }
                         }
-                        Ok(None) => break "connection closed".to_string(),
+                        Ok(None) => break CLOSED.to_string(),
                         Err(reason) => break reason,
                     }
                 };
@@ -188,6 +188,9 @@ fn tick_interval(heartbeat_timeout: Duration) -> Duration {
     (heartbeat_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
 }
 
+/// Why a connection ended when its peer closed it.
+const CLOSED: &str = "connection closed";
+
 /// One open connection as the I/O side sees it.
 struct Link {
     queue: UnboundedSender<Message>,
@@ -197,10 +200,15 @@ struct Link {
 }
 
 impl Link {
-    /// Logs why the connection ended.
+    /// Logs why the connection ended: a client closing its connection is a normal
+    /// exit (an info line), anything else a warning.
     fn report(&self, reason: &str) {
+        if self.kind == "client" && reason == CLOSED {
+            tracing::info!("client left: {}", self.label);
+            return;
+        }
         tracing::warn!("disconnected {}: {reason}", self.label);
-        if reason != "connection closed" {
+        if reason != CLOSED {
             eprintln!(
                 "wherever scheduler: disconnected {} {}: {reason}",
                 self.kind, self.label

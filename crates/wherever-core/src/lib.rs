@@ -8,7 +8,8 @@
 //! - [`TaskError`] / [`TaskFailure`]: how a failed task is reported;
 //! - [`TaskRng`] / [`StreamKey`]: each task's own reproducible random stream;
 //! - [`TaskContext`]: what the runtime hands a running task;
-//! - [`panic_capture`]: running task code with panics turned into failures.
+//! - [`panic_capture`]: running task code with panics turned into failures;
+//! - [`SharedRef`]: a value tasks share instead of decoding a copy each.
 
 pub mod codec;
 mod context;
@@ -19,10 +20,12 @@ pub mod panic_capture;
 pub mod registry;
 mod rng;
 pub mod scope;
+pub mod shared_ref;
 mod task;
 
 pub use context::TaskContext;
 pub use digest::{host_name, Fnv1a};
 pub use error::{TaskError, TaskErrorDetails, TaskErrorKind, TaskFailure};
 pub use rng::{StreamKey, StreamLabel, TaskRng};
+pub use shared_ref::SharedRef;
 pub use task::{markers, IntoTask, Resolved, Task};

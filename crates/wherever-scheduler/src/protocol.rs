@@ -101,6 +101,8 @@ pub struct TaskMessage {
     pub chain: Vec<ChainLink>,
     /// How often the task may be rerun after its worker died.
     pub retries: u32,
+    /// The user's priority: among tasks ready to run, higher runs first (default 0).
+    pub priority: i64,
 }
 
 /// A task fused into the one before it in a chain.

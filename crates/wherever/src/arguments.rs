@@ -115,7 +115,7 @@ impl<T: Value> IntoArg<T> for &Delayed<T> {
 }
 
 /// The encoded length prefix of a `Vec` of `count` elements.
-fn length_prefix(count: usize) -> Vec<u8> {
+pub(crate) fn length_prefix(count: usize) -> Vec<u8> {
     postcard::to_stdvec(&vec![(); count]).expect("a length always encodes")
 }
 

@@ -3,6 +3,7 @@
 use crate::arguments::{Args, IntoArgs, PartsBox};
 use crate::future::{Future, Shared, SharedData};
 use crate::local::ThreadPool;
+use crate::options::TaskOptions;
 use crate::plan::{Level, Plan};
 use crate::{Error, IntoTask, Resolved, StreamKey, StreamLabel, TaskError};
 use serde::{de::DeserializeOwned, Serialize};
@@ -12,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use wherever_cluster::{ClusterClient, ClusterRuntime, LocalCluster, Secret};
 use wherever_core::codec;
 use wherever_core::panic_capture::install_hook;
+use wherever_core::shared_ref::encode_pinned;
 
 /// Values that can be task arguments or results: owned, thread-safe, serde types
 /// (so the same code runs when the plan sends them to another process, and every
@@ -37,6 +39,8 @@ pub struct Client {
     pub(crate) key: StreamKey,
     pub(crate) seeded: bool,
     pub(crate) positions: Arc<AtomicU64>,
+    /// The per-task options its calls carry (see [`Client::options`]).
+    pub(crate) options: TaskOptions,
 }
 
 pub(crate) struct ClientShared {
@@ -175,6 +179,7 @@ impl Client {
             key: StreamKey::from_seed(random_seed()),
             seeded: false,
             positions: Arc::new(AtomicU64::new(0)),
+            options: TaskOptions::default(),
         }
     }
 
@@ -223,6 +228,7 @@ impl Client {
             key: self.key.labelled(label),
             seeded: self.seeded,
             positions: Arc::new(AtomicU64::new(0)),
+            options: self.options.clone(),
         }
     }
 
@@ -322,16 +328,44 @@ impl Client {
     /// Puts `value` on the workers once (Dask's `scatter`): pass `&shared` as a task
     /// argument and the value is not sent again with each task (tutorial 6.4). On
     /// local plans it is encoded once and decoded by each task that uses it.
+    ///
+    /// To share one value among many tasks without a decoded copy per task, scatter
+    /// a [`SharedRef`](crate::SharedRef) and give the tasks a `SharedRef<T>`
+    /// parameter: on local plans (`sequential`, `threads:N`) every task reads the
+    /// very value scattered (never decoded), and on process plans each worker
+    /// decodes it once and shares it among its tasks (it keeps the 16 most recently
+    /// decoded shared values).
+    ///
+    /// ```
+    /// use wherever::prelude::*;
+    ///
+    /// #[wherever::task]
+    /// fn resample_mean(data: SharedRef<Vec<f64>>, rng: &mut TaskRng) -> f64 {
+    ///     let n = data.len();
+    ///     (0..n).map(|_| data[rng.random_range(0..n)]).sum::<f64>() / n as f64
+    /// }
+    ///
+    /// let client = Plan::parse("threads:2")?.start()?.with_seed(1);
+    /// let data = client.scatter(&SharedRef::new((0..5_000).map(f64::from).collect::<Vec<_>>()))?;
+    /// let means = client.gather((0..400).map(|_| client.submit(resample_mean, &data)))?;
+    /// assert_eq!(means.len(), 400);
+    /// # Ok::<(), wherever::Error>(())
+    /// ```
     pub fn scatter<T: Value>(&self, value: &T) -> Result<Shared<T>, Error> {
-        let bytes = codec::encode(value)
-            .map_err(|e| Error::Args(format!("cannot encode the scattered value: {e}")))?;
-        let (remote, on_drop) = match &self.shared.executor {
+        let encoding_error =
+            |e: codec::CodecError| Error::Args(format!("cannot encode the scattered value: {e}"));
+        let (bytes, remote, on_drop) = match &self.shared.executor {
             Executor::Cluster(cluster) => {
+                let bytes = codec::encode(value).map_err(encoding_error)?;
                 let id = cluster.client.scatter(bytes.clone());
                 let release: Box<dyn FnOnce() + Send> = Box::new(cluster.client.releaser(id));
-                (Some((cluster.client.id(), id)), Some(release))
+                (bytes, Some((cluster.client.id(), id)), Some(release))
             }
-            _ => (None, None),
+            _ => {
+                let (bytes, pins) = encode_pinned(value).map_err(encoding_error)?;
+                let unpin: Box<dyn FnOnce() + Send> = Box::new(move || drop(pins));
+                (bytes, None, Some(unpin))
+            }
         };
         Ok(Shared::new(SharedData {
             bytes: Arc::new(bytes),

@@ -28,6 +28,19 @@ pub enum Error {
     /// A task failed.
     #[error(transparent)]
     Task(#[from] TaskError),
+    /// [`crate::Client::wait_for_workers`] gave up: fewer workers than wanted.
+    #[error(
+        "{connected} of the {wanted} workers wanted are connected{}",
+        if *waited_ms == 0 { String::new() } else { format!(" after waiting {:.1} s", *waited_ms as f64 / 1000.0) }
+    )]
+    Workers {
+        /// How many workers were wanted.
+        wanted: usize,
+        /// How many were connected when the wait ended.
+        connected: usize,
+        /// How long the wait lasted, in milliseconds (0: the plan's workers are fixed).
+        waited_ms: u64,
+    },
     /// An operating-system error.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -37,14 +37,18 @@ mod graph;
 mod graph_outputs;
 mod local;
 mod map;
+mod map_dependent;
 mod map_output;
 mod map_results;
 mod nested;
+mod options;
 pub mod plan;
 #[cfg(feature = "clap")]
 mod plan_args;
+mod readiness;
 mod slot;
 mod submission;
+mod timer;
 mod worker_mode;
 
 pub use args::seed_from_args;
@@ -62,11 +66,12 @@ pub use graph_outputs::{ComputeOutputs, DelayedOutput};
 pub use local::QUEUE_BOUND;
 pub use map::{Scheduling, AUTO_CHUNKS_PER_WORKER};
 pub use nested::client;
+pub use options::Options;
 pub use plan::{Level, Plan, PlanError, Workers};
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;
 pub use wherever_core::{
-    markers, IntoTask, Resolved, StreamKey, StreamLabel, Task, TaskContext, TaskError,
+    markers, IntoTask, Resolved, SharedRef, StreamKey, StreamLabel, Task, TaskContext, TaskError,
     TaskErrorDetails, TaskErrorKind, TaskFailure, TaskRng,
 };
 pub use wherever_macros::{main, task};
@@ -85,7 +90,7 @@ pub mod prelude {
     pub use crate::Future as TaskFuture;
     pub use crate::{
         as_completed, compute, delayed, seed_from_args, wait, Client, Delayed, Plan, ReturnWhen,
-        Scheduling, Shared, TaskContext, TaskError, TaskRng,
+        Scheduling, Shared, SharedRef, TaskContext, TaskError, TaskRng,
     };
     pub use rand::Rng;
     pub use rand_distr::{Distribution, StandardNormal};

@@ -1,8 +1,9 @@
 //! Parallel map: how `map` splits its inputs into tasks, and running them.
 
-use crate::arguments::{Args, IntoArgs};
+use crate::arguments::{Args, IntoArgs, PartsBox};
 use crate::client::Client;
 use crate::future::{Future, Slot};
+use crate::map_dependent::{remote_chunk, Pending};
 use crate::map_output::Output;
 use crate::nested::with_current_client;
 use crate::submission::{encoded_parts, local_task_error, RemoteTask};
@@ -107,9 +108,10 @@ impl Client {
             output: Output::with_slots(count),
             parts: Vec::with_capacity(count.div_ceil(chunk_size)),
         };
-        let mut chunk: Vec<A> = Vec::with_capacity(chunk_size.min(count));
+        let mut chunk: Pending<A> = Pending::Values(Vec::with_capacity(chunk_size.min(count)));
         let mut chunk_offset = 0;
         let mut yielded = 0;
+        let name = task.task_name();
         for item in items {
             if yielded == count {
                 // One more than promised: stop before it could be written anywhere.
@@ -118,49 +120,44 @@ impl Client {
             }
             let offset = yielded;
             yielded += 1;
+            let position = first + offset as u64;
+            if chunk.is_empty() {
+                chunk_offset = offset;
+            }
             match item.into_args() {
-                Args::Plain(args) => {
-                    if chunk.is_empty() {
-                        chunk_offset = offset;
-                    }
-                    chunk.push(args);
-                    if chunk.len() == chunk_size {
-                        let full = std::mem::replace(
-                            &mut chunk,
-                            Vec::with_capacity(chunk_size.min(count)),
-                        );
-                        let part = self.submit_chunk(
-                            task.clone(),
-                            full,
-                            first,
-                            chunk_offset,
-                            &collector.output,
-                        );
-                        collector.parts.push(part);
+                Args::Plain(args) => chunk.push_value(args),
+                Args::Parts(PartsBox(parts)) if chunk_size > 1 && self.cluster().is_some() => {
+                    chunk.push_encoded(crate::graph::submit_nodes_in(self, parts));
+                }
+                Args::Parts(PartsBox(parts)) if chunk_size > 1 => {
+                    match self.arguments_here::<A>(parts, name, position) {
+                        Ok(args) => chunk.push_value(args),
+                        Err(error) => {
+                            self.flush_chunk(
+                                &task,
+                                &mut chunk,
+                                first,
+                                chunk_offset,
+                                &mut collector,
+                            );
+                            let slot = Slot::new();
+                            let future = Future::new(slot.clone(), name, position);
+                            slot.resolve(Err(self.options.label(error)));
+                            collector.parts.push(Part::One { future, offset });
+                        }
                     }
                 }
                 dependent => {
-                    if !chunk.is_empty() {
-                        let partial = std::mem::take(&mut chunk);
-                        let part = self.submit_chunk(
-                            task.clone(),
-                            partial,
-                            first,
-                            chunk_offset,
-                            &collector.output,
-                        );
-                        collector.parts.push(part);
-                    }
-                    let future = self.submit_at(task.clone(), dependent, first + offset as u64);
+                    self.flush_chunk(&task, &mut chunk, first, chunk_offset, &mut collector);
+                    let future = self.submit_at(task.clone(), dependent, position);
                     collector.parts.push(Part::One { future, offset });
                 }
             }
+            if chunk.len() == chunk_size {
+                self.flush_chunk(&task, &mut chunk, first, chunk_offset, &mut collector);
+            }
         }
-        if !chunk.is_empty() {
-            let part =
-                self.submit_chunk(task.clone(), chunk, first, chunk_offset, &collector.output);
-            collector.parts.push(part);
-        }
+        self.flush_chunk(&task, &mut chunk, first, chunk_offset, &mut collector);
         let first_error = collector.wait_all();
         let runtime_error = |message: String| {
             TaskError::new(task.task_name(), first, TaskErrorKind::Runtime, message)
@@ -180,6 +177,44 @@ impl Client {
             return Err(name_item(error, first, count));
         }
         collector.output.take_vec().map_err(runtime_error)
+    }
+
+    /// Submits the items of `chunk` (at offsets `offset..`) as one task, if any,
+    /// leaving `chunk` empty.
+    fn flush_chunk<A: Value, R: Value, T: IntoTask<A, R>>(
+        &self,
+        task: &Arc<T>,
+        chunk: &mut Pending<A>,
+        first: u64,
+        offset: usize,
+        collector: &mut Collector<R>,
+    ) {
+        if chunk.is_empty() {
+            return;
+        }
+        let part = match std::mem::replace(chunk, Pending::Values(Vec::new())) {
+            Pending::Values(items) => {
+                self.submit_chunk(task.clone(), items, first, offset, &collector.output)
+            }
+            Pending::Encoded(items) => {
+                let (len, position) = (items.len(), first + offset as u64);
+                let slot = Slot::new();
+                let future = Future::new(slot.clone(), task.task_name(), position);
+                match self.cluster() {
+                    Some(cluster) => {
+                        let call = remote_chunk(task.as_ref(), items, position);
+                        self.submit_remote(cluster, call, slot);
+                    }
+                    None => unreachable!("only cluster chunks are encoded"),
+                }
+                Part::Chunk {
+                    future,
+                    offset,
+                    len,
+                }
+            }
+        };
+        collector.parts.push(part);
     }
 
     /// Submits `items` (at offsets `offset..` of the map, positions `first + offset..`)
@@ -244,9 +279,10 @@ impl Client {
             slot.resolve(Ok(ChunkReport {
                 offset,
                 written: written.get(),
-                error: outcome
-                    .err()
-                    .map(|failure| local_task_error(name, position_of_failure, failure)),
+                error: outcome.err().map(|failure| {
+                    let error = local_task_error(name, position_of_failure, failure);
+                    runner.options.label(error)
+                }),
             }));
         }));
         Part::Written(future)

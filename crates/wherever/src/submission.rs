@@ -3,7 +3,7 @@
 //! the scheduler (remotely); alone, or as a fused chain of graph nodes.
 
 use crate::arguments::{dependency_failed, DepRef, Parts};
-use crate::client::{Client, Cluster, Executor, DEFAULT_RETRIES};
+use crate::client::{Client, Cluster, Executor};
 use crate::future::{Future, Slot};
 use crate::local::{current_worker_label, host_name, Job};
 use crate::{IntoTask, StreamKey, TaskContext, TaskError, TaskErrorKind, TaskFailure, Value};
@@ -108,12 +108,24 @@ impl Client {
             if !slot.start() {
                 return;
             }
+            if let Some(timeout) = runner.options.timeout {
+                let (late, options) = (Arc::downgrade(&slot), runner.options.clone());
+                crate::timer::after(timeout, move || {
+                    if let Some(slot) = late.upgrade() {
+                        slot.resolve(Err(options.timed_out(name, position, false)));
+                    }
+                });
+            }
             let outcome = crate::nested::with_current_client(&runner, || {
                 in_task(key, seeded, position, || {
                     run_caught(|| task.run(args, &mut TaskContext::new(key, seeded, position)))
                 })
             });
-            slot.resolve(outcome.map_err(|failure| local_task_error(name, position, failure)));
+            slot.resolve(outcome.map_err(|failure| {
+                runner
+                    .options
+                    .label(local_task_error(name, position, failure))
+            }));
         })
     }
 
@@ -372,7 +384,10 @@ impl Client {
         }
         let (args, deps, holes) = match remote_arguments(cluster, call.parts) {
             Ok(split) => split,
-            Err(error) => return slot.resolve(Err(dependency_failed(name, position, &error))),
+            Err(error) => {
+                let error = dependency_failed(name, position, &error);
+                return slot.resolve(Err(self.options.label(error)));
+            }
         };
         let remote = RemoteCall {
             name,
@@ -381,12 +396,14 @@ impl Client {
             seeded: self.seeded,
             position,
             chunk: call.chunk,
-            retries: DEFAULT_RETRIES,
+            retries: self.options.retries(),
+            priority: self.options.priority,
             deps,
             holes,
             chain: call.chain,
         };
         let resolver = slot.clone();
+        let options = self.options.clone();
         let id = cluster.client.submit(
             remote,
             Box::new(move |outcome| {
@@ -394,9 +411,21 @@ impl Client {
                     codec::decode::<R>(&bytes)
                         .map_err(|e| runtime_error(format!("cannot decode the result: {e}")))
                 });
-                resolver.resolve(outcome.map_err(|error| name_unnamed(error, name, position)));
+                resolver.resolve(
+                    outcome.map_err(|error| options.label(name_unnamed(error, name, position))),
+                );
             }),
         );
+        if let Some(timeout) = self.options.timeout {
+            let (late, options) = (Arc::downgrade(&slot), self.options.clone());
+            let cancel = cluster.client.canceller(id);
+            crate::timer::after(timeout, move || {
+                if let Some(slot) = late.upgrade().filter(|slot| !slot.is_resolved()) {
+                    slot.resolve(Err(options.timed_out(name, position, true)));
+                    cancel();
+                }
+            });
+        }
         slot.set_canceller(cluster.client.canceller(id));
         slot.set_remote(cluster.client.id(), id, cluster.client.releaser(id));
     }
@@ -447,7 +476,7 @@ fn remote_arguments(cluster: &Cluster, parts: Parts) -> Result<RemoteArguments, 
 }
 
 /// The encoded value of a dependency from elsewhere, waiting for it if need be.
-fn value_here(dep: &DepRef) -> Result<Vec<u8>, TaskError> {
+pub(crate) fn value_here(dep: &DepRef) -> Result<Vec<u8>, TaskError> {
     match dep {
         DepRef::Shared(shared) => Ok(shared.bytes.as_ref().clone()),
         DepRef::Future(future) => {

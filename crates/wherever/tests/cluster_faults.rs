@@ -321,6 +321,7 @@ fn raw_call<A: Value, R: 'static, M>(
         position: 0,
         chunk: false,
         retries: 3,
+        priority: 0,
         deps,
         holes: Vec::new(),
         chain: Vec::new(),
@@ -388,6 +389,7 @@ fn compute_total(id: u64, holders: Vec<std::net::SocketAddr>) -> Message {
             holes: vec![wherever_core::holes::Hole { offset: 0, dep: 0 }],
             chain: Vec::new(),
             retries: 0,
+            priority: 0,
         },
         inputs: vec![Input { task: 1, holders }],
     }

@@ -256,16 +256,21 @@ pub fn kill9(pid: u32) {
     signal(pid, "-9");
 }
 
+/// A `calc_mean` worker started by hand for `scheduler`.
+pub fn start_worker(scheduler: &Scheduler) -> Child {
+    Command::new(example("calc_mean"))
+        .env("WHEREVER_WORKER", format!("tcp://{}", scheduler.address))
+        .env("WHEREVER_SECRET_FILE", &scheduler.secret_file)
+        .spawn()
+        .unwrap()
+}
+
 /// Runs a real study against `scheduler` with one hand-started worker; panics
 /// unless it prints its two result lines.
 pub fn a_real_client_still_works(scheduler: &Scheduler) {
     let secret = scheduler.secret_file.display().to_string();
     let address = format!("tcp://{}", scheduler.address);
-    let mut worker = Command::new(example("calc_mean"))
-        .env("WHEREVER_WORKER", &address)
-        .env("WHEREVER_SECRET_FILE", &secret)
-        .spawn()
-        .unwrap();
+    let mut worker = start_worker(scheduler);
     let output = run_ok(
         &example("calc_mean"),
         &[

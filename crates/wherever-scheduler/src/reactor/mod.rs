@@ -11,6 +11,8 @@
 //! clocks, no threads: the tokio server only accepts, reads, writes and feeds it.
 
 mod commands;
+#[cfg(test)]
+mod options_tests;
 mod records;
 #[cfg(test)]
 mod tests;
@@ -327,6 +329,7 @@ impl Reactor {
                 TaskSpec::new(task.id)
                     .deps(task.deps.iter().copied())
                     .retries(task.retries)
+                    .priority(task.priority)
                     .wanted(true),
             );
             ids.push(task.id);

@@ -46,6 +46,7 @@ pub(super) fn scatter_message(task: TaskId) -> TaskMessage {
         holes: Vec::new(),
         chain: Vec::new(),
         retries: 0,
+        priority: 0,
     }
 }
 

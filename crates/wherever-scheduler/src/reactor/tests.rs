@@ -151,6 +151,7 @@ fn task_message(id: TaskId, deps: Vec<TaskId>, retries: u32) -> TaskMessage {
         holes: Vec::new(),
         chain: Vec::new(),
         retries,
+        priority: 0,
     }
 }
 

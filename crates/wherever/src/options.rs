@@ -1,0 +1,182 @@
+//! Per-task options (Dask's `submit(..., retries=, priority=)`, Ray's `.options(...)`):
+//! [`Client::options`] gives an [`Options`] builder whose calls carry them.
+
+use crate::client::{Client, DEFAULT_RETRIES};
+use crate::{TaskError, TaskErrorKind};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The options a client's calls carry (all default: [`DEFAULT_RETRIES`], priority 0,
+/// no name).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TaskOptions {
+    /// How often a task is rerun after its worker died; `None` for the default.
+    pub(crate) retries: Option<u32>,
+    /// Among ready tasks, higher runs first.
+    pub(crate) priority: i64,
+    /// A name shown in errors next to the task function's name.
+    pub(crate) name: Option<Arc<str>>,
+    /// How long a task may run before its future fails.
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl TaskOptions {
+    /// The retry budget to send with a task.
+    pub(crate) fn retries(&self) -> u32 {
+        self.retries.unwrap_or(DEFAULT_RETRIES)
+    }
+
+    /// The error of a task that had not finished within its timeout.
+    pub(crate) fn timed_out(&self, name: &str, position: u64, remote: bool) -> TaskError {
+        let timeout = self.timeout.unwrap_or_default();
+        let message = if remote {
+            format!(
+                "not done within its timeout of {:.3} s from submission; cancelled",
+                timeout.as_secs_f64()
+            )
+        } else {
+            format!(
+                "not done within its timeout of {:.3} s; the thread running it goes on \
+                 (a thread cannot be stopped), its result is dropped",
+                timeout.as_secs_f64()
+            )
+        };
+        self.label(TaskError::new(
+            name,
+            position,
+            TaskErrorKind::TimedOut,
+            message,
+        ))
+    }
+
+    /// `error` naming the task by its name option too (`fit [model 7]`), once.
+    pub(crate) fn label(&self, mut error: TaskError) -> TaskError {
+        if let Some(name) = &self.name {
+            let suffix = format!(" [{name}]");
+            if !error.task.ends_with(&suffix) {
+                error.task.push_str(&suffix);
+            }
+        }
+        error
+    }
+}
+
+/// A client whose calls carry per-task options, from [`Client::options`]. It
+/// dereferences to a [`Client`], so `submit`, `map`, `map_results`, `scatter`, and
+/// `compute(&options, …)` work on it as on any client (same workers, same seed, same
+/// positions) and every call made through it carries the options.
+///
+/// What each option does under each plan:
+///
+/// | option | `processes:N`, `tcp://` | `threads:N` | `sequential` |
+/// |---|---|---|---|
+/// | [`retries`](Options::retries) | reruns after the worker died, at most this often | no effect: a thread pool loses no workers | no effect |
+/// | [`priority`](Options::priority) | the scheduler starts ready tasks with higher priority first | no effect: the pool's queue is first in, first out | no effect: each task runs when submitted |
+/// | [`name`](Options::name) | shown in the task's errors | shown in errors | shown in errors |
+/// | [`timeout`](Options::timeout) | from submission; the task is cancelled | from the start; the thread runs on | from the start; fails the future once the task returns |
+///
+/// ```
+/// use wherever::prelude::*;
+///
+/// #[wherever::task]
+/// fn fit(model: u32) -> u32 {
+///     if model == 7 { panic!("diverged") } else { model }
+/// }
+///
+/// let client = Plan::parse("threads:2")?.start()?;
+/// let careful = client.options().retries(5).priority(10).name("model 7");
+/// let error = careful.submit(fit, 7).value().unwrap_err();
+/// assert!(error.to_string().contains("fit [model 7]"), "{error}");
+/// assert_eq!(careful.map(fit, 0..3u32)?, vec![0, 1, 2]);
+/// # Ok::<(), wherever::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Options {
+    client: Client,
+}
+
+impl Client {
+    /// A builder of per-task options for the calls made through it (this client's
+    /// own calls keep theirs). See [`Options`].
+    pub fn options(&self) -> Options {
+        Options {
+            client: self.clone(),
+        }
+    }
+}
+
+impl Options {
+    /// How often a task is rerun after the worker running it died (default
+    /// [`DEFAULT_RETRIES`]); past that its future fails with
+    /// [`crate::TaskErrorKind::WorkerLost`]. `0` fails it at the first loss.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.client.options.retries = Some(retries);
+        self
+    }
+
+    /// The scheduler's priority: among tasks ready to run, higher runs first
+    /// (default 0; negative values run after the default).
+    pub fn priority(mut self, priority: i64) -> Self {
+        self.client.options.priority = priority;
+        self
+    }
+
+    /// A name for the tasks, shown in their errors after the function's name
+    /// (`task `fit [model 7]` #3 panicked`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.client.options.name = Some(Arc::from(name.into()));
+        self
+    }
+
+    /// How long a task may take before its future fails with
+    /// [`TaskErrorKind::TimedOut`](crate::TaskErrorKind::TimedOut), naming the timeout.
+    /// On local plans the clock starts when the task starts; the thread running it
+    /// cannot be stopped and runs on (its result is dropped). On `processes:N` and
+    /// `tcp://` plans the clock starts at submission and the task is cancelled; a
+    /// task already running finishes on its worker (the worker is not restarted).
+    /// `map` on local plans ignores it: its chunks write their results in place,
+    /// so it waits for them.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.client.options.timeout = Some(timeout);
+        self
+    }
+
+    /// The client carrying these options, to keep or pass on.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::Deref for Options {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TaskErrorKind;
+
+    #[test]
+    fn defaults_keep_the_default_retries_and_no_name() {
+        let options = TaskOptions::default();
+        assert_eq!(options.retries(), DEFAULT_RETRIES);
+        assert_eq!(options.priority, 0);
+        let error = TaskError::new("fit", 0, TaskErrorKind::Failed, "no");
+        assert_eq!(options.label(error).task, "fit");
+    }
+
+    #[test]
+    fn a_name_is_added_to_the_error_once() {
+        let options = TaskOptions {
+            name: Some(Arc::from("model 7")),
+            ..TaskOptions::default()
+        };
+        let error = TaskError::new("fit", 0, TaskErrorKind::Failed, "no");
+        let error = options.label(options.label(error));
+        assert_eq!(error.task, "fit [model 7]");
+    }
+}
