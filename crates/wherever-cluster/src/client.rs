@@ -3,8 +3,8 @@
 
 use crate::auth::{this_build, Secret};
 use crate::connection::{
-    encoded_size, fits_a_frame, join, read_batch, read_batch_within, run_writer, silence_timeout,
-    split, FRAME_BUDGET,
+    encoded_size, join, max_value_size, over_the_limit, read_batch, read_batch_within, run_writer,
+    silence_timeout, split, FRAME_BUDGET,
 };
 use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
 use std::collections::HashMap;
@@ -309,7 +309,8 @@ fn fail(shared: &Shared, task: TaskId, name: &str, position: u64, reason: &str) 
     }
 }
 
-/// Fails a task whose encoded form (`size` bytes) fits in no frame, saying so.
+/// Fails a task whose arguments (`size` bytes) are over the largest value
+/// ([`max_value_size`]), saying so.
 fn refuse_oversize(shared: &Shared, task: TaskMessage, size: usize) {
     let callback = shared
         .pending
@@ -317,15 +318,14 @@ fn refuse_oversize(shared: &Shared, task: TaskMessage, size: usize) {
         .unwrap_or_else(|p| p.into_inner())
         .remove(&task.id);
     tracing::warn!(
-        "task {} (`{}`) not submitted: {size} bytes, over the frame limit",
+        "task {} (`{}`) not submitted: {size} bytes, over the value limit",
         task.id,
         task.name
     );
     if let Some(callback) = callback {
         let message = format!(
-            "not submitted: the task and its arguments are {size} bytes, over the limit of \
-             {} bytes for one message",
-            crate::protocol::MAX_FRAME
+            "not submitted: {}",
+            over_the_limit("its arguments", size as u64, max_value_size())
         );
         callback(Err(TaskError::new(
             &task.name,
@@ -338,8 +338,8 @@ fn refuse_oversize(shared: &Shared, task: TaskMessage, size: usize) {
 
 /// Merges consecutive `Submit`s into as few as fit, so a burst of submissions is a
 /// few messages: a merged `Submit` holds tasks up to [`FRAME_BUDGET`] bytes (a task
-/// larger than that goes alone), and a task too large for any frame is handed to
-/// `reject` with its size instead of being sent.
+/// larger than that goes alone), and a task larger than the largest value
+/// ([`max_value_size`]) is handed to `reject` with its size instead of being sent.
 fn merge_submits(
     mut queue: UnboundedReceiver<Message>,
     reject: impl Fn(TaskMessage, usize) + Send + 'static,
@@ -365,7 +365,7 @@ fn merge_submits(
                 };
                 for task in more {
                     let size = encoded_size(&task);
-                    if !fits_a_frame(size) {
+                    if size as u64 > max_value_size() {
                         reject(task, size);
                         continue;
                     }

@@ -4,9 +4,7 @@
 //! connections to a listening port in `connection/gate.rs`.
 
 use crate::auth::{random_bytes, Secret};
-use crate::protocol::{
-    decode_batch, encode_batch, BuildInfo, Hello, Message, Role, MAX_FRAME, PROTOCOL_VERSION,
-};
+use crate::protocol::{encode_batch, BuildInfo, Hello, Message, Role, MAX_FRAME, PROTOCOL_VERSION};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
@@ -14,11 +12,19 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
+mod chunks;
+mod codec;
 mod frames;
 mod gate;
 
+pub use chunks::{
+    max_value_size, over_the_limit, parse_size, Payload, CHUNK_SIZE, DEFAULT_MAX_VALUE,
+    MAX_VALUE_VARIABLE,
+};
+pub use codec::MessageCodec;
 pub use frames::{
-    encoded_size, fits_a_frame, pack_frames, run_writer, FRAME_BUDGET, HEARTBEAT_INTERVAL,
+    encoded_size, fits_a_frame, pack_frames, run_writer, send_streamed, FRAME_BUDGET,
+    HEARTBEAT_INTERVAL,
 };
 pub use gate::{accept_gated, HandshakeGate, HandshakeTicket, MAX_HANDSHAKES};
 
@@ -41,7 +47,7 @@ pub const SILENCE_TIMEOUT_VARIABLE: &str = "WHEREVER_SILENCE_TIMEOUT";
 pub const LOGGED_TEXT_LIMIT: usize = 200;
 
 /// The reading half of a connection.
-pub type Reader = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
+pub type Reader = FramedRead<OwnedReadHalf, MessageCodec>;
 /// The writing half of a connection.
 pub type Writer = FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>;
 
@@ -58,7 +64,7 @@ pub fn split(stream: TcpStream) -> (Reader, Writer) {
     configure_socket(&stream);
     let (read, write) = stream.into_split();
     (
-        FramedRead::new(read, codec(HANDSHAKE_FRAME_LIMIT)),
+        FramedRead::new(read, MessageCodec::new(HANDSHAKE_FRAME_LIMIT)),
         FramedWrite::new(write, codec(MAX_FRAME)),
     )
 }
@@ -119,11 +125,10 @@ pub async fn read_batch(reader: &mut Reader) -> Result<Option<Vec<Message>>, Str
                 "truncated frame: the peer closed the connection in the middle of a frame"
                     .to_string()
             }
+            text if text.starts_with("undecodable") || text.starts_with("bad large") => text,
             text => format!("bad frame: {text}"),
         }),
-        Some(Ok(frame)) => decode_batch(&frame)
-            .map(Some)
-            .map_err(|e| format!("undecodable frame: {e}")),
+        Some(Ok(batch)) => Ok(Some(batch)),
     }
 }
 
@@ -213,7 +218,7 @@ pub async fn accept(
         .await;
         return Err(reason);
     }
-    reader.decoder_mut().set_max_frame_length(MAX_FRAME);
+    reader.decoder_mut().authenticate();
     Ok(hello)
 }
 
@@ -251,7 +256,7 @@ pub async fn join(
     };
     write_batch(writer, &[Message::Hello(hello)]).await?;
     if !expect_welcome {
-        reader.decoder_mut().set_max_frame_length(MAX_FRAME);
+        reader.decoder_mut().authenticate();
         return Ok((0, Vec::new()));
     }
     let batch = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_batch(reader))
@@ -261,7 +266,7 @@ pub async fn join(
     let mut messages = batch.into_iter();
     match messages.next() {
         Some(Message::Welcome { id }) => {
-            reader.decoder_mut().set_max_frame_length(MAX_FRAME);
+            reader.decoder_mut().authenticate();
             Ok((id, messages.collect()))
         }
         Some(Message::Refused { reason }) => {

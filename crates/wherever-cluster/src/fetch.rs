@@ -115,34 +115,33 @@ async fn open(holder: SocketAddr, secret: &Secret) -> Result<DataConnection, Str
         .map_err(|_| format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()))?
 }
 
-/// Asks `connection` for `task`; the connection is fit for reuse only on `Ok`.
+/// Asks `connection` for `task`, waiting at most [`answer_timeout`] for each
+/// frame of the answer; the connection is fit for reuse only on `Ok`.
 async fn ask(connection: &mut DataConnection, task: TaskId) -> Result<Option<Vec<u8>>, String> {
     let (reader, writer) = connection;
-    let exchange = async {
-        write_batch(writer, &[Message::GetData { task }]).await?;
-        loop {
-            let batch = read_batch(reader)
-                .await?
-                .ok_or("the data port closed the connection")?;
-            let mut answer = None;
-            for message in batch {
-                match message {
-                    Message::Heartbeat => {}
-                    Message::Data { task: got, result } if got == task && answer.is_none() => {
-                        answer = Some(result)
-                    }
-                    _ => return Err("unexpected answer from the data port".to_string()),
+    let timeout = answer_timeout();
+    let no_answer = || format!("no answer within {:.0} s", timeout.as_secs_f64());
+    write_batch(writer, &[Message::GetData { task }]).await?;
+    // Each frame (a whole answer, or one chunk of a large one) within the timeout.
+    loop {
+        let batch = tokio::time::timeout(timeout, read_batch(reader))
+            .await
+            .map_err(|_| no_answer())??
+            .ok_or("the data port closed the connection")?;
+        let mut answer = None;
+        for message in batch {
+            match message {
+                Message::Heartbeat => {}
+                Message::Data { task: got, result } if got == task && answer.is_none() => {
+                    answer = Some(result)
                 }
-            }
-            if let Some(answer) = answer {
-                return Ok(answer);
+                _ => return Err("unexpected answer from the data port".to_string()),
             }
         }
-    };
-    let timeout = answer_timeout();
-    tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| format!("no answer within {:.0} s", timeout.as_secs_f64()))?
+        if let Some(answer) = answer {
+            return Ok(answer);
+        }
+    }
 }
 
 /// Fetches `task` from one holder, on a pooled connection if one is idle (a

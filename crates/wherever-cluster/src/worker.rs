@@ -4,8 +4,8 @@
 
 use crate::auth::{this_build, Secret};
 use crate::connection::{
-    accept_gated, join, read_batch, read_batch_within, run_writer, silence_timeout, split,
-    write_batch, HandshakeGate,
+    accept_gated, join, max_value_size, over_the_limit, read_batch, read_batch_within, run_writer,
+    send_streamed, silence_timeout, split, write_batch, HandshakeGate, Payload, CHUNK_SIZE,
 };
 use crate::protocol::{Input, Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
 use std::collections::HashMap;
@@ -437,6 +437,19 @@ fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
         };
     }
     let nbytes = result.len() as u64;
+    let limit = max_value_size();
+    if nbytes > limit {
+        let error = TaskError::new(
+            &task.name,
+            task.position,
+            TaskErrorKind::Runtime,
+            over_the_limit("its result", nbytes, limit),
+        );
+        return Message::TaskFailed {
+            task: task.id,
+            error: Box::new(error.on_worker(label)),
+        };
+    }
     let result = Arc::new(result);
     let inline = (result.len() <= INLINE_RESULT_LIMIT).then(|| result.as_ref().clone());
     store
@@ -508,8 +521,8 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
                 tracing::warn!("data port: disconnected {peer}: {reason}");
                 return;
             }
+            let mut streams = 0u64;
             while let Ok(Some(batch)) = read_batch(&mut reader).await {
-                let mut answers = Vec::with_capacity(batch.len());
                 for message in batch {
                     let task = match message {
                         Message::GetData { task } => task,
@@ -522,16 +535,37 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
                         .unwrap_or_else(|p| p.into_inner())
                         .get(&task)
                         .cloned();
-                    answers.push(Message::Data {
-                        task,
-                        result: result.map(|r| r.as_ref().clone()),
-                    });
-                }
-                if !answers.is_empty() && write_batch(&mut writer, &answers).await.is_err() {
-                    return;
+                    streams += 1;
+                    if send_data(&mut writer, task, result, streams).await.is_err() {
+                        return;
+                    }
                 }
             }
         });
+    }
+}
+
+/// Answers a `GetData` for `task` with the result held (`None` if not held): a
+/// result larger than a chunk is streamed straight from the store (as stream
+/// `stream`), without a copy of the whole.
+async fn send_data(
+    writer: &mut crate::connection::Writer,
+    task: TaskId,
+    result: Option<Arc<Vec<u8>>>,
+    stream: u64,
+) -> Result<(), String> {
+    match result {
+        Some(result) if result.len() > CHUNK_SIZE => {
+            let head = Message::Data {
+                task,
+                result: Some(Vec::new()),
+            };
+            send_streamed(writer, stream, head, Payload::Shared(result)).await
+        }
+        result => {
+            let result = result.map(|r| r.as_ref().clone());
+            write_batch(writer, &[Message::Data { task, result }]).await
+        }
     }
 }
 
