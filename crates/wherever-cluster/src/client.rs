@@ -325,7 +325,7 @@ fn refuse_oversize(shared: &Shared, task: TaskMessage, size: usize) {
     if let Some(callback) = callback {
         let message = format!(
             "not submitted: {}",
-            over_the_limit("its arguments", size as u64, max_value_size())
+            over_the_limit("the task with its arguments", size as u64, max_value_size())
         );
         callback(Err(TaskError::new(
             &task.name,

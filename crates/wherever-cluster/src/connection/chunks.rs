@@ -52,7 +52,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
 /// The error for a value of `size` bytes over the `limit`, naming both.
 pub fn over_the_limit(what: &str, size: u64, limit: u64) -> String {
     format!(
-        "{what} is {size} bytes, over the limit of {limit} bytes for one value \
+        "{what}: {size} bytes, over the limit of {limit} bytes for one value \
          (set {MAX_VALUE_VARIABLE} to raise it)"
     )
 }
