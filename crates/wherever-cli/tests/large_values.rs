@@ -1,7 +1,8 @@
 //! Values larger than a frame through a `wherever scheduler` (`tcp://`) with two
 //! hand-started workers: a 600 MB result, a 300 MB argument and a 300 MB scattered
-//! value arrive byte for byte, and values over `WHEREVER_MAX_VALUE` fail their own
-//! tasks. The checks are the `large_values` example's.
+//! value arrive byte for byte, and values over `WHEREVER_MAX_VALUE` (or the
+//! scheduler's `--max-value`) fail their own tasks. The checks are the
+//! `large_values` example's.
 
 mod common;
 
@@ -71,6 +72,19 @@ fn values_over_the_limit_fail_alone_through_a_scheduler() {
     let limit = [("WHEREVER_MAX_VALUE", "1M")];
     let workers = start_workers(&scheduler, 2, &limit);
     let output = run_client(&scheduler, &["--limit"], &limit);
+    assert!(
+        output.contains("values over the limit failed alone"),
+        "{output}"
+    );
+    stop(scheduler, workers);
+}
+
+#[test]
+fn the_schedulers_value_limit_holds_for_its_clients_and_workers() {
+    let dir = TempDir::new("max-value");
+    let scheduler = Scheduler::start_with(&dir.0, &["--max-value", "1M"]);
+    let workers = start_workers(&scheduler, 2, &[]);
+    let output = run_client(&scheduler, &["--limit"], &[]);
     assert!(
         output.contains("values over the limit failed alone"),
         "{output}"

@@ -3,8 +3,8 @@
 
 use crate::auth::{this_build, Secret};
 use crate::connection::{
-    encoded_size, join, max_value_size, over_the_limit, read_batch, read_batch_within, run_writer,
-    silence_timeout, split, FRAME_BUDGET,
+    adopt_announced_limit, encoded_size, join, max_value_size, over_the_limit, read_batch,
+    read_batch_within, run_writer, silence_timeout, split, FRAME_BUDGET,
 };
 use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
 use std::collections::HashMap;
@@ -138,10 +138,14 @@ impl ClusterClient {
             )
             .await?;
             // The scheduler announces its workers right after the welcome.
+            adopt_value_limit(&rest);
             let announced = match last_announcement(&rest) {
                 Some(announced) => Some(announced),
                 None => match read_batch(&mut reader).await? {
-                    Some(batch) => last_announcement(&batch),
+                    Some(batch) => {
+                        adopt_value_limit(&batch);
+                        last_announcement(&batch)
+                    }
                     None => return Err("the scheduler closed the connection".to_string()),
                 },
             };
@@ -231,11 +235,20 @@ impl ClusterClient {
     }
 
     /// Puts `data` on every worker (and, through them, on workers that join later)
-    /// under a new id, which tasks can then depend on.
-    pub fn scatter(&self, data: Vec<u8>) -> TaskId {
+    /// under a new id, which tasks can then depend on. A value over the largest
+    /// value ([`max_value_size`]) is not sent: the error gives its size and the limit.
+    pub fn scatter(&self, data: Vec<u8>) -> Result<TaskId, String> {
+        let limit = max_value_size();
+        if data.len() as u64 > limit {
+            return Err(over_the_limit(
+                "the scattered value",
+                data.len() as u64,
+                limit,
+            ));
+        }
         let id = self.first_id + self.next.fetch_add(1, Ordering::Relaxed);
         let _ = self.commands.send(Message::Scatter { task: id, data });
-        id
+        Ok(id)
     }
 
     /// A function that tells the scheduler this client no longer needs `task`'s
@@ -287,6 +300,15 @@ fn last_announcement(batch: &[Message]) -> Option<(u32, u32)> {
         Message::Workers { count, slots } => Some((*count, *slots)),
         _ => None,
     })
+}
+
+/// Takes the scheduler's value limit if `batch` announces one.
+fn adopt_value_limit(batch: &[Message]) {
+    for message in batch {
+        if let Message::ValueLimit { bytes } = message {
+            adopt_announced_limit(*bytes);
+        }
+    }
 }
 
 fn fail(shared: &Shared, task: TaskId, name: &str, position: u64, reason: &str) {
@@ -458,6 +480,7 @@ async fn read_answers(
                     shared.workers.store(count, Ordering::Relaxed);
                     shared.slots.store(slots, Ordering::Relaxed);
                 }
+                Message::ValueLimit { bytes } => adopt_announced_limit(bytes),
                 _ => {}
             }
         }

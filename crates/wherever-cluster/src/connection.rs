@@ -18,8 +18,8 @@ mod frames;
 mod gate;
 
 pub use chunks::{
-    max_value_size, over_the_limit, parse_size, Payload, CHUNK_SIZE, DEFAULT_MAX_VALUE,
-    MAX_VALUE_VARIABLE,
+    adopt_announced_limit, configured_max_value, max_value_size, over_the_limit, parse_size,
+    Payload, CHUNK_SIZE, DEFAULT_MAX_VALUE, MAX_VALUE_VARIABLE,
 };
 pub use codec::MessageCodec;
 pub use frames::{

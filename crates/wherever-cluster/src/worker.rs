@@ -4,8 +4,9 @@
 
 use crate::auth::{this_build, Secret};
 use crate::connection::{
-    accept_gated, join, max_value_size, over_the_limit, read_batch, read_batch_within, run_writer,
-    send_streamed, silence_timeout, split, write_batch, HandshakeGate, Payload, CHUNK_SIZE,
+    accept_gated, adopt_announced_limit, join, max_value_size, over_the_limit, read_batch,
+    read_batch_within, run_writer, send_streamed, silence_timeout, split, write_batch,
+    HandshakeGate, Payload, CHUNK_SIZE,
 };
 use crate::protocol::{Input, Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
 use std::collections::HashMap;
@@ -163,6 +164,7 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
                 Message::Drop { task } => {
                     pool.withdraw(task);
                 }
+                Message::ValueLimit { bytes } => adopt_announced_limit(bytes),
                 Message::Shutdown => return Ok(()),
                 // The scheduler's connection says it is alive when idle.
                 Message::Heartbeat => {}

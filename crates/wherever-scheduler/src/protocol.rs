@@ -316,6 +316,13 @@ pub enum Message {
         /// Whether this is the transfer's last chunk.
         last: bool,
     },
+    /// Scheduler → worker or client, after the welcome: the largest value (task
+    /// arguments, result, scattered value) the cluster takes, in bytes. A peer
+    /// fails a task whose value is larger instead of sending it.
+    ValueLimit {
+        /// The limit in bytes.
+        bytes: u64,
+    },
 }
 
 impl Message {
@@ -351,6 +358,7 @@ impl Message {
             Message::Shutdown => "Shutdown",
             Message::Large { .. } => "Large",
             Message::Part { .. } => "Part",
+            Message::ValueLimit { .. } => "ValueLimit",
         }
     }
 }

@@ -327,7 +327,7 @@ impl Client {
             .map_err(|e| Error::Args(format!("cannot encode the scattered value: {e}")))?;
         let (remote, on_drop) = match &self.shared.executor {
             Executor::Cluster(cluster) => {
-                let id = cluster.client.scatter(bytes.clone());
+                let id = cluster.client.scatter(bytes.clone()).map_err(Error::Args)?;
                 let release: Box<dyn FnOnce() + Send> = Box::new(cluster.client.releaser(id));
                 (Some((cluster.client.id(), id)), Some(release))
             }

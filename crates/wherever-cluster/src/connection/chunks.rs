@@ -8,6 +8,7 @@
 
 use crate::protocol::{Message, TaskMessage};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The largest chunk of a payload sent in one frame; payloads larger than this
@@ -21,13 +22,29 @@ pub const MAX_VALUE_VARIABLE: &str = "WHEREVER_MAX_VALUE";
 /// The largest value by default: 4 GiB.
 pub const DEFAULT_MAX_VALUE: u64 = 4 << 30;
 
+/// The lowest limit a scheduler announced to this process ([`Message::ValueLimit`]).
+static ANNOUNCED_LIMIT: AtomicU64 = AtomicU64::new(u64::MAX);
+
 /// The largest value this process sends or accepts: [`MAX_VALUE_VARIABLE`] if set
-/// to a size, else [`DEFAULT_MAX_VALUE`].
+/// to a size, else [`DEFAULT_MAX_VALUE`]; lower if a scheduler announced a lower
+/// limit ([`adopt_announced_limit`]).
 pub fn max_value_size() -> u64 {
+    configured_max_value().min(ANNOUNCED_LIMIT.load(Ordering::Relaxed))
+}
+
+/// The largest value as configured for this process: [`MAX_VALUE_VARIABLE`] if
+/// set to a size, else [`DEFAULT_MAX_VALUE`].
+pub fn configured_max_value() -> u64 {
     std::env::var(MAX_VALUE_VARIABLE)
         .ok()
         .and_then(|text| parse_size(&text))
         .unwrap_or(DEFAULT_MAX_VALUE)
+}
+
+/// Takes a scheduler's announced limit ([`Message::ValueLimit`]) as this
+/// process's limit from now on if it is lower than the present one.
+pub fn adopt_announced_limit(bytes: u64) {
+    ANNOUNCED_LIMIT.fetch_min(bytes, Ordering::Relaxed);
 }
 
 /// Parses a size: a whole number of bytes, optionally followed by `K`, `M` or `G`

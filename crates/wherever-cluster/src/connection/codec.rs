@@ -36,6 +36,12 @@ impl MessageCodec {
         self.frames.set_max_frame_length(MAX_FRAME);
         self.assembler.accept_up_to(max_value_size());
     }
+
+    /// Takes large values up to `limit` bytes (a server's own limit) from now on;
+    /// call after [`MessageCodec::authenticate`].
+    pub fn limit_values(&mut self, limit: u64) {
+        self.assembler.accept_up_to(limit);
+    }
 }
 
 fn invalid(text: String) -> std::io::Error {

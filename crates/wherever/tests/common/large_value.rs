@@ -93,9 +93,10 @@ pub fn check_scatter(client: &Client, bytes: u64) {
     assert_eq!(client.gather(checks).unwrap(), vec![true; 4]);
 }
 
-/// With `WHEREVER_MAX_VALUE=1M` in the client's and workers' environment, a 2 MiB
-/// result and a 3 MiB argument fail their own tasks with their sizes and the
-/// limit, and the tasks around them do not.
+/// With a value limit of 1 MiB (`WHEREVER_MAX_VALUE=1M` in the client's and
+/// workers' environment, or announced by the scheduler), a 2 MiB result and a
+/// 3 MiB argument fail their own tasks and a 2 MiB scatter fails, each with its
+/// size and the limit, and the tasks around them do not.
 pub fn check_limit_of_1_mib(client: &Client) {
     let before = client.submit(pattern_of, 1000);
     let result = client.submit(pattern_of, 2 << 20);
@@ -114,6 +115,15 @@ pub fn check_limit_of_1_mib(client: &Client) {
             "the error gives the size and the limit: {error}"
         );
     }
+    let scattered = client.scatter(&ByteBuf::from(pattern(2 << 20)));
+    let error = scattered
+        .err()
+        .expect("a scatter over the limit fails")
+        .to_string();
+    assert!(
+        error.contains("value: 20971") && error.contains("limit of 1048576 bytes"),
+        "the error gives the size and the limit: {error}"
+    );
     assert!(has_pattern(&before.value().unwrap(), 1000));
     assert!(has_pattern(&after.value().unwrap(), 1000));
     assert!(has_pattern(
