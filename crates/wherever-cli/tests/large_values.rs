@@ -91,3 +91,17 @@ fn the_schedulers_value_limit_holds_for_its_clients_and_workers() {
     );
     stop(scheduler, workers);
 }
+
+#[test]
+fn a_result_over_the_clients_own_limit_fails_its_task_alone() {
+    let dir = TempDir::new("fetch-limit");
+    let scheduler = Scheduler::start(&dir.0);
+    let workers = start_workers(&scheduler, 2, &[]);
+    let limit = [("WHEREVER_MAX_VALUE", "20M")];
+    let output = run_client(&scheduler, &["--fetch-limit"], &limit);
+    assert!(
+        output.contains("a result over the client's limit failed alone"),
+        "{output}"
+    );
+    stop(scheduler, workers);
+}

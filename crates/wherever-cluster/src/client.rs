@@ -6,6 +6,7 @@ use crate::connection::{
     adopt_announced_limit, encoded_size, join, max_value_size, over_the_limit, read_batch,
     read_batch_within, run_writer, silence_timeout, split, FRAME_BUDGET,
 };
+use crate::fetch::FetchError;
 use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -412,7 +413,8 @@ fn merge_submits(
 /// Fetches a large result of `task` from its `holders` and completes the task. A
 /// failed fetch (the holder died, timed out or dropped it) does not fail the task:
 /// it is reported missing, and the scheduler recomputes the result and sends
-/// `Done` again (or, past its limit, the failure).
+/// `Done` again (or, past its limit, the failure). A result too large for this
+/// process fails the task.
 async fn fetch_result(
     task: TaskId,
     holders: Vec<std::net::SocketAddr>,
@@ -421,6 +423,11 @@ async fn fetch_result(
 ) {
     let reason = match crate::fetch::fetch(&holders, task, &shared.secret).await {
         Ok(result) => return complete(&shared, task, Ok(result)),
+        // Recomputing would not make it smaller: the task fails.
+        Err(FetchError::TooLarge(reason)) => {
+            let error = TaskError::new("?", 0, TaskErrorKind::Runtime, reason);
+            return complete(&shared, task, Err(error));
+        }
         Err(reason) => reason,
     };
     tracing::warn!("cannot fetch the result of task {task}: {reason}; reported missing");

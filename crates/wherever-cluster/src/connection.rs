@@ -19,7 +19,7 @@ mod gate;
 
 pub use chunks::{
     adopt_announced_limit, configured_max_value, max_value_size, over_the_limit, parse_size,
-    Payload, CHUNK_SIZE, DEFAULT_MAX_VALUE, MAX_VALUE_VARIABLE,
+    Payload, CHUNK_SIZE, DEFAULT_MAX_VALUE, MAX_VALUE_VARIABLE, OVER_THE_LIMIT,
 };
 pub use codec::MessageCodec;
 pub use frames::{

@@ -8,6 +8,7 @@ use crate::connection::{
     read_batch_within, run_writer, send_streamed, silence_timeout, split, write_batch,
     HandshakeGate, Payload, CHUNK_SIZE,
 };
+use crate::fetch::FetchError;
 use crate::protocol::{Input, Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -140,7 +141,7 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
                             secret.clone(),
                         );
                         tokio::spawn(async move {
-                            if fetch_inputs(task.id, &missing, &store, &outgoing, &secret).await {
+                            if fetch_inputs(&task, &missing, &store, &outgoing, &secret).await {
                                 pool.compute(task);
                             }
                         });
@@ -575,19 +576,34 @@ async fn send_data(
 /// keeps them and tells the scheduler it holds a copy. An input that cannot be had
 /// (after one retry) is reported missing, naming `task` as the requester: the
 /// scheduler drops those holders, recomputes the input if need be and sends
-/// `task` again; `false` then.
+/// `task` again; `false` then. An input too large for this worker fails `task`.
 async fn fetch_inputs(
-    task: TaskId,
+    message: &TaskMessage,
     missing: &[Input],
     store: &Store,
     outgoing: &UnboundedSender<Message>,
     secret: &Secret,
 ) -> bool {
+    let task = message.id;
     for input in missing {
         let mut retried = false;
         let data = loop {
             match crate::fetch::fetch(&input.holders, input.task, secret).await {
                 Ok(data) => break data,
+                Err(FetchError::TooLarge(reason)) => {
+                    let reason = format!("its input {}: {reason}", input.task);
+                    let error = TaskError::new(
+                        &message.name,
+                        message.position,
+                        TaskErrorKind::Runtime,
+                        reason,
+                    );
+                    let _ = outgoing.send(Message::TaskFailed {
+                        task,
+                        error: Box::new(error),
+                    });
+                    return false;
+                }
                 Err(_) if !retried => {
                     retried = true;
                     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -8,13 +8,17 @@
 //! ```
 //!
 //! Prints one line per check; `--limit` checks instead that values over a
-//! `WHEREVER_MAX_VALUE` of 1 MiB fail their own tasks.
+//! `WHEREVER_MAX_VALUE` of 1 MiB fail their own tasks, `--fetch-limit` that a
+//! result over a client's own limit of 20 MiB fails its task.
 
 #[path = "../tests/common/large_value.rs"]
 mod large_value;
 
 use clap::Parser;
-use large_value::{check_argument, check_limit_of_1_mib, check_result, check_scatter, MB};
+use large_value::{
+    check_argument, check_fetch_over_the_limit_of_20_mib, check_limit_of_1_mib, check_result,
+    check_scatter, MB,
+};
 
 #[derive(Parser)]
 #[command(about = "Move large values between processes")]
@@ -31,12 +35,21 @@ struct Args {
     /// Check the value limit (with `WHEREVER_MAX_VALUE=1M`) instead.
     #[arg(long)]
     limit: bool,
+    /// Check that a result over this client's limit (`WHEREVER_MAX_VALUE=20M`
+    /// here only) fails its task instead.
+    #[arg(long)]
+    fetch_limit: bool,
 }
 
 #[wherever::main]
 fn main() -> wherever::Result<()> {
     let args = Args::parse();
     let client = args.wherever.start_or("processes:2")?;
+    if args.fetch_limit {
+        check_fetch_over_the_limit_of_20_mib(&client);
+        println!("a result over the client's limit failed alone");
+        return Ok(());
+    }
     if args.limit {
         check_limit_of_1_mib(&client);
         println!("values over the limit failed alone");

@@ -8,6 +8,9 @@
 
 #[path = "common/harness.rs"]
 mod harness;
+// The example uses the client-only limit check too; this test cannot (its workers
+// share its environment).
+#[allow(dead_code)]
 #[path = "common/large_value.rs"]
 mod large_value;
 

@@ -66,10 +66,13 @@ pub fn parse_size(text: &str) -> Option<u64> {
     number.checked_mul(1 << shift)
 }
 
+/// The words every error about a value over the limit contains.
+pub const OVER_THE_LIMIT: &str = "over the limit of";
+
 /// The error for a value of `size` bytes over the `limit`, naming both.
 pub fn over_the_limit(what: &str, size: u64, limit: u64) -> String {
     format!(
-        "{what}: {size} bytes, over the limit of {limit} bytes for one value \
+        "{what}: {size} bytes, {OVER_THE_LIMIT} {limit} bytes for one value \
          (set {MAX_VALUE_VARIABLE} to raise it)"
     )
 }

@@ -131,3 +131,18 @@ pub fn check_limit_of_1_mib(client: &Client) {
         1000
     ));
 }
+
+/// With a value limit of 20 MiB in the client only (`WHEREVER_MAX_VALUE=20M`), a
+/// 40 MB result fails its task with its size and the limit (instead of being
+/// recomputed and fetched again and again), and a small result still arrives.
+pub fn check_fetch_over_the_limit_of_20_mib(client: &Client) {
+    let error = client.submit(pattern_of, 40 * MB).value().unwrap_err();
+    assert!(
+        error.message.contains("4000000") && error.message.contains("limit of 20971520 bytes"),
+        "the error gives the size and the limit: {error}"
+    );
+    assert!(has_pattern(
+        &client.submit(pattern_of, 1000).value().unwrap(),
+        1000
+    ));
+}
