@@ -131,16 +131,12 @@ pub fn split_large_submits(message: Message) -> Vec<Message> {
     out
 }
 
-/// Takes the payload out of `message` when it is larger than [`CHUNK_SIZE`]:
-/// `Ok((head, payload))` to stream, `Err(message)` to send whole.
-pub fn detach_large(mut message: Message) -> Result<(Message, Vec<u8>), Message> {
-    match payload_slot(&mut message) {
-        Some(slot) if slot.len() > CHUNK_SIZE => {
-            let payload = std::mem::take(slot);
-            Ok((message, payload))
-        }
-        _ => Err(message),
-    }
+/// Takes the payload out of `message` when it is larger than [`CHUNK_SIZE`] (to
+/// stream it, `message` left as its head); `None` leaves it to be sent whole.
+pub fn detach_large(message: &mut Message) -> Option<Vec<u8>> {
+    payload_slot(message)
+        .filter(|slot| slot.len() > CHUNK_SIZE)
+        .map(std::mem::take)
 }
 
 /// A payload to stream: owned, or shared with a store that keeps it.
@@ -311,9 +307,9 @@ mod tests {
         }
     }
 
-    fn streamed(message: Message) -> Vec<Message> {
-        let (head, payload) = detach_large(message).expect("large");
-        stream_messages(9, head, Payload::Owned(payload)).collect()
+    fn streamed(mut message: Message) -> Vec<Message> {
+        let payload = detach_large(&mut message).expect("large");
+        stream_messages(9, message, Payload::Owned(payload)).collect()
     }
 
     #[test]
@@ -328,8 +324,8 @@ mod tests {
 
     #[test]
     fn a_small_payload_is_not_streamed() {
-        assert!(detach_large(store(CHUNK_SIZE)).is_err());
-        assert!(detach_large(Message::Heartbeat).is_err());
+        assert_eq!(detach_large(&mut store(CHUNK_SIZE)), None);
+        assert_eq!(detach_large(&mut Message::Heartbeat), None);
     }
 
     #[test]

@@ -123,15 +123,15 @@ enum Segment {
 fn segments(messages: impl IntoIterator<Item = Message>) -> Vec<Segment> {
     let mut segments = Vec::new();
     let mut whole = Vec::new();
-    for message in messages.into_iter().flat_map(split_large_submits) {
-        match detach_large(message) {
-            Ok((head, payload)) => {
+    for mut message in messages.into_iter().flat_map(split_large_submits) {
+        match detach_large(&mut message) {
+            Some(payload) => {
                 if !whole.is_empty() {
                     segments.push(Segment::Whole(std::mem::take(&mut whole)));
                 }
-                segments.push(Segment::Large(head, payload));
+                segments.push(Segment::Large(message, payload));
             }
-            Err(message) => whole.push(message),
+            None => whole.push(message),
         }
     }
     if !whole.is_empty() {

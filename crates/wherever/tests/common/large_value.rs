@@ -116,10 +116,10 @@ pub fn check_limit_of_1_mib(client: &Client) {
         );
     }
     let scattered = client.scatter(&ByteBuf::from(pattern(2 << 20)));
-    let error = scattered
-        .err()
-        .expect("a scatter over the limit fails")
-        .to_string();
+    let Err(error) = scattered else {
+        panic!("a scatter over the limit fails");
+    };
+    let error = error.to_string();
     assert!(
         error.contains("value: 20971") && error.contains("limit of 1048576 bytes"),
         "the error gives the size and the limit: {error}"
