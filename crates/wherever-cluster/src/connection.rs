@@ -312,6 +312,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_value_larger_than_a_chunk_crosses_a_connection_in_order() {
+        let (peer, stream) = loopback_pair().await;
+        let (_reader, writer) = split(stream);
+        let (queue, outgoing) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(run_writer(writer, outgoing));
+        let large = Message::Store {
+            task: 2,
+            data: (0..2 * CHUNK_SIZE + 3).map(|i| i as u8).collect(),
+        };
+        for message in [Message::Free { tasks: vec![1] }, large.clone()] {
+            queue.send(message).unwrap();
+        }
+        queue.send(Message::Free { tasks: vec![3] }).unwrap();
+        let (mut reader, _) = split(peer);
+        reader.decoder_mut().authenticate();
+        let (mut received, mut batches) = (Vec::new(), 0);
+        while received.len() < 3 {
+            let batch = read_batch_within(&mut reader, DEFAULT_SILENCE_TIMEOUT)
+                .await
+                .unwrap()
+                .expect("open");
+            batches += 1;
+            received.extend(batch.into_iter().filter(|m| *m != Message::Heartbeat));
+        }
+        assert_eq!(
+            received,
+            vec![
+                Message::Free { tasks: vec![1] },
+                large,
+                Message::Free { tasks: vec![3] }
+            ]
+        );
+        assert!(batches >= 4, "a frame per chunk: {batches} batches");
+    }
+
+    #[tokio::test]
+    async fn an_unauthenticated_reader_refuses_a_large_value() {
+        let (peer, stream) = loopback_pair().await;
+        let (_reader, writer) = split(stream);
+        let (queue, outgoing) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(run_writer(writer, outgoing));
+        let data = vec![0; CHUNK_SIZE + 1];
+        queue.send(Message::Store { task: 2, data }).unwrap();
+        let (mut reader, _) = split(peer);
+        let error = read_batch_within(&mut reader, DEFAULT_SILENCE_TIMEOUT)
+            .await
+            .unwrap_err();
+        assert!(error.contains("before authentication"), "{error}");
+    }
+
+    #[tokio::test]
     async fn an_idle_writer_sends_heartbeats() {
         let (peer, stream) = loopback_pair().await;
         let (_reader, writer) = split(stream);
