@@ -301,6 +301,15 @@ mod tests {
         (near, listener.accept().await.unwrap().0)
     }
 
+    /// The queue of a running writer and the reader of its peer, on loopback.
+    async fn writer_and_peer() -> (tokio::sync::mpsc::UnboundedSender<Message>, Reader) {
+        let (peer, stream) = loopback_pair().await;
+        let (_reader, writer) = split(stream);
+        let (queue, outgoing) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(run_writer(writer, outgoing));
+        (queue, split(peer).0)
+    }
+
     #[tokio::test]
     async fn a_silent_peer_is_reported_dead_after_the_timeout() {
         let (_peer, stream) = loopback_pair().await;
@@ -313,10 +322,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_value_larger_than_a_chunk_crosses_a_connection_in_order() {
-        let (peer, stream) = loopback_pair().await;
-        let (_reader, writer) = split(stream);
-        let (queue, outgoing) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(run_writer(writer, outgoing));
+        let (queue, mut reader) = writer_and_peer().await;
         let large = Message::Store {
             task: 2,
             data: (0..2 * CHUNK_SIZE + 3).map(|i| i as u8).collect(),
@@ -325,7 +331,6 @@ mod tests {
             queue.send(message).unwrap();
         }
         queue.send(Message::Free { tasks: vec![3] }).unwrap();
-        let (mut reader, _) = split(peer);
         reader.decoder_mut().authenticate();
         let (mut received, mut batches) = (Vec::new(), 0);
         while received.len() < 3 {
@@ -349,13 +354,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_unauthenticated_reader_refuses_a_large_value() {
-        let (peer, stream) = loopback_pair().await;
-        let (_reader, writer) = split(stream);
-        let (queue, outgoing) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(run_writer(writer, outgoing));
+        let (queue, mut reader) = writer_and_peer().await;
         let data = vec![0; CHUNK_SIZE + 1];
         queue.send(Message::Store { task: 2, data }).unwrap();
-        let (mut reader, _) = split(peer);
         let error = read_batch_within(&mut reader, DEFAULT_SILENCE_TIMEOUT)
             .await
             .unwrap_err();
@@ -364,11 +365,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_writer_sends_heartbeats() {
-        let (peer, stream) = loopback_pair().await;
-        let (_reader, writer) = split(stream);
-        let (_queue, outgoing) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(run_writer(writer, outgoing));
-        let (mut reader, _) = split(peer);
+        let (_queue, mut reader) = writer_and_peer().await;
         let batch = read_batch_within(&mut reader, HEARTBEAT_INTERVAL * 10)
             .await
             .unwrap();
