@@ -30,6 +30,14 @@ pub enum Command {
         task: TaskId,
     },
     /// `worker` may drop its copy of the result of `task`.
+    ///
+    /// Reports carry no assignment number: the scheduler counts the reports of holding
+    /// `task` ([`Event::TaskFinished`], [`Event::Replicated`]) that `worker` may still send
+    /// (one per [`Command::Compute`] there that computes or fetches it, less those received)
+    /// and takes the next that many as sent before the worker dropped its copy (messages
+    /// between the scheduler and one worker must keep their order): each is answered with
+    /// `Compute` again if `task` is assigned to `worker` (a worker that does hold it reports
+    /// again), with `Free` otherwise.
     Free {
         /// The worker.
         worker: WorkerId,

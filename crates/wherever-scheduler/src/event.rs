@@ -56,7 +56,9 @@ pub enum Event {
         /// The task whose result it holds.
         task: TaskId,
     },
-    /// The answer to [`Command::Steal`].
+    /// The answer to [`Command::Steal`]. Answers carry no assignment number: a worker must
+    /// answer every request, in order; answers to requests the scheduler forgot while
+    /// pending (the task was taken back, or seceded) are recognised as such and ignored.
     StealResponse {
         /// The worker that was asked.
         worker: WorkerId,

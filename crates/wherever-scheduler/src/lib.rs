@@ -19,6 +19,10 @@
 //!   ([`Event::MissingData`]) is no longer counted there and, with no holder left,
 //!   recomputed the same way; [`MISSING_DATA_LIMIT`] bounds how often;
 //! * idle workers steal queued-but-not-started tasks from busy ones;
+//! * workers' reports and steal answers carry no assignment number; as messages between
+//!   the scheduler and one worker keep their order, the scheduler counts per task and
+//!   worker those that may still come from before a `Free` or a take-back, and does not
+//!   take them as news (see [`Command::Free`], [`Event::StealResponse`]);
 //! * a running task that blocks on other tasks (typically subtasks it submitted) can
 //!   **secede** ([`Event::Secede`]): it stays processing but stops occupying a slot, so
 //!   the worker gets more work and nested tasks never deadlock; [`Event::Rejoin`] makes
@@ -35,11 +39,13 @@ mod id_hash;
 mod invariants;
 mod lifecycle;
 mod missing_data;
+mod per_worker;
 mod placement;
 mod release;
 mod results;
 mod scheduler;
 mod spec;
+mod stale_reports;
 mod stealing;
 mod submit;
 mod task;

@@ -36,7 +36,7 @@ impl Scheduler {
         let mut lost_holder = false;
         for worker in holders {
             if self.forget_holder(task, worker) {
-                out.push(Command::Free { worker, task });
+                self.free(worker, task, out);
                 lost_holder = true;
             }
         }
@@ -94,7 +94,7 @@ impl Scheduler {
         if t.client_missing_reports > MISSING_DATA_LIMIT && !t.status.failed() {
             for worker in t.who_has.clone() {
                 self.forget_holder(task, worker);
-                out.push(Command::Free { worker, task });
+                self.free(worker, task, out);
             }
             self.fail(task, Failure::Lost, None, out);
         }

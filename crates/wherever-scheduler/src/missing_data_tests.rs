@@ -293,3 +293,144 @@ fn a_client_waiting_for_a_recompute_may_cancel_it() {
         ]
     );
 }
+
+/// Worker 1 has two reports on their way, sent while it held 3 and 6: "3 finished" and "6
+/// finished" (answers to assignments of results it held already); the scheduler has just
+/// freed 3 there (`Done` 6 was sent). Reports carry no assignment number.
+fn stale_reports_on_the_way() -> Scheduler {
+    let mut s = sched();
+    add_worker(&mut s, 2, 1);
+    let out = submit(
+        &mut s,
+        vec![TaskSpec::new(3).wanted(false), TaskSpec::new(6).deps([3])],
+    );
+    assert_eq!(computes(&out), vec![(2, 3)]);
+    add_worker(&mut s, 1, 1);
+    let out = finish(&mut s, 2, 3, 0);
+    assert_eq!(computes(&out), vec![(1, 6)]);
+    // Worker 1 fetches 3 from worker 2 and starts 6 (its `Replicated` is on its way).
+    // Worker 2 dies: 6 is pulled back and 3 recomputed on worker 1, which holds it already
+    // and reports it finished again (the first stale report).
+    let out = ev(&mut s, Event::WorkerRemoved { worker: 2 });
+    assert_eq!(cancels(&out), vec![(1, 6)]);
+    assert_eq!(computes(&out), vec![(1, 3)]);
+    let out = ev(&mut s, Event::Replicated { worker: 1, task: 3 });
+    assert_eq!(computes(&out), vec![(1, 6)]);
+    // Worker 1 finishes its first run of 6, and answers the new assignment with another
+    // finish (the second stale report).
+    let out = finish(&mut s, 1, 6, 10);
+    assert_eq!(out[0], Command::Done { task: 6 });
+    assert_eq!(frees(&out), vec![(1, 3)]);
+    s
+}
+
+/// The first failure the property test found (regression seed `814c0964` in
+/// `tests/properties.proptest-regressions`): a report sent before the worker dropped the
+/// result on [`Command::Free`] arrived after the scheduler needed the result again, and was
+/// taken as a fresh result, so the dependent (then the client, with `Done`) was sent to a
+/// worker that no longer had it.
+#[test]
+fn a_report_sent_before_a_free_is_not_a_fresh_result() {
+    let mut s = stale_reports_on_the_way();
+    // Worker 1 gets busy; the client cannot fetch 6: it is recomputed, 3 first.
+    let out = submit(&mut s, vec![TaskSpec::new(10), TaskSpec::new(11)]);
+    assert_eq!(computes(&out), vec![(1, 10), (1, 11)]);
+    let out = missing(&mut s, 6, vec![1], None);
+    assert_eq!(out, vec![Command::Free { worker: 1, task: 6 }]);
+    assert_eq!(s.state(3), Some(TaskState::Ready));
+    // The stale reports arrive.
+    let out = finish(&mut s, 1, 3, 1);
+    assert_eq!(out, vec![Command::Free { worker: 1, task: 3 }]);
+    assert_eq!(s.state(3), Some(TaskState::Ready), "3 is nowhere");
+    let out = finish(&mut s, 1, 6, 1);
+    assert_eq!(out, vec![Command::Free { worker: 1, task: 6 }]);
+    assert_eq!(s.state(6), Some(TaskState::Waiting));
+    // The real recompute.
+    assert_eq!(computes(&finish(&mut s, 1, 10, 1)), vec![(1, 3)]);
+    let out = finish(&mut s, 1, 3, 1);
+    assert_eq!(inputs_of(&out, 6), vec![(3, vec![1])]);
+    let out = finish(&mut s, 1, 6, 1);
+    assert!(out.contains(&Command::Done { task: 6 }), "{out:?}");
+}
+
+/// The second failure (regression seed `a5198028` in
+/// `tests/properties.proptest-regressions`): as above, but the freed result is assigned
+/// to the same worker again before the stale report arrives. The stale report cannot be
+/// told from the answer to the new assignment, so the worker is asked again; the answers
+/// after the stale ones are taken.
+#[test]
+fn a_stale_report_after_reassigning_to_the_same_worker_is_not_a_fresh_result() {
+    let mut s = stale_reports_on_the_way();
+    // The client cannot fetch 6: it is recomputed, 3 first, on worker 1 at once.
+    let out = missing(&mut s, 6, vec![1], None);
+    assert_eq!(frees(&out), vec![(1, 6)]);
+    assert_eq!(computes(&out), vec![(1, 3)]);
+    // The stale reports arrive: 3 is asked for again, 6 (waiting) freed again.
+    let out = finish(&mut s, 1, 3, 1);
+    assert_eq!(computes(&out), vec![(1, 3)]);
+    assert_eq!(s.state(3), Some(TaskState::Processing), "3 is nowhere yet");
+    let out = finish(&mut s, 1, 6, 1);
+    assert_eq!(out, vec![Command::Free { worker: 1, task: 6 }]);
+    assert_eq!(s.state(6), Some(TaskState::Waiting));
+    // Worker 1 computes 3 (and answers the second assignment with another finish).
+    let out = finish(&mut s, 1, 3, 1);
+    assert_eq!(inputs_of(&out, 6), vec![(3, vec![1])]);
+    assert!(finish(&mut s, 1, 3, 1).is_empty());
+    let out = finish(&mut s, 1, 6, 1);
+    assert!(out.contains(&Command::Done { task: 6 }), "{out:?}");
+}
+
+/// The third failure (regression seed `dd13b024` in
+/// `tests/properties.proptest-regressions`): a steal answer carries no assignment number.
+/// The answer to a steal request for a task taken back meanwhile arrived after the task was
+/// sent to the same worker again and asked back again: it was taken as the answer to the
+/// new request ("refused"), and the real answer ("given back") was then ignored, so the task
+/// stayed assigned to a worker that had dropped it, forever.
+#[test]
+fn a_steal_answer_for_an_earlier_assignment_is_not_the_answer_to_a_later_request() {
+    let mut s = sched();
+    add_worker(&mut s, 1, 1);
+    add_worker(&mut s, 2, 1);
+    let out = submit(&mut s, vec![TaskSpec::new(1), TaskSpec::new(5)]);
+    assert_eq!(computes(&out), vec![(1, 1), (2, 5)]);
+    finish(&mut s, 1, 1, 100);
+    finish(&mut s, 2, 5, 1);
+    // 10 goes where most of its input is, behind 2; worker 2 is idle: 10 is asked back.
+    let out = submit(
+        &mut s,
+        vec![TaskSpec::new(2), TaskSpec::new(10).deps([1, 5])],
+    );
+    assert_eq!(computes(&out), vec![(1, 2), (1, 10)]);
+    assert_eq!(
+        out.last(),
+        Some(&Command::Steal {
+            worker: 1,
+            task: 10
+        })
+    );
+    // Worker 1 cannot fetch 5 and drops 10; then it answers the steal: "not there" (on
+    // its way).
+    let out = missing(&mut s, 5, vec![2], Some((1, 10)));
+    assert_eq!(cancels(&out), vec![(1, 10)]);
+    assert_eq!(computes(&out), vec![(2, 5)]);
+    // 5 is recomputed; 10 goes to worker 1 again and is asked back again.
+    let out = finish(&mut s, 2, 5, 1);
+    assert_eq!(computes(&out), vec![(1, 10)]);
+    assert_eq!(
+        out.last(),
+        Some(&Command::Steal {
+            worker: 1,
+            task: 10
+        })
+    );
+    // The answer to the first request arrives: it says nothing about the second.
+    let steal_answer = |stolen| Event::StealResponse {
+        worker: 1,
+        task: 10,
+        stolen,
+    };
+    assert!(ev(&mut s, steal_answer(false)).is_empty());
+    // Worker 1 gives the second assignment back: 10 runs on worker 2.
+    let out = ev(&mut s, steal_answer(true));
+    assert_eq!(computes(&out), vec![(2, 10)]);
+}

@@ -72,22 +72,36 @@ impl Scheduler {
         t.avoid = None;
         t.steal = StealFlag::None;
         t.seceded = false;
+        t.expect_report(worker);
         let deps = t.deps.clone();
+        for d in &deps {
+            let dt = self.tasks.get_mut(d).expect("dependency");
+            if !dt.who_has.contains(&worker) {
+                dt.expect_report(worker); // it fetches a copy
+            }
+        }
         self.workers
             .get_mut(&worker)
             .expect("worker")
             .processing
             .insert(seq, task);
         self.index(worker);
-        let inputs = deps
-            .into_iter()
-            .map(|d| (d, self.tasks[&d].who_has.clone()))
+        let compute = self.compute_command(task, worker);
+        out.push(compute);
+    }
+
+    /// [`Command::Compute`] of `task` on `worker`, with where each input lives now.
+    pub(crate) fn compute_command(&self, task: TaskId, worker: WorkerId) -> Command {
+        let inputs = self.tasks[&task]
+            .deps
+            .iter()
+            .map(|&d| (d, self.tasks[&d].who_has.clone()))
             .collect();
-        out.push(Command::Compute {
+        Command::Compute {
             worker,
             task,
             inputs,
-        });
+        }
     }
 
     /// Queues `task` (active, all dependencies in memory) for assignment: `fresh` (a new

@@ -32,7 +32,7 @@ impl Scheduler {
                         let wk = self.workers.get_mut(&w).expect("holder");
                         wk.held.remove(&task);
                         wk.held_bytes -= nbytes;
-                        out.push(Command::Free { worker: w, task });
+                        self.free(w, task, out);
                     }
                     self.release_candidates.push(task);
                 } else if matches!(

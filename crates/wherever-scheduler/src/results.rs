@@ -22,7 +22,8 @@ impl Scheduler {
     /// `worker` holds the result of `task`, computed there or copied: one
     /// more holder of a result in memory; the result of a task still to run (a copy of a
     /// result being recomputed is as good); or nothing anyone needs (forgotten, released or
-    /// ended meanwhile), which the worker may drop.
+    /// ended meanwhile), which the worker may drop. A report that may have been sent before
+    /// the worker dropped the result on `Free` is no news ([`crate::stale_reports`]).
     pub(crate) fn holds_result(
         &mut self,
         worker: WorkerId,
@@ -30,15 +31,23 @@ impl Scheduler {
         nbytes: Option<u64>,
         out: &mut Vec<Command>,
     ) {
-        match self.tasks.get(&task).map(|t| t.status) {
-            Some(Status::Memory) => self.add_holder(task, worker),
-            Some(s) if s.active() => {
+        if !self.tasks.contains_key(&task) {
+            out.push(Command::Free { worker, task });
+            return;
+        }
+        if self.stale_report(worker, task, out) {
+            return;
+        }
+        let t = &self.tasks[&task];
+        match t.status {
+            Status::Memory => self.add_holder(task, worker),
+            s if s.active() => {
                 if let Some(nbytes) = nbytes {
                     self.tasks.get_mut(&task).expect("task").nbytes = nbytes;
                 }
                 self.make_memory(task, worker, out);
             }
-            _ => out.push(Command::Free { worker, task }),
+            _ => self.free(worker, task, out),
         }
     }
 

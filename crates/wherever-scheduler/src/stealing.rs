@@ -1,7 +1,7 @@
 //! Work stealing: idle slots ask busy workers for queued-but-not-started tasks back.
 
+use crate::per_worker::take_one;
 use crate::task::{Status, StealFlag};
-use crate::worker::clear_steal;
 use crate::{Command, Scheduler, SchedulerError, TaskId, WorkerId};
 
 impl Scheduler {
@@ -42,24 +42,33 @@ impl Scheduler {
         stolen: bool,
     ) -> Result<(), SchedulerError> {
         self.known_worker(worker)?;
-        let Some(t) = self.tasks.get(&task) else {
+        let Some(t) = self.tasks.get_mut(&task) else {
             return Ok(());
         };
+        // Answers carry no assignment number, but a worker answers in order: while requests
+        // forgotten unanswered are still to be answered, this answers one of them.
+        if take_one(&mut t.stale_steal_answers, worker) {
+            return Ok(());
+        }
         if t.status != Status::Processing(worker) || t.steal != StealFlag::Pending {
             return Ok(()); // late: the task finished or moved meanwhile
         }
+        // The request is answered.
+        self.unindex(worker);
+        let t = self.tasks.get_mut(&task).expect("task");
+        let w = self.workers.get_mut(&worker).expect("worker");
+        w.steal_pending -= 1;
+        self.steals_in_flight -= 1;
+        t.steal = StealFlag::None;
+        if !stolen {
+            t.steal = StealFlag::Refused;
+            w.steal_refused += 1;
+        }
+        self.index(worker);
         if stolen {
             self.remove_processing(worker, task);
             self.tasks.get_mut(&task).expect("task").avoid = Some(worker);
             self.make_ready(task, false);
-        } else {
-            self.unindex(worker);
-            let t = self.tasks.get_mut(&task).expect("task");
-            let w = self.workers.get_mut(&worker).expect("worker");
-            clear_steal(t, w, &mut self.steals_in_flight);
-            t.steal = StealFlag::Refused;
-            w.steal_refused += 1;
-            self.index(worker);
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 use std::cmp::Reverse;
 
 use crate::id_hash::IdSet;
+use crate::per_worker::PerWorker;
 use crate::{TaskId, TaskState, WorkerId};
 
 /// Where a task is in its life (the public [`TaskState`] plus the worker it runs on).
@@ -130,6 +131,17 @@ pub(crate) struct Task {
     pub(crate) client_missing_reports: u32,
     /// How many times its worker reported one of its inputs missing.
     pub(crate) missing_input_reports: u32,
+    /// Per worker, how many reports of holding the result it may still send: one per
+    /// compute of this task, or of a dependent that fetches it, sent there; less those
+    /// received (see [`crate::stale_reports`]).
+    pub(crate) reports_due: PerWorker,
+    /// Per worker told to free the result: how many of its next reports of holding it may
+    /// have been sent before it dropped its copy.
+    pub(crate) stale_reports: PerWorker,
+    /// Per worker, how many steal requests for this task it has still to answer that were
+    /// forgotten while pending (the task was taken back or seceded): its next that many
+    /// answers about this task are stale.
+    pub(crate) stale_steal_answers: PerWorker,
 }
 
 impl Task {
@@ -165,6 +177,9 @@ impl Task {
             client_waits: false,
             client_missing_reports: 0,
             missing_input_reports: 0,
+            reports_due: Vec::new(),
+            stale_reports: Vec::new(),
+            stale_steal_answers: Vec::new(),
         }
     }
 }

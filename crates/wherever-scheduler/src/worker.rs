@@ -5,6 +5,7 @@ use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
 use crate::id_hash::IdSet;
+use crate::per_worker::bump;
 use crate::task::{StealFlag, Task};
 use crate::{Scheduler, SchedulerError, TaskId, WorkerId};
 
@@ -57,13 +58,20 @@ pub(crate) struct IndexKeys {
     pub(crate) victim: Option<(Reverse<u32>, WorkerId)>,
 }
 
-/// Forgets the steal request or refusal on `task` (assigned to `worker`), keeping the
-/// counters of both and the scheduler's `steals_in_flight` in step.
-pub(crate) fn clear_steal(task: &mut Task, worker: &mut Worker, steals_in_flight: &mut u64) {
+/// Forgets the steal request or refusal on `task` (assigned to `worker`, whose id is `id`),
+/// keeping the counters of both and the scheduler's `steals_in_flight` in step. The answer
+/// to a request forgotten while pending is still to come: it will be stale.
+pub(crate) fn clear_steal(
+    task: &mut Task,
+    worker: &mut Worker,
+    id: WorkerId,
+    steals_in_flight: &mut u64,
+) {
     match task.steal {
         StealFlag::Pending => {
             worker.steal_pending -= 1;
             *steals_in_flight -= 1;
+            bump(&mut task.stale_steal_answers, id);
         }
         StealFlag::Refused => worker.steal_refused -= 1,
         StealFlag::None => {}
@@ -157,7 +165,7 @@ impl Scheduler {
         let t = self.tasks.get_mut(&task).expect("processing task");
         let w = self.workers.get_mut(&worker).expect("worker");
         w.processing.remove(&t.assign_seq);
-        clear_steal(t, w, &mut self.steals_in_flight);
+        clear_steal(t, w, worker, &mut self.steals_in_flight);
         if t.seceded {
             t.seceded = false;
             w.seceded -= 1;
@@ -188,8 +196,8 @@ impl Scheduler {
         let w = self.workers.get_mut(&worker).expect("worker");
         t.seceded = seceded;
         // A seceded task is running: any steal request for it is moot (the answer,
-        // `stolen: false`, will find no pending request and be ignored as late).
-        clear_steal(t, w, &mut self.steals_in_flight);
+        // `stolen: false`, is stale and ignored).
+        clear_steal(t, w, worker, &mut self.steals_in_flight);
         if seceded {
             w.seceded += 1;
         } else {

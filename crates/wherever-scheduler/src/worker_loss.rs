@@ -18,7 +18,7 @@ impl Scheduler {
         let processing: Vec<TaskId> = w.processing.values().copied().collect();
         for task in processing {
             let t = self.tasks.get_mut(&task).expect("processing task");
-            clear_steal(t, &mut w, &mut self.steals_in_flight);
+            clear_steal(t, &mut w, worker, &mut self.steals_in_flight);
             t.seceded = false;
             t.attempts += 1;
             if t.attempts > t.retries {

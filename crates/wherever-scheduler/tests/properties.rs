@@ -229,6 +229,7 @@ struct Sim {
     retries: HashMap<TaskId, u32>,
     fails: HashSet<TaskId>,
     expected: HashMap<TaskId, u64>,
+    /// Workers scattered data was put on and not freed there since.
     scatter_holders: HashMap<TaskId, Vec<WorkerId>>,
     workers: BTreeMap<WorkerId, SimWorker>,
     next_worker: WorkerId,
@@ -251,6 +252,11 @@ struct Sim {
     limit_doomed: HashSet<TaskId>,
     /// Tasks the scheduler accepted as seceded on a worker, until their next `Compute`.
     sched_seceded: HashMap<TaskId, WorkerId>,
+    /// Per task, how many times it was assigned to a worker it was not assigned to (a
+    /// `Compute` after a `Cancel`, or to another worker).
+    assignments: HashMap<TaskId, u64>,
+    /// Per worker and task, the assignment each steal answer on its way was about.
+    steal_answers: HashMap<(WorkerId, TaskId), VecDeque<u64>>,
     events: usize,
     stats: Stats,
 }
@@ -309,7 +315,9 @@ impl Sim {
             && (task >= SCATTER_BASE || self.terminal.contains_key(&task))
     }
 
-    /// Whether a live worker the data was scattered to still has it.
+    /// Whether a live worker the data was scattered to, and never told to free it, still has
+    /// it (a copy such a worker fetched again later is a replica like any other: the
+    /// scheduler may lose its last known holder before it hears of it).
     fn scattered_anywhere(&self, task: TaskId) -> bool {
         self.scatter_holders[&task].iter().any(|h| {
             let w = &self.workers[h];
@@ -362,7 +370,9 @@ impl Sim {
                     .get_mut(&worker)
                     .expect("compute on unknown worker");
                 assert!(w.alive, "compute on dead worker");
-                self.assigned.insert(task, worker);
+                if self.assigned.insert(task, worker) != Some(worker) {
+                    *self.assignments.entry(task).or_default() += 1;
+                }
                 self.sched_seceded.remove(&task);
                 if let Some(r) = w.running.iter().find(|r| r.0 == task) {
                     if matches!(r.2, Phase::Seceded(_)) {
@@ -412,6 +422,11 @@ impl Sim {
                     }
                     _ => false,
                 };
+                self.steal_answers
+                    .entry((worker, task))
+                    .or_default()
+                    .push_back(self.assignments[&task]);
+                let w = self.workers.get_mut(&worker).expect("worker");
                 w.outbox.push_back(Event::StealResponse {
                     worker,
                     task,
@@ -425,6 +440,9 @@ impl Sim {
                     .expect("free on unknown worker");
                 assert!(w.alive);
                 w.memory.remove(&task);
+                if let Some(holders) = self.scatter_holders.get_mut(&task) {
+                    holders.retain(|&h| h != worker);
+                }
             }
             Command::Cancel { worker, task } => {
                 let w = self
@@ -534,6 +552,7 @@ impl Sim {
         w.memory.clear();
         if !keep_outbox {
             w.outbox.clear();
+            self.steal_answers.retain(|(worker, _), _| *worker != id);
         }
         let victims: Vec<TaskId> = self
             .assigned
@@ -671,6 +690,17 @@ impl Sim {
         let w = self.workers.get_mut(&id).unwrap();
         let alive = w.alive;
         let e = w.outbox.pop_front().unwrap();
+        // A steal answer about an earlier assignment says nothing about the current one.
+        let current_answer = match e {
+            Event::StealResponse { task, .. } => {
+                let about = self
+                    .steal_answers
+                    .get_mut(&(id, task))
+                    .and_then(VecDeque::pop_front);
+                about == self.assignments.get(&task).copied()
+            }
+            _ => true,
+        };
         if let (
             Event::TaskFinished { task, .. }
             | Event::TaskErred { task, .. }
@@ -678,7 +708,8 @@ impl Sim {
                 task, stolen: true, ..
             },
             true,
-        ) = (&e, alive)
+            true,
+        ) = (&e, alive, current_answer)
         {
             if self.assigned.get(task) == Some(&id) {
                 self.assigned.remove(task);
@@ -785,6 +816,8 @@ fn run_case(case: Case) -> Stats {
         limit_causes: HashSet::new(),
         limit_doomed: HashSet::new(),
         sched_seceded: HashMap::new(),
+        assignments: HashMap::new(),
+        steal_answers: HashMap::new(),
         events: 0,
         stats: [0; STAT_NAMES.len()],
     };

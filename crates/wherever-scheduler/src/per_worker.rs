@@ -1,0 +1,48 @@
+//! Small per-worker counters kept on a task record: [`PerWorker`].
+
+use crate::WorkerId;
+
+/// Per worker, a count; a worker is listed only while its count is not zero.
+pub(crate) type PerWorker = Vec<(WorkerId, u32)>;
+
+/// Adds one to `worker`'s count.
+pub(crate) fn bump(counts: &mut PerWorker, worker: WorkerId) {
+    add(counts, worker, 1);
+}
+
+/// Adds `n` (not zero) to `worker`'s count.
+pub(crate) fn add(counts: &mut PerWorker, worker: WorkerId, n: u32) {
+    match counts.iter_mut().find(|(w, _)| *w == worker) {
+        Some((_, c)) => *c += n,
+        None => counts.push((worker, n)),
+    }
+}
+
+/// Takes one from `worker`'s count; `false` if it was zero.
+pub(crate) fn take_one(counts: &mut PerWorker, worker: WorkerId) -> bool {
+    let Some(i) = counts.iter().position(|(w, _)| *w == worker) else {
+        return false;
+    };
+    counts[i].1 -= 1;
+    if counts[i].1 == 0 {
+        counts.swap_remove(i);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{add, bump, take_one, PerWorker};
+
+    #[test]
+    fn counts_list_only_workers_with_a_count() {
+        let mut c: PerWorker = Vec::new();
+        assert!(!take_one(&mut c, 1));
+        add(&mut c, 1, 2);
+        bump(&mut c, 2);
+        assert!(take_one(&mut c, 1));
+        assert!(take_one(&mut c, 1));
+        assert!(!take_one(&mut c, 1));
+        assert_eq!(c, vec![(2, 1)]);
+    }
+}
