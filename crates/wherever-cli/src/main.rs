@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use wherever_cluster::auth::{default_secret_path, SECRET_FILE_VARIABLE};
+use wherever_cluster::connection::{configured_max_value, parse_size};
 use wherever_cluster::server::{serve, ServerOptions};
 use wherever_cluster::Secret;
 
@@ -38,7 +39,18 @@ enum Commands {
         /// (every peer sends a heartbeat after 2 s with nothing else to send).
         #[arg(long, default_value_t = 30)]
         heartbeat_timeout: u64,
+        /// The largest value (task arguments, scattered value, result) the cluster
+        /// takes, in bytes or with a K, M or G suffix; announced to every client
+        /// and worker, which fail a task whose value is larger. Default:
+        /// $WHEREVER_MAX_VALUE, else 4G.
+        #[arg(long, value_parser = parse_max_value)]
+        max_value: Option<u64>,
     },
+}
+
+/// Parses `--max-value`: bytes, or a number with a K, M or G suffix.
+fn parse_max_value(text: &str) -> Result<u64, String> {
+    parse_size(text).ok_or_else(|| format!("`{text}` is not a size (e.g. 512M, 4G)"))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,6 +64,7 @@ fn main() -> anyhow::Result<()> {
             host,
             secret_file,
             heartbeat_timeout,
+            max_value,
         } => {
             let path = secret_file
                 .or_else(|| std::env::var_os(SECRET_FILE_VARIABLE).map(PathBuf::from))
@@ -71,6 +84,7 @@ fn main() -> anyhow::Result<()> {
                 );
                 let options = ServerOptions {
                     heartbeat_timeout: std::time::Duration::from_secs(heartbeat_timeout.max(1)),
+                    max_value: max_value.unwrap_or_else(configured_max_value),
                     ..ServerOptions::default()
                 };
                 serve(listener, secret, options).await;

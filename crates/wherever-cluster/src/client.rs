@@ -3,9 +3,10 @@
 
 use crate::auth::{this_build, Secret};
 use crate::connection::{
-    encoded_size, fits_a_frame, join, read_batch, read_batch_within, run_writer, silence_timeout,
-    split, FRAME_BUDGET,
+    adopt_announced_limit, encoded_size, join, max_value_size, over_the_limit, read_batch,
+    read_batch_within, run_writer, silence_timeout, split, FRAME_BUDGET,
 };
+use crate::fetch::FetchError;
 use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -145,10 +146,14 @@ impl ClusterClient {
             )
             .await?;
             // The scheduler announces its workers right after the welcome.
+            adopt_value_limit(&rest);
             let announced = match last_announcement(&rest) {
                 Some(announced) => Some(announced),
                 None => match read_batch(&mut reader).await? {
-                    Some(batch) => last_announcement(&batch),
+                    Some(batch) => {
+                        adopt_value_limit(&batch);
+                        last_announcement(&batch)
+                    }
                     None => return Err("the scheduler closed the connection".to_string()),
                 },
             };
@@ -241,11 +246,20 @@ impl ClusterClient {
     }
 
     /// Puts `data` on every worker (and, through them, on workers that join later)
-    /// under a new id, which tasks can then depend on.
-    pub fn scatter(&self, data: Vec<u8>) -> TaskId {
+    /// under a new id, which tasks can then depend on. A value over the largest
+    /// value ([`max_value_size`]) is not sent: the error gives its size and the limit.
+    pub fn scatter(&self, data: Vec<u8>) -> Result<TaskId, String> {
+        let limit = max_value_size();
+        if data.len() as u64 > limit {
+            return Err(over_the_limit(
+                "the scattered value",
+                data.len() as u64,
+                limit,
+            ));
+        }
         let id = self.first_id + self.next.fetch_add(1, Ordering::Relaxed);
         let _ = self.commands.send(Message::Scatter { task: id, data });
-        id
+        Ok(id)
     }
 
     /// A function that tells the scheduler this client no longer needs `task`'s
@@ -323,6 +337,15 @@ fn last_announcement(batch: &[Message]) -> Option<(u32, u32)> {
     })
 }
 
+/// Takes the scheduler's value limit if `batch` announces one.
+fn adopt_value_limit(batch: &[Message]) {
+    for message in batch {
+        if let Message::ValueLimit { bytes } = message {
+            adopt_announced_limit(*bytes);
+        }
+    }
+}
+
 fn fail(shared: &Shared, task: TaskId, name: &str, position: u64, reason: &str) {
     let callback = shared
         .pending
@@ -343,7 +366,8 @@ fn fail(shared: &Shared, task: TaskId, name: &str, position: u64, reason: &str) 
     }
 }
 
-/// Fails a task whose encoded form (`size` bytes) fits in no frame, saying so.
+/// Fails a task whose arguments (`size` bytes) are over the largest value
+/// ([`max_value_size`]), saying so.
 fn refuse_oversize(shared: &Shared, task: TaskMessage, size: usize) {
     let callback = shared
         .pending
@@ -351,15 +375,14 @@ fn refuse_oversize(shared: &Shared, task: TaskMessage, size: usize) {
         .unwrap_or_else(|p| p.into_inner())
         .remove(&task.id);
     tracing::warn!(
-        "task {} (`{}`) not submitted: {size} bytes, over the frame limit",
+        "task {} (`{}`) not submitted: {size} bytes, over the value limit",
         task.id,
         task.name
     );
     if let Some(callback) = callback {
         let message = format!(
-            "not submitted: the task and its arguments are {size} bytes, over the limit of \
-             {} bytes for one message",
-            crate::protocol::MAX_FRAME
+            "not submitted: {}",
+            over_the_limit("the task with its arguments", size as u64, max_value_size())
         );
         callback(Err(TaskError::new(
             &task.name,
@@ -372,8 +395,8 @@ fn refuse_oversize(shared: &Shared, task: TaskMessage, size: usize) {
 
 /// Merges consecutive `Submit`s into as few as fit, so a burst of submissions is a
 /// few messages: a merged `Submit` holds tasks up to [`FRAME_BUDGET`] bytes (a task
-/// larger than that goes alone), and a task too large for any frame is handed to
-/// `reject` with its size instead of being sent.
+/// larger than that goes alone), and a task larger than the largest value
+/// ([`max_value_size`]) is handed to `reject` with its size instead of being sent.
 fn merge_submits(
     mut queue: UnboundedReceiver<Message>,
     reject: impl Fn(TaskMessage, usize) + Send + 'static,
@@ -399,7 +422,7 @@ fn merge_submits(
                 };
                 for task in more {
                     let size = encoded_size(&task);
-                    if !fits_a_frame(size) {
+                    if size as u64 > max_value_size() {
                         reject(task, size);
                         continue;
                     }
@@ -424,7 +447,8 @@ fn merge_submits(
 /// Fetches a large result of `task` from its `holders` and completes the task. A
 /// failed fetch (the holder died, timed out or dropped it) does not fail the task:
 /// it is reported missing, and the scheduler recomputes the result and sends
-/// `Done` again (or, past its limit, the failure).
+/// `Done` again (or, past its limit, the failure). A result too large for this
+/// process fails the task.
 async fn fetch_result(
     task: TaskId,
     holders: Vec<std::net::SocketAddr>,
@@ -433,6 +457,11 @@ async fn fetch_result(
 ) {
     let reason = match crate::fetch::fetch(&holders, task, &shared.secret).await {
         Ok(result) => return complete(&shared, task, Ok(result)),
+        // Recomputing would not make it smaller: the task fails.
+        Err(FetchError::TooLarge(reason)) => {
+            let error = TaskError::new("?", 0, TaskErrorKind::Runtime, reason);
+            return complete(&shared, task, Err(error));
+        }
         Err(reason) => reason,
     };
     tracing::warn!("cannot fetch the result of task {task}: {reason}; reported missing");
@@ -493,6 +522,7 @@ async fn read_answers(
                     shared.slots.store(slots, Ordering::Relaxed);
                     announce(&shared);
                 }
+                Message::ValueLimit { bytes } => adopt_announced_limit(bytes),
                 _ => {}
             }
         }

@@ -4,9 +4,7 @@
 //! connections to a listening port in `connection/gate.rs`.
 
 use crate::auth::{random_bytes, Secret};
-use crate::protocol::{
-    decode_batch, encode_batch, BuildInfo, Hello, Message, Role, MAX_FRAME, PROTOCOL_VERSION,
-};
+use crate::protocol::{encode_batch, BuildInfo, Hello, Message, Role, MAX_FRAME, PROTOCOL_VERSION};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
@@ -14,11 +12,19 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
+mod chunks;
+mod codec;
 mod frames;
 mod gate;
 
+pub use chunks::{
+    adopt_announced_limit, configured_max_value, max_value_size, over_the_limit, parse_size,
+    Payload, CHUNK_SIZE, DEFAULT_MAX_VALUE, MAX_VALUE_VARIABLE, OVER_THE_LIMIT,
+};
+pub use codec::MessageCodec;
 pub use frames::{
-    encoded_size, fits_a_frame, pack_frames, run_writer, FRAME_BUDGET, HEARTBEAT_INTERVAL,
+    encoded_size, fits_a_frame, pack_frames, run_writer, send_streamed, FRAME_BUDGET,
+    HEARTBEAT_INTERVAL,
 };
 pub use gate::{accept_gated, HandshakeGate, HandshakeTicket, MAX_HANDSHAKES};
 
@@ -41,7 +47,7 @@ pub const SILENCE_TIMEOUT_VARIABLE: &str = "WHEREVER_SILENCE_TIMEOUT";
 pub const LOGGED_TEXT_LIMIT: usize = 200;
 
 /// The reading half of a connection.
-pub type Reader = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
+pub type Reader = FramedRead<OwnedReadHalf, MessageCodec>;
 /// The writing half of a connection.
 pub type Writer = FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>;
 
@@ -58,7 +64,7 @@ pub fn split(stream: TcpStream) -> (Reader, Writer) {
     configure_socket(&stream);
     let (read, write) = stream.into_split();
     (
-        FramedRead::new(read, codec(HANDSHAKE_FRAME_LIMIT)),
+        FramedRead::new(read, MessageCodec::new(HANDSHAKE_FRAME_LIMIT)),
         FramedWrite::new(write, codec(MAX_FRAME)),
     )
 }
@@ -119,11 +125,10 @@ pub async fn read_batch(reader: &mut Reader) -> Result<Option<Vec<Message>>, Str
                 "truncated frame: the peer closed the connection in the middle of a frame"
                     .to_string()
             }
+            text if text.starts_with("undecodable") || text.starts_with("bad large") => text,
             text => format!("bad frame: {text}"),
         }),
-        Some(Ok(frame)) => decode_batch(&frame)
-            .map(Some)
-            .map_err(|e| format!("undecodable frame: {e}")),
+        Some(Ok(batch)) => Ok(Some(batch)),
     }
 }
 
@@ -213,7 +218,7 @@ pub async fn accept(
         .await;
         return Err(reason);
     }
-    reader.decoder_mut().set_max_frame_length(MAX_FRAME);
+    reader.decoder_mut().authenticate();
     Ok(hello)
 }
 
@@ -251,7 +256,7 @@ pub async fn join(
     };
     write_batch(writer, &[Message::Hello(hello)]).await?;
     if !expect_welcome {
-        reader.decoder_mut().set_max_frame_length(MAX_FRAME);
+        reader.decoder_mut().authenticate();
         return Ok((0, Vec::new()));
     }
     let batch = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_batch(reader))
@@ -261,7 +266,7 @@ pub async fn join(
     let mut messages = batch.into_iter();
     match messages.next() {
         Some(Message::Welcome { id }) => {
-            reader.decoder_mut().set_max_frame_length(MAX_FRAME);
+            reader.decoder_mut().authenticate();
             Ok((id, messages.collect()))
         }
         Some(Message::Refused { reason }) => {
@@ -296,6 +301,15 @@ mod tests {
         (near, listener.accept().await.unwrap().0)
     }
 
+    /// The queue of a running writer and the reader of its peer, on loopback.
+    async fn writer_and_peer() -> (tokio::sync::mpsc::UnboundedSender<Message>, Reader) {
+        let (peer, stream) = loopback_pair().await;
+        let (_reader, writer) = split(stream);
+        let (queue, outgoing) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(run_writer(writer, outgoing));
+        (queue, split(peer).0)
+    }
+
     #[tokio::test]
     async fn a_silent_peer_is_reported_dead_after_the_timeout() {
         let (_peer, stream) = loopback_pair().await;
@@ -307,12 +321,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_value_larger_than_a_chunk_crosses_a_connection_in_order() {
+        let (queue, mut reader) = writer_and_peer().await;
+        let large = Message::Store {
+            task: 2,
+            data: (0..2 * CHUNK_SIZE + 3).map(|i| i as u8).collect(),
+        };
+        for message in [Message::Free { tasks: vec![1] }, large.clone()] {
+            queue.send(message).unwrap();
+        }
+        queue.send(Message::Free { tasks: vec![3] }).unwrap();
+        reader.decoder_mut().authenticate();
+        let (mut received, mut batches) = (Vec::new(), 0);
+        while received.len() < 3 {
+            let batch = read_batch_within(&mut reader, DEFAULT_SILENCE_TIMEOUT)
+                .await
+                .unwrap()
+                .expect("open");
+            batches += 1;
+            received.extend(batch.into_iter().filter(|m| *m != Message::Heartbeat));
+        }
+        assert_eq!(
+            received,
+            vec![
+                Message::Free { tasks: vec![1] },
+                large,
+                Message::Free { tasks: vec![3] }
+            ]
+        );
+        assert!(batches >= 4, "a frame per chunk: {batches} batches");
+    }
+
+    #[tokio::test]
+    async fn an_unauthenticated_reader_refuses_a_large_value() {
+        let (queue, mut reader) = writer_and_peer().await;
+        let data = vec![0; CHUNK_SIZE + 1];
+        queue.send(Message::Store { task: 2, data }).unwrap();
+        let error = read_batch_within(&mut reader, DEFAULT_SILENCE_TIMEOUT)
+            .await
+            .unwrap_err();
+        assert!(error.contains("before authentication"), "{error}");
+    }
+
+    #[tokio::test]
     async fn an_idle_writer_sends_heartbeats() {
-        let (peer, stream) = loopback_pair().await;
-        let (_reader, writer) = split(stream);
-        let (_queue, outgoing) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(run_writer(writer, outgoing));
-        let (mut reader, _) = split(peer);
+        let (_queue, mut reader) = writer_and_peer().await;
         let batch = read_batch_within(&mut reader, HEARTBEAT_INTERVAL * 10)
             .await
             .unwrap();

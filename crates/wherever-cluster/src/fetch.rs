@@ -4,7 +4,7 @@
 //! fetch takes a connection out of the pool and puts it back once it is done.
 
 use crate::auth::{this_build, Secret};
-use crate::connection::{join, read_batch, split, write_batch, Reader, Writer};
+use crate::connection::{join, read_batch, split, write_batch, Reader, Writer, OVER_THE_LIMIT};
 use crate::protocol::{Message, Role, TaskId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -43,19 +43,36 @@ pub enum FetchError {
     NotHeld,
     /// The holder could not be reached or did not answer in time.
     Unreachable(String),
+    /// The result is larger than this process takes ([`max_value_size`]); the
+    /// text gives its size and the limit.
+    ///
+    /// [`max_value_size`]: crate::connection::max_value_size
+    TooLarge(String),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::NotHeld => f.write_str("the holder no longer holds it"),
+            FetchError::Unreachable(reason) | FetchError::TooLarge(reason) => f.write_str(reason),
+        }
+    }
 }
 
 /// Fetches the result of `task` from the first of `holders` that has it; the
-/// error says why the last one failed.
+/// error says why the last one failed ([`FetchError::Unreachable`]), or that the
+/// result is too large for this process ([`FetchError::TooLarge`]: no holder
+/// would do better).
 pub async fn fetch(
     holders: &[SocketAddr],
     task: TaskId,
     secret: &Secret,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, FetchError> {
     let mut last_error = format!("no worker holds the result of task {task}");
     for holder in holders {
         match fetch_from(*holder, task, secret).await {
             Ok(result) => return Ok(result),
+            Err(too_large @ FetchError::TooLarge(_)) => return Err(too_large),
             Err(FetchError::NotHeld) => {
                 last_error = format!("{holder} no longer holds task {task}")
             }
@@ -64,7 +81,7 @@ pub async fn fetch(
             }
         }
     }
-    Err(last_error)
+    Err(FetchError::Unreachable(last_error))
 }
 
 type DataConnection = (Reader, Writer);
@@ -115,34 +132,33 @@ async fn open(holder: SocketAddr, secret: &Secret) -> Result<DataConnection, Str
         .map_err(|_| format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()))?
 }
 
-/// Asks `connection` for `task`; the connection is fit for reuse only on `Ok`.
+/// Asks `connection` for `task`, waiting at most [`answer_timeout`] for each
+/// frame of the answer; the connection is fit for reuse only on `Ok`.
 async fn ask(connection: &mut DataConnection, task: TaskId) -> Result<Option<Vec<u8>>, String> {
     let (reader, writer) = connection;
-    let exchange = async {
-        write_batch(writer, &[Message::GetData { task }]).await?;
-        loop {
-            let batch = read_batch(reader)
-                .await?
-                .ok_or("the data port closed the connection")?;
-            let mut answer = None;
-            for message in batch {
-                match message {
-                    Message::Heartbeat => {}
-                    Message::Data { task: got, result } if got == task && answer.is_none() => {
-                        answer = Some(result)
-                    }
-                    _ => return Err("unexpected answer from the data port".to_string()),
+    let timeout = answer_timeout();
+    let no_answer = || format!("no answer within {:.0} s", timeout.as_secs_f64());
+    write_batch(writer, &[Message::GetData { task }]).await?;
+    // Each frame (a whole answer, or one chunk of a large one) within the timeout.
+    loop {
+        let batch = tokio::time::timeout(timeout, read_batch(reader))
+            .await
+            .map_err(|_| no_answer())??
+            .ok_or("the data port closed the connection")?;
+        let mut answer = None;
+        for message in batch {
+            match message {
+                Message::Heartbeat => {}
+                Message::Data { task: got, result } if got == task && answer.is_none() => {
+                    answer = Some(result)
                 }
-            }
-            if let Some(answer) = answer {
-                return Ok(answer);
+                _ => return Err("unexpected answer from the data port".to_string()),
             }
         }
-    };
-    let timeout = answer_timeout();
-    tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| format!("no answer within {:.0} s", timeout.as_secs_f64()))?
+        if let Some(answer) = answer {
+            return Ok(answer);
+        }
+    }
 }
 
 /// Fetches `task` from one holder, on a pooled connection if one is idle (a
@@ -165,6 +181,10 @@ pub async fn fetch_from(
             Ok(answer) => {
                 put_back(holder, connection);
                 return answer.ok_or(FetchError::NotHeld);
+            }
+            // The reader refused the announced size before allocating it.
+            Err(error) if error.contains(OVER_THE_LIMIT) => {
+                return Err(FetchError::TooLarge(error))
             }
             // A stale pooled connection (the holder closed it): try a new one.
             Err(_) if reused => continue,

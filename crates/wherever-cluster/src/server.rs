@@ -4,7 +4,8 @@
 
 use crate::auth::Secret;
 use crate::connection::{
-    accept_gated, printable, read_batch_within, run_writer, split, HandshakeGate,
+    accept_gated, configured_max_value, printable, read_batch_within, run_writer, split,
+    HandshakeGate,
 };
 use crate::protocol::{BuildInfo, Message, Role};
 use std::collections::HashMap;
@@ -24,6 +25,9 @@ pub struct ServerOptions {
     /// A worker or client silent for this long is considered gone (a worker dead:
     /// its tasks move to other workers; a client: its tasks are released).
     pub heartbeat_timeout: Duration,
+    /// The largest value (task arguments, scattered value) taken from a peer, in
+    /// bytes; announced to every peer after its welcome.
+    pub max_value: u64,
 }
 
 impl Default for ServerOptions {
@@ -31,6 +35,7 @@ impl Default for ServerOptions {
         ServerOptions {
             expected_build: None,
             heartbeat_timeout: Duration::from_secs(30),
+            max_value: configured_max_value(),
         }
     }
 }
@@ -80,7 +85,8 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
     let (events, incoming) = unbounded_channel();
     let expected = Arc::new(Mutex::new(options.expected_build.clone()));
     let timeout = options.heartbeat_timeout;
-    tokio::spawn(run_core(incoming, timeout));
+    let max_value = options.max_value;
+    tokio::spawn(run_core(incoming, timeout, max_value));
     let secret = Arc::new(secret);
     let gate = HandshakeGate::new();
     let mut next_conn: ConnId = 0;
@@ -111,6 +117,7 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
                 tracing::warn!("disconnected {peer}: a data fetch is not for the scheduler");
                 return;
             }
+            reader.decoder_mut().limit_values(max_value);
             let (queue, outgoing) = unbounded_channel();
             tokio::spawn(run_writer(writer, outgoing));
             let label = format!(
@@ -148,7 +155,11 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
     }
 }
 
-async fn run_core(mut incoming: UnboundedReceiver<Incoming>, heartbeat_timeout: Duration) {
+async fn run_core(
+    mut incoming: UnboundedReceiver<Incoming>,
+    heartbeat_timeout: Duration,
+    max_value: u64,
+) {
     let mut reactor = Reactor::new(ReactorConfig {
         scheduler: SchedulerConfig {
             prefetch_per_worker: Some(PREFETCH_PER_WORKER),
@@ -165,6 +176,8 @@ async fn run_core(mut incoming: UnboundedReceiver<Incoming>, heartbeat_timeout: 
                     let kind = if matches!(role, Role::Worker { .. }) { "worker" } else { "client" };
                     links.open.insert(conn, Link { queue, reader, label, kind });
                     reactor.peer_joined(conn, role, Instant::now(), &mut links);
+                    // After the welcome: peers fail larger values instead of sending them.
+                    links.send(conn, Message::ValueLimit { bytes: max_value });
                 }
                 Some(Incoming::Batch { conn, messages }) => {
                     reactor.messages(conn, messages, Instant::now(), &mut links);

@@ -4,9 +4,11 @@
 
 use crate::auth::{this_build, Secret};
 use crate::connection::{
-    accept_gated, join, read_batch, read_batch_within, run_writer, silence_timeout, split,
-    write_batch, HandshakeGate,
+    accept_gated, adopt_announced_limit, join, max_value_size, over_the_limit, read_batch,
+    read_batch_within, run_writer, send_streamed, silence_timeout, split, write_batch,
+    HandshakeGate, Payload, CHUNK_SIZE,
 };
+use crate::fetch::FetchError;
 use crate::protocol::{Input, Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -139,7 +141,7 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
                             secret.clone(),
                         );
                         tokio::spawn(async move {
-                            if fetch_inputs(task.id, &missing, &store, &outgoing, &secret).await {
+                            if fetch_inputs(&task, &missing, &store, &outgoing, &secret).await {
                                 pool.compute(task);
                             }
                         });
@@ -163,6 +165,7 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
                 Message::Drop { task } => {
                     pool.withdraw(task);
                 }
+                Message::ValueLimit { bytes } => adopt_announced_limit(bytes),
                 Message::Shutdown => return Ok(()),
                 // The scheduler's connection says it is alive when idle.
                 Message::Heartbeat => {}
@@ -437,6 +440,19 @@ fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
         };
     }
     let nbytes = result.len() as u64;
+    let limit = max_value_size();
+    if nbytes > limit {
+        let error = TaskError::new(
+            &task.name,
+            task.position,
+            TaskErrorKind::Runtime,
+            over_the_limit("its result", nbytes, limit),
+        );
+        return Message::TaskFailed {
+            task: task.id,
+            error: Box::new(error.on_worker(label)),
+        };
+    }
     let result = Arc::new(result);
     let inline = (result.len() <= INLINE_RESULT_LIMIT).then(|| result.as_ref().clone());
     store
@@ -508,8 +524,8 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
                 tracing::warn!("data port: disconnected {peer}: {reason}");
                 return;
             }
+            let mut streams = 0u64;
             while let Ok(Some(batch)) = read_batch(&mut reader).await {
-                let mut answers = Vec::with_capacity(batch.len());
                 for message in batch {
                     let task = match message {
                         Message::GetData { task } => task,
@@ -522,16 +538,37 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
                         .unwrap_or_else(|p| p.into_inner())
                         .get(&task)
                         .cloned();
-                    answers.push(Message::Data {
-                        task,
-                        result: result.map(|r| r.as_ref().clone()),
-                    });
-                }
-                if !answers.is_empty() && write_batch(&mut writer, &answers).await.is_err() {
-                    return;
+                    streams += 1;
+                    if send_data(&mut writer, task, result, streams).await.is_err() {
+                        return;
+                    }
                 }
             }
         });
+    }
+}
+
+/// Answers a `GetData` for `task` with the result held (`None` if not held): a
+/// result larger than a chunk is streamed straight from the store (as stream
+/// `stream`), without a copy of the whole.
+async fn send_data(
+    writer: &mut crate::connection::Writer,
+    task: TaskId,
+    result: Option<Arc<Vec<u8>>>,
+    stream: u64,
+) -> Result<(), String> {
+    match result {
+        Some(result) if result.len() > CHUNK_SIZE => {
+            let head = Message::Data {
+                task,
+                result: Some(Vec::new()),
+            };
+            send_streamed(writer, stream, head, Payload::Shared(result)).await
+        }
+        result => {
+            let result = result.map(|r| r.as_ref().clone());
+            write_batch(writer, &[Message::Data { task, result }]).await
+        }
     }
 }
 
@@ -539,19 +576,34 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
 /// keeps them and tells the scheduler it holds a copy. An input that cannot be had
 /// (after one retry) is reported missing, naming `task` as the requester: the
 /// scheduler drops those holders, recomputes the input if need be and sends
-/// `task` again; `false` then.
+/// `task` again; `false` then. An input too large for this worker fails `task`.
 async fn fetch_inputs(
-    task: TaskId,
+    message: &TaskMessage,
     missing: &[Input],
     store: &Store,
     outgoing: &UnboundedSender<Message>,
     secret: &Secret,
 ) -> bool {
+    let task = message.id;
     for input in missing {
         let mut retried = false;
         let data = loop {
             match crate::fetch::fetch(&input.holders, input.task, secret).await {
                 Ok(data) => break data,
+                Err(FetchError::TooLarge(reason)) => {
+                    let reason = format!("its input {}: {reason}", input.task);
+                    let error = TaskError::new(
+                        &message.name,
+                        message.position,
+                        TaskErrorKind::Runtime,
+                        reason,
+                    );
+                    let _ = outgoing.send(Message::TaskFailed {
+                        task,
+                        error: Box::new(error),
+                    });
+                    return false;
+                }
                 Err(_) if !retried => {
                     retried = true;
                     tokio::time::sleep(Duration::from_millis(100)).await;

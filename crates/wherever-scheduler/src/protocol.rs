@@ -295,6 +295,36 @@ pub enum Message {
     },
     /// Scheduler → worker: exit now.
     Shutdown,
+    /// Any peer → any peer, authenticated connections only: `head` is a message
+    /// whose payload (arguments, result or scattered value) was taken out because
+    /// it is larger than a chunk; its `total` bytes follow in [`Message::Part`]s
+    /// of the same `stream`, and the receiver puts them back into `head`.
+    Large {
+        /// The sender's number for this transfer, unique on its connection.
+        stream: u64,
+        /// The payload's size in bytes, checked against the receiver's limit
+        /// before anything is allocated.
+        total: u64,
+        /// The message with an empty payload.
+        head: Box<Message>,
+    },
+    /// Any peer → any peer: the next chunk of the payload of a [`Message::Large`].
+    Part {
+        /// The transfer it belongs to.
+        stream: u64,
+        /// The chunk's bytes.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+        /// Whether this is the transfer's last chunk.
+        last: bool,
+    },
+    /// Scheduler → worker or client, after the welcome: the largest value (task
+    /// arguments, result, scattered value) the cluster takes, in bytes. A peer
+    /// fails a task whose value is larger instead of sending it.
+    ValueLimit {
+        /// The limit in bytes.
+        bytes: u64,
+    },
 }
 
 impl Message {
@@ -328,6 +358,9 @@ impl Message {
             Message::GetData { .. } => "GetData",
             Message::Data { .. } => "Data",
             Message::Shutdown => "Shutdown",
+            Message::Large { .. } => "Large",
+            Message::Part { .. } => "Part",
+            Message::ValueLimit { .. } => "ValueLimit",
         }
     }
 }

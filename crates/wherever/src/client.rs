@@ -357,7 +357,7 @@ impl Client {
         let (bytes, remote, on_drop) = match &self.shared.executor {
             Executor::Cluster(cluster) => {
                 let bytes = codec::encode(value).map_err(encoding_error)?;
-                let id = cluster.client.scatter(bytes.clone());
+                let id = cluster.client.scatter(bytes.clone()).map_err(Error::Args)?;
                 let release: Box<dyn FnOnce() + Send> = Box::new(cluster.client.releaser(id));
                 (bytes, Some((cluster.client.id(), id)), Some(release))
             }

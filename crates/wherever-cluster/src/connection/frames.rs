@@ -1,6 +1,7 @@
 //! The writer side of a connection: packing queued messages into frames of
 //! bounded size, handshake messages alone, and heartbeats when idle.
 
+use super::chunks::{detach_large, split_large_submits, stream_messages, Payload};
 use super::{write_batch, Writer};
 use crate::protocol::{Message, MAX_FRAME};
 use bytes::Bytes;
@@ -85,31 +86,94 @@ pub async fn run_writer(mut writer: Writer, mut queue: UnboundedReceiver<Message
         .map(|address| address.to_string())
         .unwrap_or_else(|_| "a peer".to_string());
     let mut waiting = Vec::new();
+    let mut next_stream = 0u64;
     loop {
         match tokio::time::timeout(HEARTBEAT_INTERVAL, queue.recv_many(&mut waiting, 4096)).await {
             Ok(0) => break,
             Ok(_) => {}
             Err(_) => waiting.push(Message::Heartbeat),
         }
-        let (frames, unsendable) = pack_frames(waiting.drain(..));
-        for (message, size) in unsendable {
-            tracing::warn!(
-                "not sent to {peer}: the {} is {size} bytes, over the frame limit of \
-                 {MAX_FRAME} bytes",
-                describe_unsendable(&message)
-            );
-        }
-        for frame in frames {
-            if let Err(reason) = write_batch(&mut writer, &frame).await {
-                tracing::warn!(
-                    "sending {} message(s) to {peer} failed: {reason}; closing the connection",
-                    frame.len()
-                );
+        for segment in segments(waiting.drain(..)) {
+            let sent = match segment {
+                Segment::Whole(messages) => send_packed(&mut writer, messages, &peer).await,
+                Segment::Large(head, payload) => {
+                    next_stream += 1;
+                    send_streamed(&mut writer, next_stream, head, Payload::Owned(payload)).await
+                }
+            };
+            if let Err(reason) = sent {
+                tracing::warn!("sending to {peer} failed: {reason}; closing the connection");
                 return;
             }
         }
     }
     let _ = SinkExt::<Bytes>::close(&mut writer).await;
+}
+
+/// A run of messages the writer sends the same way.
+enum Segment {
+    /// Messages packed into frames.
+    Whole(Vec<Message>),
+    /// A message whose large payload is streamed.
+    Large(Message, Vec<u8>),
+}
+
+/// Splits queued messages, in order, into runs packed into frames and messages
+/// whose payload is streamed (see `chunks.rs`).
+fn segments(messages: impl IntoIterator<Item = Message>) -> Vec<Segment> {
+    let mut segments = Vec::new();
+    let mut whole = Vec::new();
+    for mut message in messages.into_iter().flat_map(split_large_submits) {
+        match detach_large(&mut message) {
+            Some(payload) => {
+                if !whole.is_empty() {
+                    segments.push(Segment::Whole(std::mem::take(&mut whole)));
+                }
+                segments.push(Segment::Large(message, payload));
+            }
+            None => whole.push(message),
+        }
+    }
+    if !whole.is_empty() {
+        segments.push(Segment::Whole(whole));
+    }
+    segments
+}
+
+/// Sends `messages` packed into frames (see [`pack_frames`]); a message too large
+/// for any frame is dropped and logged.
+async fn send_packed(
+    writer: &mut Writer,
+    messages: Vec<Message>,
+    peer: &str,
+) -> Result<(), String> {
+    let (frames, unsendable) = pack_frames(messages);
+    for (message, size) in unsendable {
+        tracing::warn!(
+            "not sent to {peer}: the {} is {size} bytes, over the frame limit of \
+             {MAX_FRAME} bytes",
+            describe_unsendable(&message)
+        );
+    }
+    for frame in frames {
+        write_batch(writer, &frame).await?;
+    }
+    Ok(())
+}
+
+/// Sends `head` with its large `payload` as stream `stream`: a header, then one
+/// frame per chunk, in order (so the message keeps its place among the others,
+/// and the reader sees a frame at least every chunk).
+pub async fn send_streamed(
+    writer: &mut Writer,
+    stream: u64,
+    head: Message,
+    payload: Payload,
+) -> Result<(), String> {
+    for message in stream_messages(stream, head, payload) {
+        write_batch(writer, std::slice::from_ref(&message)).await?;
+    }
+    Ok(())
 }
 
 /// What a message too large to send was, for logs (without formatting its bytes).
