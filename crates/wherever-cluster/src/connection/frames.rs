@@ -1,7 +1,7 @@
 //! The writer side of a connection: packing queued messages into frames of
 //! bounded size, handshake messages alone, and heartbeats when idle.
 
-use super::{write_batch, Writer};
+use super::Writer;
 use crate::protocol::{Message, MAX_FRAME};
 use bytes::Bytes;
 use futures_util::SinkExt;
@@ -40,35 +40,95 @@ fn is_handshake(message: &Message) -> bool {
 /// The frame room a message of `size` bytes takes, with the batch's length prefix.
 const BATCH_OVERHEAD: usize = 16;
 
-/// Splits `messages` into the batches the writer sends as frames: handshake
+/// One frame ready to send: a batch encoded as `encode_batch` encodes it.
+#[derive(Debug)]
+pub struct EncodedFrame {
+    /// The frame body.
+    pub body: Bytes,
+    /// How many messages it holds.
+    pub messages: usize,
+}
+
+/// A postcard output that appends to a `Vec` it borrows, so one buffer serves
+/// every message the writer encodes.
+struct AppendTo<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendTo<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends the encoding of `value` to `buffer`; its size, or `usize::MAX` (and
+/// nothing appended) if it cannot be encoded.
+fn encode_into<T: serde::Serialize>(value: &T, buffer: &mut Vec<u8>) -> usize {
+    let start = buffer.len();
+    match postcard::serialize_with_flavor(value, AppendTo(buffer)) {
+        Ok(()) => buffer.len() - start,
+        Err(_) => {
+            buffer.truncate(start);
+            usize::MAX
+        }
+    }
+}
+
+/// The frame of `messages` messages whose encodings follow each other in
+/// `encoded`: the count, then the messages, as a `Vec<Message>` is encoded.
+fn frame_of(messages: usize, encoded: &[u8]) -> EncodedFrame {
+    let mut body = Vec::with_capacity(encoded.len() + 10);
+    encode_into(&messages, &mut body);
+    body.extend_from_slice(encoded);
+    EncodedFrame {
+        body: Bytes::from(body),
+        messages,
+    }
+}
+
+/// Encodes `messages` into the frames the writer sends, each message encoded
+/// once (into `scratch`, which keeps its room for the next call): handshake
 /// messages alone, the others packed up to [`FRAME_BUDGET`] bytes, a message over
-/// the budget alone. Messages that fit no frame at all ([`MAX_FRAME`]) are returned
-/// apart with their sizes.
+/// the budget alone. Messages that fit no frame at all ([`MAX_FRAME`]) are
+/// returned apart with their sizes.
 pub fn pack_frames(
     messages: impl IntoIterator<Item = Message>,
-) -> (Vec<Vec<Message>>, Vec<(Message, usize)>) {
+    scratch: &mut Vec<u8>,
+) -> (Vec<EncodedFrame>, Vec<(Message, usize)>) {
     let (mut frames, mut unsendable) = (Vec::new(), Vec::new());
-    let (mut current, mut bytes) = (Vec::new(), 0usize);
+    scratch.clear();
+    let (mut frame_start, mut count) = (0usize, 0usize);
     for message in messages {
-        let size = encoded_size(&message);
+        let start = scratch.len();
+        let size = encode_into(&message, scratch);
         if !fits_a_frame(size) {
+            scratch.truncate(start);
             unsendable.push((message, size));
             continue;
         }
         let alone = is_handshake(&message) || size >= FRAME_BUDGET;
-        if !current.is_empty() && (alone || bytes + size > FRAME_BUDGET) {
-            frames.push(std::mem::take(&mut current));
-            bytes = 0;
+        if count > 0 && (alone || start - frame_start + size > FRAME_BUDGET) {
+            frames.push(frame_of(count, &scratch[frame_start..start]));
+            (frame_start, count) = (start, 0);
         }
-        current.push(message);
-        bytes += size;
+        count += 1;
         if alone {
-            frames.push(std::mem::take(&mut current));
-            bytes = 0;
+            frames.push(frame_of(count, &scratch[frame_start..]));
+            (frame_start, count) = (scratch.len(), 0);
         }
     }
-    if !current.is_empty() {
-        frames.push(current);
+    if count > 0 {
+        frames.push(frame_of(count, &scratch[frame_start..]));
     }
     (frames, unsendable)
 }
@@ -84,14 +144,17 @@ pub async fn run_writer(mut writer: Writer, mut queue: UnboundedReceiver<Message
         .peer_addr()
         .map(|address| address.to_string())
         .unwrap_or_else(|_| "a peer".to_string());
-    let mut waiting = Vec::new();
+    let (mut waiting, mut scratch) = (Vec::new(), Vec::new());
     loop {
         match tokio::time::timeout(HEARTBEAT_INTERVAL, queue.recv_many(&mut waiting, 4096)).await {
             Ok(0) => break,
             Ok(_) => {}
             Err(_) => waiting.push(Message::Heartbeat),
         }
-        let (frames, unsendable) = pack_frames(waiting.drain(..));
+        let (frames, unsendable) = pack_frames(waiting.drain(..), &mut scratch);
+        if scratch.capacity() > 2 * FRAME_BUDGET {
+            scratch = Vec::new(); // after a large message: do not keep its room
+        }
         for (message, size) in unsendable {
             tracing::warn!(
                 "not sent to {peer}: the {} is {size} bytes, over the frame limit of \
@@ -100,10 +163,11 @@ pub async fn run_writer(mut writer: Writer, mut queue: UnboundedReceiver<Message
             );
         }
         for frame in frames {
-            if let Err(reason) = write_batch(&mut writer, &frame).await {
+            if let Err(reason) = writer.send(frame.body).await {
                 tracing::warn!(
-                    "sending {} message(s) to {peer} failed: {reason}; closing the connection",
-                    frame.len()
+                    "sending {} message(s) to {peer} failed: cannot send: {reason}; \
+                     closing the connection",
+                    frame.messages
                 );
                 return;
             }
@@ -130,7 +194,25 @@ fn describe_unsendable(message: &Message) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::encode_batch;
+    use crate::protocol::{decode_batch, encode_batch};
+
+    /// [`pack_frames`], its frames decoded back into their messages (and checked
+    /// to be exactly what `encode_batch` makes of them).
+    fn packed(
+        messages: impl IntoIterator<Item = Message>,
+    ) -> (Vec<Vec<Message>>, Vec<(Message, usize)>) {
+        let (frames, unsendable) = pack_frames(messages, &mut Vec::new());
+        let batches = frames
+            .iter()
+            .map(|frame| {
+                let batch = decode_batch(&frame.body).unwrap();
+                assert_eq!(batch.len(), frame.messages);
+                assert_eq!(encode_batch(&batch).unwrap(), frame.body);
+                batch
+            })
+            .collect();
+        (batches, unsendable)
+    }
 
     fn payload(bytes: usize) -> Message {
         Message::Store {
@@ -155,7 +237,7 @@ mod tests {
         messages.extend((0..33).map(|_| payload(100)));
         messages.push(Message::Refused { reason: "r".into() });
         messages.push(Message::Heartbeat);
-        let (frames, unsendable) = pack_frames(messages);
+        let (frames, unsendable) = packed(messages);
         assert!(unsendable.is_empty());
         assert_eq!(frames.len(), 4);
         assert_eq!(frames[0], vec![Message::Welcome { id: 1 }]);
@@ -169,7 +251,7 @@ mod tests {
         let mib = 1 << 20;
         let mut messages: Vec<Message> = (0..40).map(|_| payload(mib)).collect();
         messages.insert(5, payload(FRAME_BUDGET + 1));
-        let (frames, unsendable) = pack_frames(messages);
+        let (frames, unsendable) = packed(messages);
         assert!(unsendable.is_empty());
         assert_eq!(frames.iter().map(Vec::len).sum::<usize>(), 41);
         for frame in &frames {
@@ -187,10 +269,24 @@ mod tests {
 
     #[test]
     fn a_message_over_the_frame_limit_is_set_apart_with_its_size() {
-        let (frames, unsendable) = pack_frames([Message::Heartbeat, payload(MAX_FRAME)]);
+        let (frames, unsendable) = packed([Message::Heartbeat, payload(MAX_FRAME)]);
         assert_eq!(frames, vec![vec![Message::Heartbeat]]);
         assert_eq!(unsendable.len(), 1);
         assert!(unsendable[0].1 > MAX_FRAME);
         assert_eq!(describe_unsendable(&unsendable[0].0), "scattered value 1");
+    }
+
+    #[test]
+    fn the_scratch_buffer_is_reused_from_call_to_call() {
+        let mut scratch = Vec::new();
+        let (frames, _) = pack_frames((0..3).map(|_| payload(100)), &mut scratch);
+        assert_eq!(frames.len(), 1);
+        let room = scratch.capacity();
+        let (frames, _) = pack_frames([Message::Heartbeat], &mut scratch);
+        assert_eq!(
+            decode_batch(&frames[0].body).unwrap(),
+            vec![Message::Heartbeat]
+        );
+        assert_eq!(scratch.capacity(), room);
     }
 }
