@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
 
 /// The byte budget of one frame: queued messages are packed into a frame until
 /// the next would take it over; a message larger than the budget goes alone.
@@ -145,11 +146,25 @@ pub async fn run_writer(mut writer: Writer, mut queue: UnboundedReceiver<Message
         .map(|address| address.to_string())
         .unwrap_or_else(|_| "a peer".to_string());
     let (mut waiting, mut scratch) = (Vec::new(), Vec::new());
+    // One timer for the connection, moved only when it fires (not one per wake-up).
+    let heartbeat = tokio::time::sleep(HEARTBEAT_INTERVAL);
+    tokio::pin!(heartbeat);
+    let mut last_sent = Instant::now();
     loop {
-        match tokio::time::timeout(HEARTBEAT_INTERVAL, queue.recv_many(&mut waiting, 4096)).await {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(_) => waiting.push(Message::Heartbeat),
+        tokio::select! {
+            biased;
+            received = queue.recv_many(&mut waiting, 4096) => if received == 0 {
+                break;
+            },
+            () = &mut heartbeat => {
+                let (due, now) = (last_sent + HEARTBEAT_INTERVAL, Instant::now());
+                if now < due {
+                    heartbeat.as_mut().reset(due);
+                    continue;
+                }
+                heartbeat.as_mut().reset(now + HEARTBEAT_INTERVAL);
+                waiting.push(Message::Heartbeat);
+            }
         }
         let (frames, unsendable) = pack_frames(waiting.drain(..), &mut scratch);
         if scratch.capacity() > 2 * FRAME_BUDGET {
@@ -172,6 +187,7 @@ pub async fn run_writer(mut writer: Writer, mut queue: UnboundedReceiver<Message
                 return;
             }
         }
+        last_sent = Instant::now();
     }
     let _ = SinkExt::<Bytes>::close(&mut writer).await;
 }
