@@ -193,15 +193,11 @@ pub fn dispatch<A: DeserializeOwned, R: Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::{BuildHasher, Hash};
+    use std::hash::BuildHasher;
 
     #[test]
     fn type_ids_keep_distinct_hashes_and_unknown_functions_are_not_found() {
-        let hash = |id: TypeId| {
-            let mut hasher = BuildHasherDefault::<TypeIdHasher>::default().build_hasher();
-            id.hash(&mut hasher);
-            hasher.finish()
-        };
+        let hash = |id: TypeId| BuildHasherDefault::<TypeIdHasher>::default().hash_one(id);
         let ids = [
             TypeId::of::<u8>(),
             TypeId::of::<u16>(),
