@@ -362,3 +362,29 @@ fn encoded<R: crate::Value>(outcome: &Result<R, TaskError>) -> Result<Vec<u8>, T
         Err(error) => Err(error.clone()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sole_handle_takes_the_outcome_unshared() {
+        let slot = Slot::<u64>::new();
+        slot.add_handle();
+        slot.resolve(Ok(5));
+        assert!(matches!(slot.outcome_for_last_handle(), Ok(Ok(5))));
+    }
+
+    #[test]
+    fn a_shared_read_shares_the_one_outcome() {
+        let slot = Slot::<u64>::new();
+        slot.add_handle();
+        slot.resolve(Ok(6));
+        let shared = slot.wait(None).expect("resolved");
+        assert!(matches!(*shared, Ok(6)));
+        match slot.outcome_for_last_handle() {
+            Err(again) => assert!(Arc::ptr_eq(&shared, &again)),
+            Ok(_) => panic!("the outcome was shared already"),
+        }
+    }
+}
