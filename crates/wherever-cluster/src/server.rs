@@ -8,7 +8,7 @@ use crate::connection::{
     HandshakeGate,
 };
 use crate::protocol::{BuildInfo, Message, Role};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -230,10 +230,11 @@ impl Link {
     }
 }
 
-/// The open connections: the reactor's [`Comm`].
+/// The open connections: the reactor's [`Comm`]. A few of them, looked up for
+/// every message sent: a `BTreeMap` finds one without hashing.
 #[derive(Default)]
 struct Links {
-    open: HashMap<ConnId, Link>,
+    open: BTreeMap<ConnId, Link>,
 }
 
 impl Comm for Links {

@@ -7,6 +7,7 @@ use crate::{codec, StreamKey, TaskContext, TaskFailure};
 use serde::{de::DeserializeOwned, Serialize};
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 /// One call as a worker receives it: encoded arguments and where the task stands.
@@ -67,7 +68,7 @@ pub fn type_id_of_val<T: 'static>(_value: &T) -> TypeId {
 /// The registered task (a `Task<A, R>`, type-erased) of the function whose item type
 /// has `type_id`, if `#[wherever::task]` registered it.
 pub fn lookup_function(type_id: TypeId) -> Option<&'static (dyn Any + Send + Sync)> {
-    static TABLE: OnceLock<HashMap<TypeId, &'static (dyn Any + Send + Sync)>> = OnceLock::new();
+    static TABLE: OnceLock<FunctionTable> = OnceLock::new();
     TABLE
         .get_or_init(|| {
             inventory::iter::<TaskEntry>
@@ -78,6 +79,32 @@ pub fn lookup_function(type_id: TypeId) -> Option<&'static (dyn Any + Send + Syn
         })
         .get(&type_id)
         .copied()
+}
+
+/// The registered functions by the `TypeId` of their item type. Looked up on every
+/// `submit`, so keyed without SipHash: a `TypeId` is a hash already.
+type FunctionTable =
+    HashMap<TypeId, &'static (dyn Any + Send + Sync), BuildHasherDefault<TypeIdHasher>>;
+
+/// A hasher for `TypeId` keys, which are hashes already: it keeps the bits it is
+/// given (folding any byte input in, should `TypeId` ever write bytes).
+#[derive(Default)]
+struct TypeIdHasher(u64);
+
+impl Hasher for TypeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 ^= value;
+    }
 }
 
 inventory::collect!(TaskEntry);
@@ -160,5 +187,25 @@ pub fn dispatch<A: DeserializeOwned, R: Serialize>(
                     failure,
                 })?;
         codec::encode(&result).map_err(|e| codec_failure("cannot encode the result", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn type_ids_keep_distinct_hashes_and_unknown_functions_are_not_found() {
+        let hash = |id: TypeId| BuildHasherDefault::<TypeIdHasher>::default().hash_one(id);
+        let ids = [
+            TypeId::of::<u8>(),
+            TypeId::of::<u16>(),
+            TypeId::of::<fn()>(),
+        ];
+        assert_ne!(hash(ids[0]), hash(ids[1]));
+        assert_ne!(hash(ids[1]), hash(ids[2]));
+        assert_eq!(hash(ids[0]), hash(TypeId::of::<u8>()));
+        assert!(lookup_function(TypeId::of::<String>()).is_none());
     }
 }

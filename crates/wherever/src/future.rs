@@ -155,7 +155,7 @@ impl<R> Future<R> {
         let outcome = self.slot.outcome_for_last_handle();
         let (slot, task, position) = (self.slot.clone(), self.task, self.position);
         drop(self);
-        match Arc::try_unwrap(outcome) {
+        match outcome.or_else(Arc::try_unwrap) {
             Ok(outcome) => outcome,
             Err(shared) => {
                 let value = shared.as_ref().as_ref().map_err(Clone::clone)?;

@@ -42,8 +42,12 @@ pub(crate) struct Slot<R> {
 }
 
 struct SlotState<R> {
-    /// Set once resolved; `None` again once the last handle took it.
+    /// Set once resolved and read by more than one reader (see [`Slot::share`]);
+    /// `None` again once the last handle took it.
     outcome: Option<Outcome<R>>,
+    /// Set once resolved, until a reader shares it: a sole handle takes the
+    /// outcome from here, without an `Arc` allocated per task.
+    owned: Option<Result<R, TaskError>>,
     resolved: bool,
     resolving: bool,
     waiting: bool,
@@ -57,6 +61,7 @@ impl<R> Slot<R> {
         Arc::new(Slot {
             state: Mutex::new(SlotState {
                 outcome: None,
+                owned: None,
                 resolved: false,
                 resolving: false,
                 waiting: false,
@@ -93,7 +98,7 @@ impl<R> Slot<R> {
             state.callbacks.push(then);
             return;
         }
-        match state.outcome.clone() {
+        match Self::share(&mut state) {
             Some(outcome) => {
                 drop(state);
                 then(&outcome)
@@ -156,7 +161,7 @@ impl<R> Slot<R> {
         for late in std::mem::take(&mut state.callbacks) {
             late(&outcome);
         }
-        state.outcome = Some(Arc::new(outcome));
+        state.owned = Some(outcome);
         state.resolved = true;
         for (listener, index) in state.listeners.drain(..) {
             let _ = listener.send(index);
@@ -194,24 +199,32 @@ impl<R> Slot<R> {
     }
 
     /// The outcome of a resolved slot (shared), for a handle that stays.
-    fn shared_outcome(state: &SlotState<R>) -> Outcome<R> {
-        state
-            .outcome
-            .clone()
-            .expect("a live handle's resolved slot holds its outcome")
+    fn shared_outcome(state: &mut SlotState<R>) -> Outcome<R> {
+        Self::share(state).expect("a live handle's resolved slot holds its outcome")
+    }
+
+    /// The outcome as a shared `Arc`, moved into one on the first shared read.
+    fn share(state: &mut SlotState<R>) -> Option<Outcome<R>> {
+        if let Some(owned) = state.owned.take() {
+            state.outcome = Some(Arc::new(owned));
+        }
+        state.outcome.clone()
     }
 
     /// The outcome of a resolved slot for a handle that goes: taken out of the slot
-    /// if it is the only handle (nothing can read it through a future any more),
-    /// else shared.
-    pub(crate) fn outcome_for_last_handle(&self) -> Outcome<R> {
+    /// if it is the only handle (nothing can read it through a future any more):
+    /// `Ok` if it was never shared, else `Err` with the shared outcome.
+    pub(crate) fn outcome_for_last_handle(&self) -> Result<Result<R, TaskError>, Outcome<R>> {
         let mut state = self.lock();
         if self.handles.load(Ordering::Acquire) == 1 {
+            if let Some(owned) = state.owned.take() {
+                return Ok(owned);
+            }
             if let Some(outcome) = state.outcome.take() {
-                return outcome;
+                return Err(outcome);
             }
         }
-        Self::shared_outcome(&state)
+        Err(Self::shared_outcome(&mut state))
     }
 
     /// Tells `listener` (with `index`) when the slot resolves.
@@ -297,7 +310,7 @@ impl<R> Slot<R> {
                 }
             };
         }
-        Some(Self::shared_outcome(&state))
+        Some(Self::shared_outcome(&mut state))
     }
 }
 
@@ -347,5 +360,31 @@ fn encoded<R: crate::Value>(outcome: &Result<R, TaskError>) -> Result<Vec<u8>, T
             )
         }),
         Err(error) => Err(error.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sole_handle_takes_the_outcome_unshared() {
+        let slot = Slot::<u64>::new();
+        slot.add_handle();
+        slot.resolve(Ok(5));
+        assert!(matches!(slot.outcome_for_last_handle(), Ok(Ok(5))));
+    }
+
+    #[test]
+    fn a_shared_read_shares_the_one_outcome() {
+        let slot = Slot::<u64>::new();
+        slot.add_handle();
+        slot.resolve(Ok(6));
+        let shared = slot.wait(None).expect("resolved");
+        assert!(matches!(*shared, Ok(6)));
+        match slot.outcome_for_last_handle() {
+            Err(again) => assert!(Arc::ptr_eq(&shared, &again)),
+            Ok(_) => panic!("the outcome was shared already"),
+        }
     }
 }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
 
 /// The byte budget of one frame: queued messages are packed into a frame until
 /// the next would take it over; a message larger than the budget goes alone.
@@ -41,35 +42,95 @@ fn is_handshake(message: &Message) -> bool {
 /// The frame room a message of `size` bytes takes, with the batch's length prefix.
 const BATCH_OVERHEAD: usize = 16;
 
-/// Splits `messages` into the batches the writer sends as frames: handshake
+/// One frame ready to send: a batch encoded as `encode_batch` encodes it.
+#[derive(Debug)]
+pub struct EncodedFrame {
+    /// The frame body.
+    pub body: Bytes,
+    /// How many messages it holds.
+    pub messages: usize,
+}
+
+/// A postcard output that appends to a `Vec` it borrows, so one buffer serves
+/// every message the writer encodes.
+struct AppendTo<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendTo<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends the encoding of `value` to `buffer`; its size, or `usize::MAX` (and
+/// nothing appended) if it cannot be encoded.
+fn encode_into<T: serde::Serialize>(value: &T, buffer: &mut Vec<u8>) -> usize {
+    let start = buffer.len();
+    match postcard::serialize_with_flavor(value, AppendTo(buffer)) {
+        Ok(()) => buffer.len() - start,
+        Err(_) => {
+            buffer.truncate(start);
+            usize::MAX
+        }
+    }
+}
+
+/// The frame of `messages` messages whose encodings follow each other in
+/// `encoded`: the count, then the messages, as a `Vec<Message>` is encoded.
+fn frame_of(messages: usize, encoded: &[u8]) -> EncodedFrame {
+    let mut body = Vec::with_capacity(encoded.len() + 10);
+    encode_into(&messages, &mut body);
+    body.extend_from_slice(encoded);
+    EncodedFrame {
+        body: Bytes::from(body),
+        messages,
+    }
+}
+
+/// Encodes `messages` into the frames the writer sends, each message encoded
+/// once (into `scratch`, which keeps its room for the next call): handshake
 /// messages alone, the others packed up to [`FRAME_BUDGET`] bytes, a message over
-/// the budget alone. Messages that fit no frame at all ([`MAX_FRAME`]) are returned
-/// apart with their sizes.
+/// the budget alone. Messages that fit no frame at all ([`MAX_FRAME`]) are
+/// returned apart with their sizes.
 pub fn pack_frames(
     messages: impl IntoIterator<Item = Message>,
-) -> (Vec<Vec<Message>>, Vec<(Message, usize)>) {
+    scratch: &mut Vec<u8>,
+) -> (Vec<EncodedFrame>, Vec<(Message, usize)>) {
     let (mut frames, mut unsendable) = (Vec::new(), Vec::new());
-    let (mut current, mut bytes) = (Vec::new(), 0usize);
+    scratch.clear();
+    let (mut frame_start, mut count) = (0usize, 0usize);
     for message in messages {
-        let size = encoded_size(&message);
+        let start = scratch.len();
+        let size = encode_into(&message, scratch);
         if !fits_a_frame(size) {
+            scratch.truncate(start);
             unsendable.push((message, size));
             continue;
         }
         let alone = is_handshake(&message) || size >= FRAME_BUDGET;
-        if !current.is_empty() && (alone || bytes + size > FRAME_BUDGET) {
-            frames.push(std::mem::take(&mut current));
-            bytes = 0;
+        if count > 0 && (alone || start - frame_start + size > FRAME_BUDGET) {
+            frames.push(frame_of(count, &scratch[frame_start..start]));
+            (frame_start, count) = (start, 0);
         }
-        current.push(message);
-        bytes += size;
+        count += 1;
         if alone {
-            frames.push(std::mem::take(&mut current));
-            bytes = 0;
+            frames.push(frame_of(count, &scratch[frame_start..]));
+            (frame_start, count) = (scratch.len(), 0);
         }
     }
-    if !current.is_empty() {
-        frames.push(current);
+    if count > 0 {
+        frames.push(frame_of(count, &scratch[frame_start..]));
     }
     (frames, unsendable)
 }
@@ -85,20 +146,36 @@ pub async fn run_writer(mut writer: Writer, mut queue: UnboundedReceiver<Message
         .peer_addr()
         .map(|address| address.to_string())
         .unwrap_or_else(|_| "a peer".to_string());
-    let mut waiting = Vec::new();
+    let (mut waiting, mut scratch) = (Vec::new(), Vec::new());
     let mut next_stream = 0u64;
+    // One timer for the connection, moved only when it fires (not one per wake-up).
+    let heartbeat = tokio::time::sleep(HEARTBEAT_INTERVAL);
+    tokio::pin!(heartbeat);
+    let mut last_sent = Instant::now();
     loop {
-        match tokio::time::timeout(HEARTBEAT_INTERVAL, queue.recv_many(&mut waiting, 4096)).await {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(_) => waiting.push(Message::Heartbeat),
+        tokio::select! {
+            biased;
+            received = queue.recv_many(&mut waiting, 4096) => if received == 0 {
+                break;
+            },
+            () = &mut heartbeat => {
+                let (due, now) = (last_sent + HEARTBEAT_INTERVAL, Instant::now());
+                if now < due {
+                    heartbeat.as_mut().reset(due);
+                    continue;
+                }
+                heartbeat.as_mut().reset(now + HEARTBEAT_INTERVAL);
+                waiting.push(Message::Heartbeat);
+            }
         }
         for segment in segments(waiting.drain(..)) {
             let sent = match segment {
-                Segment::Whole(messages) => send_packed(&mut writer, messages, &peer).await,
+                Segment::Whole(messages) => {
+                    send_packed(&mut writer, messages, &peer, &mut scratch).await
+                }
                 Segment::Large(head, payload) => {
                     next_stream += 1;
-                    send_streamed(&mut writer, next_stream, head, Payload::Owned(payload)).await
+                    send_streamed(&mut writer, next_stream, *head, Payload::Owned(payload)).await
                 }
             };
             if let Err(reason) = sent {
@@ -106,6 +183,10 @@ pub async fn run_writer(mut writer: Writer, mut queue: UnboundedReceiver<Message
                 return;
             }
         }
+        if scratch.capacity() > 2 * FRAME_BUDGET {
+            scratch = Vec::new(); // after a large message: do not keep its room
+        }
+        last_sent = Instant::now();
     }
     let _ = SinkExt::<Bytes>::close(&mut writer).await;
 }
@@ -115,7 +196,7 @@ enum Segment {
     /// Messages packed into frames.
     Whole(Vec<Message>),
     /// A message whose large payload is streamed.
-    Large(Message, Vec<u8>),
+    Large(Box<Message>, Vec<u8>),
 }
 
 /// Splits queued messages, in order, into runs packed into frames and messages
@@ -129,7 +210,7 @@ fn segments(messages: impl IntoIterator<Item = Message>) -> Vec<Segment> {
                 if !whole.is_empty() {
                     segments.push(Segment::Whole(std::mem::take(&mut whole)));
                 }
-                segments.push(Segment::Large(message, payload));
+                segments.push(Segment::Large(Box::new(message), payload));
             }
             None => whole.push(message),
         }
@@ -146,8 +227,9 @@ async fn send_packed(
     writer: &mut Writer,
     messages: Vec<Message>,
     peer: &str,
+    scratch: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let (frames, unsendable) = pack_frames(messages);
+    let (frames, unsendable) = pack_frames(messages, scratch);
     for (message, size) in unsendable {
         tracing::warn!(
             "not sent to {peer}: the {} is {size} bytes, over the frame limit of \
@@ -156,7 +238,11 @@ async fn send_packed(
         );
     }
     for frame in frames {
-        write_batch(writer, &frame).await?;
+        let count = frame.messages;
+        writer
+            .send(frame.body)
+            .await
+            .map_err(|e| format!("cannot send {count} message(s): {e}"))?;
     }
     Ok(())
 }
@@ -194,7 +280,25 @@ fn describe_unsendable(message: &Message) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::encode_batch;
+    use crate::protocol::{decode_batch, encode_batch};
+
+    /// [`pack_frames`], its frames decoded back into their messages (and checked
+    /// to be exactly what `encode_batch` makes of them).
+    fn packed(
+        messages: impl IntoIterator<Item = Message>,
+    ) -> (Vec<Vec<Message>>, Vec<(Message, usize)>) {
+        let (frames, unsendable) = pack_frames(messages, &mut Vec::new());
+        let batches = frames
+            .iter()
+            .map(|frame| {
+                let batch = decode_batch(&frame.body).unwrap();
+                assert_eq!(batch.len(), frame.messages);
+                assert_eq!(encode_batch(&batch).unwrap(), frame.body);
+                batch
+            })
+            .collect();
+        (batches, unsendable)
+    }
 
     fn payload(bytes: usize) -> Message {
         Message::Store {
@@ -219,7 +323,7 @@ mod tests {
         messages.extend((0..33).map(|_| payload(100)));
         messages.push(Message::Refused { reason: "r".into() });
         messages.push(Message::Heartbeat);
-        let (frames, unsendable) = pack_frames(messages);
+        let (frames, unsendable) = packed(messages);
         assert!(unsendable.is_empty());
         assert_eq!(frames.len(), 4);
         assert_eq!(frames[0], vec![Message::Welcome { id: 1 }]);
@@ -233,7 +337,7 @@ mod tests {
         let mib = 1 << 20;
         let mut messages: Vec<Message> = (0..40).map(|_| payload(mib)).collect();
         messages.insert(5, payload(FRAME_BUDGET + 1));
-        let (frames, unsendable) = pack_frames(messages);
+        let (frames, unsendable) = packed(messages);
         assert!(unsendable.is_empty());
         assert_eq!(frames.iter().map(Vec::len).sum::<usize>(), 41);
         for frame in &frames {
@@ -251,10 +355,24 @@ mod tests {
 
     #[test]
     fn a_message_over_the_frame_limit_is_set_apart_with_its_size() {
-        let (frames, unsendable) = pack_frames([Message::Heartbeat, payload(MAX_FRAME)]);
+        let (frames, unsendable) = packed([Message::Heartbeat, payload(MAX_FRAME)]);
         assert_eq!(frames, vec![vec![Message::Heartbeat]]);
         assert_eq!(unsendable.len(), 1);
         assert!(unsendable[0].1 > MAX_FRAME);
         assert_eq!(describe_unsendable(&unsendable[0].0), "scattered value 1");
+    }
+
+    #[test]
+    fn the_scratch_buffer_is_reused_from_call_to_call() {
+        let mut scratch = Vec::new();
+        let (frames, _) = pack_frames((0..3).map(|_| payload(100)), &mut scratch);
+        assert_eq!(frames.len(), 1);
+        let room = scratch.capacity();
+        let (frames, _) = pack_frames([Message::Heartbeat], &mut scratch);
+        assert_eq!(
+            decode_batch(&frames[0].body).unwrap(),
+            vec![Message::Heartbeat]
+        );
+        assert_eq!(scratch.capacity(), room);
     }
 }

@@ -17,6 +17,7 @@ mod records;
 #[cfg(test)]
 mod tests;
 
+use crate::id_hash::IdBuild;
 use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
 use crate::{Command, Event, Scheduler, SchedulerConfig, TaskSpec, WorkerId};
 use records::{Record, Records};
@@ -60,8 +61,8 @@ struct Peer {
 pub struct Reactor {
     scheduler: Scheduler,
     heartbeat_timeout: Duration,
-    peers: HashMap<PeerId, Peer>,
-    workers: HashMap<WorkerId, (PeerId, SocketAddr)>,
+    peers: HashMap<PeerId, Peer, IdBuild>,
+    workers: HashMap<WorkerId, (PeerId, SocketAddr), IdBuild>,
     /// Workers by data address, to read the holders in missing-data reports.
     by_address: HashMap<SocketAddr, WorkerId>,
     records: Records,
@@ -79,8 +80,8 @@ impl Reactor {
         Reactor {
             scheduler: Scheduler::new(config.scheduler),
             heartbeat_timeout: config.heartbeat_timeout,
-            peers: HashMap::new(),
-            workers: HashMap::new(),
+            peers: HashMap::default(),
+            workers: HashMap::default(),
             by_address: HashMap::new(),
             records: Records::default(),
             next_worker: 0,

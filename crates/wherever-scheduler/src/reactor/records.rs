@@ -4,9 +4,9 @@
 //! knows the task: released records are swept once the scheduler forgot them.
 
 use super::PeerId;
+use crate::id_hash::IdMap;
 use crate::protocol::{TaskId, TaskMessage};
 use crate::Scheduler;
-use std::collections::HashMap;
 use wherever_core::{StreamKey, TaskError, TaskErrorKind};
 
 /// One task as the server keeps it.
@@ -56,7 +56,7 @@ const MIN_SWEEP: usize = 64;
 /// All records, and the released ones the scheduler still knew when released.
 #[derive(Default)]
 pub(super) struct Records {
-    map: HashMap<TaskId, Record>,
+    map: IdMap<Record>,
     /// Released by their client while the scheduler still needed them (a graph
     /// intermediate whose dependents have not finished): swept later.
     released: Vec<TaskId>,
