@@ -8,10 +8,12 @@
 //! - [`TaskError`] / [`TaskFailure`]: how a failed task is reported;
 //! - [`TaskRng`] / [`StreamKey`]: each task's own reproducible random stream;
 //! - [`TaskContext`]: what the runtime hands a running task;
-//! - [`panic_capture`]: running task code with panics turned into failures.
+//! - [`panic_capture`]: running task code with panics turned into failures;
+//! - [`crew`]: threads fed from a queue, where a job that blocks secedes.
 
 pub mod codec;
 mod context;
+pub mod crew;
 mod digest;
 mod error;
 pub mod holes;
