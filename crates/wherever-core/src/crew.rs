@@ -305,11 +305,21 @@ mod tests {
             }))
             .unwrap();
         is_waiting.recv_timeout(HANG_GUARD).unwrap();
-        fixture.starts.recv_timeout(HANG_GUARD).expect("a stand-in starts");
-        assert_eq!(fixture.live.load(Ordering::Acquire), 3, "a stand-in started");
+        fixture
+            .starts
+            .recv_timeout(HANG_GUARD)
+            .expect("a stand-in starts");
+        assert_eq!(
+            fixture.live.load(Ordering::Acquire),
+            3,
+            "a stand-in started"
+        );
         release.send(()).unwrap();
         // The rejoin comes before the blocked job ends, so its thread retires then.
-        fixture.exits.recv_timeout(HANG_GUARD).expect("a thread retires");
+        fixture
+            .exits
+            .recv_timeout(HANG_GUARD)
+            .expect("a thread retires");
         assert_eq!(fixture.live.load(Ordering::Acquire), 2);
         // Only one thread retires.
         for _ in 0..20 {
@@ -333,7 +343,10 @@ mod tests {
     fn a_job_returning_false_stops_its_thread() {
         let fixture = crew_of(1);
         fixture.queue.send(Box::new(|| false)).unwrap();
-        fixture.exits.recv_timeout(HANG_GUARD).expect("the thread exits");
+        fixture
+            .exits
+            .recv_timeout(HANG_GUARD)
+            .expect("the thread exits");
         assert_eq!(fixture.live.load(Ordering::Acquire), 0);
     }
 
@@ -344,7 +357,10 @@ mod tests {
             .queue
             .send(Box::new(|| panic!("a job that panics")))
             .unwrap();
-        fixture.exits.recv_timeout(HANG_GUARD).expect("the thread exits");
+        fixture
+            .exits
+            .recv_timeout(HANG_GUARD)
+            .expect("the thread exits");
         assert_eq!(fixture.live.load(Ordering::Acquire), 1);
         run_on(&fixture, || {});
     }
@@ -354,7 +370,10 @@ mod tests {
         let fixture = crew_of(3);
         drop(fixture.queue);
         for _ in 0..3 {
-            fixture.exits.recv_timeout(HANG_GUARD).expect("a thread exits");
+            fixture
+                .exits
+                .recv_timeout(HANG_GUARD)
+                .expect("a thread exits");
         }
         assert_eq!(fixture.live.load(Ordering::Acquire), 0);
     }
