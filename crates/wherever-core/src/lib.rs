@@ -8,8 +8,7 @@
 //! - [`TaskError`] / [`TaskFailure`]: how a failed task is reported;
 //! - [`TaskRng`] / [`StreamKey`]: each task's own reproducible random stream;
 //! - [`TaskContext`]: what the runtime hands a running task;
-//! - [`panic_capture`]: running task code with panics turned into failures;
-//! - [`crew`]: threads fed from a queue, where a job that blocks secedes.
+//! - [`panic_capture`]: running task code with panics turned into failures.
 
 pub mod codec;
 mod context;
