@@ -187,41 +187,22 @@ thread_local! {
     static RUNNING: std::cell::Cell<Option<TaskId>> = const { std::cell::Cell::new(None) };
 }
 
-/// What the worker's task threads share. A task that blocks waiting on other tasks
+/// What the worker's task threads do. A task that blocks waiting on other tasks
 /// secedes: a stand-in thread takes its slot (and the scheduler is told, so it
 /// sends more work) until it rejoins, after which one thread retires.
-#[derive(Clone)]
-struct Crew {
-    receiver: crossbeam_channel::Receiver<TaskMessage>,
+struct TaskThreads {
     phases: Arc<Mutex<HashMap<TaskId, Phase>>>,
     store: Store,
     outgoing: UnboundedSender<Message>,
     label: Arc<str>,
-    retire: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl Crew {
-    fn spawn_thread(&self, name: String) -> std::io::Result<()> {
-        let crew = self.clone();
-        std::thread::Builder::new().name(name).spawn(move || {
-            let hook_crew = crew.clone();
-            wherever_core::scope::set_secede_hook(Arc::new(move || hook_crew.secede()));
-            for task in &crew.receiver {
-                if !crew.run(task) {
-                    return;
-                }
-                let retiring = crew.retire.fetch_update(
-                    std::sync::atomic::Ordering::AcqRel,
-                    std::sync::atomic::Ordering::Acquire,
-                    |n| n.checked_sub(1),
-                );
-                if retiring.is_ok() {
-                    return;
-                }
-            }
-        })?;
-        Ok(())
-    }
+impl wherever_core::crew::CrewWork for TaskThreads {
+    type Job = TaskMessage;
+    type Thread = ();
+    type Blocked = TaskId;
+
+    fn start_thread(&self, (): ()) {}
 
     /// Runs one queued task; `false` once the scheduler connection is gone.
     fn run(&self, task: TaskMessage) -> bool {
@@ -249,29 +230,30 @@ impl Crew {
         self.outgoing.send(message).is_ok()
     }
 
-    /// The running task blocks: start a stand-in thread and tell the scheduler;
-    /// the returned function undoes both.
-    fn secede(&self) -> Box<dyn FnOnce()> {
-        let Some(task) = RUNNING.with(|running| running.get()) else {
-            return Box::new(|| {});
-        };
-        if self
-            .spawn_thread(format!("wherever-stand-in for {task}"))
-            .is_err()
-        {
-            return Box::new(|| {});
-        }
-        self.set_seceded(task, true);
-        let _ = self.outgoing.send(Message::Secede { task });
-        let crew = self.clone();
-        Box::new(move || {
-            crew.set_seceded(task, false);
-            let _ = crew.outgoing.send(Message::Rejoin { task });
-            crew.retire
-                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    /// Only a running task secedes; its stand-in is named for it.
+    fn stand_in(&self) -> Option<wherever_core::crew::StandIn<Self>> {
+        let task = RUNNING.with(|running| running.get())?;
+        Some(wherever_core::crew::StandIn {
+            name: format!("wherever-stand-in for {task}"),
+            thread: (),
+            blocked: task,
         })
     }
 
+    /// Marks the task seceded and tells the scheduler.
+    fn seceded(&self, task: &TaskId) {
+        self.set_seceded(*task, true);
+        let _ = self.outgoing.send(Message::Secede { task: *task });
+    }
+
+    /// Marks the task running again and tells the scheduler.
+    fn rejoined(&self, task: TaskId) {
+        self.set_seceded(task, false);
+        let _ = self.outgoing.send(Message::Rejoin { task });
+    }
+}
+
+impl TaskThreads {
     fn set_seceded(&self, task: TaskId, value: bool) {
         if let Some(Phase::Running { seceded }) = self
             .phases
@@ -296,16 +278,15 @@ impl TaskPool {
     fn start(slots: u32, label: String, store: Store, outgoing: UnboundedSender<Message>) -> Self {
         let (jobs, receiver) = crossbeam_channel::unbounded::<TaskMessage>();
         let phases: Arc<Mutex<HashMap<TaskId, Phase>>> = Arc::default();
-        let crew = Crew {
-            receiver,
+        let threads = TaskThreads {
             phases: phases.clone(),
             store: store.clone(),
             outgoing: outgoing.clone(),
             label: label.into(),
-            retire: Arc::default(),
         };
+        let crew = wherever_core::crew::Crew::new(threads, receiver);
         for index in 0..slots {
-            crew.spawn_thread(format!("wherever-worker-{}", index + 1))
+            crew.spawn_thread(format!("wherever-worker-{}", index + 1), ())
                 .expect("the worker can start its task threads");
         }
         TaskPool {

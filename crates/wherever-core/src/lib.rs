@@ -13,6 +13,7 @@
 
 pub mod codec;
 mod context;
+pub mod crew;
 mod digest;
 mod error;
 pub mod holes;

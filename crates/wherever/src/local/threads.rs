@@ -1,10 +1,10 @@
 //! `threads:N`: a fixed pool of N threads fed from one bounded queue.
 
 use super::Job;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Sender, TrySendError};
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use wherever_core::crew::{Crew, CrewWork, StandIn};
 
 /// How many jobs may wait in a pool's queue before `submit` blocks (back-pressure).
 pub const QUEUE_BOUND: usize = 1 << 16;
@@ -29,45 +29,37 @@ pub(crate) struct ThreadPool {
     threads: usize,
 }
 
-/// What pool threads share: the job queue and the count of threads to retire.
-#[derive(Clone)]
-struct Crew {
-    jobs: Receiver<Job>,
-    retire: Arc<AtomicUsize>,
+/// What pool threads do: run the queued jobs, each thread labelled for the tasks
+/// it runs; a stand-in thread is labelled with the pool's plan.
+struct PoolWork {
     label: Arc<str>,
 }
 
-impl Crew {
-    fn spawn_thread(&self, name: String, label: String) -> std::io::Result<()> {
-        let crew = self.clone();
-        std::thread::Builder::new().name(name).spawn(move || {
-            WORKER_LABEL.with(|slot| *slot.borrow_mut() = Some(label));
-            let hook_crew = crew.clone();
-            wherever_core::scope::set_secede_hook(Arc::new(move || hook_crew.secede()));
-            for job in &crew.jobs {
-                job();
-                let retiring = crew
-                    .retire
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-                if retiring.is_ok() {
-                    return;
-                }
-            }
-        })?;
-        Ok(())
+impl CrewWork for PoolWork {
+    type Job = Job;
+    type Thread = String;
+    type Blocked = ();
+
+    fn start_thread(&self, label: String) {
+        WORKER_LABEL.with(|slot| *slot.borrow_mut() = Some(label));
     }
 
-    /// Starts a stand-in thread; the returned function retires one thread.
-    fn secede(&self) -> Box<dyn FnOnce()> {
-        let name = format!("wherever-stand-in ({})", self.label);
-        if self.spawn_thread(name, self.label.to_string()).is_err() {
-            return Box::new(|| {});
-        }
-        let retire = self.retire.clone();
-        Box::new(move || {
-            retire.fetch_add(1, Ordering::AcqRel);
+    fn run(&self, job: Job) -> bool {
+        job();
+        true
+    }
+
+    fn stand_in(&self) -> Option<StandIn<Self>> {
+        Some(StandIn {
+            name: format!("wherever-stand-in ({})", self.label),
+            thread: self.label.to_string(),
+            blocked: (),
         })
     }
+
+    fn seceded(&self, (): &()) {}
+
+    fn rejoined(&self, (): ()) {}
 }
 
 impl ThreadPool {
@@ -75,11 +67,12 @@ impl ThreadPool {
     pub(crate) fn start(threads: usize) -> std::io::Result<Self> {
         let (queue, jobs) = crossbeam_channel::bounded::<Job>(QUEUE_BOUND);
         let plan = format!("threads:{threads} on {}", super::host_name());
-        let crew = Crew {
+        let crew = Crew::new(
+            PoolWork {
+                label: plan.clone().into(),
+            },
             jobs,
-            retire: Arc::default(),
-            label: plan.clone().into(),
-        };
+        );
         for index in 0..threads {
             let label = format!("thread {} of {plan}", index + 1);
             crew.spawn_thread(format!("wherever-thread-{}", index + 1), label)?;
