@@ -119,9 +119,12 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
                 printable(&hello.host)
             );
             let events_for_reader = events.clone();
+            // The reactor's clock decides who is silent (a worker it drops is told
+            // to shut down); the reader's own guard only catches a stuck reactor.
+            let silence = reader_silence_guard(timeout);
             let read_loop = tokio::spawn(async move {
                 let reason = loop {
-                    match read_batch_within(&mut reader, timeout).await {
+                    match read_batch_within(&mut reader, silence).await {
                         Ok(Some(messages)) => {
                             if events_for_reader
                                 .send(Incoming::Batch { conn, messages })
@@ -186,6 +189,13 @@ async fn run_core(mut incoming: UnboundedReceiver<Incoming>, heartbeat_timeout: 
 /// soon after `heartbeat_timeout`.
 fn tick_interval(heartbeat_timeout: Duration) -> Duration {
     (heartbeat_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
+}
+
+/// How long a connection's reader waits for a message before it gives the peer
+/// up on its own: well past the time the reactor's tick takes to notice the
+/// same silence (`heartbeat_timeout` plus a tick), so the reactor decides.
+fn reader_silence_guard(heartbeat_timeout: Duration) -> Duration {
+    heartbeat_timeout * 2 + tick_interval(heartbeat_timeout) * 2
 }
 
 /// One open connection as the I/O side sees it.
