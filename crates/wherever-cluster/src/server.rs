@@ -4,7 +4,7 @@
 
 use crate::auth::Secret;
 use crate::connection::{
-    accept_gated, printable, read_batch_within, run_writer, split, HandshakeGate,
+    accept_gated, printable, read_batch_within, run_writer_with, split, HandshakeGate,
 };
 use crate::protocol::{BuildInfo, Message, Role};
 use std::collections::HashMap;
@@ -15,6 +15,10 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::task::AbortHandle;
 use wherever_scheduler::reactor::{Comm, PeerId, Reactor, ReactorConfig};
 use wherever_scheduler::SchedulerConfig;
+
+mod queued;
+pub use queued::PEER_QUEUE_LIMIT;
+use queued::QueuedBytes;
 
 /// How the scheduler server behaves.
 #[derive(Debug, Clone)]
@@ -49,6 +53,7 @@ enum Incoming {
         role: Role,
         label: String,
         queue: UnboundedSender<Message>,
+        queued: QueuedBytes,
         reader: AbortHandle,
     },
     Batch {
@@ -112,7 +117,9 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
                 return;
             }
             let (queue, outgoing) = unbounded_channel();
-            tokio::spawn(run_writer(writer, outgoing));
+            let queued = QueuedBytes::default();
+            let sent = queued.clone();
+            tokio::spawn(run_writer_with(writer, outgoing, move |frame| sent.written(frame)));
             let label = format!(
                 "process {} on {} ({peer})",
                 hello.pid,
@@ -144,6 +151,7 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
                 role: hello.role,
                 label,
                 queue,
+                queued,
                 reader: read_loop.abort_handle(),
             };
             let _ = events.send(joined);
@@ -163,10 +171,10 @@ async fn run_core(mut incoming: UnboundedReceiver<Incoming>, heartbeat_timeout: 
     loop {
         tokio::select! {
             event = incoming.recv() => match event {
-                Some(Incoming::Joined { conn, role, label, queue, reader }) => {
+                Some(Incoming::Joined { conn, role, label, queue, queued, reader }) => {
                     tracing::info!("joined: {label}");
                     let kind = if matches!(role, Role::Worker { .. }) { "worker" } else { "client" };
-                    links.open.insert(conn, Link { queue, reader, label, kind });
+                    links.open.insert(conn, Link { queue, queued, reader, label, kind });
                     reactor.peer_joined(conn, role, Instant::now(), &mut links);
                 }
                 Some(Incoming::Batch { conn, messages }) => {
@@ -201,6 +209,7 @@ fn reader_silence_guard(heartbeat_timeout: Duration) -> Duration {
 /// One open connection as the I/O side sees it.
 struct Link {
     queue: UnboundedSender<Message>,
+    queued: QueuedBytes,
     reader: AbortHandle,
     label: String,
     kind: &'static str,
@@ -228,8 +237,15 @@ struct Links {
 impl Comm for Links {
     fn send(&mut self, peer: PeerId, message: Message) {
         if let Some(link) = self.open.get(&peer) {
+            link.queued.add(&message);
             let _ = link.queue.send(message);
         }
+    }
+
+    fn has_room(&self, peer: PeerId, bytes: usize) -> bool {
+        self.open
+            .get(&peer)
+            .is_none_or(|link| link.queued.has_room(bytes))
     }
 
     fn disconnect(&mut self, peer: PeerId, reason: &str) {

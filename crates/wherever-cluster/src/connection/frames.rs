@@ -78,7 +78,17 @@ pub fn pack_frames(
 /// heartbeat after [`HEARTBEAT_INTERVAL`] with nothing to send. A message too
 /// large for any frame is dropped and logged; a failed send is logged and ends
 /// the writer. Ends when the queue closes or the peer goes away.
-pub async fn run_writer(mut writer: Writer, mut queue: UnboundedReceiver<Message>) {
+pub async fn run_writer(writer: Writer, queue: UnboundedReceiver<Message>) {
+    run_writer_with(writer, queue, |_| {}).await
+}
+
+/// [`run_writer`], calling `written` with each frame's messages once they are
+/// sent (the server counts the bytes queued for each peer with it).
+pub async fn run_writer_with(
+    mut writer: Writer,
+    mut queue: UnboundedReceiver<Message>,
+    mut written: impl FnMut(&[Message]),
+) {
     let peer = writer
         .get_ref()
         .peer_addr()
@@ -98,6 +108,7 @@ pub async fn run_writer(mut writer: Writer, mut queue: UnboundedReceiver<Message
                  {MAX_FRAME} bytes",
                 describe_unsendable(&message)
             );
+            written(std::slice::from_ref(&message));
         }
         for frame in frames {
             if let Err(reason) = write_batch(&mut writer, &frame).await {
@@ -107,6 +118,7 @@ pub async fn run_writer(mut writer: Writer, mut queue: UnboundedReceiver<Message
                 );
                 return;
             }
+            written(&frame);
         }
     }
     let _ = SinkExt::<Bytes>::close(&mut writer).await;
