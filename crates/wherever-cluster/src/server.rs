@@ -13,17 +13,20 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::task::AbortHandle;
-use wherever_scheduler::reactor::{Comm, PeerId, Reactor, ReactorConfig};
+use wherever_scheduler::reactor::{Comm, PeerId, ReactorConfig};
 use wherever_scheduler::SchedulerConfig;
 
+mod builds;
 mod queued;
+use builds::{BuildKey, Builds};
 pub use queued::PEER_QUEUE_LIMIT;
 use queued::QueuedBytes;
 
 /// How the scheduler server behaves.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    /// The build every peer must run; `None`: the first peer's build.
+    /// The build every peer must run; `None`: any build, each with its own
+    /// scheduler (a client's tasks run only on workers of its own build).
     pub expected_build: Option<BuildInfo>,
     /// A worker or client silent for this long is considered gone (a worker dead:
     /// its tasks move to other workers; a client: its tasks are released).
@@ -50,6 +53,7 @@ type ConnId = PeerId;
 enum Incoming {
     Joined {
         conn: ConnId,
+        build: BuildKey,
         role: Role,
         label: String,
         queue: UnboundedSender<Message>,
@@ -83,7 +87,12 @@ pub fn start(
 /// Serves the scheduler on `listener` until the process ends (or the task is dropped).
 pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions) {
     let (events, incoming) = unbounded_channel();
-    let expected = Arc::new(Mutex::new(options.expected_build.clone()));
+    // A pinned build is checked at the handshake; otherwise each peer is routed
+    // to its own build's scheduler.
+    let pinned = options
+        .expected_build
+        .clone()
+        .map(|build| Arc::new(Mutex::new(Some(build))));
     let timeout = options.heartbeat_timeout;
     tokio::spawn(run_core(incoming, timeout));
     let secret = Arc::new(secret);
@@ -100,7 +109,8 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
         };
         next_conn += 1;
         let conn = next_conn;
-        let (events, secret, expected) = (events.clone(), secret.clone(), expected.clone());
+        let (events, secret) = (events.clone(), secret.clone());
+        let expected = pinned.clone().unwrap_or_default();
         let ticket = gate.admit();
         tokio::spawn(async move {
             let (mut reader, mut writer) = split(stream);
@@ -121,9 +131,10 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
             let sent = queued.clone();
             tokio::spawn(run_writer_with(writer, outgoing, move |frame| sent.written(frame)));
             let label = format!(
-                "process {} on {} ({peer})",
+                "process {} on {} ({peer}) of {}",
                 hello.pid,
-                printable(&hello.host)
+                printable(&hello.host),
+                printable(&hello.build.executable)
             );
             let events_for_reader = events.clone();
             // The reactor's clock decides who is silent (a worker it drops is told
@@ -148,6 +159,7 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
             });
             let joined = Incoming::Joined {
                 conn,
+                build: BuildKey::of(&hello.build),
                 role: hello.role,
                 label,
                 queue,
@@ -160,35 +172,44 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
 }
 
 async fn run_core(mut incoming: UnboundedReceiver<Incoming>, heartbeat_timeout: Duration) {
-    let mut reactor = Reactor::new(ReactorConfig {
+    let config = ReactorConfig {
         scheduler: SchedulerConfig {
             prefetch_per_worker: Some(PREFETCH_PER_WORKER),
         },
         heartbeat_timeout,
-    });
+    };
+    let mut builds = Builds::new(config);
     let mut links = Links::default();
     let mut check = tokio::time::interval(tick_interval(heartbeat_timeout));
     loop {
         tokio::select! {
             event = incoming.recv() => match event {
-                Some(Incoming::Joined { conn, role, label, queue, queued, reader }) => {
+                Some(Incoming::Joined { conn, build, role, label, queue, queued, reader }) => {
                     tracing::info!("joined: {label}");
                     let kind = if matches!(role, Role::Worker { .. }) { "worker" } else { "client" };
                     links.open.insert(conn, Link { queue, queued, reader, label, kind });
-                    reactor.peer_joined(conn, role, Instant::now(), &mut links);
+                    builds.join(conn, build).peer_joined(conn, role, Instant::now(), &mut links);
                 }
                 Some(Incoming::Batch { conn, messages }) => {
-                    reactor.messages(conn, messages, Instant::now(), &mut links);
+                    if let Some(reactor) = builds.of(conn) {
+                        reactor.messages(conn, messages, Instant::now(), &mut links);
+                    }
                 }
                 Some(Incoming::Closed { conn, reason }) => {
                     if let Some(link) = links.open.remove(&conn) {
                         link.report(&reason);
+                    }
+                    if let Some(reactor) = builds.of(conn) {
                         reactor.peer_closed(conn, &mut links);
                     }
+                    builds.left(conn);
                 }
                 None => return,
             },
-            _ = check.tick() => reactor.tick(Instant::now(), &mut links),
+            _ = check.tick() => {
+                builds.tick(Instant::now(), &mut links);
+                builds.forget_closed(|peer| links.open.contains_key(&peer));
+            }
         }
     }
 }
