@@ -40,7 +40,10 @@ fn finish(mut child: Child, what: &str) -> Output {
 fn two_programs_share_one_scheduler_and_a_build_without_workers_is_told() {
     let dir = TempDir::new("builds");
     let scheduler = Scheduler::start(&dir.0);
-    let mut workers = vec![worker("calc_mean", &scheduler), worker("trivial_tasks", &scheduler)];
+    let mut workers = vec![
+        worker("calc_mean", &scheduler),
+        worker("trivial_tasks", &scheduler),
+    ];
     wait_until("both workers joined", || {
         scheduler.log().matches("joined:").count() >= 2
     });

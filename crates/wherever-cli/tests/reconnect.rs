@@ -40,10 +40,13 @@ impl Watched {
     /// Waits until stderr says `text` or the process exits; `true` if it said it.
     fn says_before_exit(&mut self, text: &str) -> bool {
         let mut said = false;
-        wait_until(&format!("stderr says `{text}` or the process exits"), || {
-            said = self.stderr().contains(text);
-            said || self.child.try_wait().unwrap().is_some()
-        });
+        wait_until(
+            &format!("stderr says `{text}` or the process exits"),
+            || {
+                said = self.stderr().contains(text);
+                said || self.child.try_wait().unwrap().is_some()
+            },
+        );
         said
     }
 

@@ -18,7 +18,8 @@ mod frames;
 mod gate;
 
 pub use frames::{
-    encoded_size, fits_a_frame, pack_frames, run_writer, run_writer_with, FRAME_BUDGET, HEARTBEAT_INTERVAL,
+    encoded_size, fits_a_frame, pack_frames, run_writer, run_writer_with, FRAME_BUDGET,
+    HEARTBEAT_INTERVAL,
 };
 pub use gate::{accept_gated, HandshakeGate, HandshakeTicket, MAX_HANDSHAKES};
 

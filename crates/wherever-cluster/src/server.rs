@@ -19,8 +19,8 @@ use wherever_scheduler::SchedulerConfig;
 mod builds;
 mod queued;
 use builds::{BuildKey, Builds};
-pub use queued::PEER_QUEUE_LIMIT;
 use queued::QueuedBytes;
+pub use queued::PEER_QUEUE_LIMIT;
 
 /// How the scheduler server behaves.
 #[derive(Debug, Clone)]
@@ -129,7 +129,9 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
             let (queue, outgoing) = unbounded_channel();
             let queued = QueuedBytes::default();
             let sent = queued.clone();
-            tokio::spawn(run_writer_with(writer, outgoing, move |frame| sent.written(frame)));
+            tokio::spawn(run_writer_with(writer, outgoing, move |frame| {
+                sent.written(frame)
+            }));
             let label = format!(
                 "process {} on {} ({peer}) of {}",
                 hello.pid,

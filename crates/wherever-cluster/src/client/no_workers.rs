@@ -98,7 +98,12 @@ pub(super) async fn watch(shared: Weak<Shared>, commands: WeakUnboundedSender<Me
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        if shared.closed.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+        if shared
+            .closed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
             return;
         }
         let waiting = {
@@ -160,7 +165,10 @@ mod tests {
         assert_eq!(watch.look(start, true, 0), Verdict::Wait);
         let later = start + Duration::from_secs(5);
         assert_eq!(watch.look(later, true, 0), Verdict::Notice);
-        assert_eq!(watch.look(later + Duration::from_secs(60), true, 0), Verdict::Wait);
+        assert_eq!(
+            watch.look(later + Duration::from_secs(60), true, 0),
+            Verdict::Wait
+        );
     }
 
     #[test]
@@ -168,10 +176,19 @@ mod tests {
         let start = Instant::now();
         let mut watch = Watch::new(Duration::from_secs(5), Some(Duration::from_secs(10)));
         watch.look(start, true, 0);
-        assert_eq!(watch.look(start + Duration::from_secs(8), true, 1), Verdict::Wait);
+        assert_eq!(
+            watch.look(start + Duration::from_secs(8), true, 1),
+            Verdict::Wait
+        );
         let again = start + Duration::from_secs(9);
         watch.look(again, true, 0);
-        assert_eq!(watch.look(again + Duration::from_secs(5), true, 0), Verdict::Notice);
-        assert_eq!(watch.look(again + Duration::from_secs(10), true, 0), Verdict::Fail);
+        assert_eq!(
+            watch.look(again + Duration::from_secs(5), true, 0),
+            Verdict::Notice
+        );
+        assert_eq!(
+            watch.look(again + Duration::from_secs(10), true, 0),
+            Verdict::Fail
+        );
     }
 }

@@ -115,9 +115,15 @@ mod tests {
             heartbeat_timeout: Duration::from_secs(30),
         });
         let now = Instant::now();
-        builds.join(1, key(1)).peer_joined(1, Role::Client, now, &mut Ignore);
-        builds.join(2, key(2)).peer_joined(2, Role::Client, now, &mut Ignore);
-        builds.join(3, key(1)).peer_joined(3, Role::Client, now, &mut Ignore);
+        builds
+            .join(1, key(1))
+            .peer_joined(1, Role::Client, now, &mut Ignore);
+        builds
+            .join(2, key(2))
+            .peer_joined(2, Role::Client, now, &mut Ignore);
+        builds
+            .join(3, key(1))
+            .peer_joined(3, Role::Client, now, &mut Ignore);
         assert_eq!(builds.len(), 2);
         assert_eq!(builds.of(1).map(|r| r.peer_count()), Some(2));
         builds.of(2).unwrap().peer_closed(2, &mut Ignore);
@@ -125,6 +131,9 @@ mod tests {
         assert_eq!(builds.len(), 1);
         assert!(builds.of(2).is_none());
         builds.forget_closed(|peer| peer != 1);
-        assert!(builds.of(1).is_none(), "a peer the reactor disconnected is forgotten");
+        assert!(
+            builds.of(1).is_none(),
+            "a peer the reactor disconnected is forgotten"
+        );
     }
 }

@@ -749,9 +749,17 @@ fn an_input_a_worker_cannot_fetch_is_recomputed_and_its_task_sent_again() {
 fn a_client_with_a_full_queue_gets_small_results_without_their_bytes() {
     let mut sim = Sim::with_tasks(vec![vec![], vec![]]);
     sim.work(Outcome::Small);
-    assert_eq!(sim.clients[0].fetchable.len(), 0, "bytes inline while there is room");
+    assert_eq!(
+        sim.clients[0].fetchable.len(),
+        0,
+        "bytes inline while there is room"
+    );
     let mut sim = Sim::with_tasks(vec![vec![]]);
     sim.outbox.full.insert(sim.clients[0].peer);
     sim.work(Outcome::Small);
-    assert_eq!(sim.clients[0].fetchable.len(), 1, "Done with holders instead");
+    assert_eq!(
+        sim.clients[0].fetchable.len(),
+        1,
+        "Done with holders instead"
+    );
 }
