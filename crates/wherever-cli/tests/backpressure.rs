@@ -38,7 +38,8 @@ fn counted_worker(scheduler: &Scheduler, made: &Arc<AtomicUsize>) -> std::proces
 #[test]
 fn a_stopped_client_does_not_make_the_scheduler_hold_its_results() {
     let dir = TempDir::new("backpressure");
-    let scheduler = Scheduler::start(&dir.0);
+    // The client stays stopped for as long as the tasks take: no heartbeat timeout.
+    let scheduler = Scheduler::start_with(&dir.0, &["--heartbeat-timeout", "3600"]);
     let pid = scheduler.child.id();
     let made = Arc::new(AtomicUsize::new(0));
     let mut workers: Vec<_> = (0..2).map(|_| counted_worker(&scheduler, &made)).collect();
@@ -66,9 +67,11 @@ fn a_stopped_client_does_not_make_the_scheduler_hold_its_results() {
     // The last results reach the scheduler: the workers report them at once, and
     // a look at the peak after the client is done covers them anyway.
     signal(client.id(), "-CONT");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     let output = client.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}");
+    assert!(output.status.success(), "{stdout}{rest}");
     let expected: u64 = (0..TASKS as u64).map(|i| i % 256).sum();
     assert!(
         stdout.contains(&format!(
