@@ -98,6 +98,7 @@ async fn serve_until_given_up(
         let stream = reconnect::connect_within(&target, death_timeout, first).await?;
         first = false;
         match serve_scheduler(stream, &secret, slots).await {
+            Ended::Refused(reason) => return Err(reason),
             Ended::Removed => {
                 return Err("the scheduler removed this worker (told it to shut down)".to_string())
             }
@@ -123,6 +124,9 @@ async fn serve_until_given_up(
 
 /// Why a connection to the scheduler ended.
 enum Ended {
+    /// The handshake failed (wrong secret, another protocol): trying again
+    /// would fail the same way.
+    Refused(String),
     /// The scheduler said to shut down.
     Removed,
     /// The scheduler closed the connection.
@@ -141,11 +145,12 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Serves one connection to the scheduler as a new worker, until it ends.
+/// Serves one connection to the scheduler as a new worker, until it ends; a
+/// failure before the worker joined (the handshake) is a refusal.
 async fn serve_scheduler(stream: TcpStream, secret: &Secret, slots: u32) -> Ended {
     match serve_connection(stream, secret, slots).await {
         Ok(ended) => ended,
-        Err(reason) => Ended::Lost(reason),
+        Err(reason) => Ended::Refused(reason),
     }
 }
 
