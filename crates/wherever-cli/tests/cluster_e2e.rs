@@ -131,35 +131,6 @@ fn killing_the_client_leaves_no_worker_behind() {
 }
 
 #[test]
-fn a_worker_from_another_binary_is_refused_with_a_message_naming_both() {
-    let dir = TempDir::new("build");
-    let scheduler = Scheduler::start(&dir.0);
-    let secret = scheduler.secret_file.display().to_string();
-    let address = format!("tcp://{}", scheduler.address);
-    // The first worker fixes the cluster's build.
-    let mut first = Command::new(example("calc_mean"))
-        .env("WHEREVER_WORKER", &address)
-        .env("WHEREVER_SECRET_FILE", &secret)
-        .spawn()
-        .unwrap();
-    scheduler.wait_for_log("joined");
-    let other = Command::new(example("trivial_tasks"))
-        .env("WHEREVER_WORKER", &address)
-        .env("WHEREVER_SECRET_FILE", &secret)
-        .output()
-        .unwrap();
-    assert!(!other.status.success());
-    let message = String::from_utf8_lossy(&other.stderr);
-    assert!(message.contains("the executable differs"), "{message}");
-    assert!(
-        message.contains("trivial_tasks") && message.contains("calc_mean"),
-        "{message}"
-    );
-    let _ = first.kill();
-    let _ = first.wait();
-}
-
-#[test]
 fn nested_study_prints_the_same_bytes_under_every_plan() {
     let run = |plan: &str| {
         let output = run_ok(

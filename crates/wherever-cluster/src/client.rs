@@ -18,6 +18,9 @@ use tokio::sync::mpsc::{
 };
 use wherever_core::{StreamKey, TaskError, TaskErrorKind};
 
+mod no_workers;
+pub use no_workers::{DEFAULT_NOTICE, NOTICE_VARIABLE, TIMEOUT_VARIABLE};
+
 /// Called once with a task's encoded result or its error.
 pub type Callback = Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>;
 
@@ -182,6 +185,10 @@ impl ClusterClient {
             reader,
             shared.clone(),
             connected.clone(),
+            commands.downgrade(),
+        ));
+        runtime.handle().spawn(no_workers::watch(
+            Arc::downgrade(&shared),
             commands.downgrade(),
         ));
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);

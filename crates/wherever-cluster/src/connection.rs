@@ -23,8 +23,8 @@ pub use chunks::{
 };
 pub use codec::MessageCodec;
 pub use frames::{
-    encoded_size, fits_a_frame, pack_frames, run_writer, send_streamed, FRAME_BUDGET,
-    HEARTBEAT_INTERVAL,
+    encoded_size, fits_a_frame, pack_frames, run_writer, run_writer_with, send_streamed,
+    FRAME_BUDGET, HEARTBEAT_INTERVAL,
 };
 pub use gate::{accept_gated, HandshakeGate, HandshakeTicket, MAX_HANDSHAKES};
 

@@ -5,7 +5,7 @@
 use crate::auth::{this_build, Secret, SECRET_STDIN_VARIABLE};
 use crate::client::{ClusterClient, ClusterRuntime};
 use crate::server::{serve, ServerOptions};
-use crate::worker::THREADS_VARIABLE;
+use crate::worker::{DEATH_TIMEOUT_VARIABLE, THREADS_VARIABLE};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -70,6 +70,8 @@ impl LocalCluster {
                     .env(WORKER_VARIABLE, format!("tcp://{address}"))
                     .env(SECRET_STDIN_VARIABLE, "1")
                     .env(THREADS_VARIABLE, threads.to_string())
+                    // Its scheduler lives in its parent: gone means gone for good.
+                    .env(DEATH_TIMEOUT_VARIABLE, "0")
                     .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                     .stdin(std::process::Stdio::piped())
                     .kill_on_drop(true)

@@ -4,7 +4,7 @@
 
 use crate::auth::Secret;
 use crate::connection::{
-    accept_gated, configured_max_value, printable, read_batch_within, run_writer, split,
+    accept_gated, configured_max_value, printable, read_batch_within, run_writer_with, split,
     HandshakeGate,
 };
 use crate::protocol::{BuildInfo, Message, Role};
@@ -14,13 +14,20 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::task::AbortHandle;
-use wherever_scheduler::reactor::{Comm, PeerId, Reactor, ReactorConfig};
+use wherever_scheduler::reactor::{Comm, PeerId, ReactorConfig};
 use wherever_scheduler::SchedulerConfig;
+
+mod builds;
+mod queued;
+use builds::{BuildKey, Builds};
+use queued::QueuedBytes;
+pub use queued::PEER_QUEUE_LIMIT;
 
 /// How the scheduler server behaves.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    /// The build every peer must run; `None`: the first peer's build.
+    /// The build every peer must run; `None`: any build, each with its own
+    /// scheduler (a client's tasks run only on workers of its own build).
     pub expected_build: Option<BuildInfo>,
     /// A worker or client silent for this long is considered gone (a worker dead:
     /// its tasks move to other workers; a client: its tasks are released).
@@ -51,9 +58,11 @@ type ConnId = PeerId;
 enum Incoming {
     Joined {
         conn: ConnId,
+        build: BuildKey,
         role: Role,
         label: String,
         queue: UnboundedSender<Message>,
+        queued: QueuedBytes,
         reader: AbortHandle,
     },
     Batch {
@@ -83,7 +92,12 @@ pub fn start(
 /// Serves the scheduler on `listener` until the process ends (or the task is dropped).
 pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions) {
     let (events, incoming) = unbounded_channel();
-    let expected = Arc::new(Mutex::new(options.expected_build.clone()));
+    // A pinned build is checked at the handshake; otherwise each peer is routed
+    // to its own build's scheduler.
+    let pinned = options
+        .expected_build
+        .clone()
+        .map(|build| Arc::new(Mutex::new(Some(build))));
     let timeout = options.heartbeat_timeout;
     let max_value = options.max_value;
     tokio::spawn(run_core(incoming, timeout, max_value));
@@ -101,7 +115,8 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
         };
         next_conn += 1;
         let conn = next_conn;
-        let (events, secret, expected) = (events.clone(), secret.clone(), expected.clone());
+        let (events, secret) = (events.clone(), secret.clone());
+        let expected = pinned.clone().unwrap_or_default();
         let ticket = gate.admit();
         tokio::spawn(async move {
             let (mut reader, mut writer) = split(stream);
@@ -119,16 +134,24 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
             }
             reader.decoder_mut().limit_values(max_value);
             let (queue, outgoing) = unbounded_channel();
-            tokio::spawn(run_writer(writer, outgoing));
+            let queued = QueuedBytes::default();
+            let sent = queued.clone();
+            tokio::spawn(run_writer_with(writer, outgoing, move |frame| {
+                sent.written(frame)
+            }));
             let label = format!(
-                "process {} on {} ({peer})",
+                "process {} on {} ({peer}) of {}",
                 hello.pid,
-                printable(&hello.host)
+                printable(&hello.host),
+                printable(&hello.build.executable)
             );
             let events_for_reader = events.clone();
+            // The reactor's clock decides who is silent (a worker it drops is told
+            // to shut down); the reader's own guard only catches a stuck reactor.
+            let silence = reader_silence_guard(timeout);
             let read_loop = tokio::spawn(async move {
                 let reason = loop {
-                    match read_batch_within(&mut reader, timeout).await {
+                    match read_batch_within(&mut reader, silence).await {
                         Ok(Some(messages)) => {
                             if events_for_reader
                                 .send(Incoming::Batch { conn, messages })
@@ -145,9 +168,11 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
             });
             let joined = Incoming::Joined {
                 conn,
+                build: BuildKey::of(&hello.build),
                 role: hello.role,
                 label,
                 queue,
+                queued,
                 reader: read_loop.abort_handle(),
             };
             let _ = events.send(joined);
@@ -160,37 +185,46 @@ async fn run_core(
     heartbeat_timeout: Duration,
     max_value: u64,
 ) {
-    let mut reactor = Reactor::new(ReactorConfig {
+    let config = ReactorConfig {
         scheduler: SchedulerConfig {
             prefetch_per_worker: Some(PREFETCH_PER_WORKER),
         },
         heartbeat_timeout,
-    });
+    };
+    let mut builds = Builds::new(config);
     let mut links = Links::default();
     let mut check = tokio::time::interval(tick_interval(heartbeat_timeout));
     loop {
         tokio::select! {
             event = incoming.recv() => match event {
-                Some(Incoming::Joined { conn, role, label, queue, reader }) => {
+                Some(Incoming::Joined { conn, build, role, label, queue, queued, reader }) => {
                     tracing::info!("joined: {label}");
                     let kind = if matches!(role, Role::Worker { .. }) { "worker" } else { "client" };
-                    links.open.insert(conn, Link { queue, reader, label, kind });
-                    reactor.peer_joined(conn, role, Instant::now(), &mut links);
+                    links.open.insert(conn, Link { queue, queued, reader, label, kind });
+                    builds.join(conn, build).peer_joined(conn, role, Instant::now(), &mut links);
                     // After the welcome: peers fail larger values instead of sending them.
                     links.send(conn, Message::ValueLimit { bytes: max_value });
                 }
                 Some(Incoming::Batch { conn, messages }) => {
-                    reactor.messages(conn, messages, Instant::now(), &mut links);
+                    if let Some(reactor) = builds.of(conn) {
+                        reactor.messages(conn, messages, Instant::now(), &mut links);
+                    }
                 }
                 Some(Incoming::Closed { conn, reason }) => {
                     if let Some(link) = links.open.remove(&conn) {
                         link.report(&reason);
+                    }
+                    if let Some(reactor) = builds.of(conn) {
                         reactor.peer_closed(conn, &mut links);
                     }
+                    builds.left(conn);
                 }
                 None => return,
             },
-            _ = check.tick() => reactor.tick(Instant::now(), &mut links),
+            _ = check.tick() => {
+                builds.tick(Instant::now(), &mut links);
+                builds.forget_closed(|peer| links.open.contains_key(&peer));
+            }
         }
     }
 }
@@ -204,9 +238,17 @@ fn tick_interval(heartbeat_timeout: Duration) -> Duration {
 /// Why a connection ended when its peer closed it.
 const CLOSED: &str = "connection closed";
 
+/// How long a connection's reader waits for a message before it gives the peer
+/// up on its own: well past the time the reactor's tick takes to notice the
+/// same silence (`heartbeat_timeout` plus a tick), so the reactor decides.
+fn reader_silence_guard(heartbeat_timeout: Duration) -> Duration {
+    heartbeat_timeout * 2 + tick_interval(heartbeat_timeout) * 2
+}
+
 /// One open connection as the I/O side sees it.
 struct Link {
     queue: UnboundedSender<Message>,
+    queued: QueuedBytes,
     reader: AbortHandle,
     label: String,
     kind: &'static str,
@@ -240,8 +282,15 @@ struct Links {
 impl Comm for Links {
     fn send(&mut self, peer: PeerId, message: Message) {
         if let Some(link) = self.open.get(&peer) {
+            link.queued.add(&message);
             let _ = link.queue.send(message);
         }
+    }
+
+    fn has_room(&self, peer: PeerId, bytes: usize) -> bool {
+        self.open
+            .get(&peer)
+            .is_none_or(|link| link.queued.has_room(bytes))
     }
 
     fn disconnect(&mut self, peer: PeerId, reason: &str) {

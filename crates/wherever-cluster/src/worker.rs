@@ -20,6 +20,9 @@ use wherever_core::panic_capture::{install_hook, run_caught};
 use wherever_core::registry::{self, EncodedCall};
 use wherever_core::{TaskError, TaskErrorKind};
 
+mod reconnect;
+pub use reconnect::{death_timeout, DEATH_TIMEOUT_VARIABLE, DEFAULT_DEATH_TIMEOUT};
+
 /// The environment variable giving a worker's task threads (default 1).
 pub const THREADS_VARIABLE: &str = "WHEREVER_WORKER_THREADS";
 
@@ -41,10 +44,13 @@ pub fn parse_address(address: &str) -> Result<String, String> {
     }
 }
 
-/// Runs this process as a worker of the scheduler at `address` until the
-/// scheduler goes away or says to shut down; then exits the process. The secret
-/// comes from standard input or the environment ([`Secret::take_for_worker`]),
-/// which is then cleared of it: call this before starting any thread.
+/// Runs this process as a worker of the scheduler at `address`; then exits the
+/// process. A worker that cannot reach its scheduler (not started yet, restarted,
+/// network cut) connects again with backoff for the death timeout
+/// ([`death_timeout`]); one that gives up, or that the scheduler removes, exits
+/// with status 1 and says why. The secret comes from standard input or the
+/// environment ([`Secret::take_for_worker`]), which is then cleared of it: call
+/// this before starting any thread.
 pub fn run(address: &str) -> ! {
     let code = match run_until_done(address) {
         Ok(()) => 0,
@@ -59,6 +65,7 @@ pub fn run(address: &str) -> ! {
 fn run_until_done(address: &str) -> Result<(), String> {
     let secret = Secret::take_for_worker().map_err(|e| e.to_string())?;
     let target = parse_address(address)?;
+    let death_timeout = death_timeout()?;
     let slots = match std::env::var(THREADS_VARIABLE) {
         Ok(text) => text
             .trim()
@@ -75,13 +82,81 @@ fn run_until_done(address: &str) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the worker's runtime: {e}"))?;
-    runtime.block_on(serve_scheduler(target, secret, slots))
+    runtime.block_on(serve_until_given_up(target, secret, slots, death_timeout))
 }
 
-async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(), String> {
-    let stream = TcpStream::connect(&target)
-        .await
-        .map_err(|e| format!("cannot connect to the scheduler at {target}: {e}"))?;
+/// Serves the scheduler at `target`, connecting again after each loss for up to
+/// `death_timeout`. Each connection is a new worker to the scheduler, so the
+/// results held for the previous one are dropped. With a zero death timeout (the
+/// local launcher's workers) a closed connection ends the worker quietly.
+async fn serve_until_given_up(
+    target: String,
+    secret: Secret,
+    slots: u32,
+    death_timeout: Duration,
+) -> Result<(), String> {
+    let mut first = true;
+    loop {
+        let stream = reconnect::connect_within(&target, death_timeout, first).await?;
+        first = false;
+        match serve_scheduler(stream, &secret, slots).await {
+            Ended::Refused(reason) => return Err(reason),
+            Ended::Removed => {
+                return Err("the scheduler removed this worker (told it to shut down)".to_string())
+            }
+            Ended::Closed if death_timeout.is_zero() => return Ok(()),
+            Ended::Lost(reason) if death_timeout.is_zero() => {
+                return Err(format!("lost the scheduler: {reason}"))
+            }
+            Ended::Closed => eprintln!(
+                "wherever worker (process {}): the scheduler at {target} closed the connection; \
+                 connecting again for up to {} s",
+                std::process::id(),
+                death_timeout.as_secs_f64()
+            ),
+            Ended::Lost(reason) => eprintln!(
+                "wherever worker (process {}): lost the scheduler at {target} ({reason}); \
+                 connecting again for up to {} s",
+                std::process::id(),
+                death_timeout.as_secs_f64()
+            ),
+        }
+    }
+}
+
+/// Why a connection to the scheduler ended.
+enum Ended {
+    /// The handshake failed (wrong secret, another protocol): trying again
+    /// would fail the same way.
+    Refused(String),
+    /// The scheduler said to shut down.
+    Removed,
+    /// The scheduler closed the connection.
+    Closed,
+    /// The connection broke or went silent, or the scheduler broke the protocol.
+    Lost(String),
+}
+
+/// Aborts the spawned task it holds when dropped (a connection's helpers end
+/// with the connection).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Serves one connection to the scheduler as a new worker, until it ends; a
+/// failure before the worker joined (the handshake) is a refusal.
+async fn serve_scheduler(stream: TcpStream, secret: &Secret, slots: u32) -> Ended {
+    match serve_connection(stream, secret, slots).await {
+        Ok(ended) => ended,
+        Err(reason) => Ended::Refused(reason),
+    }
+}
+
+async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Result<Ended, String> {
     let local_ip = stream.local_addr().map_err(|e| e.to_string())?.ip();
     let data_listener = TcpListener::bind((local_ip, 0))
         .await
@@ -92,7 +167,7 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
         slots,
         data_address,
     };
-    let (id, mut early) = join(&mut reader, &mut writer, &secret, role, this_build(), true).await?;
+    let (id, mut early) = join(&mut reader, &mut writer, secret, role, this_build(), true).await?;
     let label = format!(
         "worker {id} (process {}) on {}",
         std::process::id(),
@@ -100,9 +175,11 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
     );
 
     let store: Store = Arc::default();
-    tokio::spawn(serve_data(data_listener, secret.clone(), store.clone()));
+    let _data_port = AbortOnDrop(
+        tokio::spawn(serve_data(data_listener, secret.clone(), store.clone())).abort_handle(),
+    );
     let (outgoing, queue) = unbounded_channel();
-    tokio::spawn(run_writer(writer, queue));
+    let _writer = AbortOnDrop(tokio::spawn(run_writer(writer, queue)).abort_handle());
     let pool = Arc::new(TaskPool::start(
         slots,
         label,
@@ -117,8 +194,8 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
             early if !early.is_empty() => early,
             _ => match read_batch_within(&mut reader, silence).await {
                 Ok(Some(batch)) => batch,
-                Ok(None) => return Ok(()),
-                Err(reason) => return Err(format!("lost the scheduler: {reason}")),
+                Ok(None) => return Ok(Ended::Closed),
+                Err(reason) => return Ok(Ended::Lost(reason)),
             },
         };
         for message in batch {
@@ -166,10 +243,14 @@ async fn serve_scheduler(target: String, secret: Secret, slots: u32) -> Result<(
                     pool.withdraw(task);
                 }
                 Message::ValueLimit { bytes } => adopt_announced_limit(bytes),
-                Message::Shutdown => return Ok(()),
+                Message::Shutdown => return Ok(Ended::Removed),
                 // The scheduler's connection says it is alive when idle.
                 Message::Heartbeat => {}
-                other => return Err(format!("protocol violation by the scheduler: {other:?}")),
+                other => {
+                    return Ok(Ended::Lost(format!(
+                        "protocol violation by the scheduler: {other:?}"
+                    )))
+                }
             }
         }
     }
@@ -357,6 +438,17 @@ impl TaskPool {
         if matches!(phases.get(&task), Some(Phase::Failed(_))) {
             phases.remove(&task);
         }
+    }
+}
+
+impl Drop for TaskPool {
+    /// The connection is gone: queued tasks are not run (the threads end after
+    /// the tasks they are running).
+    fn drop(&mut self) {
+        self.phases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, phase| !matches!(phase, Phase::Queued));
     }
 }
 

@@ -150,9 +150,14 @@ impl Scheduler {
 
     /// Starts a scheduler with `extra` flags (e.g. `--host`, `--heartbeat-timeout`).
     pub fn start_with(dir: &Path, extra: &[&str]) -> Self {
+        Scheduler::start_on(dir, 0, extra)
+    }
+
+    /// Starts a scheduler on `port` (0: any free port) with `extra` flags.
+    pub fn start_on(dir: &Path, port: u16, extra: &[&str]) -> Self {
         let secret_file = dir.join("secret");
         let mut child = Command::new(wherever_binary())
-            .args(["scheduler", "--port", "0", "--secret-file"])
+            .args(["scheduler", "--port", &port.to_string(), "--secret-file"])
             .arg(&secret_file)
             .args(extra)
             .stderr(Stdio::piped())

@@ -140,7 +140,17 @@ pub fn pack_frames(
 /// heartbeat after [`HEARTBEAT_INTERVAL`] with nothing to send. A message too
 /// large for any frame is dropped and logged; a failed send is logged and ends
 /// the writer. Ends when the queue closes or the peer goes away.
-pub async fn run_writer(mut writer: Writer, mut queue: UnboundedReceiver<Message>) {
+pub async fn run_writer(writer: Writer, queue: UnboundedReceiver<Message>) {
+    run_writer_with(writer, queue, |_| {}).await
+}
+
+/// [`run_writer`], calling `written` with the messages it takes off the queue,
+/// before sending them (the server counts the bytes queued for each peer with it).
+pub async fn run_writer_with(
+    mut writer: Writer,
+    mut queue: UnboundedReceiver<Message>,
+    mut written: impl FnMut(&[Message]),
+) {
     let peer = writer
         .get_ref()
         .peer_addr()
@@ -168,6 +178,9 @@ pub async fn run_writer(mut writer: Writer, mut queue: UnboundedReceiver<Message
                 waiting.push(Message::Heartbeat);
             }
         }
+        // Taken off the queue: counted as written (the server bounds what waits in
+        // the queue; the writer holds at most one batch of it while sending).
+        written(&waiting);
         for segment in segments(waiting.drain(..)) {
             let sent = match segment {
                 Segment::Whole(messages) => {

@@ -42,7 +42,13 @@ impl Reactor {
                     self.send_to_worker(worker, Message::Drop { task }, comm)
                 }
                 Command::Done { task } => {
-                    let result = self.records.get_mut(task).and_then(|r| r.result.take());
+                    let owner = self.records.owner(task);
+                    // A client whose queue is full fetches the result from a worker.
+                    let result = self
+                        .records
+                        .get_mut(task)
+                        .and_then(|r| r.result.take())
+                        .filter(|bytes| owner.is_none_or(|peer| comm.has_room(peer, bytes.len())));
                     let holders = if result.is_some() {
                         Vec::new()
                     } else {

@@ -36,6 +36,12 @@ pub trait Comm {
     /// Close the connection to `peer`: the reactor has already forgotten it
     /// (protocol violation or heartbeat timeout, said in `reason`).
     fn disconnect(&mut self, peer: PeerId, reason: &str);
+    /// Whether `peer`'s outgoing queue has room for `bytes` more (back-pressure:
+    /// a result that does not fit goes without its bytes, and the client fetches
+    /// it from a worker when it reads again). Unbounded unless overridden.
+    fn has_room(&self, _peer: PeerId, _bytes: usize) -> bool {
+        true
+    }
 }
 
 /// How the reactor behaves.

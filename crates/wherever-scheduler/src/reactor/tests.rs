@@ -14,6 +14,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Default)]
 struct Outbox {
     log: Vec<(PeerId, Option<Message>)>,
+    /// Peers whose outgoing queue is full.
+    full: HashSet<PeerId>,
 }
 
 impl Comm for Outbox {
@@ -23,6 +25,10 @@ impl Comm for Outbox {
 
     fn disconnect(&mut self, peer: PeerId, _reason: &str) {
         self.log.push((peer, None));
+    }
+
+    fn has_room(&self, peer: PeerId, _bytes: usize) -> bool {
+        !self.full.contains(&peer)
     }
 }
 
@@ -737,5 +743,24 @@ fn an_input_a_worker_cannot_fetch_is_recomputed_and_its_task_sent_again() {
     assert_eq!(
         sim.clients[0].answers[&input], 1,
         "the input's Done is not repeated"
+    );
+}
+
+#[test]
+fn a_client_with_a_full_queue_gets_small_results_without_their_bytes() {
+    let mut sim = Sim::with_tasks(vec![vec![], vec![]]);
+    sim.work(Outcome::Small);
+    assert_eq!(
+        sim.clients[0].fetchable.len(),
+        0,
+        "bytes inline while there is room"
+    );
+    let mut sim = Sim::with_tasks(vec![vec![]]);
+    sim.outbox.full.insert(sim.clients[0].peer);
+    sim.work(Outcome::Small);
+    assert_eq!(
+        sim.clients[0].fetchable.len(),
+        1,
+        "Done with holders instead"
     );
 }
