@@ -12,6 +12,7 @@ use crate::arguments::{Args, DepRef, IntoArgs, Parts, PartsBox};
 use crate::client::Client;
 use crate::future::{ErasedSlot, Future};
 use crate::graph_outputs::ComputeOutputs;
+use crate::node_positions::NodePositions;
 use crate::submission::{ChainPart, LocalRun};
 use crate::{IntoTask, Resolved, StreamKey, TaskContext, TaskError, TaskFailure, Value};
 use std::any::Any;
@@ -67,7 +68,7 @@ pub(crate) struct Node {
     record: Mutex<Record>,
     /// The position the node got under each client key it was computed under: a
     /// recomputation under the same key reuses it, so it draws the same numbers.
-    positions: Mutex<Vec<(StreamKey, u64)>>,
+    positions: Mutex<NodePositions>,
 }
 
 /// What happened to a node in its last computation, for [`to_dot`].
@@ -537,23 +538,14 @@ impl NodeRef {
     /// The position this node got under `key`, if it was computed under it.
     fn position_under(&self, key: &StreamKey) -> Option<u64> {
         let positions = self.0.positions.lock().unwrap_or_else(|p| p.into_inner());
-        positions
-            .iter()
-            .find(|(known, _)| known == key)
-            .map(|&(_, position)| position)
+        positions.under(key)
     }
 
     /// Keeps `position` as this node's under `key` unless a concurrent computation
     /// kept one first; returns the position kept.
     fn keep_position(&self, key: StreamKey, position: u64) -> u64 {
         let mut positions = self.0.positions.lock().unwrap_or_else(|p| p.into_inner());
-        match positions.iter().find(|(known, _)| *known == key) {
-            Some(&(_, kept)) => kept,
-            None => {
-                positions.push((key, position));
-                position
-            }
-        }
+        positions.keep(key, position)
     }
 }
 
