@@ -105,6 +105,28 @@ pub struct TaskMessage {
     pub priority: i64,
 }
 
+impl TaskMessage {
+    /// Task `id` calling `name` on `args`, with every other field at its default:
+    /// stream key of seed 0 (unseeded), position 0, no chunk, dependencies, holes,
+    /// chain, retries or priority. Fill in the rest with struct update syntax.
+    pub fn new(id: TaskId, name: impl Into<String>, args: Vec<u8>) -> Self {
+        TaskMessage {
+            id,
+            name: name.into(),
+            args,
+            key: StreamKey::from_seed(0),
+            seeded: false,
+            position: 0,
+            chunk: false,
+            deps: Vec::new(),
+            holes: Vec::new(),
+            chain: Vec::new(),
+            retries: 0,
+            priority: 0,
+        }
+    }
+}
+
 /// A task fused into the one before it in a chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainLink {

@@ -4,8 +4,11 @@
 //! `async`/`.await`, and `compute` of outputs of different types. The test binary
 //! is its own worker executable (`harness = false`).
 
+#[path = "common/gate_task.rs"]
+mod gate_task;
 #[path = "common/harness.rs"]
 mod harness;
+use gate_task::wait_for_file;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,15 +43,6 @@ fn add(x: u64, y: u64) -> u64 {
 #[wherever::task]
 fn square(x: u64) -> u64 {
     x * x
-}
-
-/// Waits until the file `path` exists (the test creates it to let the task end).
-#[wherever::task]
-fn wait_for_file(path: String) -> String {
-    while !Path::new(&path).exists() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    path
 }
 
 /// Loads `n` numbers and appends one byte to the file `counter` (a run counter

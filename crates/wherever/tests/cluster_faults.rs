@@ -378,18 +378,13 @@ fn a_large_result_whose_holder_died_before_the_fetch_is_recomputed() {
 fn compute_total(id: u64, holders: Vec<std::net::SocketAddr>) -> Message {
     Message::Compute {
         task: TaskMessage {
-            id,
-            name: IntoTask::<(Vec<u8>,), u64>::task_name(&total).to_string(),
-            args: Vec::new(),
-            key: StreamKey::from_seed(0),
-            seeded: false,
-            position: 0,
-            chunk: false,
             deps: vec![1],
             holes: vec![wherever_core::holes::Hole { offset: 0, dep: 0 }],
-            chain: Vec::new(),
-            retries: 0,
-            priority: 0,
+            ..TaskMessage::new(
+                id,
+                IntoTask::<(Vec<u8>,), u64>::task_name(&total),
+                Vec::new(),
+            )
         },
         inputs: vec![Input { task: 1, holders }],
     }

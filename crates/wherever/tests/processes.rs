@@ -2,8 +2,11 @@
 //! its own worker executable (see `harness = false` in Cargo.toml): `main` runs each
 //! check in turn and reports like the standard harness.
 
+#[path = "common/gate_task.rs"]
+mod gate_task;
 #[path = "common/harness.rs"]
 mod harness;
+use gate_task::wait_for_file;
 
 use wherever::prelude::*;
 use wherever::{Scheduling, TaskErrorKind};
@@ -41,16 +44,6 @@ fn worker_pid(_x: u64) -> u32 {
 #[wherever::task]
 fn kill_my_worker(_x: u64) -> u64 {
     std::process::abort()
-}
-
-/// Waits until the file `path` exists (the test creates it to let the task end),
-/// then returns `path`.
-#[wherever::task]
-fn wait_for_file(path: String) -> String {
-    while !std::path::Path::new(&path).exists() {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    path
 }
 
 #[wherever::task]

@@ -399,18 +399,8 @@ mod tests {
     #[test]
     fn a_submit_with_a_large_task_is_split_in_order() {
         let task = |id, bytes| TaskMessage {
-            id,
-            name: "t".into(),
-            args: vec![0; bytes],
-            key: wherever_core::StreamKey::from_seed(0),
-            seeded: false,
             position: id,
-            chunk: false,
-            deps: Vec::new(),
-            holes: Vec::new(),
-            chain: Vec::new(),
-            retries: 0,
-            priority: 0,
+            ..TaskMessage::new(id, "t", vec![0; bytes])
         };
         let submit = Message::Submit {
             tasks: vec![task(1, 1), task(2, CHUNK_SIZE + 1), task(3, 1), task(4, 1)],

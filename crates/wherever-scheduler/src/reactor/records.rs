@@ -7,7 +7,7 @@ use super::PeerId;
 use crate::id_hash::IdMap;
 use crate::protocol::{TaskId, TaskMessage};
 use crate::Scheduler;
-use wherever_core::{StreamKey, TaskError, TaskErrorKind};
+use wherever_core::{TaskError, TaskErrorKind};
 
 /// One task as the server keeps it.
 pub(super) struct Record {
@@ -34,20 +34,7 @@ impl Record {
 
 /// The stand-in record of a scattered value (it has no function to run).
 pub(super) fn scatter_message(task: TaskId) -> TaskMessage {
-    TaskMessage {
-        id: task,
-        name: "scatter".to_string(),
-        args: Vec::new(),
-        key: StreamKey::from_seed(0),
-        seeded: false,
-        position: 0,
-        chunk: false,
-        deps: Vec::new(),
-        holes: Vec::new(),
-        chain: Vec::new(),
-        retries: 0,
-        priority: 0,
-    }
+    TaskMessage::new(task, "scatter", Vec::new())
 }
 
 /// The smallest number of released records that triggers a sweep.

@@ -146,18 +146,12 @@ fn action() -> impl Strategy<Value = Action> {
 
 fn task_message(id: TaskId, deps: Vec<TaskId>, retries: u32) -> TaskMessage {
     TaskMessage {
-        id,
-        name: "t".to_string(),
-        args: Vec::new(),
         key: StreamKey::from_seed(1),
         seeded: true,
         position: id,
-        chunk: false,
         deps,
-        holes: Vec::new(),
-        chain: Vec::new(),
         retries,
-        priority: 0,
+        ..TaskMessage::new(id, "t", Vec::new())
     }
 }
 
