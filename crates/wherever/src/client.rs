@@ -10,7 +10,10 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use wherever_cluster::{ClusterClient, ClusterRuntime, LocalCluster, Secret};
+use wherever_cluster::launcher::{
+    start_cluster, ClusterOptions, LaunchedCluster, Launcher, ProcessesLauncher,
+};
+use wherever_cluster::{ClusterClient, ClusterRuntime, Secret};
 use wherever_core::codec;
 use wherever_core::panic_capture::install_hook;
 use wherever_core::shared_ref::encode_pinned;
@@ -59,7 +62,7 @@ pub(crate) struct Cluster {
     pub(crate) client: ClusterClient,
     /// Task slots when known from the plan (`processes:N`), else as announced.
     slots: Option<usize>,
-    _local: Option<LocalCluster>,
+    _launched: Option<LaunchedCluster>,
 }
 
 impl Cluster {
@@ -68,7 +71,7 @@ impl Cluster {
         Cluster {
             client,
             slots: None,
-            _local: None,
+            _launched: None,
         }
     }
 }
@@ -93,8 +96,10 @@ impl Plan {
             Level::Sequential => Executor::Sequential,
             Level::Threads(workers) => Executor::Threads(ThreadPool::start(workers.resolve())?),
             Level::Processes(workers) => {
-                let workers = workers.resolve();
-                outside_async_runtime(|| self.start_local_cluster(workers))?
+                let launcher = ProcessesLauncher {
+                    workers: workers.resolve(),
+                };
+                outside_async_runtime(|| self.start_launched(&launcher))?
             }
             Level::Tcp { host, port } => outside_async_runtime(|| self.connect_tcp(host, *port))?,
             other => {
@@ -109,18 +114,23 @@ impl Plan {
 }
 
 impl Plan {
-    /// `processes:N`: a scheduler on loopback and `workers` worker processes.
-    fn start_local_cluster(&self, workers: usize) -> Result<Executor, Error> {
+    /// A scheduler in this process and the workers `launcher` starts for it (every
+    /// multi-process level but `tcp://`), told the plan's inner levels.
+    fn start_launched(&self, launcher: &dyn Launcher) -> Result<Executor, Error> {
         let inner = self
             .inner()
             .map(|plan| plan.to_string())
             .unwrap_or_default();
-        let (local, client) = LocalCluster::start(workers, 1, &[(INNER_PLAN_VARIABLE, &inner)])
-            .map_err(|reason| start_error(self, reason))?;
+        let options = ClusterOptions {
+            env: vec![(INNER_PLAN_VARIABLE.to_string(), inner)],
+            ..ClusterOptions::default()
+        };
+        let (launched, client) =
+            start_cluster(launcher, options).map_err(|reason| start_error(self, reason))?;
         Ok(Executor::Cluster(Cluster {
             client,
-            slots: Some(workers),
-            _local: Some(local),
+            slots: Some(launcher.workers()),
+            _launched: Some(launched),
         }))
     }
 
@@ -136,7 +146,7 @@ impl Plan {
         Ok(Executor::Cluster(Cluster {
             client,
             slots: None,
-            _local: None,
+            _launched: None,
         }))
     }
 }

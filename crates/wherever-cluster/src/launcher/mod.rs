@@ -1,0 +1,262 @@
+//! Launchers: how a plan's worker processes get started. Every multi-process plan
+//! runs the same scheduler and the same worker code; only the [`Launcher`] differs:
+//! local processes (`processes:N`, [`ProcessesLauncher`]), SSH hosts, a Slurm
+//! allocation's `srun`, or the ranks of an `mpirun`.
+//!
+//! [`start_cluster`] binds the scheduler (on loopback or a routable address, as the
+//! launcher asks), starts it on the client's I/O runtime, has the launcher start
+//! the workers, connects a client and waits (up to [`STARTUP_WAIT`]) for the
+//! workers to join. A launch that fails before then is an error at once, and every
+//! worker it started is stopped.
+
+mod address;
+mod processes;
+
+pub use address::{advertised_address, BindScope, INTERFACE_VARIABLE};
+pub use processes::{LocalCluster, ProcessesLauncher, RESTART_BUDGET};
+
+use crate::auth::{this_build, Secret};
+use crate::client::{ClusterClient, ClusterRuntime};
+use crate::server::{serve, ServerOptions};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The environment variable that makes a process a worker (`tcp://HOST:PORT`).
+pub const WORKER_VARIABLE: &str = "WHEREVER_WORKER";
+
+/// How long [`start_cluster`] waits for all workers to connect before returning anyway.
+pub const STARTUP_WAIT: Duration = Duration::from_secs(30);
+
+/// What every launched worker needs to find and join its scheduler.
+#[derive(Clone)]
+pub struct WorkerLaunch {
+    /// The address workers dial, `HOST:PORT` (`[V6]:PORT` for IPv6).
+    pub scheduler: String,
+    /// The cluster's secret as hex. A launcher hands it over through the worker's
+    /// standard input (see [`crate::auth::SECRET_STDIN_VARIABLE`]) or a file only
+    /// its owner can read, never through an environment variable or an argument
+    /// (every child process of a task would inherit the one, `ps` shows the other).
+    pub secret_hex: String,
+    /// This program's executable, by absolute path.
+    pub executable: PathBuf,
+    /// Task threads per worker, unless the launcher knows better (a Slurm task's
+    /// `SLURM_CPUS_PER_TASK`).
+    pub threads: usize,
+    /// Settings for the worker's environment, `(NAME, VALUE)`; a launcher that
+    /// cannot set a remote environment passes them as `env NAME=VALUE` on the
+    /// remote command line.
+    pub env: Vec<(String, String)>,
+}
+
+/// How a launch stands, as [`LaunchedWorkers::poll`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaunchStatus {
+    /// Nothing has failed (yet).
+    Running,
+    /// Some workers will never join (a host of a `partial` plan that cannot be
+    /// reached); the others go on. `reason` names the host and the cause.
+    Lost {
+        /// How many of the expected workers are lost.
+        workers: usize,
+        /// What happened, for the user.
+        reason: String,
+    },
+    /// The launch as a whole failed; the message names the cause.
+    Failed(String),
+}
+
+/// Workers a [`Launcher`] started. Dropping it stops them.
+pub trait LaunchedWorkers: Send {
+    /// How the launch stands now; called repeatedly until the workers have joined.
+    /// After [`LaunchedWorkers::started`] a launcher may also restart workers.
+    fn poll(&mut self) -> LaunchStatus;
+    /// Called once all expected workers joined (or the start-up wait ended):
+    /// from here on the launcher may supervise its workers in the background.
+    fn started(&mut self, runtime: &tokio::runtime::Handle) {
+        let _ = runtime;
+    }
+    /// Stops every worker and every helper process (ssh sessions, `srun` steps)
+    /// and waits for them to end.
+    fn stop(&mut self);
+}
+
+/// A way to start the workers of a plan.
+pub trait Launcher: Send + Sync {
+    /// The plan level it serves, for messages (`ssh:h1*2,h2`).
+    fn describe(&self) -> String;
+    /// Where the scheduler must listen for these workers.
+    fn bind_scope(&self) -> BindScope;
+    /// How many workers the launch starts.
+    fn workers(&self) -> usize;
+    /// A host the workers run on, when known: the scheduler advertises the local
+    /// address that routes to it (unless `WHEREVER_INTERFACE` says otherwise).
+    fn peer_hint(&self) -> Option<String> {
+        None
+    }
+    /// Starts the workers; they connect to `launch.scheduler`. Called inside the
+    /// I/O `runtime`'s context (tokio process and net types work).
+    fn launch(
+        &self,
+        launch: &WorkerLaunch,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Box<dyn LaunchedWorkers>, String>;
+}
+
+/// The settings of [`start_cluster`] that are not the launcher's.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// Task threads per worker (a launcher may override it).
+    pub threads: usize,
+    /// Extra environment settings for every worker.
+    pub env: Vec<(String, String)>,
+    /// How long to wait for the workers to connect before returning anyway.
+    pub startup_wait: Duration,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            threads: 1,
+            env: Vec::new(),
+            startup_wait: STARTUP_WAIT,
+        }
+    }
+}
+
+/// A scheduler and the workers a launcher started, alive as long as this value.
+pub struct LaunchedCluster {
+    workers: Mutex<Box<dyn LaunchedWorkers>>,
+    address: String,
+    _runtime: Arc<ClusterRuntime>,
+}
+
+impl LaunchedCluster {
+    /// The address the workers were told to dial.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+impl Drop for LaunchedCluster {
+    fn drop(&mut self) {
+        self.workers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .stop();
+    }
+}
+
+/// Starts a scheduler, has `launcher` start its workers and connects a client:
+/// see the [module documentation](self).
+pub fn start_cluster(
+    launcher: &dyn Launcher,
+    options: ClusterOptions,
+) -> Result<(LaunchedCluster, ClusterClient), String> {
+    let runtime =
+        Arc::new(ClusterRuntime::start().map_err(|e| format!("cannot start the I/O thread: {e}"))?);
+    let handle = runtime.handle().clone();
+    let secret = Secret::generate();
+    let scope = launcher.bind_scope();
+    let listener = handle
+        .block_on(tokio::net::TcpListener::bind(scope.bind_address()))
+        .map_err(|e| format!("cannot open a port on {}: {e}", scope.bind_address()))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let host = advertised_address(scope, launcher.peer_hint().as_deref())?;
+    let address = join_host_port(&host, port);
+    let server_options = ServerOptions {
+        expected_build: Some(this_build().clone()),
+        ..ServerOptions::default()
+    };
+    handle.spawn(serve(listener, secret.clone(), server_options));
+
+    let executable =
+        std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let launch = WorkerLaunch {
+        scheduler: address.clone(),
+        secret_hex: secret.to_hex(),
+        executable,
+        threads: options.threads,
+        env: options.env.clone(),
+    };
+    let mut workers = {
+        let _context = handle.enter();
+        launcher.launch(&launch, &handle)?
+    };
+    let local_address = join_host_port(scope.loopback_host(), port);
+    let client = match ClusterClient::connect(runtime.clone(), &local_address, secret) {
+        Ok(client) => client,
+        Err(error) => {
+            workers.stop();
+            return Err(error);
+        }
+    };
+    // Like Dask's `LocalCluster()`, return once the workers are up (start-up is not
+    // part of the first tasks' time); a slow start goes on in the background.
+    if let Err(error) = await_workers(&client, workers.as_mut(), launcher, &options) {
+        workers.stop();
+        return Err(error);
+    }
+    workers.started(&handle);
+    Ok((
+        LaunchedCluster {
+            workers: Mutex::new(workers),
+            address,
+            _runtime: runtime,
+        },
+        client,
+    ))
+}
+
+/// `HOST:PORT`, with brackets around an IPv6 host.
+pub fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Waits up to the start-up wait for the launcher's workers to connect through
+/// `client`; a failed launch is an error at once.
+fn await_workers(
+    client: &ClusterClient,
+    workers: &mut dyn LaunchedWorkers,
+    launcher: &dyn Launcher,
+    options: &ClusterOptions,
+) -> Result<(), String> {
+    let deadline = Instant::now() + options.startup_wait;
+    let mut expected = launcher.workers();
+    let mut lost_reported = 0;
+    loop {
+        let connected = client.workers().0 as usize;
+        if connected >= expected || Instant::now() >= deadline {
+            return Ok(());
+        }
+        match workers.poll() {
+            LaunchStatus::Running => {}
+            LaunchStatus::Lost {
+                workers: lost,
+                reason,
+            } => {
+                if lost > lost_reported {
+                    tracing::warn!("{}: {reason}; going on without them", launcher.describe());
+                    expected = launcher.workers().saturating_sub(lost);
+                    lost_reported = lost;
+                }
+                if expected == 0 {
+                    return Err(format!(
+                        "no worker of `{}` could start: {reason}",
+                        launcher.describe()
+                    ));
+                }
+            }
+            LaunchStatus::Failed(reason) => {
+                return Err(format!(
+                    "{reason} ({connected} of {expected} workers had connected)"
+                ))
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
