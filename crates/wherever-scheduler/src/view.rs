@@ -1,6 +1,6 @@
 //! What the scheduler reports about itself: [`TaskState`], [`WorkerInfo`], and its knobs, [`SchedulerConfig`].
 
-use crate::WorkerId;
+use crate::{Resources, WorkerId};
 #[allow(unused_imports)] // named in doc links
 use crate::{Event, Scheduler};
 
@@ -48,4 +48,8 @@ pub struct WorkerInfo {
     pub held: usize,
     /// Total size of the results it holds.
     pub held_bytes: u64,
+    /// The resources it advertised.
+    pub resources: Resources,
+    /// Of those, the amounts not held by tasks assigned to it.
+    pub free: Resources,
 }

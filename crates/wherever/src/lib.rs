@@ -75,6 +75,7 @@ pub use wherever_core::{
     markers, IntoTask, Resolved, SharedRef, StreamKey, StreamLabel, Task, TaskContext, TaskError,
     TaskErrorDetails, TaskErrorKind, TaskFailure, TaskRng,
 };
+pub use wherever_cluster::{ResourceError, Resources};
 pub use wherever_macros::{main, task};
 pub use worker_mode::init;
 

@@ -38,6 +38,7 @@ fn a_higher_priority_task_is_computed_first() {
     let role = Role::Worker {
         slots: 1,
         data_address: SocketAddr::from(([127, 0, 0, 1], 9)),
+        resources: crate::Resources::new(),
     };
     reactor.peer_joined(worker, role, now, &mut outbox);
     let computed: Vec<TaskId> = outbox
