@@ -61,6 +61,8 @@ pub mod protocol;
 pub mod reactor;
 
 #[cfg(test)]
+mod resources_tests;
+#[cfg(test)]
 mod tests;
 
 pub use command::Command;

@@ -8,8 +8,8 @@
 //! peer's [`Message::Hello`]; nothing else is accepted before the scheduler's
 //! [`Message::Welcome`].
 
-use serde::{Deserialize, Serialize};
 use crate::Resources;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
 use wherever_core::{StreamKey, TaskError};

@@ -89,8 +89,8 @@ impl Resources {
     /// error.
     pub fn with(mut self, name: &str, amount: f64) -> Result<Self, ResourceError> {
         check_name(name)?;
-        let thousandths = to_thousandths(amount)
-            .map_err(|why| ResourceError(format!("`{name}`: {why}")))?;
+        let thousandths =
+            to_thousandths(amount).map_err(|why| ResourceError(format!("`{name}`: {why}")))?;
         self.amounts.retain(|(n, _)| n != name);
         if thousandths > 0 {
             let at = self.amounts.partition_point(|(n, _)| n.as_str() < name);
@@ -205,9 +205,7 @@ fn parse_amount(text: &str) -> Result<f64, String> {
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let malformed = || {
-        format!(
-            "`{text}` is not an amount (a number with an optional unit: 2, 1.5, 4GB, 512MiB)"
-        )
+        format!("`{text}` is not an amount (a number with an optional unit: 2, 1.5, 4GB, 512MiB)")
     };
     let value: f64 = number.parse().map_err(|_| malformed())?;
     let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
@@ -256,7 +254,10 @@ mod tests {
             r.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             ["gpu", "licence", "mem", "scratch", "x"]
         );
-        assert_eq!(Resources::parse("GPU=1gib").unwrap().get("GPU"), 1073741824.0);
+        assert_eq!(
+            Resources::parse("GPU=1gib").unwrap().get("GPU"),
+            1073741824.0
+        );
     }
 
     #[test]
@@ -317,7 +318,11 @@ mod tests {
         assert_eq!(r.to_string(), "gpu=1.5,mem=4000000000");
         assert_eq!(r.to_string().parse::<Resources>().unwrap(), r);
         assert_eq!(Resources::new().to_string(), "(none)");
-        let r = r.or_default("cpus", 4.0).unwrap().or_default("gpu", 9.0).unwrap();
+        let r = r
+            .or_default("cpus", 4.0)
+            .unwrap()
+            .or_default("gpu", 9.0)
+            .unwrap();
         assert_eq!(r.get("cpus"), 4.0);
         assert_eq!(r.get("gpu"), 1.5);
     }

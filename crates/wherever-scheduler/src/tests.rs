@@ -20,11 +20,14 @@ pub(crate) fn ev(s: &mut Scheduler, e: Event) -> Vec<Command> {
 }
 
 pub(crate) fn add_worker(s: &mut Scheduler, worker: WorkerId, slots: u32) -> Vec<Command> {
-    ev(s, Event::WorkerAdded {
+    ev(
+        s,
+        Event::WorkerAdded {
             worker,
             slots,
             resources: Resources::new(),
-        })
+        },
+    )
 }
 
 pub(crate) fn submit(s: &mut Scheduler, tasks: Vec<TaskSpec>) -> Vec<Command> {

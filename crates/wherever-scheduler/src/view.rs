@@ -1,8 +1,8 @@
 //! What the scheduler reports about itself: [`TaskState`], [`WorkerInfo`], and its knobs, [`SchedulerConfig`].
 
-use crate::{Resources, WorkerId};
 #[allow(unused_imports)] // named in doc links
 use crate::{Event, Scheduler};
+use crate::{Resources, WorkerId};
 
 /// The state of a task as seen by [`Scheduler::state`] (a forgotten task has none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

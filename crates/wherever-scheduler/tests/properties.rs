@@ -11,8 +11,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use wherever_scheduler::{
     Command, Event, Resources, Scheduler, SchedulerConfig, SchedulerError, TaskId, TaskSpec,
-    WorkerId,
-    MISSING_DATA_LIMIT,
+    WorkerId, MISSING_DATA_LIMIT,
 };
 
 /// The kinds of commands and events a run counts: a fixed sample of cases must see each.
@@ -547,7 +546,8 @@ impl Sim {
             worker: id,
             slots,
             resources: Resources::new(),
-        }).unwrap();
+        })
+        .unwrap();
     }
 
     fn kill(&mut self, id: WorkerId) {

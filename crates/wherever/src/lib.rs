@@ -71,11 +71,11 @@ pub use options::Options;
 pub use plan::{Level, Plan, PlanError, Workers};
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;
+pub use wherever_cluster::{ResourceError, Resources};
 pub use wherever_core::{
     markers, IntoTask, Resolved, SharedRef, StreamKey, StreamLabel, Task, TaskContext, TaskError,
     TaskErrorDetails, TaskErrorKind, TaskFailure, TaskRng,
 };
-pub use wherever_cluster::{ResourceError, Resources};
 pub use wherever_macros::{main, task};
 pub use worker_mode::init;
 

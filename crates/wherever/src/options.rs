@@ -4,8 +4,8 @@
 use crate::client::{Client, DEFAULT_RETRIES};
 use crate::{Error, TaskError, TaskErrorKind};
 use std::sync::Arc;
-use wherever_cluster::Resources;
 use std::time::Duration;
+use wherever_cluster::Resources;
 
 /// The options a client's calls carry (all default: [`DEFAULT_RETRIES`], priority 0,
 /// no name).

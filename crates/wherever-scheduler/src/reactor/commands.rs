@@ -71,7 +71,9 @@ impl Reactor {
                 }
                 Command::NoWorkerFits { task, reason } => {
                     // The `Erred` that follows sends it.
-                    let error = self.records.new_error(task, TaskErrorKind::Runtime, &reason);
+                    let error = self
+                        .records
+                        .new_error(task, TaskErrorKind::Runtime, &reason);
                     if let Some(record) = self.records.get_mut(task) {
                         record.error = Some(error);
                     }
