@@ -22,8 +22,10 @@ use wherever_core::{TaskError, TaskErrorKind};
 
 mod reconnect;
 mod resources;
+mod watchdog;
 pub use reconnect::{death_timeout, DEATH_TIMEOUT_VARIABLE, DEFAULT_DEATH_TIMEOUT};
 pub use resources::RESOURCES_VARIABLE;
+pub use watchdog::{DEFAULT_GRACE, GRACE_VARIABLE};
 
 /// The environment variable giving a worker's task threads (default 1).
 pub const THREADS_VARIABLE: &str = "WHEREVER_WORKER_THREADS";
@@ -69,6 +71,7 @@ fn run_until_done(address: &str) -> Result<(), String> {
     let target = parse_address(address)?;
     let death_timeout = death_timeout()?;
     resources::advertised()?; // a malformed value is an error before connecting
+    watchdog::grace()?;
     let slots = match std::env::var(THREADS_VARIABLE) {
         Ok(text) => text
             .trim()
@@ -299,7 +302,9 @@ impl wherever_core::crew::CrewWork for TaskThreads {
             }
         }
         RUNNING.with(|running| running.set(Some(task.id)));
+        let watch = watchdog::watch(&task);
         let message = run_task(&task, &self.label, &self.store);
+        drop(watch);
         RUNNING.with(|running| running.set(None));
         {
             let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
