@@ -12,12 +12,17 @@ pub const RESOURCES_VARIABLE: &str = "WHEREVER_WORKER_RESOURCES";
 /// malformed value is an error that names the variable.
 pub fn advertised() -> Result<Resources, String> {
     match std::env::var(RESOURCES_VARIABLE) {
-        Ok(text) => Resources::parse(&text).map_err(|e| format!("{RESOURCES_VARIABLE}: {e}")),
+        Ok(text) => parse_advertised(&text),
         Err(std::env::VarError::NotPresent) => Ok(Resources::new()),
         Err(std::env::VarError::NotUnicode(_)) => {
             Err(format!("{RESOURCES_VARIABLE} is not valid UTF-8"))
         }
     }
+}
+
+/// The resources of the variable's value `text`.
+fn parse_advertised(text: &str) -> Result<Resources, String> {
+    Resources::parse(text).map_err(|e| format!("{RESOURCES_VARIABLE}: {e}"))
 }
 
 #[cfg(test)]
@@ -26,16 +31,12 @@ mod tests {
 
     #[test]
     fn a_malformed_variable_is_an_error_naming_it() {
-        // The only test in this crate touching the variable.
-        std::env::set_var(RESOURCES_VARIABLE, "gpu=lots");
-        let error = advertised().unwrap_err();
-        std::env::set_var(RESOURCES_VARIABLE, "gpu=2, mem=4GB");
-        let parsed = advertised().unwrap();
-        std::env::remove_var(RESOURCES_VARIABLE);
+        let error = parse_advertised("gpu=lots").unwrap_err();
         assert!(error.contains(RESOURCES_VARIABLE), "{error}");
         assert!(error.contains("`lots` is not an amount"), "{error}");
+        let parsed = parse_advertised("gpu=2, mem=4GB").unwrap();
         assert_eq!(parsed.get("gpu"), 2.0);
         assert_eq!(parsed.get("mem"), 4e9);
-        assert!(advertised().unwrap().is_empty());
+        assert!(parse_advertised("").unwrap().is_empty());
     }
 }

@@ -23,8 +23,13 @@ pub const EXIT_STATUS: i32 = 3;
 /// This worker's grace period, from [`GRACE_VARIABLE`]; an error for text that is
 /// not a number of seconds.
 pub fn grace() -> Result<Duration, String> {
-    match std::env::var(GRACE_VARIABLE) {
-        Ok(text) => text
+    parse_grace(std::env::var(GRACE_VARIABLE).ok().as_deref())
+}
+
+/// The grace period `text` gives (the default without one).
+fn parse_grace(text: Option<&str>) -> Result<Duration, String> {
+    match text {
+        Some(text) => text
             .trim()
             .parse::<f64>()
             .ok()
@@ -32,7 +37,7 @@ pub fn grace() -> Result<Duration, String> {
             .ok_or_else(|| {
                 format!("{GRACE_VARIABLE}=`{text}`: expected a number of seconds (0 or more)")
             }),
-        Err(_) => Ok(DEFAULT_GRACE),
+        None => Ok(DEFAULT_GRACE),
     }
 }
 
