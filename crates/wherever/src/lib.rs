@@ -54,7 +54,7 @@ mod worker_mode;
 
 pub use args::seed_from_args;
 pub use arguments::{IntoArg, IntoArgs};
-pub use awaiting::FutureValue;
+pub use awaiting::{FutureValue, FutureValueRef};
 pub use client::{Client, Value, DEFAULT_RETRIES};
 pub use cores::{available_cores, cores_from, CORE_LIMIT_VARIABLES};
 pub use error::{Error, Result};
