@@ -137,9 +137,9 @@ mod tests {
     use super::*;
     use crate::slot::Slot;
     use crate::TaskErrorKind;
+    use std::future::Future as _;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    use std::future::Future as _;
     use std::task::Wake;
 
     struct Flag(AtomicBool);
