@@ -35,7 +35,7 @@ fn square(x: u64) -> u64 {
 /// `Err` here is an answer ("odd"), not a failure of the task.
 #[wherever::task(result_is_value)]
 fn half(x: u64) -> Result<u64, String> {
-    if x % 2 == 0 {
+    if x.is_multiple_of(2) {
         Ok(x / 2)
     } else {
         Err(format!("{x} is odd"))
@@ -78,10 +78,13 @@ fn describe(values: Vec<u64>) -> String {
     format!("{} values", values.len())
 }
 
+/// Halves, or why a number has none.
+type Halves = Vec<Result<u64, String>>;
+
 /// A user's own function returning `wherever::Result`, with `?` on tasks' errors.
-fn squares_and_halves(client: &Client) -> wherever::Result<(Vec<u64>, Vec<Result<u64, String>>)> {
+fn squares_and_halves(client: &Client) -> wherever::Result<(Vec<u64>, Halves)> {
     let squares = client.map(square, 0..5u64)?;
-    let halves: Vec<Result<u64, String>> = client.map(half, 1..3u64)?;
+    let halves: Halves = client.map(half, 1..3u64)?;
     Ok((squares, halves))
 }
 
