@@ -186,9 +186,12 @@ impl Options {
     /// until it ends, so several tasks share a worker up to its totals; it is never
     /// moved to a worker lacking them. A task that no worker connected at
     /// submission could ever fit fails at once with an error naming the resource and
-    /// the most any worker has (Dask would wait for ever); with no worker connected
-    /// yet, it waits for one. Local plans (`sequential`, `threads:N`) ignore
-    /// resources: they have one machine.
+    /// the most any worker has (Dask would wait for ever). The check is made once,
+    /// at submission, against the workers connected then: a task submitted while no
+    /// worker is connected waits until one that fits joins (workers joining later
+    /// that do not fit do not fail it), and so does a task whose fitting workers all
+    /// left. Local plans (`sequential`, `threads:N`) ignore resources: they have one
+    /// machine.
     ///
     /// A malformed string is an [`Error::Resources`] saying what is wrong.
     ///
