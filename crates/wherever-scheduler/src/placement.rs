@@ -73,11 +73,6 @@ impl Scheduler {
             return None;
         }
         let count = self.workers.len();
-        let workers = if count == 1 {
-            "the 1 worker".to_string()
-        } else {
-            format!("the {count} workers")
-        };
         for (name, amount) in request.iter() {
             let most = self
                 .workers
@@ -85,16 +80,21 @@ impl Scheduler {
                 .map(|w| w.total.get(name))
                 .fold(0.0, f64::max);
             if most < amount {
+                let has = if count == 1 {
+                    format!("the only connected worker has {name}={most}")
+                } else {
+                    format!("the most any of the {count} connected workers has is {name}={most}")
+                };
                 return Some(format!(
-                    "no worker has the resources it asks for: it asks for {name}={amount}, \
-                     the most any of {workers} has is {name}={most}"
+                    "no connected worker has the resources it asks for: it asks for \
+                     {name}={amount}, {has}"
                 ));
             }
         }
         let each: Vec<String> = self.workers.values().map(|w| w.total.to_string()).collect();
         Some(format!(
-            "no worker has the resources it asks for: it asks for {request} together, \
-             {workers} have {}",
+            "no connected worker has the resources it asks for: it asks for {request} \
+             together, the {count} connected workers have {}",
             each.join("; ")
         ))
     }

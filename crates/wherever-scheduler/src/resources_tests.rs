@@ -80,7 +80,9 @@ fn a_request_no_worker_could_fit_fails_at_once_naming_the_resource() {
         })
         .expect("NoWorkerFits");
     assert!(
-        reason.contains("gpu=2") && reason.contains("gpu=1") && reason.contains("2 workers"),
+        reason.contains("gpu=2")
+            && reason.contains("gpu=1")
+            && reason.contains("2 connected workers"),
         "{reason}"
     );
     assert!(out.contains(&Command::Erred {
