@@ -21,7 +21,11 @@ use wherever_core::registry::{self, EncodedCall};
 use wherever_core::{TaskError, TaskErrorKind};
 
 mod reconnect;
+mod resources;
+mod watchdog;
 pub use reconnect::{death_timeout, DEATH_TIMEOUT_VARIABLE, DEFAULT_DEATH_TIMEOUT};
+pub use resources::RESOURCES_VARIABLE;
+pub use watchdog::{DEFAULT_GRACE, GRACE_VARIABLE};
 
 /// The environment variable giving a worker's task threads (default 1).
 pub const THREADS_VARIABLE: &str = "WHEREVER_WORKER_THREADS";
@@ -66,6 +70,8 @@ fn run_until_done(address: &str) -> Result<(), String> {
     let secret = Secret::take_for_worker().map_err(|e| e.to_string())?;
     let target = parse_address(address)?;
     let death_timeout = death_timeout()?;
+    resources::advertised()?; // a malformed value is an error before connecting
+    watchdog::grace()?;
     let slots = match std::env::var(THREADS_VARIABLE) {
         Ok(text) => text
             .trim()
@@ -166,6 +172,7 @@ async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Res
     let role = Role::Worker {
         slots,
         data_address,
+        resources: resources::advertised()?,
     };
     let (id, mut early) = join(&mut reader, &mut writer, secret, role, this_build(), true).await?;
     let label = format!(
@@ -295,7 +302,9 @@ impl wherever_core::crew::CrewWork for TaskThreads {
             }
         }
         RUNNING.with(|running| running.set(Some(task.id)));
+        let watch = watchdog::watch(&task);
         let message = run_task(&task, &self.label, &self.store);
+        drop(watch);
         RUNNING.with(|running| running.set(None));
         {
             let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());

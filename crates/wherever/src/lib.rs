@@ -54,7 +54,7 @@ mod worker_mode;
 
 pub use args::seed_from_args;
 pub use arguments::{IntoArg, IntoArgs};
-pub use awaiting::FutureValue;
+pub use awaiting::{FutureValue, FutureValueRef};
 pub use client::{Client, Value, DEFAULT_RETRIES};
 pub use cores::{available_cores, cores_from, CORE_LIMIT_VARIABLES};
 pub use error::{Error, Result};
@@ -71,6 +71,7 @@ pub use options::Options;
 pub use plan::{Level, Plan, PlanError, Workers};
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;
+pub use wherever_cluster::{ResourceError, Resources};
 pub use wherever_core::{
     markers, IntoTask, Resolved, SharedRef, StreamKey, StreamLabel, Task, TaskContext, TaskError,
     TaskErrorDetails, TaskErrorKind, TaskFailure, TaskRng,
