@@ -105,7 +105,12 @@ impl Plan {
             Level::Tcp { host, port } => outside_async_runtime(|| self.connect_tcp(host, *port))?,
             Level::Ssh(level) => {
                 let launcher = ssh_launcher(level).map_err(|reason| start_error(self, reason))?;
-                outside_async_runtime(|| self.start_launched(&launcher))?
+                let mut executor = outside_async_runtime(|| self.start_launched(&launcher))?;
+                if let Executor::Cluster(cluster) = &mut executor {
+                    // Hosts may be lost (`partial`) or go away: count the slots that joined.
+                    cluster.slots = None;
+                }
+                executor
             }
             other => {
                 return Err(start_error(

@@ -168,17 +168,18 @@ mod tests {
     }
 
     #[test]
-    fn every_worker_gets_the_secret_on_stdin_and_the_environment_on_its_command_line() {
+    fn every_worker_gets_the_secret_on_stdin_and_is_stopped_when_the_input_ends() {
         let dir = temp_dir("start");
-        // A stand-in worker: writes its stdin's first line and its settings to a file.
+        // A stand-in worker: writes its stdin's first line and its settings to a
+        // file, then waits to be stopped.
         let worker = dir.join("worker");
         std::fs::write(
             &worker,
-            "#!/bin/sh\nIFS= read -r s\necho \"$s $ONE $TWO\" > \"$OUT.$$\"\n",
+            "#!/bin/sh\nIFS= read -r s\necho \"$s $ONE $TWO\" > \"$OUT.$$\"\nexec sleep 1000\n",
         )
         .unwrap();
-        std::process::Command::new("chmod")
-            .args(["755"])
+        Command::new("chmod")
+            .arg("755")
             .arg(&worker)
             .status()
             .unwrap();
@@ -194,16 +195,37 @@ mod tests {
         .unwrap();
         assert!(!command.contains("c0ffee"), "no secret on the command line");
         let out = dir.join("out").display().to_string();
-        let output = run_as_remote(&command, b"c0ffee\n", &[("OUT", &out)]);
+        let mut child = Command::new("sh")
+            .args(["-c", &command])
+            .env("OUT", &out)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"c0ffee\n").unwrap();
+        let written = || -> Vec<String> {
+            std::fs::read_dir(&dir)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("out."))
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .filter(|text| text.ends_with('\n'))
+                .collect()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while written().len() < 3 {
+            assert!(std::time::Instant::now() < deadline, "{:?}", written());
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(child.try_wait().unwrap().is_none(), "runs while its input is open");
+        // The end of the input stops the workers; the script returns after them.
+        drop(stdin);
+        let output = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{stderr}");
         assert!(stderr.contains(READY_MARKER), "{stderr}");
-        let written: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("out."))
-            .map(|e| std::fs::read_to_string(e.path()).unwrap())
-            .collect();
+        let written = written();
         assert_eq!(written.len(), 3, "{written:?}");
         for line in written {
             assert_eq!(line, "c0ffee a b it's $HOME\n");
