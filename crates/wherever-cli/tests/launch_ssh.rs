@@ -363,3 +363,38 @@ fn a_host_crashed_mid_run_loses_nothing() {
     assert_eq!(String::from_utf8(output.stdout).unwrap(), expected);
     nothing_left_behind(&executable.display().to_string());
 }
+
+#[test]
+fn a_client_killed_mid_run_leaves_no_remote_worker_or_ssh_session() {
+    let _serial = serial();
+    let Some(()) = hosts_up("client_killed", &["127.0.0.2"]) else {
+        return;
+    };
+    let executable = example("calc_mean");
+    let mut client = Command::new(&executable)
+        .args(calc_mean_args("ssh:127.0.0.2*2", "200", "4000000"))
+        .env_remove("WHEREVER_PLAN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut worker = None;
+    wait_until("a remote worker runs", || {
+        worker = processes_mentioning(&executable.display().to_string())
+            .into_iter()
+            .map(|(pid, _)| pid)
+            .find(|&pid| {
+                pid != client.id()
+                    && std::fs::read_link(format!("/proc/{pid}/exe"))
+                        .is_ok_and(|exe| exe == executable)
+            });
+        worker.is_some()
+    });
+    wait_for_cpu_work(worker.unwrap(), 10);
+    kill9(client.id());
+    let _ = client.wait();
+    // The ssh clients' input ends with their parent: the remote script stops the
+    // workers and the sessions end.
+    nothing_left_behind(&executable.display().to_string());
+}

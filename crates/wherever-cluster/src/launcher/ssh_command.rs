@@ -15,8 +15,13 @@ pub(super) const READY_MARKER: &str = "wherever-ssh: workers started";
 pub(super) const MISSING_EXECUTABLE_STATUS: i32 = 127;
 
 /// The `ssh` options every session uses: never ask for a password (`BatchMode`),
-/// give up connecting after `connect_timeout`, notice a host that went silent, and
-/// no terminal. The user's `~/.ssh/config` still applies to everything else.
+/// give up connecting after `connect_timeout`, and no terminal. The user's
+/// `~/.ssh/config` still applies to everything else.
+///
+/// No `ServerAliveInterval`: a session that ssh ended during a network cut would
+/// end its workers too (the remote script stops them when its input ends), and
+/// those workers are exactly the ones that rejoin when the host comes back. The
+/// scheduler's heartbeat, not the session, decides when a host is lost.
 pub(super) fn ssh_options(connect_timeout: Duration) -> Vec<String> {
     let seconds = connect_timeout.as_secs().max(1);
     vec![
@@ -25,10 +30,6 @@ pub(super) fn ssh_options(connect_timeout: Duration) -> Vec<String> {
         "BatchMode=yes".into(),
         "-o".into(),
         format!("ConnectTimeout={seconds}"),
-        "-o".into(),
-        "ServerAliveInterval=10".into(),
-        "-o".into(),
-        "ServerAliveCountMax=3".into(),
     ]
 }
 
