@@ -26,7 +26,14 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// the reason a test is skipped).
 fn reachable(host: &str) -> Result<(), String> {
     let output = Command::new("ssh")
-        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", host, "true"])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            host,
+            "true",
+        ])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run ssh: {e}"))?;
@@ -233,14 +240,20 @@ fn ship_copies_the_executable_into_the_hosts_cache_and_runs_it_from_there() {
         std::fs::remove_dir_all(copy.parent().unwrap()).unwrap();
     }
     let expected = sequential();
-    assert_eq!(calc_mean_ok("ssh:127.0.0.2*2;ship", "16", "1000000"), expected);
+    assert_eq!(
+        calc_mean_ok("ssh:127.0.0.2*2;ship", "16", "1000000"),
+        expected
+    );
     let copies = shipped_copies(&executable);
     assert_eq!(copies.len(), 1, "one copy of this build: {copies:?}");
     let copy = copies[0].display().to_string();
     nothing_left_behind(&copy);
     // Shipped once: a second run finds it there (and still gives the same bytes).
     let modified = std::fs::metadata(&copies[0]).unwrap().modified().unwrap();
-    assert_eq!(calc_mean_ok("ssh:127.0.0.2;ship", "16", "1000000"), expected);
+    assert_eq!(
+        calc_mean_ok("ssh:127.0.0.2;ship", "16", "1000000"),
+        expected
+    );
     assert_eq!(
         std::fs::metadata(&copies[0]).unwrap().modified().unwrap(),
         modified

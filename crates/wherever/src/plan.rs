@@ -285,9 +285,9 @@ fn parse_level(level: &str) -> Result<Level, String> {
         ("processes", argument) => Ok(Level::Processes(parse_workers("processes", argument)?)),
         ("mpi", argument) => Ok(Level::Mpi(parse_workers("mpi", argument)?)),
         ("ssh", Some(hosts)) => parse_ssh(hosts),
-        ("ssh", None) => Err(
-            "expected ssh:HOST[*N][,HOST[*N]...] or ssh:@HOSTFILE (no hosts given)".to_string(),
-        ),
+        ("ssh", None) => {
+            Err("expected ssh:HOST[*N][,HOST[*N]...] or ssh:@HOSTFILE (no hosts given)".to_string())
+        }
         ("slurm", argument) => parse_slurm(argument),
         (other, _) => {
             let hint = suggestion(other)
@@ -416,7 +416,9 @@ fn check_host(host: &str) -> Result<(), String> {
     } else if host.starts_with('-') {
         Err(format!("the host `{host}`, which would be an ssh option"))
     } else if host.contains(['@', ';', '/', '\'', '"', '`', '$']) && !is_user_at_host(host) {
-        Err(format!("the host `{host}` with a character a host name cannot have"))
+        Err(format!(
+            "the host `{host}` with a character a host name cannot have"
+        ))
     } else {
         Ok(())
     }
@@ -470,8 +472,12 @@ fn parse_hostfile(text: &str) -> Result<Vec<SshHost>, (usize, String)> {
             },
             _ => return Err((number, format!("got `{line}`"))),
         };
-        let workers = parse_count(workers)
-            .map_err(|why| (number, format!("a worker count from 1 to {MAX_WORKERS}, {why}")))?;
+        let workers = parse_count(workers).map_err(|why| {
+            (
+                number,
+                format!("a worker count from 1 to {MAX_WORKERS}, {why}"),
+            )
+        })?;
         check_host(host).map_err(|why| (number, format!("got {why}")))?;
         hosts.push(SshHost {
             host: host.to_string(),
@@ -753,14 +759,22 @@ mod tests {
         assert!(level.partial && !level.ship);
         assert_eq!(level.hostfile.as_deref(), Some(file.path().as_str()));
         assert_eq!(plan.inner().unwrap().to_string(), "threads:2");
-        assert_eq!(plan.to_string(), text, "the plan shows the file, not its hosts");
+        assert_eq!(
+            plan.to_string(),
+            text,
+            "the plan shows the file, not its hosts"
+        );
     }
 
     #[test]
     fn a_hostfile_path_may_hold_slashes_and_names_that_are_not_levels() {
         assert_eq!(
             split_levels("ssh:@/etc/wherever/hosts.txt;ship/processes:2/threads"),
-            ["ssh:@/etc/wherever/hosts.txt;ship", "processes:2", "threads"]
+            [
+                "ssh:@/etc/wherever/hosts.txt;ship",
+                "processes:2",
+                "threads"
+            ]
         );
         assert_eq!(
             split_levels("ssh:@conf/threadsafe/h/mpi"),
@@ -772,12 +786,24 @@ mod tests {
     #[test]
     fn malformed_hostfile_lines_are_errors_naming_the_file_and_the_line() {
         let cases = [
-            ("node1\nnode2*0\n", "line 2: a worker count from 1 to 65535, got 0"),
-            ("node1 slots=x\n", "line 1: a worker count from 1 to 65535, got `x`"),
-            ("# one\nnode1 cpus=3\n", "line 2: got `cpus=3` after the host"),
+            (
+                "node1\nnode2*0\n",
+                "line 2: a worker count from 1 to 65535, got 0",
+            ),
+            (
+                "node1 slots=x\n",
+                "line 1: a worker count from 1 to 65535, got `x`",
+            ),
+            (
+                "# one\nnode1 cpus=3\n",
+                "line 2: got `cpus=3` after the host",
+            ),
             ("node1 slots=2 extra\n", "line 1: got `node1 slots=2 extra`"),
             ("*3\n", "line 1: got an empty or blank host"),
-            ("-oProxyCommand=evil\n", "line 1: got the host `-oProxyCommand=evil`"),
+            (
+                "-oProxyCommand=evil\n",
+                "line 1: got the host `-oProxyCommand=evil`",
+            ),
             ("\n# only comments\n\n", "names no host"),
         ];
         for (index, (text, expected)) in cases.into_iter().enumerate() {

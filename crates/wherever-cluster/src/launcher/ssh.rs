@@ -9,8 +9,8 @@
 //! message, or, with `partial`, is reported as lost while the others go on.
 
 use super::ssh_command::{
-    ship_command, ssh_options, start_workers_command, RemoteExecutable,
-    MISSING_EXECUTABLE_STATUS, READY_MARKER,
+    ship_command, ssh_options, start_workers_command, RemoteExecutable, MISSING_EXECUTABLE_STATUS,
+    READY_MARKER,
 };
 use super::{BindScope, LaunchStatus, LaunchedWorkers, Launcher, WorkerLaunch, WORKER_VARIABLE};
 use crate::auth::{this_build, SECRET_STDIN_VARIABLE};
@@ -129,8 +129,14 @@ impl Launcher for SshLauncher {
 
     fn peer_hint(&self) -> Option<String> {
         let host = &self.hosts.first()?.host;
-        let name = host.rsplit_once('@').map_or(host.as_str(), |(_, name)| name);
-        Some(name.trim_start_matches('[').trim_end_matches(']').to_string())
+        let name = host
+            .rsplit_once('@')
+            .map_or(host.as_str(), |(_, name)| name);
+        Some(
+            name.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+        )
     }
 
     fn launch(

@@ -161,8 +161,7 @@ mod tests {
     }
 
     fn temp_dir(tag: &str) -> std::path::PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("wherever-ssh-{tag}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("wherever-ssh-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -219,7 +218,10 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "{:?}", written());
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        assert!(child.try_wait().unwrap().is_none(), "runs while its input is open");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "runs while its input is open"
+        );
         // The end of the input stops the workers; the script returns after them.
         drop(stdin);
         let output = child.wait_with_output().unwrap();
