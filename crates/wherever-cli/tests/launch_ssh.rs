@@ -411,3 +411,85 @@ fn a_client_killed_mid_run_leaves_no_remote_worker_or_ssh_session() {
     // workers and the sessions end.
     nothing_left_behind(&executable.display().to_string());
 }
+
+/// The stderr of a running child, collected line by line on a thread of its own.
+struct CollectedStderr(std::sync::Arc<Mutex<String>>);
+
+impl CollectedStderr {
+    fn start(child: &mut std::process::Child) -> Self {
+        use std::io::BufRead;
+        let text = std::sync::Arc::new(Mutex::new(String::new()));
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let collected = text.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let mut text = collected.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        CollectedStderr(text)
+    }
+
+    fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn wait_for(&self, what: &str, needles: &[&str]) {
+        wait_until(what, || {
+            let text = self.text();
+            needles.iter().all(|needle| text.contains(needle))
+        });
+    }
+}
+
+#[test]
+fn a_host_cut_off_mid_run_is_dropped_by_heartbeat_and_rejoins_when_healed() {
+    let _serial = serial();
+    let (Some(script), Some(())) = (netns_script(), hosts_up("cut_mid_run", &["cih1", "cih2"]))
+    else {
+        eprintln!("SKIPPED a_host_cut_off_mid_run: no namespace hosts");
+        return;
+    };
+    let executable = example("calc_mean");
+    // Long enough that cih1 alone is still busy when cih2 comes back (~30 s of
+    // heartbeat silence first): about 80 s of one worker's time in a debug build.
+    let tasks = "160";
+    let mut client = Command::new(&executable)
+        .args(calc_mean_args("ssh:cih1,cih2", tasks, "10000000"))
+        .env_remove("WHEREVER_PLAN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = CollectedStderr::start(&mut client);
+    let worker = worker_on(&script, "2", &executable);
+    wait_for_cpu_work(worker, 10);
+    netns(&script, &["cut", "2"]);
+    let _heal = Repair {
+        script: &script,
+        args: vec!["heal", "2"],
+    };
+    stderr.wait_for(
+        "the scheduler drops cih2's silent worker",
+        &["disconnected worker", "10.77.0.12", "no heartbeat"],
+    );
+    netns(&script, &["heal", "2"]);
+    // The ssh session outlived the cut: the worker's own words about losing the
+    // scheduler (and trying again) reach us through it.
+    stderr.wait_for(
+        "cih2's worker, still alive, says it lost the scheduler",
+        &["[cih2] wherever worker", "lost the scheduler"],
+    );
+    let output = client.wait_with_output().unwrap();
+    let text = stderr.text();
+    assert!(output.status.success(), "{text}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1 + 160, "{stdout}");
+    assert!(
+        text.contains("(2 workers)"),
+        "cih2's worker rejoined: {text}"
+    );
+    nothing_left_behind(&executable.display().to_string());
+}
