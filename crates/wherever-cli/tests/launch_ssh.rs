@@ -453,8 +453,9 @@ fn a_host_cut_off_mid_run_is_dropped_by_heartbeat_and_rejoins_when_healed() {
     };
     let executable = example("calc_mean");
     // Long enough that cih1 alone is still busy when cih2 comes back (~30 s of
-    // heartbeat silence first): about 80 s of one worker's time in a debug build.
-    let tasks = "160";
+    // heartbeat silence and 15 s more first): about 90 s of one worker's time in a
+    // debug build.
+    let tasks = "180";
     let mut client = Command::new(&executable)
         .args(calc_mean_args("ssh:cih1,cih2", tasks, "10000000"))
         .env_remove("WHEREVER_PLAN")
@@ -475,6 +476,10 @@ fn a_host_cut_off_mid_run_is_dropped_by_heartbeat_and_rejoins_when_healed() {
         "the scheduler drops cih2's silent worker",
         &["disconnected worker", "10.77.0.12", "no heartbeat"],
     );
+    // Keep the cut past ssh's own give-up times (e.g. ServerAliveInterval 10 s x 3):
+    // until cih1's worker has done 15 s more of CPU work alone.
+    let survivor = worker_on(&script, "1", &executable);
+    wait_for_cpu_work(survivor, cpu_ticks(survivor) + 1500);
     netns(&script, &["heal", "2"]);
     // The ssh session outlived the cut: the worker's own words about losing the
     // scheduler (and trying again) reach us through it.
@@ -486,7 +491,7 @@ fn a_host_cut_off_mid_run_is_dropped_by_heartbeat_and_rejoins_when_healed() {
     let text = stderr.text();
     assert!(output.status.success(), "{text}");
     let stdout = String::from_utf8(output.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), 1 + 160, "{stdout}");
+    assert_eq!(stdout.lines().count(), 1 + 180, "{stdout}");
     assert!(
         text.contains("(2 workers)"),
         "cih2's worker rejoined: {text}"
