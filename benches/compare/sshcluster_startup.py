@@ -1,15 +1,28 @@
-"""Dask SSHCluster start-up: constructor to 3 workers connected, and close."""
-import statistics, sys, time, logging
+"""Dask SSHCluster start-up: constructor to all workers connected, and close, 5 times.
+
+    python benches/compare/sshcluster_startup.py [HOST,HOST,HOST]
+
+The first host also runs the scheduler; one worker (1 thread) per host. Needs
+`pip install dask distributed asyncssh` and key login to the hosts (the CI machine's
+key is ~/.ssh/id_ed25519_ci; WHEREVER_BENCH_SSH_KEY names another). The wherever side
+is benches/src/bin/launch_ssh.rs; both go in BENCHMARKS.md, "Launch start-up".
+"""
+import logging
+import os
+import statistics
+import sys
+import time
 from dask.distributed import Client, SSHCluster
 
 logging.disable(logging.WARNING)
+KEY = os.environ.get("WHEREVER_BENCH_SSH_KEY", os.path.expanduser("~/.ssh/id_ed25519_ci"))
 hosts = sys.argv[1].split(",") if len(sys.argv) > 1 else ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
 starts, stops = [], []
 for _ in range(5):
     t = time.perf_counter()
     cluster = SSHCluster(
         [hosts[0]] + hosts,  # the first runs the scheduler, then one worker per host
-        connect_options={"known_hosts": None, "client_keys": ["/root/.ssh/id_ed25519_ci"], "username": "root"},
+        connect_options={"known_hosts": None, "client_keys": [KEY]},
         worker_options={"nthreads": 1, "n_workers": 1},
         remote_python=sys.executable,
     )
