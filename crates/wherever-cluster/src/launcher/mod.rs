@@ -10,6 +10,7 @@
 //! worker it started is stopped.
 
 mod address;
+mod bounded_lines;
 mod processes;
 mod ssh;
 mod ssh_command;

@@ -8,6 +8,7 @@
 //! cannot be reached fails the launch within the connect timeout with ssh's own
 //! message, or, with `partial`, is reported as lost while the others go on.
 
+use super::bounded_lines::next_bounded_line;
 use super::ssh_command::{
     ship_command, ssh_options, start_workers_command, RemoteExecutable, MISSING_EXECUTABLE_STATUS,
     READY_MARKER,
@@ -19,7 +20,7 @@ use std::collections::VecDeque;
 use std::process::Stdio;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
 /// The environment variable giving the default connect timeout in seconds (a
@@ -354,13 +355,18 @@ impl Session {
         };
         let file = std::fs::File::open(local).map_err(|e| format!("cannot read {local}: {e}"))?;
         let size = file.metadata().map_err(|e| e.to_string())?.len();
-        let output = self
+        // Connecting, then the copy at 1 MB/s or better, then a minute for slack.
+        let allowed =
+            self.connect_timeout + Duration::from_secs(size / 1_000_000) + Duration::from_secs(60);
+        let copy = self
             .ssh(&ship_command(build, name, size)?)
             .stdin(Stdio::from(file))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .output()
+            .output();
+        let output = tokio::time::timeout(allowed, copy)
             .await
+            .map_err(|_| format!("the copy took longer than {} s", allowed.as_secs()))?
             .map_err(|e| format!("cannot run ssh: {e}"))?;
         if output.status.success() {
             return Ok(());
@@ -394,7 +400,7 @@ impl Session {
                 .write_all(format!("{}\n", self.secret_hex).as_bytes())
                 .await;
         }
-        let mut lines = child.stderr.take().map(|e| BufReader::new(e).lines());
+        let mut lines = child.stderr.take().map(BufReader::new);
         let mut tail = VecDeque::new();
         let mut started = false;
         let stopping = stop.clone();
@@ -484,13 +490,11 @@ async fn until_stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopping| *stopping).await;
 }
 
-/// The next line of `lines`, or `None` at its end (or when there is none); never
-/// ready when `lines` is `None`.
-async fn next_line(
-    lines: &mut Option<tokio::io::Lines<BufReader<tokio::process::ChildStderr>>>,
-) -> Option<String> {
+/// The next line of the session's stderr, or `None` at its end; never ready when
+/// `lines` is `None` (already ended).
+async fn next_line(lines: &mut Option<BufReader<tokio::process::ChildStderr>>) -> Option<String> {
     match lines.as_mut() {
-        Some(reader) => reader.next_line().await.ok().flatten(),
+        Some(reader) => next_bounded_line(reader).await,
         None => std::future::pending().await,
     }
 }
