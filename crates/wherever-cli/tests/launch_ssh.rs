@@ -374,6 +374,7 @@ fn a_host_crashed_mid_run_loses_nothing() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert_eq!(String::from_utf8(output.stdout).unwrap(), expected);
+    assert!(stderr.contains("(2 workers)"), "cih2's worker is gone: {stderr}");
     nothing_left_behind(&executable.display().to_string());
 }
 
