@@ -193,6 +193,7 @@ impl Launcher for SshLauncher {
             stop: stop_tx,
             done: done_rx,
             running: self.hosts.len(),
+            reported: vec![false; self.hosts.len()],
         }))
     }
 }
@@ -254,16 +255,22 @@ struct SshWorkers {
     done: mpsc::Receiver<()>,
     /// Session tasks that have not yet said they are done.
     running: usize,
+    /// Which lost hosts (of a `partial` plan) were reported on stderr.
+    reported: Vec<bool>,
 }
 
 impl LaunchedWorkers for SshWorkers {
     fn poll(&mut self) -> LaunchStatus {
         let mut lost = 0;
         let mut reasons = Vec::new();
-        for (spec, state) in &self.hosts {
+        for (index, (spec, state)) in self.hosts.iter().enumerate() {
             if let Phase::Failed(reason) = state.phase() {
                 if !self.partial {
                     return LaunchStatus::Failed(reason);
+                }
+                if !self.reported[index] {
+                    self.reported[index] = true;
+                    eprintln!("wherever: {reason}; going on without its workers (partial)");
                 }
                 lost += spec.workers;
                 reasons.push(reason);
