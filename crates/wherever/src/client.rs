@@ -11,7 +11,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wherever_cluster::launcher::{
-    start_cluster, ClusterOptions, LaunchedCluster, Launcher, ProcessesLauncher,
+    start_cluster, ClusterOptions, LaunchedCluster, Launcher, ProcessesLauncher, SshHostSpec,
+    SshLauncher,
 };
 use wherever_cluster::{ClusterClient, ClusterRuntime, Secret};
 use wherever_core::codec;
@@ -79,7 +80,7 @@ impl Cluster {
 impl Plan {
     /// Starts the plan's workers and returns a client for it.
     ///
-    /// `sequential`, `threads`, `processes` and `tcp://` start here; a plan that
+    /// `sequential`, `threads`, `processes`, `ssh:` and `tcp://` start here; a plan that
     /// parses but has no launcher in this build yet is an [`Error::Start`] naming it.
     /// In a process started as a worker (whose `main` lacks `#[wherever::main]`) it
     /// is an [`Error::Start`] saying so, never a second generation of workers.
@@ -102,6 +103,15 @@ impl Plan {
                 outside_async_runtime(|| self.start_launched(&launcher))?
             }
             Level::Tcp { host, port } => outside_async_runtime(|| self.connect_tcp(host, *port))?,
+            Level::Ssh(level) => {
+                let launcher = ssh_launcher(level).map_err(|reason| start_error(self, reason))?;
+                let mut executor = outside_async_runtime(|| self.start_launched(&launcher))?;
+                if let Executor::Cluster(cluster) = &mut executor {
+                    // Hosts may be lost (`partial`) or go away: count the slots that joined.
+                    cluster.slots = None;
+                }
+                executor
+            }
             other => {
                 return Err(start_error(
                     self,
@@ -149,6 +159,24 @@ impl Plan {
             _launched: None,
         }))
     }
+}
+
+/// The launcher of an `ssh:` level.
+fn ssh_launcher(level: &crate::plan::SshLevel) -> Result<SshLauncher, String> {
+    let hosts = level
+        .hosts
+        .iter()
+        .map(|h| SshHostSpec {
+            host: h.host.clone(),
+            workers: h.workers,
+        })
+        .collect();
+    SshLauncher::new(
+        hosts,
+        level.ship,
+        level.partial,
+        level.connect_timeout.map(std::time::Duration::from_secs),
+    )
 }
 
 /// Runs `start` on a thread of its own: the cluster machinery blocks on its own

@@ -68,7 +68,7 @@ pub use local::QUEUE_BOUND;
 pub use map::{Scheduling, AUTO_CHUNKS_PER_WORKER};
 pub use nested::client;
 pub use options::Options;
-pub use plan::{Level, Plan, PlanError, Workers};
+pub use plan::{Level, Plan, PlanError, SshHost, SshLevel, Workers};
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;
 pub use wherever_cluster::{ResourceError, Resources};

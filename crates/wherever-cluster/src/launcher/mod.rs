@@ -1,6 +1,6 @@
 //! Launchers: how a plan's worker processes get started. Every multi-process plan
 //! runs the same scheduler and the same worker code; only the [`Launcher`] differs:
-//! local processes (`processes:N`, [`ProcessesLauncher`]), SSH hosts, a Slurm
+//! local processes (`processes:N`, [`ProcessesLauncher`]), SSH hosts ([`SshLauncher`]), a Slurm
 //! allocation's `srun`, or the ranks of an `mpirun`.
 //!
 //! [`start_cluster`] binds the scheduler (on loopback or a routable address, as the
@@ -10,10 +10,17 @@
 //! worker it started is stopped.
 
 mod address;
+mod bounded_lines;
 mod processes;
+mod ssh;
+mod ssh_command;
 
 pub use address::{advertised_address, BindScope, INTERFACE_VARIABLE};
 pub use processes::{LocalCluster, ProcessesLauncher, RESTART_BUDGET};
+pub use ssh::{
+    default_connect_timeout, SshHostSpec, SshLauncher, CONNECT_TIMEOUT_VARIABLE,
+    DEFAULT_CONNECT_TIMEOUT, EXIT_ON_STDIN_EOF_VARIABLE, REMOTE_DEATH_TIMEOUT_SECONDS,
+};
 
 use crate::auth::{this_build, Secret};
 use crate::client::{ClusterClient, ClusterRuntime};
