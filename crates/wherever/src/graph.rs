@@ -12,11 +12,11 @@ use crate::arguments::{Args, DepRef, IntoArgs, Parts, PartsBox};
 use crate::client::Client;
 use crate::future::{ErasedSlot, Future};
 use crate::graph_outputs::ComputeOutputs;
+use crate::node_keys::{numbered_key, short_name, KeyMap, KeySet};
 use crate::node_positions::NodePositions;
 use crate::submission::{ChainPart, LocalRun};
 use crate::{IntoTask, Resolved, StreamKey, TaskContext, TaskError, TaskFailure, Value};
 use std::any::Any;
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,11 +129,11 @@ fn make_node<A: Value, R: Value, T: IntoTask<A, R>>(
         Args::Parts(PartsBox(parts)) => parts,
     };
     let name = task.task_name();
-    let short = name.rsplit("::").next().unwrap_or(name);
+    let short = short_name(name);
     let key = if pure {
         format!("{short}-{:016x}", content_hash(name, &parts))
     } else {
-        format!("{short}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+        numbered_key(short, NEXT.fetch_add(1, Ordering::Relaxed))
     };
     let registered = task.registered().is_some();
     let task = Arc::new(task);
@@ -268,14 +268,14 @@ pub fn compute<O: ComputeOutputs>(client: &Client, outputs: O) -> Result<O::Valu
 /// futures without waiting: results stay on the workers until the futures are
 /// asked or dropped.
 pub fn persist<O: ComputeOutputs>(client: &Client, outputs: O) -> O::Futures {
-    let mut submitted = HashMap::new();
+    let mut submitted = KeyMap::default();
     submit_graph(client, &outputs.nodes(), &mut submitted);
     outputs.futures(&SubmittedGraph(submitted))
 }
 
 /// The futures of a submitted graph, by node key (what [`ComputeOutputs`] reads).
 #[doc(hidden)]
-pub struct SubmittedGraph(HashMap<String, Submitted>);
+pub struct SubmittedGraph(KeyMap<String, Submitted>);
 
 impl SubmittedGraph {
     /// The future of the output `output`.
@@ -303,7 +303,7 @@ pub(crate) fn submit_nodes_in(client: &Client, parts: Parts) -> Parts {
     if roots.is_empty() {
         return parts;
     }
-    let mut submitted = HashMap::new();
+    let mut submitted = KeyMap::default();
     submit_graph(client, &roots, &mut submitted);
     let holes = parts
         .holes
@@ -355,7 +355,7 @@ impl OptimizedGraph {
 /// [`compute`] and [`persist`] will submit.
 pub fn optimize<G: GraphOutput>(outputs: &[&G]) -> OptimizedGraph {
     let roots: Vec<NodeRef> = outputs.iter().map(|o| o.graph_node()).collect();
-    let layout = Layout::of(&roots, &HashMap::new());
+    let layout = Layout::of(&roots, &KeyMap::default());
     let tasks = layout
         .chains
         .iter()
@@ -390,10 +390,10 @@ struct Layout {
 }
 
 impl Layout {
-    fn of(roots: &[NodeRef], submitted: &HashMap<String, Submitted>) -> Layout {
+    fn of(roots: &[NodeRef], submitted: &KeyMap<String, Submitted>) -> Layout {
         // Depth-first post-order, iteratively (long chains do not exhaust the stack).
         let mut order: Vec<NodeRef> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut index: KeyMap<String, usize> = KeyMap::default();
         let mut stack: Vec<(NodeRef, bool)> =
             roots.iter().rev().map(|r| (r.clone(), false)).collect();
         while let Some((node, deps_done)) = stack.pop() {
@@ -426,8 +426,7 @@ impl Layout {
                 }
             }
         }
-        let outputs: std::collections::HashSet<&str> =
-            roots.iter().map(|r| r.0.key.as_str()).collect();
+        let outputs: KeySet<&str> = roots.iter().map(|r| r.0.key.as_str()).collect();
         // A node's only input, when that input is a node of this graph.
         let only_input = |node: &NodeRef| -> Option<usize> {
             match node.0.parts.holes.as_slice() {
@@ -464,7 +463,7 @@ impl Layout {
 /// Submits everything `roots` need that is not in `submitted`, chain by chain.
 /// Every node gets the position it would have unfused (its depth-first rank), so
 /// random streams do not depend on fusion.
-fn submit_graph(client: &Client, roots: &[NodeRef], submitted: &mut HashMap<String, Submitted>) {
+fn submit_graph(client: &Client, roots: &[NodeRef], submitted: &mut KeyMap<String, Submitted>) {
     let layout = Layout::of(roots, submitted);
     let all_positions = positions_under(client, &layout.order);
     for chain in &layout.chains {
@@ -550,7 +549,7 @@ impl NodeRef {
 }
 
 /// The node's arguments with its graph dependencies replaced by their futures.
-fn parts_for(node: &NodeRef, submitted: &HashMap<String, Submitted>) -> Parts {
+fn parts_for(node: &NodeRef, submitted: &KeyMap<String, Submitted>) -> Parts {
     let mut parts = node.0.parts.duplicate();
     for (_, dep) in parts.holes.iter_mut() {
         if let DepRef::Node(inner) = dep {
