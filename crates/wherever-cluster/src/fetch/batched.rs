@@ -128,3 +128,136 @@ async fn ask_many(
     }
     Ok(answers)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::{accept, split};
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+    /// A data port serving `held` that reports the tasks of each request frame and
+    /// closes every connection after `answers_per_connection` requests.
+    async fn holder(
+        secret: Secret,
+        held: HashMap<TaskId, Vec<u8>>,
+        answers_per_connection: usize,
+    ) -> (SocketAddr, UnboundedReceiver<Vec<TaskId>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (requests, asked) = unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (mut reader, mut writer) = split(stream);
+                if accept(&mut reader, &mut writer, &secret, &Mutex::new(None))
+                    .await
+                    .is_err()
+                {
+                    continue;
+                }
+                for _ in 0..answers_per_connection {
+                    let Ok(Some(batch)) = read_batch(&mut reader).await else {
+                        break;
+                    };
+                    let tasks: Vec<TaskId> = batch
+                        .iter()
+                        .filter_map(|message| match message {
+                            Message::GetData { task } => Some(*task),
+                            _ => None,
+                        })
+                        .collect();
+                    let answers: Vec<Message> = tasks
+                        .iter()
+                        .map(|task| Message::Data {
+                            task: *task,
+                            result: held.get(task).cloned(),
+                        })
+                        .collect();
+                    let _ = requests.send(tasks);
+                    if write_batch(&mut writer, &answers).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        (address, asked)
+    }
+
+    fn input(task: TaskId, holders: &[SocketAddr]) -> Input {
+        Input {
+            task,
+            holders: holders.to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn each_holder_is_asked_once_for_all_its_keys_and_a_lacking_one_is_none() {
+        let secret = Secret::generate();
+        let (a, mut asked_a) = holder(
+            secret.clone(),
+            HashMap::from([(1, vec![1]), (3, vec![3])]),
+            9,
+        )
+        .await;
+        let (b, mut asked_b) = holder(secret.clone(), HashMap::from([(2, vec![2])]), 9).await;
+        let inputs = [
+            input(1, &[a]),
+            input(2, &[b]),
+            input(3, &[a, b]),
+            input(4, &[a]),
+            input(5, &[]),
+        ];
+        let fetched = fetch_batched(&inputs, &secret).await;
+        assert_eq!(
+            fetched,
+            vec![Some(vec![1]), Some(vec![2]), Some(vec![3]), None, None]
+        );
+        assert_eq!(asked_a.recv().await.unwrap(), vec![1, 3, 4]);
+        assert_eq!(asked_b.recv().await.unwrap(), vec![2]);
+        assert!(asked_a.try_recv().is_err() && asked_b.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_the_holder_closed_is_replaced() {
+        let secret = Secret::generate();
+        // Each connection answers one request, then the holder closes it.
+        let (address, mut asked) = holder(secret.clone(), HashMap::from([(7, vec![7])]), 1).await;
+        for _ in 0..2 {
+            let answers = fetch_many_from(address, &[7, 8], &secret).await;
+            assert_eq!(answers, Ok(vec![Some(vec![7]), None]));
+            assert_eq!(asked.recv().await.unwrap(), vec![7, 8]);
+        }
+    }
+
+    #[tokio::test]
+    async fn more_keys_than_a_window_go_in_several_requests_in_order() {
+        let secret = Secret::generate();
+        let count = REQUEST_WINDOW as TaskId + 3;
+        let held: HashMap<TaskId, Vec<u8>> = (0..count).map(|t| (t, vec![t as u8])).collect();
+        let (address, mut asked) = holder(secret.clone(), held, 9).await;
+        let tasks: Vec<TaskId> = (0..count).collect();
+        let answers = fetch_many_from(address, &tasks, &secret).await.unwrap();
+        let expected: Vec<Option<Vec<u8>>> = tasks.iter().map(|&t| Some(vec![t as u8])).collect();
+        assert_eq!(answers, expected);
+        assert_eq!(asked.recv().await.unwrap().len(), REQUEST_WINDOW);
+        assert_eq!(
+            asked.recv().await.unwrap(),
+            vec![count - 3, count - 2, count - 1]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_holder_is_an_error() {
+        let secret = Secret::generate();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        assert!(fetch_many_from(address, &[1], &secret).await.is_err());
+        assert_eq!(
+            fetch_batched(&[input(1, &[address])], &secret).await,
+            vec![None]
+        );
+    }
+}
