@@ -3,8 +3,10 @@
 //! use FNV-1a with a final mix instead of SipHash, whose flooding resistance they
 //! do not need and which cost a tenth of a tree graph's instructions.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 use wherever_core::Fnv1a;
 
 /// A hasher for node keys: FNV-1a, then a murmur3 finaliser so that every bit
@@ -45,8 +47,11 @@ pub(crate) fn short_name(name: &str) -> &str {
 }
 
 /// The key `SHORT-NUMBER` of the `number`th node made, built without the
-/// formatting machinery (a graph makes one per node).
-pub(crate) fn numbered_key(short: &str, number: u64) -> String {
+/// formatting machinery and allocated once (a graph makes one per node).
+pub(crate) fn numbered_key(short: &str, number: u64) -> Arc<str> {
+    thread_local! {
+        static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+    }
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     let mut rest = number;
@@ -58,11 +63,15 @@ pub(crate) fn numbered_key(short: &str, number: u64) -> String {
             break;
         }
     }
-    let mut key = String::with_capacity(short.len() + 1 + digits.len() - at);
-    key.push_str(short);
-    key.push('-');
-    key.extend(digits[at..].iter().map(|&digit| char::from(digit)));
-    key
+    let digits = std::str::from_utf8(&digits[at..]).expect("ASCII digits");
+    TEXT.with(|text| {
+        let mut text = text.borrow_mut();
+        text.clear();
+        text.push_str(short);
+        text.push('-');
+        text.push_str(digits);
+        Arc::from(text.as_str())
+    })
 }
 
 #[cfg(test)]
@@ -84,9 +93,13 @@ mod tests {
     #[test]
     fn numbered_keys_are_the_formatted_ones() {
         for number in [0, 1, 9, 10, 99, 100, 123_456, u64::MAX] {
-            assert_eq!(numbered_key("add", number), format!("add-{number}"));
+            assert_eq!(&*numbered_key("add", number), format!("add-{number}"));
         }
-        assert_eq!(numbered_key("", 7), "-7");
+        assert_eq!(&*numbered_key("", 7), "-7");
+        assert_eq!(
+            &*numbered_key("a_long_task_name", 42),
+            "a_long_task_name-42"
+        );
     }
 
     #[test]
