@@ -78,8 +78,8 @@ enum Unanswered {
 }
 
 /// Asks `connection` for `tasks`, a window at a time, waiting at most
-/// [`answer_timeout`] for each frame of the answers; the connection is fit for
-/// reuse only on `Ok`.
+/// [`answer_timeout`] for sending each request and for each frame of the answers;
+/// the connection is fit for reuse only on `Ok`.
 async fn ask_many(
     connection: &mut DataConnection,
     tasks: &[TaskId],
@@ -96,9 +96,14 @@ async fn ask_many(
             .iter()
             .map(|&task| Message::GetData { task })
             .collect();
-        write_batch(writer, &request)
-            .await
-            .map_err(|error| failed(answers.len(), error))?;
+        let sent = match tokio::time::timeout(timeout, write_batch(writer, &request)).await {
+            Ok(sent) => sent,
+            Err(_) => Err(format!(
+                "could not send the request within {:.0} s",
+                timeout.as_secs_f64()
+            )),
+        };
+        sent.map_err(|error| failed(answers.len(), error))?;
         // Answers come in the order asked, in as many frames as the holder likes
         // (a large result in chunks, each chunk a frame).
         let mut expected = window.iter();
