@@ -41,6 +41,7 @@ mod map_dependent;
 mod map_output;
 mod map_results;
 mod nested;
+mod node_keys;
 mod node_positions;
 mod options;
 pub mod plan;
