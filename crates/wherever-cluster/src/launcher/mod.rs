@@ -10,10 +10,15 @@
 //! worker it started is stopped.
 
 mod address;
+pub mod mpi;
+pub mod mpi_rendezvous;
 mod processes;
+mod slurm;
 
 pub use address::{advertised_address, BindScope, INTERFACE_VARIABLE};
+pub use mpi::{MpiLauncher, MpiRank};
 pub use processes::{LocalCluster, ProcessesLauncher, RESTART_BUDGET};
+pub use slurm::{SlurmLauncher, SRUN_OPTIONS};
 
 use crate::auth::{this_build, Secret};
 use crate::client::{ClusterClient, ClusterRuntime};
