@@ -4,14 +4,15 @@ use crate::arguments::{Args, IntoArgs, PartsBox};
 use crate::future::{Future, Shared, SharedData};
 use crate::local::ThreadPool;
 use crate::options::TaskOptions;
-use crate::plan::{Level, Plan};
+use crate::plan::{Level, Plan, Workers};
 use crate::{Error, IntoTask, Resolved, StreamKey, StreamLabel, TaskError};
 use serde::{de::DeserializeOwned, Serialize};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wherever_cluster::launcher::{
-    start_cluster, ClusterOptions, LaunchedCluster, Launcher, ProcessesLauncher,
+    start_cluster, ClusterOptions, LaunchedCluster, Launcher, MpiLauncher, ProcessesLauncher,
+    SlurmLauncher,
 };
 use wherever_cluster::{ClusterClient, ClusterRuntime, Secret};
 use wherever_core::codec;
@@ -102,6 +103,22 @@ impl Plan {
                 outside_async_runtime(|| self.start_launched(&launcher))?
             }
             Level::Tcp { host, port } => outside_async_runtime(|| self.connect_tcp(host, *port))?,
+            Level::Slurm(options) => {
+                let launcher =
+                    SlurmLauncher::from_env(options).map_err(|reason| start_error(self, reason))?;
+                self.start_counting_joined(&launcher)?
+            }
+            Level::Mpi(workers) => {
+                // A worker rank whose main went on to start the plan serves instead.
+                crate::worker_mode::serve_if_mpi_worker_rank();
+                let expected = match workers {
+                    Workers::Auto => None,
+                    Workers::Exactly(n) => Some(*n),
+                };
+                let launcher =
+                    MpiLauncher::from_env(expected).map_err(|reason| start_error(self, reason))?;
+                self.start_counting_joined(&launcher)?
+            }
             other => {
                 return Err(start_error(
                     self,
@@ -114,6 +131,17 @@ impl Plan {
 }
 
 impl Plan {
+    /// [`Plan::start_launched`] for a launcher whose workers may have several task
+    /// threads each (`SLURM_CPUS_PER_TASK`): the client counts the slots the
+    /// workers announce.
+    fn start_counting_joined(&self, launcher: &dyn Launcher) -> Result<Executor, Error> {
+        let mut executor = outside_async_runtime(|| self.start_launched(launcher))?;
+        if let Executor::Cluster(cluster) = &mut executor {
+            cluster.slots = None;
+        }
+        Ok(executor)
+    }
+
     /// A scheduler in this process and the workers `launcher` starts for it (every
     /// multi-process level but `tcp://`), told the plan's inner levels.
     fn start_launched(&self, launcher: &dyn Launcher) -> Result<Executor, Error> {

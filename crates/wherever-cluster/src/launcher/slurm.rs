@@ -25,6 +25,10 @@ pub const SRUN_OPTIONS: &[&str] = &[
     "time",
 ];
 
+/// How long stopping lets `srun` end by itself (its workers exit once the
+/// scheduler says goodbye or closes) before cancelling the step.
+const QUIET_END_WAIT: Duration = Duration::from_secs(2);
+
 /// How long stopping waits for `srun` to end after SIGTERM before killing it and
 /// cancelling its step with `scancel` (Slurm's `KillWait` is 30 s by default).
 const STOP_WAIT: Duration = Duration::from_secs(40);
@@ -61,7 +65,7 @@ impl SlurmLauncher {
         let Some(job_id) = env("SLURM_JOB_ID").filter(|id| !id.trim().is_empty()) else {
             return Err("the `slurm` plan starts its workers inside a Slurm allocation, and \
                  SLURM_JOB_ID is not set: run the program in a batch script \
-                 (`sbatch -n 8 --wrap './my_study --plan slurm'`) or under `salloc -n 8`"
+                 (`sbatch -n 8 --wrap './my_study --plan slurm'`) or under `salloc -n 8` (a plan that submits the job itself is to come)"
                 .to_string());
         };
         let mut seen: Vec<&str> = Vec::new();
@@ -249,21 +253,36 @@ impl LaunchedWorkers for SrunStep {
         if srun.try_wait().ok().flatten().is_some() {
             return;
         }
+        // Workers told goodbye (or whose scheduler closed) exit by themselves, and
+        // then srun does, quietly: give it a moment before cancelling the step.
+        if wait_for_exit(&mut srun, QUIET_END_WAIT) {
+            return;
+        }
         // SIGTERM: srun cancels its step (every task) and exits.
         if let Some(pid) = rustix::process::Pid::from_raw(srun.id() as i32) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
-        let deadline = Instant::now() + STOP_WAIT;
-        while Instant::now() < deadline {
-            if srun.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if wait_for_exit(&mut srun, STOP_WAIT) {
+            return;
         }
         tracing::warn!("srun did not end within {STOP_WAIT:?} of SIGTERM; killing it");
         let _ = srun.kill();
         let _ = srun.wait();
         cancel_steps_named(&self.job_id, &format!("wherever-workers-{}", std::process::id()));
+    }
+}
+
+/// Waits up to `wait` for `child` to exit; whether it did.
+fn wait_for_exit(child: &mut Child, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    loop {
+        if child.try_wait().ok().flatten().is_some() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
