@@ -31,7 +31,12 @@ fn calc_mean_under_mpirun_n3_prints_sequentials_bytes_and_every_rank_exits() {
     let executable = private_calc_mean(&dir, "calc_mean_mpi");
     let expected = sequential_bytes(&executable);
     let child = Command::new("mpirun")
-        .args(["--allow-run-as-root", "--oversubscribe", "--bind-to", "none"])
+        .args([
+            "--allow-run-as-root",
+            "--oversubscribe",
+            "--bind-to",
+            "none",
+        ])
         .args(["-n", "3"])
         .arg(&executable)
         .args(STUDY)

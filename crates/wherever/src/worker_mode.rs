@@ -2,8 +2,8 @@
 //! and refusing to start plans in a worker process whose `main` did not do so.
 
 use crate::plan::{Level, Plan};
-use wherever_cluster::launcher::MpiRank;
 use crate::Error;
+use wherever_cluster::launcher::MpiRank;
 
 /// The environment variable that makes a process of a wherever program a worker:
 /// the address of the scheduler to serve (`tcp://HOST:PORT`).

@@ -84,7 +84,13 @@ impl MpiRank {
             .or_else(|| env("OMPI_MCA_orte_ess_jobid"))
             .or_else(|| {
                 in_slurm_step
-                    .then(|| Some(format!("{}.{}", env("SLURM_JOB_ID")?, env("SLURM_STEP_ID")?)))
+                    .then(|| {
+                        Some(format!(
+                            "{}.{}",
+                            env("SLURM_JOB_ID")?,
+                            env("SLURM_STEP_ID")?
+                        ))
+                    })
                     .flatten()
             })
             .filter(|job| !job.trim().is_empty());
@@ -127,9 +133,11 @@ impl MpiLauncher {
             ));
         }
         if rank.size < 2 {
-            return Err("the `mpi` plan needs at least 2 ranks (rank 0 runs main and the \
+            return Err(
+                "the `mpi` plan needs at least 2 ranks (rank 0 runs main and the \
                  scheduler, the others are workers): start it as `mpirun -n 4 ...`"
-                .to_string());
+                    .to_string(),
+            );
         }
         if let Some(expected) = expected.filter(|&n| n != rank.size - 1) {
             return Err(format!(
@@ -304,7 +312,10 @@ mod tests {
                 &[("PMI_RANK", "x"), ("PMI_SIZE", "2")],
                 "PMI_RANK=`x`: expected a whole number",
             ),
-            (&[("PMI_RANK", "1")], "no variable gives the number of ranks"),
+            (
+                &[("PMI_RANK", "1")],
+                "no variable gives the number of ranks",
+            ),
             (
                 &[("PMI_RANK", "2"), ("PMI_SIZE", "2")],
                 "not below the number of ranks 2",
@@ -331,10 +342,7 @@ mod tests {
             "{error}"
         );
         assert_eq!(MpiLauncher::new(rank(3), Some(2)).unwrap().workers(), 2);
-        let worker = MpiRank {
-            rank: 1,
-            ..rank(3)
-        };
+        let worker = MpiRank { rank: 1, ..rank(3) };
         assert!(MpiLauncher::new(worker, None).is_err());
     }
 }

@@ -44,7 +44,11 @@ pub fn path(job: Option<&str>) -> Result<PathBuf, String> {
         (Some(job), _) => format!(
             ".wherever-mpi-{}",
             job.chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+                .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                })
                 .collect::<String>()
         ),
         (None, Some(_)) => ".wherever-mpi".to_string(),
@@ -163,10 +167,8 @@ mod tests {
     }
 
     fn scratch(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "wherever-rendezvous-{tag}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("wherever-rendezvous-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -187,7 +189,11 @@ mod tests {
         assert_eq!(read, sample());
         // Written again (a rerun with the same name) it is replaced, not appended.
         sample().write(&path).unwrap();
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary left");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temporary left"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -196,7 +202,8 @@ mod tests {
         let dir = scratch("missing");
         let error = Rendezvous::wait_for(&dir.join("none"), Duration::ZERO).unwrap_err();
         assert!(
-            error.contains("rank 0 wrote no rendezvous file") && error.contains(RENDEZVOUS_DIR_VARIABLE),
+            error.contains("rank 0 wrote no rendezvous file")
+                && error.contains(RENDEZVOUS_DIR_VARIABLE),
             "{error}"
         );
         std::fs::remove_dir_all(dir).unwrap();
@@ -222,16 +229,31 @@ mod tests {
         let secret = "ab".repeat(32);
         let cases = [
             (String::new(), "first line is not"),
-            (format!("{HEADER}\nsecret {secret}\n"), "no `scheduler` line"),
+            (
+                format!("{HEADER}\nsecret {secret}\n"),
+                "no `scheduler` line",
+            ),
             (format!("{HEADER}\nscheduler h:1\n"), "no `secret` line"),
-            (format!("{HEADER}\nscheduler h:0\nsecret {secret}\n"), "expected tcp://HOST:PORT"),
-            (format!("{HEADER}\nscheduler h:1\nsecret zz\n"), "its secret"),
-            (format!("{HEADER}\nscheduler h:1\nsecret {secret}\nenv =x\n"), "expected `env NAME=VALUE`"),
+            (
+                format!("{HEADER}\nscheduler h:0\nsecret {secret}\n"),
+                "expected tcp://HOST:PORT",
+            ),
+            (
+                format!("{HEADER}\nscheduler h:1\nsecret zz\n"),
+                "its secret",
+            ),
+            (
+                format!("{HEADER}\nscheduler h:1\nsecret {secret}\nenv =x\n"),
+                "expected `env NAME=VALUE`",
+            ),
             (format!("{HEADER}\nwhat\n"), "unexpected line `what`"),
         ];
         for (text, expected) in cases {
             let error = Rendezvous::parse(&text, "F").unwrap_err();
-            assert!(error.contains("the rendezvous file F is malformed"), "{error}");
+            assert!(
+                error.contains("the rendezvous file F is malformed"),
+                "{error}"
+            );
             assert!(error.contains(expected), "{text:?}: {error}");
         }
     }

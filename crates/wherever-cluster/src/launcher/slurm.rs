@@ -189,10 +189,8 @@ impl Launcher for SlurmLauncher {
             .spawn()
             .map_err(|e| format!("cannot run `srun` (is Slurm's srun on PATH?): {e}"))?;
         let mut stdin = srun.stdin.take().expect("piped");
-        let written = std::io::Write::write_all(
-            &mut stdin,
-            format!("{}\n", launch.secret_hex).as_bytes(),
-        );
+        let written =
+            std::io::Write::write_all(&mut stdin, format!("{}\n", launch.secret_hex).as_bytes());
         drop(stdin);
         let mut workers = SrunStep {
             srun: Some(srun),
@@ -268,7 +266,10 @@ impl LaunchedWorkers for SrunStep {
         tracing::warn!("srun did not end within {STOP_WAIT:?} of SIGTERM; killing it");
         let _ = srun.kill();
         let _ = srun.wait();
-        cancel_steps_named(&self.job_id, &format!("wherever-workers-{}", std::process::id()));
+        cancel_steps_named(
+            &self.job_id,
+            &format!("wherever-workers-{}", std::process::id()),
+        );
     }
 }
 
@@ -411,7 +412,10 @@ mod tests {
         let job = env(&[("SLURM_JOB_ID", "42")]);
         let cases = [
             (vec![("partition", "x")], "unknown slurm option `partition`"),
-            (vec![("ntasks", "0")], "expected a whole number of at least 1"),
+            (
+                vec![("ntasks", "0")],
+                "expected a whole number of at least 1",
+            ),
             (vec![("ntasks", "two")], "slurm option ntasks=`two`"),
             (vec![("gres", "a b")], "without blanks"),
             (vec![("mem", "1G"), ("mem", "2G")], "given twice"),
