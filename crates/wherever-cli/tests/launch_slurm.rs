@@ -101,17 +101,15 @@ fn submit(dir: &TempDir, args: &[&str], command: &str) -> Job {
     Job(id)
 }
 
-#[test]
-fn calc_mean_inside_sbatch_n3_prints_sequentials_bytes_and_leaves_nothing() {
-    if let Some(why) = slurm_missing(3) {
-        eprintln!("SKIPPED: Slurm is not available here ({why})");
-        return;
-    }
-    let dir = TempDir::new("slurm-calc-mean");
-    let executable = private_calc_mean(&dir, "calc_mean_slurm");
+/// Runs the study with `--plan slurm` in a batch job submitted with `sbatch_args`;
+/// checks it printed sequential's bytes, said `summary` on stderr, ended
+/// COMPLETED with exit code 0, and left no step and no worker process behind.
+fn study_in_batch_job(tag: &str, sbatch_args: &[&str], summary: &str) {
+    let dir = TempDir::new(tag);
+    let executable = private_calc_mean(&dir, &format!("calc_mean_{tag}"));
     let expected = sequential_bytes(&executable);
     let command = format!("{} {} --plan slurm", executable.display(), STUDY.join(" "));
-    let job = submit(&dir, &["-n", "3"], &command);
+    let job = submit(&dir, sbatch_args, &command);
     wait_until(&format!("Slurm job {} ended", job.0), || !job.queued());
     let errors = std::fs::read_to_string(dir.0.join("err.txt")).unwrap_or_default();
     assert_eq!(
@@ -125,9 +123,28 @@ fn calc_mean_inside_sbatch_n3_prints_sequentials_bytes_and_leaves_nothing() {
         String::from_utf8_lossy(&expected),
         "{errors}"
     );
-    assert!(errors.contains("on slurm (3 workers)"), "{errors}");
+    assert!(errors.contains(summary), "{errors}");
     assert_eq!(job.steps(), "", "no step of the job is left");
     wait_until_none_left(&executable);
+}
+
+#[test]
+fn calc_mean_inside_sbatch_n3_prints_sequentials_bytes_and_leaves_nothing() {
+    if let Some(why) = slurm_missing(3) {
+        eprintln!("SKIPPED: Slurm is not available here ({why})");
+        return;
+    }
+    study_in_batch_job("slurm-n3", &["-n", "3"], "on slurm (3 workers)");
+}
+
+#[test]
+fn each_worker_gets_the_cpus_of_its_task_as_task_threads() {
+    if let Some(why) = slurm_missing(4) {
+        eprintln!("SKIPPED: Slurm is not available here ({why})");
+        return;
+    }
+    // 2 workers x 2 threads: the client counts 4 task slots.
+    study_in_batch_job("slurm-c2", &["-n", "2", "-c", "2"], "on slurm (4 workers)");
 }
 
 #[test]
