@@ -185,3 +185,29 @@ fn an_unknown_slurm_option_is_a_clear_error_naming_the_ones_passed_through() {
         "{errors}"
     );
 }
+
+#[test]
+fn asking_srun_for_more_tasks_than_allocated_fails_the_start_with_sruns_reason() {
+    if let Some(why) = slurm_missing(2) {
+        eprintln!("SKIPPED: Slurm is not available here ({why})");
+        return;
+    }
+    let dir = TempDir::new("slurm-too-many");
+    let executable = private_calc_mean(&dir, "calc_mean_too_many");
+    let command = format!(
+        "{} --tasks 1 --n 10 --plan slurm:ntasks=4",
+        executable.display()
+    );
+    let job = submit(&dir, &["-n", "2"], &command);
+    wait_until(&format!("Slurm job {} ended", job.0), || !job.queued());
+    let errors = std::fs::read_to_string(dir.0.join("err.txt")).unwrap_or_default();
+    assert_eq!(job.field("JobState"), "FAILED", "{errors}");
+    assert!(
+        errors.contains("cannot start plan `slurm:ntasks=4`")
+            && errors.contains("`srun` exited")
+            && errors.contains("0 of 4 workers had connected"),
+        "{errors}"
+    );
+    assert_eq!(job.steps(), "", "no step of the job is left");
+    wait_until_none_left(&executable);
+}
