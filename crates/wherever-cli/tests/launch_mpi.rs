@@ -21,22 +21,17 @@ const RANK_VARIABLES: [&str; 6] = [
     "PMIX_NAMESPACE",
 ];
 
-#[test]
-fn calc_mean_under_mpirun_n3_prints_sequentials_bytes_and_every_rank_exits() {
-    if !runs("mpirun", &["--version"]) {
-        eprintln!("SKIPPED: mpirun is not available here (install openmpi-bin)");
-        return;
-    }
-    let dir = TempDir::new("mpi-calc-mean");
-    let executable = private_calc_mean(&dir, "calc_mean_mpi");
+/// Runs the study under `mpirun MPIRUN_ARGS -n 3 ... --plan mpi` and checks it
+/// printed sequential's bytes, every rank exited 0, and no rank or rendezvous file
+/// is left.
+fn study_under_mpirun(tag: &str, mpirun_args: &[&str]) {
+    let dir = TempDir::new(tag);
+    let executable = private_calc_mean(&dir, &format!("calc_mean_{tag}"));
     let expected = sequential_bytes(&executable);
     let child = Command::new("mpirun")
-        .args([
-            "--allow-run-as-root",
-            "--oversubscribe",
-            "--bind-to",
-            "none",
-        ])
+        .args(["--allow-run-as-root", "--oversubscribe"])
+        .args(["--bind-to", "none"])
+        .args(mpirun_args)
         .args(["-n", "3"])
         .arg(&executable)
         .args(STUDY)
@@ -63,6 +58,44 @@ fn calc_mean_under_mpirun_n3_prints_sequentials_bytes_and_every_rank_exits() {
         .collect();
     assert!(left.is_empty(), "rendezvous files left: {left:?}");
     wait_until_none_left(&executable);
+}
+
+#[test]
+fn calc_mean_under_mpirun_n3_prints_sequentials_bytes_and_every_rank_exits() {
+    if !runs("mpirun", &["--version"]) {
+        eprintln!("SKIPPED: mpirun is not available here (install openmpi-bin)");
+        return;
+    }
+    study_under_mpirun("mpi", &[]);
+}
+
+/// Ranks on two namespace hosts (no default route there): rank 0 must advertise
+/// the address that routes toward mpirun's host, not 127.0.0.1. Hosts cih4 and
+/// cih5, which no other test cuts or crashes.
+#[test]
+fn ranks_on_two_hosts_reach_rank_0s_scheduler() {
+    if !runs("mpirun", &["--version"]) {
+        eprintln!("SKIPPED: mpirun is not available here (install openmpi-bin)");
+        return;
+    }
+    for host in ["cih4", "cih5"] {
+        let check = [
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            host,
+            "true",
+        ];
+        if !runs("ssh", &check) {
+            eprintln!(
+                "SKIPPED: namespace host {host} is not reachable over ssh \
+                 (CI_NETNS_SSHD=1 CI_NETNS_HOSTS=7 bash shared/ci/netns-hosts.sh up)"
+            );
+            return;
+        }
+    }
+    study_under_mpirun("mpi-hosts", &["-H", "cih4:2,cih5:1"]);
 }
 
 #[test]

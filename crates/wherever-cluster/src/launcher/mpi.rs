@@ -171,6 +171,15 @@ impl Launcher for MpiLauncher {
         self.rank.size - 1
     }
 
+    /// The host `mpirun` (or `srun`) runs on, as a host of the worker ranks: the
+    /// scheduler advertises the local address that routes there, which the other
+    /// ranks' hosts reach too (also without a default route).
+    fn peer_hint(&self) -> Option<String> {
+        launcher_addresses(&|name| std::env::var(name).ok())
+            .into_iter()
+            .find(|address| routable(address))
+    }
+
     fn launch(
         &self,
         launch: &WorkerLaunch,
@@ -193,6 +202,31 @@ impl Launcher for MpiLauncher {
             path: Some(self.path.clone()),
         }))
     }
+}
+
+/// The addresses of the host that started the ranks: Open MPI's `mpirun` (the
+/// `tcp://A,B:PORT` part of `OMPI_MCA_orte_hnp_uri`) or Slurm's `srun`
+/// (`SLURM_LAUNCH_NODE_IPADDR`).
+fn launcher_addresses(env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    let mut addresses = Vec::new();
+    if let Some(uri) = env("OMPI_MCA_orte_hnp_uri") {
+        for part in uri.split(';') {
+            if let Some(rest) = part.strip_prefix("tcp://") {
+                let hosts = rest.rsplit_once(':').map_or(rest, |(hosts, _port)| hosts);
+                addresses.extend(hosts.split(',').map(str::to_string));
+            }
+        }
+    }
+    addresses.extend(env("SLURM_LAUNCH_NODE_IPADDR"));
+    addresses.retain(|a| a.parse::<std::net::Ipv4Addr>().is_ok());
+    addresses
+}
+
+/// Whether this host has a route to `address` (a UDP "connect" sends nothing).
+fn routable(address: &str) -> bool {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|socket| socket.connect((address, 9)))
+        .is_ok()
 }
 
 /// The worker ranks, as rank 0 sees them: it only owns the rendezvous file.
@@ -325,6 +359,19 @@ mod tests {
             let error = MpiRank::detect(&env(pairs)).unwrap_err();
             assert!(error.contains(expected), "{pairs:?}: {error}");
         }
+    }
+
+    #[test]
+    fn the_launching_host_is_read_from_open_mpi_and_slurm() {
+        let open_mpi = env(&[(
+            "OMPI_MCA_orte_hnp_uri",
+            "1936326656.0;tcp://192.0.2.2,10.77.0.1:47279;tcp6://[fd00::2]:48423",
+        )]);
+        assert_eq!(launcher_addresses(&open_mpi), ["192.0.2.2", "10.77.0.1"]);
+        let slurm = env(&[("SLURM_LAUNCH_NODE_IPADDR", "10.1.2.3")]);
+        assert_eq!(launcher_addresses(&slurm), ["10.1.2.3"]);
+        assert!(launcher_addresses(&env(&[("OMPI_MCA_orte_hnp_uri", "garbage")])).is_empty());
+        assert!(routable("127.0.0.1"));
     }
 
     #[test]
