@@ -12,8 +12,11 @@
 //!          | "ssh:" hosts ( ";" ssh-option )*
 //!                                          workers started over SSH, N per host (default 1)
 //!          | "slurm" [ ":" KEY "=" VALUE ( "," KEY "=" VALUE )* ]
-//!                                          workers in a Slurm allocation (srun)
-//!          | "mpi" [ ":" N ]               workers started by mpirun
+//!                                          one worker per task of the Slurm allocation
+//!                                          this runs in, through one srun; KEY is an
+//!                                          srun long option (ntasks, cpus-per-task, ...)
+//!          | "mpi" [ ":" N ]               under mpirun: rank 0 runs main, the other
+//!                                          ranks (N of them, checked) are the workers
 //! N       := a whole number from 1 to 65535
 //! hosts   := HOST ["*" N] ( "," HOST ["*" N] )*
 //!          | "@" FILE                      a hostfile: one `HOST`, `HOST*N` or `HOST slots=N`
@@ -100,7 +103,8 @@ pub enum Level {
     Ssh(SshLevel),
     /// Workers started in a Slurm allocation, with `srun` options as key/value pairs.
     Slurm(Vec<(String, String)>),
-    /// Workers started by `mpirun`, optionally with a count.
+    /// Under `mpirun`: rank 0 runs `main` and the scheduler, the other ranks are the
+    /// workers; a count, if given, must match them.
     Mpi(Workers),
 }
 

@@ -11,12 +11,17 @@
 
 mod address;
 mod bounded_lines;
+pub mod mpi;
+pub mod mpi_rendezvous;
 mod processes;
+mod slurm;
 mod ssh;
 mod ssh_command;
 
 pub use address::{advertised_address, BindScope, INTERFACE_VARIABLE};
+pub use mpi::{MpiLauncher, MpiRank};
 pub use processes::{LocalCluster, ProcessesLauncher, RESTART_BUDGET};
+pub use slurm::{SlurmLauncher, SRUN_OPTIONS};
 pub use ssh::{
     default_connect_timeout, SshHostSpec, SshLauncher, CONNECT_TIMEOUT_VARIABLE,
     DEFAULT_CONNECT_TIMEOUT, EXIT_ON_STDIN_EOF_VARIABLE, REMOTE_DEATH_TIMEOUT_SECONDS,
