@@ -418,12 +418,18 @@ mod tests {
         slot.resolve(Ok(7));
         slot.resolve(Ok(8));
         assert_eq!(*seen.lock().unwrap(), Some(7));
-        assert!(matches!(slot.ready_outcome_for_last_handle(), Some(Ok(Ok(7)))));
+        assert!(matches!(
+            slot.ready_outcome_for_last_handle(),
+            Some(Ok(Ok(7)))
+        ));
         let plain = Slot::<u64>::new();
         plain.add_handle();
         plain.resolve(Ok(1));
         plain.resolve(Ok(2));
-        assert!(matches!(plain.ready_outcome_for_last_handle(), Some(Ok(Ok(1)))));
+        assert!(matches!(
+            plain.ready_outcome_for_last_handle(),
+            Some(Ok(Ok(1)))
+        ));
     }
 
     #[test]

@@ -134,9 +134,10 @@ impl Client {
                 run_caught(|| task.run(args, &mut TaskContext::new(key, seeded, position)))
             })
         });
-        slot.resolve(
-            outcome.map_err(|failure| self.options.label(local_task_error(name, position, failure))),
-        );
+        slot.resolve(outcome.map_err(|failure| {
+            self.options
+                .label(local_task_error(name, position, failure))
+        }));
     }
 
     /// Runs a job on the local executor.

@@ -20,7 +20,7 @@ fn times_two(x: u64) -> u64 {
 
 #[wherever::task]
 fn checked_half(x: u64) -> Result<u64, String> {
-    if x % 2 == 0 {
+    if x.is_multiple_of(2) {
         Ok(x / 2)
     } else {
         Err(format!("{x} is odd"))
@@ -73,10 +73,7 @@ fn alternating_functions_in_one_thread_each_find_their_own_registration() {
             })
             .collect();
         assert_eq!(values, expected, "{plan}");
-        assert_eq!(
-            client.map(times_two, 0..5u64).unwrap(),
-            vec![0, 2, 4, 6, 8]
-        );
+        assert_eq!(client.map(times_two, 0..5u64).unwrap(), vec![0, 2, 4, 6, 8]);
         assert_eq!(client.map(plus_one, 0..3u64).unwrap(), vec![1, 2, 3]);
     }
 }
@@ -121,7 +118,10 @@ fn tasks_get_their_client_also_after_a_panicking_task_and_not_outside() {
         let nested: Vec<u64> = client.map(nested_plus_one, 0..4u64).unwrap();
         assert_eq!(nested, vec![1, 2, 3, 4], "{plan}");
         let error = wherever::client().unwrap_err();
-        assert!(error.to_string().contains("inside a task"), "{plan}: {error}");
+        assert!(
+            error.to_string().contains("inside a task"),
+            "{plan}: {error}"
+        );
     }
 }
 
