@@ -68,6 +68,30 @@ pub fn type_id_of_val<T: 'static>(_value: &T) -> TypeId {
 /// The registered task (a `Task<A, R>`, type-erased) of the function whose item type
 /// has `type_id`, if `#[wherever::task]` registered it.
 pub fn lookup_function(type_id: TypeId) -> Option<&'static (dyn Any + Send + Sync)> {
+    let hit = LAST_FUNCTION.with(|last| match last.get() {
+        Some((last_id, task)) if last_id == type_id => Some(task),
+        _ => None,
+    });
+    if let Some(task) = hit {
+        return task;
+    }
+    let task = lookup_function_in_table(type_id);
+    LAST_FUNCTION.with(|last| last.set(Some((type_id, task))));
+    task
+}
+
+/// A registered function (or its absence) as remembered for its `TypeId`.
+type FunctionLookup = (TypeId, Option<&'static (dyn Any + Send + Sync)>);
+
+thread_local! {
+    /// The last function looked up in this thread and what was found: a loop
+    /// submitting one function finds it without hashing.
+    static LAST_FUNCTION: std::cell::Cell<Option<FunctionLookup>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// [`lookup_function`] in the table of every registered function.
+fn lookup_function_in_table(type_id: TypeId) -> Option<&'static (dyn Any + Send + Sync)> {
     static TABLE: OnceLock<FunctionTable> = OnceLock::new();
     TABLE
         .get_or_init(|| {

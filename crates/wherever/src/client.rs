@@ -43,8 +43,9 @@ pub struct Client {
     pub(crate) key: StreamKey,
     pub(crate) seeded: bool,
     pub(crate) positions: Arc<AtomicU64>,
-    /// The per-task options its calls carry (see [`Client::options`]).
-    pub(crate) options: TaskOptions,
+    /// The per-task options its calls carry (see [`Client::options`]); shared, so
+    /// that cloning a client for every job stays cheap.
+    pub(crate) options: Arc<TaskOptions>,
 }
 
 pub(crate) struct ClientShared {
@@ -236,7 +237,7 @@ impl Client {
             key: StreamKey::from_seed(random_seed()),
             seeded: false,
             positions: Arc::new(AtomicU64::new(0)),
-            options: TaskOptions::default(),
+            options: Arc::default(),
         }
     }
 

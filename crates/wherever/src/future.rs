@@ -151,11 +151,22 @@ impl<R> Future<R> {
     /// exist, or a dependent task is reading it at that moment, it is a copy made by
     /// encoding and decoding the value (as a multi-process plan transfers it).
     pub fn value(self) -> Result<R, TaskError> {
-        self.wait();
-        let outcome = self.slot.outcome_for_last_handle();
+        let outcome = match self.slot.ready_outcome_for_last_handle() {
+            Some(outcome) => outcome,
+            None => {
+                self.wait();
+                self.slot.outcome_for_last_handle()
+            }
+        };
+        let shared = match outcome {
+            Ok(owned) => return owned,
+            Err(shared) => shared,
+        };
+        // This handle's own read of the outcome goes first, so that the shared
+        // outcome may be the last reference and move out.
         let (slot, task, position) = (self.slot.clone(), self.task, self.position);
         drop(self);
-        match outcome.or_else(Arc::try_unwrap) {
+        match Arc::try_unwrap(shared) {
             Ok(outcome) => outcome,
             Err(shared) => {
                 let value = shared.as_ref().as_ref().map_err(Clone::clone)?;

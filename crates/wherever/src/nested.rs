@@ -9,21 +9,45 @@
 use crate::client::{connect, Client, Cluster, Executor};
 use crate::plan::Plan;
 use crate::Error;
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use wherever_cluster::Secret;
 
 thread_local! {
-    static CURRENT_CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
+    /// The client running this thread's task, borrowed from the frame of
+    /// [`with_current_client`] (null outside a task): setting it per task touches
+    /// no reference counts; it is cloned only when the task asks for it.
+    static CURRENT_CLIENT: Cell<*const Client> = const { Cell::new(std::ptr::null()) };
 }
 
 /// Runs `body` (a task on a local executor) knowing which client runs it.
 pub(crate) fn with_current_client<T>(client: &Client, body: impl FnOnce() -> T) -> T {
-    let outer = CURRENT_CLIENT.with(|current| current.borrow_mut().replace(client.clone()));
-    let result = body();
-    CURRENT_CLIENT.with(|current| *current.borrow_mut() = outer);
-    result
+    let _restore = Restore {
+        outer: CURRENT_CLIENT.with(|current| current.replace(client)),
+    };
+    body()
+}
+
+/// Puts the outer task's client back when the body returns or unwinds.
+struct Restore {
+    outer: *const Client,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = CURRENT_CLIENT.try_with(|current| current.set(self.outer));
+    }
+}
+
+/// A clone of the client running this thread's task, if any.
+fn current_client() -> Option<Client> {
+    let client = CURRENT_CLIENT.with(Cell::get);
+    // SAFETY: a non-null pointer was set by `with_current_client` in this thread
+    // from a `&Client` that lives until that call's `Restore` puts the outer value
+    // back (also on unwinding); that call is still on this thread's stack while
+    // its body runs, which is the only time this pointer is read.
+    unsafe { client.as_ref() }.cloned()
 }
 
 /// The client for tasks submitted by the running task (Dask's `get_client()`,
@@ -34,7 +58,7 @@ pub fn client() -> Result<Client, Error> {
     let scope = wherever_core::scope::current_task().ok_or_else(|| {
         Error::Args("wherever::client() is for code running inside a task".to_string())
     })?;
-    let base = match CURRENT_CLIENT.with(|current| current.borrow().clone()) {
+    let base = match current_client() {
         Some(parent) => match parent.plan().inner() {
             Some(inner) => started(&inner)?,
             None => parent,

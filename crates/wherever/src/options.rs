@@ -114,21 +114,21 @@ impl Options {
     /// [`DEFAULT_RETRIES`]); past that its future fails with
     /// [`crate::TaskErrorKind::WorkerLost`]. `0` fails it at the first loss.
     pub fn retries(mut self, retries: u32) -> Self {
-        self.client.options.retries = Some(retries);
+        self.task_options().retries = Some(retries);
         self
     }
 
     /// The scheduler's priority: among tasks ready to run, higher runs first
     /// (default 0; negative values run after the default).
     pub fn priority(mut self, priority: i64) -> Self {
-        self.client.options.priority = priority;
+        self.task_options().priority = priority;
         self
     }
 
     /// A name for the tasks, shown in their errors after the function's name
     /// (`task `fit [model 7]` #3 panicked`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.client.options.name = Some(Arc::from(name.into()));
+        self.task_options().name = Some(Arc::from(name.into()));
         self
     }
 
@@ -169,7 +169,7 @@ impl Options {
     /// }
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.client.options.timeout = Some(timeout);
+        self.task_options().timeout = Some(timeout);
         self
     }
 
@@ -210,7 +210,7 @@ impl Options {
     /// # Ok::<(), wherever::Error>(())
     /// ```
     pub fn resources(mut self, resources: &str) -> Result<Self, Error> {
-        self.client.options.resources = Resources::parse(resources)?;
+        self.task_options().resources = Resources::parse(resources)?;
         Ok(self)
     }
 
@@ -232,11 +232,16 @@ impl Options {
     /// # Ok::<(), wherever::Error>(())
     /// ```
     pub fn resource(mut self, name: &str, amount: f64) -> Self {
-        let resources = std::mem::take(&mut self.client.options.resources);
-        self.client.options.resources = resources
+        let resources = std::mem::take(&mut self.task_options().resources);
+        self.task_options().resources = resources
             .with(name, amount)
             .unwrap_or_else(|error| panic!("Options::resource: {error}"));
         self
+    }
+
+    /// The options to change (this builder's own copy; clients share theirs).
+    fn task_options(&mut self) -> &mut TaskOptions {
+        Arc::make_mut(&mut self.client.options)
     }
 
     /// The client carrying these options, to keep or pass on.

@@ -136,9 +136,15 @@ impl<R> Slot<R> {
     /// Stores the outcome and wakes whoever waits; a second outcome is ignored.
     /// Callbacks run outside the lock, before any handle can read the outcome.
     pub(crate) fn resolve(&self, outcome: Result<R, TaskError>) {
-        let Some(callbacks) = Self::claim(&mut self.lock()) else {
+        let mut state = self.lock();
+        if state.callbacks.is_empty() && !state.resolved && !state.resolving {
+            // Nothing to call outside the lock (the usual case): store it at once.
+            return self.store(state, outcome);
+        }
+        let Some(callbacks) = Self::claim(&mut state) else {
             return;
         };
+        drop(state);
         self.settle(callbacks, outcome);
     }
 
@@ -161,6 +167,11 @@ impl<R> Slot<R> {
         for late in std::mem::take(&mut state.callbacks) {
             late(&outcome);
         }
+        self.store(state, outcome);
+    }
+
+    /// Stores the outcome (no callback left to run) and wakes whoever waits.
+    fn store(&self, mut state: MutexGuard<'_, SlotState<R>>, outcome: Result<R, TaskError>) {
         state.owned = Some(outcome);
         state.resolved = true;
         for (listener, index) in state.listeners.drain(..) {
@@ -211,11 +222,30 @@ impl<R> Slot<R> {
         state.outcome.clone()
     }
 
+    /// [`Slot::outcome_for_last_handle`] if the slot is resolved, else `None`
+    /// (one lock for a handle that finds its result ready).
+    pub(crate) fn ready_outcome_for_last_handle(
+        &self,
+    ) -> Option<Result<Result<R, TaskError>, Outcome<R>>> {
+        let mut state = self.lock();
+        if !state.resolved {
+            return None;
+        }
+        Some(self.outcome_of_resolved(&mut state))
+    }
+
     /// The outcome of a resolved slot for a handle that goes: taken out of the slot
     /// if it is the only handle (nothing can read it through a future any more):
     /// `Ok` if it was never shared, else `Err` with the shared outcome.
     pub(crate) fn outcome_for_last_handle(&self) -> Result<Result<R, TaskError>, Outcome<R>> {
-        let mut state = self.lock();
+        self.outcome_of_resolved(&mut self.lock())
+    }
+
+    /// [`Slot::outcome_for_last_handle`] under the lock.
+    fn outcome_of_resolved(
+        &self,
+        state: &mut SlotState<R>,
+    ) -> Result<Result<R, TaskError>, Outcome<R>> {
         if self.handles.load(Ordering::Acquire) == 1 {
             if let Some(owned) = state.owned.take() {
                 return Ok(owned);
@@ -224,7 +254,7 @@ impl<R> Slot<R> {
                 return Err(outcome);
             }
         }
-        Err(Self::shared_outcome(&mut state))
+        Err(Self::shared_outcome(state))
     }
 
     /// Tells `listener` (with `index`) when the slot resolves.
@@ -373,6 +403,33 @@ mod tests {
         slot.add_handle();
         slot.resolve(Ok(5));
         assert!(matches!(slot.outcome_for_last_handle(), Ok(Ok(5))));
+    }
+
+    #[test]
+    fn a_ready_read_is_none_until_resolved_and_a_second_outcome_is_ignored() {
+        let slot = Slot::<u64>::new();
+        slot.add_handle();
+        assert!(slot.ready_outcome_for_last_handle().is_none());
+        let seen = Arc::new(Mutex::new(None));
+        let record = seen.clone();
+        slot.when_resolved(Box::new(move |outcome| {
+            *record.lock().unwrap() = outcome.as_ref().ok().copied();
+        }));
+        slot.resolve(Ok(7));
+        slot.resolve(Ok(8));
+        assert_eq!(*seen.lock().unwrap(), Some(7));
+        assert!(matches!(
+            slot.ready_outcome_for_last_handle(),
+            Some(Ok(Ok(7)))
+        ));
+        let plain = Slot::<u64>::new();
+        plain.add_handle();
+        plain.resolve(Ok(1));
+        plain.resolve(Ok(2));
+        assert!(matches!(
+            plain.ready_outcome_for_last_handle(),
+            Some(Ok(Ok(1)))
+        ));
     }
 
     #[test]

@@ -89,7 +89,9 @@ impl Client {
                 let call = RemoteTask::of(task.as_ref(), encoded_parts(&args), position, false);
                 self.submit_remote(cluster, call, slot);
             }
-            _ => self.spawn(self.job(task, args, position, slot)),
+            // Runs here and now: no job to box, no client to clone for it.
+            Executor::Sequential => self.run_job(task.as_ref(), args, position, &slot),
+            Executor::Threads(_) => self.spawn(self.job(task, args, position, slot)),
         }
         future
     }
@@ -102,31 +104,40 @@ impl Client {
         position: u64,
         slot: Arc<Slot<R>>,
     ) -> Job {
-        let (key, seeded, name) = (self.key, self.seeded, task.task_name());
         let runner = self.clone();
-        Box::new(move || {
-            if !slot.start() {
-                return;
-            }
-            if let Some(timeout) = runner.options.timeout {
-                let (late, options) = (Arc::downgrade(&slot), runner.options.clone());
-                crate::timer::after(timeout, move || {
-                    if let Some(slot) = late.upgrade() {
-                        slot.resolve(Err(options.timed_out(name, position, false)));
-                    }
-                });
-            }
-            let outcome = crate::nested::with_current_client(&runner, || {
-                in_task(key, seeded, position, || {
-                    run_caught(|| task.run(args, &mut TaskContext::new(key, seeded, position)))
-                })
+        Box::new(move || runner.run_job(task.as_ref(), args, position, &slot))
+    }
+
+    /// Runs `task` on `args` in this thread as the task at `position` of this
+    /// client, unless it was cancelled, and resolves `slot`.
+    fn run_job<A: Value, R: Value, T: IntoTask<A, R>>(
+        &self,
+        task: &T,
+        args: A,
+        position: u64,
+        slot: &Arc<Slot<R>>,
+    ) {
+        if !slot.start() {
+            return;
+        }
+        let (key, seeded, name) = (self.key, self.seeded, task.task_name());
+        if let Some(timeout) = self.options.timeout {
+            let (late, options) = (Arc::downgrade(slot), self.options.clone());
+            crate::timer::after(timeout, move || {
+                if let Some(slot) = late.upgrade() {
+                    slot.resolve(Err(options.timed_out(name, position, false)));
+                }
             });
-            slot.resolve(outcome.map_err(|failure| {
-                runner
-                    .options
-                    .label(local_task_error(name, position, failure))
-            }));
-        })
+        }
+        let outcome = crate::nested::with_current_client(self, || {
+            in_task(key, seeded, position, || {
+                run_caught(|| task.run(args, &mut TaskContext::new(key, seeded, position)))
+            })
+        });
+        slot.resolve(outcome.map_err(|failure| {
+            self.options
+                .label(local_task_error(name, position, failure))
+        }));
     }
 
     /// Runs a job on the local executor.
