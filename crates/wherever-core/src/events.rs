@@ -83,6 +83,8 @@ pub enum Event {
         name: String,
         /// Its group: the `map` call's label, or the name's prefix ([`group_of`]).
         group: String,
+        /// How many items it computes: 1, or a `map` chunk's length.
+        items: u64,
     },
     /// A worker began running a task.
     TaskStarted {
@@ -95,8 +97,8 @@ pub enum Event {
     TaskFinished {
         /// The task.
         task: TaskKey,
-        /// The worker that ran it.
-        worker: WorkerKey,
+        /// The worker that ran it, when known (the client side of a cluster does not know).
+        worker: Option<WorkerKey>,
         /// How long it ran on the worker (zero when unknown).
         duration: Duration,
         /// The size of its encoded result.
@@ -512,6 +514,7 @@ mod tests {
                 task: 3,
                 name: "fit-3".into(),
                 group: group_of("fit-3").into(),
+                items: 1,
             },
         };
         let bytes = postcard::to_allocvec(&stamped).unwrap();
