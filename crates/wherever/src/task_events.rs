@@ -8,9 +8,26 @@
 
 use crate::client::Client;
 use crate::{TaskError, TaskErrorKind};
+use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use wherever_core::events::{group_of, Event, EventBus, FailureKind, Subscription, TaskKey};
+
+thread_local! {
+    /// The first failure a task running on this thread kept as a value (`map_results`
+    /// on local plans), which its watch reports instead of `TaskFinished`.
+    static KEPT_FAILURE: Cell<Option<FailureKind>> = const { Cell::new(None) };
+}
+
+/// Notes that the task running on this thread failed, though it hands the failure back
+/// as a value (so that a local `map_results` chunk goes on).
+pub(crate) fn note_kept_failure(error: &TaskError) {
+    KEPT_FAILURE.with(|kept| {
+        if kept.get().is_none() {
+            kept.set(Some(failure_kind(&error.kind)));
+        }
+    });
+}
 
 /// How many unread events a subscription of [`Client::events`] holds by default.
 pub const DEFAULT_EVENT_CAPACITY: usize = 65_536;
@@ -88,6 +105,7 @@ impl Client {
 impl TaskWatch {
     /// The task began on the current local thread.
     pub(crate) fn started(&mut self) {
+        KEPT_FAILURE.with(Cell::take);
         let worker = crate::local::current_worker_index();
         self.started = Some((worker, Instant::now()));
         self.bus.emit(Event::TaskStarted {
@@ -97,8 +115,12 @@ impl TaskWatch {
     }
 
     /// The task ended with a value of `result_bytes` encoded bytes (0 when not encoded).
+    /// A failure it kept as a value is reported as `TaskFailed` instead.
     pub(crate) fn finished(mut self, result_bytes: u64) {
         self.ended = true;
+        if let Some(kind) = KEPT_FAILURE.with(Cell::take) {
+            return self.emit_failed(kind);
+        }
         let (worker, duration) = match self.started {
             Some((worker, at)) => (Some(worker), at.elapsed()),
             None => (None, Default::default()),
