@@ -1,10 +1,11 @@
 //! Emitting task events from the client: every plan's submissions, and on local plans
 //! (`sequential`, `threads`) their start and end on a pool thread.
 //!
-//! A [`TaskWatch`] is made when a task is submitted, only if somebody subscribed to the
-//! client's stream (else nothing is built: [`Client::watch`] is one atomic load). It
-//! ends with exactly one `TaskFinished` or `TaskFailed`: dropped unfinished (cancelled
-//! before it ran, a dependency failed, the connection closed), it reports a failure.
+//! A [`TaskWatch`] is made when a task is submitted (a task id and a handle on the
+//! bus); when nobody subscribed it builds no event (each emission is one atomic load).
+//! It ends with exactly one `TaskFinished` or `TaskFailed`: dropped unfinished
+//! (cancelled before it ran, a dependency failed, the connection closed), it reports a
+//! failure.
 
 use crate::client::Client;
 use crate::{TaskError, TaskErrorKind};
@@ -73,26 +74,27 @@ impl Client {
         &self.shared.events
     }
 
-    /// Emits `TaskSubmitted` for a task named `name` computing `items` items and
-    /// returns its watch; `None` (building nothing) when nobody subscribed.
+    /// Emits `TaskSubmitted` for a task named `name` computing `items` items (when
+    /// somebody subscribed, else nothing is built) and returns its watch, which reports
+    /// its end to whoever subscribed by then (a progress display that starts after the
+    /// submissions, as `gather` does, sees the ends).
     pub(crate) fn watch(&self, name: &str, items: u64) -> Option<TaskWatch> {
         let bus = &self.shared.events;
-        if !bus.is_observed() {
-            return None;
-        }
         let task = self.shared.next_event_task.fetch_add(1, Ordering::Relaxed);
-        let name = match &self.options.name {
-            Some(given) => given.to_string(),
-            None => name.to_string(),
-        };
-        let group = group_of(&name).to_string();
-        bus.emit(Event::TaskSubmitted {
-            task,
-            name,
-            group,
-            items,
-        });
-        crate::progress::note_submitted(task, items);
+        if bus.is_observed() {
+            let name = match &self.options.name {
+                Some(given) => given.to_string(),
+                None => name.to_string(),
+            };
+            let group = group_of(&name).to_string();
+            bus.emit(Event::TaskSubmitted {
+                task,
+                name,
+                group,
+                items,
+            });
+            crate::progress::note_submitted(task, items);
+        }
         Some(TaskWatch {
             bus: bus.clone(),
             task,
@@ -106,6 +108,9 @@ impl TaskWatch {
     /// The task began on the current local thread.
     pub(crate) fn started(&mut self) {
         KEPT_FAILURE.with(Cell::take);
+        if !self.bus.is_observed() {
+            return;
+        }
         let worker = crate::local::current_worker_index();
         self.started = Some((worker, Instant::now()));
         self.bus.emit(Event::TaskStarted {
@@ -158,7 +163,7 @@ impl TaskWatch {
 
 impl Drop for TaskWatch {
     fn drop(&mut self) {
-        if !self.ended {
+        if !self.ended && self.bus.is_observed() {
             let kind = if self.started.is_none() {
                 FailureKind::Cancelled
             } else {

@@ -48,7 +48,10 @@ fn every_plan_emits_the_same_shape_for_a_small_map() {
         assert_eq!(by_kind.get("TaskFailed"), None, "{plan}: {read:?}");
         assert_eq!(by_kind.get("Dropped"), None, "{plan}: {read:?}");
         for event in &read {
-            if let Event::TaskSubmitted { name, group, items, .. } = event {
+            if let Event::TaskSubmitted {
+                name, group, items, ..
+            } = event
+            {
                 assert!(name.ends_with("square"), "{plan}: {name}");
                 assert_eq!((group, *items), (name, 1), "{plan}");
             }
