@@ -15,7 +15,7 @@ use std::time::Duration;
 use wherever_core::{StreamKey, TaskError};
 
 /// The protocol version; peers with another version are refused at the handshake.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The largest frame a peer may send (256 MiB); larger frames close the connection.
 pub const MAX_FRAME: usize = 256 << 20;
@@ -361,6 +361,18 @@ pub enum Message {
         /// The limit in bytes.
         bytes: u64,
     },
+    /// Worker → scheduler: the task began running (for the event stream; it rides
+    /// in the same frame batch as whatever else is queued).
+    Started {
+        /// The task.
+        task: TaskId,
+    },
+    /// Worker → scheduler: the worker's resident memory (at most about once a second,
+    /// with its other messages), for the event stream.
+    Memory {
+        /// Resident set size in bytes.
+        rss_bytes: u64,
+    },
 }
 
 impl Message {
@@ -397,6 +409,8 @@ impl Message {
             Message::Large { .. } => "Large",
             Message::Part { .. } => "Part",
             Message::ValueLimit { .. } => "ValueLimit",
+            Message::Started { .. } => "Started",
+            Message::Memory { .. } => "Memory",
         }
     }
 }

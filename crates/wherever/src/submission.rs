@@ -430,7 +430,12 @@ impl Client {
         };
         let resolver = slot.clone();
         let options = self.options.clone();
-        let watch = self.watch(name, call.items);
+        // With the scheduler in this process, the stream is the scheduler's.
+        let watch = match cluster.scheduler_events {
+            Some(_) => None,
+            None => self.watch(name, call.items),
+        };
+        let items = call.items;
         let id = cluster.client.submit(
             remote,
             Box::new(move |outcome| {
@@ -447,6 +452,9 @@ impl Client {
                 );
             }),
         );
+        if cluster.scheduler_events.is_some() {
+            crate::progress::note_submitted(id, items);
+        }
         if let Some(timeout) = self.options.timeout {
             let (late, options) = (Arc::downgrade(&slot), self.options.clone());
             let cancel = cluster.client.canceller(id);

@@ -56,9 +56,11 @@ fn every_plan_emits_the_same_shape_for_a_small_map() {
                 assert_eq!((group, *items), (name, 1), "{plan}");
             }
         }
-        if plan != "processes:2" {
-            // Local plans also say where and when each task started.
-            assert_eq!(by_kind.get("TaskStarted"), Some(&12), "{plan}: {read:?}");
+        assert_eq!(by_kind.get("TaskStarted"), Some(&12), "{plan}: {read:?}");
+        for event in &read {
+            if let Event::TaskFinished { worker, .. } = event {
+                assert!(worker.is_some(), "{plan}: where it ran: {event:?}");
+            }
         }
     }
 }
@@ -68,15 +70,24 @@ fn a_chunked_map_counts_its_items() {
         let client = Plan::parse(plan).unwrap().start().unwrap();
         let events = client.events();
         client.map(square, 0..100i64).unwrap();
-        let items: u64 = events
+        let items: Vec<u64> = events
             .drain()
             .into_iter()
             .filter_map(|s| match s.event {
                 Event::TaskSubmitted { items, .. } => Some(items),
                 _ => None,
             })
-            .sum();
-        assert_eq!(items, 100, "{plan}");
+            .collect();
+        assert!(
+            items.len() > 1 && items.len() < 100,
+            "{plan}: chunks {items:?}"
+        );
+        if plan == "processes:2" {
+            // The scheduler knows a chunk as one task (its length stays with the client).
+            assert!(items.iter().all(|&n| n == 1), "{plan}: {items:?}");
+        } else {
+            assert_eq!(items.iter().sum::<u64>(), 100, "{plan}");
+        }
     }
 }
 
@@ -120,6 +131,48 @@ fn nobody_subscribed_means_no_events_are_kept() {
     assert!(events.drain().is_empty(), "only events after subscribing");
 }
 
+/// Aborts its worker the first time it runs (a marker file says it ran).
+#[wherever::task]
+fn kills_its_worker_once(marker: String) -> u64 {
+    if std::fs::create_dir(&marker).is_ok() {
+        std::process::abort();
+    }
+    7
+}
+
+fn a_lost_worker_shows_as_left_and_its_task_as_retried() {
+    let marker = std::env::temp_dir().join(format!("wherever-obs-retry-{}", std::process::id()));
+    let _ = std::fs::remove_dir(&marker);
+    let client = Plan::parse("processes:2").unwrap().start().unwrap();
+    let events = client.events();
+    let survived = client.submit(kills_its_worker_once, marker.display().to_string());
+    assert_eq!(survived.value(), Ok(7));
+    let _ = std::fs::remove_dir(&marker);
+    let (by_kind, read) = counts(&events);
+    assert_eq!(by_kind.get("WorkerLeft"), Some(&1), "{read:?}");
+    assert_eq!(by_kind.get("TaskRetried"), Some(&1), "{read:?}");
+    assert_eq!(by_kind.get("TaskFinished"), Some(&1), "{read:?}");
+    assert!(
+        read.iter()
+            .any(|e| matches!(e, Event::TaskRetried { attempts: 1, .. })),
+        "{read:?}"
+    );
+}
+
+fn workers_report_their_memory() {
+    let client = Plan::parse("processes:2").unwrap().start().unwrap();
+    let events = client.events();
+    client
+        .map_with(square, 0..8i64, Scheduling::Dynamic)
+        .unwrap();
+    let (_, read) = counts(&events);
+    let rss = read.iter().find_map(|event| match event {
+        Event::WorkerMemory { rss_bytes, .. } => Some(*rss_bytes),
+        _ => None,
+    });
+    assert!(rss.is_some_and(|bytes| bytes > 1 << 20), "{read:?}");
+}
+
 #[wherever::main]
 fn main() {
     harness::run_checks(&[
@@ -139,6 +192,11 @@ fn main() {
             "a_named_task_carries_its_name_and_group",
             a_named_task_carries_its_name_and_group,
         ),
+        (
+            "a_lost_worker_shows_as_left_and_its_task_as_retried",
+            a_lost_worker_shows_as_left_and_its_task_as_retried,
+        ),
+        ("workers_report_their_memory", workers_report_their_memory),
         (
             "nobody_subscribed_means_no_events_are_kept",
             nobody_subscribed_means_no_events_are_kept,
