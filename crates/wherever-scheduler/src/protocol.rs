@@ -17,6 +17,10 @@ use wherever_core::{StreamKey, TaskError};
 /// The protocol version; peers with another version are refused at the handshake.
 pub const PROTOCOL_VERSION: u32 = 3;
 
+/// The most events a scheduler holds unsent for one subscribed client (a slow one
+/// loses the oldest, and is told how many).
+pub const MAX_FORWARDED_EVENTS: u32 = 1 << 16;
+
 /// The largest frame a peer may send (256 MiB); larger frames close the connection.
 pub const MAX_FRAME: usize = 256 << 20;
 
@@ -373,6 +377,18 @@ pub enum Message {
         /// Resident set size in bytes.
         rss_bytes: u64,
     },
+    /// Client → scheduler: forward me the scheduler's event stream from now on,
+    /// holding at most `capacity` unsent events (older ones are dropped and counted).
+    SubscribeEvents {
+        /// The most events held for this client (capped by the scheduler).
+        capacity: u32,
+    },
+    /// Scheduler → client: events of its stream, in order (see
+    /// [`wherever_core::events`]).
+    Events {
+        /// The events, stamped with the scheduler's clock.
+        events: Vec<wherever_core::events::Stamped>,
+    },
 }
 
 impl Message {
@@ -411,6 +427,8 @@ impl Message {
             Message::ValueLimit { .. } => "ValueLimit",
             Message::Started { .. } => "Started",
             Message::Memory { .. } => "Memory",
+            Message::SubscribeEvents { .. } => "SubscribeEvents",
+            Message::Events { .. } => "Events",
         }
     }
 }

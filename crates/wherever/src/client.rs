@@ -199,7 +199,12 @@ fn random_seed() -> u64 {
 impl Client {
     pub(crate) fn new(plan: Plan, executor: Executor) -> Client {
         let events = match &executor {
-            Executor::Cluster(cluster) => cluster.scheduler_events.clone(),
+            Executor::Cluster(cluster) => Some(
+                cluster
+                    .scheduler_events
+                    .clone()
+                    .unwrap_or_else(|| cluster.client.event_bus()),
+            ),
             _ => None,
         };
         Client {

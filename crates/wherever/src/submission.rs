@@ -430,19 +430,12 @@ impl Client {
         };
         let resolver = slot.clone();
         let options = self.options.clone();
-        // With the scheduler in this process, the stream is the scheduler's.
-        let watch = match cluster.scheduler_events {
-            Some(_) => None,
-            None => self.watch(name, call.items),
-        };
+        // The stream of a cluster plan is the scheduler's (in this process, or
+        // forwarded by it).
         let items = call.items;
         let id = cluster.client.submit(
             remote,
             Box::new(move |outcome| {
-                if let Some(watch) = watch {
-                    let size = outcome.as_ref().map_or(0, |bytes| bytes.len() as u64);
-                    watch.ended(&outcome, size);
-                }
                 let outcome = outcome.and_then(|bytes| {
                     codec::decode::<R>(&bytes)
                         .map_err(|e| runtime_error(format!("cannot decode the result: {e}")))
@@ -452,9 +445,7 @@ impl Client {
                 );
             }),
         );
-        if cluster.scheduler_events.is_some() {
-            crate::progress::note_submitted(id, items);
-        }
+        crate::progress::note_submitted(id, items);
         if let Some(timeout) = self.options.timeout {
             let (late, options) = (Arc::downgrade(&slot), self.options.clone());
             let cancel = cluster.client.canceller(id);

@@ -66,7 +66,17 @@ impl Client {
 
     /// [`Client::events`] holding at most `capacity` unread events.
     pub fn events_with_capacity(&self, capacity: usize) -> Subscription {
-        self.shared.events.subscribe(capacity)
+        let events = self.shared.events.subscribe(capacity);
+        self.forward_remote_events();
+        events
+    }
+
+    /// On `tcp://` plans, asks the scheduler to forward its events (once).
+    pub(crate) fn forward_remote_events(&self) {
+        if let Some(cluster) = self.cluster().filter(|c| c.scheduler_events.is_none()) {
+            let capacity = wherever_cluster::protocol::MAX_FORWARDED_EVENTS;
+            cluster.client.subscribe_events(capacity);
+        }
     }
 
     /// The bus this client's events are emitted on (shared by its clones).

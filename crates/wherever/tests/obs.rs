@@ -10,6 +10,13 @@ use std::time::Duration;
 use wherever::events::{Event, FailureKind, Subscription};
 use wherever::prelude::*;
 use wherever::Scheduling;
+use wherever_cluster::auth::SECRET_VARIABLE;
+use wherever_cluster::launcher::WORKER_VARIABLE;
+use wherever_cluster::server::{self, ServerOptions};
+use wherever_cluster::{ClusterRuntime, Secret};
+
+/// How long a test waits for an event before it calls it lost (a hang guard only).
+const HANG_GUARD: Duration = Duration::from_secs(60);
 
 #[wherever::task]
 fn square(x: i64) -> i64 {
@@ -131,6 +138,66 @@ fn nobody_subscribed_means_no_events_are_kept() {
     assert!(events.drain().is_empty(), "only events after subscribing");
 }
 
+/// Reads `events` until `enough` says the events read so far suffice (or the hang
+/// guard passes), and returns them.
+fn read_until(events: &Subscription, enough: impl Fn(&[Event]) -> bool) -> Vec<Event> {
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    let mut read = Vec::new();
+    while !enough(&read) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match events.recv_timeout(left) {
+            Some(stamped) => read.push(stamped.event),
+            None => panic!("events stopped coming: {read:?}"),
+        }
+    }
+    read
+}
+
+fn of_kind(read: &[Event], kind: &str) -> usize {
+    read.iter().filter(|e| e.kind() == kind).count()
+}
+
+fn a_tcp_scheduler_forwards_its_events_to_a_subscribed_client() {
+    let runtime = ClusterRuntime::start().unwrap();
+    let secret = Secret::generate();
+    let address = server::start(
+        &runtime,
+        "127.0.0.1:0",
+        secret.clone(),
+        ServerOptions::default(),
+    )
+    .unwrap()
+    .to_string();
+    std::env::set_var(SECRET_VARIABLE, secret.to_hex());
+    let client = Plan::parse(&format!("tcp://{address}"))
+        .unwrap()
+        .start()
+        .unwrap();
+    let events = client.events();
+    let mut worker = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(WORKER_VARIABLE, format!("tcp://{address}"))
+        .env(SECRET_VARIABLE, secret.to_hex())
+        .spawn()
+        .unwrap();
+    client.wait_for_workers(1, HANG_GUARD).unwrap();
+    let squares = client
+        .map_with(square, 0..6i64, Scheduling::Dynamic)
+        .unwrap();
+    assert_eq!(squares[5], 25);
+    let read = read_until(&events, |read| of_kind(read, "TaskFinished") == 6);
+    assert_eq!(of_kind(&read, "WorkerJoined"), 1, "{read:?}");
+    assert_eq!(of_kind(&read, "TaskSubmitted"), 6, "{read:?}");
+    assert_eq!(of_kind(&read, "TaskStarted"), 6, "{read:?}");
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let left = read_until(&events, |read| of_kind(read, "WorkerLeft") == 1);
+    assert!(
+        left.iter()
+            .any(|e| matches!(e, Event::WorkerLeft { reason, .. } if !reason.is_empty())),
+        "{left:?}"
+    );
+}
+
 /// Aborts its worker the first time it runs (a marker file says it ran).
 #[wherever::task]
 fn kills_its_worker_once(marker: String) -> u64 {
@@ -197,6 +264,10 @@ fn main() {
             a_lost_worker_shows_as_left_and_its_task_as_retried,
         ),
         ("workers_report_their_memory", workers_report_their_memory),
+        (
+            "a_tcp_scheduler_forwards_its_events_to_a_subscribed_client",
+            a_tcp_scheduler_forwards_its_events_to_a_subscribed_client,
+        ),
         (
             "nobody_subscribed_means_no_events_are_kept",
             nobody_subscribed_means_no_events_are_kept,

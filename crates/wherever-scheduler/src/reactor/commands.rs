@@ -124,5 +124,6 @@ impl Reactor {
         }
         // Keep the buffer's capacity for the next event.
         self.commands = commands;
+        self.forward_events(comm);
     }
 }

@@ -18,13 +18,13 @@ mod records;
 mod tests;
 
 use crate::id_hash::IdBuild;
-use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
+use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS, MAX_FORWARDED_EVENTS};
 use crate::{Command, Event, Scheduler, SchedulerConfig, TaskSpec, WorkerId};
 use records::{Record, Records};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use wherever_core::events::{Event as Observed, EventBus};
+use wherever_core::events::{Event as Observed, EventBus, Subscription};
 use wherever_core::TaskErrorKind;
 
 /// A connection to the server, numbered by the I/O layer; never reused.
@@ -84,7 +84,12 @@ pub struct Reactor {
     held: Vec<(PeerId, Message)>,
     /// The event stream this reactor emits on.
     events: EventBus,
+    /// Clients that asked for the event stream, each with its bounded buffer.
+    subscribers: HashMap<PeerId, Subscription, IdBuild>,
 }
+
+/// About how many bytes an event takes on the wire (for the client queue's room).
+const EVENT_WIRE_BYTES: usize = 64;
 
 impl Reactor {
     /// A reactor without peers or tasks.
@@ -101,6 +106,7 @@ impl Reactor {
             commands: Vec::new(),
             held: Vec::new(),
             events: config.events,
+            subscribers: HashMap::default(),
         }
     }
 
@@ -345,6 +351,11 @@ impl Reactor {
                 self.events
                     .emit_with(|| Observed::TaskStarted { task, worker });
             }
+            (None, Message::SubscribeEvents { capacity }) => {
+                let capacity = capacity.clamp(1, MAX_FORWARDED_EVENTS) as usize;
+                self.subscribers
+                    .insert(peer, self.events.subscribe(capacity));
+            }
             (Some(worker), Message::Memory { rss_bytes }) => {
                 self.events
                     .emit_with(|| Observed::WorkerMemory { worker, rss_bytes });
@@ -475,6 +486,7 @@ impl Reactor {
             return false;
         };
         self.held.retain(|(from, _)| *from != peer);
+        self.subscribers.remove(&peer);
         match gone.kind {
             PeerKind::Worker { id, .. } => {
                 if let Some((_, address)) = self.workers.remove(&id) {
@@ -498,6 +510,23 @@ impl Reactor {
         }
         self.announce_workers(comm);
         true
+    }
+
+    /// Sends each subscribed client the events waiting for it, when its queue has
+    /// room (else they wait, and the oldest are dropped if too many).
+    fn forward_events(&self, comm: &mut impl Comm) {
+        for (peer, events) in &self.subscribers {
+            let waiting = events.len();
+            if waiting == 0 || !comm.has_room(*peer, waiting * EVENT_WIRE_BYTES) {
+                continue;
+            }
+            comm.send(
+                *peer,
+                Message::Events {
+                    events: events.drain(),
+                },
+            );
+        }
     }
 
     fn announce_workers(&self, comm: &mut impl Comm) {

@@ -148,6 +148,7 @@ impl Client {
             return None;
         }
         let events = self.event_bus().subscribe(PROGRESS_EVENT_CAPACITY);
+        self.forward_remote_events();
         let stop = Arc::new(AtomicBool::new(false));
         let all_done = Arc::new(AtomicBool::new(false));
         let display = Display::new(mode, label, counts.total);
