@@ -12,6 +12,8 @@
 
 mod commands;
 #[cfg(test)]
+mod events_tests;
+#[cfg(test)]
 mod options_tests;
 mod records;
 #[cfg(test)]
