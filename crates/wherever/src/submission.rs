@@ -117,7 +117,7 @@ impl Client {
                 return;
             }
             if let Some(watch) = &mut watch {
-                watch.started();
+                watch.started(runner.event_bus());
             }
             if let Some(timeout) = runner.options.timeout {
                 let (late, options) = (Arc::downgrade(&slot), runner.options.clone());
@@ -138,7 +138,7 @@ impl Client {
                     .label(local_task_error(name, position, failure))
             });
             if let Some(watch) = watch {
-                watch.ended(&outcome, 0);
+                watch.ended(runner.event_bus(), &outcome, 0);
             }
             slot.resolve(outcome);
         })
@@ -266,7 +266,7 @@ impl Client {
                         return;
                     }
                     if let Some(watch) = &mut watch {
-                        watch.started();
+                        watch.started(runner.event_bus());
                     }
                     let (key, seeded) = (runner.key, runner.seeded);
                     let outcome = crate::nested::with_current_client(&runner, || {
@@ -292,7 +292,7 @@ impl Client {
                         })
                     });
                     if let Some(watch) = watch {
-                        watch.ended(&outcome, 0);
+                        watch.ended(runner.event_bus(), &outcome, 0);
                     }
                     job_slot.resolve(outcome);
                 }));

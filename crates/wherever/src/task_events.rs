@@ -35,7 +35,10 @@ pub const DEFAULT_EVENT_CAPACITY: usize = 65_536;
 
 /// One submitted task being watched for the event stream.
 pub(crate) struct TaskWatch {
-    bus: EventBus,
+    /// The bus, kept only if somebody subscribed at submission (to report a task
+    /// dropped unfinished); the other reports use the bus the runner passes, so that
+    /// an unobserved task costs no reference count on the shared bus.
+    bus: Option<EventBus>,
     task: TaskKey,
     started: Option<(u64, Instant)>,
     ended: bool,
@@ -91,7 +94,8 @@ impl Client {
     pub(crate) fn watch(&self, name: &str, items: u64) -> Option<TaskWatch> {
         let bus = &self.shared.events;
         let task = self.shared.next_event_task.fetch_add(1, Ordering::Relaxed);
-        if bus.is_observed() {
+        let observed = bus.is_observed();
+        if observed {
             let name = match &self.options.name {
                 Some(given) => given.to_string(),
                 None => name.to_string(),
@@ -106,7 +110,7 @@ impl Client {
             crate::progress::note_submitted(task, items);
         }
         Some(TaskWatch {
-            bus: bus.clone(),
+            bus: observed.then(|| bus.clone()),
             task,
             started: None,
             ended: false,
@@ -116,14 +120,14 @@ impl Client {
 
 impl TaskWatch {
     /// The task began on the current local thread.
-    pub(crate) fn started(&mut self) {
+    pub(crate) fn started(&mut self, bus: &EventBus) {
         KEPT_FAILURE.with(Cell::take);
-        if !self.bus.is_observed() {
+        if !bus.is_observed() {
             return;
         }
         let worker = crate::local::current_worker_index();
         self.started = Some((worker, Instant::now()));
-        self.bus.emit(Event::TaskStarted {
+        bus.emit(Event::TaskStarted {
             task: self.task,
             worker,
         });
@@ -131,16 +135,16 @@ impl TaskWatch {
 
     /// The task ended with a value of `result_bytes` encoded bytes (0 when not encoded).
     /// A failure it kept as a value is reported as `TaskFailed` instead.
-    pub(crate) fn finished(mut self, result_bytes: u64) {
+    pub(crate) fn finished(mut self, bus: &EventBus, result_bytes: u64) {
         self.ended = true;
         if let Some(kind) = KEPT_FAILURE.with(Cell::take) {
-            return self.emit_failed(kind);
+            return self.emit_failed(bus, kind);
         }
         let (worker, duration) = match self.started {
             Some((worker, at)) => (Some(worker), at.elapsed()),
             None => (None, Default::default()),
         };
-        self.bus.emit(Event::TaskFinished {
+        bus.emit_with(|| Event::TaskFinished {
             task: self.task,
             worker,
             duration,
@@ -149,21 +153,21 @@ impl TaskWatch {
     }
 
     /// The task ended with `error`.
-    pub(crate) fn failed(mut self, error: &TaskError) {
+    pub(crate) fn failed(mut self, bus: &EventBus, error: &TaskError) {
         self.ended = true;
-        self.emit_failed(failure_kind(&error.kind));
+        self.emit_failed(bus, failure_kind(&error.kind));
     }
 
     /// Ends the watch with `outcome`'s event.
-    pub(crate) fn ended<R>(self, outcome: &Result<R, TaskError>, result_bytes: u64) {
+    pub(crate) fn ended<R>(self, bus: &EventBus, outcome: &Result<R, TaskError>, bytes: u64) {
         match outcome {
-            Ok(_) => self.finished(result_bytes),
-            Err(error) => self.failed(error),
+            Ok(_) => self.finished(bus, bytes),
+            Err(error) => self.failed(bus, error),
         }
     }
 
-    fn emit_failed(&self, kind: FailureKind) {
-        self.bus.emit(Event::TaskFailed {
+    fn emit_failed(&self, bus: &EventBus, kind: FailureKind) {
+        bus.emit_with(|| Event::TaskFailed {
             task: self.task,
             worker: self.started.map(|(worker, _)| worker),
             kind,
@@ -173,13 +177,16 @@ impl TaskWatch {
 
 impl Drop for TaskWatch {
     fn drop(&mut self) {
-        if !self.ended && self.bus.is_observed() {
+        if self.ended {
+            return;
+        }
+        if let Some(bus) = self.bus.take() {
             let kind = if self.started.is_none() {
                 FailureKind::Cancelled
             } else {
                 FailureKind::Other
             };
-            self.emit_failed(kind);
+            self.emit_failed(&bus, kind);
         }
     }
 }
