@@ -165,12 +165,13 @@ fn workers_report_starts_only_while_somebody_reads() {
             .filter_map(|(_, m)| match m {
                 Message::Observed { on } => Some(format!("Observed {on}")),
                 Message::Compute { .. } => Some("Compute".to_string()),
+                Message::Welcome { .. } => Some("Welcome".to_string()),
                 _ => None,
             })
             .collect()
     };
     assert!(
-        told(&outbox, worker).is_empty(),
+        told(&outbox, worker) == ["Welcome"],
         "nobody reads: nothing said"
     );
     let reader = bus.subscribe(16);
@@ -179,13 +180,17 @@ fn workers_report_starts_only_while_somebody_reads() {
         tasks: vec![records::scatter_message(task)],
     };
     reactor.messages(client, vec![submit], now, &mut outbox);
-    assert_eq!(told(&outbox, worker), ["Observed true", "Compute"]);
+    assert_eq!(
+        told(&outbox, worker),
+        ["Welcome", "Observed true", "Compute"]
+    );
     reactor.peer_joined(late_worker, worker_role(), now, &mut outbox);
-    assert_eq!(told(&outbox, late_worker), ["Observed true"]);
+    // The worker's handshake expects the welcome first.
+    assert_eq!(told(&outbox, late_worker), ["Welcome", "Observed true"]);
     drop(reader);
     reactor.tick(now, &mut outbox);
     assert_eq!(
         told(&outbox, worker),
-        ["Observed true", "Compute", "Observed false"]
+        ["Welcome", "Observed true", "Compute", "Observed false"]
     );
 }

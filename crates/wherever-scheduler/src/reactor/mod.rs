@@ -158,9 +158,6 @@ impl Reactor {
                     Ok(with_cpus) => with_cpus,
                     Err(_) => resources, // cannot happen: `cpus` is a valid name
                 };
-                if self.workers_observed {
-                    comm.send(peer, Message::Observed { on: true });
-                }
                 self.feed(Event::WorkerAdded {
                     worker: id,
                     slots,
@@ -175,6 +172,10 @@ impl Reactor {
             }
         };
         comm.send(peer, Message::Welcome { id });
+        if self.workers_observed && matches!(kind, PeerKind::Worker { .. }) {
+            // After the welcome, which the worker's handshake expects first.
+            comm.send(peer, Message::Observed { on: true });
+        }
         self.peers.insert(
             peer,
             Peer {
