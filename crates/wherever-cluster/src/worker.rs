@@ -20,6 +20,7 @@ use wherever_core::panic_capture::{install_hook, run_caught};
 use wherever_core::registry::{self, EncodedCall};
 use wherever_core::{TaskError, TaskErrorKind};
 
+mod memory;
 mod reconnect;
 mod resources;
 mod watchdog;
@@ -250,6 +251,9 @@ async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Res
                     pool.withdraw(task);
                 }
                 Message::ValueLimit { bytes } => adopt_announced_limit(bytes),
+                Message::Observed { on } => {
+                    memory::OBSERVED.store(on, std::sync::atomic::Ordering::Relaxed)
+                }
                 Message::Shutdown => return Ok(Ended::Removed),
                 // The scheduler's connection says it is alive when idle.
                 Message::Heartbeat => {}
@@ -302,6 +306,12 @@ impl wherever_core::crew::CrewWork for TaskThreads {
             }
         }
         RUNNING.with(|running| running.set(Some(task.id)));
+        if memory::OBSERVED.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = self.outgoing.send(Message::Started { task: task.id });
+            if let Some(rss_bytes) = memory::due_report() {
+                let _ = self.outgoing.send(Message::Memory { rss_bytes });
+            }
+        }
         let watch = watchdog::watch(&task);
         let message = run_task(&task, &self.label, &self.store);
         drop(watch);

@@ -51,7 +51,19 @@ pub struct Client {
 pub(crate) struct ClientShared {
     pub(crate) plan: Plan,
     pub(crate) executor: Executor,
+    /// The event stream of this plan's tasks (see [`Client::events`]).
+    pub(crate) events: wherever_core::events::EventBus,
+    /// The next task id in the event stream (on a cache line of its own: the
+    /// submitting thread bumps it while pool threads read the fields around it).
+    pub(crate) next_event_task: PaddedCounter,
+    /// Progress bars: `None` decides from the environment (see [`crate::progress`]).
+    pub(crate) progress: Mutex<Option<bool>>,
 }
+
+/// A counter alone on its cache line.
+#[derive(Default)]
+#[repr(align(128))]
+pub(crate) struct PaddedCounter(pub(crate) AtomicU64);
 
 pub(crate) enum Executor {
     Sequential,
@@ -64,6 +76,9 @@ pub(crate) struct Cluster {
     pub(crate) client: ClusterClient,
     /// Task slots when known from the plan (`processes:N`), else as announced.
     slots: Option<usize>,
+    /// The event stream of the scheduler in this process (launched clusters): the
+    /// client's stream is the scheduler's, with task ids the client's own.
+    pub(crate) scheduler_events: Option<wherever_core::events::EventBus>,
     _launched: Option<LaunchedCluster>,
 }
 
@@ -73,6 +88,7 @@ impl Cluster {
         Cluster {
             client,
             slots: None,
+            scheduler_events: None,
             _launched: None,
         }
     }
@@ -151,8 +167,10 @@ impl Plan {
             .inner()
             .map(|plan| plan.to_string())
             .unwrap_or_default();
+        let events = wherever_core::events::EventBus::new();
         let options = ClusterOptions {
             env: vec![(INNER_PLAN_VARIABLE.to_string(), inner)],
+            events: events.clone(),
             ..ClusterOptions::default()
         };
         let (launched, client) =
@@ -160,6 +178,7 @@ impl Plan {
         Ok(Executor::Cluster(Cluster {
             client,
             slots: Some(launcher.workers()),
+            scheduler_events: Some(events),
             _launched: Some(launched),
         }))
     }
@@ -176,6 +195,7 @@ impl Plan {
         Ok(Executor::Cluster(Cluster {
             client,
             slots: None,
+            scheduler_events: None,
             _launched: None,
         }))
     }
@@ -232,8 +252,23 @@ fn random_seed() -> u64 {
 
 impl Client {
     pub(crate) fn new(plan: Plan, executor: Executor) -> Client {
+        let events = match &executor {
+            Executor::Cluster(cluster) => Some(
+                cluster
+                    .scheduler_events
+                    .clone()
+                    .unwrap_or_else(|| cluster.client.event_bus()),
+            ),
+            _ => None,
+        };
         Client {
-            shared: Arc::new(ClientShared { plan, executor }),
+            shared: Arc::new(ClientShared {
+                plan,
+                executor,
+                events: events.unwrap_or_default(),
+                next_event_task: PaddedCounter::default(),
+                progress: Mutex::new(None),
+            }),
             key: StreamKey::from_seed(random_seed()),
             seeded: false,
             positions: Arc::new(AtomicU64::new(0)),
@@ -359,7 +394,21 @@ impl Client {
         &self,
         futures: impl IntoIterator<Item = Future<R>>,
     ) -> Result<Vec<R>, TaskError> {
-        futures.into_iter().map(Future::value).collect()
+        let futures = futures.into_iter();
+        let progress = self.track_gather(&futures);
+        let values: Result<Vec<R>, TaskError> = futures.map(Future::value).collect();
+        if let Some(progress) = progress.filter(|_| values.is_ok()) {
+            progress.all_done();
+        }
+        values
+    }
+
+    /// Progress for gathering `futures`, when their number is known up front.
+    fn track_gather<I: Iterator>(&self, futures: &I) -> Option<crate::progress::Progress> {
+        match futures.size_hint() {
+            (low, Some(high)) if low == high && low > 0 => self.track_any("gather", low as u64, 0),
+            _ => None,
+        }
     }
 
     /// The outcome of every future, in order (Dask's `gather(errors="skip")` or
@@ -380,7 +429,13 @@ impl Client {
         &self,
         futures: impl IntoIterator<Item = Future<R>>,
     ) -> Vec<Result<R, TaskError>> {
-        futures.into_iter().map(Future::value).collect()
+        let futures = futures.into_iter();
+        let progress = self.track_gather(&futures);
+        let outcomes = futures.map(Future::value).collect();
+        if let Some(progress) = progress {
+            progress.all_done();
+        }
+        outcomes
     }
 
     /// Puts `value` on the workers once (Dask's `scatter`): pass `&shared` as a task

@@ -6,6 +6,7 @@ use crate::arguments::{dependency_failed, DepRef, Parts};
 use crate::client::{Client, Cluster, Executor};
 use crate::future::{Future, Slot};
 use crate::local::{current_worker_label, host_name, Job};
+use crate::task_events::TaskWatch;
 use crate::{IntoTask, StreamKey, TaskContext, TaskError, TaskErrorKind, TaskFailure, Value};
 use std::sync::{Arc, Mutex};
 use wherever_cluster::protocol::ChainLink;
@@ -39,6 +40,8 @@ pub(crate) struct RemoteTask {
     pub(crate) position: u64,
     pub(crate) chunk: bool,
     pub(crate) chain: Vec<ChainLink>,
+    /// How many items it computes (a `map` chunk's length), for the event stream.
+    pub(crate) items: u64,
 }
 
 impl RemoteTask {
@@ -56,6 +59,7 @@ impl RemoteTask {
             position,
             chunk,
             chain: Vec::new(),
+            items: 1,
         }
     }
 }
@@ -90,8 +94,14 @@ impl Client {
                 self.submit_remote(cluster, call, slot);
             }
             // Runs here and now: no job to box, no client to clone for it.
-            Executor::Sequential => self.run_job(task.as_ref(), args, position, &slot),
-            Executor::Threads(_) => self.spawn(self.job(task, args, position, slot)),
+            Executor::Sequential => {
+                let watch = self.watch(task.task_name(), 1);
+                self.run_job(task.as_ref(), args, position, &slot, watch)
+            }
+            Executor::Threads(_) => {
+                let watch = self.watch(task.task_name(), 1);
+                self.spawn(self.job(task, args, position, slot, watch))
+            }
         }
         future
     }
@@ -103,22 +113,28 @@ impl Client {
         args: A,
         position: u64,
         slot: Arc<Slot<R>>,
+        watch: Option<Box<TaskWatch>>,
     ) -> Job {
         let runner = self.clone();
-        Box::new(move || runner.run_job(task.as_ref(), args, position, &slot))
+        Box::new(move || runner.run_job(task.as_ref(), args, position, &slot, watch))
     }
 
     /// Runs `task` on `args` in this thread as the task at `position` of this
-    /// client, unless it was cancelled, and resolves `slot`.
+    /// client, unless it was cancelled, and resolves `slot`; `watch` reports its
+    /// start and end on the event stream when somebody observes it.
     fn run_job<A: Value, R: Value, T: IntoTask<A, R>>(
         &self,
         task: &T,
         args: A,
         position: u64,
         slot: &Arc<Slot<R>>,
+        mut watch: Option<Box<TaskWatch>>,
     ) {
         if !slot.start() {
             return;
+        }
+        if let Some(watch) = &mut watch {
+            watch.started(self.event_bus());
         }
         let (key, seeded, name) = (self.key, self.seeded, task.task_name());
         if let Some(timeout) = self.options.timeout {
@@ -134,10 +150,14 @@ impl Client {
                 run_caught(|| task.run(args, &mut TaskContext::new(key, seeded, position)))
             })
         });
-        slot.resolve(outcome.map_err(|failure| {
+        let outcome = outcome.map_err(|failure| {
             self.options
                 .label(local_task_error(name, position, failure))
-        }));
+        });
+        if let Some(watch) = watch {
+            watch.ended(self.event_bus(), &outcome, 0);
+        }
+        slot.resolve(outcome);
     }
 
     /// Runs a job on the local executor.
@@ -190,13 +210,14 @@ impl Client {
             return future;
         }
         let (client, job_slot) = (self.clone(), slot.clone());
+        let watch = self.watch(name, 1);
         self.await_inputs(
             parts,
             name,
             position,
             slot,
             Box::new(move |filled| match codec::decode::<A>(&filled) {
-                Ok(args) => client.spawn(client.job(task, args, position, job_slot)),
+                Ok(args) => client.spawn(client.job(task, args, position, job_slot, watch)),
                 Err(error) => job_slot.resolve(Err(TaskError::new(
                     name,
                     position,
@@ -240,6 +261,7 @@ impl Client {
                 position: head.position,
                 chunk: false,
                 chain,
+                items: 1,
             };
             self.submit_remote(cluster, call, slot);
             return future;
@@ -247,6 +269,7 @@ impl Client {
         let (name, position) = (head.name, head.position);
         let (client, job_slot) = (self.clone(), slot.clone());
         let run_head = head.run;
+        let mut watch = self.watch(last, 1);
         self.await_inputs(
             head.parts,
             name,
@@ -257,6 +280,9 @@ impl Client {
                 client.spawn(Box::new(move || {
                     if !job_slot.start() {
                         return;
+                    }
+                    if let Some(watch) = &mut watch {
+                        watch.started(runner.event_bus());
                     }
                     let (key, seeded) = (runner.key, runner.seeded);
                     let outcome = crate::nested::with_current_client(&runner, || {
@@ -281,6 +307,9 @@ impl Client {
                             )
                         })
                     });
+                    if let Some(watch) = watch {
+                        watch.ended(runner.event_bus(), &outcome, 0);
+                    }
                     job_slot.resolve(outcome);
                 }));
             }),
@@ -417,6 +446,9 @@ impl Client {
         };
         let resolver = slot.clone();
         let options = self.options.clone();
+        // The stream of a cluster plan is the scheduler's (in this process, or
+        // forwarded by it).
+        let items = call.items;
         let id = cluster.client.submit(
             remote,
             Box::new(move |outcome| {
@@ -429,6 +461,7 @@ impl Client {
                 );
             }),
         );
+        crate::progress::note_submitted(id, items);
         if let Some(timeout) = self.options.timeout {
             let (late, options) = (Arc::downgrade(&slot), self.options.clone());
             let cancel = cluster.client.canceller(id);
