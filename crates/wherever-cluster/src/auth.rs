@@ -4,10 +4,12 @@
 use crate::connection::printable;
 use crate::protocol::BuildInfo;
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+pub mod build_id;
 
 /// The environment variable holding the secret itself, hex-encoded. A worker
 /// reads it once and removes it from its environment, so tasks' child processes
@@ -235,23 +237,18 @@ pub fn random_bytes() -> [u8; 32] {
     bytes
 }
 
-/// This executable's build: the SHA-256 of its file (computed once), its path and
-/// its task registry's fingerprint.
+/// This executable's build: its build id (the linker's ELF build-id note, read
+/// from the file's first pages, else the whole file's SHA-256 cached by file
+/// identity: see [`build_id`]), its path and its task registry's fingerprint.
+/// Computed once per process, outside any handshake's timeout when called early
+/// (the worker runtime and [`crate::launcher::start_cluster`] call it at start).
 pub fn this_build() -> &'static BuildInfo {
     static BUILD: OnceLock<BuildInfo> = OnceLock::new();
     BUILD.get_or_init(|| {
-        let executable = std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        let hash = std::fs::read(&executable)
-            .map(|bytes| {
-                let digest = Sha256::digest(&bytes);
-                u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
-            })
-            .unwrap_or(0);
+        let path = std::env::current_exe().unwrap_or_default();
         BuildInfo {
-            hash,
-            executable,
+            hash: build_id::build_hash_of(&path).unwrap_or(0),
+            executable: path.display().to_string(),
             registry: wherever_core::registry::fingerprint(),
         }
     })

@@ -26,6 +26,29 @@ pub use reconnect::{death_timeout, DEATH_TIMEOUT_VARIABLE, DEFAULT_DEATH_TIMEOUT
 /// The environment variable giving a worker's task threads (default 1).
 pub const THREADS_VARIABLE: &str = "WHEREVER_WORKER_THREADS";
 
+/// The environment variable telling a worker started by a launcher to keep its
+/// standard input open after the secret line and to exit (status 0) when it
+/// reaches end-of-file: how a worker learns that its ssh session or `srun` step
+/// ended, also when the client was killed and said no goodbye. Set to `1`.
+pub const EXIT_ON_STDIN_EOF_VARIABLE: &str = "WHEREVER_EXIT_ON_STDIN_EOF";
+
+/// The plan this worker's tasks' own tasks run under, as its scheduler last said
+/// ([`Message::InnerPlan`]).
+static INNER_PLAN: Mutex<Option<String>> = Mutex::new(None);
+
+/// The plan (a plan string, e.g. `threads:3`) the tasks that this worker's tasks
+/// submit run under: the inner levels of the plan of the client whose tasks the
+/// scheduler runs, as the scheduler told this worker; `None` when that plan had a
+/// single level (nested tasks then go to this worker's own scheduler) or outside
+/// a worker.
+pub fn inner_plan() -> Option<String> {
+    INNER_PLAN.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn set_inner_plan(plan: Option<String>) {
+    *INNER_PLAN.lock().unwrap_or_else(|p| p.into_inner()) = plan;
+}
+
 /// Results a worker holds, by task.
 type Store = Arc<Mutex<HashMap<TaskId, Arc<Vec<u8>>>>>;
 
@@ -64,6 +87,10 @@ pub fn run(address: &str) -> ! {
 
 fn run_until_done(address: &str) -> Result<(), String> {
     let secret = Secret::take_for_worker().map_err(|e| e.to_string())?;
+    if std::env::var_os(EXIT_ON_STDIN_EOF_VARIABLE).is_some_and(|v| v == "1") {
+        std::env::remove_var(EXIT_ON_STDIN_EOF_VARIABLE);
+        exit_on_stdin_eof();
+    }
     let target = parse_address(address)?;
     let death_timeout = death_timeout()?;
     let slots = match std::env::var(THREADS_VARIABLE) {
@@ -78,11 +105,38 @@ fn run_until_done(address: &str) -> Result<(), String> {
         Err(_) => 1,
     };
     install_hook();
+    // Before the first handshake and its timeout (cheap: a build-id note read).
+    let _ = this_build();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the worker's runtime: {e}"))?;
     runtime.block_on(serve_until_given_up(target, secret, slots, death_timeout))
+}
+
+/// Watches standard input on a thread of its own (after the secret line has been
+/// read) and exits the process with status 0 when it reaches end-of-file or fails.
+fn exit_on_stdin_eof() {
+    let watch = || {
+        use std::io::{Read, Write};
+        let mut sink = [0u8; 4096];
+        let mut stdin = std::io::stdin().lock();
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        // The launcher's session is gone; stderr may be gone with it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "wherever worker (process {}): standard input closed (the launcher's session \
+             ended): exiting",
+            std::process::id()
+        );
+        std::process::exit(0)
+    };
+    if let Err(error) = std::thread::Builder::new()
+        .name("wherever-stdin-watch".into())
+        .spawn(watch)
+    {
+        eprintln!("wherever worker: cannot watch standard input: {error}");
+    }
 }
 
 /// Serves the scheduler at `target`, connecting again after each loss for up to
@@ -104,6 +158,7 @@ async fn serve_until_given_up(
             Ended::Removed => {
                 return Err("the scheduler removed this worker (told it to shut down)".to_string())
             }
+            Ended::Goodbye => return Ok(()),
             Ended::Closed if death_timeout.is_zero() => return Ok(()),
             Ended::Lost(reason) if death_timeout.is_zero() => {
                 return Err(format!("lost the scheduler: {reason}"))
@@ -131,6 +186,8 @@ enum Ended {
     Refused(String),
     /// The scheduler said to shut down.
     Removed,
+    /// The scheduler said goodbye: the cluster ended normally.
+    Goodbye,
     /// The scheduler closed the connection.
     Closed,
     /// The connection broke or went silent, or the scheduler broke the protocol.
@@ -168,6 +225,8 @@ async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Res
         data_address,
     };
     let (id, mut early) = join(&mut reader, &mut writer, secret, role, this_build(), true).await?;
+    // A new connection is a new worker: the scheduler says the inner plan again.
+    set_inner_plan(None);
     let label = format!(
         "worker {id} (process {}) on {}",
         std::process::id(),
@@ -244,6 +303,8 @@ async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Res
                 }
                 Message::ValueLimit { bytes } => adopt_announced_limit(bytes),
                 Message::Shutdown => return Ok(Ended::Removed),
+                Message::Goodbye => return Ok(Ended::Goodbye),
+                Message::InnerPlan { plan } => set_inner_plan(plan),
                 // The scheduler's connection says it is alive when idle.
                 Message::Heartbeat => {}
                 other => {

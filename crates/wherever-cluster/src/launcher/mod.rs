@@ -17,7 +17,7 @@ pub use processes::{LocalCluster, ProcessesLauncher, RESTART_BUDGET};
 
 use crate::auth::{this_build, Secret};
 use crate::client::{ClusterClient, ClusterRuntime};
-use crate::server::{serve, ServerOptions};
+use crate::server::{serve_until, shutdown_channel, ServerOptions, Shutdown, GOODBYE_WAIT};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -112,6 +112,9 @@ pub struct ClusterOptions {
     pub env: Vec<(String, String)>,
     /// How long to wait for the workers to connect before returning anyway.
     pub startup_wait: Duration,
+    /// The plan the workers run their tasks' own tasks under (a nested plan's
+    /// inner levels, e.g. `threads:3`); it travels in the client's handshake.
+    pub inner_plan: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -120,6 +123,7 @@ impl Default for ClusterOptions {
             threads: 1,
             env: Vec::new(),
             startup_wait: STARTUP_WAIT,
+            inner_plan: None,
         }
     }
 }
@@ -127,6 +131,7 @@ impl Default for ClusterOptions {
 /// A scheduler and the workers a launcher started, alive as long as this value.
 pub struct LaunchedCluster {
     workers: Mutex<Box<dyn LaunchedWorkers>>,
+    shutdown: Mutex<Option<Shutdown>>,
     address: String,
     _runtime: Arc<ClusterRuntime>,
 }
@@ -139,7 +144,18 @@ impl LaunchedCluster {
 }
 
 impl Drop for LaunchedCluster {
+    /// Ends the cluster normally: the scheduler tells every worker goodbye (so a
+    /// remote worker exits now, with status 0, instead of reconnecting for its
+    /// death timeout), then the launcher stops whatever is left.
     fn drop(&mut self) {
+        let shutdown = self
+            .shutdown
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(shutdown) = shutdown {
+            shutdown.goodbye(GOODBYE_WAIT);
+        }
         self.workers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -168,7 +184,13 @@ pub fn start_cluster(
         expected_build: Some(this_build().clone()),
         ..ServerOptions::default()
     };
-    handle.spawn(serve(listener, secret.clone(), server_options));
+    let (shutdown, signal) = shutdown_channel();
+    handle.spawn(serve_until(
+        listener,
+        secret.clone(),
+        server_options,
+        signal,
+    ));
 
     let executable =
         std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
@@ -184,7 +206,13 @@ pub fn start_cluster(
         launcher.launch(&launch, &handle)?
     };
     let local_address = join_host_port(scope.loopback_host(), port);
-    let client = match ClusterClient::connect(runtime.clone(), &local_address, secret) {
+    let connected = ClusterClient::connect_nested(
+        runtime.clone(),
+        &local_address,
+        secret,
+        options.inner_plan.clone(),
+    );
+    let client = match connected {
         Ok(client) => client,
         Err(error) => {
             workers.stop();
@@ -201,6 +229,7 @@ pub fn start_cluster(
     Ok((
         LaunchedCluster {
             workers: Mutex::new(workers),
+            shutdown: Mutex::new(Some(shutdown)),
             address,
             _runtime: runtime,
         },

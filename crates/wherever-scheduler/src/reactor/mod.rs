@@ -12,6 +12,8 @@
 
 mod commands;
 #[cfg(test)]
+mod inner_plan_tests;
+#[cfg(test)]
 mod options_tests;
 mod records;
 #[cfg(test)]
@@ -54,8 +56,14 @@ pub struct ReactorConfig {
 }
 
 enum PeerKind {
-    Client { number: u64 },
-    Worker { id: WorkerId },
+    /// `nests`: whether its inner plan is the one in force.
+    Client {
+        number: u64,
+        nests: bool,
+    },
+    Worker {
+        id: WorkerId,
+    },
 }
 
 struct Peer {
@@ -78,6 +86,8 @@ pub struct Reactor {
     /// Client messages held until a worker joins: a scattered value needs a worker
     /// to live on, and what follows it may depend on it.
     held: Vec<(PeerId, Message)>,
+    /// The inner plan in force (see [`Reactor::peer_joined`]), told to workers.
+    inner_plan: Option<String>,
 }
 
 impl Reactor {
@@ -94,6 +104,21 @@ impl Reactor {
             next_client: 0,
             commands: Vec::new(),
             held: Vec::new(),
+            inner_plan: None,
+        }
+    }
+
+    /// The plan nested tasks run under on this scheduler's workers, if a
+    /// connected client gave one.
+    pub fn inner_plan(&self) -> Option<&str> {
+        self.inner_plan.as_deref()
+    }
+
+    /// The cluster ends normally: every worker is told to exit now with status 0
+    /// ([`Message::Goodbye`]) rather than wait for its scheduler to come back.
+    pub fn goodbye(&mut self, comm: &mut impl Comm) {
+        for (peer, _) in self.workers.values() {
+            comm.send(*peer, Message::Goodbye);
         }
     }
 
@@ -114,6 +139,14 @@ impl Reactor {
 
     /// A peer passed the handshake as `role` at `now`: it is welcomed (a worker
     /// gets a worker id, a client a client number) and clients learn the workers.
+    ///
+    /// A client's inner plan (the plan its tasks' own tasks run under) becomes the
+    /// one in force and is sent to every worker, now and as they join. Workers
+    /// serve every client, so while a client's inner plan is in force, a client
+    /// with a different one is refused (with a [`Message::Refused`] saying which
+    /// plans differ); a client without an inner level is welcome and its nested
+    /// tasks run under the one in force. When the last client with the inner plan
+    /// leaves, workers go back to running nested tasks on this scheduler.
     pub fn peer_joined(&mut self, peer: PeerId, role: Role, now: Instant, comm: &mut impl Comm) {
         let (kind, id) = match role {
             Role::Worker {
@@ -130,13 +163,56 @@ impl Reactor {
                 });
                 (PeerKind::Worker { id }, id)
             }
-            Role::Client | Role::DataFetch => {
+            Role::Client { inner_plan } => {
+                let nests = match (inner_plan, self.inner_plan.clone()) {
+                    (None, _) => false,
+                    (Some(asked), Some(in_force)) if asked != in_force => {
+                        let reason = format!(
+                            "this scheduler's workers run nested tasks under `{in_force}` \
+                             (the inner plan of a client still connected), not this \
+                             client's `{asked}`: use the same inner levels, or another \
+                             scheduler"
+                        );
+                        comm.send(
+                            peer,
+                            Message::Refused {
+                                reason: reason.clone(),
+                            },
+                        );
+                        comm.disconnect(peer, &reason);
+                        return;
+                    }
+                    (Some(_), Some(_)) => true,
+                    (Some(asked), None) => {
+                        self.tell_workers_inner_plan(Some(asked), comm);
+                        true
+                    }
+                };
                 self.next_client += 1;
                 let number = self.next_client;
-                (PeerKind::Client { number }, number)
+                (PeerKind::Client { number, nests }, number)
+            }
+            Role::DataFetch => {
+                self.next_client += 1;
+                let number = self.next_client;
+                (
+                    PeerKind::Client {
+                        number,
+                        nests: false,
+                    },
+                    number,
+                )
             }
         };
         comm.send(peer, Message::Welcome { id });
+        if let (PeerKind::Worker { .. }, Some(plan)) = (&kind, &self.inner_plan) {
+            comm.send(
+                peer,
+                Message::InnerPlan {
+                    plan: Some(plan.clone()),
+                },
+            );
+        }
         self.peers.insert(
             peer,
             Peer {
@@ -398,7 +474,7 @@ impl Reactor {
 
     /// Checks that `task` is in the id range of the client `peer` and new.
     fn check_owned(&self, peer: PeerId, task: TaskId) -> Result<(), String> {
-        let Some(PeerKind::Client { number }) = self.peers.get(&peer).map(|p| &p.kind) else {
+        let Some(PeerKind::Client { number, .. }) = self.peers.get(&peer).map(|p| &p.kind) else {
             return Err("only clients submit".to_string());
         };
         if task >> CLIENT_TASK_BITS != *number {
@@ -438,7 +514,14 @@ impl Reactor {
                 }
                 self.feed(Event::WorkerRemoved { worker: id });
             }
-            PeerKind::Client { .. } => {
+            PeerKind::Client { nests, .. } => {
+                let still_nesting = self
+                    .peers
+                    .values()
+                    .any(|p| matches!(p.kind, PeerKind::Client { nests: true, .. }));
+                if nests && !still_nesting {
+                    self.tell_workers_inner_plan(None, comm);
+                }
                 for task in self.records.owned_by(peer) {
                     self.feed(Event::Cancel { task });
                     self.feed(Event::Release { task });
@@ -448,6 +531,19 @@ impl Reactor {
         }
         self.announce_workers(comm);
         true
+    }
+
+    /// Makes `plan` the inner plan in force and tells every worker.
+    fn tell_workers_inner_plan(&mut self, plan: Option<String>, comm: &mut impl Comm) {
+        self.inner_plan = plan;
+        for (peer, _) in self.workers.values() {
+            comm.send(
+                *peer,
+                Message::InnerPlan {
+                    plan: self.inner_plan.clone(),
+                },
+            );
+        }
     }
 
     fn announce_workers(&self, comm: &mut impl Comm) {

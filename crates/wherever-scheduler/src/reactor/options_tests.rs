@@ -31,7 +31,7 @@ fn a_higher_priority_task_is_computed_first() {
     let mut outbox = Outbox::default();
     let now = Instant::now();
     let (client, worker) = (1, 2);
-    reactor.peer_joined(client, Role::Client, now, &mut outbox);
+    reactor.peer_joined(client, Role::Client { inner_plan: None }, now, &mut outbox);
     let first = 1 << CLIENT_TASK_BITS;
     let tasks = vec![task(first + 1, 0), task(first + 2, 0), task(first + 3, 9)];
     reactor.messages(client, vec![Message::Submit { tasks }], now, &mut outbox);
