@@ -2,14 +2,17 @@
 //!
 //! `wherever scheduler --port 8786` runs a scheduler that programs reach with the
 //! plan `tcp://HOST:8786`, and that workers join when the user's own program is
-//! started with `WHEREVER_WORKER=tcp://HOST:8786` (e.g. under `srun`).
+//! started with `WHEREVER_WORKER=tcp://HOST:8786` (e.g. under `srun`). On SIGTERM
+//! or Ctrl-C it tells its workers goodbye (they exit with status 0 instead of
+//! waiting for it to come back) and exits.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use wherever_cluster::auth::{default_secret_path, SECRET_FILE_VARIABLE};
 use wherever_cluster::connection::{configured_max_value, parse_size};
-use wherever_cluster::server::{serve, ServerOptions};
+use wherever_cluster::launcher::{interface_address, INTERFACE_VARIABLE};
+use wherever_cluster::server::{serve_until, shutdown_channel, ServerOptions};
 use wherever_cluster::Secret;
 
 #[derive(Parser)]
@@ -27,9 +30,15 @@ enum Commands {
         /// The port to listen on (0: any free port, printed at start).
         #[arg(long, default_value_t = 8786)]
         port: u16,
-        /// The address to listen on; 0.0.0.0 to accept workers from other machines.
-        #[arg(long, default_value = "127.0.0.1")]
-        host: String,
+        /// The address to listen on; 0.0.0.0 to accept workers from other machines
+        /// (default: 127.0.0.1, or the address `--interface` names).
+        #[arg(long)]
+        host: Option<String>,
+        /// Listen on this network interface (e.g. `eth0`, `ib0`) or IP address, as
+        /// Dask's `--interface`: the address workers and clients dial. Default:
+        /// $WHEREVER_INTERFACE (same meaning) when `--host` is not given.
+        #[arg(long, value_parser = parse_interface, conflicts_with = "host")]
+        interface: Option<String>,
         /// The file holding the cluster secret (created with a fresh secret if
         /// missing; refused unless private to its owner, like an SSH key: mode
         /// 600); default: $WHEREVER_SECRET_FILE, else ~/.wherever/secret.
@@ -48,6 +57,41 @@ enum Commands {
     },
 }
 
+/// Parses `--interface`: an IP address or a network interface's name; its address.
+fn parse_interface(text: &str) -> Result<String, String> {
+    interface_address(text)
+}
+
+/// The address to listen on: `--interface`'s, else `--host`, else
+/// $WHEREVER_INTERFACE's, else 127.0.0.1.
+fn listen_host(host: Option<String>, interface: Option<String>) -> anyhow::Result<String> {
+    if let Some(address) = interface.or(host) {
+        return Ok(address);
+    }
+    match std::env::var(INTERFACE_VARIABLE) {
+        Ok(chosen) => {
+            interface_address(&chosen).map_err(|e| anyhow::anyhow!("{INTERFACE_VARIABLE}={e}"))
+        }
+        Err(_) => Ok("127.0.0.1".to_string()),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C): the scheduler then ends normally.
+async fn termination() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        eprintln!("wherever scheduler: cannot watch for SIGTERM and SIGINT");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+}
+
 /// Parses `--max-value`: bytes, or a number with a K, M or G suffix.
 fn parse_max_value(text: &str) -> Result<u64, String> {
     parse_size(text).ok_or_else(|| format!("`{text}` is not a size (e.g. 512M, 4G)"))
@@ -62,6 +106,7 @@ fn main() -> anyhow::Result<()> {
         Commands::Scheduler {
             port,
             host,
+            interface,
             secret_file,
             heartbeat_timeout,
             max_value,
@@ -69,6 +114,7 @@ fn main() -> anyhow::Result<()> {
             let path = secret_file
                 .or_else(|| std::env::var_os(SECRET_FILE_VARIABLE).map(PathBuf::from))
                 .unwrap_or_else(default_secret_path);
+            let host = listen_host(host, interface)?;
             let secret = Secret::read_or_create_file(&path)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -87,7 +133,14 @@ fn main() -> anyhow::Result<()> {
                     max_value: max_value.unwrap_or_else(configured_max_value),
                     ..ServerOptions::default()
                 };
-                serve(listener, secret, options).await;
+                let (shutdown, signal) = shutdown_channel();
+                tokio::spawn(async move {
+                    termination().await;
+                    eprintln!("wherever scheduler: stopping; telling the workers goodbye");
+                    shutdown.request();
+                });
+                serve_until(listener, secret, options, signal).await;
+                eprintln!("wherever scheduler: stopped");
                 Ok(())
             })
         }

@@ -119,6 +119,13 @@ pub fn shutdown_channel() -> (Shutdown, ShutdownSignal) {
 }
 
 impl Shutdown {
+    /// Asks the server to say goodbye and stop, without waiting: [`serve_until`]
+    /// returns once it is done.
+    pub fn request(self) {
+        let (done, _) = std::sync::mpsc::channel();
+        let _ = self.ask.send(done);
+    }
+
     /// Tells the server to say goodbye to its workers and close every connection,
     /// and waits (blocking this thread, at most `wait`) until the goodbyes are
     /// written. Usable from any thread, also one inside an async runtime.

@@ -12,7 +12,9 @@
 mod address;
 mod processes;
 
-pub use address::{advertised_address, BindScope, INTERFACE_VARIABLE};
+pub use address::{
+    advertised_address, choose_interface, interface_address, BindScope, INTERFACE_VARIABLE,
+};
 pub use processes::{LocalCluster, ProcessesLauncher, RESTART_BUDGET};
 
 use crate::auth::{this_build, Secret};
