@@ -278,11 +278,53 @@ fn a_launched_cluster_says_goodbye_to_its_workers_when_dropped() {
     nothing_left_behind();
 }
 
+fn the_scheduler_listens_on_the_interface_it_is_given_and_refuses_unknown_ones() {
+    let scheduler = Scheduler::start_with(secret_dir(), &["--interface", "lo"]);
+    assert!(
+        scheduler.address.starts_with("127.0.0.1:"),
+        "{}",
+        scheduler.address
+    );
+    drop(scheduler);
+    let secret = secret_dir().join("secret");
+    let refused = |args: &[&str], env: &[(&str, &str)]| {
+        let output = Command::new(wherever_binary())
+            .args(["scheduler", "--port", "0", "--secret-file"])
+            .arg(&secret)
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?} {env:?} was accepted");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    for bad in ["no-such-nic0", "", "10.1.2", "lo;true"] {
+        let error = refused(&["--interface", bad], &[]);
+        assert!(
+            error.contains(&format!(
+                "`{bad}` is neither an IP address nor a network interface"
+            )) && error.contains("lo"),
+            "{error}"
+        );
+    }
+    let both = refused(&["--interface", "lo", "--host", "127.0.0.1"], &[]);
+    assert!(both.contains("cannot be used with"), "{both}");
+    let variable = refused(&[], &[("WHEREVER_INTERFACE", "no-such-nic0")]);
+    assert!(
+        variable.contains("WHEREVER_INTERFACE=`no-such-nic0` is neither"),
+        "{variable}"
+    );
+}
+
 #[wherever::main]
 fn main() {
     // Before any thread: clients of this process find the schedulers' secret.
     std::env::set_var("WHEREVER_SECRET_FILE", secret_dir().join("secret"));
-    let checks: [(&str, fn()); 5] = [
+    let checks: [(&str, fn()); 6] = [
+        (
+            "the_scheduler_listens_on_the_interface_it_is_given_and_refuses_unknown_ones",
+            the_scheduler_listens_on_the_interface_it_is_given_and_refuses_unknown_ones,
+        ),
         (
             "tcp_inner_level_reaches_workers_of_a_wherever_scheduler",
             tcp_inner_level_reaches_workers_of_a_wherever_scheduler,

@@ -103,6 +103,23 @@ impl Secret {
         Secret::from_hex(&text, &path.display().to_string())
     }
 
+    /// Writes the secret to a new file at `path`, readable by its owner only (mode
+    /// 0600), for a launcher whose workers cannot read it on standard input: they
+    /// get `WHEREVER_SECRET_FILE=path` ([`SECRET_FILE_VARIABLE`]). An existing file
+    /// (or symbolic link) at `path` is an error, never overwritten or followed.
+    pub fn write_new_file(&self, path: &Path) -> Result<(), SecretError> {
+        let io = |source| SecretError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(io)?;
+        std::io::Write::write_all(&mut file, format!("{}\n", self.to_hex()).as_bytes()).map_err(io)
+    }
+
     /// Reads the secret from `path`, or creates the file (mode 0600) with a fresh one.
     pub fn read_or_create_file(path: &Path) -> Result<Self, SecretError> {
         if path.exists() {
@@ -116,13 +133,7 @@ impl Secret {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         let secret = Secret::generate();
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path).map_err(io)?;
-        std::io::Write::write_all(&mut file, format!("{}\n", secret.to_hex()).as_bytes())
-            .map_err(io)?;
+        secret.write_new_file(path)?;
         Ok(secret)
     }
 
@@ -314,6 +325,25 @@ mod tests {
                 "{mode:o}: {error}"
             );
         }
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_written_secret_file_is_private_read_back_and_never_overwritten() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("wherever-new-secret-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let secret = Secret::generate();
+        secret.write_new_file(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(Secret::read_file(&path).unwrap(), secret);
+        let again = Secret::generate().write_new_file(&path).unwrap_err();
+        assert!(
+            again.to_string().contains(&path.display().to_string()),
+            "{again}"
+        );
+        assert_eq!(Secret::read_file(&path).unwrap(), secret);
         std::fs::remove_file(&path).unwrap();
     }
 

@@ -36,9 +36,13 @@ pub struct WorkerLaunch {
     /// The address workers dial, `HOST:PORT` (`[V6]:PORT` for IPv6).
     pub scheduler: String,
     /// The cluster's secret as hex. A launcher hands it over through the worker's
-    /// standard input (see [`crate::auth::SECRET_STDIN_VARIABLE`]) or a file only
-    /// its owner can read, never through an environment variable or an argument
-    /// (every child process of a task would inherit the one, `ps` shows the other).
+    /// standard input (see [`crate::auth::SECRET_STDIN_VARIABLE`]; with
+    /// [`crate::worker::EXIT_ON_STDIN_EOF_VARIABLE`] the worker then exits when that
+    /// input closes) or a file only its owner can read
+    /// ([`crate::Secret::write_new_file`], named by
+    /// [`crate::auth::SECRET_FILE_VARIABLE`]), never through an environment variable
+    /// or an argument (every child process of a task would inherit the one, `ps`
+    /// shows the other).
     pub secret_hex: String,
     /// This program's executable, by absolute path.
     pub executable: PathBuf,
@@ -78,6 +82,10 @@ pub trait LaunchedWorkers: Send {
     fn started(&mut self, runtime: &tokio::runtime::Handle) {
         let _ = runtime;
     }
+    /// The cluster is ending normally: called before the scheduler tells the
+    /// workers goodbye (they exit with status 0), so that a launcher that
+    /// supervises its workers does not take their exits for failures.
+    fn stopping(&mut self) {}
     /// Stops every worker and every helper process (ssh sessions, `srun` steps)
     /// and waits for them to end.
     fn stop(&mut self);
@@ -155,13 +163,15 @@ impl Drop for LaunchedCluster {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
+        let mut workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        workers.stopping();
         if let Some(shutdown) = shutdown {
             shutdown.goodbye(GOODBYE_WAIT);
         }
-        self.workers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .stop();
+        workers.stop();
     }
 }
 
