@@ -64,7 +64,7 @@ fn read_range(file: &File, offset: u64, len: usize) -> Option<Vec<u8>> {
 
 /// The descriptor of the `NT_GNU_BUILD_ID` note of an ELF file read through
 /// `read_at(offset, len)`, or `None` if there is none or the headers are malformed
-/// (every offset and size is checked; nothing larger than [`MAX_READ`] is read).
+/// (every offset and size is checked; nothing larger than 64 KiB is read).
 pub fn gnu_build_id(read_at: impl Fn(u64, usize) -> Option<Vec<u8>>) -> Option<Vec<u8>> {
     let ident = read_at(0, 16)?;
     if ident[..4] != *b"\x7fELF" {
