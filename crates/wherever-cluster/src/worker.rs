@@ -6,7 +6,7 @@ use crate::auth::{this_build, Secret};
 use crate::connection::{
     accept_gated, adopt_announced_limit, join, max_value_size, over_the_limit, read_batch,
     read_batch_within, run_writer, send_streamed, silence_timeout, split, write_batch,
-    HandshakeGate, Payload, CHUNK_SIZE,
+    HandshakeGate, Payload, CHUNK_SIZE, NO_CHALLENGE,
 };
 use crate::fetch::FetchError;
 use crate::protocol::{Input, Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
@@ -150,11 +150,25 @@ async fn serve_until_given_up(
     death_timeout: Duration,
 ) -> Result<(), String> {
     let mut first = true;
+    // Since when connections fail before the scheduler's challenge, if they do.
+    let mut unanswered: Option<tokio::time::Instant> = None;
     loop {
         let stream = reconnect::connect_within(&target, death_timeout, first).await?;
         first = false;
-        match serve_scheduler(stream, &secret, slots).await {
+        let ended = serve_scheduler(stream, &secret, slots).await;
+        if !matches!(ended, Ended::Unanswered(_)) {
+            unanswered = None;
+        }
+        match ended {
             Ended::Refused(reason) => return Err(reason),
+            Ended::Unanswered(reason) => {
+                let since = *unanswered.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= death_timeout {
+                    return Err(format!("cannot join the scheduler at {target}: {reason}"));
+                }
+                // A scheduler going down (or a stranger's port): pause, then again.
+                tokio::time::sleep(UNANSWERED_PAUSE).await;
+            }
             Ended::Removed => {
                 return Err("the scheduler removed this worker (told it to shut down)".to_string())
             }
@@ -179,8 +193,15 @@ async fn serve_until_given_up(
     }
 }
 
+/// The pause before connecting again after a connection that failed before the
+/// scheduler's challenge.
+const UNANSWERED_PAUSE: Duration = Duration::from_millis(200);
+
 /// Why a connection to the scheduler ended.
 enum Ended {
+    /// The connection failed before the scheduler's challenge (reset, closed):
+    /// nothing was refused; tried again within the death timeout.
+    Unanswered(String),
     /// The handshake failed (wrong secret, another protocol): trying again
     /// would fail the same way.
     Refused(String),
@@ -209,6 +230,7 @@ impl Drop for AbortOnDrop {
 async fn serve_scheduler(stream: TcpStream, secret: &Secret, slots: u32) -> Ended {
     match serve_connection(stream, secret, slots).await {
         Ok(ended) => ended,
+        Err(reason) if reason.starts_with(NO_CHALLENGE) => Ended::Unanswered(reason),
         Err(reason) => Ended::Refused(reason),
     }
 }
@@ -760,4 +782,51 @@ async fn fetch_inputs(
         let _ = outgoing.send(Message::Replicated { task: input.task });
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener that accepts one connection and does `then` with it.
+    async fn one_connection<F>(then: impl FnOnce(TcpStream) -> F + Send + 'static) -> TcpStream
+    where
+        F: std::future::Future<Output = ()> + Send,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            then(stream).await;
+        });
+        TcpStream::connect(address).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_before_the_challenge_is_tried_again_not_refused() {
+        // What a scheduler being killed can do: accept, then close or reset.
+        let stream = one_connection(|stream| async move { drop(stream) }).await;
+        let ended = serve_scheduler(stream, &Secret::generate(), 1).await;
+        assert!(
+            matches!(&ended, Ended::Unanswered(reason) if reason.starts_with(NO_CHALLENGE)),
+            "not retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_answers_without_a_challenge_is_refused() {
+        let stream = one_connection(|stream| async move {
+            let (_reader, mut writer) = split(stream);
+            write_batch(&mut writer, &[Message::Heartbeat])
+                .await
+                .unwrap();
+            std::future::pending::<()>().await;
+        })
+        .await;
+        let ended = serve_scheduler(stream, &Secret::generate(), 1).await;
+        assert!(
+            matches!(&ended, Ended::Refused(reason) if reason.contains("not a wherever scheduler")),
+            "not refused"
+        );
+    }
 }
