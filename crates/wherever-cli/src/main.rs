@@ -76,6 +76,14 @@ fn listen_host(host: Option<String>, interface: Option<String>) -> anyhow::Resul
     }
 }
 
+/// Writes a line to stderr; a closed stderr (the terminal or the pipe that
+/// started the scheduler is gone) is not an error: the scheduler goes on, and
+/// still stops cleanly when told to.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// Resolves on SIGTERM or SIGINT (Ctrl-C): the scheduler then ends normally.
 async fn termination() {
     use tokio::signal::unix::{signal, SignalKind};
@@ -83,7 +91,7 @@ async fn termination() {
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) else {
-        eprintln!("wherever scheduler: cannot watch for SIGTERM and SIGINT");
+        say("wherever scheduler: cannot watch for SIGTERM and SIGINT");
         return std::future::pending().await;
     };
     tokio::select! {
@@ -136,11 +144,11 @@ fn main() -> anyhow::Result<()> {
                 let (shutdown, signal) = shutdown_channel();
                 tokio::spawn(async move {
                     termination().await;
-                    eprintln!("wherever scheduler: stopping; telling the workers goodbye");
+                    say("wherever scheduler: stopping; telling the workers goodbye");
                     shutdown.request();
                 });
                 serve_until(listener, secret, options, signal).await;
-                eprintln!("wherever scheduler: stopped");
+                say("wherever scheduler: stopped");
                 Ok(())
             })
         }

@@ -319,11 +319,34 @@ fn the_scheduler_listens_on_the_interface_it_is_given_and_refuses_unknown_ones()
     );
 }
 
+fn a_scheduler_whose_stderr_is_gone_still_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let mut scheduler = Command::new(wherever_binary())
+        .args(["scheduler", "--port", "0", "--secret-file"])
+        .arg(secret_dir().join("secret"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(scheduler.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    // The terminal or pipe that started it goes away (an orphaned scheduler).
+    drop(stderr);
+    signal(scheduler.id(), "-TERM");
+    assert_eq!(exit_code(&mut scheduler, "the scheduler exits"), Some(0));
+}
+
 #[wherever::main]
 fn main() {
     // Before any thread: clients of this process find the schedulers' secret.
     std::env::set_var("WHEREVER_SECRET_FILE", secret_dir().join("secret"));
-    let checks: [(&str, fn()); 6] = [
+    let checks: [(&str, fn()); 7] = [
+        (
+            "a_scheduler_whose_stderr_is_gone_still_stops_on_sigterm",
+            a_scheduler_whose_stderr_is_gone_still_stops_on_sigterm,
+        ),
         (
             "the_scheduler_listens_on_the_interface_it_is_given_and_refuses_unknown_ones",
             the_scheduler_listens_on_the_interface_it_is_given_and_refuses_unknown_ones,

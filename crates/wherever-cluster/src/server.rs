@@ -350,17 +350,21 @@ struct Link {
 
 impl Link {
     /// Logs why the connection ended: a client closing its connection is a normal
-    /// exit (an info line), anything else a warning.
+    /// exit (an info line), anything else a warning. A closed stderr is ignored
+    /// (`eprintln!` would panic and stop the scheduler's core).
     fn report(&self, reason: &str) {
+        use std::io::Write;
         if self.kind == "client" && reason == CLOSED {
             tracing::info!("client left: {}", self.label);
             return;
         }
         tracing::warn!("disconnected {}: {reason}", self.label);
         if reason != CLOSED {
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr(),
                 "wherever scheduler: disconnected {} {}: {reason}",
-                self.kind, self.label
+                self.kind,
+                self.label
             );
         }
     }
