@@ -321,21 +321,31 @@ fn the_scheduler_listens_on_the_interface_it_is_given_and_refuses_unknown_ones()
 
 fn a_scheduler_whose_stderr_is_gone_still_stops_on_sigterm() {
     use std::io::{BufRead, BufReader};
-    let mut scheduler = Command::new(wherever_binary())
-        .args(["scheduler", "--port", "0", "--secret-file"])
-        .arg(secret_dir().join("secret"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(scheduler.stderr.take().unwrap());
+    /// Killed if the check fails before it exits.
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut scheduler = Killed(
+        Command::new(wherever_binary())
+            .args(["scheduler", "--port", "0", "--secret-file"])
+            .arg(secret_dir().join("secret"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stderr = BufReader::new(scheduler.0.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
     assert!(line.contains("listening on"), "{line}");
     // The terminal or pipe that started it goes away (an orphaned scheduler).
     drop(stderr);
-    signal(scheduler.id(), "-TERM");
-    assert_eq!(exit_code(&mut scheduler, "the scheduler exits"), Some(0));
+    signal(scheduler.0.id(), "-TERM");
+    assert_eq!(exit_code(&mut scheduler.0, "the scheduler exits"), Some(0));
 }
 
 #[wherever::main]
