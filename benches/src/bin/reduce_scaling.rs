@@ -51,6 +51,7 @@ fn reduce(n: u64) -> Vec<(&'static str, Duration)> {
             Event::WorkerAdded {
                 worker: w,
                 slots: SLOTS,
+                resources: Default::default(),
             },
         );
     }

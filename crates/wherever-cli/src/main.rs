@@ -2,18 +2,21 @@
 //!
 //! `wherever scheduler --port 8786` runs a scheduler that programs reach with the
 //! plan `tcp://HOST:8786`, and that workers join when the user's own program is
-//! started with `WHEREVER_WORKER=tcp://HOST:8786` (e.g. under `srun`). On SIGTERM
-//! or Ctrl-C it tells its workers goodbye (they exit with status 0 instead of
-//! waiting for it to come back) and exits.
+//! started with `WHEREVER_WORKER=tcp://HOST:8786` (e.g. under `srun`), or with
+//! `wherever worker tcp://HOST:8786 --threads 4 --resources gpu=2,mem=16GB -- ./program`.
+//! On SIGTERM or Ctrl-C the scheduler tells its workers goodbye (they exit with
+//! status 0 instead of waiting for it to come back) and exits.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::ffi::OsString;
 use std::path::PathBuf;
 use wherever_cluster::auth::{default_secret_path, SECRET_FILE_VARIABLE};
 use wherever_cluster::connection::{configured_max_value, parse_size};
-use wherever_cluster::launcher::{interface_address, INTERFACE_VARIABLE};
+use wherever_cluster::launcher::{interface_address, INTERFACE_VARIABLE, WORKER_VARIABLE};
 use wherever_cluster::server::{serve_until, shutdown_channel, ServerOptions};
-use wherever_cluster::Secret;
+use wherever_cluster::worker::{parse_address, RESOURCES_VARIABLE, THREADS_VARIABLE};
+use wherever_cluster::{Resources, Secret};
 
 #[derive(Parser)]
 #[command(name = "wherever", version, about = "Run wherever's scheduler")]
@@ -55,6 +58,58 @@ enum Commands {
         #[arg(long, value_parser = parse_max_value)]
         max_value: Option<u64>,
     },
+    /// Run PROGRAM (a program of yours whose `main` has `#[wherever::main]`) as a
+    /// worker of the scheduler at ADDRESS, as Dask's `dask-worker`: it is started with
+    /// WHEREVER_WORKER, WHEREVER_WORKER_THREADS and WHEREVER_WORKER_RESOURCES set, and
+    /// this command exits with its status.
+    Worker {
+        /// The scheduler: tcp://HOST:PORT.
+        #[arg(value_parser = parse_scheduler_address)]
+        address: String,
+        /// Task threads the worker runs (default 1).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        threads: Option<u32>,
+        /// Resources the worker advertises, e.g. `gpu=2,mem=16GB,licence=1`: a task
+        /// asking for some (`client.options().resources("gpu=1")`) runs only on a
+        /// worker with them free. Without `cpus`, one cpu per thread.
+        #[arg(long, value_parser = parse_resources)]
+        resources: Option<Resources>,
+        /// The program to run as a worker, and its arguments.
+        #[arg(last = true, required = true, num_args = 1..)]
+        program: Vec<OsString>,
+    },
+}
+
+/// Parses the scheduler address of `wherever worker`.
+fn parse_scheduler_address(text: &str) -> Result<String, String> {
+    parse_address(text).map(|_| text.to_string())
+}
+
+/// Parses `--resources`: `NAME=AMOUNT` items separated by commas.
+fn parse_resources(text: &str) -> Result<Resources, String> {
+    Resources::parse(text).map_err(|e| e.to_string())
+}
+
+/// Runs `program` as a worker of `address` and returns its exit code.
+fn run_worker(
+    address: &str,
+    threads: Option<u32>,
+    resources: Option<Resources>,
+    program: &[OsString],
+) -> anyhow::Result<i32> {
+    let (executable, args) = program.split_first().context("no program to run")?;
+    let mut command = std::process::Command::new(executable);
+    command.args(args).env(WORKER_VARIABLE, address);
+    if let Some(threads) = threads {
+        command.env(THREADS_VARIABLE, threads.to_string());
+    }
+    if let Some(resources) = resources {
+        command.env(RESOURCES_VARIABLE, resources.to_string());
+    }
+    let status = command
+        .status()
+        .with_context(|| format!("cannot start {}", executable.to_string_lossy()))?;
+    Ok(status.code().unwrap_or(1))
 }
 
 /// Parses `--interface`: an IP address or a network interface's name; its address.
@@ -111,6 +166,12 @@ fn main() -> anyhow::Result<()> {
         .with_target(false)
         .init();
     match Cli::parse().command {
+        Commands::Worker {
+            address,
+            threads,
+            resources,
+            program,
+        } => std::process::exit(run_worker(&address, threads, resources, &program)?),
         Commands::Scheduler {
             port,
             host,

@@ -49,6 +49,10 @@ pub struct RemoteCall {
     pub holes: Vec<wherever_core::holes::Hole>,
     /// Tasks fused after this one, each run on the previous result.
     pub chain: Vec<crate::protocol::ChainLink>,
+    /// What the task holds on its worker while assigned there (default: nothing).
+    pub resources: wherever_scheduler::Resources,
+    /// The user's timeout (the worker exits if the task runs past it plus a grace).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// A background thread running a tokio runtime for cluster connections (and, for
@@ -233,6 +237,8 @@ impl ClusterClient {
             chain: call.chain,
             retries: call.retries,
             priority: call.priority,
+            resources: call.resources,
+            timeout: call.timeout,
         };
         self.shared
             .pending

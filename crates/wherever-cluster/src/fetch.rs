@@ -12,6 +12,10 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
+mod batched;
+
+pub use batched::{fetch_batched, fetch_many_from, REQUEST_WINDOW};
+
 /// The environment variable giving the seconds a fetch may wait for a data
 /// port's answer (default [`DEFAULT_ANSWER_TIMEOUT`]).
 pub const ANSWER_TIMEOUT_VARIABLE: &str = "WHEREVER_FETCH_TIMEOUT";

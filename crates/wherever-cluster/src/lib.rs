@@ -23,5 +23,6 @@ pub mod worker;
 pub use auth::Secret;
 pub use client::{Callback, ClusterClient, ClusterRuntime, RemoteCall};
 pub use launcher::LocalCluster;
+pub use wherever_scheduler::{ResourceError, Resources};
 
 pub use wherever_core::host_name;

@@ -6,7 +6,7 @@ use crate::auth::{this_build, Secret};
 use crate::connection::{
     accept_gated, adopt_announced_limit, join, max_value_size, over_the_limit, read_batch,
     read_batch_within, run_writer, send_streamed, silence_timeout, split, write_batch,
-    HandshakeGate, Payload, CHUNK_SIZE, NO_CHALLENGE,
+    HandshakeGate, Payload, CHUNK_SIZE, FRAME_BUDGET, NO_CHALLENGE,
 };
 use crate::fetch::FetchError;
 use crate::protocol::{Input, Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
@@ -21,7 +21,11 @@ use wherever_core::registry::{self, EncodedCall};
 use wherever_core::{TaskError, TaskErrorKind};
 
 mod reconnect;
+mod resources;
+mod watchdog;
 pub use reconnect::{death_timeout, DEATH_TIMEOUT_VARIABLE, DEFAULT_DEATH_TIMEOUT};
+pub use resources::RESOURCES_VARIABLE;
+pub use watchdog::{DEFAULT_GRACE, GRACE_VARIABLE};
 
 /// The environment variable giving a worker's task threads (default 1).
 pub const THREADS_VARIABLE: &str = "WHEREVER_WORKER_THREADS";
@@ -93,6 +97,8 @@ fn run_until_done(address: &str) -> Result<(), String> {
     }
     let target = parse_address(address)?;
     let death_timeout = death_timeout()?;
+    resources::advertised()?; // a malformed value is an error before connecting
+    watchdog::grace()?;
     let slots = match std::env::var(THREADS_VARIABLE) {
         Ok(text) => text
             .trim()
@@ -245,6 +251,7 @@ async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Res
     let role = Role::Worker {
         slots,
         data_address,
+        resources: resources::advertised()?,
     };
     let (id, mut early) = join(&mut reader, &mut writer, secret, role, this_build(), true).await?;
     // A new connection is a new worker: the scheduler says the inner plan again.
@@ -378,7 +385,9 @@ impl wherever_core::crew::CrewWork for TaskThreads {
             }
         }
         RUNNING.with(|running| running.set(Some(task.id)));
+        let watch = watchdog::watch(&task);
         let message = run_task(&task, &self.label, &self.store);
+        drop(watch);
         RUNNING.with(|running| running.set(None));
         {
             let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
@@ -682,50 +691,70 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
             }
             let mut streams = 0u64;
             while let Ok(Some(batch)) = read_batch(&mut reader).await {
+                let mut asked = Vec::with_capacity(batch.len());
                 for message in batch {
-                    let task = match message {
-                        Message::GetData { task } => task,
+                    match message {
+                        Message::GetData { task } => asked.push(task),
                         // The fetcher's connection says it is alive when idle.
-                        Message::Heartbeat => continue,
+                        Message::Heartbeat => {}
                         _ => return,
-                    };
-                    let result = store
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get(&task)
-                        .cloned();
-                    streams += 1;
-                    if send_data(&mut writer, task, result, streams).await.is_err() {
-                        return;
                     }
+                }
+                let held: Vec<(TaskId, Option<Arc<Vec<u8>>>)> = {
+                    let store = store.lock().unwrap_or_else(|p| p.into_inner());
+                    asked
+                        .into_iter()
+                        .map(|task| (task, store.get(&task).cloned()))
+                        .collect()
+                };
+                if send_data(&mut writer, held, &mut streams).await.is_err() {
+                    return;
                 }
             }
         });
     }
 }
 
-/// Answers a `GetData` for `task` with the result held (`None` if not held): a
-/// result larger than a chunk is streamed straight from the store (as stream
-/// `stream`), without a copy of the whole.
+/// Answers the `GetData`s of one request, in order, with the results held (`None`
+/// for one not held): small answers together, in frames of about
+/// [`FRAME_BUDGET`] bytes at most; a result larger than a chunk streamed straight
+/// from the store (as the next of `streams`), without a copy of the whole.
 async fn send_data(
     writer: &mut crate::connection::Writer,
-    task: TaskId,
-    result: Option<Arc<Vec<u8>>>,
-    stream: u64,
+    held: Vec<(TaskId, Option<Arc<Vec<u8>>>)>,
+    streams: &mut u64,
 ) -> Result<(), String> {
-    match result {
-        Some(result) if result.len() > CHUNK_SIZE => {
-            let head = Message::Data {
-                task,
-                result: Some(Vec::new()),
-            };
-            send_streamed(writer, stream, head, Payload::Shared(result)).await
-        }
-        result => {
-            let result = result.map(|r| r.as_ref().clone());
-            write_batch(writer, &[Message::Data { task, result }]).await
+    let mut answers = Vec::new();
+    let mut size = 0;
+    for (task, result) in held {
+        match result {
+            Some(result) if result.len() > CHUNK_SIZE => {
+                if !answers.is_empty() {
+                    write_batch(writer, &std::mem::take(&mut answers)).await?;
+                    size = 0;
+                }
+                let head = Message::Data {
+                    task,
+                    result: Some(Vec::new()),
+                };
+                *streams += 1;
+                send_streamed(writer, *streams, head, Payload::Shared(result)).await?;
+            }
+            result => {
+                size += result.as_ref().map_or(0, |r| r.len());
+                let result = result.map(|r| r.as_ref().clone());
+                answers.push(Message::Data { task, result });
+                if size >= FRAME_BUDGET {
+                    write_batch(writer, &std::mem::take(&mut answers)).await?;
+                    size = 0;
+                }
+            }
         }
     }
+    if answers.is_empty() {
+        return Ok(());
+    }
+    write_batch(writer, &answers).await
 }
 
 /// Fetches the inputs of `task` this worker lacks from the workers holding them,
@@ -741,39 +770,45 @@ async fn fetch_inputs(
     secret: &Secret,
 ) -> bool {
     let task = message.id;
-    for input in missing {
+    // One request per holder for all it holds; what did not come that way is
+    // fetched one by one below, which says why an input cannot be had.
+    let batched = crate::fetch::fetch_batched(missing, secret).await;
+    for (input, fetched) in missing.iter().zip(batched) {
         let mut retried = false;
-        let data = loop {
-            match crate::fetch::fetch(&input.holders, input.task, secret).await {
-                Ok(data) => break data,
-                Err(FetchError::TooLarge(reason)) => {
-                    let reason = format!("its input {}: {reason}", input.task);
-                    let error = TaskError::new(
-                        &message.name,
-                        message.position,
-                        TaskErrorKind::Runtime,
-                        reason,
-                    );
-                    let _ = outgoing.send(Message::TaskFailed {
-                        task,
-                        error: Box::new(error),
-                    });
-                    return false;
+        let data = match fetched {
+            Some(data) => data,
+            None => loop {
+                match crate::fetch::fetch(&input.holders, input.task, secret).await {
+                    Ok(data) => break data,
+                    Err(FetchError::TooLarge(reason)) => {
+                        let reason = format!("its input {}: {reason}", input.task);
+                        let error = TaskError::new(
+                            &message.name,
+                            message.position,
+                            TaskErrorKind::Runtime,
+                            reason,
+                        );
+                        let _ = outgoing.send(Message::TaskFailed {
+                            task,
+                            error: Box::new(error),
+                        });
+                        return false;
+                    }
+                    Err(_) if !retried => {
+                        retried = true;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(reason) => {
+                        tracing::warn!("cannot fetch input {} of {task}: {reason}", input.task);
+                        let _ = outgoing.send(Message::MissingData {
+                            task: input.task,
+                            holders: input.holders.clone(),
+                            requester: Some(task),
+                        });
+                        return false;
+                    }
                 }
-                Err(_) if !retried => {
-                    retried = true;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(reason) => {
-                    tracing::warn!("cannot fetch input {} of {task}: {reason}", input.task);
-                    let _ = outgoing.send(Message::MissingData {
-                        task: input.task,
-                        holders: input.holders.clone(),
-                        requester: Some(task),
-                    });
-                    return false;
-                }
-            }
+            },
         };
         store
             .lock()

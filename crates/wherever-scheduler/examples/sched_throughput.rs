@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use wherever_scheduler::{Command, Event, Scheduler, SchedulerConfig, TaskSpec};
+use wherever_scheduler::{Command, Event, Resources, Scheduler, SchedulerConfig, TaskSpec};
 
 fn main() {
     let n = 20_000u64;
@@ -15,6 +15,7 @@ fn main() {
             Event::WorkerAdded {
                 worker: w,
                 slots: 8,
+                resources: Resources::new(),
             },
             &mut out,
         )

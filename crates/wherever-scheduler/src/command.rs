@@ -72,6 +72,16 @@ pub enum Command {
         /// How many times a worker died while running it.
         attempts: u32,
     },
+    /// To the client: no worker connected when the task was submitted has the
+    /// resources it asks for, so it fails at once; `reason` names the resource and the
+    /// most any worker has. A [`Command::Erred`] with `cause == task` follows (and its
+    /// dependents fail with it as their cause).
+    NoWorkerFits {
+        /// The task.
+        task: TaskId,
+        /// Which resource no worker has enough of, and the most any worker has.
+        reason: String,
+    },
     /// To the client: the task was cancelled (by [`Event::Cancel`] on it or on a dependency).
     Cancelled {
         /// The task.

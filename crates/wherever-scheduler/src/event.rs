@@ -2,7 +2,7 @@
 
 #[allow(unused_imports)] // named in doc links
 use crate::{Command, SchedulerError};
-use crate::{TaskId, TaskSpec, WorkerId};
+use crate::{Resources, TaskId, TaskSpec, WorkerId};
 
 /// Something that happened, reported to the scheduler by the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,6 +13,8 @@ pub enum Event {
         worker: WorkerId,
         /// How many tasks it runs at once (at least 1).
         slots: u32,
+        /// The resources it has for tasks that ask for some (empty: none).
+        resources: Resources,
     },
     /// A worker died or left: its running tasks and held results are lost.
     WorkerRemoved {

@@ -24,11 +24,13 @@ impl Scheduler {
                 }
             }
             let (mut pending, mut refused, mut seceded) = (0, 0, 0);
+            let mut held_resources = wk.free.clone();
             for (&s, &t) in &wk.processing {
                 let task = self
                     .tasks
                     .get(&t)
                     .ok_or(format!("worker {w} runs unknown {t}"))?;
+                held_resources.add(&task.resources);
                 if task.status != Status::Processing(w) || task.assign_seq != s {
                     return Err(format!("task {t} on worker {w} is {:?}", task.status));
                 }
@@ -43,6 +45,12 @@ impl Scheduler {
                     StealFlag::Refused => refused += 1,
                     StealFlag::None => {}
                 }
+            }
+            if !(held_resources.covers(&wk.total) && wk.total.covers(&held_resources)) {
+                return Err(format!(
+                    "worker {w}: free {} plus held by its tasks is {held_resources}, not its {}",
+                    wk.free, wk.total
+                ));
             }
             if pending != wk.steal_pending || refused != wk.steal_refused {
                 return Err(format!("worker {w} steal counters"));
@@ -109,7 +117,10 @@ impl Scheduler {
                 }
                 Status::Ready => {
                     nready += 1;
-                    if !t.ready_key.is_some_and(|k| self.ready.contains(&k)) {
+                    if !t
+                        .ready_key
+                        .is_some_and(|k| self.ready.contains(&k) || self.parked.contains(&k))
+                    {
                         return Err(format!("ready task {id} not queued"));
                     }
                 }
@@ -164,7 +175,7 @@ impl Scheduler {
                 return Err(format!("task {id} should have been forgotten"));
             }
         }
-        if nready != self.ready.len() {
+        if nready != self.ready.len() + self.parked.len() {
             return Err("ready queue size".into());
         }
         Ok(())

@@ -18,6 +18,9 @@
 //! * a result that a worker or a client cannot fetch from its holders
 //!   ([`Event::MissingData`]) is no longer counted there and, with no holder left,
 //!   recomputed the same way; [`MISSING_DATA_LIMIT`] bounds how often;
+//! * a task that asks for [`Resources`] (`gpu=1`, `mem=4GB`) is assigned only to a worker
+//!   whose free amounts cover them and holds them while assigned there; one that no
+//!   worker present at submission could ever fit fails at once ([`Command::NoWorkerFits`]);
 //! * idle workers steal queued-but-not-started tasks from busy ones;
 //! * workers' reports and steal answers carry no assignment number; as messages between
 //!   the scheduler and one worker keep their order, the scheduler counts per task and
@@ -42,6 +45,7 @@ mod missing_data;
 mod per_worker;
 mod placement;
 mod release;
+mod resources;
 mod results;
 mod scheduler;
 mod spec;
@@ -57,12 +61,15 @@ pub mod protocol;
 pub mod reactor;
 
 #[cfg(test)]
+mod resources_tests;
+#[cfg(test)]
 mod tests;
 
 pub use command::Command;
 pub use error::SchedulerError;
 pub use event::Event;
 pub use missing_data::MISSING_DATA_LIMIT;
+pub use resources::{ResourceError, Resources};
 pub use scheduler::Scheduler;
 pub use spec::TaskSpec;
 pub use view::{SchedulerConfig, TaskState, WorkerInfo};

@@ -3,21 +3,100 @@
 use std::cmp::Reverse;
 
 use crate::task::{Status, StealFlag};
-use crate::{Command, Scheduler, TaskId, WorkerId};
+use crate::{Command, Resources, Scheduler, TaskId, WorkerId};
 
 impl Scheduler {
-    /// Assigns ready tasks, best first, while some worker has room.
+    /// Assigns ready tasks, best first, while some worker has room. A task asking for
+    /// resources that no worker with room has free is parked until resources or room
+    /// free up (then all parked tasks are tried again, in their order).
     pub(crate) fn schedule(&mut self, out: &mut Vec<Command>) {
+        if self.unpark_pending {
+            self.unpark_pending = false;
+            let parked = std::mem::take(&mut self.parked);
+            self.ready.extend(parked);
+        }
         while let Some(&key) = self.ready.first() {
             if self.with_room.is_empty() {
                 break;
             }
             self.ready.remove(&key);
             let task = key.3;
-            self.tasks.get_mut(&task).expect("ready task").ready_key = None;
-            let worker = self.pick_worker(task);
-            self.assign(task, worker, out);
+            let worker = if self.tasks[&task].resources.is_empty() {
+                Some(self.pick_worker(task))
+            } else {
+                self.pick_worker_with_resources(task)
+            };
+            match worker {
+                Some(worker) => {
+                    self.tasks.get_mut(&task).expect("ready task").ready_key = None;
+                    self.assign(task, worker, out);
+                }
+                None => {
+                    self.parked.insert(key);
+                }
+            }
         }
+    }
+
+    /// The least loaded worker with room whose free resources cover the request of
+    /// `task` (not the one it was just stolen from, unless it is the only one).
+    fn pick_worker_with_resources(&self, task: TaskId) -> Option<WorkerId> {
+        let t = &self.tasks[&task];
+        let mut fallback = None;
+        for &(_, w) in &self.with_room {
+            if self.workers[&w].free.covers(&t.resources) {
+                if Some(w) != t.avoid {
+                    return Some(w);
+                }
+                fallback = Some(w);
+            }
+        }
+        fallback
+    }
+
+    /// Whether a worker other than `victim` has an idle slot and free resources that
+    /// cover the request of `task` (stealing it for anyone else would only park it).
+    pub(crate) fn another_worker_fits(&self, task: TaskId, victim: WorkerId) -> bool {
+        let request = &self.tasks[&task].resources;
+        self.workers
+            .iter()
+            .any(|(&id, w)| id != victim && u64::from(w.slots) > w.load() && w.free.covers(request))
+    }
+
+    /// Why no worker present could ever run a task asking for `request`, or `None`
+    /// if one could (or no worker is connected: the task waits for one).
+    pub(crate) fn why_no_worker_fits(&self, request: &Resources) -> Option<String> {
+        if request.is_empty()
+            || self.workers.is_empty()
+            || self.workers.values().any(|w| w.total.covers(request))
+        {
+            return None;
+        }
+        let count = self.workers.len();
+        for (name, amount) in request.iter() {
+            let most = self
+                .workers
+                .values()
+                .map(|w| w.total.get(name))
+                .fold(0.0, f64::max);
+            if most < amount {
+                let has = if count == 1 {
+                    format!("the only connected worker has {name}={most}")
+                } else {
+                    format!("the most any of the {count} connected workers has is {name}={most}")
+                };
+                return Some(format!(
+                    "no connected worker has the resources it asks for: it asks for \
+                     {name}={amount}, {has}"
+                ));
+            }
+        }
+        let each: Vec<String> = self.workers.values().map(|w| w.total.to_string()).collect();
+        Some(format!(
+            "no connected worker has the resources it asks for: it asks for {request} \
+             together, the {count} connected workers have {}",
+            each.join("; ")
+        ))
     }
 
     /// The worker with room holding the most input bytes (ties: least loaded, lowest id);
@@ -67,6 +146,10 @@ impl Scheduler {
         let seq = self.next_seq();
         self.unindex(worker);
         let t = self.tasks.get_mut(&task).expect("task");
+        if !t.resources.is_empty() {
+            let w = self.workers.get_mut(&worker).expect("worker");
+            w.free.subtract(&t.resources);
+        }
         t.status = Status::Processing(worker);
         t.assign_seq = seq;
         t.avoid = None;
@@ -145,7 +228,9 @@ impl Scheduler {
     /// Takes `task` out of the ready queue (if it is there).
     pub(crate) fn unready(&mut self, task: TaskId) {
         if let Some(k) = self.tasks.get_mut(&task).and_then(|t| t.ready_key.take()) {
-            self.ready.remove(&k);
+            if !self.ready.remove(&k) {
+                self.parked.remove(&k);
+            }
         }
     }
 }

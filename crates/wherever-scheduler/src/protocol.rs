@@ -8,8 +8,10 @@
 //! peer's [`Message::Hello`]; nothing else is accepted before the scheduler's
 //! [`Message::Welcome`].
 
+use crate::Resources;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::time::Duration;
 use wherever_core::{StreamKey, TaskError};
 
 /// The protocol version; peers with another version are refused at the handshake.
@@ -48,6 +50,9 @@ pub enum Role {
         slots: u32,
         /// Where peers and clients fetch results it holds.
         data_address: SocketAddr,
+        /// The resources it advertises (`WHEREVER_WORKER_RESOURCES`); without `cpus`,
+        /// the scheduler counts `slots` cpus.
+        resources: Resources,
     },
     /// A worker or client fetching results from a worker's data address.
     DataFetch,
@@ -111,12 +116,19 @@ pub struct TaskMessage {
     pub retries: u32,
     /// The user's priority: among tasks ready to run, higher runs first (default 0).
     pub priority: i64,
+    /// What the task holds on its worker while assigned there (default: nothing).
+    pub resources: Resources,
+    /// The user's timeout: the client fails the task's future once it passed; a worker
+    /// still running the task after this plus a grace period exits, so that it is
+    /// restarted (a thread cannot be stopped).
+    pub timeout: Option<Duration>,
 }
 
 impl TaskMessage {
     /// Task `id` calling `name` on `args`, with every other field at its default:
     /// stream key of seed 0 (unseeded), position 0, no chunk, dependencies, holes,
-    /// chain, retries or priority. Fill in the rest with struct update syntax.
+    /// chain, retries, priority, resources or timeout. Fill in the rest with struct
+    /// update syntax.
     pub fn new(id: TaskId, name: impl Into<String>, args: Vec<u8>) -> Self {
         TaskMessage {
             id,
@@ -131,6 +143,8 @@ impl TaskMessage {
             chain: Vec::new(),
             retries: 0,
             priority: 0,
+            resources: Resources::new(),
+            timeout: None,
         }
     }
 }

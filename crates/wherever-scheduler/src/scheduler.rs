@@ -22,6 +22,11 @@ pub struct Scheduler {
     pub(crate) workers: BTreeMap<WorkerId, Worker>,
     /// Ready tasks, best first.
     pub(crate) ready: BTreeSet<ReadyKey>,
+    /// Ready tasks that ask for resources no worker with room has free now, best first;
+    /// put back into `ready` when resources or room free up ([`Scheduler::unpark_pending`]).
+    pub(crate) parked: BTreeSet<ReadyKey>,
+    /// Resources or room freed up while tasks are parked: try them again.
+    pub(crate) unpark_pending: bool,
     /// Workers with room: (load per slot, id).
     pub(crate) with_room: BTreeSet<(u64, WorkerId)>,
     /// Workers with queued tasks beyond their slots: (stealable count, id).
@@ -54,6 +59,8 @@ impl Scheduler {
             tasks: IdMap::default(),
             workers: BTreeMap::new(),
             ready: BTreeSet::new(),
+            parked: BTreeSet::new(),
+            unpark_pending: false,
             with_room: BTreeSet::new(),
             victims: BTreeSet::new(),
             idle_slots: 0,
@@ -73,7 +80,11 @@ impl Scheduler {
     /// replica of a released result) are not errors: they are handled and may emit `Free`.
     pub fn handle(&mut self, event: Event, out: &mut Vec<Command>) -> Result<(), SchedulerError> {
         match event {
-            Event::WorkerAdded { worker, slots } => self.worker_added(worker, slots)?,
+            Event::WorkerAdded {
+                worker,
+                slots,
+                resources,
+            } => self.worker_added(worker, slots, resources)?,
             Event::WorkerRemoved { worker } => self.worker_removed(worker, out)?,
             Event::Submit { tasks } => self.submit(tasks, out)?,
             Event::Scattered {
@@ -159,9 +170,10 @@ impl Scheduler {
         self.tasks.len()
     }
 
-    /// How many tasks are ready and wait for a worker with room.
+    /// How many tasks are ready and wait for a worker with room (or with the
+    /// resources they ask for).
     pub fn ready_count(&self) -> usize {
-        self.ready.len()
+        self.ready.len() + self.parked.len()
     }
 
     /// Per worker, in id order: slots, assigned tasks (and how many of them seceded), held
@@ -176,6 +188,8 @@ impl Scheduler {
                 seceded: w.seceded as usize,
                 held: w.held.len(),
                 held_bytes: w.held_bytes,
+                resources: w.total.clone(),
+                free: w.free.clone(),
             })
             .collect()
     }

@@ -2,7 +2,7 @@
 
 #[allow(unused_imports)] // named in doc links
 use crate::Event;
-use crate::TaskId;
+use crate::{Resources, TaskId};
 
 /// A task submitted by a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +17,8 @@ pub struct TaskSpec {
     pub retries: u32,
     /// The client holds a future for the task: keep the result until [`Event::Release`].
     pub wanted: bool,
+    /// What the task holds on its worker while assigned there (empty: nothing).
+    pub resources: Resources,
 }
 
 impl TaskSpec {
@@ -28,6 +30,7 @@ impl TaskSpec {
             priority: 0,
             retries: 0,
             wanted: true,
+            resources: Resources::new(),
         }
     }
 
@@ -46,6 +49,12 @@ impl TaskSpec {
     /// Sets the retry budget.
     pub fn retries(mut self, retries: u32) -> Self {
         self.retries = retries;
+        self
+    }
+
+    /// Sets the resources the task needs on its worker.
+    pub fn resources(mut self, resources: Resources) -> Self {
+        self.resources = resources;
         self
     }
 

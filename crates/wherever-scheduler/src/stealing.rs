@@ -15,9 +15,11 @@ impl Scheduler {
                 break;
             };
             let w = &self.workers[&victim];
-            let task = w.processing.values().rev().copied().find(|t| {
-                let t = &self.tasks[t];
-                t.steal == StealFlag::None && !t.seceded
+            let task = w.processing.values().rev().copied().find(|&id| {
+                let t = &self.tasks[&id];
+                t.steal == StealFlag::None
+                    && !t.seceded
+                    && (t.resources.is_empty() || self.another_worker_fits(id, victim))
             });
             let Some(task) = task else {
                 break;

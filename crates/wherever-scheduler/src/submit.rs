@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::hash::Hash;
 
 use crate::id_hash::{IdBuild, IdMap};
-use crate::task::{Status, Task};
+use crate::task::{Failure, Status, Task};
 use crate::{Command, Scheduler, SchedulerError, TaskId, TaskSpec, WorkerId};
 
 impl Scheduler {
@@ -66,9 +66,17 @@ impl Scheduler {
                     .dependents
                     .insert(s.id);
             }
-            let task = Task::new(s.id, deps, s.priority, s.retries, s.wanted);
+            let unfit = self.why_no_worker_fits(&s.resources);
+            let mut task = Task::new(s.id, deps, s.priority, s.retries, s.wanted);
+            task.resources = s.resources;
             self.tasks.insert(s.id, task);
-            self.activate(s.id, true, out);
+            match unfit {
+                Some(reason) => {
+                    out.push(Command::NoWorkerFits { task: s.id, reason });
+                    self.fail(s.id, Failure::Erred(s.id), None, out);
+                }
+                None => self.activate(s.id, true, out),
+            }
         }
         Ok(())
     }

@@ -4,7 +4,7 @@ use std::cmp::Reverse;
 
 use crate::id_hash::IdSet;
 use crate::per_worker::PerWorker;
-use crate::{TaskId, TaskState, WorkerId};
+use crate::{Resources, TaskId, TaskState, WorkerId};
 
 /// Where a task is in its life (the public [`TaskState`] plus the worker it runs on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +93,8 @@ pub(crate) struct Task {
     pub(crate) priority: i64,
     /// How many worker deaths while running it are retried.
     pub(crate) retries: u32,
+    /// What it holds on its worker while assigned there (usually nothing).
+    pub(crate) resources: Resources,
     /// The client holds a future for it.
     pub(crate) wanted: bool,
     /// The client-view terminal state was reached (first finish, or failure).
@@ -158,6 +160,7 @@ impl Task {
             dependents: IdSet::default(),
             priority,
             retries,
+            resources: Resources::new(),
             wanted,
             ended: false,
             scattered: false,

@@ -20,7 +20,14 @@ pub(crate) fn ev(s: &mut Scheduler, e: Event) -> Vec<Command> {
 }
 
 pub(crate) fn add_worker(s: &mut Scheduler, worker: WorkerId, slots: u32) -> Vec<Command> {
-    ev(s, Event::WorkerAdded { worker, slots })
+    ev(
+        s,
+        Event::WorkerAdded {
+            worker,
+            slots,
+            resources: Resources::new(),
+        },
+    )
 }
 
 pub(crate) fn submit(s: &mut Scheduler, tasks: Vec<TaskSpec>) -> Vec<Command> {
@@ -642,7 +649,8 @@ fn bad_events_are_errors_and_change_nothing() {
         s.handle(
             Event::WorkerAdded {
                 worker: 1,
-                slots: 0
+                slots: 0,
+                resources: Resources::new(),
             },
             &mut out
         ),
@@ -653,7 +661,8 @@ fn bad_events_are_errors_and_change_nothing() {
         s.handle(
             Event::WorkerAdded {
                 worker: 1,
-                slots: 1
+                slots: 1,
+                resources: Resources::new(),
             },
             &mut out
         ),

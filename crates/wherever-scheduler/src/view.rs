@@ -1,8 +1,8 @@
 //! What the scheduler reports about itself: [`TaskState`], [`WorkerInfo`], and its knobs, [`SchedulerConfig`].
 
-use crate::WorkerId;
 #[allow(unused_imports)] // named in doc links
 use crate::{Event, Scheduler};
+use crate::{Resources, WorkerId};
 
 /// The state of a task as seen by [`Scheduler::state`] (a forgotten task has none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -48,4 +48,8 @@ pub struct WorkerInfo {
     pub held: usize,
     /// Total size of the results it holds.
     pub held_bytes: u64,
+    /// The resources it advertised.
+    pub resources: Resources,
+    /// Of those, the amounts not held by tasks assigned to it.
+    pub free: Resources,
 }

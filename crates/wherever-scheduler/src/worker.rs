@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::id_hash::IdSet;
 use crate::per_worker::bump;
 use crate::task::{StealFlag, Task};
-use crate::{Scheduler, SchedulerError, TaskId, WorkerId};
+use crate::{Resources, Scheduler, SchedulerError, TaskId, WorkerId};
 
 /// The scheduler's record of one worker.
 #[derive(Debug)]
@@ -26,11 +26,17 @@ pub(crate) struct Worker {
     pub(crate) steal_refused: u32,
     /// How many of `processing` are seceded (they do not count toward the load).
     pub(crate) seceded: u32,
+    /// The resources it advertised.
+    pub(crate) total: Resources,
+    /// Those not held by tasks assigned to it.
+    pub(crate) free: Resources,
+    /// Whether it had room when last indexed (gaining room lets parked tasks try again).
+    pub(crate) had_room: bool,
 }
 
 impl Worker {
-    /// A worker with `slots` slots, nothing assigned or held.
-    fn new(slots: u32) -> Self {
+    /// A worker with `slots` slots and `resources`, nothing assigned or held.
+    fn new(slots: u32, resources: Resources) -> Self {
         Worker {
             slots,
             processing: BTreeMap::new(),
@@ -39,6 +45,9 @@ impl Worker {
             steal_pending: 0,
             steal_refused: 0,
             seceded: 0,
+            free: resources.clone(),
+            total: resources,
+            had_room: false,
         }
     }
 
@@ -132,6 +141,11 @@ impl Scheduler {
     /// Puts worker `id` back into the indexes, after its counters changed.
     pub(crate) fn index(&mut self, id: WorkerId) {
         let keys = self.index_keys(id);
+        let w = self.workers.get_mut(&id).expect("worker");
+        if keys.room.is_some() && !w.had_room && !self.parked.is_empty() {
+            self.unpark_pending = true;
+        }
+        w.had_room = keys.room.is_some();
         if let Some(k) = keys.room {
             self.with_room.insert(k);
         }
@@ -146,6 +160,7 @@ impl Scheduler {
         &mut self,
         worker: WorkerId,
         slots: u32,
+        resources: Resources,
     ) -> Result<(), SchedulerError> {
         if self.workers.contains_key(&worker) {
             return Err(SchedulerError::DuplicateWorker(worker));
@@ -153,7 +168,7 @@ impl Scheduler {
         if slots == 0 {
             return Err(SchedulerError::ZeroSlots(worker));
         }
-        self.workers.insert(worker, Worker::new(slots));
+        self.workers.insert(worker, Worker::new(slots, resources));
         self.index(worker);
         Ok(())
     }
@@ -165,6 +180,10 @@ impl Scheduler {
         let t = self.tasks.get_mut(&task).expect("processing task");
         let w = self.workers.get_mut(&worker).expect("worker");
         w.processing.remove(&t.assign_seq);
+        if !t.resources.is_empty() {
+            w.free.add(&t.resources);
+            self.unpark_pending |= !self.parked.is_empty();
+        }
         clear_steal(t, w, worker, &mut self.steals_in_flight);
         if t.seceded {
             t.seceded = false;

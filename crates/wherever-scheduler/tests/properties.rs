@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use wherever_scheduler::{
-    Command, Event, Scheduler, SchedulerConfig, SchedulerError, TaskId, TaskSpec, WorkerId,
-    MISSING_DATA_LIMIT,
+    Command, Event, Resources, Scheduler, SchedulerConfig, SchedulerError, TaskId, TaskSpec,
+    WorkerId, MISSING_DATA_LIMIT,
 };
 
 /// The kinds of commands and events a run counts: a fixed sample of cases must see each.
@@ -347,6 +347,7 @@ impl Sim {
             Command::Erred { .. } => 6,
             Command::Lost { .. } => 7,
             Command::Cancelled { .. } => 8,
+            Command::NoWorkerFits { .. } => unreachable!("these cases ask for no resources"),
         }] += 1;
         match c {
             Command::Compute {
@@ -511,6 +512,7 @@ impl Sim {
                     );
                 }
             }
+            Command::NoWorkerFits { .. } => unreachable!("these cases ask for no resources"),
             Command::Cancelled { task } => {
                 self.record_terminal(task, c);
                 assert!(
@@ -540,7 +542,12 @@ impl Sim {
                 outbox: VecDeque::new(),
             },
         );
-        self.send(Event::WorkerAdded { worker: id, slots }).unwrap();
+        self.send(Event::WorkerAdded {
+            worker: id,
+            slots,
+            resources: Resources::new(),
+        })
+        .unwrap();
     }
 
     fn kill(&mut self, id: WorkerId) {
@@ -977,6 +984,7 @@ fn run_case(case: Case) -> Stats {
                             priority: t.priority,
                             retries: t.retries,
                             wanted: t.wanted,
+                            resources: Resources::new(),
                         }
                     })
                     .collect();

@@ -4,14 +4,15 @@ use crate::arguments::{Args, IntoArgs, PartsBox};
 use crate::future::{Future, Shared, SharedData};
 use crate::local::ThreadPool;
 use crate::options::TaskOptions;
-use crate::plan::{Level, Plan};
+use crate::plan::{Level, Plan, Workers};
 use crate::{Error, IntoTask, Resolved, StreamKey, StreamLabel, TaskError};
 use serde::{de::DeserializeOwned, Serialize};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wherever_cluster::launcher::{
-    start_cluster, ClusterOptions, LaunchedCluster, Launcher, ProcessesLauncher,
+    start_cluster, ClusterOptions, LaunchedCluster, Launcher, MpiLauncher, ProcessesLauncher,
+    SlurmLauncher, SshHostSpec, SshLauncher,
 };
 use wherever_cluster::{ClusterClient, ClusterRuntime, Secret};
 use wherever_core::codec;
@@ -75,8 +76,10 @@ impl Cluster {
 impl Plan {
     /// Starts the plan's workers and returns a client for it.
     ///
-    /// `sequential`, `threads`, `processes` and `tcp://` start here; a plan that
-    /// parses but has no launcher in this build yet is an [`Error::Start`] naming it.
+    /// Every level starts here: local ones in this process; `processes`, `ssh:`,
+    /// `slurm` and `mpi` through their launchers with a scheduler in this process;
+    /// `tcp://` by connecting to a running scheduler. A launch that fails (a host
+    /// that cannot be reached, `slurm` outside an allocation) is an [`Error::Start`].
     /// In a process started as a worker (whose `main` lacks `#[wherever::main]`) it
     /// is an [`Error::Start`] saying so, never a second generation of workers.
     pub fn start(&self) -> Result<Client, Error> {
@@ -98,11 +101,26 @@ impl Plan {
                 outside_async_runtime(|| self.start_launched(&launcher))?
             }
             Level::Tcp { host, port } => outside_async_runtime(|| self.connect_tcp(host, *port))?,
-            other => {
-                return Err(start_error(
-                    self,
-                    format!("the `{other}` level is not available in this build yet"),
-                ))
+            Level::Ssh(level) => {
+                let launcher = ssh_launcher(level).map_err(|reason| start_error(self, reason))?;
+                // Hosts may be lost (`partial`) or go away: count the slots that joined.
+                self.start_counting_joined(&launcher)?
+            }
+            Level::Slurm(options) => {
+                let launcher =
+                    SlurmLauncher::from_env(options).map_err(|reason| start_error(self, reason))?;
+                self.start_counting_joined(&launcher)?
+            }
+            Level::Mpi(workers) => {
+                // A worker rank whose main went on to start the plan serves instead.
+                crate::worker_mode::serve_if_mpi_worker_rank();
+                let expected = match workers {
+                    Workers::Auto => None,
+                    Workers::Exactly(n) => Some(*n),
+                };
+                let launcher =
+                    MpiLauncher::from_env(expected).map_err(|reason| start_error(self, reason))?;
+                self.start_counting_joined(&launcher)?
             }
         };
         Ok(Client::new(self.clone(), executor))
@@ -110,6 +128,17 @@ impl Plan {
 }
 
 impl Plan {
+    /// [`Plan::start_launched`] for a launcher whose workers may have several task
+    /// threads each (`SLURM_CPUS_PER_TASK`): the client counts the slots the
+    /// workers announce.
+    fn start_counting_joined(&self, launcher: &dyn Launcher) -> Result<Executor, Error> {
+        let mut executor = outside_async_runtime(|| self.start_launched(launcher))?;
+        if let Executor::Cluster(cluster) = &mut executor {
+            cluster.slots = None;
+        }
+        Ok(executor)
+    }
+
     /// A scheduler in this process and the workers `launcher` starts for it (every
     /// multi-process level but `tcp://`); the plan's inner levels travel in the
     /// client's handshake to the scheduler, which tells its workers.
@@ -145,6 +174,24 @@ impl Plan {
             _launched: None,
         }))
     }
+}
+
+/// The launcher of an `ssh:` level.
+fn ssh_launcher(level: &crate::plan::SshLevel) -> Result<SshLauncher, String> {
+    let hosts = level
+        .hosts
+        .iter()
+        .map(|h| SshHostSpec {
+            host: h.host.clone(),
+            workers: h.workers,
+        })
+        .collect();
+    SshLauncher::new(
+        hosts,
+        level.ship,
+        level.partial,
+        level.connect_timeout.map(std::time::Duration::from_secs),
+    )
 }
 
 /// Runs `start` on a thread of its own: the cluster machinery blocks on its own

@@ -41,6 +41,9 @@ pub enum Error {
         /// How long the wait lasted, in milliseconds (0: the plan's workers are fixed).
         waited_ms: u64,
     },
+    /// A resource string (`client.options().resources("gpu=1")`) is malformed.
+    #[error(transparent)]
+    Resources(#[from] wherever_cluster::ResourceError),
     /// An operating-system error.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -12,11 +12,11 @@ use crate::arguments::{Args, DepRef, IntoArgs, Parts, PartsBox};
 use crate::client::Client;
 use crate::future::{ErasedSlot, Future};
 use crate::graph_outputs::ComputeOutputs;
+use crate::node_keys::{numbered_key, short_name, KeyMap, KeySet};
 use crate::node_positions::NodePositions;
 use crate::submission::{ChainPart, LocalRun};
 use crate::{IntoTask, Resolved, StreamKey, TaskContext, TaskError, TaskFailure, Value};
 use std::any::Any;
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,7 +55,8 @@ type SubmitNode = Box<dyn Fn(&Client, Parts, u64) -> Submitted + Send + Sync>;
 type SubmitChain = Box<dyn Fn(&Client, ChainPart, Vec<ChainPart>) -> Submitted + Send + Sync>;
 
 pub(crate) struct Node {
-    key: String,
+    /// Shared, so the maps of a computation hold it without a copy.
+    key: Arc<str>,
     name: &'static str,
     registered: bool,
     parts: Parts,
@@ -129,11 +130,11 @@ fn make_node<A: Value, R: Value, T: IntoTask<A, R>>(
         Args::Parts(PartsBox(parts)) => parts,
     };
     let name = task.task_name();
-    let short = name.rsplit("::").next().unwrap_or(name);
+    let short = short_name(name);
     let key = if pure {
-        format!("{short}-{:016x}", content_hash(name, &parts))
+        Arc::from(format!("{short}-{:016x}", content_hash(name, &parts)))
     } else {
-        format!("{short}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+        numbered_key(short, NEXT.fetch_add(1, Ordering::Relaxed))
     };
     let registered = task.registered().is_some();
     let task = Arc::new(task);
@@ -268,14 +269,14 @@ pub fn compute<O: ComputeOutputs>(client: &Client, outputs: O) -> Result<O::Valu
 /// futures without waiting: results stay on the workers until the futures are
 /// asked or dropped.
 pub fn persist<O: ComputeOutputs>(client: &Client, outputs: O) -> O::Futures {
-    let mut submitted = HashMap::new();
+    let mut submitted = KeyMap::default();
     submit_graph(client, &outputs.nodes(), &mut submitted);
     outputs.futures(&SubmittedGraph(submitted))
 }
 
 /// The futures of a submitted graph, by node key (what [`ComputeOutputs`] reads).
 #[doc(hidden)]
-pub struct SubmittedGraph(HashMap<String, Submitted>);
+pub struct SubmittedGraph(KeyMap<Arc<str>, Submitted>);
 
 impl SubmittedGraph {
     /// The future of the output `output`.
@@ -303,7 +304,7 @@ pub(crate) fn submit_nodes_in(client: &Client, parts: Parts) -> Parts {
     if roots.is_empty() {
         return parts;
     }
-    let mut submitted = HashMap::new();
+    let mut submitted = KeyMap::default();
     submit_graph(client, &roots, &mut submitted);
     let holes = parts
         .holes
@@ -355,7 +356,7 @@ impl OptimizedGraph {
 /// [`compute`] and [`persist`] will submit.
 pub fn optimize<G: GraphOutput>(outputs: &[&G]) -> OptimizedGraph {
     let roots: Vec<NodeRef> = outputs.iter().map(|o| o.graph_node()).collect();
-    let layout = Layout::of(&roots, &HashMap::new());
+    let layout = Layout::of(&roots, &KeyMap::default());
     let tasks = layout
         .chains
         .iter()
@@ -364,7 +365,7 @@ pub fn optimize<G: GraphOutput>(outputs: &[&G]) -> OptimizedGraph {
             FusedTask {
                 keys: chain
                     .iter()
-                    .map(|&i| layout.order[i].0.key.clone())
+                    .map(|&i| layout.order[i].0.key.to_string())
                     .collect(),
                 deps: head
                     .0
@@ -372,7 +373,7 @@ pub fn optimize<G: GraphOutput>(outputs: &[&G]) -> OptimizedGraph {
                     .holes
                     .iter()
                     .filter_map(|(_, dep)| match dep {
-                        DepRef::Node(dep) => Some(dep.0.key.clone()),
+                        DepRef::Node(dep) => Some(dep.0.key.to_string()),
                         _ => None,
                     })
                     .collect(),
@@ -390,10 +391,10 @@ struct Layout {
 }
 
 impl Layout {
-    fn of(roots: &[NodeRef], submitted: &HashMap<String, Submitted>) -> Layout {
+    fn of(roots: &[NodeRef], submitted: &KeyMap<Arc<str>, Submitted>) -> Layout {
         // Depth-first post-order, iteratively (long chains do not exhaust the stack).
         let mut order: Vec<NodeRef> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut index: KeyMap<Arc<str>, usize> = KeyMap::default();
         let mut stack: Vec<(NodeRef, bool)> =
             roots.iter().rev().map(|r| (r.clone(), false)).collect();
         while let Some((node, deps_done)) = stack.pop() {
@@ -426,8 +427,7 @@ impl Layout {
                 }
             }
         }
-        let outputs: std::collections::HashSet<&str> =
-            roots.iter().map(|r| r.0.key.as_str()).collect();
+        let outputs: KeySet<&str> = roots.iter().map(|r| &*r.0.key).collect();
         // A node's only input, when that input is a node of this graph.
         let only_input = |node: &NodeRef| -> Option<usize> {
             match node.0.parts.holes.as_slice() {
@@ -439,7 +439,7 @@ impl Layout {
         let mut fused = vec![false; order.len()];
         for node in &order {
             if let Some(i) = only_input(node) {
-                fused[i] = uses[i] == 1 && !outputs.contains(order[i].0.key.as_str());
+                fused[i] = uses[i] == 1 && !outputs.contains(&*order[i].0.key);
             }
         }
         let mut chains = Vec::new();
@@ -464,7 +464,7 @@ impl Layout {
 /// Submits everything `roots` need that is not in `submitted`, chain by chain.
 /// Every node gets the position it would have unfused (its depth-first rank), so
 /// random streams do not depend on fusion.
-fn submit_graph(client: &Client, roots: &[NodeRef], submitted: &mut HashMap<String, Submitted>) {
+fn submit_graph(client: &Client, roots: &[NodeRef], submitted: &mut KeyMap<Arc<str>, Submitted>) {
     let layout = Layout::of(roots, submitted);
     let all_positions = positions_under(client, &layout.order);
     for chain in &layout.chains {
@@ -550,7 +550,7 @@ impl NodeRef {
 }
 
 /// The node's arguments with its graph dependencies replaced by their futures.
-fn parts_for(node: &NodeRef, submitted: &HashMap<String, Submitted>) -> Parts {
+fn parts_for(node: &NodeRef, submitted: &KeyMap<Arc<str>, Submitted>) -> Parts {
     let mut parts = node.0.parts.duplicate();
     for (_, dep) in parts.holes.iter_mut() {
         if let DepRef::Node(inner) = dep {

@@ -41,6 +41,7 @@ mod map_dependent;
 mod map_output;
 mod map_results;
 mod nested;
+mod node_keys;
 mod node_positions;
 mod options;
 pub mod plan;
@@ -54,7 +55,7 @@ mod worker_mode;
 
 pub use args::seed_from_args;
 pub use arguments::{IntoArg, IntoArgs};
-pub use awaiting::FutureValue;
+pub use awaiting::{FutureValue, FutureValueRef};
 pub use client::{Client, Value, DEFAULT_RETRIES};
 pub use cores::{available_cores, cores_from, CORE_LIMIT_VARIABLES};
 pub use error::{Error, Result};
@@ -68,9 +69,10 @@ pub use local::QUEUE_BOUND;
 pub use map::{Scheduling, AUTO_CHUNKS_PER_WORKER};
 pub use nested::client;
 pub use options::Options;
-pub use plan::{Level, Plan, PlanError, Workers};
+pub use plan::{Level, Plan, PlanError, SshHost, SshLevel, Workers};
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;
+pub use wherever_cluster::{ResourceError, Resources};
 pub use wherever_core::{
     markers, IntoTask, Resolved, SharedRef, StreamKey, StreamLabel, Task, TaskContext, TaskError,
     TaskErrorDetails, TaskErrorKind, TaskFailure, TaskRng,

@@ -258,20 +258,18 @@ impl Client {
                 in_tasks(key, seeded, position, |reposition| {
                     run_caught(|| {
                         let mut ctx = TaskContext::new(key, seeded, position);
-                        for item in items {
-                            let at = written.get();
-                            let item_position = position + at as u64;
-                            ctx.reposition(item_position);
-                            reposition(item_position);
-                            let value = task.run(item, &mut ctx)?;
-                            // SAFETY: `target` is this chunk's own window of the output,
-                            // which outlives the job (the map's collector waits for
-                            // every local chunk, also when unwinding), and slot `at`
-                            // was not written before.
-                            unsafe { target.write(at, value) };
-                            written.set(at + 1);
+                        // SAFETY: `target` is this chunk's own window of the output,
+                        // which outlives the job (the map's collector waits for
+                        // every local chunk, also when unwinding), and none of its
+                        // slots was written before.
+                        unsafe {
+                            target.fill(items, &written, |at, item| {
+                                let item_position = position + at as u64;
+                                ctx.reposition(item_position);
+                                reposition(item_position);
+                                task.run(item, &mut ctx)
+                            })
                         }
-                        Ok(())
                     })
                 })
             });

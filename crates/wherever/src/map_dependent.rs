@@ -18,6 +18,7 @@ pub(crate) enum Pending<A> {
 }
 
 impl<A: Value> Pending<A> {
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         match self {
             Pending::Values(items) => items.len(),
@@ -25,16 +26,24 @@ impl<A: Value> Pending<A> {
         }
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Adds a value.
+    /// Adds a value (inlined: `map` calls it once per item).
+    #[inline]
     pub(crate) fn push_value(&mut self, item: A) {
         match self {
             Pending::Values(items) => items.push(item),
-            Pending::Encoded(items) => items.push(crate::submission::encoded_parts(&item)),
+            Pending::Encoded(items) => Self::push_encoded_value(items, &item),
         }
+    }
+
+    /// Adds a value to an encoded chunk (rare: kept out of line).
+    #[inline(never)]
+    fn push_encoded_value(items: &mut Vec<Parts>, item: &A) {
+        items.push(crate::submission::encoded_parts(item));
     }
 
     /// Adds an encoded item with dependencies (the chunk is encoded from now on).

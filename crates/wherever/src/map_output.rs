@@ -39,6 +39,38 @@ impl<R> Window<R> {
         // SAFETY: `at` is inside the window, which is inside the live buffer.
         unsafe { self.start.add(at).write(value) }
     }
+
+    /// Writes the value `produce` makes of each of `items` at the slot of the
+    /// item's index, in order, stopping at the first error; `written` counts the
+    /// slots written so far (also when `produce` panics). The window's bound is
+    /// checked once, for all the items (panics if they do not fit), instead of
+    /// once per slot: an item's index is below `items.len()`.
+    ///
+    /// # Safety
+    /// The output this window was taken from must be alive, and none of its first
+    /// `items.len()` slots written before.
+    pub(crate) unsafe fn fill<A, E>(
+        &self,
+        items: Vec<A>,
+        written: &std::cell::Cell<usize>,
+        mut produce: impl FnMut(usize, A) -> Result<R, E>,
+    ) -> Result<(), E> {
+        assert!(
+            items.len() <= self.len,
+            "{} items do not fit in a window of {} slots",
+            items.len(),
+            self.len
+        );
+        for (at, item) in items.into_iter().enumerate() {
+            let value = produce(at, item)?;
+            // SAFETY: `at < items.len() <= self.len` (checked above), so the slot is
+            // inside the window, which is inside the live buffer; each index comes
+            // once, so it was not written before.
+            unsafe { self.start.add(at).write(value) };
+            written.set(at + 1);
+        }
+        Ok(())
+    }
 }
 
 impl<R> Output<R> {
@@ -190,6 +222,47 @@ mod tests {
     fn a_window_past_the_end_is_refused() {
         let output = Output::<u8>::with_slots(4);
         let _ = output.window(3, 2);
+    }
+
+    #[test]
+    fn a_filled_window_counts_its_writes_and_stops_at_an_error() {
+        let mut output = Output::with_slots(5);
+        let window = output.window(1, 3);
+        let written = std::cell::Cell::new(0);
+        // SAFETY: the output is alive and nothing was written.
+        let outcome = unsafe {
+            window.fill(vec![10, 20, 30], &written, |at, item| match at {
+                2 => Err(item),
+                _ => Ok(item + at),
+            })
+        };
+        assert_eq!((outcome, written.get()), (Err(30), 2));
+        output.mark_written(1, written.get());
+        assert_eq!(
+            output.take_vec().err().as_deref(),
+            Some("2 of 5 results were written")
+        );
+        let mut whole = Output::with_slots(2);
+        let written = std::cell::Cell::new(0);
+        // SAFETY: the output is alive and nothing was written.
+        let filled = unsafe {
+            whole
+                .window(0, 2)
+                .fill(vec![1, 2], &written, |_, v| Ok::<_, ()>(v))
+        };
+        assert_eq!(filled, Ok(()));
+        whole.mark_written(0, written.get());
+        assert_eq!(whole.take_vec().unwrap(), vec![1, 2]);
+    }
+
+    #[test]
+    #[should_panic(expected = "do not fit in a window")]
+    fn more_items_than_the_window_holds_are_refused_before_any_write() {
+        let output = Output::<u8>::with_slots(4);
+        let window = output.window(1, 2);
+        let written = std::cell::Cell::new(0);
+        // SAFETY: the output is alive; the fill is refused before touching memory.
+        let _ = unsafe { window.fill(vec![1, 2, 3], &written, |_, v| Ok::<_, ()>(v)) };
     }
 
     #[test]

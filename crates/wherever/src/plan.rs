@@ -9,13 +9,25 @@
 //!          | "threads" [ ":" N ]           a pool of N threads in this process
 //!          | "processes" [ ":" N ]         N worker processes of this program on this machine
 //!          | "tcp://" HOST ":" PORT        a running `wherever scheduler`
-//!          | "ssh:" HOST ["*" N] ( "," HOST ["*" N] )*
+//!          | "ssh:" hosts ( ";" ssh-option )*
 //!                                          workers started over SSH, N per host (default 1)
 //!          | "slurm" [ ":" KEY "=" VALUE ( "," KEY "=" VALUE )* ]
-//!                                          workers in a Slurm allocation (srun)
-//!          | "mpi" [ ":" N ]               workers started by mpirun
+//!                                          one worker per task of the Slurm allocation
+//!                                          this runs in, through one srun; KEY is an
+//!                                          srun long option (ntasks, cpus-per-task, ...)
+//!          | "mpi" [ ":" N ]               under mpirun: rank 0 runs main, the other
+//!                                          ranks (N of them, checked) are the workers
 //! N       := a whole number from 1 to 65535
+//! hosts   := HOST ["*" N] ( "," HOST ["*" N] )*
+//!          | "@" FILE                      a hostfile: one `HOST`, `HOST*N` or `HOST slots=N`
+//!                                          a line; `#` starts a comment; blank lines ignored
+//! ssh-option := "ship"                     copy the executable to each host once (cached by build)
+//!          | "partial"                     go on without hosts that cannot be reached
+//!          | "connect-timeout=" SECONDS    give up on a host after this long (default 30)
 //! ```
+//!
+//! A hostfile is read when the plan is parsed. Its path may contain `/`: the level
+//! ends at a `/` followed by another level's name (`ssh:@conf/hosts.txt/threads:2`).
 //!
 //! Without `N`, `threads` and `processes` use [`available_cores`](crate::available_cores):
 //! the cores this process may really use.
@@ -54,6 +66,23 @@ pub struct SshHost {
     pub workers: usize,
 }
 
+/// An `ssh:` level: the hosts and the options after `;`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SshLevel {
+    /// The hosts, in order, with their worker counts.
+    pub hosts: Vec<SshHost>,
+    /// The hostfile they were read from (`ssh:@FILE`), as written in the plan.
+    pub hostfile: Option<String>,
+    /// `ship`: copy the executable to every host (once per build) instead of
+    /// expecting it at the same path there.
+    pub ship: bool,
+    /// `partial`: a host that cannot be reached is reported and the others go on.
+    pub partial: bool,
+    /// `connect-timeout=SECONDS`: how long to wait for a host before giving up
+    /// (`None`: `WHEREVER_SSH_CONNECT_TIMEOUT`, else 30 s).
+    pub connect_timeout: Option<u64>,
+}
+
 /// One level of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Level {
@@ -71,10 +100,11 @@ pub enum Level {
         port: u16,
     },
     /// Workers started on these hosts over SSH.
-    Ssh(Vec<SshHost>),
+    Ssh(SshLevel),
     /// Workers started in a Slurm allocation, with `srun` options as key/value pairs.
     Slurm(Vec<(String, String)>),
-    /// Workers started by `mpirun`, optionally with a count.
+    /// Under `mpirun`: rank 0 runs `main` and the scheduler, the other ranks are the
+    /// workers; a count, if given, must match them.
     Mpi(Workers),
 }
 
@@ -96,8 +126,8 @@ pub struct PlanError {
 }
 
 const EXPECTED: &str =
-    "expected sequential, threads[:N], processes[:N], tcp://HOST:PORT, ssh:HOST[*N],..., \
-                        slurm[:KEY=VALUE,...] or mpi[:N], nested levels joined with `/`";
+    "expected sequential, threads[:N], processes[:N], tcp://HOST:PORT, ssh:HOST[*N],... \
+                        (or ssh:@HOSTFILE), slurm[:KEY=VALUE,...] or mpi[:N], nested levels joined with `/`";
 
 impl Plan {
     /// A plan with these levels (outermost first); at least one.
@@ -196,20 +226,27 @@ impl FromStr for Plan {
     }
 }
 
-/// Splits at `/`, except inside the `tcp://` prefix.
+/// Splits at `/`, except inside the `tcp://` prefix and inside an `ssh:@FILE`
+/// hostfile path (there only a `/` followed by a level's name splits).
 fn split_levels(input: &str) -> Vec<&str> {
     let mut levels = Vec::new();
     let mut rest = input;
     loop {
-        let skip = if rest.trim_start().starts_with("tcp://") {
+        let level = rest.trim_start();
+        let skip = if level.starts_with("tcp://") {
             rest.find("tcp://").unwrap() + 6
         } else {
             0
         };
-        match rest[skip..].find('/') {
+        let in_hostfile = level.starts_with("ssh:@");
+        let split = rest[skip..]
+            .match_indices('/')
+            .map(|(i, _)| skip + i)
+            .find(|&i| !in_hostfile || starts_a_level(&rest[i + 1..]));
+        match split {
             Some(i) => {
-                levels.push(&rest[..skip + i]);
-                rest = &rest[skip + i + 1..];
+                levels.push(&rest[..i]);
+                rest = &rest[i + 1..];
             }
             None => {
                 levels.push(rest);
@@ -217,6 +254,21 @@ fn split_levels(input: &str) -> Vec<&str> {
             }
         }
     }
+}
+
+/// Whether `text` begins with a level's name (followed by its end, `:` or `/`), or
+/// is empty (a trailing `/`, reported as an empty level).
+fn starts_a_level(text: &str) -> bool {
+    let text = text.trim_start();
+    if text.is_empty() || text.starts_with("tcp://") {
+        return true;
+    }
+    ["sequential", "threads", "processes", "ssh", "slurm", "mpi"]
+        .iter()
+        .any(|word| {
+            text.strip_prefix(word)
+                .is_some_and(|after| after.is_empty() || after.starts_with([':', '/']))
+        })
 }
 
 fn parse_level(level: &str) -> Result<Level, String> {
@@ -237,7 +289,9 @@ fn parse_level(level: &str) -> Result<Level, String> {
         ("processes", argument) => Ok(Level::Processes(parse_workers("processes", argument)?)),
         ("mpi", argument) => Ok(Level::Mpi(parse_workers("mpi", argument)?)),
         ("ssh", Some(hosts)) => parse_ssh(hosts),
-        ("ssh", None) => Err("expected ssh:HOST[*N][,HOST[*N]...] (no hosts given)".to_string()),
+        ("ssh", None) => {
+            Err("expected ssh:HOST[*N][,HOST[*N]...] or ssh:@HOSTFILE (no hosts given)".to_string())
+        }
         ("slurm", argument) => parse_slurm(argument),
         (other, _) => {
             let hint = suggestion(other)
@@ -289,7 +343,53 @@ fn parse_tcp(address: &str) -> Result<Level, String> {
     }
 }
 
-fn parse_ssh(hosts: &str) -> Result<Level, String> {
+fn parse_ssh(argument: &str) -> Result<Level, String> {
+    let mut parts = argument.split(';');
+    let hosts = parts.next().unwrap_or_default().trim();
+    let mut level = match hosts.strip_prefix('@') {
+        Some(file) => SshLevel {
+            hosts: read_hostfile(file.trim())?,
+            hostfile: Some(file.trim().to_string()),
+            ..SshLevel::default()
+        },
+        None => SshLevel {
+            hosts: parse_ssh_hosts(hosts)?,
+            ..SshLevel::default()
+        },
+    };
+    for option in parts {
+        match option.trim().split_once('=') {
+            None if option.trim() == "ship" => level.ship = true,
+            None if option.trim() == "partial" => level.partial = true,
+            Some((key, seconds)) if key.trim() == "connect-timeout" => {
+                level.connect_timeout = Some(
+                    seconds
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|s| (1..=86_400).contains(s))
+                        .ok_or_else(|| {
+                            format!(
+                                "expected ssh:...;connect-timeout=SECONDS with SECONDS a whole \
+                                 number from 1 to 86400, got `{}`",
+                                seconds.trim()
+                            )
+                        })?,
+                );
+            }
+            _ => {
+                return Err(format!(
+                    "unknown ssh option `{}`; expected ship, partial or connect-timeout=SECONDS \
+                     after `;`",
+                    option.trim()
+                ))
+            }
+        }
+    }
+    Ok(Level::Ssh(level))
+}
+
+fn parse_ssh_hosts(hosts: &str) -> Result<Vec<SshHost>, String> {
     let mut parsed = Vec::new();
     for entry in hosts.split(',') {
         let entry = entry.trim();
@@ -302,17 +402,93 @@ fn parse_ssh(hosts: &str) -> Result<Level, String> {
             ),
             None => (entry, 1),
         };
-        if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(format!(
-                "expected ssh:HOST[*N][,HOST[*N]...], got an empty or blank host in `{hosts}`"
-            ));
-        }
+        check_host(host).map_err(|why| {
+            format!("expected ssh:HOST[*N][,HOST[*N]...], got {why} in `{hosts}`")
+        })?;
         parsed.push(SshHost {
             host: host.to_string(),
             workers,
         });
     }
-    Ok(Level::Ssh(parsed))
+    Ok(parsed)
+}
+
+/// An error unless `host` can be a host for `ssh` (no blanks, not an option).
+fn check_host(host: &str) -> Result<(), String> {
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        Err("an empty or blank host".to_string())
+    } else if host.starts_with('-') {
+        Err(format!("the host `{host}`, which would be an ssh option"))
+    } else if host.contains(['@', ';', '/', '\'', '"', '`', '$']) && !is_user_at_host(host) {
+        Err(format!(
+            "the host `{host}` with a character a host name cannot have"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// `user@host` with plain names on both sides.
+fn is_user_at_host(text: &str) -> bool {
+    let plain = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-:[]".contains(c))
+    };
+    matches!(text.split_once('@'), Some((user, host)) if plain(user) && plain(host))
+}
+
+/// The hosts of a hostfile: one `HOST`, `HOST*N` or `HOST slots=N` a line; `#`
+/// starts a comment; blank lines are ignored. Errors name the file and the line.
+fn read_hostfile(path: &str) -> Result<Vec<SshHost>, String> {
+    if path.is_empty() {
+        return Err("expected ssh:@HOSTFILE, got no file name after `@`".to_string());
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the hostfile `{path}`: {e}"))?;
+    let hosts = parse_hostfile(&text).map_err(|(line, why)| {
+        format!("hostfile `{path}` line {line}: {why}; expected HOST, HOST*N or HOST slots=N")
+    })?;
+    if hosts.is_empty() {
+        return Err(format!("the hostfile `{path}` names no host"));
+    }
+    Ok(hosts)
+}
+
+/// [`read_hostfile`]'s parsing; an error is `(line number, what is wrong)`.
+fn parse_hostfile(text: &str) -> Result<Vec<SshHost>, (usize, String)> {
+    let mut hosts = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        let (host, workers) = match (first.split_once('*'), words.next(), words.next()) {
+            (Some((host, count)), None, _) => (host, count),
+            (None, None, _) => (first, "1"),
+            (None, Some(slots), None) => match slots.strip_prefix("slots=") {
+                Some(count) => (first, count),
+                None => return Err((number, format!("got `{slots}` after the host"))),
+            },
+            _ => return Err((number, format!("got `{line}`"))),
+        };
+        let workers = parse_count(workers).map_err(|why| {
+            (
+                number,
+                format!("a worker count from 1 to {MAX_WORKERS}, {why}"),
+            )
+        })?;
+        check_host(host).map_err(|why| (number, format!("got {why}")))?;
+        hosts.push(SshHost {
+            host: host.to_string(),
+            workers,
+        });
+    }
+    Ok(hosts)
 }
 
 fn parse_slurm(argument: Option<&str>) -> Result<Level, String> {
@@ -364,8 +540,9 @@ impl fmt::Display for Level {
             Level::Processes(n) => write!(f, "processes{n}"),
             Level::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Level::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
-            Level::Ssh(hosts) => {
-                let hosts: Vec<String> = hosts
+            Level::Ssh(level) => {
+                let hosts: Vec<String> = level
+                    .hosts
                     .iter()
                     .map(|h| {
                         if h.workers == 1 {
@@ -375,7 +552,20 @@ impl fmt::Display for Level {
                         }
                     })
                     .collect();
-                write!(f, "ssh:{}", hosts.join(","))
+                match &level.hostfile {
+                    Some(file) => write!(f, "ssh:@{file}")?,
+                    None => write!(f, "ssh:{}", hosts.join(","))?,
+                }
+                if level.ship {
+                    write!(f, ";ship")?;
+                }
+                if level.partial {
+                    write!(f, ";partial")?;
+                }
+                if let Some(seconds) = level.connect_timeout {
+                    write!(f, ";connect-timeout={seconds}")?;
+                }
+                Ok(())
             }
             Level::Slurm(options) if options.is_empty() => write!(f, "slurm"),
             Level::Slurm(options) => {
@@ -420,16 +610,32 @@ mod tests {
             ("mpi", Level::Mpi(Workers::Auto)),
             (
                 "ssh:node1*8,node2",
-                Level::Ssh(vec![
-                    SshHost {
-                        host: "node1".into(),
-                        workers: 8,
-                    },
-                    SshHost {
-                        host: "node2".into(),
-                        workers: 1,
-                    },
-                ]),
+                Level::Ssh(SshLevel {
+                    hosts: vec![
+                        SshHost {
+                            host: "node1".into(),
+                            workers: 8,
+                        },
+                        SshHost {
+                            host: "node2".into(),
+                            workers: 1,
+                        },
+                    ],
+                    ..SshLevel::default()
+                }),
+            ),
+            (
+                "ssh:root@node1*2;ship;partial;connect-timeout=5",
+                Level::Ssh(SshLevel {
+                    hosts: vec![SshHost {
+                        host: "root@node1".into(),
+                        workers: 2,
+                    }],
+                    ship: true,
+                    partial: true,
+                    connect_timeout: Some(5),
+                    ..SshLevel::default()
+                }),
             ),
             (
                 "slurm:nodes=2,cpus=4",
@@ -477,7 +683,15 @@ mod tests {
             ("threads:2/", "a nested level is empty"),
             ("sequential:3", "takes no `:` argument"),
             ("ssh:", "empty or blank host"),
-            ("ssh:a*0", "expected ssh:HOST*N"),
+            ("ssh:a*0", "expected ssh:HOST*N with N from 1 to 65535, got 0"),
+            ("ssh:a,,b", "got an empty or blank host in `a,,b`"),
+            ("ssh:*3", "got an empty or blank host"),
+            ("ssh:-oProxyCommand=x", "which would be an ssh option"),
+            ("ssh:a;b", "unknown ssh option `b`; expected ship, partial or connect-timeout"),
+            ("ssh:a;connect-timeout=0", "connect-timeout=SECONDS with SECONDS a whole number"),
+            ("ssh:a;connect-timeout=soon", "got `soon`"),
+            ("ssh:@", "no file name after `@`"),
+            ("ssh:@/no/such/hostfile.txt", "cannot read the hostfile `/no/such/hostfile.txt`"),
             ("slurm:nodes", "expected slurm:KEY=VALUE"),
             ("threads:99999999999999999999999", "got `99999999999999999999999`"),
         ];
@@ -492,6 +706,119 @@ mod tests {
                 message.starts_with(&format!("invalid plan `{input}`")),
                 "{message}"
             );
+        }
+    }
+
+    /// A hostfile in the temporary directory with `text`, removed on drop.
+    struct Hostfile(std::path::PathBuf);
+
+    impl Hostfile {
+        fn new(tag: &str, text: &str) -> Self {
+            let path = std::env::temp_dir().join(format!(
+                "wherever-hostfile-{tag}-{}.txt",
+                std::process::id()
+            ));
+            std::fs::write(&path, text).unwrap();
+            Hostfile(path)
+        }
+
+        fn path(&self) -> String {
+            self.0.display().to_string()
+        }
+    }
+
+    impl Drop for Hostfile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn host(host: &str, workers: usize) -> SshHost {
+        SshHost {
+            host: host.into(),
+            workers,
+        }
+    }
+
+    #[test]
+    fn hostfiles_give_one_host_a_line_with_its_count() {
+        let file = Hostfile::new(
+            "good",
+            "# the cluster\nnode1\n\n  node2*4  # four\nnode3 slots=2\n\tnode4\n",
+        );
+        let text = format!("ssh:@{};partial/threads:2", file.path());
+        let plan = Plan::parse(&text).unwrap();
+        let Level::Ssh(level) = plan.first() else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(
+            level.hosts,
+            [
+                host("node1", 1),
+                host("node2", 4),
+                host("node3", 2),
+                host("node4", 1)
+            ]
+        );
+        assert!(level.partial && !level.ship);
+        assert_eq!(level.hostfile.as_deref(), Some(file.path().as_str()));
+        assert_eq!(plan.inner().unwrap().to_string(), "threads:2");
+        assert_eq!(
+            plan.to_string(),
+            text,
+            "the plan shows the file, not its hosts"
+        );
+    }
+
+    #[test]
+    fn a_hostfile_path_may_hold_slashes_and_names_that_are_not_levels() {
+        assert_eq!(
+            split_levels("ssh:@/etc/wherever/hosts.txt;ship/processes:2/threads"),
+            [
+                "ssh:@/etc/wherever/hosts.txt;ship",
+                "processes:2",
+                "threads"
+            ]
+        );
+        assert_eq!(
+            split_levels("ssh:@conf/threadsafe/h/mpi"),
+            ["ssh:@conf/threadsafe/h", "mpi"]
+        );
+        assert_eq!(split_levels("ssh:a,b/threads:2"), ["ssh:a,b", "threads:2"]);
+    }
+
+    #[test]
+    fn malformed_hostfile_lines_are_errors_naming_the_file_and_the_line() {
+        let cases = [
+            (
+                "node1\nnode2*0\n",
+                "line 2: a worker count from 1 to 65535, got 0",
+            ),
+            (
+                "node1 slots=x\n",
+                "line 1: a worker count from 1 to 65535, got `x`",
+            ),
+            (
+                "# one\nnode1 cpus=3\n",
+                "line 2: got `cpus=3` after the host",
+            ),
+            ("node1 slots=2 extra\n", "line 1: got `node1 slots=2 extra`"),
+            ("*3\n", "line 1: got an empty or blank host"),
+            (
+                "-oProxyCommand=evil\n",
+                "line 1: got the host `-oProxyCommand=evil`",
+            ),
+            ("\n# only comments\n\n", "names no host"),
+        ];
+        for (index, (text, expected)) in cases.into_iter().enumerate() {
+            let file = Hostfile::new(&format!("bad{index}"), text);
+            let input = format!("ssh:@{}", file.path());
+            let message = error(&input);
+            assert!(
+                message.contains(&file.path()) && message.contains(expected),
+                "{text:?} gave `{message}`, expected the file and `{expected}`"
+            );
+            assert!(!message.contains('\n'), "one line: {message}");
         }
     }
 }

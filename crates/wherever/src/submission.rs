@@ -401,6 +401,8 @@ impl Client {
             deps,
             holes,
             chain: call.chain,
+            resources: self.options.resources.clone(),
+            timeout: self.options.timeout,
         };
         let resolver = slot.clone();
         let options = self.options.clone();

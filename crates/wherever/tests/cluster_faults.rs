@@ -325,6 +325,8 @@ fn raw_call<A: Value, R: 'static, M>(
         deps,
         holes: Vec::new(),
         chain: Vec::new(),
+        resources: Default::default(),
+        timeout: None,
     }
 }
 

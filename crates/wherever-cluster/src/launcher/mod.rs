@@ -1,6 +1,6 @@
 //! Launchers: how a plan's worker processes get started. Every multi-process plan
 //! runs the same scheduler and the same worker code; only the [`Launcher`] differs:
-//! local processes (`processes:N`, [`ProcessesLauncher`]), SSH hosts, a Slurm
+//! local processes (`processes:N`, [`ProcessesLauncher`]), SSH hosts ([`SshLauncher`]), a Slurm
 //! allocation's `srun`, or the ranks of an `mpirun`.
 //!
 //! [`start_cluster`] binds the scheduler (on loopback or a routable address, as the
@@ -10,12 +10,24 @@
 //! worker it started is stopped.
 
 mod address;
+mod bounded_lines;
+pub mod mpi;
+pub mod mpi_rendezvous;
 mod processes;
+mod slurm;
+mod ssh;
+mod ssh_command;
 
 pub use address::{
     advertised_address, choose_interface, interface_address, BindScope, INTERFACE_VARIABLE,
 };
+pub use mpi::{MpiLauncher, MpiRank};
 pub use processes::{LocalCluster, ProcessesLauncher, RESTART_BUDGET};
+pub use slurm::{SlurmLauncher, SRUN_OPTIONS};
+pub use ssh::{
+    default_connect_timeout, SshHostSpec, SshLauncher, CONNECT_TIMEOUT_VARIABLE,
+    DEFAULT_CONNECT_TIMEOUT, EXIT_ON_STDIN_EOF_VARIABLE, REMOTE_DEATH_TIMEOUT_SECONDS,
+};
 
 use crate::auth::{this_build, Secret};
 use crate::client::{ClusterClient, ClusterRuntime};

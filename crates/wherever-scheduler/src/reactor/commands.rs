@@ -69,6 +69,15 @@ impl Reactor {
                     };
                     self.send_to_owner(task, failed, comm);
                 }
+                Command::NoWorkerFits { task, reason } => {
+                    // The `Erred` that follows sends it.
+                    let error = self
+                        .records
+                        .new_error(task, TaskErrorKind::Runtime, &reason);
+                    if let Some(record) = self.records.get_mut(task) {
+                        record.error = Some(error);
+                    }
+                }
                 Command::Lost { task, attempts } => {
                     let error =
                         self.records

@@ -44,6 +44,7 @@ fn worker(port: u16) -> Role {
     Role::Worker {
         slots: 1,
         data_address: SocketAddr::from(([127, 0, 0, 1], port)),
+        resources: crate::Resources::new(),
     }
 }
 

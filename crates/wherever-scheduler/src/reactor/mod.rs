@@ -152,14 +152,21 @@ impl Reactor {
             Role::Worker {
                 slots,
                 data_address,
+                resources,
             } => {
                 self.next_worker += 1;
                 let id = self.next_worker;
                 self.workers.insert(id, (peer, data_address));
                 self.by_address.insert(data_address, id);
+                let slots = slots.max(1);
+                let resources = match resources.clone().or_default("cpus", f64::from(slots)) {
+                    Ok(with_cpus) => with_cpus,
+                    Err(_) => resources, // cannot happen: `cpus` is a valid name
+                };
                 self.feed(Event::WorkerAdded {
                     worker: id,
-                    slots: slots.max(1),
+                    slots,
+                    resources,
                 });
                 (PeerKind::Worker { id }, id)
             }
@@ -413,6 +420,7 @@ impl Reactor {
                     .deps(task.deps.iter().copied())
                     .retries(task.retries)
                     .priority(task.priority)
+                    .resources(task.resources.clone())
                     .wanted(true),
             );
             ids.push(task.id);

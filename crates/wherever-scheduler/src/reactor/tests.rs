@@ -201,6 +201,7 @@ impl Sim {
         let role = Role::Worker {
             slots,
             data_address: SocketAddr::from(([127, 0, 0, 1], 10_000 + peer as u16)),
+            resources: crate::Resources::new(),
         };
         self.reactor
             .peer_joined(peer, role, self.now, &mut self.outbox);
