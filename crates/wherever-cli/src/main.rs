@@ -4,6 +4,8 @@
 //! plan `tcp://HOST:8786`, and that workers join when the user's own program is
 //! started with `WHEREVER_WORKER=tcp://HOST:8786` (e.g. under `srun`), or with
 //! `wherever worker tcp://HOST:8786 --threads 4 --resources gpu=2,mem=16GB -- ./program`.
+//! On SIGTERM or Ctrl-C the scheduler tells its workers goodbye (they exit with
+//! status 0 instead of waiting for it to come back) and exits.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -11,8 +13,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use wherever_cluster::auth::{default_secret_path, SECRET_FILE_VARIABLE};
 use wherever_cluster::connection::{configured_max_value, parse_size};
-use wherever_cluster::launcher::WORKER_VARIABLE;
-use wherever_cluster::server::{serve, ServerOptions};
+use wherever_cluster::launcher::{interface_address, INTERFACE_VARIABLE, WORKER_VARIABLE};
+use wherever_cluster::server::{serve_until, shutdown_channel, ServerOptions};
 use wherever_cluster::worker::{parse_address, RESOURCES_VARIABLE, THREADS_VARIABLE};
 use wherever_cluster::{Resources, Secret};
 
@@ -31,9 +33,15 @@ enum Commands {
         /// The port to listen on (0: any free port, printed at start).
         #[arg(long, default_value_t = 8786)]
         port: u16,
-        /// The address to listen on; 0.0.0.0 to accept workers from other machines.
-        #[arg(long, default_value = "127.0.0.1")]
-        host: String,
+        /// The address to listen on; 0.0.0.0 to accept workers from other machines
+        /// (default: 127.0.0.1, or the address `--interface` names).
+        #[arg(long)]
+        host: Option<String>,
+        /// Listen on this network interface (e.g. `eth0`, `ib0`) or IP address, as
+        /// Dask's `--interface`: the address workers and clients dial. Default:
+        /// $WHEREVER_INTERFACE (same meaning) when `--host` is not given.
+        #[arg(long, value_parser = parse_interface, conflicts_with = "host")]
+        interface: Option<String>,
         /// The file holding the cluster secret (created with a fresh secret if
         /// missing; refused unless private to its owner, like an SSH key: mode
         /// 600); default: $WHEREVER_SECRET_FILE, else ~/.wherever/secret.
@@ -104,6 +112,49 @@ fn run_worker(
     Ok(status.code().unwrap_or(1))
 }
 
+/// Parses `--interface`: an IP address or a network interface's name; its address.
+fn parse_interface(text: &str) -> Result<String, String> {
+    interface_address(text)
+}
+
+/// The address to listen on: `--interface`'s, else `--host`, else
+/// $WHEREVER_INTERFACE's, else 127.0.0.1.
+fn listen_host(host: Option<String>, interface: Option<String>) -> anyhow::Result<String> {
+    if let Some(address) = interface.or(host) {
+        return Ok(address);
+    }
+    match std::env::var(INTERFACE_VARIABLE) {
+        Ok(chosen) => {
+            interface_address(&chosen).map_err(|e| anyhow::anyhow!("{INTERFACE_VARIABLE}={e}"))
+        }
+        Err(_) => Ok("127.0.0.1".to_string()),
+    }
+}
+
+/// Writes a line to stderr; a closed stderr (the terminal or the pipe that
+/// started the scheduler is gone) is not an error: the scheduler goes on, and
+/// still stops cleanly when told to.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C): the scheduler then ends normally.
+async fn termination() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        say("wherever scheduler: cannot watch for SIGTERM and SIGINT");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+}
+
 /// Parses `--max-value`: bytes, or a number with a K, M or G suffix.
 fn parse_max_value(text: &str) -> Result<u64, String> {
     parse_size(text).ok_or_else(|| format!("`{text}` is not a size (e.g. 512M, 4G)"))
@@ -124,6 +175,7 @@ fn main() -> anyhow::Result<()> {
         Commands::Scheduler {
             port,
             host,
+            interface,
             secret_file,
             heartbeat_timeout,
             max_value,
@@ -131,6 +183,7 @@ fn main() -> anyhow::Result<()> {
             let path = secret_file
                 .or_else(|| std::env::var_os(SECRET_FILE_VARIABLE).map(PathBuf::from))
                 .unwrap_or_else(default_secret_path);
+            let host = listen_host(host, interface)?;
             let secret = Secret::read_or_create_file(&path)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -149,7 +202,14 @@ fn main() -> anyhow::Result<()> {
                     max_value: max_value.unwrap_or_else(configured_max_value),
                     ..ServerOptions::default()
                 };
-                serve(listener, secret, options).await;
+                let (shutdown, signal) = shutdown_channel();
+                tokio::spawn(async move {
+                    termination().await;
+                    say("wherever scheduler: stopping; telling the workers goodbye");
+                    shutdown.request();
+                });
+                serve_until(listener, secret, options, signal).await;
+                say("wherever scheduler: stopped");
                 Ok(())
             })
         }

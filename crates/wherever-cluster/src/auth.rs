@@ -4,10 +4,12 @@
 use crate::connection::printable;
 use crate::protocol::BuildInfo;
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+pub mod build_id;
 
 /// The environment variable holding the secret itself, hex-encoded. A worker
 /// reads it once and removes it from its environment, so tasks' child processes
@@ -101,6 +103,23 @@ impl Secret {
         Secret::from_hex(&text, &path.display().to_string())
     }
 
+    /// Writes the secret to a new file at `path`, readable by its owner only (mode
+    /// 0600), for a launcher whose workers cannot read it on standard input: they
+    /// get `WHEREVER_SECRET_FILE=path` ([`SECRET_FILE_VARIABLE`]). An existing file
+    /// (or symbolic link) at `path` is an error, never overwritten or followed.
+    pub fn write_new_file(&self, path: &Path) -> Result<(), SecretError> {
+        let io = |source| SecretError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(io)?;
+        std::io::Write::write_all(&mut file, format!("{}\n", self.to_hex()).as_bytes()).map_err(io)
+    }
+
     /// Reads the secret from `path`, or creates the file (mode 0600) with a fresh one.
     pub fn read_or_create_file(path: &Path) -> Result<Self, SecretError> {
         if path.exists() {
@@ -114,13 +133,7 @@ impl Secret {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         let secret = Secret::generate();
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path).map_err(io)?;
-        std::io::Write::write_all(&mut file, format!("{}\n", secret.to_hex()).as_bytes())
-            .map_err(io)?;
+        secret.write_new_file(path)?;
         Ok(secret)
     }
 
@@ -235,23 +248,18 @@ pub fn random_bytes() -> [u8; 32] {
     bytes
 }
 
-/// This executable's build: the SHA-256 of its file (computed once), its path and
-/// its task registry's fingerprint.
+/// This executable's build: its build id (the linker's ELF build-id note, read
+/// from the file's first pages, else the whole file's SHA-256 cached by file
+/// identity: see [`build_id`]), its path and its task registry's fingerprint.
+/// Computed once per process, outside any handshake's timeout when called early
+/// (the worker runtime and [`crate::launcher::start_cluster`] call it at start).
 pub fn this_build() -> &'static BuildInfo {
     static BUILD: OnceLock<BuildInfo> = OnceLock::new();
     BUILD.get_or_init(|| {
-        let executable = std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        let hash = std::fs::read(&executable)
-            .map(|bytes| {
-                let digest = Sha256::digest(&bytes);
-                u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
-            })
-            .unwrap_or(0);
+        let path = std::env::current_exe().unwrap_or_default();
         BuildInfo {
-            hash,
-            executable,
+            hash: build_id::build_hash_of(&path).unwrap_or(0),
+            executable: path.display().to_string(),
             registry: wherever_core::registry::fingerprint(),
         }
     })
@@ -317,6 +325,25 @@ mod tests {
                 "{mode:o}: {error}"
             );
         }
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_written_secret_file_is_private_read_back_and_never_overwritten() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("wherever-new-secret-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let secret = Secret::generate();
+        secret.write_new_file(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(Secret::read_file(&path).unwrap(), secret);
+        let again = Secret::generate().write_new_file(&path).unwrap_err();
+        assert!(
+            again.to_string().contains(&path.display().to_string()),
+            "{again}"
+        );
+        assert_eq!(Secret::read_file(&path).unwrap(), secret);
         std::fs::remove_file(&path).unwrap();
     }
 

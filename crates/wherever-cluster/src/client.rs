@@ -134,11 +134,24 @@ pub struct ClusterClient {
 
 impl ClusterClient {
     /// Connects to the scheduler at `address` (`HOST:PORT`) on `runtime`, proving
-    /// knowledge of `secret`.
+    /// knowledge of `secret`, with no inner plan.
     pub fn connect(
         runtime: Arc<ClusterRuntime>,
         address: &str,
         secret: Secret,
+    ) -> Result<Self, String> {
+        ClusterClient::connect_nested(runtime, address, secret, None)
+    }
+
+    /// [`ClusterClient::connect`] for a plan with inner levels: the scheduler's
+    /// workers run the tasks its tasks submit under `inner_plan` (a plan string,
+    /// e.g. `threads:3`). A scheduler whose workers already run another client's
+    /// inner plan refuses the connection, saying so.
+    pub fn connect_nested(
+        runtime: Arc<ClusterRuntime>,
+        address: &str,
+        secret: Secret,
+        inner_plan: Option<String>,
     ) -> Result<Self, String> {
         let target = address.to_string();
         let join_secret = secret.clone();
@@ -151,7 +164,7 @@ impl ClusterClient {
                 &mut reader,
                 &mut writer,
                 &join_secret,
-                Role::Client,
+                Role::Client { inner_plan },
                 this_build(),
                 true,
             )

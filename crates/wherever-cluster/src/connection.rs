@@ -222,6 +222,11 @@ pub async fn accept(
     Ok(hello)
 }
 
+/// How [`join`]'s error begins when the connection failed before the scheduler's
+/// challenge arrived (reset, closed, timed out): nothing was refused, so a worker
+/// may try again (a scheduler being killed can accept a connection and reset it).
+pub const NO_CHALLENGE: &str = "the scheduler sent no challenge";
+
 /// The peer side of the handshake: answer the challenge and wait to be welcomed.
 /// Returns the id the scheduler gave (worker id or client number) and any messages
 /// that came in the same frame as the welcome.
@@ -233,10 +238,12 @@ pub async fn join(
     build: &BuildInfo,
     expect_welcome: bool,
 ) -> Result<(u64, Vec<Message>), String> {
-    let batch = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_batch(reader))
-        .await
-        .map_err(|_| "the scheduler sent no challenge within 10 s".to_string())??
-        .ok_or("the scheduler closed the connection")?;
+    let batch = match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_batch(reader)).await {
+        Err(_) => return Err(format!("{NO_CHALLENGE} within 10 s")),
+        Ok(Err(error)) => return Err(format!("{NO_CHALLENGE}: {error}")),
+        Ok(Ok(None)) => return Err(format!("{NO_CHALLENGE}: it closed the connection")),
+        Ok(Ok(Some(batch))) => batch,
+    };
     let nonce = match batch.as_slice() {
         [Message::Challenge { protocol, nonce }] if *protocol == PROTOCOL_VERSION => *nonce,
         [Message::Challenge { protocol, .. }] => {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use tokio::task::AbortHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use wherever_scheduler::reactor::{Comm, PeerId, ReactorConfig};
 use wherever_scheduler::SchedulerConfig;
 
@@ -68,6 +68,7 @@ enum Incoming {
         queue: UnboundedSender<Message>,
         queued: QueuedBytes,
         reader: AbortHandle,
+        writer: JoinHandle<()>,
     },
     Batch {
         conn: ConnId,
@@ -95,6 +96,71 @@ pub fn start(
 
 /// Serves the scheduler on `listener` until the process ends (or the task is dropped).
 pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions) {
+    let (_keep, signal) = shutdown_channel();
+    serve_until(listener, secret, options, signal).await
+}
+
+/// How long the scheduler waits at a shutdown for its goodbyes to be written.
+pub const GOODBYE_WAIT: Duration = Duration::from_secs(5);
+
+/// Asks a server started with [`serve_until`] to end the cluster normally:
+/// every worker is told goodbye (it exits now, with status 0, instead of
+/// reconnecting for its death timeout) and the connections close.
+pub struct Shutdown {
+    ask: tokio::sync::oneshot::Sender<std::sync::mpsc::Sender<()>>,
+}
+
+/// The server's end of a [`Shutdown`].
+pub struct ShutdownSignal {
+    asked: tokio::sync::oneshot::Receiver<std::sync::mpsc::Sender<()>>,
+}
+
+/// A [`Shutdown`] and the signal to give to [`serve_until`]. Dropping the
+/// `Shutdown` unused never stops the server.
+pub fn shutdown_channel() -> (Shutdown, ShutdownSignal) {
+    let (ask, asked) = tokio::sync::oneshot::channel();
+    (Shutdown { ask }, ShutdownSignal { asked })
+}
+
+impl Shutdown {
+    /// Asks the server to say goodbye and stop, without waiting: [`serve_until`]
+    /// returns once it is done.
+    pub fn request(self) {
+        let (done, _) = std::sync::mpsc::channel();
+        let _ = self.ask.send(done);
+    }
+
+    /// Tells the server to say goodbye to its workers and close every connection,
+    /// and waits (blocking this thread, at most `wait`) until the goodbyes are
+    /// written. Usable from any thread, also one inside an async runtime.
+    pub fn goodbye(self, wait: Duration) {
+        let (done, finished) = std::sync::mpsc::channel();
+        if self.ask.send(done).is_ok() {
+            let _ = finished.recv_timeout(wait);
+        }
+    }
+}
+
+impl ShutdownSignal {
+    /// Resolves when a shutdown is asked (never if its [`Shutdown`] is dropped),
+    /// with where to report that it is done.
+    async fn asked(self) -> std::sync::mpsc::Sender<()> {
+        match self.asked.await {
+            Ok(done) => done,
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+/// [`serve`] until `shutdown` is asked: then every worker gets a goodbye, the
+/// connections close once their queued messages are written (for at most
+/// [`GOODBYE_WAIT`]) and this returns.
+pub async fn serve_until(
+    listener: TcpListener,
+    secret: Secret,
+    options: ServerOptions,
+    shutdown: ShutdownSignal,
+) {
     let (events, incoming) = unbounded_channel();
     // A pinned build is checked at the handshake; otherwise each peer is routed
     // to its own build's scheduler.
@@ -104,12 +170,29 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
         .map(|build| Arc::new(Mutex::new(Some(build))));
     let timeout = options.heartbeat_timeout;
     let max_value = options.max_value;
-    tokio::spawn(run_core(
+    let core = tokio::spawn(run_core(
         incoming,
         timeout,
         max_value,
         options.events.clone(),
+        shutdown,
     ));
+    tokio::select! {
+        _ = accept_loop(listener, secret, events, pinned, max_value, timeout) => {}
+        _ = core => {}
+    }
+}
+
+/// Accepts connections, runs their handshakes and readers, and hands them to the
+/// core through `events`.
+async fn accept_loop(
+    listener: TcpListener,
+    secret: Secret,
+    events: UnboundedSender<Incoming>,
+    pinned: Option<Arc<Mutex<Option<BuildInfo>>>>,
+    max_value: u64,
+    timeout: Duration,
+) {
     let secret = Arc::new(secret);
     let gate = HandshakeGate::new();
     let mut next_conn: ConnId = 0;
@@ -145,7 +228,7 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
             let (queue, outgoing) = unbounded_channel();
             let queued = QueuedBytes::default();
             let sent = queued.clone();
-            tokio::spawn(run_writer_with(writer, outgoing, move |frame| {
+            let writer = tokio::spawn(run_writer_with(writer, outgoing, move |frame| {
                 sent.written(frame)
             }));
             let label = format!(
@@ -183,6 +266,7 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
                 queue,
                 queued,
                 reader: read_loop.abort_handle(),
+                writer,
             };
             let _ = events.send(joined);
         });
@@ -194,6 +278,7 @@ async fn run_core(
     heartbeat_timeout: Duration,
     max_value: u64,
     events: wherever_core::events::EventBus,
+    shutdown: ShutdownSignal,
 ) {
     let config = ReactorConfig {
         scheduler: SchedulerConfig {
@@ -205,13 +290,21 @@ async fn run_core(
     let mut builds = Builds::new(config);
     let mut links = Links::default();
     let mut check = tokio::time::interval(tick_interval(heartbeat_timeout));
+    let shutdown = shutdown.asked();
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
+            done = &mut shutdown => {
+                builds.goodbye(&mut links);
+                links.close_all(GOODBYE_WAIT).await;
+                let _ = done.send(());
+                return;
+            }
             event = incoming.recv() => match event {
-                Some(Incoming::Joined { conn, build, role, label, queue, queued, reader }) => {
+                Some(Incoming::Joined { conn, build, role, label, queue, queued, reader, writer }) => {
                     tracing::info!("joined: {label}");
                     let kind = if matches!(role, Role::Worker { .. }) { "worker" } else { "client" };
-                    links.open.insert(conn, Link { queue, queued, reader, label, kind });
+                    links.open.insert(conn, Link { queue, queued, reader, writer, label, kind });
                     builds.join(conn, build).peer_joined(conn, role, Instant::now(), &mut links);
                     // After the welcome: peers fail larger values instead of sending them.
                     links.send(conn, Message::ValueLimit { bytes: max_value });
@@ -261,23 +354,29 @@ struct Link {
     queue: UnboundedSender<Message>,
     queued: QueuedBytes,
     reader: AbortHandle,
+    /// Ends once the queue is dropped and what it held is written.
+    writer: JoinHandle<()>,
     label: String,
     kind: &'static str,
 }
 
 impl Link {
     /// Logs why the connection ended: a client closing its connection is a normal
-    /// exit (an info line), anything else a warning.
+    /// exit (an info line), anything else a warning. A closed stderr is ignored
+    /// (`eprintln!` would panic and stop the scheduler's core).
     fn report(&self, reason: &str) {
+        use std::io::Write;
         if self.kind == "client" && reason == CLOSED {
             tracing::info!("client left: {}", self.label);
             return;
         }
         tracing::warn!("disconnected {}: {reason}", self.label);
         if reason != CLOSED {
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr(),
                 "wherever scheduler: disconnected {} {}: {reason}",
-                self.kind, self.label
+                self.kind,
+                self.label
             );
         }
     }
@@ -288,6 +387,21 @@ impl Link {
 #[derive(Default)]
 struct Links {
     open: BTreeMap<ConnId, Link>,
+}
+
+impl Links {
+    /// Closes every connection after its queued messages (the goodbyes) are
+    /// written, waiting at most `wait` for them in all.
+    async fn close_all(&mut self, wait: Duration) {
+        let writers: Vec<JoinHandle<()>> = std::mem::take(&mut self.open)
+            .into_values()
+            .map(|link| {
+                link.reader.abort();
+                link.writer
+            })
+            .collect();
+        let _ = tokio::time::timeout(wait, futures_util::future::join_all(writers)).await;
+    }
 }
 
 impl Comm for Links {

@@ -6,7 +6,7 @@ use crate::auth::{this_build, Secret};
 use crate::connection::{
     accept_gated, adopt_announced_limit, join, max_value_size, over_the_limit, read_batch,
     read_batch_within, run_writer, send_streamed, silence_timeout, split, write_batch,
-    HandshakeGate, Payload, CHUNK_SIZE, FRAME_BUDGET,
+    HandshakeGate, Payload, CHUNK_SIZE, FRAME_BUDGET, NO_CHALLENGE,
 };
 use crate::fetch::FetchError;
 use crate::protocol::{Input, Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
@@ -30,6 +30,29 @@ pub use watchdog::{DEFAULT_GRACE, GRACE_VARIABLE};
 
 /// The environment variable giving a worker's task threads (default 1).
 pub const THREADS_VARIABLE: &str = "WHEREVER_WORKER_THREADS";
+
+/// The environment variable telling a worker started by a launcher to keep its
+/// standard input open after the secret line and to exit (status 0) when it
+/// reaches end-of-file: how a worker learns that its ssh session or `srun` step
+/// ended, also when the client was killed and said no goodbye. Set to `1`.
+pub const EXIT_ON_STDIN_EOF_VARIABLE: &str = "WHEREVER_EXIT_ON_STDIN_EOF";
+
+/// The plan this worker's tasks' own tasks run under, as its scheduler last said
+/// ([`Message::InnerPlan`]).
+static INNER_PLAN: Mutex<Option<String>> = Mutex::new(None);
+
+/// The plan (a plan string, e.g. `threads:3`) the tasks that this worker's tasks
+/// submit run under: the inner levels of the plan of the client whose tasks the
+/// scheduler runs, as the scheduler told this worker; `None` when that plan had a
+/// single level (nested tasks then go to this worker's own scheduler) or outside
+/// a worker.
+pub fn inner_plan() -> Option<String> {
+    INNER_PLAN.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn set_inner_plan(plan: Option<String>) {
+    *INNER_PLAN.lock().unwrap_or_else(|p| p.into_inner()) = plan;
+}
 
 /// Results a worker holds, by task.
 type Store = Arc<Mutex<HashMap<TaskId, Arc<Vec<u8>>>>>;
@@ -69,6 +92,10 @@ pub fn run(address: &str) -> ! {
 
 fn run_until_done(address: &str) -> Result<(), String> {
     let secret = Secret::take_for_worker().map_err(|e| e.to_string())?;
+    if std::env::var_os(EXIT_ON_STDIN_EOF_VARIABLE).is_some_and(|v| v == "1") {
+        std::env::remove_var(EXIT_ON_STDIN_EOF_VARIABLE);
+        exit_on_stdin_eof();
+    }
     let target = parse_address(address)?;
     let death_timeout = death_timeout()?;
     resources::advertised()?; // a malformed value is an error before connecting
@@ -85,11 +112,38 @@ fn run_until_done(address: &str) -> Result<(), String> {
         Err(_) => 1,
     };
     install_hook();
+    // Before the first handshake and its timeout (cheap: a build-id note read).
+    let _ = this_build();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the worker's runtime: {e}"))?;
     runtime.block_on(serve_until_given_up(target, secret, slots, death_timeout))
+}
+
+/// Watches standard input on a thread of its own (after the secret line has been
+/// read) and exits the process with status 0 when it reaches end-of-file or fails.
+fn exit_on_stdin_eof() {
+    let watch = || {
+        use std::io::{Read, Write};
+        let mut sink = [0u8; 4096];
+        let mut stdin = std::io::stdin().lock();
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        // The launcher's session is gone; stderr may be gone with it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "wherever worker (process {}): standard input closed (the launcher's session \
+             ended): exiting",
+            std::process::id()
+        );
+        std::process::exit(0)
+    };
+    if let Err(error) = std::thread::Builder::new()
+        .name("wherever-stdin-watch".into())
+        .spawn(watch)
+    {
+        eprintln!("wherever worker: cannot watch standard input: {error}");
+    }
 }
 
 /// Serves the scheduler at `target`, connecting again after each loss for up to
@@ -103,14 +157,29 @@ async fn serve_until_given_up(
     death_timeout: Duration,
 ) -> Result<(), String> {
     let mut first = true;
+    // Since when connections fail before the scheduler's challenge, if they do.
+    let mut unanswered: Option<tokio::time::Instant> = None;
     loop {
         let stream = reconnect::connect_within(&target, death_timeout, first).await?;
         first = false;
-        match serve_scheduler(stream, &secret, slots).await {
+        let ended = serve_scheduler(stream, &secret, slots).await;
+        if !matches!(ended, Ended::Unanswered(_)) {
+            unanswered = None;
+        }
+        match ended {
             Ended::Refused(reason) => return Err(reason),
+            Ended::Unanswered(reason) => {
+                let since = *unanswered.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= death_timeout {
+                    return Err(format!("cannot join the scheduler at {target}: {reason}"));
+                }
+                // A scheduler going down (or a stranger's port): pause, then again.
+                tokio::time::sleep(UNANSWERED_PAUSE).await;
+            }
             Ended::Removed => {
                 return Err("the scheduler removed this worker (told it to shut down)".to_string())
             }
+            Ended::Goodbye => return Ok(()),
             Ended::Closed if death_timeout.is_zero() => return Ok(()),
             Ended::Lost(reason) if death_timeout.is_zero() => {
                 return Err(format!("lost the scheduler: {reason}"))
@@ -131,13 +200,22 @@ async fn serve_until_given_up(
     }
 }
 
+/// The pause before connecting again after a connection that failed before the
+/// scheduler's challenge.
+const UNANSWERED_PAUSE: Duration = Duration::from_millis(200);
+
 /// Why a connection to the scheduler ended.
 enum Ended {
+    /// The connection failed before the scheduler's challenge (reset, closed):
+    /// nothing was refused; tried again within the death timeout.
+    Unanswered(String),
     /// The handshake failed (wrong secret, another protocol): trying again
     /// would fail the same way.
     Refused(String),
     /// The scheduler said to shut down.
     Removed,
+    /// The scheduler said goodbye: the cluster ended normally.
+    Goodbye,
     /// The scheduler closed the connection.
     Closed,
     /// The connection broke or went silent, or the scheduler broke the protocol.
@@ -159,6 +237,7 @@ impl Drop for AbortOnDrop {
 async fn serve_scheduler(stream: TcpStream, secret: &Secret, slots: u32) -> Ended {
     match serve_connection(stream, secret, slots).await {
         Ok(ended) => ended,
+        Err(reason) if reason.starts_with(NO_CHALLENGE) => Ended::Unanswered(reason),
         Err(reason) => Ended::Refused(reason),
     }
 }
@@ -176,6 +255,8 @@ async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Res
         resources: resources::advertised()?,
     };
     let (id, mut early) = join(&mut reader, &mut writer, secret, role, this_build(), true).await?;
+    // A new connection is a new worker: the scheduler says the inner plan again.
+    set_inner_plan(None);
     let label = format!(
         "worker {id} (process {}) on {}",
         std::process::id(),
@@ -255,6 +336,8 @@ async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Res
                     memory::OBSERVED.store(on, std::sync::atomic::Ordering::Relaxed)
                 }
                 Message::Shutdown => return Ok(Ended::Removed),
+                Message::Goodbye => return Ok(Ended::Goodbye),
+                Message::InnerPlan { plan } => set_inner_plan(plan),
                 // The scheduler's connection says it is alive when idle.
                 Message::Heartbeat => {}
                 other => {
@@ -744,4 +827,51 @@ async fn fetch_inputs(
         let _ = outgoing.send(Message::Replicated { task: input.task });
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener that accepts one connection and does `then` with it.
+    async fn one_connection<F>(then: impl FnOnce(TcpStream) -> F + Send + 'static) -> TcpStream
+    where
+        F: std::future::Future<Output = ()> + Send,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            then(stream).await;
+        });
+        TcpStream::connect(address).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_before_the_challenge_is_tried_again_not_refused() {
+        // What a scheduler being killed can do: accept, then close or reset.
+        let stream = one_connection(|stream| async move { drop(stream) }).await;
+        let ended = serve_scheduler(stream, &Secret::generate(), 1).await;
+        assert!(
+            matches!(&ended, Ended::Unanswered(reason) if reason.starts_with(NO_CHALLENGE)),
+            "not retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_answers_without_a_challenge_is_refused() {
+        let stream = one_connection(|stream| async move {
+            let (_reader, mut writer) = split(stream);
+            write_batch(&mut writer, &[Message::Heartbeat])
+                .await
+                .unwrap();
+            std::future::pending::<()>().await;
+        })
+        .await;
+        let ended = serve_scheduler(stream, &Secret::generate(), 1).await;
+        assert!(
+            matches!(&ended, Ended::Refused(reason) if reason.contains("not a wherever scheduler")),
+            "not refused"
+        );
+    }
 }

@@ -39,8 +39,15 @@ pub const CLIENT_TASK_BITS: u32 = 40;
 /// What the peer is, as it says in its [`Hello`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
-    /// A program submitting tasks.
-    Client,
+    /// A program submitting tasks. `inner_plan` is the plan its tasks' own tasks
+    /// run under in the workers (the levels of a nested plan after the first,
+    /// `processes:2/threads:3` → `threads:3`), or `None` when it has no inner
+    /// level. The scheduler hands it to its workers; while one client's inner plan
+    /// is in force, a client with another one is refused (see `Reactor`).
+    Client {
+        /// The plan for nested tasks, as a plan string.
+        inner_plan: Option<String>,
+    },
     /// A worker process with `slots` task threads, serving data at `data_address`.
     Worker {
         /// Tasks it runs at once.
@@ -58,7 +65,8 @@ pub enum Role {
 /// Which executable a peer runs: workers must run the same build as the clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildInfo {
-    /// The first 8 bytes of the SHA-256 of the executable file.
+    /// The executable's build id: 8 bytes standing for its linker build id, or
+    /// for the SHA-256 of the whole file when it has none (`wherever_cluster::auth::build_id`).
     pub hash: u64,
     /// The executable's path, for messages.
     pub executable: String,
@@ -333,8 +341,19 @@ pub enum Message {
         #[serde(with = "serde_bytes")]
         result: Option<Vec<u8>>,
     },
-    /// Scheduler → worker: exit now.
+    /// Scheduler → worker: exit now (removed: it was silent too long); the worker
+    /// exits with status 1.
     Shutdown,
+    /// Scheduler → worker: the cluster ends normally (its client is done, the
+    /// scheduler stops): exit now with status 0 instead of connecting again.
+    Goodbye,
+    /// Scheduler → worker: the plan that tasks' own tasks run under (a client's
+    /// inner plan), or `None`: on this worker's own scheduler. Sent after the
+    /// welcome when there is one, and again whenever it changes.
+    InnerPlan {
+        /// The plan string.
+        plan: Option<String>,
+    },
     /// Any peer → any peer, authenticated connections only: `head` is a message
     /// whose payload (arguments, result or scattered value) was taken out because
     /// it is larger than a chunk; its `total` bytes follow in [`Message::Part`]s
@@ -428,6 +447,8 @@ impl Message {
             Message::GetData { .. } => "GetData",
             Message::Data { .. } => "Data",
             Message::Shutdown => "Shutdown",
+            Message::Goodbye => "Goodbye",
+            Message::InnerPlan { .. } => "InnerPlan",
             Message::Large { .. } => "Large",
             Message::Part { .. } => "Part",
             Message::ValueLimit { .. } => "ValueLimit",

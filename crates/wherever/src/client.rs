@@ -30,10 +30,6 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Value for T {}
 /// `allowed-failures`).
 pub const DEFAULT_RETRIES: u32 = 3;
 
-/// The environment variable through which worker processes learn the plan for
-/// the tasks their tasks submit (the levels after the first).
-pub const INNER_PLAN_VARIABLE: &str = "WHEREVER_INNER_PLAN";
-
 /// The handle a program uses to submit work under a plan. Cloning is cheap; clones
 /// share the workers, the seed and the submission counter ([`Client::seeded`] gives
 /// a client on the same workers with a stream tree and positions of its own).
@@ -161,15 +157,12 @@ impl Plan {
     }
 
     /// A scheduler in this process and the workers `launcher` starts for it (every
-    /// multi-process level but `tcp://`), told the plan's inner levels.
+    /// multi-process level but `tcp://`); the plan's inner levels travel in the
+    /// client's handshake to the scheduler, which tells its workers.
     fn start_launched(&self, launcher: &dyn Launcher) -> Result<Executor, Error> {
-        let inner = self
-            .inner()
-            .map(|plan| plan.to_string())
-            .unwrap_or_default();
         let events = wherever_core::events::EventBus::new();
         let options = ClusterOptions {
-            env: vec![(INNER_PLAN_VARIABLE.to_string(), inner)],
+            inner_plan: self.inner().map(|plan| plan.to_string()),
             events: events.clone(),
             ..ClusterOptions::default()
         };
@@ -183,7 +176,8 @@ impl Plan {
         }))
     }
 
-    /// `tcp://HOST:PORT`: a connection to a running scheduler.
+    /// `tcp://HOST:PORT`: a connection to a running scheduler, told the plan's
+    /// inner levels (its workers run nested tasks under them).
     fn connect_tcp(&self, host: &str, port: u16) -> Result<Executor, Error> {
         let secret = Secret::from_env().map_err(|e| start_error(self, e.to_string()))?;
         let address = if host.contains(':') {
@@ -191,7 +185,9 @@ impl Plan {
         } else {
             format!("{host}:{port}")
         };
-        let client = connect(&address, secret).map_err(|reason| start_error(self, reason))?;
+        let inner = self.inner().map(|plan| plan.to_string());
+        let client =
+            connect(&address, secret, inner).map_err(|reason| start_error(self, reason))?;
         Ok(Executor::Cluster(Cluster {
             client,
             slots: None,
@@ -227,11 +223,16 @@ fn outside_async_runtime<T: Send>(start: impl FnOnce() -> T + Send) -> T {
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-/// Connects to the scheduler at `address` on a runtime thread of its own.
-pub(crate) fn connect(address: &str, secret: Secret) -> Result<ClusterClient, String> {
+/// Connects to the scheduler at `address` on a runtime thread of its own, telling
+/// it the plan's inner levels (`inner_plan`).
+pub(crate) fn connect(
+    address: &str,
+    secret: Secret,
+    inner_plan: Option<String>,
+) -> Result<ClusterClient, String> {
     let runtime =
         Arc::new(ClusterRuntime::start().map_err(|e| format!("cannot start the I/O thread: {e}"))?);
-    ClusterClient::connect(runtime, address, secret)
+    ClusterClient::connect_nested(runtime, address, secret, inner_plan)
 }
 
 fn start_error(plan: &Plan, reason: String) -> Error {

@@ -68,11 +68,10 @@ pub fn client() -> Result<Client, Error> {
     Ok(base.with_key(scope.child_key(), scope.seeded))
 }
 
-/// In a worker process: the inner plan its launcher passed down, or else a
-/// connection back to its own scheduler.
+/// In a worker process: the inner plan its scheduler passed down (from the
+/// client's handshake), or else a connection back to its own scheduler.
 fn worker_process_client() -> Result<Client, Error> {
-    let inner = std::env::var(crate::client::INNER_PLAN_VARIABLE).unwrap_or_default();
-    if !inner.is_empty() {
+    if let Some(inner) = wherever_cluster::worker::inner_plan().filter(|p| !p.is_empty()) {
         return started(&Plan::parse(&inner)?);
     }
     let address = std::env::var(crate::worker_mode::WORKER_VARIABLE).map_err(|_| {
@@ -82,7 +81,7 @@ fn worker_process_client() -> Result<Client, Error> {
     let key = format!("tcp://{address}");
     cached(&key, || {
         let secret = Secret::from_env().map_err(|e| Error::Args(e.to_string()))?;
-        let client = connect(&address, secret).map_err(|reason| Error::Start {
+        let client = connect(&address, secret, None).map_err(|reason| Error::Start {
             plan: key.clone(),
             reason,
         })?;

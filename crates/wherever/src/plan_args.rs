@@ -1,4 +1,4 @@
-//! [`PlanArgs`]: the `--plan` and `--seed` flags as a `clap` argument group, to
+//! [`PlanArgs`]: the `--plan`, `--seed` and `--interface` flags as a `clap` argument group, to
 //! `#[command(flatten)]` into a program's own parser (feature `clap`).
 
 use crate::{Client, Error, Plan};
@@ -39,6 +39,12 @@ pub struct PlanArgs {
     /// (default: unseeded).
     #[arg(long, env = "WHEREVER_SEED", value_name = "SEED", value_parser = parse_seed)]
     pub seed: Option<u64>,
+    /// The network interface (e.g. `eth0`, `ib0`) or IP address that workers on
+    /// other machines reach the scheduler at, for plans that launch them (as
+    /// Dask's `--interface`; default: $WHEREVER_INTERFACE, else the address that
+    /// routes to the first worker host).
+    #[arg(long, value_name = "INTERFACE", value_parser = parse_interface)]
+    pub interface: Option<String>,
 }
 
 impl PlanArgs {
@@ -51,14 +57,31 @@ impl PlanArgs {
     }
 
     /// Starts the plan given with `--plan` (or `WHEREVER_PLAN`, else `default`), with
-    /// the seed given with `--seed` (or `WHEREVER_SEED`) when there is one.
+    /// the seed given with `--seed` (or `WHEREVER_SEED`) when there is one, and
+    /// the scheduler's advertised address on `--interface` when given.
     pub fn start_or(&self, default: &str) -> Result<Client, Error> {
-        Ok(self.plan_or(default)?.start()?.with_seed_option(self.seed))
+        let plan = self.plan_or(default)?;
+        if let Some(interface) = &self.interface {
+            wherever_cluster::launcher::choose_interface(interface).map_err(|reason| {
+                Error::Start {
+                    plan: plan.to_string(),
+                    reason: format!("--interface {reason}"),
+                }
+            })?;
+        }
+        Ok(plan.start()?.with_seed_option(self.seed))
     }
 }
 
 fn parse_plan(text: &str) -> Result<Plan, String> {
     Plan::parse(text).map_err(|e| e.to_string())
+}
+
+/// Checks `--interface` (an IP address or an interface of this machine); the
+/// value is kept as given, so an interface name follows its current address.
+fn parse_interface(text: &str) -> Result<String, String> {
+    wherever_cluster::launcher::interface_address(text)?;
+    Ok(text.trim().to_string())
 }
 
 fn parse_seed(text: &str) -> Result<u64, String> {
@@ -111,6 +134,25 @@ mod tests {
     }
 
     #[test]
+    fn interface_takes_an_address_or_an_interface_name_and_refuses_others() {
+        let cli = parse(&["--interface", "lo"]).unwrap();
+        assert_eq!(cli.wherever.interface.as_deref(), Some("lo"));
+        let cli = parse(&["--interface=10.0.0.7"]).unwrap();
+        assert_eq!(cli.wherever.interface.as_deref(), Some("10.0.0.7"));
+        for bad in ["no-such-nic0", "", "10.0.0"] {
+            let error = parse(&["--interface", bad]).unwrap_err();
+            assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
+            let text = error.to_string();
+            assert!(
+                text.contains("neither an IP address nor a network interface")
+                    && text.contains("lo"),
+                "{text}"
+            );
+        }
+        assert!(parse(&["--interface"]).is_err());
+    }
+
+    #[test]
     fn help_names_the_flags_and_their_variables() {
         use clap::CommandFactory;
         let help = Cli::command().render_long_help().to_string();
@@ -119,6 +161,7 @@ mod tests {
             "WHEREVER_PLAN",
             "--seed <SEED>",
             "WHEREVER_SEED",
+            "--interface <INTERFACE>",
         ] {
             assert!(help.contains(word), "{word} missing from:\n{help}");
         }

@@ -352,7 +352,7 @@ pub fn test_hello(
     Message::Hello(Hello {
         protocol,
         proof,
-        role: Role::Client,
+        role: Role::Client { inner_plan: None },
         build: BuildInfo {
             hash: 1,
             executable: "elsewhere".into(),

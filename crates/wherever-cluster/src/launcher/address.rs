@@ -5,6 +5,20 @@
 /// Dask's `--interface`) that remote workers reach the scheduler at.
 pub const INTERFACE_VARIABLE: &str = "WHEREVER_INTERFACE";
 
+/// The interface chosen in code or by a program's `--interface` flag
+/// ([`choose_interface`]); it takes precedence over [`INTERFACE_VARIABLE`].
+static CHOSEN: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Makes `chosen` (an IP address, or a network interface name such as `eth0`)
+/// the address this process's launched clusters advertise to their workers, as
+/// [`INTERFACE_VARIABLE`] does; an error naming the machine's interfaces when it
+/// is neither.
+pub fn choose_interface(chosen: &str) -> Result<(), String> {
+    interface_address(chosen)?;
+    *CHOSEN.lock().unwrap_or_else(|p| p.into_inner()) = Some(chosen.trim().to_string());
+    Ok(())
+}
+
 /// Where a launcher's workers can reach the scheduler from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BindScope {
@@ -31,16 +45,20 @@ impl BindScope {
 }
 
 /// The host workers are told to dial: 127.0.0.1 for [`BindScope::Loopback`];
-/// otherwise `WHEREVER_INTERFACE` (an address, or an interface name such as
-/// `eth0`), else the local address the kernel would use to reach `peer` (a
+/// otherwise the interface given to [`choose_interface`], else
+/// `WHEREVER_INTERFACE` (an address, or an interface name such as `eth0`), else the local address the kernel would use to reach `peer` (a
 /// worker's host; no packet is sent), else this machine's first non-loopback
 /// IPv4 address, else 127.0.0.1.
 pub fn advertised_address(scope: BindScope, peer: Option<&str>) -> Result<String, String> {
     if scope == BindScope::Loopback {
         return Ok("127.0.0.1".to_string());
     }
+    let chosen = CHOSEN.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some(chosen) = chosen {
+        return interface_address(&chosen);
+    }
     if let Ok(chosen) = std::env::var(INTERFACE_VARIABLE) {
-        return interface_address(chosen.trim());
+        return interface_address(&chosen).map_err(|e| format!("{INTERFACE_VARIABLE}={e}"));
     }
     if let Some(address) = peer.and_then(route_source) {
         return Ok(address);
@@ -48,8 +66,10 @@ pub fn advertised_address(scope: BindScope, peer: Option<&str>) -> Result<String
     Ok(route_source("192.0.2.1").unwrap_or_else(|| "127.0.0.1".to_string()))
 }
 
-/// `chosen` as an IP address, or the first IPv4 address of the interface of that name.
-fn interface_address(chosen: &str) -> Result<String, String> {
+/// `chosen` as an IP address, or the first IPv4 address (else IPv6) of the
+/// network interface of that name; an error naming the machine's interfaces.
+pub fn interface_address(chosen: &str) -> Result<String, String> {
+    let chosen = chosen.trim();
     if chosen.parse::<std::net::IpAddr>().is_ok() {
         return Ok(chosen.to_string());
     }
@@ -66,8 +86,8 @@ fn interface_address(chosen: &str) -> Result<String, String> {
         .map(|ip| ip.to_string())
         .ok_or_else(|| {
             format!(
-                "{INTERFACE_VARIABLE}=`{chosen}` is neither an IP address nor a network \
-                 interface of this machine (it has: {})",
+                "`{chosen}` is neither an IP address nor a network interface of this \
+                 machine (it has: {})",
                 names.join(", ")
             )
         })
@@ -105,10 +125,12 @@ mod tests {
     fn interfaces_are_named_or_given_as_addresses() {
         assert_eq!(interface_address("10.1.2.3").unwrap(), "10.1.2.3");
         assert_eq!(interface_address("lo").unwrap(), "127.0.0.1");
-        let error = interface_address("no-such-nic0").unwrap_err();
-        assert!(
-            error.contains("no-such-nic0") && error.contains("lo"),
-            "{error}"
-        );
+        for bad in ["no-such-nic0", "", "10.1.2", "eth0; rm -rf /"] {
+            let error = interface_address(bad).unwrap_err();
+            assert!(
+                error.contains(&format!("`{bad}`")) && error.contains("lo"),
+                "{error}"
+            );
+        }
     }
 }

@@ -18,7 +18,9 @@ mod slurm;
 mod ssh;
 mod ssh_command;
 
-pub use address::{advertised_address, BindScope, INTERFACE_VARIABLE};
+pub use address::{
+    advertised_address, choose_interface, interface_address, BindScope, INTERFACE_VARIABLE,
+};
 pub use mpi::{MpiLauncher, MpiRank};
 pub use processes::{LocalCluster, ProcessesLauncher, RESTART_BUDGET};
 pub use slurm::{SlurmLauncher, SRUN_OPTIONS};
@@ -29,7 +31,7 @@ pub use ssh::{
 
 use crate::auth::{this_build, Secret};
 use crate::client::{ClusterClient, ClusterRuntime};
-use crate::server::{serve, ServerOptions};
+use crate::server::{serve_until, shutdown_channel, ServerOptions, Shutdown, GOODBYE_WAIT};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,9 +48,13 @@ pub struct WorkerLaunch {
     /// The address workers dial, `HOST:PORT` (`[V6]:PORT` for IPv6).
     pub scheduler: String,
     /// The cluster's secret as hex. A launcher hands it over through the worker's
-    /// standard input (see [`crate::auth::SECRET_STDIN_VARIABLE`]) or a file only
-    /// its owner can read, never through an environment variable or an argument
-    /// (every child process of a task would inherit the one, `ps` shows the other).
+    /// standard input (see [`crate::auth::SECRET_STDIN_VARIABLE`]; with
+    /// [`crate::worker::EXIT_ON_STDIN_EOF_VARIABLE`] the worker then exits when that
+    /// input closes) or a file only its owner can read
+    /// ([`crate::Secret::write_new_file`], named by
+    /// [`crate::auth::SECRET_FILE_VARIABLE`]), never through an environment variable
+    /// or an argument (every child process of a task would inherit the one, `ps`
+    /// shows the other).
     pub secret_hex: String,
     /// This program's executable, by absolute path.
     pub executable: PathBuf,
@@ -88,6 +94,10 @@ pub trait LaunchedWorkers: Send {
     fn started(&mut self, runtime: &tokio::runtime::Handle) {
         let _ = runtime;
     }
+    /// The cluster is ending normally: called before the scheduler tells the
+    /// workers goodbye (they exit with status 0), so that a launcher that
+    /// supervises its workers does not take their exits for failures.
+    fn stopping(&mut self) {}
     /// Stops every worker and every helper process (ssh sessions, `srun` steps)
     /// and waits for them to end.
     fn stop(&mut self);
@@ -126,6 +136,9 @@ pub struct ClusterOptions {
     pub startup_wait: Duration,
     /// Where the scheduler emits task and worker events.
     pub events: wherever_core::events::EventBus,
+    /// The plan the workers run their tasks' own tasks under (a nested plan's
+    /// inner levels, e.g. `threads:3`); it travels in the client's handshake.
+    pub inner_plan: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -135,6 +148,7 @@ impl Default for ClusterOptions {
             env: Vec::new(),
             startup_wait: STARTUP_WAIT,
             events: Default::default(),
+            inner_plan: None,
         }
     }
 }
@@ -142,6 +156,7 @@ impl Default for ClusterOptions {
 /// A scheduler and the workers a launcher started, alive as long as this value.
 pub struct LaunchedCluster {
     workers: Mutex<Box<dyn LaunchedWorkers>>,
+    shutdown: Mutex<Option<Shutdown>>,
     address: String,
     _runtime: Arc<ClusterRuntime>,
 }
@@ -154,11 +169,24 @@ impl LaunchedCluster {
 }
 
 impl Drop for LaunchedCluster {
+    /// Ends the cluster normally: the scheduler tells every worker goodbye (so a
+    /// remote worker exits now, with status 0, instead of reconnecting for its
+    /// death timeout), then the launcher stops whatever is left.
     fn drop(&mut self) {
-        self.workers
+        let shutdown = self
+            .shutdown
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .stop();
+            .take();
+        let mut workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        workers.stopping();
+        if let Some(shutdown) = shutdown {
+            shutdown.goodbye(GOODBYE_WAIT);
+        }
+        workers.stop();
     }
 }
 
@@ -184,7 +212,13 @@ pub fn start_cluster(
         events: options.events.clone(),
         ..ServerOptions::default()
     };
-    handle.spawn(serve(listener, secret.clone(), server_options));
+    let (shutdown, signal) = shutdown_channel();
+    handle.spawn(serve_until(
+        listener,
+        secret.clone(),
+        server_options,
+        signal,
+    ));
 
     let executable =
         std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
@@ -200,7 +234,13 @@ pub fn start_cluster(
         launcher.launch(&launch, &handle)?
     };
     let local_address = join_host_port(scope.loopback_host(), port);
-    let client = match ClusterClient::connect(runtime.clone(), &local_address, secret) {
+    let connected = ClusterClient::connect_nested(
+        runtime.clone(),
+        &local_address,
+        secret,
+        options.inner_plan.clone(),
+    );
+    let client = match connected {
         Ok(client) => client,
         Err(error) => {
             workers.stop();
@@ -217,6 +257,7 @@ pub fn start_cluster(
     Ok((
         LaunchedCluster {
             workers: Mutex::new(workers),
+            shutdown: Mutex::new(Some(shutdown)),
             address,
             _runtime: runtime,
         },

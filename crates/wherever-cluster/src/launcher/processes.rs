@@ -139,6 +139,10 @@ impl LaunchedWorkers for LocalWorkers {
         }
     }
 
+    fn stopping(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
     fn stop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
         // Dropping the children kills them (`kill_on_drop`); the supervisor owns

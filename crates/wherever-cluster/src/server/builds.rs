@@ -71,6 +71,13 @@ impl Builds {
         }
     }
 
+    /// Tells the workers of every build goodbye (the cluster ends normally).
+    pub(super) fn goodbye(&mut self, comm: &mut impl Comm) {
+        for reactor in self.reactors.values_mut() {
+            reactor.goodbye(comm);
+        }
+    }
+
     /// Forgets the peers for which `open` is false (their reactor disconnected
     /// them) and the builds left idle.
     pub(super) fn forget_closed(&mut self, open: impl Fn(PeerId) -> bool) {
@@ -118,13 +125,13 @@ mod tests {
         let now = Instant::now();
         builds
             .join(1, key(1))
-            .peer_joined(1, Role::Client, now, &mut Ignore);
+            .peer_joined(1, Role::Client { inner_plan: None }, now, &mut Ignore);
         builds
             .join(2, key(2))
-            .peer_joined(2, Role::Client, now, &mut Ignore);
+            .peer_joined(2, Role::Client { inner_plan: None }, now, &mut Ignore);
         builds
             .join(3, key(1))
-            .peer_joined(3, Role::Client, now, &mut Ignore);
+            .peer_joined(3, Role::Client { inner_plan: None }, now, &mut Ignore);
         assert_eq!(builds.len(), 2);
         assert_eq!(builds.of(1).map(|r| r.peer_count()), Some(2));
         builds.of(2).unwrap().peer_closed(2, &mut Ignore);

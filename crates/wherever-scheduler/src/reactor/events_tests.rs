@@ -60,8 +60,8 @@ fn a_subscribed_client_gets_task_and_worker_events_others_none() {
     let mut outbox = Outbox::default();
     let now = Instant::now();
     let (watcher, other, worker) = (1, 2, 3);
-    reactor.peer_joined(watcher, Role::Client, now, &mut outbox);
-    reactor.peer_joined(other, Role::Client, now, &mut outbox);
+    reactor.peer_joined(watcher, Role::Client { inner_plan: None }, now, &mut outbox);
+    reactor.peer_joined(other, Role::Client { inner_plan: None }, now, &mut outbox);
     let subscribe = Message::SubscribeEvents { capacity: 100 };
     reactor.messages(watcher, vec![subscribe], now, &mut outbox);
     reactor.peer_joined(worker, worker_role(), now, &mut outbox);
@@ -106,7 +106,7 @@ fn a_client_with_a_full_queue_loses_the_oldest_events_and_is_told() {
     let mut outbox = Outbox::default();
     let now = Instant::now();
     let slow = 1;
-    reactor.peer_joined(slow, Role::Client, now, &mut outbox);
+    reactor.peer_joined(slow, Role::Client { inner_plan: None }, now, &mut outbox);
     let subscribe = Message::SubscribeEvents { capacity: 2 };
     reactor.messages(slow, vec![subscribe], now, &mut outbox);
     outbox.full.insert(slow);
@@ -133,7 +133,7 @@ fn a_greedy_subscription_is_taken_and_a_worker_may_not_subscribe() {
     let mut reactor = reactor();
     let mut outbox = Outbox::default();
     let now = Instant::now();
-    reactor.peer_joined(1, Role::Client, now, &mut outbox);
+    reactor.peer_joined(1, Role::Client { inner_plan: None }, now, &mut outbox);
     let greedy = Message::SubscribeEvents { capacity: u32::MAX };
     reactor.messages(1, vec![greedy], now, &mut outbox);
     assert_eq!(reactor.subscribers.len(), 1);
@@ -155,7 +155,7 @@ fn workers_report_starts_only_while_somebody_reads() {
     let mut outbox = Outbox::default();
     let now = Instant::now();
     let (client, worker, late_worker) = (1, 2, 3);
-    reactor.peer_joined(client, Role::Client, now, &mut outbox);
+    reactor.peer_joined(client, Role::Client { inner_plan: None }, now, &mut outbox);
     reactor.peer_joined(worker, worker_role(), now, &mut outbox);
     let told = |outbox: &Outbox, peer: PeerId| -> Vec<String> {
         outbox

@@ -14,6 +14,8 @@ mod commands;
 #[cfg(test)]
 mod events_tests;
 #[cfg(test)]
+mod inner_plan_tests;
+#[cfg(test)]
 mod options_tests;
 mod records;
 #[cfg(test)]
@@ -60,8 +62,14 @@ pub struct ReactorConfig {
 }
 
 enum PeerKind {
-    Client { number: u64 },
-    Worker { id: WorkerId },
+    /// `nests`: whether its inner plan is the one in force.
+    Client {
+        number: u64,
+        nests: bool,
+    },
+    Worker {
+        id: WorkerId,
+    },
 }
 
 struct Peer {
@@ -90,6 +98,8 @@ pub struct Reactor {
     subscribers: HashMap<PeerId, Subscription, IdBuild>,
     /// What the workers were last told: whether anybody reads the event stream.
     workers_observed: bool,
+    /// The inner plan in force (see [`Reactor::peer_joined`]), told to workers.
+    inner_plan: Option<String>,
 }
 
 /// About how many bytes an event takes on the wire (for the client queue's room).
@@ -112,6 +122,21 @@ impl Reactor {
             events: config.events,
             subscribers: HashMap::default(),
             workers_observed: false,
+            inner_plan: None,
+        }
+    }
+
+    /// The plan nested tasks run under on this scheduler's workers, if a
+    /// connected client gave one.
+    pub fn inner_plan(&self) -> Option<&str> {
+        self.inner_plan.as_deref()
+    }
+
+    /// The cluster ends normally: every worker is told to exit now with status 0
+    /// ([`Message::Goodbye`]) rather than wait for its scheduler to come back.
+    pub fn goodbye(&mut self, comm: &mut impl Comm) {
+        for (peer, _) in self.workers.values() {
+            comm.send(*peer, Message::Goodbye);
         }
     }
 
@@ -137,6 +162,14 @@ impl Reactor {
 
     /// A peer passed the handshake as `role` at `now`: it is welcomed (a worker
     /// gets a worker id, a client a client number) and clients learn the workers.
+    ///
+    /// A client's inner plan (the plan its tasks' own tasks run under) becomes the
+    /// one in force and is sent to every worker, now and as they join. Workers
+    /// serve every client, so while a client's inner plan is in force, a client
+    /// with a different one is refused (with a [`Message::Refused`] saying which
+    /// plans differ); a client without an inner level is welcome and its nested
+    /// tasks run under the one in force. When the last client with the inner plan
+    /// leaves, workers go back to running nested tasks on this scheduler.
     pub fn peer_joined(&mut self, peer: PeerId, role: Role, now: Instant, comm: &mut impl Comm) {
         let (kind, id) = match role {
             Role::Worker {
@@ -165,16 +198,59 @@ impl Reactor {
                 });
                 (PeerKind::Worker { id }, id)
             }
-            Role::Client | Role::DataFetch => {
+            Role::Client { inner_plan } => {
+                let nests = match (inner_plan, self.inner_plan.clone()) {
+                    (None, _) => false,
+                    (Some(asked), Some(in_force)) if asked != in_force => {
+                        let reason = format!(
+                            "this scheduler's workers run nested tasks under `{in_force}` \
+                             (the inner plan of a client still connected), not this \
+                             client's `{asked}`: use the same inner levels, or another \
+                             scheduler"
+                        );
+                        comm.send(
+                            peer,
+                            Message::Refused {
+                                reason: reason.clone(),
+                            },
+                        );
+                        comm.disconnect(peer, &reason);
+                        return;
+                    }
+                    (Some(_), Some(_)) => true,
+                    (Some(asked), None) => {
+                        self.tell_workers_inner_plan(Some(asked), comm);
+                        true
+                    }
+                };
                 self.next_client += 1;
                 let number = self.next_client;
-                (PeerKind::Client { number }, number)
+                (PeerKind::Client { number, nests }, number)
+            }
+            Role::DataFetch => {
+                self.next_client += 1;
+                let number = self.next_client;
+                (
+                    PeerKind::Client {
+                        number,
+                        nests: false,
+                    },
+                    number,
+                )
             }
         };
         comm.send(peer, Message::Welcome { id });
         if self.workers_observed && matches!(kind, PeerKind::Worker { .. }) {
             // After the welcome, which the worker's handshake expects first.
             comm.send(peer, Message::Observed { on: true });
+        }
+        if let (PeerKind::Worker { .. }, Some(plan)) = (&kind, &self.inner_plan) {
+            comm.send(
+                peer,
+                Message::InnerPlan {
+                    plan: Some(plan.clone()),
+                },
+            );
         }
         self.peers.insert(
             peer,
@@ -464,7 +540,7 @@ impl Reactor {
 
     /// Checks that `task` is in the id range of the client `peer` and new.
     fn check_owned(&self, peer: PeerId, task: TaskId) -> Result<(), String> {
-        let Some(PeerKind::Client { number }) = self.peers.get(&peer).map(|p| &p.kind) else {
+        let Some(PeerKind::Client { number, .. }) = self.peers.get(&peer).map(|p| &p.kind) else {
             return Err("only clients submit".to_string());
         };
         if task >> CLIENT_TASK_BITS != *number {
@@ -509,7 +585,14 @@ impl Reactor {
                 });
                 self.feed(Event::WorkerRemoved { worker: id });
             }
-            PeerKind::Client { .. } => {
+            PeerKind::Client { nests, .. } => {
+                let still_nesting = self
+                    .peers
+                    .values()
+                    .any(|p| matches!(p.kind, PeerKind::Client { nests: true, .. }));
+                if nests && !still_nesting {
+                    self.tell_workers_inner_plan(None, comm);
+                }
                 for task in self.records.owned_by(peer) {
                     self.feed(Event::Cancel { task });
                     self.feed(Event::Release { task });
@@ -545,6 +628,19 @@ impl Reactor {
                 *peer,
                 Message::Events {
                     events: events.drain(),
+                },
+            );
+        }
+    }
+
+    /// Makes `plan` the inner plan in force and tells every worker.
+    fn tell_workers_inner_plan(&mut self, plan: Option<String>, comm: &mut impl Comm) {
+        self.inner_plan = plan;
+        for (peer, _) in self.workers.values() {
+            comm.send(
+                *peer,
+                Message::InnerPlan {
+                    plan: self.inner_plan.clone(),
                 },
             );
         }

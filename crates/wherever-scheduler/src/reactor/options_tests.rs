@@ -32,7 +32,7 @@ fn a_higher_priority_task_is_computed_first() {
     let mut outbox = Outbox::default();
     let now = Instant::now();
     let (client, worker) = (1, 2);
-    reactor.peer_joined(client, Role::Client, now, &mut outbox);
+    reactor.peer_joined(client, Role::Client { inner_plan: None }, now, &mut outbox);
     let first = 1 << CLIENT_TASK_BITS;
     let tasks = vec![task(first + 1, 0), task(first + 2, 0), task(first + 3, 9)];
     reactor.messages(client, vec![Message::Submit { tasks }], now, &mut outbox);
@@ -78,7 +78,7 @@ fn a_task_asking_for_a_gpu_is_computed_only_on_the_worker_advertising_one() {
     let mut outbox = Outbox::default();
     let now = Instant::now();
     let (client, plain, gpu) = (1, 2, 3);
-    reactor.peer_joined(client, Role::Client, now, &mut outbox);
+    reactor.peer_joined(client, Role::Client { inner_plan: None }, now, &mut outbox);
     reactor.peer_joined(plain, worker_with("", 20), now, &mut outbox);
     reactor.peer_joined(gpu, worker_with("gpu=1", 21), now, &mut outbox);
     let first = 1 << CLIENT_TASK_BITS;
@@ -109,7 +109,7 @@ fn a_task_no_connected_worker_fits_fails_at_once_with_a_clear_error() {
     let mut outbox = Outbox::default();
     let now = Instant::now();
     let (client, worker) = (1, 2);
-    reactor.peer_joined(client, Role::Client, now, &mut outbox);
+    reactor.peer_joined(client, Role::Client { inner_plan: None }, now, &mut outbox);
     reactor.peer_joined(worker, worker_with("gpu=1,mem=4GB", 20), now, &mut outbox);
     let task = first_task() + 1;
     let tasks = vec![asking(task, "gpu=1,mem=8GB")];

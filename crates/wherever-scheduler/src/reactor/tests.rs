@@ -223,8 +223,12 @@ impl Sim {
             answers: HashMap::new(),
             fetchable: Vec::new(),
         });
-        self.reactor
-            .peer_joined(peer, Role::Client, self.now, &mut self.outbox);
+        self.reactor.peer_joined(
+            peer,
+            Role::Client { inner_plan: None },
+            self.now,
+            &mut self.outbox,
+        );
         self.deliver();
     }
 
