@@ -1,0 +1,1 @@
+//! Feeding a dashboard from a `wherever-core` event subscription.
