@@ -9,13 +9,16 @@
 //! - [`TaskRng`] / [`StreamKey`]: each task's own reproducible random stream;
 //! - [`TaskContext`]: what the runtime hands a running task;
 //! - [`panic_capture`]: running task code with panics turned into failures;
-//! - [`SharedRef`]: a value tasks share instead of decoding a copy each.
+//! - [`SharedRef`]: a value tasks share instead of decoding a copy each;
+//! - [`events`]: the stream of task and worker events that progress bars and the
+//!   dashboard read.
 
 pub mod codec;
 mod context;
 pub mod crew;
 mod digest;
 mod error;
+pub mod events;
 pub mod holes;
 pub mod panic_capture;
 pub mod registry;
