@@ -188,6 +188,17 @@ impl Sink {
     }
 }
 
+impl Sink {
+    /// Reads the aggregate under its lock.
+    pub fn read<T>(&self, read: impl FnOnce(&Aggregate) -> T) -> T {
+        read(&self
+            .shared
+            .state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()))
+    }
+}
+
 fn bind(first: u16) -> Result<TcpListener, DashboardError> {
     let last = first.saturating_add(PORTS_TRIED - 1);
     (first..=last)

@@ -20,6 +20,8 @@ pub enum Observation {
         task: u64,
         /// The task's name (from `#[task]` or the per-task name option).
         name: String,
+        /// How many items it computes: 1, or a `map` chunk's length.
+        items: u64,
     },
     /// A task started on `worker` at `at`.
     Started {
@@ -38,6 +40,9 @@ pub enum Observation {
         worker: Option<String>,
         /// When it ended.
         at: Duration,
+        /// How long it ran, when known (zero otherwise): its start when its
+        /// start was not seen.
+        ran_for: Duration,
         /// Whether it failed.
         failed: bool,
     },
@@ -87,7 +92,9 @@ pub enum Observation {
     },
 }
 
-/// Counts of one task name, as `/api/progress` shows them.
+/// Counts of one task name, as `/api/progress` shows them. Counts are of items:
+/// a task counts 1, a `map` chunk its length, so that a `map` of 2,000 items ends
+/// at 2,000 done however it was chunked.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NameProgress {
     /// The task name.
@@ -143,6 +150,7 @@ pub struct TaskRun {
 #[derive(Debug)]
 struct LiveTask {
     name: usize,
+    items: u64,
     running_on: Option<(String, Duration)>,
 }
 
@@ -164,13 +172,14 @@ impl Aggregate {
     pub fn apply(&mut self, observation: Observation) {
         self.version += 1;
         match observation {
-            Observation::Submitted { task, name } => {
+            Observation::Submitted { task, name, items } => {
                 let index = self.name_slot(name);
-                self.names[index].queued += 1;
+                self.names[index].queued += items;
                 if let Some(old) = self.tasks.insert(
                     task,
                     LiveTask {
                         name: index,
+                        items,
                         running_on: None,
                     },
                 ) {
@@ -184,11 +193,11 @@ impl Aggregate {
                 if live.running_on.is_some() {
                     return;
                 }
-                let name = live.name;
+                let (name, items) = (live.name, live.items);
                 live.running_on = Some((worker.clone(), at));
                 let counts = &mut self.names[name];
-                counts.queued = counts.queued.saturating_sub(1);
-                counts.running += 1;
+                counts.queued = counts.queued.saturating_sub(items);
+                counts.running += items;
                 let view = self.worker(&worker, at);
                 view.running += 1;
             }
@@ -196,6 +205,7 @@ impl Aggregate {
                 task,
                 worker,
                 at,
+                ran_for,
                 failed,
             } => {
                 let Some(live) = self.tasks.remove(&task) else {
@@ -203,18 +213,18 @@ impl Aggregate {
                 };
                 let counts = &mut self.names[live.name];
                 match &live.running_on {
-                    Some(_) => counts.running = counts.running.saturating_sub(1),
-                    None => counts.queued = counts.queued.saturating_sub(1),
+                    Some(_) => counts.running = counts.running.saturating_sub(live.items),
+                    None => counts.queued = counts.queued.saturating_sub(live.items),
                 }
                 if failed {
-                    counts.failed += 1;
+                    counts.failed += live.items;
                 } else {
-                    counts.done += 1;
+                    counts.done += live.items;
                 }
                 let name = counts.name.clone();
                 let (ran_on, start) = match live.running_on {
                     Some((on, start)) => (Some(on), start),
-                    None => (None, at),
+                    None => (None, at.saturating_sub(ran_for)),
                 };
                 if let Some(on) = &ran_on {
                     let view = self.worker(on, at);
@@ -229,8 +239,8 @@ impl Aggregate {
                 if let Some(live) = self.tasks.get_mut(&task) {
                     if let Some((on, _)) = live.running_on.take() {
                         let counts = &mut self.names[live.name];
-                        counts.running = counts.running.saturating_sub(1);
-                        counts.queued += 1;
+                        counts.running = counts.running.saturating_sub(live.items);
+                        counts.queued += live.items;
                         if let Some(view) = self.workers.get_mut(&on) {
                             view.running = view.running.saturating_sub(1);
                         }
@@ -344,12 +354,12 @@ impl Aggregate {
         let counts = &mut self.names[live.name];
         match live.running_on {
             Some((on, _)) => {
-                counts.running = counts.running.saturating_sub(1);
+                counts.running = counts.running.saturating_sub(live.items);
                 if let Some(view) = self.workers.get_mut(&on) {
                     view.running = view.running.saturating_sub(1);
                 }
             }
-            None => counts.queued = counts.queued.saturating_sub(1),
+            None => counts.queued = counts.queued.saturating_sub(live.items),
         }
     }
 
@@ -381,6 +391,7 @@ mod tests {
         Observation::Submitted {
             task,
             name: name.to_string(),
+            items: 1,
         }
     }
 
@@ -397,6 +408,7 @@ mod tests {
             task,
             worker: Some(worker.to_string()),
             at: ms(at),
+            ran_for: Duration::ZERO,
             failed,
         }
     }
@@ -423,6 +435,28 @@ mod tests {
         assert_eq!((runs[0].start_us, runs[0].end_us), (1_000, 5_000));
         assert_eq!(runs[1].worker, "w1");
         assert!(runs[1].failed);
+    }
+
+    #[test]
+    fn a_map_chunk_counts_its_items_and_an_unseen_start_comes_from_the_duration() {
+        let mut state = Aggregate::default();
+        state.apply(Observation::Submitted {
+            task: 1,
+            name: "square".into(),
+            items: 50,
+        });
+        assert_eq!(state.totals().queued, 50);
+        state.apply(Observation::Ended {
+            task: 1,
+            worker: Some("w0".into()),
+            at: ms(30),
+            ran_for: ms(10),
+            failed: false,
+        });
+        assert_eq!(state.totals().done, 50);
+        assert_eq!(state.totals().queued, 0);
+        let run = state.runs_since(0).next().unwrap();
+        assert_eq!((run.start_us, run.end_us), (20_000, 30_000));
     }
 
     #[test]
