@@ -49,6 +49,8 @@ pub struct Client {
 pub(crate) struct ClientShared {
     pub(crate) plan: Plan,
     pub(crate) executor: Executor,
+    /// The live dashboard, when this client started one ([`Client::dashboard_link`]).
+    pub(crate) dashboard: std::sync::OnceLock<crate::dashboard::ClientDashboard>,
 }
 
 pub(crate) enum Executor {
@@ -85,7 +87,12 @@ impl Plan {
     /// is an [`Error::Start`] saying so, never a second generation of workers.
     pub fn start(&self) -> Result<Client, Error> {
         crate::worker_mode::refuse_in_worker(self)?;
-        self.start_here()
+        let dashboard = crate::dashboard::wanted(self)?;
+        let client = self.start_here()?;
+        if let Some(choice) = dashboard {
+            crate::dashboard::attach(&client, choice);
+        }
+        Ok(client)
     }
 
     /// [`Plan::start`] without the worker-process check: for the nested plans that
@@ -185,7 +192,11 @@ fn random_seed() -> u64 {
 impl Client {
     pub(crate) fn new(plan: Plan, executor: Executor) -> Client {
         Client {
-            shared: Arc::new(ClientShared { plan, executor }),
+            shared: Arc::new(ClientShared {
+                plan,
+                executor,
+                dashboard: std::sync::OnceLock::new(),
+            }),
             key: StreamKey::from_seed(random_seed()),
             seeded: false,
             positions: Arc::new(AtomicU64::new(0)),
@@ -250,6 +261,13 @@ impl Client {
             positions: Arc::new(AtomicU64::new(0)),
             ..self
         }
+    }
+
+    /// The address of the live dashboard this client started (e.g.
+    /// `http://127.0.0.1:8787/`), or `None` when it has none: see
+    /// [`DASHBOARD_VARIABLE`](crate::DASHBOARD_VARIABLE) for when it starts.
+    pub fn dashboard_link(&self) -> Option<String> {
+        self.shared.dashboard.get().map(|dashboard| dashboard.url())
     }
 
     /// The plan this client runs under.
