@@ -51,6 +51,12 @@ pub(crate) struct ClientShared {
     pub(crate) executor: Executor,
     /// The live dashboard, when this client started one ([`Client::dashboard_link`]).
     pub(crate) dashboard: std::sync::OnceLock<crate::dashboard::ClientDashboard>,
+    /// The event stream of this plan's tasks (see [`Client::events`]).
+    pub(crate) events: wherever_core::events::EventBus,
+    /// The next task id in the event stream.
+    pub(crate) next_event_task: AtomicU64,
+    /// Progress bars: `None` decides from the environment (see [`crate::progress`]).
+    pub(crate) progress: Mutex<Option<bool>>,
 }
 
 pub(crate) enum Executor {
@@ -196,6 +202,9 @@ impl Client {
                 plan,
                 executor,
                 dashboard: std::sync::OnceLock::new(),
+                events: Default::default(),
+                next_event_task: AtomicU64::new(0),
+                progress: Mutex::new(None),
             }),
             key: StreamKey::from_seed(random_seed()),
             seeded: false,
@@ -329,7 +338,21 @@ impl Client {
         &self,
         futures: impl IntoIterator<Item = Future<R>>,
     ) -> Result<Vec<R>, TaskError> {
-        futures.into_iter().map(Future::value).collect()
+        let futures = futures.into_iter();
+        let progress = self.track_gather(&futures);
+        let values: Result<Vec<R>, TaskError> = futures.map(Future::value).collect();
+        if let Some(progress) = progress.filter(|_| values.is_ok()) {
+            progress.all_done();
+        }
+        values
+    }
+
+    /// Progress for gathering `futures`, when their number is known up front.
+    fn track_gather<I: Iterator>(&self, futures: &I) -> Option<crate::progress::Progress> {
+        match futures.size_hint() {
+            (low, Some(high)) if low == high && low > 0 => self.track_any("gather", low as u64, 0),
+            _ => None,
+        }
     }
 
     /// The outcome of every future, in order (Dask's `gather(errors="skip")` or
@@ -350,7 +373,13 @@ impl Client {
         &self,
         futures: impl IntoIterator<Item = Future<R>>,
     ) -> Vec<Result<R, TaskError>> {
-        futures.into_iter().map(Future::value).collect()
+        let futures = futures.into_iter();
+        let progress = self.track_gather(&futures);
+        let outcomes = futures.map(Future::value).collect();
+        if let Some(progress) = progress {
+            progress.all_done();
+        }
+        outcomes
     }
 
     /// Puts `value` on the workers once (Dask's `scatter`): pass `&shared` as a task

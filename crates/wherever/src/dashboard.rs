@@ -95,7 +95,7 @@ pub(crate) fn wanted(plan: &Plan) -> Result<Option<DashboardChoice>, Error> {
 
 /// Starts `client`'s dashboard, fed by a subscription to its event stream.
 pub(crate) fn attach(client: &crate::Client, choice: DashboardChoice) {
-    let events = client.events_for_dashboard(SUBSCRIPTION_CAPACITY);
+    let events = client.events_with_capacity(SUBSCRIPTION_CAPACITY);
     if let Some(dashboard) = start(choice, events) {
         let _ = client.shared.dashboard.set(dashboard);
     }
@@ -124,14 +124,6 @@ pub(crate) fn start(
             eprintln!("wherever: no dashboard: {error}");
             None
         }
-    }
-}
-
-impl crate::Client {
-    /// A subscription to this client's event stream for its dashboard.
-    // Until the client has its event stream (branch obs), an empty one.
-    fn events_for_dashboard(&self, capacity: usize) -> wherever_core::events::Subscription {
-        wherever_core::events::EventBus::new().subscribe(capacity)
     }
 }
 

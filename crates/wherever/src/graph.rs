@@ -261,7 +261,12 @@ impl<T: Value> Delayed<T> {
 /// # Ok::<(), wherever::Error>(())
 /// ```
 pub fn compute<O: ComputeOutputs>(client: &Client, outputs: O) -> Result<O::Values, TaskError> {
-    O::values(persist(client, outputs))
+    let progress = client.track_submitted("compute", 0);
+    let values = O::values(persist(client, outputs));
+    if let Some(progress) = progress.filter(|_| values.is_ok()) {
+        progress.all_done();
+    }
+    values
 }
 
 /// Submits the graph behind `outputs` (as for [`compute`]) and returns their

@@ -47,9 +47,11 @@ mod options;
 pub mod plan;
 #[cfg(feature = "clap")]
 mod plan_args;
+pub mod progress;
 mod readiness;
 mod slot;
 mod submission;
+mod task_events;
 mod timer;
 mod worker_mode;
 
@@ -73,7 +75,10 @@ pub use options::Options;
 pub use plan::{Level, Plan, PlanError, Workers};
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;
+pub use task_events::DEFAULT_EVENT_CAPACITY;
 pub use wherever_cluster::{ResourceError, Resources};
+/// The event stream: task and worker events for progress bars and the dashboard.
+pub use wherever_core::events;
 pub use wherever_core::{
     markers, IntoTask, Resolved, SharedRef, StreamKey, StreamLabel, Task, TaskContext, TaskError,
     TaskErrorDetails, TaskErrorKind, TaskFailure, TaskRng,

@@ -112,6 +112,7 @@ impl Client {
         let mut chunk_offset = 0;
         let mut yielded = 0;
         let name = task.task_name();
+        let progress = self.track_submitted(&format!("map {name}"), count as u64);
         for item in items {
             if yielded == count {
                 // One more than promised: stop before it could be written anywhere.
@@ -159,6 +160,9 @@ impl Client {
         }
         self.flush_chunk(&task, &mut chunk, first, chunk_offset, &mut collector);
         let first_error = collector.wait_all();
+        if let Some(progress) = progress {
+            progress.all_done();
+        }
         let runtime_error = |message: String| {
             TaskError::new(task.task_name(), first, TaskErrorKind::Runtime, message)
         };
@@ -202,7 +206,8 @@ impl Client {
                 let future = Future::new(slot.clone(), task.task_name(), position);
                 match self.cluster() {
                     Some(cluster) => {
-                        let call = remote_chunk(task.as_ref(), items, position);
+                        let mut call = remote_chunk(task.as_ref(), items, position);
+                        call.items = len as u64;
                         self.submit_remote(cluster, call, slot);
                     }
                     None => unreachable!("only cluster chunks are encoded"),
@@ -233,7 +238,8 @@ impl Client {
         if let Some(cluster) = self.cluster() {
             let slot = Slot::new();
             let future = Future::new(slot.clone(), name, position);
-            let call = RemoteTask::of(task.as_ref(), encoded_parts(&items), position, true);
+            let mut call = RemoteTask::of(task.as_ref(), encoded_parts(&items), position, true);
+            call.items = len as u64;
             self.submit_remote(cluster, call, slot);
             return Part::Chunk {
                 future,
@@ -249,9 +255,13 @@ impl Client {
             self.clone(),
             output.window(offset, len),
         );
+        let mut watch = self.watch(name, len as u64);
         self.spawn(Box::new(move || {
             if !slot.start() {
                 return;
+            }
+            if let Some(watch) = &mut watch {
+                watch.started();
             }
             let written = Cell::new(0usize);
             let outcome = with_current_client(&runner, || {
@@ -276,13 +286,20 @@ impl Client {
                 })
             });
             let position_of_failure = position + written.get() as u64;
+            let error = outcome.err().map(|failure| {
+                let error = local_task_error(name, position_of_failure, failure);
+                runner.options.label(error)
+            });
+            if let Some(watch) = watch {
+                match &error {
+                    Some(error) => watch.failed(error),
+                    None => watch.finished(0),
+                }
+            }
             slot.resolve(Ok(ChunkReport {
                 offset,
                 written: written.get(),
-                error: outcome.err().map(|failure| {
-                    let error = local_task_error(name, position_of_failure, failure);
-                    runner.options.label(error)
-                }),
+                error,
             }));
         }));
         Part::Written(future)

@@ -24,8 +24,11 @@ impl<A: Value, R: Value, T: IntoTask<A, R>> IntoTask<A, Result<R, TaskError>> fo
 
     fn run(&self, args: A, ctx: &mut TaskContext) -> Result<Result<R, TaskError>, TaskFailure> {
         let position = ctx.position();
-        Ok(run_caught(|| self.0.run(args, ctx))
-            .map_err(|failure| local_task_error(self.0.task_name(), position, failure)))
+        Ok(run_caught(|| self.0.run(args, ctx)).map_err(|failure| {
+            let error = local_task_error(self.0.task_name(), position, failure);
+            crate::task_events::note_kept_failure(&error);
+            error
+        }))
     }
 }
 

@@ -6,6 +6,7 @@ use crate::arguments::{dependency_failed, DepRef, Parts};
 use crate::client::{Client, Cluster, Executor};
 use crate::future::{Future, Slot};
 use crate::local::{current_worker_label, host_name, Job};
+use crate::task_events::TaskWatch;
 use crate::{IntoTask, StreamKey, TaskContext, TaskError, TaskErrorKind, TaskFailure, Value};
 use std::sync::{Arc, Mutex};
 use wherever_cluster::protocol::ChainLink;
@@ -39,6 +40,8 @@ pub(crate) struct RemoteTask {
     pub(crate) position: u64,
     pub(crate) chunk: bool,
     pub(crate) chain: Vec<ChainLink>,
+    /// How many items it computes (a `map` chunk's length), for the event stream.
+    pub(crate) items: u64,
 }
 
 impl RemoteTask {
@@ -56,6 +59,7 @@ impl RemoteTask {
             position,
             chunk,
             chain: Vec::new(),
+            items: 1,
         }
     }
 }
@@ -89,7 +93,10 @@ impl Client {
                 let call = RemoteTask::of(task.as_ref(), encoded_parts(&args), position, false);
                 self.submit_remote(cluster, call, slot);
             }
-            _ => self.spawn(self.job(task, args, position, slot)),
+            _ => {
+                let watch = self.watch(task.task_name(), 1);
+                self.spawn(self.job(task, args, position, slot, watch))
+            }
         }
         future
     }
@@ -101,12 +108,16 @@ impl Client {
         args: A,
         position: u64,
         slot: Arc<Slot<R>>,
+        mut watch: Option<TaskWatch>,
     ) -> Job {
         let (key, seeded, name) = (self.key, self.seeded, task.task_name());
         let runner = self.clone();
         Box::new(move || {
             if !slot.start() {
                 return;
+            }
+            if let Some(watch) = &mut watch {
+                watch.started();
             }
             if let Some(timeout) = runner.options.timeout {
                 let (late, options) = (Arc::downgrade(&slot), runner.options.clone());
@@ -121,11 +132,15 @@ impl Client {
                     run_caught(|| task.run(args, &mut TaskContext::new(key, seeded, position)))
                 })
             });
-            slot.resolve(outcome.map_err(|failure| {
+            let outcome = outcome.map_err(|failure| {
                 runner
                     .options
                     .label(local_task_error(name, position, failure))
-            }));
+            });
+            if let Some(watch) = watch {
+                watch.ended(&outcome, 0);
+            }
+            slot.resolve(outcome);
         })
     }
 
@@ -179,13 +194,14 @@ impl Client {
             return future;
         }
         let (client, job_slot) = (self.clone(), slot.clone());
+        let watch = self.watch(name, 1);
         self.await_inputs(
             parts,
             name,
             position,
             slot,
             Box::new(move |filled| match codec::decode::<A>(&filled) {
-                Ok(args) => client.spawn(client.job(task, args, position, job_slot)),
+                Ok(args) => client.spawn(client.job(task, args, position, job_slot, watch)),
                 Err(error) => job_slot.resolve(Err(TaskError::new(
                     name,
                     position,
@@ -229,6 +245,7 @@ impl Client {
                 position: head.position,
                 chunk: false,
                 chain,
+                items: 1,
             };
             self.submit_remote(cluster, call, slot);
             return future;
@@ -236,6 +253,7 @@ impl Client {
         let (name, position) = (head.name, head.position);
         let (client, job_slot) = (self.clone(), slot.clone());
         let run_head = head.run;
+        let mut watch = self.watch(last, 1);
         self.await_inputs(
             head.parts,
             name,
@@ -246,6 +264,9 @@ impl Client {
                 client.spawn(Box::new(move || {
                     if !job_slot.start() {
                         return;
+                    }
+                    if let Some(watch) = &mut watch {
+                        watch.started();
                     }
                     let (key, seeded) = (runner.key, runner.seeded);
                     let outcome = crate::nested::with_current_client(&runner, || {
@@ -270,6 +291,9 @@ impl Client {
                             )
                         })
                     });
+                    if let Some(watch) = watch {
+                        watch.ended(&outcome, 0);
+                    }
                     job_slot.resolve(outcome);
                 }));
             }),
@@ -406,9 +430,14 @@ impl Client {
         };
         let resolver = slot.clone();
         let options = self.options.clone();
+        let watch = self.watch(name, call.items);
         let id = cluster.client.submit(
             remote,
             Box::new(move |outcome| {
+                if let Some(watch) = watch {
+                    let size = outcome.as_ref().map_or(0, |bytes| bytes.len() as u64);
+                    watch.ended(&outcome, size);
+                }
                 let outcome = outcome.and_then(|bytes| {
                     codec::decode::<R>(&bytes)
                         .map_err(|e| runtime_error(format!("cannot decode the result: {e}")))

@@ -4,7 +4,7 @@
 mod threads;
 
 pub use threads::QUEUE_BOUND;
-pub(crate) use threads::{current_worker_label, ThreadPool};
+pub(crate) use threads::{current_worker_index, current_worker_label, ThreadPool};
 
 /// A unit of work for a local executor: runs one task (or one chunk of a `map`) and
 /// resolves its future.

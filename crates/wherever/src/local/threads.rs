@@ -11,6 +11,13 @@ pub const QUEUE_BOUND: usize = 1 << 16;
 
 thread_local! {
     static WORKER_LABEL: RefCell<Option<String>> = const { RefCell::new(None) };
+    static WORKER_INDEX: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The event stream's worker id of the current thread: `1..=N` for pool threads, 0 for
+/// the calling thread (`sequential`) and stand-in threads.
+pub(crate) fn current_worker_index() -> u64 {
+    WORKER_INDEX.with(std::cell::Cell::get)
 }
 
 /// The label of the pool thread running the current code, if any.
@@ -37,10 +44,11 @@ struct PoolWork {
 
 impl CrewWork for PoolWork {
     type Job = Job;
-    type Thread = String;
+    type Thread = (u64, String);
     type Blocked = ();
 
-    fn start_thread(&self, label: String) {
+    fn start_thread(&self, (index, label): (u64, String)) {
+        WORKER_INDEX.with(|slot| slot.set(index));
         WORKER_LABEL.with(|slot| *slot.borrow_mut() = Some(label));
     }
 
@@ -52,7 +60,7 @@ impl CrewWork for PoolWork {
     fn stand_in(&self) -> Option<StandIn<Self>> {
         Some(StandIn {
             name: format!("wherever-stand-in ({})", self.label),
-            thread: self.label.to_string(),
+            thread: (0, self.label.to_string()),
             blocked: (),
         })
     }
@@ -75,7 +83,8 @@ impl ThreadPool {
         );
         for index in 0..threads {
             let label = format!("thread {} of {plan}", index + 1);
-            crew.spawn_thread(format!("wherever-thread-{}", index + 1), label)?;
+            let thread = (index as u64 + 1, label);
+            crew.spawn_thread(format!("wherever-thread-{}", index + 1), thread)?;
         }
         Ok(ThreadPool { queue, threads })
     }

@@ -1,0 +1,182 @@
+//! Emitting task events from the client: every plan's submissions, and on local plans
+//! (`sequential`, `threads`) their start and end on a pool thread.
+//!
+//! A [`TaskWatch`] is made when a task is submitted, only if somebody subscribed to the
+//! client's stream (else nothing is built: [`Client::watch`] is one atomic load). It
+//! ends with exactly one `TaskFinished` or `TaskFailed`: dropped unfinished (cancelled
+//! before it ran, a dependency failed, the connection closed), it reports a failure.
+
+use crate::client::Client;
+use crate::{TaskError, TaskErrorKind};
+use std::cell::Cell;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use wherever_core::events::{group_of, Event, EventBus, FailureKind, Subscription, TaskKey};
+
+thread_local! {
+    /// The first failure a task running on this thread kept as a value (`map_results`
+    /// on local plans), which its watch reports instead of `TaskFinished`.
+    static KEPT_FAILURE: Cell<Option<FailureKind>> = const { Cell::new(None) };
+}
+
+/// Notes that the task running on this thread failed, though it hands the failure back
+/// as a value (so that a local `map_results` chunk goes on).
+pub(crate) fn note_kept_failure(error: &TaskError) {
+    KEPT_FAILURE.with(|kept| {
+        if kept.get().is_none() {
+            kept.set(Some(failure_kind(&error.kind)));
+        }
+    });
+}
+
+/// How many unread events a subscription of [`Client::events`] holds by default.
+pub const DEFAULT_EVENT_CAPACITY: usize = 65_536;
+
+/// One submitted task being watched for the event stream.
+pub(crate) struct TaskWatch {
+    bus: EventBus,
+    task: TaskKey,
+    started: Option<(u64, Instant)>,
+    ended: bool,
+}
+
+impl Client {
+    /// The event stream of this client's plan: task submitted / started / finished /
+    /// failed events from the moment of the call, held in a buffer of
+    /// [`DEFAULT_EVENT_CAPACITY`] events (a slow reader loses the oldest ones and
+    /// reads an [`Event::Dropped`] saying how many). See [`wherever_core::events`].
+    ///
+    /// ```
+    /// use wherever::prelude::*;
+    /// use wherever::events::Event;
+    ///
+    /// let client = Plan::parse("threads:2")?.start()?;
+    /// let events = client.events();
+    /// client.map(|x: u64| x + 1, 0..10)?;
+    /// let finished = events.drain().iter()
+    ///     .filter(|s| matches!(s.event, Event::TaskFinished { .. }))
+    ///     .count();
+    /// assert!(finished >= 1);
+    /// # Ok::<(), wherever::Error>(())
+    /// ```
+    pub fn events(&self) -> Subscription {
+        self.events_with_capacity(DEFAULT_EVENT_CAPACITY)
+    }
+
+    /// [`Client::events`] holding at most `capacity` unread events.
+    pub fn events_with_capacity(&self, capacity: usize) -> Subscription {
+        self.shared.events.subscribe(capacity)
+    }
+
+    /// The bus this client's events are emitted on (shared by its clones).
+    pub(crate) fn event_bus(&self) -> &EventBus {
+        &self.shared.events
+    }
+
+    /// Emits `TaskSubmitted` for a task named `name` computing `items` items and
+    /// returns its watch; `None` (building nothing) when nobody subscribed.
+    pub(crate) fn watch(&self, name: &str, items: u64) -> Option<TaskWatch> {
+        let bus = &self.shared.events;
+        if !bus.is_observed() {
+            return None;
+        }
+        let task = self.shared.next_event_task.fetch_add(1, Ordering::Relaxed);
+        let name = match &self.options.name {
+            Some(given) => given.to_string(),
+            None => name.to_string(),
+        };
+        let group = group_of(&name).to_string();
+        bus.emit(Event::TaskSubmitted {
+            task,
+            name,
+            group,
+            items,
+        });
+        crate::progress::note_submitted(task, items);
+        Some(TaskWatch {
+            bus: bus.clone(),
+            task,
+            started: None,
+            ended: false,
+        })
+    }
+}
+
+impl TaskWatch {
+    /// The task began on the current local thread.
+    pub(crate) fn started(&mut self) {
+        KEPT_FAILURE.with(Cell::take);
+        let worker = crate::local::current_worker_index();
+        self.started = Some((worker, Instant::now()));
+        self.bus.emit(Event::TaskStarted {
+            task: self.task,
+            worker,
+        });
+    }
+
+    /// The task ended with a value of `result_bytes` encoded bytes (0 when not encoded).
+    /// A failure it kept as a value is reported as `TaskFailed` instead.
+    pub(crate) fn finished(mut self, result_bytes: u64) {
+        self.ended = true;
+        if let Some(kind) = KEPT_FAILURE.with(Cell::take) {
+            return self.emit_failed(kind);
+        }
+        let (worker, duration) = match self.started {
+            Some((worker, at)) => (Some(worker), at.elapsed()),
+            None => (None, Default::default()),
+        };
+        self.bus.emit(Event::TaskFinished {
+            task: self.task,
+            worker,
+            duration,
+            result_bytes,
+        });
+    }
+
+    /// The task ended with `error`.
+    pub(crate) fn failed(mut self, error: &TaskError) {
+        self.ended = true;
+        self.emit_failed(failure_kind(&error.kind));
+    }
+
+    /// Ends the watch with `outcome`'s event.
+    pub(crate) fn ended<R>(self, outcome: &Result<R, TaskError>, result_bytes: u64) {
+        match outcome {
+            Ok(_) => self.finished(result_bytes),
+            Err(error) => self.failed(error),
+        }
+    }
+
+    fn emit_failed(&self, kind: FailureKind) {
+        self.bus.emit(Event::TaskFailed {
+            task: self.task,
+            worker: self.started.map(|(worker, _)| worker),
+            kind,
+        });
+    }
+}
+
+impl Drop for TaskWatch {
+    fn drop(&mut self) {
+        if !self.ended {
+            let kind = if self.started.is_none() {
+                FailureKind::Cancelled
+            } else {
+                FailureKind::Other
+            };
+            self.emit_failed(kind);
+        }
+    }
+}
+
+/// The event stream's kind of a task error.
+pub(crate) fn failure_kind(kind: &TaskErrorKind) -> FailureKind {
+    match kind {
+        TaskErrorKind::Panicked => FailureKind::Panicked,
+        TaskErrorKind::Failed => FailureKind::Failed,
+        TaskErrorKind::Cancelled => FailureKind::Cancelled,
+        TaskErrorKind::DependencyFailed { .. } => FailureKind::DependencyFailed,
+        TaskErrorKind::WorkerLost { .. } => FailureKind::WorkerLost,
+        _ => FailureKind::Other,
+    }
+}
