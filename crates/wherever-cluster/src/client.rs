@@ -114,6 +114,10 @@ struct Shared {
     announcements: Mutex<()>,
     secret: Secret,
     scheduler: String,
+    /// The scheduler's events forwarded to this client, once it subscribed.
+    events: wherever_core::events::EventBus,
+    /// Whether the scheduler was asked to forward its events.
+    subscribed: AtomicBool,
 }
 
 /// A connection to a scheduler. Submitting never blocks; results come back through
@@ -176,6 +180,8 @@ impl ClusterClient {
             announcements: Mutex::new(()),
             secret,
             scheduler: address.to_string(),
+            events: Default::default(),
+            subscribed: AtomicBool::new(false),
         });
         let (commands, queue) = unbounded_channel();
         let connected = Arc::new(AtomicBool::new(true));
@@ -281,6 +287,20 @@ impl ClusterClient {
         let commands = self.commands.clone();
         move || {
             let _ = commands.send(Message::Release { tasks: vec![task] });
+        }
+    }
+
+    /// The bus on which the scheduler's events arrive once [`Self::subscribe_events`]
+    /// was called (stamped with the scheduler's clock).
+    pub fn event_bus(&self) -> wherever_core::events::EventBus {
+        self.shared.events.clone()
+    }
+
+    /// Asks the scheduler (once) to forward its event stream to this client, holding
+    /// at most `capacity` unsent events for it.
+    pub fn subscribe_events(&self, capacity: u32) {
+        if !self.shared.subscribed.swap(true, Ordering::Relaxed) {
+            let _ = self.commands.send(Message::SubscribeEvents { capacity });
         }
     }
 
@@ -536,6 +556,11 @@ async fn read_answers(
                     announce(&shared);
                 }
                 Message::ValueLimit { bytes } => adopt_announced_limit(bytes),
+                Message::Events { events } => {
+                    for stamped in events {
+                        shared.events.emit_stamped(stamped);
+                    }
+                }
                 _ => {}
             }
         }

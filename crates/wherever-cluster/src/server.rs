@@ -35,6 +35,9 @@ pub struct ServerOptions {
     /// The largest value (task arguments, scattered value) taken from a peer, in
     /// bytes; announced to every peer after its welcome.
     pub max_value: u64,
+    /// Where the scheduler emits task and worker events (for progress and the
+    /// dashboard in the process that runs it).
+    pub events: wherever_core::events::EventBus,
 }
 
 impl Default for ServerOptions {
@@ -43,6 +46,7 @@ impl Default for ServerOptions {
             expected_build: None,
             heartbeat_timeout: Duration::from_secs(30),
             max_value: configured_max_value(),
+            events: Default::default(),
         }
     }
 }
@@ -100,7 +104,12 @@ pub async fn serve(listener: TcpListener, secret: Secret, options: ServerOptions
         .map(|build| Arc::new(Mutex::new(Some(build))));
     let timeout = options.heartbeat_timeout;
     let max_value = options.max_value;
-    tokio::spawn(run_core(incoming, timeout, max_value));
+    tokio::spawn(run_core(
+        incoming,
+        timeout,
+        max_value,
+        options.events.clone(),
+    ));
     let secret = Arc::new(secret);
     let gate = HandshakeGate::new();
     let mut next_conn: ConnId = 0;
@@ -184,12 +193,14 @@ async fn run_core(
     mut incoming: UnboundedReceiver<Incoming>,
     heartbeat_timeout: Duration,
     max_value: u64,
+    events: wherever_core::events::EventBus,
 ) {
     let config = ReactorConfig {
         scheduler: SchedulerConfig {
             prefetch_per_worker: Some(PREFETCH_PER_WORKER),
         },
         heartbeat_timeout,
+        events,
     };
     let mut builds = Builds::new(config);
     let mut links = Links::default();

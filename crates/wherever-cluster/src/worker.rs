@@ -20,6 +20,7 @@ use wherever_core::panic_capture::{install_hook, run_caught};
 use wherever_core::registry::{self, EncodedCall};
 use wherever_core::{TaskError, TaskErrorKind};
 
+mod memory;
 mod reconnect;
 mod resources;
 mod watchdog;
@@ -302,6 +303,10 @@ impl wherever_core::crew::CrewWork for TaskThreads {
             }
         }
         RUNNING.with(|running| running.set(Some(task.id)));
+        let _ = self.outgoing.send(Message::Started { task: task.id });
+        if let Some(rss_bytes) = memory::due_report() {
+            let _ = self.outgoing.send(Message::Memory { rss_bytes });
+        }
         let watch = watchdog::watch(&task);
         let message = run_task(&task, &self.label, &self.store);
         drop(watch);

@@ -412,6 +412,16 @@ impl Subscription {
         out
     }
 
+    /// How many events wait unread (not counting a pending [`Event::Dropped`]).
+    pub fn len(&self) -> usize {
+        lock(&self.queue.state).events.len()
+    }
+
+    /// Whether no event waits unread.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Whether the bus is gone (no more events will come once the buffer is read).
     pub fn is_closed(&self) -> bool {
         lock(&self.queue.state).closed

@@ -15,7 +15,11 @@ use std::time::Duration;
 use wherever_core::{StreamKey, TaskError};
 
 /// The protocol version; peers with another version are refused at the handshake.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// The most events a scheduler holds unsent for one subscribed client (a slow one
+/// loses the oldest, and is told how many).
+pub const MAX_FORWARDED_EVENTS: u32 = 1 << 16;
 
 /// The largest frame a peer may send (256 MiB); larger frames close the connection.
 pub const MAX_FRAME: usize = 256 << 20;
@@ -361,6 +365,30 @@ pub enum Message {
         /// The limit in bytes.
         bytes: u64,
     },
+    /// Worker → scheduler: the task began running (for the event stream; it rides
+    /// in the same frame batch as whatever else is queued).
+    Started {
+        /// The task.
+        task: TaskId,
+    },
+    /// Worker → scheduler: the worker's resident memory (at most about once a second,
+    /// with its other messages), for the event stream.
+    Memory {
+        /// Resident set size in bytes.
+        rss_bytes: u64,
+    },
+    /// Client → scheduler: forward me the scheduler's event stream from now on,
+    /// holding at most `capacity` unsent events (older ones are dropped and counted).
+    SubscribeEvents {
+        /// The most events held for this client (capped by the scheduler).
+        capacity: u32,
+    },
+    /// Scheduler → client: events of its stream, in order (see
+    /// [`wherever_core::events`]).
+    Events {
+        /// The events, stamped with the scheduler's clock.
+        events: Vec<wherever_core::events::Stamped>,
+    },
 }
 
 impl Message {
@@ -397,6 +425,10 @@ impl Message {
             Message::Large { .. } => "Large",
             Message::Part { .. } => "Part",
             Message::ValueLimit { .. } => "ValueLimit",
+            Message::Started { .. } => "Started",
+            Message::Memory { .. } => "Memory",
+            Message::SubscribeEvents { .. } => "SubscribeEvents",
+            Message::Events { .. } => "Events",
         }
     }
 }

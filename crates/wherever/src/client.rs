@@ -70,6 +70,9 @@ pub(crate) struct Cluster {
     pub(crate) client: ClusterClient,
     /// Task slots when known from the plan (`processes:N`), else as announced.
     slots: Option<usize>,
+    /// The event stream of the scheduler in this process (launched clusters): the
+    /// client's stream is the scheduler's, with task ids the client's own.
+    pub(crate) scheduler_events: Option<wherever_core::events::EventBus>,
     _launched: Option<LaunchedCluster>,
 }
 
@@ -79,6 +82,7 @@ impl Cluster {
         Cluster {
             client,
             slots: None,
+            scheduler_events: None,
             _launched: None,
         }
     }
@@ -134,8 +138,10 @@ impl Plan {
             .inner()
             .map(|plan| plan.to_string())
             .unwrap_or_default();
+        let events = wherever_core::events::EventBus::new();
         let options = ClusterOptions {
             env: vec![(INNER_PLAN_VARIABLE.to_string(), inner)],
+            events: events.clone(),
             ..ClusterOptions::default()
         };
         let (launched, client) =
@@ -143,6 +149,7 @@ impl Plan {
         Ok(Executor::Cluster(Cluster {
             client,
             slots: Some(launcher.workers()),
+            scheduler_events: Some(events),
             _launched: Some(launched),
         }))
     }
@@ -159,6 +166,7 @@ impl Plan {
         Ok(Executor::Cluster(Cluster {
             client,
             slots: None,
+            scheduler_events: None,
             _launched: None,
         }))
     }
@@ -197,12 +205,21 @@ fn random_seed() -> u64 {
 
 impl Client {
     pub(crate) fn new(plan: Plan, executor: Executor) -> Client {
+        let events = match &executor {
+            Executor::Cluster(cluster) => Some(
+                cluster
+                    .scheduler_events
+                    .clone()
+                    .unwrap_or_else(|| cluster.client.event_bus()),
+            ),
+            _ => None,
+        };
         Client {
             shared: Arc::new(ClientShared {
                 plan,
                 executor,
                 dashboard: std::sync::OnceLock::new(),
-                events: Default::default(),
+                events: events.unwrap_or_default(),
                 next_event_task: AtomicU64::new(0),
                 progress: Mutex::new(None),
             }),

@@ -261,7 +261,7 @@ impl Client {
                 return;
             }
             if let Some(watch) = &mut watch {
-                watch.started();
+                watch.started(runner.event_bus());
             }
             let written = Cell::new(0usize);
             let outcome = with_current_client(&runner, || {
@@ -292,8 +292,8 @@ impl Client {
             });
             if let Some(watch) = watch {
                 match &error {
-                    Some(error) => watch.failed(error),
-                    None => watch.finished(0),
+                    Some(error) => watch.failed(runner.event_bus(), error),
+                    None => watch.finished(runner.event_bus(), 0),
                 }
             }
             slot.resolve(Ok(ChunkReport {

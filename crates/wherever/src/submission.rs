@@ -117,7 +117,7 @@ impl Client {
                 return;
             }
             if let Some(watch) = &mut watch {
-                watch.started();
+                watch.started(runner.event_bus());
             }
             if let Some(timeout) = runner.options.timeout {
                 let (late, options) = (Arc::downgrade(&slot), runner.options.clone());
@@ -138,7 +138,7 @@ impl Client {
                     .label(local_task_error(name, position, failure))
             });
             if let Some(watch) = watch {
-                watch.ended(&outcome, 0);
+                watch.ended(runner.event_bus(), &outcome, 0);
             }
             slot.resolve(outcome);
         })
@@ -266,7 +266,7 @@ impl Client {
                         return;
                     }
                     if let Some(watch) = &mut watch {
-                        watch.started();
+                        watch.started(runner.event_bus());
                     }
                     let (key, seeded) = (runner.key, runner.seeded);
                     let outcome = crate::nested::with_current_client(&runner, || {
@@ -292,7 +292,7 @@ impl Client {
                         })
                     });
                     if let Some(watch) = watch {
-                        watch.ended(&outcome, 0);
+                        watch.ended(runner.event_bus(), &outcome, 0);
                     }
                     job_slot.resolve(outcome);
                 }));
@@ -430,14 +430,12 @@ impl Client {
         };
         let resolver = slot.clone();
         let options = self.options.clone();
-        let watch = self.watch(name, call.items);
+        // The stream of a cluster plan is the scheduler's (in this process, or
+        // forwarded by it).
+        let items = call.items;
         let id = cluster.client.submit(
             remote,
             Box::new(move |outcome| {
-                if let Some(watch) = watch {
-                    let size = outcome.as_ref().map_or(0, |bytes| bytes.len() as u64);
-                    watch.ended(&outcome, size);
-                }
                 let outcome = outcome.and_then(|bytes| {
                     codec::decode::<R>(&bytes)
                         .map_err(|e| runtime_error(format!("cannot decode the result: {e}")))
@@ -447,6 +445,7 @@ impl Client {
                 );
             }),
         );
+        crate::progress::note_submitted(id, items);
         if let Some(timeout) = self.options.timeout {
             let (late, options) = (Arc::downgrade(&slot), self.options.clone());
             let cancel = cluster.client.canceller(id);

@@ -1,10 +1,11 @@
 //! Emitting task events from the client: every plan's submissions, and on local plans
 //! (`sequential`, `threads`) their start and end on a pool thread.
 //!
-//! A [`TaskWatch`] is made when a task is submitted, only if somebody subscribed to the
-//! client's stream (else nothing is built: [`Client::watch`] is one atomic load). It
-//! ends with exactly one `TaskFinished` or `TaskFailed`: dropped unfinished (cancelled
-//! before it ran, a dependency failed, the connection closed), it reports a failure.
+//! A [`TaskWatch`] is made when a task is submitted (a task id and a handle on the
+//! bus); when nobody subscribed it builds no event (each emission is one atomic load).
+//! It ends with exactly one `TaskFinished` or `TaskFailed`: dropped unfinished
+//! (cancelled before it ran, a dependency failed, the connection closed), it reports a
+//! failure.
 
 use crate::client::Client;
 use crate::{TaskError, TaskErrorKind};
@@ -34,7 +35,10 @@ pub const DEFAULT_EVENT_CAPACITY: usize = 65_536;
 
 /// One submitted task being watched for the event stream.
 pub(crate) struct TaskWatch {
-    bus: EventBus,
+    /// The bus, kept only if somebody subscribed at submission (to report a task
+    /// dropped unfinished); the other reports use the bus the runner passes, so that
+    /// an unobserved task costs no reference count on the shared bus.
+    bus: Option<EventBus>,
     task: TaskKey,
     started: Option<(u64, Instant)>,
     ended: bool,
@@ -65,7 +69,17 @@ impl Client {
 
     /// [`Client::events`] holding at most `capacity` unread events.
     pub fn events_with_capacity(&self, capacity: usize) -> Subscription {
-        self.shared.events.subscribe(capacity)
+        let events = self.shared.events.subscribe(capacity);
+        self.forward_remote_events();
+        events
+    }
+
+    /// On `tcp://` plans, asks the scheduler to forward its events (once).
+    pub(crate) fn forward_remote_events(&self) {
+        if let Some(cluster) = self.cluster().filter(|c| c.scheduler_events.is_none()) {
+            let capacity = wherever_cluster::protocol::MAX_FORWARDED_EVENTS;
+            cluster.client.subscribe_events(capacity);
+        }
     }
 
     /// The bus this client's events are emitted on (shared by its clones).
@@ -73,28 +87,30 @@ impl Client {
         &self.shared.events
     }
 
-    /// Emits `TaskSubmitted` for a task named `name` computing `items` items and
-    /// returns its watch; `None` (building nothing) when nobody subscribed.
+    /// Emits `TaskSubmitted` for a task named `name` computing `items` items (when
+    /// somebody subscribed, else nothing is built) and returns its watch, which reports
+    /// its end to whoever subscribed by then (a progress display that starts after the
+    /// submissions, as `gather` does, sees the ends).
     pub(crate) fn watch(&self, name: &str, items: u64) -> Option<TaskWatch> {
         let bus = &self.shared.events;
-        if !bus.is_observed() {
-            return None;
-        }
         let task = self.shared.next_event_task.fetch_add(1, Ordering::Relaxed);
-        let name = match &self.options.name {
-            Some(given) => given.to_string(),
-            None => name.to_string(),
-        };
-        let group = group_of(&name).to_string();
-        bus.emit(Event::TaskSubmitted {
-            task,
-            name,
-            group,
-            items,
-        });
-        crate::progress::note_submitted(task, items);
+        let observed = bus.is_observed();
+        if observed {
+            let name = match &self.options.name {
+                Some(given) => given.to_string(),
+                None => name.to_string(),
+            };
+            let group = group_of(&name).to_string();
+            bus.emit(Event::TaskSubmitted {
+                task,
+                name,
+                group,
+                items,
+            });
+            crate::progress::note_submitted(task, items);
+        }
         Some(TaskWatch {
-            bus: bus.clone(),
+            bus: observed.then(|| bus.clone()),
             task,
             started: None,
             ended: false,
@@ -104,11 +120,14 @@ impl Client {
 
 impl TaskWatch {
     /// The task began on the current local thread.
-    pub(crate) fn started(&mut self) {
+    pub(crate) fn started(&mut self, bus: &EventBus) {
         KEPT_FAILURE.with(Cell::take);
+        if !bus.is_observed() {
+            return;
+        }
         let worker = crate::local::current_worker_index();
         self.started = Some((worker, Instant::now()));
-        self.bus.emit(Event::TaskStarted {
+        bus.emit(Event::TaskStarted {
             task: self.task,
             worker,
         });
@@ -116,16 +135,16 @@ impl TaskWatch {
 
     /// The task ended with a value of `result_bytes` encoded bytes (0 when not encoded).
     /// A failure it kept as a value is reported as `TaskFailed` instead.
-    pub(crate) fn finished(mut self, result_bytes: u64) {
+    pub(crate) fn finished(mut self, bus: &EventBus, result_bytes: u64) {
         self.ended = true;
         if let Some(kind) = KEPT_FAILURE.with(Cell::take) {
-            return self.emit_failed(kind);
+            return self.emit_failed(bus, kind);
         }
         let (worker, duration) = match self.started {
             Some((worker, at)) => (Some(worker), at.elapsed()),
             None => (None, Default::default()),
         };
-        self.bus.emit(Event::TaskFinished {
+        bus.emit_with(|| Event::TaskFinished {
             task: self.task,
             worker,
             duration,
@@ -134,21 +153,21 @@ impl TaskWatch {
     }
 
     /// The task ended with `error`.
-    pub(crate) fn failed(mut self, error: &TaskError) {
+    pub(crate) fn failed(mut self, bus: &EventBus, error: &TaskError) {
         self.ended = true;
-        self.emit_failed(failure_kind(&error.kind));
+        self.emit_failed(bus, failure_kind(&error.kind));
     }
 
     /// Ends the watch with `outcome`'s event.
-    pub(crate) fn ended<R>(self, outcome: &Result<R, TaskError>, result_bytes: u64) {
+    pub(crate) fn ended<R>(self, bus: &EventBus, outcome: &Result<R, TaskError>, bytes: u64) {
         match outcome {
-            Ok(_) => self.finished(result_bytes),
-            Err(error) => self.failed(error),
+            Ok(_) => self.finished(bus, bytes),
+            Err(error) => self.failed(bus, error),
         }
     }
 
-    fn emit_failed(&self, kind: FailureKind) {
-        self.bus.emit(Event::TaskFailed {
+    fn emit_failed(&self, bus: &EventBus, kind: FailureKind) {
+        bus.emit_with(|| Event::TaskFailed {
             task: self.task,
             worker: self.started.map(|(worker, _)| worker),
             kind,
@@ -158,13 +177,16 @@ impl TaskWatch {
 
 impl Drop for TaskWatch {
     fn drop(&mut self) {
-        if !self.ended {
+        if self.ended {
+            return;
+        }
+        if let Some(bus) = self.bus.take() {
             let kind = if self.started.is_none() {
                 FailureKind::Cancelled
             } else {
                 FailureKind::Other
             };
-            self.emit_failed(kind);
+            self.emit_failed(&bus, kind);
         }
     }
 }

@@ -10,6 +10,13 @@ use std::time::Duration;
 use wherever::events::{Event, FailureKind, Subscription};
 use wherever::prelude::*;
 use wherever::Scheduling;
+use wherever_cluster::auth::SECRET_VARIABLE;
+use wherever_cluster::launcher::WORKER_VARIABLE;
+use wherever_cluster::server::{self, ServerOptions};
+use wherever_cluster::{ClusterRuntime, Secret};
+
+/// How long a test waits for an event before it calls it lost (a hang guard only).
+const HANG_GUARD: Duration = Duration::from_secs(60);
 
 #[wherever::task]
 fn square(x: i64) -> i64 {
@@ -48,14 +55,19 @@ fn every_plan_emits_the_same_shape_for_a_small_map() {
         assert_eq!(by_kind.get("TaskFailed"), None, "{plan}: {read:?}");
         assert_eq!(by_kind.get("Dropped"), None, "{plan}: {read:?}");
         for event in &read {
-            if let Event::TaskSubmitted { name, group, items, .. } = event {
+            if let Event::TaskSubmitted {
+                name, group, items, ..
+            } = event
+            {
                 assert!(name.ends_with("square"), "{plan}: {name}");
                 assert_eq!((group, *items), (name, 1), "{plan}");
             }
         }
-        if plan != "processes:2" {
-            // Local plans also say where and when each task started.
-            assert_eq!(by_kind.get("TaskStarted"), Some(&12), "{plan}: {read:?}");
+        assert_eq!(by_kind.get("TaskStarted"), Some(&12), "{plan}: {read:?}");
+        for event in &read {
+            if let Event::TaskFinished { worker, .. } = event {
+                assert!(worker.is_some(), "{plan}: where it ran: {event:?}");
+            }
         }
     }
 }
@@ -65,15 +77,24 @@ fn a_chunked_map_counts_its_items() {
         let client = Plan::parse(plan).unwrap().start().unwrap();
         let events = client.events();
         client.map(square, 0..100i64).unwrap();
-        let items: u64 = events
+        let items: Vec<u64> = events
             .drain()
             .into_iter()
             .filter_map(|s| match s.event {
                 Event::TaskSubmitted { items, .. } => Some(items),
                 _ => None,
             })
-            .sum();
-        assert_eq!(items, 100, "{plan}");
+            .collect();
+        assert!(
+            items.len() > 1 && items.len() < 100,
+            "{plan}: chunks {items:?}"
+        );
+        if plan == "processes:2" {
+            // The scheduler knows a chunk as one task (its length stays with the client).
+            assert!(items.iter().all(|&n| n == 1), "{plan}: {items:?}");
+        } else {
+            assert_eq!(items.iter().sum::<u64>(), 100, "{plan}");
+        }
     }
 }
 
@@ -117,6 +138,108 @@ fn nobody_subscribed_means_no_events_are_kept() {
     assert!(events.drain().is_empty(), "only events after subscribing");
 }
 
+/// Reads `events` until `enough` says the events read so far suffice (or the hang
+/// guard passes), and returns them.
+fn read_until(events: &Subscription, enough: impl Fn(&[Event]) -> bool) -> Vec<Event> {
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    let mut read = Vec::new();
+    while !enough(&read) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match events.recv_timeout(left) {
+            Some(stamped) => read.push(stamped.event),
+            None => panic!("events stopped coming: {read:?}"),
+        }
+    }
+    read
+}
+
+fn of_kind(read: &[Event], kind: &str) -> usize {
+    read.iter().filter(|e| e.kind() == kind).count()
+}
+
+fn a_tcp_scheduler_forwards_its_events_to_a_subscribed_client() {
+    let runtime = ClusterRuntime::start().unwrap();
+    let secret = Secret::generate();
+    let address = server::start(
+        &runtime,
+        "127.0.0.1:0",
+        secret.clone(),
+        ServerOptions::default(),
+    )
+    .unwrap()
+    .to_string();
+    std::env::set_var(SECRET_VARIABLE, secret.to_hex());
+    let client = Plan::parse(&format!("tcp://{address}"))
+        .unwrap()
+        .start()
+        .unwrap();
+    let events = client.events();
+    let mut worker = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(WORKER_VARIABLE, format!("tcp://{address}"))
+        .env(SECRET_VARIABLE, secret.to_hex())
+        .spawn()
+        .unwrap();
+    client.wait_for_workers(1, HANG_GUARD).unwrap();
+    let squares = client
+        .map_with(square, 0..6i64, Scheduling::Dynamic)
+        .unwrap();
+    assert_eq!(squares[5], 25);
+    let read = read_until(&events, |read| of_kind(read, "TaskFinished") == 6);
+    assert_eq!(of_kind(&read, "WorkerJoined"), 1, "{read:?}");
+    assert_eq!(of_kind(&read, "TaskSubmitted"), 6, "{read:?}");
+    assert_eq!(of_kind(&read, "TaskStarted"), 6, "{read:?}");
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let left = read_until(&events, |read| of_kind(read, "WorkerLeft") == 1);
+    assert!(
+        left.iter()
+            .any(|e| matches!(e, Event::WorkerLeft { reason, .. } if !reason.is_empty())),
+        "{left:?}"
+    );
+}
+
+/// Aborts its worker the first time it runs (a marker file says it ran).
+#[wherever::task]
+fn kills_its_worker_once(marker: String) -> u64 {
+    if std::fs::create_dir(&marker).is_ok() {
+        std::process::abort();
+    }
+    7
+}
+
+fn a_lost_worker_shows_as_left_and_its_task_as_retried() {
+    let marker = std::env::temp_dir().join(format!("wherever-obs-retry-{}", std::process::id()));
+    let _ = std::fs::remove_dir(&marker);
+    let client = Plan::parse("processes:2").unwrap().start().unwrap();
+    let events = client.events();
+    let survived = client.submit(kills_its_worker_once, marker.display().to_string());
+    assert_eq!(survived.value(), Ok(7));
+    let _ = std::fs::remove_dir(&marker);
+    let (by_kind, read) = counts(&events);
+    assert_eq!(by_kind.get("WorkerLeft"), Some(&1), "{read:?}");
+    assert_eq!(by_kind.get("TaskRetried"), Some(&1), "{read:?}");
+    assert_eq!(by_kind.get("TaskFinished"), Some(&1), "{read:?}");
+    assert!(
+        read.iter()
+            .any(|e| matches!(e, Event::TaskRetried { attempts: 1, .. })),
+        "{read:?}"
+    );
+}
+
+fn workers_report_their_memory() {
+    let client = Plan::parse("processes:2").unwrap().start().unwrap();
+    let events = client.events();
+    client
+        .map_with(square, 0..8i64, Scheduling::Dynamic)
+        .unwrap();
+    let (_, read) = counts(&events);
+    let rss = read.iter().find_map(|event| match event {
+        Event::WorkerMemory { rss_bytes, .. } => Some(*rss_bytes),
+        _ => None,
+    });
+    assert!(rss.is_some_and(|bytes| bytes > 1 << 20), "{read:?}");
+}
+
 #[wherever::main]
 fn main() {
     harness::run_checks(&[
@@ -135,6 +258,15 @@ fn main() {
         (
             "a_named_task_carries_its_name_and_group",
             a_named_task_carries_its_name_and_group,
+        ),
+        (
+            "a_lost_worker_shows_as_left_and_its_task_as_retried",
+            a_lost_worker_shows_as_left_and_its_task_as_retried,
+        ),
+        ("workers_report_their_memory", workers_report_their_memory),
+        (
+            "a_tcp_scheduler_forwards_its_events_to_a_subscribed_client",
+            a_tcp_scheduler_forwards_its_events_to_a_subscribed_client,
         ),
         (
             "nobody_subscribed_means_no_events_are_kept",

@@ -112,6 +112,8 @@ pub struct ClusterOptions {
     pub env: Vec<(String, String)>,
     /// How long to wait for the workers to connect before returning anyway.
     pub startup_wait: Duration,
+    /// Where the scheduler emits task and worker events.
+    pub events: wherever_core::events::EventBus,
 }
 
 impl Default for ClusterOptions {
@@ -120,6 +122,7 @@ impl Default for ClusterOptions {
             threads: 1,
             env: Vec::new(),
             startup_wait: STARTUP_WAIT,
+            events: Default::default(),
         }
     }
 }
@@ -166,6 +169,7 @@ pub fn start_cluster(
     let address = join_host_port(&host, port);
     let server_options = ServerOptions {
         expected_build: Some(this_build().clone()),
+        events: options.events.clone(),
         ..ServerOptions::default()
     };
     handle.spawn(serve(listener, secret.clone(), server_options));

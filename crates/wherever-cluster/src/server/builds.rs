@@ -113,6 +113,7 @@ mod tests {
         let mut builds = Builds::new(ReactorConfig {
             scheduler: SchedulerConfig::default(),
             heartbeat_timeout: Duration::from_secs(30),
+            events: Default::default(),
         });
         let now = Instant::now();
         builds

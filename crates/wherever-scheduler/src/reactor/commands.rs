@@ -3,6 +3,7 @@
 use super::{Comm, Reactor};
 use crate::protocol::{Input, Message};
 use crate::Command;
+use wherever_core::events::{Event as Observed, FailureKind};
 use wherever_core::TaskErrorKind;
 
 impl Reactor {
@@ -19,6 +20,10 @@ impl Reactor {
                     let Some(record) = self.records.get(task) else {
                         continue;
                     };
+                    if let Some(attempts) = self.scheduler.attempts(task).filter(|a| *a > 0) {
+                        self.events
+                            .emit_with(|| Observed::TaskRetried { task, attempts });
+                    }
                     let inputs = inputs
                         .iter()
                         .map(|(task, holders)| Input {
@@ -63,6 +68,11 @@ impl Reactor {
                 }
                 Command::Erred { task, cause } => {
                     let error = self.records.error_for(task, cause);
+                    self.events.emit_with(|| Observed::TaskFailed {
+                        task,
+                        worker: None,
+                        kind: super::failure_kind(&error.kind),
+                    });
                     let failed = Message::Failed {
                         task,
                         error: Box::new(error),
@@ -79,6 +89,11 @@ impl Reactor {
                     }
                 }
                 Command::Lost { task, attempts } => {
+                    self.events.emit_with(|| Observed::TaskFailed {
+                        task,
+                        worker: None,
+                        kind: FailureKind::WorkerLost,
+                    });
                     let error =
                         self.records
                             .new_error(task, TaskErrorKind::WorkerLost { attempts }, "");
@@ -89,6 +104,11 @@ impl Reactor {
                     self.send_to_owner(task, failed, comm);
                 }
                 Command::Cancelled { task } => {
+                    self.events.emit_with(|| Observed::TaskFailed {
+                        task,
+                        worker: None,
+                        kind: FailureKind::Cancelled,
+                    });
                     let error = self.records.new_error(
                         task,
                         TaskErrorKind::Cancelled,
@@ -104,5 +124,6 @@ impl Reactor {
         }
         // Keep the buffer's capacity for the next event.
         self.commands = commands;
+        self.forward_events(comm);
     }
 }

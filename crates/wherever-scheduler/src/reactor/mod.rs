@@ -12,18 +12,21 @@
 
 mod commands;
 #[cfg(test)]
+mod events_tests;
+#[cfg(test)]
 mod options_tests;
 mod records;
 #[cfg(test)]
 mod tests;
 
 use crate::id_hash::IdBuild;
-use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
+use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS, MAX_FORWARDED_EVENTS};
 use crate::{Command, Event, Scheduler, SchedulerConfig, TaskSpec, WorkerId};
 use records::{Record, Records};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use wherever_core::events::{Event as Observed, EventBus, Subscription};
 use wherever_core::TaskErrorKind;
 
 /// A connection to the server, numbered by the I/O layer; never reused.
@@ -51,6 +54,9 @@ pub struct ReactorConfig {
     pub scheduler: SchedulerConfig,
     /// A peer (worker or client) silent for longer than this is disconnected.
     pub heartbeat_timeout: Duration,
+    /// Where the reactor emits task and worker events (see [`wherever_core::events`]);
+    /// every reactor made from clones of this config shares it.
+    pub events: EventBus,
 }
 
 enum PeerKind {
@@ -78,7 +84,14 @@ pub struct Reactor {
     /// Client messages held until a worker joins: a scattered value needs a worker
     /// to live on, and what follows it may depend on it.
     held: Vec<(PeerId, Message)>,
+    /// The event stream this reactor emits on.
+    events: EventBus,
+    /// Clients that asked for the event stream, each with its bounded buffer.
+    subscribers: HashMap<PeerId, Subscription, IdBuild>,
 }
+
+/// About how many bytes an event takes on the wire (for the client queue's room).
+const EVENT_WIRE_BYTES: usize = 64;
 
 impl Reactor {
     /// A reactor without peers or tasks.
@@ -94,7 +107,14 @@ impl Reactor {
             next_client: 0,
             commands: Vec::new(),
             held: Vec::new(),
+            events: config.events,
+            subscribers: HashMap::default(),
         }
+    }
+
+    /// The event stream this reactor emits on (task and worker events).
+    pub fn events(&self) -> &EventBus {
+        &self.events
     }
 
     /// The scheduler inside, for inspection.
@@ -123,6 +143,11 @@ impl Reactor {
             } => {
                 self.next_worker += 1;
                 let id = self.next_worker;
+                self.events.emit_with(|| Observed::WorkerJoined {
+                    worker: id,
+                    host: data_address.ip().to_string(),
+                    slots: slots.max(1),
+                });
                 self.workers.insert(id, (peer, data_address));
                 self.by_address.insert(data_address, id);
                 let slots = slots.max(1);
@@ -189,7 +214,7 @@ impl Reactor {
     /// The connection to `peer` closed or broke: a worker's tasks and results are
     /// lost (and rerun), a client's tasks are cancelled and released.
     pub fn peer_closed(&mut self, peer: PeerId, comm: &mut impl Comm) {
-        self.remove_peer(peer, comm);
+        self.remove_peer(peer, "its connection closed", comm);
         self.carry_out(comm);
     }
 
@@ -246,6 +271,7 @@ impl Reactor {
             (None, Message::Release { tasks }) => {
                 for task in tasks {
                     if self.records.owner(task) == Some(peer) {
+                        self.events.emit_with(|| Observed::TaskReleased { task });
                         self.feed(Event::Release { task });
                         self.records.released(task, &self.scheduler);
                     }
@@ -269,6 +295,12 @@ impl Reactor {
                 if let Some(record) = self.records.get_mut(task) {
                     record.result = result;
                 }
+                self.events.emit_with(|| Observed::TaskFinished {
+                    task,
+                    worker: Some(worker),
+                    duration: Duration::ZERO,
+                    result_bytes: nbytes,
+                });
                 self.feed(Event::TaskFinished {
                     worker,
                     task,
@@ -317,6 +349,19 @@ impl Reactor {
                 }
             }
             (Some(worker), Message::Secede { task }) => self.feed(Event::Secede { worker, task }),
+            (Some(worker), Message::Started { task }) => {
+                self.events
+                    .emit_with(|| Observed::TaskStarted { task, worker });
+            }
+            (None, Message::SubscribeEvents { capacity }) => {
+                let capacity = capacity.clamp(1, MAX_FORWARDED_EVENTS) as usize;
+                self.subscribers
+                    .insert(peer, self.events.subscribe(capacity));
+            }
+            (Some(worker), Message::Memory { rss_bytes }) => {
+                self.events
+                    .emit_with(|| Observed::WorkerMemory { worker, rss_bytes });
+            }
             (Some(worker), Message::Rejoin { task }) => self.feed(Event::Rejoin { worker, task }),
             (_, other) => return Err(format!("protocol violation: unexpected {}", other.name())),
         }
@@ -348,6 +393,12 @@ impl Reactor {
                     .wanted(true),
             );
             ids.push(task.id);
+            self.events.emit_with(|| Observed::TaskSubmitted {
+                task: task.id,
+                name: task.name.clone(),
+                group: wherever_core::events::group_of(&task.name).to_string(),
+                items: 1,
+            });
             self.records.insert(task.id, Record::new(task, peer));
         }
         if let Err(error) = self
@@ -425,18 +476,19 @@ impl Reactor {
 
     /// Forgets `peer` because of `reason` and tells the I/O layer to close it.
     fn drop_peer(&mut self, peer: PeerId, reason: &str, comm: &mut impl Comm) {
-        if self.remove_peer(peer, comm) {
+        if self.remove_peer(peer, reason, comm) {
             comm.disconnect(peer, reason);
         }
     }
 
     /// Forgets `peer`: a worker's tasks and results are lost (and rerun), a
     /// client's tasks are cancelled and released. `false` if it was not known.
-    fn remove_peer(&mut self, peer: PeerId, comm: &mut impl Comm) -> bool {
+    fn remove_peer(&mut self, peer: PeerId, reason: &str, comm: &mut impl Comm) -> bool {
         let Some(gone) = self.peers.remove(&peer) else {
             return false;
         };
         self.held.retain(|(from, _)| *from != peer);
+        self.subscribers.remove(&peer);
         match gone.kind {
             PeerKind::Worker { id, .. } => {
                 if let Some((_, address)) = self.workers.remove(&id) {
@@ -444,6 +496,10 @@ impl Reactor {
                         self.by_address.remove(&address);
                     }
                 }
+                self.events.emit_with(|| Observed::WorkerLeft {
+                    worker: id,
+                    reason: reason.to_string(),
+                });
                 self.feed(Event::WorkerRemoved { worker: id });
             }
             PeerKind::Client { .. } => {
@@ -456,6 +512,23 @@ impl Reactor {
         }
         self.announce_workers(comm);
         true
+    }
+
+    /// Sends each subscribed client the events waiting for it, when its queue has
+    /// room (else they wait, and the oldest are dropped if too many).
+    fn forward_events(&self, comm: &mut impl Comm) {
+        for (peer, events) in &self.subscribers {
+            let waiting = events.len();
+            if waiting == 0 || !comm.has_room(*peer, waiting * EVENT_WIRE_BYTES) {
+                continue;
+            }
+            comm.send(
+                *peer,
+                Message::Events {
+                    events: events.drain(),
+                },
+            );
+        }
     }
 
     fn announce_workers(&self, comm: &mut impl Comm) {
@@ -500,5 +573,18 @@ impl Reactor {
         if let Some(peer) = self.worker_peer(worker) {
             comm.send(peer, message);
         }
+    }
+}
+
+/// The event stream's kind of a task error.
+pub(crate) fn failure_kind(kind: &TaskErrorKind) -> wherever_core::events::FailureKind {
+    use wherever_core::events::FailureKind;
+    match kind {
+        TaskErrorKind::Panicked => FailureKind::Panicked,
+        TaskErrorKind::Failed => FailureKind::Failed,
+        TaskErrorKind::Cancelled => FailureKind::Cancelled,
+        TaskErrorKind::DependencyFailed { .. } => FailureKind::DependencyFailed,
+        TaskErrorKind::WorkerLost { .. } => FailureKind::WorkerLost,
+        _ => FailureKind::Other,
     }
 }

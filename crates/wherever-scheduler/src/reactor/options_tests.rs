@@ -26,6 +26,7 @@ fn a_higher_priority_task_is_computed_first() {
         scheduler: SchedulerConfig {
             prefetch_per_worker: Some(0),
         },
+        events: Default::default(),
         heartbeat_timeout: Duration::from_secs(10),
     });
     let mut outbox = Outbox::default();
@@ -71,6 +72,7 @@ fn asking(id: TaskId, resources: &str) -> TaskMessage {
 fn a_task_asking_for_a_gpu_is_computed_only_on_the_worker_advertising_one() {
     let mut reactor = Reactor::new(ReactorConfig {
         scheduler: SchedulerConfig::default(),
+        events: Default::default(),
         heartbeat_timeout: Duration::from_secs(10),
     });
     let mut outbox = Outbox::default();
@@ -101,6 +103,7 @@ fn a_task_asking_for_a_gpu_is_computed_only_on_the_worker_advertising_one() {
 fn a_task_no_connected_worker_fits_fails_at_once_with_a_clear_error() {
     let mut reactor = Reactor::new(ReactorConfig {
         scheduler: SchedulerConfig::default(),
+        events: Default::default(),
         heartbeat_timeout: Duration::from_secs(10),
     });
     let mut outbox = Outbox::default();

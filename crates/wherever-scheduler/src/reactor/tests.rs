@@ -176,6 +176,7 @@ impl Sim {
                 scheduler: SchedulerConfig {
                     prefetch_per_worker: Some(2),
                 },
+                events: Default::default(),
                 heartbeat_timeout: TIMEOUT,
             }),
             outbox: Outbox::default(),

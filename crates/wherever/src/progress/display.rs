@@ -82,6 +82,8 @@ impl Display {
                 bar.set_length(counts.total);
                 bar.set_position(counts.done);
                 bar.finish();
+                // The bar stays; what the program prints next starts on a line of its own.
+                let _ = writeln!(std::io::stderr().lock());
             }
             Display::Lines { label, start, .. } => print_line(&label, start, counts),
         }

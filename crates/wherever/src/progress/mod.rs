@@ -28,7 +28,10 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How often a progress display redraws.
+const REDRAW: Duration = Duration::from_millis(100);
 use wherever_core::events::{Event, Subscription, TaskKey};
 
 /// How many unread events a progress display's subscription holds.
@@ -145,6 +148,7 @@ impl Client {
             return None;
         }
         let events = self.event_bus().subscribe(PROGRESS_EVENT_CAPACITY);
+        self.forward_remote_events();
         let stop = Arc::new(AtomicBool::new(false));
         let all_done = Arc::new(AtomicBool::new(false));
         let display = Display::new(mode, label, counts.total);
@@ -181,34 +185,20 @@ fn read_events(
     let mut submitted_items = 0;
     loop {
         let stopping = stop.load(Ordering::Acquire);
-        let wait = if stopping {
-            Duration::ZERO
-        } else {
-            Duration::from_millis(100)
-        };
-        while let Some(stamped) = events.recv_timeout(wait) {
-            let (task, failed) = match stamped.event {
-                Event::TaskFinished { task, .. } => (task, false),
-                Event::TaskFailed { task, .. } => (task, true),
-                Event::TaskSubmitted { items, .. }
-                    if matches!(counting, Counting::Submitted(_)) =>
-                {
-                    submitted_items += items;
-                    counts.total = counts.total.max(submitted_items);
-                    continue;
-                }
-                _ => continue,
+        // Redraw at least every REDRAW, also while events keep coming.
+        let redraw_at = Instant::now() + REDRAW;
+        loop {
+            let wait = if stopping {
+                Duration::ZERO
+            } else {
+                redraw_at.saturating_duration_since(Instant::now())
             };
-            let items = match &counting {
-                Counting::Any => 1,
-                Counting::Submitted(ours) => match lock(ours).remove(&task) {
-                    Some(items) => items,
-                    None => continue,
-                },
+            let Some(stamped) = events.recv_timeout(wait) else {
+                break;
             };
-            counts.done = (counts.done + items).min(counts.total);
-            if failed {
-                counts.failed += items;
+            count(&stamped.event, &counting, &mut counts, &mut submitted_items);
+            if !stopping && Instant::now() >= redraw_at {
+                break;
             }
         }
         if stopping {
@@ -223,6 +213,31 @@ fn read_events(
     }
     if let Some(display) = display {
         display.finish(counts);
+    }
+}
+
+/// Counts `event` into `counts`.
+fn count(event: &Event, counting: &Counting, counts: &mut Counts, submitted_items: &mut u64) {
+    let (task, failed) = match *event {
+        Event::TaskFinished { task, .. } => (task, false),
+        Event::TaskFailed { task, .. } => (task, true),
+        Event::TaskSubmitted { items, .. } if matches!(counting, Counting::Submitted(_)) => {
+            *submitted_items += items;
+            counts.total = counts.total.max(*submitted_items);
+            return;
+        }
+        _ => return,
+    };
+    let items = match counting {
+        Counting::Any => 1,
+        Counting::Submitted(ours) => match lock(ours).remove(&task) {
+            Some(items) => items,
+            None => return,
+        },
+    };
+    counts.done = (counts.done + items).min(counts.total);
+    if failed {
+        counts.failed += items;
     }
 }
 
