@@ -135,8 +135,9 @@ fn start_dashboard(
     let on = match flag {
         Some(on) => on,
         None => match std::env::var("WHEREVER_DASHBOARD") {
-            Ok(value) if !value.trim().is_empty() => parse_on_off(&value)
-                .map_err(|e| anyhow::anyhow!("WHEREVER_DASHBOARD: {e}"))?,
+            Ok(value) if !value.trim().is_empty() => {
+                parse_on_off(&value).map_err(|e| anyhow::anyhow!("WHEREVER_DASHBOARD: {e}"))?
+            }
             _ => true,
         },
     };

@@ -11,7 +11,11 @@ fn dashboard_link(scheduler: &Scheduler) -> String {
     scheduler.wait_for_log("dashboard at http://");
     let log = scheduler.log();
     let line = log.lines().find(|l| l.contains("dashboard at ")).unwrap();
-    line.split("dashboard at ").nth(1).unwrap().trim().to_string()
+    line.split("dashboard at ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string()
 }
 
 fn get(link: &str, path: &str) -> serde_json::Value {
@@ -52,7 +56,11 @@ fn dashboard_off_starts_none() {
     let dir = TempDir::new("dashboard-off");
     let scheduler = Scheduler::start_with(&dir.0, &["--dashboard", "off"]);
     a_real_client_still_works(&scheduler);
-    assert!(!scheduler.log().contains("dashboard at"), "{}", scheduler.log());
+    assert!(
+        !scheduler.log().contains("dashboard at"),
+        "{}",
+        scheduler.log()
+    );
 }
 
 #[test]

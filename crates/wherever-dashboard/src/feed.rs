@@ -105,11 +105,7 @@ impl Feed {
                         continue;
                     };
                     let rest = events.drain();
-                    sink.observe(
-                        std::iter::once(first)
-                            .chain(rest)
-                            .filter_map(observation),
-                    );
+                    sink.observe(std::iter::once(first).chain(rest).filter_map(observation));
                 }
             })?;
         Ok(Feed { stop })
@@ -152,7 +148,10 @@ mod tests {
             if done == 3 {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "the feed never delivered");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the feed never delivered"
+            );
             std::thread::yield_now();
         }
         dashboard.sink().read(|state| {

@@ -164,7 +164,9 @@ impl Drop for Dashboard {
 
 impl std::fmt::Debug for Dashboard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dashboard").field("url", &self.url()).finish()
+        f.debug_struct("Dashboard")
+            .field("url", &self.url())
+            .finish()
     }
 }
 
@@ -191,11 +193,13 @@ impl Sink {
 impl Sink {
     /// Reads the aggregate under its lock.
     pub fn read<T>(&self, read: impl FnOnce(&Aggregate) -> T) -> T {
-        read(&self
-            .shared
-            .state
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner()))
+        read(
+            &self
+                .shared
+                .state
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()),
+        )
     }
 }
 

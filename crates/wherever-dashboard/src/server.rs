@@ -34,7 +34,9 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Aggregate> {
-        self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
@@ -181,30 +183,35 @@ async fn tasks(
 /// Server-sent events: an `update` event (progress, workers and the new task runs)
 /// every [`UPDATE_PERIOD`] when something changed. Each connection keeps its own
 /// position in the task stream, so a slow page skips to the window it can read.
-async fn stream(State(shared): State<Arc<Shared>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+async fn stream(
+    State(shared): State<Arc<Shared>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut ticks = tokio::time::interval(UPDATE_PERIOD);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let start = (shared, ticks, None::<u64>, 0u64);
-    let updates = futures_util::stream::unfold(start, |(shared, mut ticks, mut seen, mut from)| async move {
-        loop {
-            ticks.tick().await;
-            let update = {
-                let state = shared.lock();
-                if seen == Some(state.version()) {
-                    continue;
-                }
-                seen = Some(state.version());
-                let tasks = tasks_json(&state, from, RUNS_PER_UPDATE);
-                from = tasks["next"].as_u64().unwrap_or(from);
-                json!({
-                    "progress": progress_json(&state),
-                    "workers": workers_json(&state),
-                    "tasks": tasks,
-                })
-            };
-            let event = Event::default().event("update").data(update.to_string());
-            return Some((Ok(event), (shared, ticks, seen, from)));
-        }
-    });
+    let updates = futures_util::stream::unfold(
+        start,
+        |(shared, mut ticks, mut seen, mut from)| async move {
+            loop {
+                ticks.tick().await;
+                let update = {
+                    let state = shared.lock();
+                    if seen == Some(state.version()) {
+                        continue;
+                    }
+                    seen = Some(state.version());
+                    let tasks = tasks_json(&state, from, RUNS_PER_UPDATE);
+                    from = tasks["next"].as_u64().unwrap_or(from);
+                    json!({
+                        "progress": progress_json(&state),
+                        "workers": workers_json(&state),
+                        "tasks": tasks,
+                    })
+                };
+                let event = Event::default().event("update").data(update.to_string());
+                return Some((Ok(event), (shared, ticks, seen, from)));
+            }
+        },
+    );
     Sse::new(updates).keep_alive(KeepAlive::default())
 }

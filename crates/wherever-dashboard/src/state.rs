@@ -363,7 +363,14 @@ impl Aggregate {
         }
     }
 
-    fn push_run(&mut self, worker: String, name: String, start: Duration, end: Duration, failed: bool) {
+    fn push_run(
+        &mut self,
+        worker: String,
+        name: String,
+        start: Duration,
+        end: Duration,
+        failed: bool,
+    ) {
         if self.window.len() == STREAM_WINDOW {
             self.window.pop_front();
         }
@@ -426,7 +433,10 @@ mod tests {
         state.apply(ended(1, "w0", 5, false));
         state.apply(ended(2, "w1", 6, true));
         let square = &state.progress()[0];
-        assert_eq!((square.queued, square.running, square.done, square.failed), (0, 0, 1, 1));
+        assert_eq!(
+            (square.queued, square.running, square.done, square.failed),
+            (0, 0, 1, 1)
+        );
         assert_eq!(state.progress()[1].queued, 1);
         let total = state.totals();
         assert_eq!((total.queued, total.done, total.failed), (1, 1, 1));

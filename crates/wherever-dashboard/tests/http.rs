@@ -45,7 +45,9 @@ fn fed_dashboard() -> Dashboard {
 /// Sends `request` as it is and reads the whole response.
 fn raw(dashboard: &Dashboard, request: &[u8]) -> String {
     let mut stream = TcpStream::connect(dashboard.address()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     stream.write_all(request).unwrap();
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
@@ -60,12 +62,16 @@ fn get_with_host(dashboard: &Dashboard, path: &str, host: &str) -> String {
 }
 
 fn json(dashboard: &Dashboard, path: &str) -> serde_json::Value {
-    ureq::get(&format!("{}{}", dashboard.url(), path.trim_start_matches('/')))
-        .timeout(Duration::from_secs(60))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap()
+    ureq::get(&format!(
+        "{}{}",
+        dashboard.url(),
+        path.trim_start_matches('/')
+    ))
+    .timeout(Duration::from_secs(60))
+    .call()
+    .unwrap()
+    .into_json()
+    .unwrap()
 }
 
 #[test]
@@ -135,11 +141,21 @@ fn pages_and_assets_are_served_from_the_binary() {
         assert!(response.starts_with("HTTP/1.1 200"), "{page}: {response}");
         assert!(response.contains("text/html"), "{page}");
         assert!(response.contains("/assets/dashboard.js"), "{page}");
-        assert!(!response.contains("http://") && !response.contains("https://"), "no CDN");
+        assert!(
+            !response.contains("http://") && !response.contains("https://"),
+            "no CDN"
+        );
     }
-    let script = get_with_host(&dashboard, "/assets/dashboard.js", &dashboard.address().to_string());
+    let script = get_with_host(
+        &dashboard,
+        "/assets/dashboard.js",
+        &dashboard.address().to_string(),
+    );
     assert!(script.contains("EventSource(\"/api/stream\")"));
-    assert!(!script.contains("innerHTML"), "server text goes in as text only");
+    assert!(
+        !script.contains("innerHTML"),
+        "server text goes in as text only"
+    );
 }
 
 #[test]
@@ -163,8 +179,14 @@ fn a_foreign_host_is_refused() {
     ] {
         for path in ["/api/progress", "/", "/api/stream", "/nowhere"] {
             let response = get_with_host(&dashboard, path, &host);
-            assert!(response.starts_with("HTTP/1.1 403"), "{host} {path}: {response}");
-            assert!(response.contains("is not this dashboard's address"), "{response}");
+            assert!(
+                response.starts_with("HTTP/1.1 403"),
+                "{host} {path}: {response}"
+            );
+            assert!(
+                response.contains("is not this dashboard's address"),
+                "{response}"
+            );
             assert!(!response.contains("square"), "nothing leaks: {response}");
         }
     }
@@ -174,7 +196,10 @@ fn a_foreign_host_is_refused() {
 fn a_request_without_host_is_refused() {
     let dashboard = fed_dashboard();
     let response = raw(&dashboard, b"GET /api/progress HTTP/1.0\r\n\r\n");
-    assert!(response.starts_with("HTTP/1.0 400") || response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(
+        response.starts_with("HTTP/1.0 400") || response.starts_with("HTTP/1.1 400"),
+        "{response}"
+    );
     assert!(response.contains("no Host header"), "{response}");
 }
 
@@ -189,7 +214,9 @@ fn malformed_requests_get_400_and_the_server_goes_on() {
     ] {
         let response = raw(&dashboard, garbage);
         assert!(
-            response.is_empty() || response.starts_with("HTTP/1.1 400") || response.starts_with("HTTP/1.1 505"),
+            response.is_empty()
+                || response.starts_with("HTTP/1.1 400")
+                || response.starts_with("HTTP/1.1 505"),
             "{garbage:?}: {response}"
         );
     }
@@ -212,7 +239,9 @@ fn malformed_requests_get_400_and_the_server_goes_on() {
 fn the_event_stream_sends_updates_with_new_runs_only() {
     let dashboard = fed_dashboard();
     let mut stream = TcpStream::connect(dashboard.address()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     let host = dashboard.address().to_string();
     stream
         .write_all(format!("GET /api/stream HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())

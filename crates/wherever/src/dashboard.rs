@@ -45,9 +45,7 @@ pub(crate) struct DashboardChoice {
 }
 
 /// Reads [`DASHBOARD_VARIABLE`] and [`DASHBOARD_PORT_VARIABLE`] (as given by `var`).
-pub(crate) fn choice_from(
-    var: impl Fn(&str) -> Option<String>,
-) -> Result<DashboardChoice, String> {
+pub(crate) fn choice_from(var: impl Fn(&str) -> Option<String>) -> Result<DashboardChoice, String> {
     let wanted = match var(DASHBOARD_VARIABLE) {
         None => None,
         Some(value) => match value.trim().to_ascii_lowercase().as_str() {
@@ -65,11 +63,9 @@ pub(crate) fn choice_from(
         None => DEFAULT_PORT,
         Some(value) => match value.trim().parse::<u16>() {
             Ok(port) if port > 0 => port,
-            _ => {
-                return Err(format!(
-                    "{DASHBOARD_PORT_VARIABLE} is `{value}`: it must be a port number from 1 to 65535"
-                ))
-            }
+            _ => return Err(format!(
+                "{DASHBOARD_PORT_VARIABLE} is `{value}`: it must be a port number from 1 to 65535"
+            )),
         },
     };
     Ok(DashboardChoice { wanted, port })
@@ -151,16 +147,24 @@ mod tests {
         assert!(on_by_default(&Plan::parse("processes:2").unwrap()));
         assert!(!on_by_default(&Plan::parse("threads:2").unwrap()));
         assert!(!on_by_default(&Plan::parse("sequential").unwrap()));
-        assert!(!on_by_default(&Plan::parse("tcp://127.0.0.1:8786").unwrap()));
+        assert!(!on_by_default(
+            &Plan::parse("tcp://127.0.0.1:8786").unwrap()
+        ));
     }
 
     #[test]
     fn on_and_off_in_several_spellings() {
         for on in ["on", "ON", "1", "true", " yes "] {
-            assert_eq!(choice(&[(DASHBOARD_VARIABLE, on)]).unwrap().wanted, Some(true));
+            assert_eq!(
+                choice(&[(DASHBOARD_VARIABLE, on)]).unwrap().wanted,
+                Some(true)
+            );
         }
         for off in ["off", "Off", "0", "false", "no"] {
-            assert_eq!(choice(&[(DASHBOARD_VARIABLE, off)]).unwrap().wanted, Some(false));
+            assert_eq!(
+                choice(&[(DASHBOARD_VARIABLE, off)]).unwrap().wanted,
+                Some(false)
+            );
         }
         assert_eq!(choice(&[(DASHBOARD_VARIABLE, "")]).unwrap().wanted, None);
     }
@@ -168,11 +172,20 @@ mod tests {
     #[test]
     fn malformed_values_are_refused_with_what_is_allowed() {
         let error = choice(&[(DASHBOARD_VARIABLE, "maybe")]).unwrap_err();
-        assert_eq!(error, "WHEREVER_DASHBOARD is `maybe`: it must be `on` or `off`");
+        assert_eq!(
+            error,
+            "WHEREVER_DASHBOARD is `maybe`: it must be `on` or `off`"
+        );
         for port in ["0", "65536", "-1", "http", ""] {
             let error = choice(&[(DASHBOARD_PORT_VARIABLE, port)]).unwrap_err();
-            assert!(error.contains("must be a port number from 1 to 65535"), "{error}");
+            assert!(
+                error.contains("must be a port number from 1 to 65535"),
+                "{error}"
+            );
         }
-        assert_eq!(choice(&[(DASHBOARD_PORT_VARIABLE, "9000")]).unwrap().port, 9000);
+        assert_eq!(
+            choice(&[(DASHBOARD_PORT_VARIABLE, "9000")]).unwrap().port,
+            9000
+        );
     }
 }

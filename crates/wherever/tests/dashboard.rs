@@ -42,7 +42,10 @@ fn until(link: &str, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> V
         if done(&body) {
             return body;
         }
-        assert!(Instant::now() < deadline, "never {what}: last {path}: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "never {what}: last {path}: {body}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -57,7 +60,9 @@ fn gate_path(name: &str) -> String {
 /// held running on the two workers, then done.
 fn json_endpoints_move_during_a_processes_run() {
     let client = Plan::parse("processes:2").unwrap().start().unwrap();
-    let link = client.dashboard_link().expect("processes plans start a dashboard");
+    let link = client
+        .dashboard_link()
+        .expect("processes plans start a dashboard");
     assert!(link.starts_with("http://127.0.0.1:"), "{link}");
     let gate = gate_path("move");
     let held: Vec<_> = (0..2)
@@ -69,14 +74,18 @@ fn json_endpoints_move_during_a_processes_run() {
     assert_eq!(progress["total"]["done"], 0, "{progress}");
     let names = progress["names"].as_array().unwrap();
     assert!(
-        names.iter().any(|n| n["name"].as_str().unwrap().contains("wait_for_file")),
+        names
+            .iter()
+            .any(|n| n["name"].as_str().unwrap().contains("wait_for_file")),
         "{progress}"
     );
     std::fs::write(&gate, b"go").unwrap();
     for future in held {
         future.value().unwrap();
     }
-    let squares = client.gather((0..100u64).map(|i| client.submit(square, i))).unwrap();
+    let squares = client
+        .gather((0..100u64).map(|i| client.submit(square, i)))
+        .unwrap();
     assert_eq!(squares[9], 81);
     until(&link, "api/progress", "102 done", |body| {
         body["total"]["done"] == 102 && body["total"]["running"] == 0
@@ -101,12 +110,20 @@ fn values_never_reach_the_dashboard() {
     let client = Plan::parse("processes:2").unwrap().start().unwrap();
     let link = client.dashboard_link().unwrap();
     let secret = 987_654_321u64;
-    assert_eq!(client.submit(square, secret).value().unwrap(), secret * secret);
-    until(&link, "api/progress", "one done", |body| body["total"]["done"] == 1);
+    assert_eq!(
+        client.submit(square, secret).value().unwrap(),
+        secret * secret
+    );
+    until(&link, "api/progress", "one done", |body| {
+        body["total"]["done"] == 1
+    });
     for path in ["api/progress", "api/tasks", "api/workers"] {
         let body = get(&link, path).to_string();
         assert!(!body.contains(&secret.to_string()), "{path}: {body}");
-        assert!(!body.contains(&(secret * secret).to_string()), "{path}: {body}");
+        assert!(
+            !body.contains(&(secret * secret).to_string()),
+            "{path}: {body}"
+        );
     }
 }
 
@@ -160,7 +177,9 @@ fn a_browser_sees_2000_done_and_both_workers() {
         body["total"]["running"] == 2
     });
     std::fs::write(&gate, b"go").unwrap();
-    let squares = client.gather((0..1998u64).map(|i| client.submit(square, i))).unwrap();
+    let squares = client
+        .gather((0..1998u64).map(|i| client.submit(square, i)))
+        .unwrap();
     assert_eq!(squares.len(), 1998);
     for future in held {
         future.value().unwrap();
@@ -188,8 +207,14 @@ fn main() {
             "json_endpoints_move_during_a_processes_run",
             json_endpoints_move_during_a_processes_run,
         ),
-        ("values_never_reach_the_dashboard", values_never_reach_the_dashboard),
-        ("the_variable_turns_it_on_and_off", the_variable_turns_it_on_and_off),
+        (
+            "values_never_reach_the_dashboard",
+            values_never_reach_the_dashboard,
+        ),
+        (
+            "the_variable_turns_it_on_and_off",
+            the_variable_turns_it_on_and_off,
+        ),
         (
             "a_browser_sees_2000_done_and_both_workers",
             a_browser_sees_2000_done_and_both_workers,

@@ -103,7 +103,10 @@ impl Browser {
         match response {
             Ok(response) => response.into_json::<Value>().unwrap()["value"].take(),
             Err(ureq::Error::Status(code, response)) => {
-                panic!("WebDriver {method} {path}: {code}: {}", response.into_string().unwrap_or_default())
+                panic!(
+                    "WebDriver {method} {path}: {code}: {}",
+                    response.into_string().unwrap_or_default()
+                )
             }
             Err(error) => panic!("WebDriver {method} {path}: {error}"),
         }
@@ -139,7 +142,10 @@ impl Browser {
             if done(&value) {
                 return;
             }
-            assert!(Instant::now() < deadline, "the browser never showed {what}: last `{value}`");
+            assert!(
+                Instant::now() < deadline,
+                "the browser never showed {what}: last `{value}`"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
