@@ -108,14 +108,14 @@ impl Dashboard {
                     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                         return;
                     };
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = stopped.await;
-                        })
-                        .await;
+                    // Not a graceful shutdown: open event streams never end by
+                    // themselves, and would keep the server alive.
+                    tokio::select! {
+                        _ = axum::serve(listener, app) => {}
+                        _ = stopped => {}
+                    }
                 });
-                // Open event streams never end by themselves: dropping the runtime
-                // ends them and their connections.
+                // Dropping the runtime ends the connections still open.
                 drop(runtime);
             })?;
         Ok(Dashboard {

@@ -270,3 +270,26 @@ fn the_event_stream_sends_updates_with_new_runs_only() {
     assert_eq!(runs.len(), 1, "only the new run: {runs:?}");
     assert_eq!(runs[0]["worker"], "worker-1");
 }
+
+#[test]
+fn dropping_the_dashboard_ends_open_event_streams() {
+    let dashboard = fed_dashboard();
+    let mut stream = TcpStream::connect(dashboard.address()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let host = dashboard.address().to_string();
+    stream
+        .write_all(format!("GET /api/stream HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    while !line.starts_with("data: ") {
+        line.clear();
+        assert_ne!(reader.read_line(&mut line).unwrap(), 0, "the stream started");
+    }
+    drop(dashboard);
+    // The connection ends (end of stream), rather than the read timing out.
+    let mut rest = Vec::new();
+    reader
+        .read_to_end(&mut rest)
+        .expect("the stream ends when the dashboard is dropped");
+}
