@@ -251,6 +251,9 @@ async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Res
                     pool.withdraw(task);
                 }
                 Message::ValueLimit { bytes } => adopt_announced_limit(bytes),
+                Message::Observed { on } => {
+                    memory::OBSERVED.store(on, std::sync::atomic::Ordering::Relaxed)
+                }
                 Message::Shutdown => return Ok(Ended::Removed),
                 // The scheduler's connection says it is alive when idle.
                 Message::Heartbeat => {}
@@ -303,9 +306,11 @@ impl wherever_core::crew::CrewWork for TaskThreads {
             }
         }
         RUNNING.with(|running| running.set(Some(task.id)));
-        let _ = self.outgoing.send(Message::Started { task: task.id });
-        if let Some(rss_bytes) = memory::due_report() {
-            let _ = self.outgoing.send(Message::Memory { rss_bytes });
+        if memory::OBSERVED.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = self.outgoing.send(Message::Started { task: task.id });
+            if let Some(rss_bytes) = memory::due_report() {
+                let _ = self.outgoing.send(Message::Memory { rss_bytes });
+            }
         }
         let watch = watchdog::watch(&task);
         let message = run_task(&task, &self.label, &self.store);

@@ -377,6 +377,12 @@ pub enum Message {
         /// Resident set size in bytes.
         rss_bytes: u64,
     },
+    /// Scheduler → worker: whether anybody reads the event stream; while nobody does,
+    /// workers send no [`Message::Started`] or [`Message::Memory`] (they cost nothing).
+    Observed {
+        /// `true`: report starts and memory.
+        on: bool,
+    },
     /// Client → scheduler: forward me the scheduler's event stream from now on,
     /// holding at most `capacity` unsent events (older ones are dropped and counted).
     SubscribeEvents {
@@ -427,6 +433,7 @@ impl Message {
             Message::ValueLimit { .. } => "ValueLimit",
             Message::Started { .. } => "Started",
             Message::Memory { .. } => "Memory",
+            Message::Observed { .. } => "Observed",
             Message::SubscribeEvents { .. } => "SubscribeEvents",
             Message::Events { .. } => "Events",
         }

@@ -108,7 +108,7 @@ impl Client {
         args: A,
         position: u64,
         slot: Arc<Slot<R>>,
-        mut watch: Option<TaskWatch>,
+        mut watch: Option<Box<TaskWatch>>,
     ) -> Job {
         let (key, seeded, name) = (self.key, self.seeded, task.task_name());
         let runner = self.clone();

@@ -1,9 +1,9 @@
 //! Emitting task events from the client: every plan's submissions, and on local plans
 //! (`sequential`, `threads`) their start and end on a pool thread.
 //!
-//! A [`TaskWatch`] is made when a task is submitted (a task id and a handle on the
-//! bus); when nobody subscribed it builds no event (each emission is one atomic load).
-//! It ends with exactly one `TaskFinished` or `TaskFailed`: dropped unfinished
+//! A [`TaskWatch`] is made when a task is submitted while somebody subscribed to the
+//! client's stream (else nothing is built: [`Client::watch`] is one atomic load). It
+//! ends with exactly one `TaskFinished` or `TaskFailed`: dropped unfinished
 //! (cancelled before it ran, a dependency failed, the connection closed), it reports a
 //! failure.
 
@@ -87,34 +87,45 @@ impl Client {
         &self.shared.events
     }
 
-    /// Emits `TaskSubmitted` for a task named `name` computing `items` items (when
-    /// somebody subscribed, else nothing is built) and returns its watch, which reports
-    /// its end to whoever subscribed by then (a progress display that starts after the
-    /// submissions, as `gather` does, sees the ends).
-    pub(crate) fn watch(&self, name: &str, items: u64) -> Option<TaskWatch> {
+    /// Emits `TaskSubmitted` for a task named `name` computing `items` items and
+    /// returns its watch; `None` (building nothing) when nobody subscribed: a local task
+    /// submitted before a subscription is not reported (cluster plans report every
+    /// task's end from the scheduler).
+    #[inline]
+    pub(crate) fn watch(&self, name: &str, items: u64) -> Option<Box<TaskWatch>> {
         let bus = &self.shared.events;
-        let task = self.shared.next_event_task.fetch_add(1, Ordering::Relaxed);
-        let observed = bus.is_observed();
-        if observed {
-            let name = match &self.options.name {
-                Some(given) => given.to_string(),
-                None => name.to_string(),
-            };
-            let group = group_of(&name).to_string();
-            bus.emit(Event::TaskSubmitted {
-                task,
-                name,
-                group,
-                items,
-            });
-            crate::progress::note_submitted(task, items);
+        if !bus.is_observed() {
+            return None;
         }
-        Some(TaskWatch {
-            bus: observed.then(|| bus.clone()),
+        self.watch_observed(bus, name, items)
+    }
+
+    #[inline(never)]
+    fn watch_observed(&self, bus: &EventBus, name: &str, items: u64) -> Option<Box<TaskWatch>> {
+        let task = self
+            .shared
+            .next_event_task
+            .0
+            .fetch_add(1, Ordering::Relaxed);
+        let name = match &self.options.name {
+            Some(given) => given.to_string(),
+            None => name.to_string(),
+        };
+        let group = group_of(&name).to_string();
+        bus.emit(Event::TaskSubmitted {
+            task,
+            name,
+            group,
+            items,
+        });
+        crate::progress::note_submitted(task, items);
+        // Boxed: a pointer in every job's closure, however big the watch.
+        Some(Box::new(TaskWatch {
+            bus: Some(bus.clone()),
             task,
             started: None,
             ended: false,
-        })
+        }))
     }
 }
 

@@ -1,7 +1,11 @@
-//! The worker's resident memory, for the event stream: read from `/proc/self/statm`
-//! at most once per [`REPORT_PERIOD`], when a task starts.
+//! What a worker reports for the event stream, and only while the scheduler says
+//! somebody reads it ([`OBSERVED`]): each task's start, and its resident memory, read
+//! from `/proc/self/statm` at most once per [`REPORT_PERIOD`] when a task starts.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Whether the scheduler's event stream has a reader (told by `Message::Observed`).
+pub(crate) static OBSERVED: AtomicBool = AtomicBool::new(false);
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 

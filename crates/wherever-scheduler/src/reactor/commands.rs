@@ -9,6 +9,8 @@ use wherever_core::TaskErrorKind;
 impl Reactor {
     /// Turns the scheduler's commands into messages.
     pub(super) fn carry_out(&mut self, comm: &mut impl Comm) {
+        // Before any `Compute`: a task sent from here on reports its start if read.
+        self.tell_workers_if_observed(comm);
         let mut commands = std::mem::take(&mut self.commands);
         for command in commands.drain(..) {
             match command {

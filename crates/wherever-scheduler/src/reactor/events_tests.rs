@@ -143,3 +143,54 @@ fn a_greedy_subscription_is_taken_and_a_worker_may_not_subscribe() {
     reactor.messages(2, vec![misplaced], now, &mut outbox);
     assert_eq!(reactor.peer_count(), 1, "the worker is disconnected");
 }
+
+#[test]
+fn workers_report_starts_only_while_somebody_reads() {
+    let bus = EventBus::new();
+    let mut reactor = Reactor::new(ReactorConfig {
+        scheduler: SchedulerConfig::default(),
+        heartbeat_timeout: Duration::from_secs(10),
+        events: bus.clone(),
+    });
+    let mut outbox = Outbox::default();
+    let now = Instant::now();
+    let (client, worker, late_worker) = (1, 2, 3);
+    reactor.peer_joined(client, Role::Client, now, &mut outbox);
+    reactor.peer_joined(worker, worker_role(), now, &mut outbox);
+    let told = |outbox: &Outbox, peer: PeerId| -> Vec<String> {
+        outbox
+            .sent
+            .iter()
+            .filter(|(to, _)| *to == peer)
+            .filter_map(|(_, m)| match m {
+                Message::Observed { on } => Some(format!("Observed {on}")),
+                Message::Compute { .. } => Some("Compute".to_string()),
+                Message::Welcome { .. } => Some("Welcome".to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(
+        told(&outbox, worker) == ["Welcome"],
+        "nobody reads: nothing said"
+    );
+    let reader = bus.subscribe(16);
+    let task = 1 << CLIENT_TASK_BITS;
+    let submit = Message::Submit {
+        tasks: vec![records::scatter_message(task)],
+    };
+    reactor.messages(client, vec![submit], now, &mut outbox);
+    assert_eq!(
+        told(&outbox, worker),
+        ["Welcome", "Observed true", "Compute"]
+    );
+    reactor.peer_joined(late_worker, worker_role(), now, &mut outbox);
+    // The worker's handshake expects the welcome first.
+    assert_eq!(told(&outbox, late_worker), ["Welcome", "Observed true"]);
+    drop(reader);
+    reactor.tick(now, &mut outbox);
+    assert_eq!(
+        told(&outbox, worker),
+        ["Welcome", "Observed true", "Compute", "Observed false"]
+    );
+}

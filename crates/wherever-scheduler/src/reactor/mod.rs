@@ -88,6 +88,8 @@ pub struct Reactor {
     events: EventBus,
     /// Clients that asked for the event stream, each with its bounded buffer.
     subscribers: HashMap<PeerId, Subscription, IdBuild>,
+    /// What the workers were last told: whether anybody reads the event stream.
+    workers_observed: bool,
 }
 
 /// About how many bytes an event takes on the wire (for the client queue's room).
@@ -109,6 +111,7 @@ impl Reactor {
             held: Vec::new(),
             events: config.events,
             subscribers: HashMap::default(),
+            workers_observed: false,
         }
     }
 
@@ -169,6 +172,10 @@ impl Reactor {
             }
         };
         comm.send(peer, Message::Welcome { id });
+        if self.workers_observed && matches!(kind, PeerKind::Worker { .. }) {
+            // After the welcome, which the worker's handshake expects first.
+            comm.send(peer, Message::Observed { on: true });
+        }
         self.peers.insert(
             peer,
             Peer {
@@ -512,6 +519,18 @@ impl Reactor {
         }
         self.announce_workers(comm);
         true
+    }
+
+    /// Tells the workers when the event stream gains its first reader or loses its
+    /// last, so that they report starts and memory only while somebody reads.
+    fn tell_workers_if_observed(&mut self, comm: &mut impl Comm) {
+        let on = self.events.is_observed();
+        if on != self.workers_observed {
+            self.workers_observed = on;
+            for (peer, _) in self.workers.values() {
+                comm.send(*peer, Message::Observed { on });
+            }
+        }
     }
 
     /// Sends each subscribed client the events waiting for it, when its queue has
