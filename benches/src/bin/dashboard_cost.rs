@@ -64,6 +64,14 @@ fn read_stream(link: &str) {
 fn throughput(rows: &mut Vec<Row>, plan: &str, tasks: u64) {
     let off = start(plan, false);
     let on = start(plan, true);
+    // The event stream alone, read in batches as the dashboard reads it: what
+    // emitting costs, without the dashboard.
+    let bare = start(plan, false);
+    let events = bare.events();
+    std::thread::spawn(move || loop {
+        black_box(events.drain());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    });
     read_stream(&on.dashboard_link().expect("on"));
     let run = |client: &Client| {
         let futures: Vec<_> = (0..tasks).map(|x| client.submit(scramble, x)).collect();
@@ -72,7 +80,14 @@ fn throughput(rows: &mut Vec<Row>, plan: &str, tasks: u64) {
     // Warm both (workers up, first connections made).
     run(&off);
     run(&on);
-    let [time_off, time_on] = alternating_medians([&mut || run(&off), &mut || run(&on)]);
+    run(&bare);
+    let [time_off, time_on, time_bare] = alternating_medians([
+        &mut || run(&off),
+        &mut || run(&on),
+        &mut || run(&bare),
+    ]);
+    let rate_bare = items_per_second(time_bare, tasks as usize);
+    let bare_slower = (time_bare.as_secs_f64() / time_off.as_secs_f64() - 1.0) * 100.0;
     let rate_off = items_per_second(time_off, tasks as usize);
     let rate_on = items_per_second(time_on, tasks as usize);
     let slower = (time_on.as_secs_f64() / time_off.as_secs_f64() - 1.0) * 100.0;
@@ -85,6 +100,10 @@ fn throughput(rows: &mut Vec<Row>, plan: &str, tasks: u64) {
         format!("{rate_on:.0} tasks/s ({slower:+.1}%)"),
         "< 5% slower",
         slower < 5.0,
+    ));
+    rows.push(Row::info(
+        format!("{plan}, {tasks} trivial tasks, events subscribed, no dashboard"),
+        format!("{rate_bare:.0} tasks/s ({bare_slower:+.1}%)"),
     ));
 }
 
