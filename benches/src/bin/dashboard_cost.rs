@@ -81,11 +81,8 @@ fn throughput(rows: &mut Vec<Row>, plan: &str, tasks: u64) {
     run(&off);
     run(&on);
     run(&bare);
-    let [time_off, time_on, time_bare] = alternating_medians([
-        &mut || run(&off),
-        &mut || run(&on),
-        &mut || run(&bare),
-    ]);
+    let [time_off, time_on, time_bare] =
+        alternating_medians([&mut || run(&off), &mut || run(&on), &mut || run(&bare)]);
     let rate_bare = items_per_second(time_bare, tasks as usize);
     let bare_slower = (time_bare.as_secs_f64() / time_off.as_secs_f64() - 1.0) * 100.0;
     let rate_off = items_per_second(time_off, tasks as usize);

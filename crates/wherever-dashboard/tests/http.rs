@@ -275,7 +275,9 @@ fn the_event_stream_sends_updates_with_new_runs_only() {
 fn dropping_the_dashboard_ends_open_event_streams() {
     let dashboard = fed_dashboard();
     let mut stream = TcpStream::connect(dashboard.address()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
     let host = dashboard.address().to_string();
     stream
         .write_all(format!("GET /api/stream HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
@@ -284,7 +286,11 @@ fn dropping_the_dashboard_ends_open_event_streams() {
     let mut line = String::new();
     while !line.starts_with("data: ") {
         line.clear();
-        assert_ne!(reader.read_line(&mut line).unwrap(), 0, "the stream started");
+        assert_ne!(
+            reader.read_line(&mut line).unwrap(),
+            0,
+            "the stream started"
+        );
     }
     drop(dashboard);
     // The connection ends (end of stream), rather than the read timing out.

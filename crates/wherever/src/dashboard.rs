@@ -63,9 +63,11 @@ pub(crate) fn choice_from(var: impl Fn(&str) -> Option<String>) -> Result<Dashbo
         None => DEFAULT_PORT,
         Some(value) => match value.trim().parse::<u16>() {
             Ok(port) if port > 0 => port,
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "{DASHBOARD_PORT_VARIABLE} is `{value}`: it must be a port number from 1 to 65535"
-            )),
+            ))
+            }
         },
     };
     Ok(DashboardChoice { wanted, port })
