@@ -17,6 +17,9 @@ use wherever_cluster::launcher::{interface_address, INTERFACE_VARIABLE, WORKER_V
 use wherever_cluster::server::{serve_until, shutdown_channel, ServerOptions};
 use wherever_cluster::worker::{parse_address, RESOURCES_VARIABLE, THREADS_VARIABLE};
 use wherever_cluster::{Resources, Secret};
+use wherever_core::events::EventBus;
+use wherever_dashboard::feed::Feed;
+use wherever_dashboard::{Dashboard, DEFAULT_PORT};
 
 #[derive(Parser)]
 #[command(name = "wherever", version, about = "Run wherever's scheduler")]
@@ -57,6 +60,15 @@ enum Commands {
         /// $WHEREVER_MAX_VALUE, else 4G.
         #[arg(long, value_parser = parse_max_value)]
         max_value: Option<u64>,
+        /// The live dashboard (task stream, progress per task name, workers) on
+        /// 127.0.0.1:8787 or the next free port: `on` or `off`. Default:
+        /// $WHEREVER_DASHBOARD, else on.
+        #[arg(long, value_parser = parse_on_off)]
+        dashboard: Option<bool>,
+        /// The first port the dashboard tries. Default: $WHEREVER_DASHBOARD_PORT,
+        /// else 8787.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        dashboard_port: Option<u16>,
     },
     /// Run PROGRAM (a program of yours whose `main` has `#[wherever::main]`) as a
     /// worker of the scheduler at ADDRESS, as Dask's `dask-worker`: it is started with
@@ -155,6 +167,54 @@ async fn termination() {
     }
 }
 
+/// Parses `on` / `off` (and `1` / `0`, `true` / `false`, `yes` / `no`).
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" | "1" | "true" | "yes" => Ok(true),
+        "off" | "0" | "false" | "no" => Ok(false),
+        _ => Err(format!("`{text}` is neither `on` nor `off`")),
+    }
+}
+
+/// Starts the dashboard `wherever scheduler` serves, fed by the scheduler's
+/// events, unless `--dashboard off` or `WHEREVER_DASHBOARD=off` say not to.
+fn start_dashboard(
+    flag: Option<bool>,
+    port: Option<u16>,
+    events: &EventBus,
+) -> anyhow::Result<Option<(Dashboard, Feed)>> {
+    let on = match flag {
+        Some(on) => on,
+        None => match std::env::var("WHEREVER_DASHBOARD") {
+            Ok(value) if !value.trim().is_empty() => {
+                parse_on_off(&value).map_err(|e| anyhow::anyhow!("WHEREVER_DASHBOARD: {e}"))?
+            }
+            _ => true,
+        },
+    };
+    if !on {
+        return Ok(None);
+    }
+    let port = match port {
+        Some(port) => port,
+        None => match std::env::var("WHEREVER_DASHBOARD_PORT") {
+            Ok(value) => value
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|port| *port > 0)
+                .with_context(|| {
+                    format!("WHEREVER_DASHBOARD_PORT is `{value}`: it must be a port number from 1 to 65535")
+                })?,
+            Err(_) => DEFAULT_PORT,
+        },
+    };
+    let dashboard = Dashboard::start(port)?;
+    let feed = Feed::start(events.subscribe(65_536), dashboard.sink())?;
+    dashboard.announce();
+    Ok(Some((dashboard, feed)))
+}
+
 /// Parses `--max-value`: bytes, or a number with a K, M or G suffix.
 fn parse_max_value(text: &str) -> Result<u64, String> {
     parse_size(text).ok_or_else(|| format!("`{text}` is not a size (e.g. 512M, 4G)"))
@@ -179,7 +239,11 @@ fn main() -> anyhow::Result<()> {
             secret_file,
             heartbeat_timeout,
             max_value,
+            dashboard,
+            dashboard_port,
         } => {
+            let events = EventBus::new();
+            let _dashboard = start_dashboard(dashboard, dashboard_port, &events)?;
             let path = secret_file
                 .or_else(|| std::env::var_os(SECRET_FILE_VARIABLE).map(PathBuf::from))
                 .unwrap_or_else(default_secret_path);
@@ -200,6 +264,7 @@ fn main() -> anyhow::Result<()> {
                 let options = ServerOptions {
                     heartbeat_timeout: std::time::Duration::from_secs(heartbeat_timeout.max(1)),
                     max_value: max_value.unwrap_or_else(configured_max_value),
+                    events,
                     ..ServerOptions::default()
                 };
                 let (shutdown, signal) = shutdown_channel();

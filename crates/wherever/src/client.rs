@@ -47,6 +47,8 @@ pub struct Client {
 pub(crate) struct ClientShared {
     pub(crate) plan: Plan,
     pub(crate) executor: Executor,
+    /// The live dashboard, when this client started one ([`Client::dashboard_link`]).
+    pub(crate) dashboard: std::sync::OnceLock<crate::dashboard::ClientDashboard>,
     /// The event stream of this plan's tasks (see [`Client::events`]).
     pub(crate) events: wherever_core::events::EventBus,
     /// The next task id in the event stream (on a cache line of its own: the
@@ -101,7 +103,12 @@ impl Plan {
     /// is an [`Error::Start`] saying so, never a second generation of workers.
     pub fn start(&self) -> Result<Client, Error> {
         crate::worker_mode::refuse_in_worker(self)?;
-        self.start_here()
+        let dashboard = crate::dashboard::wanted(self)?;
+        let client = self.start_here()?;
+        if let Some(choice) = dashboard {
+            crate::dashboard::attach(&client, choice);
+        }
+        Ok(client)
     }
 
     /// [`Plan::start`] without the worker-process check: for the nested plans that
@@ -266,6 +273,7 @@ impl Client {
             shared: Arc::new(ClientShared {
                 plan,
                 executor,
+                dashboard: std::sync::OnceLock::new(),
                 events: events.unwrap_or_default(),
                 next_event_task: PaddedCounter::default(),
                 progress: Mutex::new(None),
@@ -334,6 +342,13 @@ impl Client {
             positions: Arc::new(AtomicU64::new(0)),
             ..self
         }
+    }
+
+    /// The address of the live dashboard this client started (e.g.
+    /// `http://127.0.0.1:8787/`), or `None` when it has none: see
+    /// [`DASHBOARD_VARIABLE`](crate::DASHBOARD_VARIABLE) for when it starts.
+    pub fn dashboard_link(&self) -> Option<String> {
+        self.shared.dashboard.get().map(|dashboard| dashboard.url())
     }
 
     /// The plan this client runs under.

@@ -31,6 +31,7 @@ mod arguments;
 mod awaiting;
 mod client;
 mod cores;
+mod dashboard;
 mod error;
 mod future;
 mod graph;
@@ -60,6 +61,7 @@ pub use arguments::{IntoArg, IntoArgs};
 pub use awaiting::{FutureValue, FutureValueRef};
 pub use client::{Client, Value, DEFAULT_RETRIES};
 pub use cores::{available_cores, cores_from, CORE_LIMIT_VARIABLES};
+pub use dashboard::{DASHBOARD_PORT_VARIABLE, DASHBOARD_VARIABLE};
 pub use error::{Error, Result};
 pub use future::{as_completed, wait, AsCompleted, Future, ReturnWhen, Shared, WaitOutcome};
 pub use graph::{
