@@ -339,9 +339,13 @@ fn a_scheduler_whose_stderr_is_gone_still_stops_on_sigterm() {
             .unwrap(),
     );
     let mut stderr = BufReader::new(scheduler.0.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert!(line.contains("listening on"), "{line}");
+    // Its first lines: the dashboard's address (on by default) and where it listens.
+    let mut lines = String::new();
+    while !lines.contains("listening on") {
+        let before = lines.len();
+        stderr.read_line(&mut lines).unwrap();
+        assert!(lines.len() > before, "stderr ended first: {lines}");
+    }
     // The terminal or pipe that started it goes away (an orphaned scheduler).
     drop(stderr);
     signal(scheduler.0.id(), "-TERM");
