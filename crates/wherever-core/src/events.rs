@@ -42,6 +42,7 @@
 //! );
 //! ```
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
@@ -79,10 +80,10 @@ pub enum Event {
     TaskSubmitted {
         /// The task.
         task: TaskKey,
-        /// Its registered or given name.
-        name: String,
+        /// Its registered or given name (a registered name is shared, not copied).
+        name: Cow<'static, str>,
         /// Its group: the `map` call's label, or the name's prefix ([`group_of`]).
-        group: String,
+        group: Cow<'static, str>,
         /// How many items it computes: 1, or a `map` chunk's length.
         items: u64,
     },

@@ -9,6 +9,7 @@
 
 use crate::client::Client;
 use crate::{TaskError, TaskErrorKind};
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -92,7 +93,7 @@ impl Client {
     /// submitted before a subscription is not reported (cluster plans report every
     /// task's end from the scheduler).
     #[inline]
-    pub(crate) fn watch(&self, name: &str, items: u64) -> Option<Box<TaskWatch>> {
+    pub(crate) fn watch(&self, name: &'static str, items: u64) -> Option<Box<TaskWatch>> {
         let bus = &self.shared.events;
         if !bus.is_observed() {
             return None;
@@ -101,17 +102,22 @@ impl Client {
     }
 
     #[inline(never)]
-    fn watch_observed(&self, bus: &EventBus, name: &str, items: u64) -> Option<Box<TaskWatch>> {
+    fn watch_observed(
+        &self,
+        bus: &EventBus,
+        name: &'static str,
+        items: u64,
+    ) -> Option<Box<TaskWatch>> {
         let task = self
             .shared
             .next_event_task
             .0
             .fetch_add(1, Ordering::Relaxed);
-        let name = match &self.options.name {
-            Some(given) => given.to_string(),
-            None => name.to_string(),
+        // A registered name and its group are shared, not copied; a given one is copied.
+        let (name, group): (Cow<'static, str>, Cow<'static, str>) = match &self.options.name {
+            Some(given) => (given.to_string().into(), group_of(given).to_string().into()),
+            None => (name.into(), group_of(name).into()),
         };
-        let group = group_of(&name).to_string();
         bus.emit(Event::TaskSubmitted {
             task,
             name,
