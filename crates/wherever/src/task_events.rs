@@ -219,3 +219,31 @@ pub(crate) fn failure_kind(kind: &TaskErrorKind) -> FailureKind {
         _ => FailureKind::Other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Plan;
+    use std::borrow::Cow;
+    use wherever_core::events::Event;
+
+    #[test]
+    fn a_map_chunk_shares_its_name_and_group_instead_of_copying_them() {
+        let client = Plan::parse("threads:1").unwrap().start().unwrap();
+        let events = client.events();
+        client.map(|x: u64| x + 1, 0..4).unwrap();
+        let submitted: Vec<Event> = events
+            .drain()
+            .into_iter()
+            .map(|s| s.event)
+            .filter(|e| matches!(e, Event::TaskSubmitted { .. }))
+            .collect();
+        assert!(!submitted.is_empty());
+        for event in submitted {
+            let Event::TaskSubmitted { name, group, .. } = event else {
+                unreachable!()
+            };
+            assert!(matches!(name, Cow::Borrowed(_)), "{name:?} was copied");
+            assert!(matches!(group, Cow::Borrowed(_)), "{group:?} was copied");
+        }
+    }
+}
