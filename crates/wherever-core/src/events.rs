@@ -300,6 +300,14 @@ impl EventBus {
         }
     }
 
+    /// Emits `event` stamped at `when` (a clock reading the caller took anyway: one read
+    /// of the clock serves the event and the caller's own timing).
+    pub fn emit_at(&self, when: Instant, event: Event) {
+        if self.is_observed() {
+            self.deliver(when.saturating_duration_since(self.inner.start), event);
+        }
+    }
+
     /// Emits an event stamped elsewhere (a remote scheduler's event, keeping its time).
     pub fn emit_stamped(&self, stamped: Stamped) {
         if self.is_observed() {
@@ -572,6 +580,17 @@ mod tests {
             |s: &Subscription| -> Vec<Event> { s.drain().into_iter().map(|s| s.event).collect() };
         assert_eq!(read(&a), vec![released(5), released(6)]);
         assert_eq!(read(&c), vec![released(5), released(6)]);
+    }
+
+    #[test]
+    fn an_event_emitted_at_an_instant_is_stamped_with_it() {
+        let bus = EventBus::new();
+        let events = bus.subscribe(4);
+        let when = Instant::now() + Duration::from_secs(3);
+        bus.emit_at(when, released(1));
+        let stamped = events.try_recv().unwrap();
+        assert_eq!(stamped.at, when - bus.inner.start);
+        assert_eq!(stamped.event, released(1));
     }
 
     #[test]

@@ -143,11 +143,15 @@ impl TaskWatch {
             return;
         }
         let worker = crate::local::current_worker_index();
-        self.started = Some((worker, Instant::now()));
-        bus.emit(Event::TaskStarted {
-            task: self.task,
-            worker,
-        });
+        let now = Instant::now();
+        self.started = Some((worker, now));
+        bus.emit_at(
+            now,
+            Event::TaskStarted {
+                task: self.task,
+                worker,
+            },
+        );
     }
 
     /// The task ended with a value of `result_bytes` encoded bytes (0 when not encoded).
@@ -157,16 +161,23 @@ impl TaskWatch {
         if let Some(kind) = KEPT_FAILURE.with(Cell::take) {
             return self.emit_failed(bus, kind);
         }
+        if !bus.is_observed() {
+            return;
+        }
+        let now = Instant::now();
         let (worker, duration) = match self.started {
-            Some((worker, at)) => (Some(worker), at.elapsed()),
+            Some((worker, at)) => (Some(worker), now.saturating_duration_since(at)),
             None => (None, Default::default()),
         };
-        bus.emit_with(|| Event::TaskFinished {
-            task: self.task,
-            worker,
-            duration,
-            result_bytes,
-        });
+        bus.emit_at(
+            now,
+            Event::TaskFinished {
+                task: self.task,
+                worker,
+                duration,
+                result_bytes,
+            },
+        );
     }
 
     /// The task ended with `error`.
