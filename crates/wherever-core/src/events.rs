@@ -42,9 +42,10 @@
 //! );
 //! ```
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -79,10 +80,10 @@ pub enum Event {
     TaskSubmitted {
         /// The task.
         task: TaskKey,
-        /// Its registered or given name.
-        name: String,
+        /// Its registered or given name (a registered name is shared, not copied).
+        name: Cow<'static, str>,
         /// Its group: the `map` call's label, or the name's prefix ([`group_of`]).
-        group: String,
+        group: Cow<'static, str>,
         /// How many items it computes: 1, or a `map` chunk's length.
         items: u64,
     },
@@ -205,7 +206,10 @@ pub struct EventBus {
 struct Inner {
     start: Instant,
     subscribers: AtomicUsize,
-    queues: Mutex<Vec<Weak<Queue>>>,
+    /// The subscribers' queues; a [`Subscription`] removes its own when dropped.
+    /// Emitters only read it (a shared lock), so that they do not queue behind each
+    /// other.
+    queues: RwLock<Vec<Arc<Queue>>>,
 }
 
 impl Default for Inner {
@@ -213,14 +217,18 @@ impl Default for Inner {
         Inner {
             start: Instant::now(),
             subscribers: AtomicUsize::new(0),
-            queues: Mutex::new(Vec::new()),
+            queues: RwLock::new(Vec::new()),
         }
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        for queue in lock(&self.queues).iter().filter_map(Weak::upgrade) {
+        let queues = self
+            .queues
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for queue in queues.iter() {
             lock(&queue.state).closed = true;
             queue.ready.notify_all();
         }
@@ -238,6 +246,9 @@ struct QueueState {
     events: VecDeque<Stamped>,
     dropped: u64,
     closed: bool,
+    /// How many readers wait on `ready` (an emitter wakes one only then: a wake-up is a
+    /// system call).
+    waiting: usize,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -289,6 +300,14 @@ impl EventBus {
         }
     }
 
+    /// Emits `event` stamped at `when` (a clock reading the caller took anyway: one read
+    /// of the clock serves the event and the caller's own timing).
+    pub fn emit_at(&self, when: Instant, event: Event) {
+        if self.is_observed() {
+            self.deliver(when.saturating_duration_since(self.inner.start), event);
+        }
+    }
+
     /// Emits an event stamped elsewhere (a remote scheduler's event, keeping its time).
     pub fn emit_stamped(&self, stamped: Stamped) {
         if self.is_observed() {
@@ -297,15 +316,20 @@ impl EventBus {
     }
 
     fn deliver(&self, at: Duration, event: Event) {
-        let queues: Vec<Arc<Queue>> = lock(&self.inner.queues)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        for queue in queues {
-            queue.push(Stamped {
-                at,
-                event: event.clone(),
-            });
+        let queues = self
+            .inner
+            .queues
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Every queue but the last gets a copy; the last gets the event itself.
+        if let Some((last, others)) = queues.split_last() {
+            for queue in others {
+                queue.push(Stamped {
+                    at,
+                    event: event.clone(),
+                });
+            }
+            last.push(Stamped { at, event });
         }
     }
 
@@ -317,9 +341,12 @@ impl EventBus {
             state: Mutex::new(QueueState::default()),
             ready: Condvar::new(),
         });
-        let mut queues = lock(&self.inner.queues);
-        queues.retain(|weak| weak.strong_count() > 0);
-        queues.push(Arc::downgrade(&queue));
+        let mut queues = self
+            .inner
+            .queues
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        queues.push(Arc::clone(&queue));
         self.inner.subscribers.fetch_add(1, Ordering::Relaxed);
         Subscription {
             queue,
@@ -339,8 +366,11 @@ impl Queue {
             state.dropped += 1;
         }
         state.events.push_back(stamped);
+        let waiting = state.waiting > 0;
         drop(state);
-        self.ready.notify_one();
+        if waiting {
+            self.ready.notify_one();
+        }
     }
 }
 
@@ -393,12 +423,14 @@ impl Subscription {
             if state.closed || left.is_zero() {
                 return None;
             }
+            state.waiting += 1;
             state = self
                 .queue
                 .ready
                 .wait_timeout(state, left)
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .0;
+            state.waiting -= 1;
         }
     }
 
@@ -433,7 +465,10 @@ impl Drop for Subscription {
         lock(&self.queue.state).closed = true;
         if let Some(bus) = self.bus.upgrade() {
             bus.subscribers.fetch_sub(1, Ordering::Relaxed);
-            lock(&bus.queues).retain(|weak| !std::ptr::eq(weak.as_ptr(), &*self.queue));
+            bus.queues
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .retain(|queue| !Arc::ptr_eq(queue, &self.queue));
         }
     }
 }
@@ -514,6 +549,48 @@ mod tests {
         emitter.join().unwrap();
         assert_eq!(events.recv_timeout(Duration::from_secs(30)), None);
         assert!(events.is_closed());
+    }
+
+    #[test]
+    fn a_waiting_reader_is_woken_by_an_emit() {
+        let bus = EventBus::new();
+        let events = Arc::new(bus.subscribe(16));
+        let reader = {
+            let events = Arc::clone(&events);
+            std::thread::spawn(move || events.recv_timeout(Duration::from_secs(60)))
+        };
+        // Emit only once the reader waits, so that the wake-up is what it needs.
+        let guard = Instant::now() + Duration::from_secs(60);
+        while lock(&events.queue.state).waiting == 0 {
+            assert!(Instant::now() < guard, "the reader never waited");
+            std::thread::yield_now();
+        }
+        bus.emit(released(1));
+        assert_eq!(reader.join().unwrap().map(|s| s.event), Some(released(1)));
+    }
+
+    #[test]
+    fn emitting_with_several_subscribers_gives_each_the_event() {
+        let bus = EventBus::new();
+        let (a, b, c) = (bus.subscribe(4), bus.subscribe(4), bus.subscribe(4));
+        bus.emit(released(5));
+        drop(b);
+        bus.emit(released(6));
+        let read =
+            |s: &Subscription| -> Vec<Event> { s.drain().into_iter().map(|s| s.event).collect() };
+        assert_eq!(read(&a), vec![released(5), released(6)]);
+        assert_eq!(read(&c), vec![released(5), released(6)]);
+    }
+
+    #[test]
+    fn an_event_emitted_at_an_instant_is_stamped_with_it() {
+        let bus = EventBus::new();
+        let events = bus.subscribe(4);
+        let when = Instant::now() + Duration::from_secs(3);
+        bus.emit_at(when, released(1));
+        let stamped = events.try_recv().unwrap();
+        assert_eq!(stamped.at, when - bus.inner.start);
+        assert_eq!(stamped.event, released(1));
     }
 
     #[test]

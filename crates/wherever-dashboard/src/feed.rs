@@ -30,7 +30,7 @@ pub fn observation(stamped: Stamped) -> Option<Observation> {
             task, name, items, ..
         } => Observation::Submitted {
             task,
-            name,
+            name: name.into_owned(),
             items: items.max(1),
         },
         Event::TaskStarted { task, worker } => Observation::Started {

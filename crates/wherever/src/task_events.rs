@@ -9,6 +9,7 @@
 
 use crate::client::Client;
 use crate::{TaskError, TaskErrorKind};
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -92,7 +93,7 @@ impl Client {
     /// submitted before a subscription is not reported (cluster plans report every
     /// task's end from the scheduler).
     #[inline]
-    pub(crate) fn watch(&self, name: &str, items: u64) -> Option<Box<TaskWatch>> {
+    pub(crate) fn watch(&self, name: &'static str, items: u64) -> Option<Box<TaskWatch>> {
         let bus = &self.shared.events;
         if !bus.is_observed() {
             return None;
@@ -101,17 +102,22 @@ impl Client {
     }
 
     #[inline(never)]
-    fn watch_observed(&self, bus: &EventBus, name: &str, items: u64) -> Option<Box<TaskWatch>> {
+    fn watch_observed(
+        &self,
+        bus: &EventBus,
+        name: &'static str,
+        items: u64,
+    ) -> Option<Box<TaskWatch>> {
         let task = self
             .shared
             .next_event_task
             .0
             .fetch_add(1, Ordering::Relaxed);
-        let name = match &self.options.name {
-            Some(given) => given.to_string(),
-            None => name.to_string(),
+        // A registered name and its group are shared, not copied; a given one is copied.
+        let (name, group): (Cow<'static, str>, Cow<'static, str>) = match &self.options.name {
+            Some(given) => (given.to_string().into(), group_of(given).to_string().into()),
+            None => (name.into(), group_of(name).into()),
         };
-        let group = group_of(&name).to_string();
         bus.emit(Event::TaskSubmitted {
             task,
             name,
@@ -137,11 +143,15 @@ impl TaskWatch {
             return;
         }
         let worker = crate::local::current_worker_index();
-        self.started = Some((worker, Instant::now()));
-        bus.emit(Event::TaskStarted {
-            task: self.task,
-            worker,
-        });
+        let now = Instant::now();
+        self.started = Some((worker, now));
+        bus.emit_at(
+            now,
+            Event::TaskStarted {
+                task: self.task,
+                worker,
+            },
+        );
     }
 
     /// The task ended with a value of `result_bytes` encoded bytes (0 when not encoded).
@@ -151,16 +161,23 @@ impl TaskWatch {
         if let Some(kind) = KEPT_FAILURE.with(Cell::take) {
             return self.emit_failed(bus, kind);
         }
+        if !bus.is_observed() {
+            return;
+        }
+        let now = Instant::now();
         let (worker, duration) = match self.started {
-            Some((worker, at)) => (Some(worker), at.elapsed()),
+            Some((worker, at)) => (Some(worker), now.saturating_duration_since(at)),
             None => (None, Default::default()),
         };
-        bus.emit_with(|| Event::TaskFinished {
-            task: self.task,
-            worker,
-            duration,
-            result_bytes,
-        });
+        bus.emit_at(
+            now,
+            Event::TaskFinished {
+                task: self.task,
+                worker,
+                duration,
+                result_bytes,
+            },
+        );
     }
 
     /// The task ended with `error`.
@@ -211,5 +228,33 @@ pub(crate) fn failure_kind(kind: &TaskErrorKind) -> FailureKind {
         TaskErrorKind::DependencyFailed { .. } => FailureKind::DependencyFailed,
         TaskErrorKind::WorkerLost { .. } => FailureKind::WorkerLost,
         _ => FailureKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Plan;
+    use std::borrow::Cow;
+    use wherever_core::events::Event;
+
+    #[test]
+    fn a_map_chunk_shares_its_name_and_group_instead_of_copying_them() {
+        let client = Plan::parse("threads:1").unwrap().start().unwrap();
+        let events = client.events();
+        client.map(|x: u64| x + 1, 0..4).unwrap();
+        let submitted: Vec<Event> = events
+            .drain()
+            .into_iter()
+            .map(|s| s.event)
+            .filter(|e| matches!(e, Event::TaskSubmitted { .. }))
+            .collect();
+        assert!(!submitted.is_empty());
+        for event in submitted {
+            let Event::TaskSubmitted { name, group, .. } = event else {
+                unreachable!()
+            };
+            assert!(matches!(name, Cow::Borrowed(_)), "{name:?} was copied");
+            assert!(matches!(group, Cow::Borrowed(_)), "{group:?} was copied");
+        }
     }
 }

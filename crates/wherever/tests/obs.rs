@@ -125,7 +125,7 @@ fn a_named_task_carries_its_name_and_group() {
         .expect("an event");
     match submitted.event {
         Event::TaskSubmitted { name, group, .. } => {
-            assert_eq!((name.as_str(), group.as_str()), ("fit-7", "fit"));
+            assert_eq!((&*name, &*group), ("fit-7", "fit"));
         }
         other => panic!("expected TaskSubmitted, got {other:?}"),
     }

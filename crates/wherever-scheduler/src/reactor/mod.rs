@@ -478,8 +478,10 @@ impl Reactor {
             ids.push(task.id);
             self.events.emit_with(|| Observed::TaskSubmitted {
                 task: task.id,
-                name: task.name.clone(),
-                group: wherever_core::events::group_of(&task.name).to_string(),
+                name: task.name.clone().into(),
+                group: wherever_core::events::group_of(&task.name)
+                    .to_string()
+                    .into(),
                 items: 1,
             });
             self.records.insert(task.id, Record::new(task, peer));
