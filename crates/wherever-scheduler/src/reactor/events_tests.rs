@@ -194,3 +194,29 @@ fn workers_report_starts_only_while_somebody_reads() {
         ["Welcome", "Observed true", "Compute", "Observed false"]
     );
 }
+
+#[test]
+fn a_first_reader_that_arrives_after_the_workers_joined_is_told_of_them() {
+    let bus = EventBus::new();
+    let mut reactor = Reactor::new(ReactorConfig {
+        scheduler: SchedulerConfig::default(),
+        heartbeat_timeout: Duration::from_secs(10),
+        events: bus.clone(),
+    });
+    let mut outbox = Outbox::default();
+    let now = Instant::now();
+    reactor.peer_joined(1, Role::Client { inner_plan: None }, now, &mut outbox);
+    reactor.peer_joined(2, worker_role(), now, &mut outbox);
+    reactor.peer_joined(3, worker_role(), now, &mut outbox);
+    // As a `processes` plan's dashboard does: it subscribes once the plan started.
+    let reader = bus.subscribe(16);
+    reactor.tick(now, &mut outbox);
+    let mut joined = Vec::new();
+    while let Some(stamped) = reader.try_recv() {
+        if let Observed::WorkerJoined { worker, slots, .. } = stamped.event {
+            joined.push((worker, slots));
+        }
+    }
+    joined.sort();
+    assert_eq!(joined, [(1, 1), (2, 1)]);
+}

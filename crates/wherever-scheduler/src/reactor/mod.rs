@@ -608,10 +608,24 @@ impl Reactor {
 
     /// Tells the workers when the event stream gains its first reader or loses its
     /// last, so that they report starts and memory only while somebody reads.
+    /// When the stream gains its first reader (a dashboard subscribes after the
+    /// workers of a `processes` plan joined), it is told of the workers already
+    /// connected, as if they joined now.
     fn tell_workers_if_observed(&mut self, comm: &mut impl Comm) {
         let on = self.events.is_observed();
         if on != self.workers_observed {
             self.workers_observed = on;
+            if on {
+                for info in self.scheduler.workers() {
+                    if let Some((_, address)) = self.workers.get(&info.id) {
+                        self.events.emit_with(|| Observed::WorkerJoined {
+                            worker: info.id,
+                            host: address.ip().to_string(),
+                            slots: info.slots.max(1),
+                        });
+                    }
+                }
+            }
             for (peer, _) in self.workers.values() {
                 comm.send(*peer, Message::Observed { on });
             }
