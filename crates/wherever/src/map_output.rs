@@ -256,6 +256,32 @@ mod tests {
     }
 
     #[test]
+    fn a_task_panicking_mid_fill_leaves_the_slots_before_it_counted_and_dropped_once() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut output = Output::with_slots(4);
+        let window = output.window(0, 4);
+        let written = std::cell::Cell::new(0);
+        let items: Vec<Counted> = (0..4).map(|_| Counted(drops.clone())).collect();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: the output is alive and nothing was written.
+            unsafe {
+                window.fill(items, &written, |at, item| {
+                    assert!(at < 2, "task {at} panics");
+                    Ok::<_, ()>(item)
+                })
+            }
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(written.get(), 2);
+        // The panicking item and the ones after it were dropped by the unwinding.
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+        output.mark_written(0, written.get());
+        assert!(output.take_vec().is_err());
+        drop(output);
+        assert_eq!(drops.load(Ordering::SeqCst), 4, "each value dropped once");
+    }
+
+    #[test]
     #[should_panic(expected = "do not fit in a window")]
     fn more_items_than_the_window_holds_are_refused_before_any_write() {
         let output = Output::<u8>::with_slots(4);
