@@ -73,6 +73,21 @@ pub enum FailureKind {
     Other,
 }
 
+impl From<&crate::TaskErrorKind> for FailureKind {
+    /// The event stream's kind of a task error (the same on every plan).
+    fn from(kind: &crate::TaskErrorKind) -> Self {
+        use crate::TaskErrorKind;
+        match kind {
+            TaskErrorKind::Panicked => FailureKind::Panicked,
+            TaskErrorKind::Failed => FailureKind::Failed,
+            TaskErrorKind::Cancelled => FailureKind::Cancelled,
+            TaskErrorKind::DependencyFailed { .. } => FailureKind::DependencyFailed,
+            TaskErrorKind::WorkerLost { .. } => FailureKind::WorkerLost,
+            _ => FailureKind::Other,
+        }
+    }
+}
+
 /// One thing that happened to a task or a worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {

@@ -8,7 +8,7 @@
 //! failure.
 
 use crate::client::Client;
-use crate::{TaskError, TaskErrorKind};
+use crate::TaskError;
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
@@ -26,7 +26,7 @@ thread_local! {
 pub(crate) fn note_kept_failure(error: &TaskError) {
     KEPT_FAILURE.with(|kept| {
         if kept.get().is_none() {
-            kept.set(Some(failure_kind(&error.kind)));
+            kept.set(Some(FailureKind::from(&error.kind)));
         }
     });
 }
@@ -183,7 +183,7 @@ impl TaskWatch {
     /// The task ended with `error`.
     pub(crate) fn failed(mut self, bus: &EventBus, error: &TaskError) {
         self.ended = true;
-        self.emit_failed(bus, failure_kind(&error.kind));
+        self.emit_failed(bus, FailureKind::from(&error.kind));
     }
 
     /// Ends the watch with `outcome`'s event.
@@ -216,18 +216,6 @@ impl Drop for TaskWatch {
             };
             self.emit_failed(&bus, kind);
         }
-    }
-}
-
-/// The event stream's kind of a task error.
-pub(crate) fn failure_kind(kind: &TaskErrorKind) -> FailureKind {
-    match kind {
-        TaskErrorKind::Panicked => FailureKind::Panicked,
-        TaskErrorKind::Failed => FailureKind::Failed,
-        TaskErrorKind::Cancelled => FailureKind::Cancelled,
-        TaskErrorKind::DependencyFailed { .. } => FailureKind::DependencyFailed,
-        TaskErrorKind::WorkerLost { .. } => FailureKind::WorkerLost,
-        _ => FailureKind::Other,
     }
 }
 

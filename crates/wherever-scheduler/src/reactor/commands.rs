@@ -73,7 +73,7 @@ impl Reactor {
                     self.events.emit_with(|| Observed::TaskFailed {
                         task,
                         worker: None,
-                        kind: super::failure_kind(&error.kind),
+                        kind: FailureKind::from(&error.kind),
                     });
                     let failed = Message::Failed {
                         task,

@@ -706,16 +706,3 @@ impl Reactor {
         }
     }
 }
-
-/// The event stream's kind of a task error.
-pub(crate) fn failure_kind(kind: &TaskErrorKind) -> wherever_core::events::FailureKind {
-    use wherever_core::events::FailureKind;
-    match kind {
-        TaskErrorKind::Panicked => FailureKind::Panicked,
-        TaskErrorKind::Failed => FailureKind::Failed,
-        TaskErrorKind::Cancelled => FailureKind::Cancelled,
-        TaskErrorKind::DependencyFailed { .. } => FailureKind::DependencyFailed,
-        TaskErrorKind::WorkerLost { .. } => FailureKind::WorkerLost,
-        _ => FailureKind::Other,
-    }
-}
