@@ -31,8 +31,8 @@ pub const CONNECT_TIMEOUT_VARIABLE: &str = "WHEREVER_SSH_CONNECT_TIMEOUT";
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The environment variable that makes a worker exit when its standard input ends
-/// (its ssh session or client went away).
-pub const EXIT_ON_STDIN_EOF_VARIABLE: &str = "WHEREVER_EXIT_ON_STDIN_EOF";
+/// (its ssh session or client went away): the worker runtime's own name for it.
+pub use crate::worker::EXIT_ON_STDIN_EOF_VARIABLE;
 
 /// How long remote workers keep trying to reach the scheduler after losing it (a
 /// host cut off for less than this rejoins).
