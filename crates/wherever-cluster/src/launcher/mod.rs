@@ -39,6 +39,17 @@ use std::time::{Duration, Instant};
 /// The environment variable that makes a process a worker (`tcp://HOST:PORT`).
 pub const WORKER_VARIABLE: &str = "WHEREVER_WORKER";
 
+/// The environment variable a launcher sets to name one worker (`4711.0`, the
+/// first worker of Slurm job 4711); the worker announces it to the scheduler, and
+/// events, the dashboard and errors use it.
+pub const WORKER_NAME_VARIABLE: &str = "WHEREVER_WORKER_NAME";
+
+/// The environment variable a launcher sets to the unit its workers start and stop
+/// in together (a Slurm job's id): scaling down retires whole groups, and
+/// [`LaunchedWorkers::left`] names the groups that are gone. A worker without one
+/// is a group of its own.
+pub const WORKER_GROUP_VARIABLE: &str = "WHEREVER_WORKER_GROUP";
+
 /// How long [`start_cluster`] waits for all workers to connect before returning anyway.
 pub const STARTUP_WAIT: Duration = Duration::from_secs(30);
 
@@ -101,6 +112,36 @@ pub trait LaunchedWorkers: Send {
     /// Stops every worker and every helper process (ssh sessions, `srun` steps)
     /// and waits for them to end.
     fn stop(&mut self);
+
+    // --- Scaling (Dask's `cluster.scale` / `adapt`); launchers of a fixed set of
+    // workers (ssh hosts, an allocation's `srun`, mpirun's ranks) keep the defaults.
+
+    /// Whether [`LaunchedWorkers::add`] can start more workers.
+    fn can_scale(&self) -> bool {
+        false
+    }
+    /// How many workers one [`LaunchedWorkers::add`] unit brings (a Slurm job's
+    /// `workers-per-job`); scaling rounds to whole units.
+    fn workers_per_unit(&self) -> usize {
+        1
+    }
+    /// Starts `units` more units of workers for `launch` (each with
+    /// [`WORKER_NAME_VARIABLE`] and [`WORKER_GROUP_VARIABLE`] set); they connect
+    /// like the first ones.
+    fn add(&mut self, units: usize, launch: &WorkerLaunch) -> Result<(), String> {
+        let _ = (units, launch);
+        Err("this plan's workers are a fixed set: it cannot start more".to_string())
+    }
+    /// Workers started by [`LaunchedWorkers::add`] (or at launch) that have not
+    /// connected yet (queued Slurm jobs), so that adapting does not flood a queue.
+    fn starting(&self) -> usize {
+        0
+    }
+    /// The scheduler retired every worker of these groups and they have left:
+    /// release what held them (cancel the Slurm job, reap the process).
+    fn left(&mut self, groups: &[String]) {
+        let _ = groups;
+    }
 }
 
 /// A way to start the workers of a plan.
