@@ -5,7 +5,7 @@
 use crate::auth::{this_build, Secret};
 use crate::connection::{
     accept_gated, adopt_announced_limit, join, max_value_size, over_the_limit, read_batch,
-    read_batch_within, run_writer, send_streamed, silence_timeout, split, write_batch,
+    read_batch_within, run_writer_with, send_streamed, silence_timeout, split, write_batch,
     HandshakeGate, Payload, CHUNK_SIZE, FRAME_BUDGET, NO_CHALLENGE,
 };
 use crate::fetch::FetchError;
@@ -13,6 +13,7 @@ use crate::protocol::{Input, Message, Role, TaskId, TaskMessage, INLINE_RESULT_L
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use store::Store;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use wherever_core::holes::fill_holes;
@@ -20,10 +21,20 @@ use wherever_core::panic_capture::{install_hook, run_caught};
 use wherever_core::registry::{self, EncodedCall};
 use wherever_core::{TaskError, TaskErrorKind};
 
+mod flush;
+mod limits;
 mod memory;
+mod monitor;
 mod reconnect;
 mod resources;
+mod spill;
+mod store;
 mod watchdog;
+pub use limits::{
+    machine_memory, MemoryLimits, DEFAULT_FRACTIONS, MEMORY_LIMIT_VARIABLE, PAUSE_VARIABLE,
+    TARGET_VARIABLE, TERMINATE_VARIABLE,
+};
+pub use monitor::EXIT_STATUS as MEMORY_EXIT_STATUS;
 pub use reconnect::{death_timeout, DEATH_TIMEOUT_VARIABLE, DEFAULT_DEATH_TIMEOUT};
 pub use resources::RESOURCES_VARIABLE;
 pub use watchdog::{DEFAULT_GRACE, GRACE_VARIABLE};
@@ -54,9 +65,6 @@ fn set_inner_plan(plan: Option<String>) {
     *INNER_PLAN.lock().unwrap_or_else(|p| p.into_inner()) = plan;
 }
 
-/// Results a worker holds, by task.
-type Store = Arc<Mutex<HashMap<TaskId, Arc<Vec<u8>>>>>;
-
 /// Parses `tcp://HOST:PORT` (or `HOST:PORT`) into something to connect to.
 pub fn parse_address(address: &str) -> Result<String, String> {
     let rest = address.strip_prefix("tcp://").unwrap_or(address);
@@ -80,6 +88,8 @@ pub fn parse_address(address: &str) -> Result<String, String> {
 /// environment ([`Secret::take_for_worker`]), which is then cleared of it: call
 /// this before starting any thread.
 pub fn run(address: &str) -> ! {
+    // Also when this thread unwinds from a panic.
+    let spill_directory = spill::RemoveOnDrop;
     let code = match run_until_done(address) {
         Ok(()) => 0,
         Err(reason) => {
@@ -87,6 +97,7 @@ pub fn run(address: &str) -> ! {
             1
         }
     };
+    drop(spill_directory);
     std::process::exit(code)
 }
 
@@ -100,6 +111,7 @@ fn run_until_done(address: &str) -> Result<(), String> {
     let death_timeout = death_timeout()?;
     resources::advertised()?; // a malformed value is an error before connecting
     watchdog::grace()?;
+    let limits = MemoryLimits::from_env()?;
     let slots = match std::env::var(THREADS_VARIABLE) {
         Ok(text) => text
             .trim()
@@ -118,7 +130,13 @@ fn run_until_done(address: &str) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the worker's runtime: {e}"))?;
-    runtime.block_on(serve_until_given_up(target, secret, slots, death_timeout))
+    runtime.block_on(serve_until_given_up(
+        target,
+        secret,
+        slots,
+        limits,
+        death_timeout,
+    ))
 }
 
 /// Watches standard input on a thread of its own (after the secret line has been
@@ -154,6 +172,7 @@ async fn serve_until_given_up(
     target: String,
     secret: Secret,
     slots: u32,
+    limits: MemoryLimits,
     death_timeout: Duration,
 ) -> Result<(), String> {
     let mut first = true;
@@ -162,7 +181,7 @@ async fn serve_until_given_up(
     loop {
         let stream = reconnect::connect_within(&target, death_timeout, first).await?;
         first = false;
-        let ended = serve_scheduler(stream, &secret, slots).await;
+        let ended = serve_scheduler(stream, &secret, slots, limits).await;
         if !matches!(ended, Ended::Unanswered(_)) {
             unanswered = None;
         }
@@ -234,15 +253,25 @@ impl Drop for AbortOnDrop {
 
 /// Serves one connection to the scheduler as a new worker, until it ends; a
 /// failure before the worker joined (the handshake) is a refusal.
-async fn serve_scheduler(stream: TcpStream, secret: &Secret, slots: u32) -> Ended {
-    match serve_connection(stream, secret, slots).await {
+async fn serve_scheduler(
+    stream: TcpStream,
+    secret: &Secret,
+    slots: u32,
+    limits: MemoryLimits,
+) -> Ended {
+    match serve_connection(stream, secret, slots, limits).await {
         Ok(ended) => ended,
         Err(reason) if reason.starts_with(NO_CHALLENGE) => Ended::Unanswered(reason),
         Err(reason) => Ended::Refused(reason),
     }
 }
 
-async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Result<Ended, String> {
+async fn serve_connection(
+    stream: TcpStream,
+    secret: &Secret,
+    slots: u32,
+    limits: MemoryLimits,
+) -> Result<Ended, String> {
     let local_ip = stream.local_addr().map_err(|e| e.to_string())?.ip();
     let data_listener = TcpListener::bind((local_ip, 0))
         .await
@@ -263,16 +292,35 @@ async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Res
         crate::host_name()
     );
 
-    let store: Store = Arc::default();
+    let store = Arc::new(Store::new(
+        limits.target.unwrap_or(u64::MAX),
+        spill::SpillFiles::new(),
+    ));
     let _data_port = AbortOnDrop(
         tokio::spawn(serve_data(data_listener, secret.clone(), store.clone())).abort_handle(),
     );
     let (outgoing, queue) = unbounded_channel();
-    let _writer = AbortOnDrop(tokio::spawn(run_writer(writer, queue)).abort_handle());
+    let flushed = Arc::new(flush::Flushed::default());
+    let taken = flushed.clone();
+    let _writer = AbortOnDrop(
+        tokio::spawn(run_writer_with(writer, queue, move |batch| {
+            taken.taken(batch)
+        }))
+        .abort_handle(),
+    );
+    let pause = Arc::new(monitor::Pause::default());
+    let _monitor = monitor::start(
+        limits,
+        Arc::downgrade(&store),
+        pause.clone(),
+        outgoing.clone(),
+        flushed,
+    );
     let pool = Arc::new(TaskPool::start(
         slots,
         label,
         store.clone(),
+        pause,
         outgoing.clone(),
     ));
 
@@ -290,13 +338,10 @@ async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Res
         for message in batch {
             match message {
                 Message::Compute { task, inputs } => {
-                    let missing: Vec<Input> = {
-                        let store = store.lock().unwrap_or_else(|p| p.into_inner());
-                        inputs
-                            .into_iter()
-                            .filter(|input| !store.contains_key(&input.task))
-                            .collect()
-                    };
+                    let missing: Vec<Input> = inputs
+                        .into_iter()
+                        .filter(|input| !store.contains(input.task))
+                        .collect();
                     if missing.is_empty() {
                         pool.compute(task);
                     } else {
@@ -313,12 +358,7 @@ async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Res
                         });
                     }
                 }
-                Message::Store { task, data } => {
-                    store
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(task, Arc::new(data));
-                }
+                Message::Store { task, data } => store.insert(task, Arc::new(data)),
                 Message::Free { tasks } => {
                     for task in tasks {
                         pool.free(task);
@@ -367,7 +407,9 @@ thread_local! {
 /// sends more work) until it rejoins, after which one thread retires.
 struct TaskThreads {
     phases: Arc<Mutex<HashMap<TaskId, Phase>>>,
-    store: Store,
+    store: Arc<Store>,
+    /// Tasks start only while the worker is not paused (over its memory pause threshold).
+    pause: Arc<monitor::Pause>,
     outgoing: UnboundedSender<Message>,
     label: Arc<str>,
 }
@@ -381,6 +423,8 @@ impl wherever_core::crew::CrewWork for TaskThreads {
 
     /// Runs one queued task; `false` once the scheduler connection is gone.
     fn run(&self, task: TaskMessage) -> bool {
+        // Paused: queued tasks wait (the scheduler may take them back meanwhile).
+        self.pause.wait_until_running();
         {
             let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
             match phases.get_mut(&task.id) {
@@ -392,7 +436,11 @@ impl wherever_core::crew::CrewWork for TaskThreads {
         if memory::OBSERVED.load(std::sync::atomic::Ordering::Relaxed) {
             let _ = self.outgoing.send(Message::Started { task: task.id });
             if let Some(rss_bytes) = memory::due_report() {
-                let _ = self.outgoing.send(Message::Memory { rss_bytes });
+                let _ = self.outgoing.send(Message::Memory {
+                    rss_bytes,
+                    spilled_bytes: self.store.bytes().spilled,
+                    paused: self.pause.is_paused(),
+                });
             }
         }
         let watch = watchdog::watch(&task);
@@ -453,17 +501,24 @@ impl TaskThreads {
 struct TaskPool {
     jobs: crossbeam_channel::Sender<TaskMessage>,
     phases: Arc<Mutex<HashMap<TaskId, Phase>>>,
-    store: Store,
+    store: Arc<Store>,
     outgoing: UnboundedSender<Message>,
 }
 
 impl TaskPool {
-    fn start(slots: u32, label: String, store: Store, outgoing: UnboundedSender<Message>) -> Self {
+    fn start(
+        slots: u32,
+        label: String,
+        store: Arc<Store>,
+        pause: Arc<monitor::Pause>,
+        outgoing: UnboundedSender<Message>,
+    ) -> Self {
         let (jobs, receiver) = crossbeam_channel::unbounded::<TaskMessage>();
         let phases: Arc<Mutex<HashMap<TaskId, Phase>>> = Arc::default();
         let threads = TaskThreads {
             phases: phases.clone(),
             store: store.clone(),
+            pause,
             outgoing: outgoing.clone(),
             label: label.into(),
         };
@@ -484,17 +539,13 @@ impl TaskPool {
     /// result or its error) instead of being run twice; one queued or running is
     /// left alone.
     fn compute(&self, task: TaskMessage) {
-        if let Some(result) = self
-            .store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&task.id)
-            .cloned()
-        {
-            let inline = (result.len() <= INLINE_RESULT_LIMIT).then(|| result.as_ref().clone());
+        if let Some(nbytes) = self.store.size(task.id) {
+            let inline = (nbytes <= INLINE_RESULT_LIMIT as u64)
+                .then(|| self.store.get(task.id).map(|r| r.as_ref().clone()))
+                .flatten();
             let _ = self.outgoing.send(Message::Finished {
                 task: task.id,
-                nbytes: result.len() as u64,
+                nbytes,
                 result: inline,
             });
             return;
@@ -532,10 +583,7 @@ impl TaskPool {
 
     /// Forgets a task's result and error.
     fn free(&self, task: TaskId) {
-        self.store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&task);
+        self.store.remove(task);
         let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
         if matches!(phases.get(&task), Some(Phase::Failed(_))) {
             phases.remove(&task);
@@ -560,13 +608,8 @@ fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
     let args: &[u8] = if task.deps.is_empty() {
         &task.args
     } else {
-        let inputs: Option<Vec<Arc<Vec<u8>>>> = {
-            let store = store.lock().unwrap_or_else(|p| p.into_inner());
-            task.deps
-                .iter()
-                .map(|dep| store.get(dep).cloned())
-                .collect()
-        };
+        let inputs: Option<Vec<Arc<Vec<u8>>>> =
+            task.deps.iter().map(|dep| store.get(*dep)).collect();
         let inputs = inputs.unwrap_or_default();
         let slices: Vec<&[u8]> = inputs.iter().map(|input| input.as_slice()).collect();
         match fill_holes(&task.args, &task.holes, &slices) {
@@ -630,10 +673,7 @@ fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
     }
     let result = Arc::new(result);
     let inline = (result.len() <= INLINE_RESULT_LIMIT).then(|| result.as_ref().clone());
-    store
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(task.id, result);
+    store.insert(task.id, result);
     Message::Finished {
         task: task.id,
         nbytes,
@@ -680,7 +720,7 @@ fn run_one(
 }
 
 /// Serves results this worker holds to authenticated clients and workers.
-async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
+async fn serve_data(listener: TcpListener, secret: Secret, store: Arc<Store>) {
     let secret = Arc::new(secret);
     let no_build_check = Arc::new(Mutex::new(None));
     let gate = HandshakeGate::new();
@@ -710,13 +750,11 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
                         _ => return,
                     }
                 }
-                let held: Vec<(TaskId, Option<Arc<Vec<u8>>>)> = {
-                    let store = store.lock().unwrap_or_else(|p| p.into_inner());
-                    asked
-                        .into_iter()
-                        .map(|task| (task, store.get(&task).cloned()))
-                        .collect()
-                };
+                // A spilled result is read back here (and kept in memory again).
+                let held: Vec<(TaskId, Option<Arc<Vec<u8>>>)> = asked
+                    .into_iter()
+                    .map(|task| (task, store.get(task)))
+                    .collect();
                 if send_data(&mut writer, held, &mut streams).await.is_err() {
                     return;
                 }
@@ -820,10 +858,7 @@ async fn fetch_inputs(
                 }
             },
         };
-        store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(input.task, Arc::new(data));
+        store.insert(input.task, Arc::new(data));
         let _ = outgoing.send(Message::Replicated { task: input.task });
     }
     true
@@ -832,6 +867,13 @@ async fn fetch_inputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NO_LIMITS: MemoryLimits = MemoryLimits {
+        limit: u64::MAX,
+        target: None,
+        pause: None,
+        terminate: None,
+    };
 
     /// A listener that accepts one connection and does `then` with it.
     async fn one_connection<F>(then: impl FnOnce(TcpStream) -> F + Send + 'static) -> TcpStream
@@ -851,7 +893,7 @@ mod tests {
     async fn a_connection_closed_before_the_challenge_is_tried_again_not_refused() {
         // What a scheduler being killed can do: accept, then close or reset.
         let stream = one_connection(|stream| async move { drop(stream) }).await;
-        let ended = serve_scheduler(stream, &Secret::generate(), 1).await;
+        let ended = serve_scheduler(stream, &Secret::generate(), 1, NO_LIMITS).await;
         assert!(
             matches!(&ended, Ended::Unanswered(reason) if reason.starts_with(NO_CHALLENGE)),
             "not retried"
@@ -868,7 +910,7 @@ mod tests {
             std::future::pending::<()>().await;
         })
         .await;
-        let ended = serve_scheduler(stream, &Secret::generate(), 1).await;
+        let ended = serve_scheduler(stream, &Secret::generate(), 1, NO_LIMITS).await;
         assert!(
             matches!(&ended, Ended::Refused(reason) if reason.contains("not a wherever scheduler")),
             "not refused"

@@ -163,6 +163,10 @@ pub enum Event {
         worker: WorkerKey,
         /// Its resident set size in bytes.
         rss_bytes: u64,
+        /// Bytes of results it spilled to its disk.
+        spilled_bytes: u64,
+        /// Whether it is paused (over its memory pause threshold, starting no task).
+        paused: bool,
     },
     /// This reader was too slow: `count` older events were dropped before the next one.
     Dropped {

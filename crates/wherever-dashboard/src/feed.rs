@@ -74,7 +74,9 @@ pub fn observation(stamped: Stamped) -> Option<Observation> {
             reason,
             at,
         },
-        Event::WorkerMemory { worker, rss_bytes } => Observation::WorkerMemory {
+        Event::WorkerMemory {
+            worker, rss_bytes, ..
+        } => Observation::WorkerMemory {
             worker: worker_name(worker),
             rss_bytes,
             at,

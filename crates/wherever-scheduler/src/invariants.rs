@@ -9,7 +9,7 @@ impl Scheduler {
         let mut idle = 0u64;
         let mut in_flight = 0u64;
         for (&w, wk) in &self.workers {
-            idle += u64::from(wk.slots).saturating_sub(wk.load());
+            idle += wk.idle_slots();
             let keys = self.index_keys(w);
             if let Some(f) = keys.room {
                 if !self.with_room.contains(&f) {

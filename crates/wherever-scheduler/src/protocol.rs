@@ -15,7 +15,7 @@ use std::time::Duration;
 use wherever_core::{StreamKey, TaskError};
 
 /// The protocol version; peers with another version are refused at the handshake.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The most events a scheduler holds unsent for one subscribed client (a slow one
 /// loses the oldest, and is told how many).
@@ -395,6 +395,24 @@ pub enum Message {
     Memory {
         /// Resident set size in bytes.
         rss_bytes: u64,
+        /// Bytes of results the worker spilled to its disk.
+        spilled_bytes: u64,
+        /// Whether it is paused (over its memory pause threshold).
+        paused: bool,
+    },
+    /// Worker → scheduler: it went over its memory pause threshold and starts no
+    /// new task (`true`), or came back under it (`false`); the scheduler assigns
+    /// nothing new to a paused worker.
+    Paused {
+        /// `true`: paused.
+        paused: bool,
+    },
+    /// Worker → scheduler: it exits now (over its memory terminate threshold),
+    /// for its launcher to start another; `reason` goes into the error of a task
+    /// lost with it.
+    Exiting {
+        /// Why, in words (`its worker exceeded 95% of its memory limit ...`).
+        reason: String,
     },
     /// Scheduler → worker: whether anybody reads the event stream; while nobody does,
     /// workers send no [`Message::Started`] or [`Message::Memory`] (they cost nothing).
@@ -454,6 +472,8 @@ impl Message {
             Message::ValueLimit { .. } => "ValueLimit",
             Message::Started { .. } => "Started",
             Message::Memory { .. } => "Memory",
+            Message::Paused { .. } => "Paused",
+            Message::Exiting { .. } => "Exiting",
             Message::Observed { .. } => "Observed",
             Message::SubscribeEvents { .. } => "SubscribeEvents",
             Message::Events { .. } => "Events",

@@ -9,7 +9,10 @@ use super::{
 };
 use crate::auth::SECRET_STDIN_VARIABLE;
 use crate::client::ClusterClient;
-use crate::worker::{DEATH_TIMEOUT_VARIABLE, THREADS_VARIABLE};
+use crate::worker::{
+    machine_memory, DEATH_TIMEOUT_VARIABLE, MEMORY_EXIT_STATUS, MEMORY_LIMIT_VARIABLE,
+    THREADS_VARIABLE,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::process::{Child, Command};
@@ -22,6 +25,18 @@ pub const RESTART_BUDGET: usize = 100;
 pub struct ProcessesLauncher {
     /// How many worker processes.
     pub workers: usize,
+    /// Each worker's memory limit in bytes (`processes:N,mem=SIZE`); `None`: the
+    /// machine's memory divided by the workers.
+    pub memory_limit: Option<u64>,
+}
+
+impl ProcessesLauncher {
+    /// The memory limit each worker gets: the one given, else the machine's
+    /// memory divided by the workers (`None` where that cannot be read).
+    pub fn worker_memory_limit(&self) -> Option<u64> {
+        self.memory_limit
+            .or_else(|| machine_memory().map(|total| total / self.workers.max(1) as u64))
+    }
 }
 
 impl Launcher for ProcessesLauncher {
@@ -42,9 +57,16 @@ impl Launcher for ProcessesLauncher {
         launch: &WorkerLaunch,
         _runtime: &tokio::runtime::Handle,
     ) -> Result<Box<dyn LaunchedWorkers>, String> {
-        let spawner = Spawner {
-            launch: launch.clone(),
-        };
+        let mut launch = launch.clone();
+        // An explicit setting in the workers' environment wins.
+        if !launch.env.iter().any(|(k, _)| k == MEMORY_LIMIT_VARIABLE) {
+            if let Some(limit) = self.worker_memory_limit() {
+                launch
+                    .env
+                    .push((MEMORY_LIMIT_VARIABLE.to_string(), limit.to_string()));
+            }
+        }
+        let spawner = Spawner { launch };
         let mut children = Vec::with_capacity(self.workers);
         for _ in 0..self.workers {
             match spawner.spawn() {
@@ -186,7 +208,11 @@ impl LocalCluster {
                 .collect(),
             ..ClusterOptions::default()
         };
-        let (inner, client) = start_cluster(&ProcessesLauncher { workers }, options)?;
+        let launcher = ProcessesLauncher {
+            workers,
+            memory_limit: None,
+        };
+        let (inner, client) = start_cluster(&launcher, options)?;
         Ok((LocalCluster { inner }, client))
     }
 
@@ -226,8 +252,13 @@ async fn supervise(mut children: Vec<Child>, spawner: Spawner, stopping: Arc<Ato
             if stopping.load(Ordering::SeqCst) || restarts >= RESTART_BUDGET {
                 continue;
             }
+            let why = if status.code() == Some(MEMORY_EXIT_STATUS) {
+                " past its memory terminate threshold"
+            } else {
+                ""
+            };
             tracing::warn!(
-                "worker process {:?} exited ({status}); starting another",
+                "worker process {:?} exited ({status}){why}; starting another",
                 child.id()
             );
             restarts += 1;
@@ -243,6 +274,23 @@ async fn supervise(mut children: Vec<Child>, spawner: Spawner, stopping: Arc<Ato
 mod tests {
     use super::*;
     use crate::auth::Secret;
+
+    #[test]
+    fn the_memory_limit_is_the_one_given_or_the_machine_divided_by_the_workers() {
+        let given = ProcessesLauncher {
+            workers: 2,
+            memory_limit: Some(200_000_000),
+        };
+        assert_eq!(given.worker_memory_limit(), Some(200_000_000));
+        let divided = ProcessesLauncher {
+            workers: 4,
+            memory_limit: None,
+        };
+        assert_eq!(
+            divided.worker_memory_limit(),
+            machine_memory().map(|total| total / 4)
+        );
+    }
 
     #[tokio::test]
     async fn handing_the_secret_to_a_worker_that_already_exited_is_not_an_error() {

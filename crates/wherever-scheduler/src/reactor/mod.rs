@@ -100,6 +100,10 @@ pub struct Reactor {
     workers_observed: bool,
     /// The inner plan in force (see [`Reactor::peer_joined`]), told to workers.
     inner_plan: Option<String>,
+    /// Why connected workers said they exit (`Message::Exiting`), until they leave.
+    exit_reasons: HashMap<WorkerId, String, IdBuild>,
+    /// Why the last worker a task ran on left, for the error if the task is lost.
+    lost_reasons: HashMap<TaskId, String, IdBuild>,
 }
 
 /// About how many bytes an event takes on the wire (for the client queue's room).
@@ -123,6 +127,8 @@ impl Reactor {
             subscribers: HashMap::default(),
             workers_observed: false,
             inner_plan: None,
+            exit_reasons: HashMap::default(),
+            lost_reasons: HashMap::default(),
         }
     }
 
@@ -378,6 +384,9 @@ impl Reactor {
                 if let Some(record) = self.records.get_mut(task) {
                     record.result = result;
                 }
+                if !self.lost_reasons.is_empty() {
+                    self.lost_reasons.remove(&task);
+                }
                 self.events.emit_with(|| Observed::TaskFinished {
                     task,
                     worker: Some(worker),
@@ -441,9 +450,26 @@ impl Reactor {
                 self.subscribers
                     .insert(peer, self.events.subscribe(capacity));
             }
-            (Some(worker), Message::Memory { rss_bytes }) => {
-                self.events
-                    .emit_with(|| Observed::WorkerMemory { worker, rss_bytes });
+            (
+                Some(worker),
+                Message::Memory {
+                    rss_bytes,
+                    spilled_bytes,
+                    paused,
+                },
+            ) => {
+                self.events.emit_with(|| Observed::WorkerMemory {
+                    worker,
+                    rss_bytes,
+                    spilled_bytes,
+                    paused,
+                });
+            }
+            (Some(worker), Message::Paused { paused }) => {
+                self.feed(Event::WorkerPaused { worker, paused })
+            }
+            (Some(worker), Message::Exiting { reason }) => {
+                self.exit_reasons.insert(worker, reason);
             }
             (Some(worker), Message::Rejoin { task }) => self.feed(Event::Rejoin { worker, task }),
             (_, other) => return Err(format!("protocol violation: unexpected {}", other.name())),
@@ -581,10 +607,12 @@ impl Reactor {
                         self.by_address.remove(&address);
                     }
                 }
+                let exit_reason = self.exit_reasons.remove(&id);
                 self.events.emit_with(|| Observed::WorkerLeft {
                     worker: id,
-                    reason: reason.to_string(),
+                    reason: exit_reason.clone().unwrap_or_else(|| reason.to_string()),
                 });
+                self.note_lost_reason(id, exit_reason);
                 self.feed(Event::WorkerRemoved { worker: id });
             }
             PeerKind::Client { nests, .. } => {
@@ -604,6 +632,20 @@ impl Reactor {
         }
         self.announce_workers(comm);
         true
+    }
+
+    /// Remembers why worker `id`, leaving now, left (`reason`, if it said) for the
+    /// tasks it was running: the error of one that is lost names it.
+    fn note_lost_reason(&mut self, id: WorkerId, reason: Option<String>) {
+        if reason.is_none() && self.lost_reasons.is_empty() {
+            return;
+        }
+        for task in self.scheduler.assigned_to(id) {
+            match &reason {
+                Some(reason) => self.lost_reasons.insert(task, reason.clone()),
+                None => self.lost_reasons.remove(&task),
+            };
+        }
     }
 
     /// Tells the workers when the event stream gains its first reader or loses its
