@@ -5,8 +5,8 @@
 use crate::auth::{this_build, Secret};
 use crate::connection::{
     accept_gated, adopt_announced_limit, join, max_value_size, over_the_limit, read_batch,
-    read_batch_within, run_writer_with, send_streamed, silence_timeout, split, write_batch,
-    HandshakeGate, Payload, CHUNK_SIZE, FRAME_BUDGET, NO_CHALLENGE,
+    read_batch_within, run_writer_with, silence_timeout, split, write_batch, HandshakeGate,
+    FRAME_BUDGET, NO_CHALLENGE,
 };
 use crate::fetch::FetchError;
 use crate::protocol::{Input, Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
@@ -37,6 +37,7 @@ pub use limits::{
 pub use monitor::EXIT_STATUS as MEMORY_EXIT_STATUS;
 pub use reconnect::{death_timeout, DEATH_TIMEOUT_VARIABLE, DEFAULT_DEATH_TIMEOUT};
 pub use resources::RESOURCES_VARIABLE;
+pub use spill::remove_directories_of as remove_spill_directories_of;
 pub use watchdog::{DEFAULT_GRACE, GRACE_VARIABLE};
 
 /// The environment variable giving a worker's task threads (default 1).
@@ -671,6 +672,9 @@ fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
             error: Box::new(error.on_worker(label)),
         };
     }
+    // The encoder grows its buffer by doubling: the store counts (and holds) the
+    // bytes, not up to twice as many.
+    result.shrink_to_fit();
     let result = Arc::new(result);
     let inline = (result.len() <= INLINE_RESULT_LIMIT).then(|| result.as_ref().clone());
     store.insert(task.id, result);
@@ -763,10 +767,16 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Arc<Store>) {
     }
 }
 
+/// The size of the parts in which the data server streams a result larger than
+/// one part: each part is copied twice on its way out (its message, its frame),
+/// so a part, not the whole result, is what sending costs in memory.
+const DATA_PART_SIZE: usize = 1 << 20;
+
 /// Answers the `GetData`s of one request, in order, with the results held (`None`
 /// for one not held): small answers together, in frames of about
-/// [`FRAME_BUDGET`] bytes at most; a result larger than a chunk streamed straight
-/// from the store (as the next of `streams`), without a copy of the whole.
+/// [`FRAME_BUDGET`] bytes at most; a result larger than [`DATA_PART_SIZE`]
+/// streamed straight from the store (as the next of `streams`) in parts of that
+/// size, without a copy of the whole.
 async fn send_data(
     writer: &mut crate::connection::Writer,
     held: Vec<(TaskId, Option<Arc<Vec<u8>>>)>,
@@ -776,17 +786,13 @@ async fn send_data(
     let mut size = 0;
     for (task, result) in held {
         match result {
-            Some(result) if result.len() > CHUNK_SIZE => {
+            Some(result) if result.len() > DATA_PART_SIZE => {
                 if !answers.is_empty() {
                     write_batch(writer, &std::mem::take(&mut answers)).await?;
                     size = 0;
                 }
-                let head = Message::Data {
-                    task,
-                    result: Some(Vec::new()),
-                };
                 *streams += 1;
-                send_streamed(writer, *streams, head, Payload::Shared(result)).await?;
+                send_in_parts(writer, *streams, task, &result).await?;
             }
             result => {
                 size += result.as_ref().map_or(0, |r| r.len());
@@ -803,6 +809,35 @@ async fn send_data(
         return Ok(());
     }
     write_batch(writer, &answers).await
+}
+
+/// Sends `value`, the result of `task`, as stream `stream`: a header, then parts
+/// of [`DATA_PART_SIZE`] bytes, each in a frame of its own.
+async fn send_in_parts(
+    writer: &mut crate::connection::Writer,
+    stream: u64,
+    task: TaskId,
+    value: &[u8],
+) -> Result<(), String> {
+    let header = Message::Large {
+        stream,
+        total: value.len() as u64,
+        head: Box::new(Message::Data {
+            task,
+            result: Some(Vec::new()),
+        }),
+    };
+    write_batch(writer, &[header]).await?;
+    let mut parts = value.chunks(DATA_PART_SIZE).peekable();
+    while let Some(part) = parts.next() {
+        let part = Message::Part {
+            stream,
+            bytes: part.to_vec(),
+            last: parts.peek().is_none(),
+        };
+        write_batch(writer, std::slice::from_ref(&part)).await?;
+    }
+    Ok(())
 }
 
 /// Fetches the inputs of `task` this worker lacks from the workers holding them,

@@ -10,12 +10,20 @@ use super::{
 use crate::auth::SECRET_STDIN_VARIABLE;
 use crate::client::ClusterClient;
 use crate::worker::{
-    machine_memory, DEATH_TIMEOUT_VARIABLE, MEMORY_EXIT_STATUS, MEMORY_LIMIT_VARIABLE,
-    THREADS_VARIABLE,
+    machine_memory, remove_spill_directories_of, DEATH_TIMEOUT_VARIABLE, MEMORY_EXIT_STATUS,
+    MEMORY_LIMIT_VARIABLE, THREADS_VARIABLE,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::process::{Child, Command};
+
+/// glibc's allocator setting given to worker processes (unless set already), as
+/// Dask's nanny does: freed memory goes back to the system instead of staying
+/// resident, so a worker's resident memory follows what it holds, and spilling
+/// brings it down. Setting it also turns off glibc's sliding threshold above which
+/// allocations are mapped on their own (after a large value is freed, values of
+/// its size would come from the heap, whose freed holes stay resident).
+const MALLOC_TRIM_VARIABLE: (&str, &str) = ("MALLOC_TRIM_THRESHOLD_", "65536");
 
 /// How many times, in all, dead workers of one local cluster are replaced.
 pub const RESTART_BUDGET: usize = 100;
@@ -66,7 +74,14 @@ impl Launcher for ProcessesLauncher {
                     .push((MEMORY_LIMIT_VARIABLE.to_string(), limit.to_string()));
             }
         }
-        let spawner = Spawner { launch };
+        let (name, value) = MALLOC_TRIM_VARIABLE;
+        if std::env::var_os(name).is_none() && !launch.env.iter().any(|(k, _)| k == name) {
+            launch.env.push((name.to_string(), value.to_string()));
+        }
+        let spawner = Spawner {
+            launch,
+            spawned: Arc::default(),
+        };
         let mut children = Vec::with_capacity(self.workers);
         for _ in 0..self.workers {
             match spawner.spawn() {
@@ -86,6 +101,8 @@ impl Launcher for ProcessesLauncher {
 #[derive(Clone)]
 struct Spawner {
     launch: WorkerLaunch,
+    /// The process ids of every worker started, for the clean-up at the end.
+    spawned: Arc<std::sync::Mutex<Vec<u32>>>,
 }
 
 impl Spawner {
@@ -102,6 +119,12 @@ impl Spawner {
             .kill_on_drop(true)
             .spawn()?;
         hand_over_secret(&mut child, &launch.secret_hex)?;
+        if let Some(pid) = child.id() {
+            self.spawned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(pid);
+        }
         Ok(child)
     }
 }
@@ -177,6 +200,17 @@ impl LaunchedWorkers for LocalWorkers {
                 let _ = child.start_kill();
             }
         }
+        // What killed workers could not remove themselves.
+        let spawned = std::mem::take(
+            &mut *self
+                .spawner
+                .spawned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for pid in spawned {
+            remove_spill_directories_of(pid);
+        }
     }
 }
 
@@ -246,9 +280,14 @@ async fn supervise(mut children: Vec<Child>, spawner: Spawner, stopping: Arc<Ato
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         for child in children.iter_mut() {
+            // (Known only until its exit has been seen.)
+            let pid = child.id();
             let Ok(Some(status)) = child.try_wait() else {
                 continue;
             };
+            if let Some(pid) = pid {
+                remove_spill_directories_of(pid);
+            }
             if stopping.load(Ordering::SeqCst) || restarts >= RESTART_BUDGET {
                 continue;
             }

@@ -170,7 +170,7 @@ pub fn exit_reason(limits: &MemoryLimits, rss: u64) -> String {
         .map_or(1.0, |at| at as f64 / limits.limit as f64);
     format!(
         "its worker exceeded {:.0}% of its memory limit ({TERMINATE_VARIABLE}): {} of {} \
-         resident, and was restarted",
+         resident, and exited (to be restarted)",
         fraction * 100.0,
         megabytes(rss),
         megabytes(limits.limit)
@@ -191,7 +191,7 @@ fn exit(
 ) -> ! {
     let reason = exit_reason(limits, rss);
     eprintln!(
-        "wherever worker (process {}): {reason}; exiting",
+        "wherever worker (process {}): exiting, past the memory terminate threshold: {reason}",
         std::process::id()
     );
     let _ = outgoing.send(Message::Exiting { reason });

@@ -14,6 +14,26 @@ use tempfile::TempDir;
 /// The process's spill directory, once made.
 static DIRECTORY: Mutex<Option<TempDir>> = Mutex::new(None);
 
+/// The prefix of the spill directories of worker process `pid`.
+fn prefix(pid: u32) -> String {
+    format!("wherever-spill-{pid}-")
+}
+
+/// Removes the spill directories that worker process `pid` (started with this
+/// process's temporary directory) left: its launcher calls it once the worker has
+/// exited or been killed, which no exit path of the worker itself survives.
+pub fn remove_directories_of(pid: u32) {
+    let prefix = prefix(pid);
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Where the process's spill directory is, made now if it was not yet.
 fn directory() -> io::Result<PathBuf> {
     let mut directory = DIRECTORY.lock().unwrap_or_else(|p| p.into_inner());
@@ -21,7 +41,7 @@ fn directory() -> io::Result<PathBuf> {
         return Ok(made.path().to_path_buf());
     }
     let made = tempfile::Builder::new()
-        .prefix(&format!("wherever-spill-{}-", std::process::id()))
+        .prefix(&prefix(std::process::id()))
         .tempdir()?;
     let path = made.path().to_path_buf();
     *directory = Some(made);
@@ -34,7 +54,11 @@ pub fn remove_directory() {
     let made = DIRECTORY.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(made) = made {
         let path = made.path().to_path_buf();
-        if let Err(error) = made.close() {
+        // (Its launcher may have removed it already.)
+        if let Err(error) = made.close().or_else(|e| match e.kind() {
+            io::ErrorKind::NotFound => Ok(()),
+            _ => Err(e),
+        }) {
             eprintln!(
                 "wherever worker: cannot remove the spill directory {}: {error}",
                 path.display()
@@ -142,5 +166,11 @@ mod tests {
         });
         assert!(outcome.is_err());
         assert!(!directory.exists(), "a panic left the spill directory");
+        // What a killed worker leaves, its launcher removes.
+        files.write(9, b"nine").unwrap();
+        let directory = files.path(9).unwrap().parent().unwrap().to_path_buf();
+        remove_directories_of(std::process::id());
+        assert!(!directory.exists(), "the launcher's clean-up left it");
+        remove_directory();
     }
 }
