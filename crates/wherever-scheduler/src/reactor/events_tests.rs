@@ -72,7 +72,11 @@ fn a_subscribed_client_gets_task_and_worker_events_others_none() {
     reactor.messages(watcher, vec![submit], now, &mut outbox);
     let reports = vec![
         Message::Started { task },
-        Message::Memory { rss_bytes: 4096 },
+        Message::Memory {
+            rss_bytes: 4096,
+            spilled_bytes: 0,
+            paused: false,
+        },
         Message::Finished {
             task,
             nbytes: 3,

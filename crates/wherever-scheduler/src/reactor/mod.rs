@@ -16,6 +16,8 @@ mod events_tests;
 #[cfg(test)]
 mod inner_plan_tests;
 #[cfg(test)]
+mod memory_tests;
+#[cfg(test)]
 mod options_tests;
 mod records;
 #[cfg(test)]
