@@ -55,7 +55,11 @@ fn worker_pids() -> Vec<u32> {
     let mut pids = Vec::new();
     for thread in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
         if let Ok(children) = std::fs::read_to_string(thread.path().join("children")) {
-            pids.extend(children.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
         }
     }
     pids
@@ -77,7 +81,11 @@ fn spilled_mb(pid: u32) -> f64 {
     let mut bytes = 0u64;
     for entry in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
         if entry.file_name().to_string_lossy().starts_with(&prefix) {
-            for file in std::fs::read_dir(entry.path()).into_iter().flatten().flatten() {
+            for file in std::fs::read_dir(entry.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 bytes += file.metadata().map_or(0, |m| m.len());
             }
         }
@@ -95,7 +103,9 @@ fn main() {
     let client = Plan::parse(&plan).unwrap().start().unwrap();
     let pids = worker_pids();
     let start = Instant::now();
-    let futures: Vec<_> = (0..COUNT).map(|i| client.submit(ten_megabytes, i)).collect();
+    let futures: Vec<_> = (0..COUNT)
+        .map(|i| client.submit(ten_megabytes, i))
+        .collect();
     for future in &futures {
         future.value_timeout(LONG).unwrap();
     }

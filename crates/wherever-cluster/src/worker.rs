@@ -754,12 +754,10 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Arc<Store>) {
                         _ => return,
                     }
                 }
-                // A spilled result is read back here (and kept in memory again).
-                let held: Vec<(TaskId, Option<Arc<Vec<u8>>>)> = asked
-                    .into_iter()
-                    .map(|task| (task, store.get(task)))
-                    .collect();
-                if send_data(&mut writer, held, &mut streams).await.is_err() {
+                if send_data(&mut writer, &store, asked, &mut streams)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -772,19 +770,23 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Arc<Store>) {
 /// so a part, not the whole result, is what sending costs in memory.
 const DATA_PART_SIZE: usize = 1 << 20;
 
-/// Answers the `GetData`s of one request, in order, with the results held (`None`
-/// for one not held): small answers together, in frames of about
+/// Answers the `GetData`s of one request (`asked`), in order, with the results
+/// held (`None` for one not held): small answers together, in frames of about
 /// [`FRAME_BUDGET`] bytes at most; a result larger than [`DATA_PART_SIZE`]
 /// streamed straight from the store (as the next of `streams`) in parts of that
-/// size, without a copy of the whole.
+/// size, without a copy of the whole. Each result is taken from the store when
+/// its turn comes (a spilled one is read back then, off the runtime's thread), so
+/// a request for many spilled results does not bring them all into memory at once.
 async fn send_data(
     writer: &mut crate::connection::Writer,
-    held: Vec<(TaskId, Option<Arc<Vec<u8>>>)>,
+    store: &Arc<Store>,
+    asked: Vec<TaskId>,
     streams: &mut u64,
 ) -> Result<(), String> {
     let mut answers = Vec::new();
     let mut size = 0;
-    for (task, result) in held {
+    for task in asked {
+        let result = read_from_store(store, task).await;
         match result {
             Some(result) if result.len() > DATA_PART_SIZE => {
                 if !answers.is_empty() {
@@ -809,6 +811,19 @@ async fn send_data(
         return Ok(());
     }
     write_batch(writer, &answers).await
+}
+
+/// The value held for `task`, read back from disk on a blocking thread if it was
+/// spilled (the data server's runtime thread also serves the scheduler connection).
+async fn read_from_store(store: &Arc<Store>, task: TaskId) -> Option<Arc<Vec<u8>>> {
+    if store.is_in_memory(task) {
+        return store.get(task);
+    }
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.get(task))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Sends `value`, the result of `task`, as stream `stream`: a header, then parts

@@ -96,6 +96,14 @@ impl Store {
         self.lock().entries.contains_key(&task)
     }
 
+    /// Whether the value held for `task` is in memory (not spilled, not absent).
+    pub fn is_in_memory(&self, task: TaskId) -> bool {
+        self.lock()
+            .entries
+            .get(&task)
+            .is_some_and(|entry| matches!(entry.place, Place::Memory(_)))
+    }
+
     /// The size of the value held for `task`, without reading it back.
     pub fn size(&self, task: TaskId) -> Option<u64> {
         self.lock().entries.get(&task).map(|entry| entry.size)
@@ -277,6 +285,7 @@ mod tests {
             "the least recently used was not spilled"
         );
         assert!(!store.files.holds(1) && !store.files.holds(3));
+        assert!(!store.is_in_memory(2) && store.is_in_memory(3) && !store.is_in_memory(9));
         // Read back on demand, whole; 1 (now least recently used) goes instead.
         assert_eq!(store.get(2).unwrap().as_slice(), &[2u8; 10][..]);
         assert!(!store.files.holds(2));
