@@ -196,6 +196,7 @@ fn a_task_past_95_percent_restarts_its_worker_and_fails_naming_the_memory() {
         .start()
         .unwrap()
         .progress(false);
+    let first = worker_pids();
     let hog = client.options().retries(2).submit(hog_memory, 400u64);
     let error = hog.value_timeout(HANG_GUARD).unwrap_err();
     assert_eq!(
@@ -209,9 +210,17 @@ fn a_task_past_95_percent_restarts_its_worker_and_fails_naming_the_memory() {
         text.contains("exceeded 95% of its memory limit"),
         "the error does not name the memory reason: {text}"
     );
-    // The restarted workers run tasks.
+    // Its workers were restarted (three times), and the new ones run tasks.
     let pids: Vec<u32> = client.map(worker_pid, 0..8u64).unwrap();
-    assert_eq!(pids.len(), 8);
+    let now = worker_pids();
+    assert!(
+        now.iter().any(|pid| !first.contains(pid)),
+        "no worker was restarted: {first:?} then {now:?}"
+    );
+    assert!(
+        pids.iter().all(|pid| now.contains(pid)),
+        "{pids:?} not in {now:?}"
+    );
 }
 
 #[wherever::main]
