@@ -107,6 +107,7 @@ pub fn start(
         while !stopped.load(Ordering::Relaxed) {
             let Some(store) = store.upgrade() else { break };
             let Some(rss) = resident_bytes() else { break };
+            store.set_unmanaged(rss);
             match decide(&limits, rss, store.bytes().memory > 0) {
                 Step::Exit => exit(&limits, rss, &outgoing, &flushed),
                 Step::Spill => {

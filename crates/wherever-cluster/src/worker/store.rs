@@ -1,11 +1,14 @@
 //! The results a worker holds, with their accounting: each value's size, the
 //! bytes held in memory and on disk, and least-recently-used spilling to the
 //! worker's own spill directory ([`super::spill`]) past a target, read back on
-//! demand.
+//! demand. The target is for the whole process: the memory it uses besides the
+//! values held (its code, buffers, running tasks: sampled by the memory monitor,
+//! [`Store::set_unmanaged`]) leaves that much less for them.
 
 use super::spill::SpillFiles;
 use crate::protocol::TaskId;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Where a held value is.
@@ -51,9 +54,11 @@ pub struct StoreBytes {
 pub struct Store {
     held: Mutex<Held>,
     files: SpillFiles,
-    /// Past this many bytes in memory, least recently used values go to disk
-    /// (`u64::MAX`: never).
+    /// Past this many bytes in memory, less [`Store::unmanaged`], least recently
+    /// used values go to disk (`u64::MAX`: never).
     target_bytes: u64,
+    /// The process's resident memory besides the values held, as last sampled.
+    unmanaged: AtomicU64,
 }
 
 impl Store {
@@ -63,7 +68,22 @@ impl Store {
             held: Mutex::default(),
             files,
             target_bytes,
+            unmanaged: AtomicU64::new(0),
         }
+    }
+
+    /// Takes `rss` as the process's resident memory now: what of it is not the
+    /// values held in memory counts against the target from now on.
+    pub fn set_unmanaged(&self, rss: u64) {
+        let held = self.lock().memory_bytes;
+        self.unmanaged
+            .store(rss.saturating_sub(held), Ordering::Relaxed);
+    }
+
+    /// The bytes values may take in memory before they spill.
+    fn room(&self) -> u64 {
+        self.target_bytes
+            .saturating_sub(self.unmanaged.load(Ordering::Relaxed))
     }
 
     fn lock(&self) -> MutexGuard<'_, Held> {
@@ -88,7 +108,7 @@ impl Store {
                 used,
             },
         );
-        self.spill_past(&mut held, self.target_bytes);
+        self.spill_past(&mut held, self.room());
     }
 
     /// Whether a value is held for `task`, in memory or on disk.
@@ -142,7 +162,7 @@ impl Store {
             held.recency.remove(&old);
         }
         held.recency.insert(now, task);
-        self.spill_past(&mut held, self.target_bytes);
+        self.spill_past(&mut held, self.room());
         Some(value)
     }
 
@@ -295,6 +315,21 @@ mod tests {
         assert!(store.remove(1));
         assert!(!store.files.holds(1));
         assert_eq!(store.bytes().spilled, 0);
+    }
+
+    #[test]
+    fn memory_the_process_uses_besides_the_values_leaves_less_room_for_them() {
+        let store = store(100);
+        store.insert(1, value(1, 30));
+        store.insert(2, value(2, 30));
+        // 60 held of 130 resident: 70 used otherwise, so 30 is all they may take.
+        store.set_unmanaged(130);
+        store.insert(3, value(3, 30));
+        assert_eq!(store.bytes().memory, 30);
+        assert_eq!(store.bytes().spilled, 60);
+        store.set_unmanaged(30);
+        store.insert(4, value(4, 30));
+        assert_eq!(store.bytes().memory, 60);
     }
 
     #[test]
