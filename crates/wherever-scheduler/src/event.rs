@@ -21,6 +21,23 @@ pub enum Event {
         /// The worker.
         worker: WorkerId,
     },
+    /// Retire `worker` gracefully ([`crate::retirement`]): it gets no new tasks, its
+    /// queued-not-started tasks are asked back, its running ones finish, the results
+    /// only it holds that are still wanted are copied to another worker
+    /// ([`Command::Replicate`]); then the scheduler removes it and says
+    /// [`Command::Retired`]. Retiring a retiring worker is a no-op (`Ok`).
+    Retire {
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// `worker` could not fetch the copy asked for by [`Command::Replicate`]: the
+    /// scheduler asks again (of another worker if there is one).
+    ReplicateFailed {
+        /// The worker that was asked to fetch a copy.
+        worker: WorkerId,
+        /// The task whose result it could not fetch.
+        task: TaskId,
+    },
     /// A client submitted a batch of tasks.
     Submit {
         /// The tasks; dependencies inside the batch may come in any order.

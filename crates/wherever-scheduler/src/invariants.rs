@@ -9,8 +9,13 @@ impl Scheduler {
         let mut idle = 0u64;
         let mut in_flight = 0u64;
         for (&w, wk) in &self.workers {
-            idle += u64::from(wk.slots).saturating_sub(wk.load());
             let keys = self.index_keys(w);
+            // A retiring worker's slots are not idle: it takes no work.
+            let free_slots = u64::from(wk.slots).saturating_sub(wk.load());
+            idle += if wk.retiring.is_some() { 0 } else { free_slots };
+            if keys.idle_slots != if wk.retiring.is_some() { 0 } else { free_slots } {
+                return Err(format!("worker {w} idle slots"));
+            }
             if let Some(f) = keys.room {
                 if !self.with_room.contains(&f) {
                     return Err(format!(

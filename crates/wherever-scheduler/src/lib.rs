@@ -21,6 +21,9 @@
 //! * a task that asks for [`Resources`] (`gpu=1`, `mem=4GB`) is assigned only to a worker
 //!   whose free amounts cover them and holds them while assigned there; one that no
 //!   worker present at submission could ever fit fails at once ([`Command::NoWorkerFits`]);
+//! * a worker can be **retired** gracefully ([`Event::Retire`], see [`retirement`]):
+//!   it gets no new tasks, hands back queued ones, finishes running ones and has
+//!   the results only it holds copied elsewhere before it leaves;
 //! * idle workers steal queued-but-not-started tasks from busy ones;
 //! * workers' reports and steal answers carry no assignment number; as messages between
 //!   the scheduler and one worker keep their order, the scheduler counts per task and
@@ -47,6 +50,7 @@ mod placement;
 mod release;
 mod resources;
 mod results;
+pub mod retirement;
 mod scheduler;
 mod spec;
 mod stale_reports;

@@ -60,7 +60,12 @@ impl Scheduler {
         let request = &self.tasks[&task].resources;
         self.workers
             .iter()
-            .any(|(&id, w)| id != victim && u64::from(w.slots) > w.load() && w.free.covers(request))
+            .any(|(&id, w)| {
+                id != victim
+                    && w.retiring.is_none()
+                    && u64::from(w.slots) > w.load()
+                    && w.free.covers(request)
+            })
     }
 
     /// Why no worker present could ever run a task asking for `request`, or `None`

@@ -86,6 +86,8 @@ impl Scheduler {
                 resources,
             } => self.worker_added(worker, slots, resources)?,
             Event::WorkerRemoved { worker } => self.worker_removed(worker, out)?,
+            Event::Retire { worker } => self.retire(worker)?,
+            Event::ReplicateFailed { worker, task } => self.replicate_failed(worker, task)?,
             Event::Submit { tasks } => self.submit(tasks, out)?,
             Event::Scattered {
                 task,
@@ -136,6 +138,7 @@ impl Scheduler {
                 requester,
             } => self.missing_data(task, holders, requester, out)?,
         }
+        self.advance_retirements(out);
         self.release_unneeded(out);
         self.schedule(out);
         self.balance(out);
@@ -190,6 +193,7 @@ impl Scheduler {
                 held_bytes: w.held_bytes,
                 resources: w.total.clone(),
                 free: w.free.clone(),
+                retiring: w.retiring.is_some(),
             })
             .collect()
     }

@@ -52,4 +52,6 @@ pub struct WorkerInfo {
     pub resources: Resources,
     /// Of those, the amounts not held by tasks assigned to it.
     pub free: Resources,
+    /// Whether it is being retired ([`Event::Retire`]): it gets no new tasks.
+    pub retiring: bool,
 }

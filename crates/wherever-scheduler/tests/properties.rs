@@ -15,7 +15,7 @@ use wherever_scheduler::{
 };
 
 /// The kinds of commands and events a run counts: a fixed sample of cases must see each.
-const STAT_NAMES: [&str; 15] = [
+const STAT_NAMES: [&str; 18] = [
     "compute",
     "steal",
     "stolen",
@@ -31,6 +31,9 @@ const STAT_NAMES: [&str; 15] = [
     "secede/rejoin refused (task moved)",
     "missing data (worker)",
     "missing data (client)",
+    "replicate",
+    "retired",
+    "replicate failed",
 ];
 
 /// How often each kind in [`STAT_NAMES`] occurred in one run.
@@ -257,6 +260,8 @@ struct Sim {
     assignments: HashMap<TaskId, u64>,
     /// Per worker and task, the assignment each steal answer on its way was about.
     steal_answers: HashMap<(WorkerId, TaskId), VecDeque<u64>>,
+    /// Workers told to retire (they leave with `Retired`, or die first).
+    retiring: HashSet<WorkerId>,
     events: usize,
     stats: Stats,
 }
@@ -348,6 +353,8 @@ impl Sim {
             Command::Lost { .. } => 7,
             Command::Cancelled { .. } => 8,
             Command::NoWorkerFits { .. } => unreachable!("these cases ask for no resources"),
+            Command::Replicate { .. } => 15,
+            Command::Retired { .. } => 16,
         }] += 1;
         match c {
             Command::Compute {
@@ -513,6 +520,55 @@ impl Sim {
                 }
             }
             Command::NoWorkerFits { .. } => unreachable!("these cases ask for no resources"),
+            Command::Replicate {
+                worker,
+                task,
+                ref holders,
+            } => {
+                assert!(!holders.contains(&worker), "replicate {task} onto a holder");
+                let fails = self.rng.chance(self.missing_percent);
+                let source = holders.iter().find(|h| {
+                    let hw = &self.workers[h];
+                    hw.alive && hw.memory.contains_key(&task)
+                });
+                let value = source.map(|h| self.workers[h].memory[&task]);
+                let w = self
+                    .workers
+                    .get_mut(&worker)
+                    .expect("replicate onto unknown worker");
+                assert!(w.alive, "replicate onto a dead worker");
+                assert!(!self.retiring.contains(&worker), "replicate onto a retiring worker");
+                match value {
+                    Some(v) if !fails => {
+                        assert_eq!(v, self.expected[&task], "copy of {task}");
+                        w.memory.insert(task, v);
+                        w.outbox.push_back(Event::Replicated { worker, task });
+                        if let Some(holders) = self.scatter_holders.get_mut(&task) {
+                            // A copy handed over is as good as the scattered one.
+                            holders.push(worker);
+                        }
+                    }
+                    _ => {
+                        self.stats[17] += 1;
+                        w.outbox
+                            .push_back(Event::ReplicateFailed { worker, task });
+                    }
+                }
+            }
+            Command::Retired { worker } => {
+                assert!(self.retiring.remove(&worker), "{worker} retired unasked");
+                assert!(
+                    !self.assigned.values().any(|&w| w == worker),
+                    "{worker} retired with tasks assigned"
+                );
+                let w = self.workers.get_mut(&worker).expect("retired unknown worker");
+                assert!(w.alive, "a dead worker retired");
+                // It says goodbye and exits: nothing of it counts as a death.
+                w.alive = false;
+                w.queue.clear();
+                w.running.clear();
+                w.memory.clear();
+            }
             Command::Cancelled { task } => {
                 self.record_terminal(task, c);
                 assert!(
@@ -571,6 +627,7 @@ impl Sim {
             self.assigned.remove(&t);
             *self.deaths.entry(t).or_default() += 1;
         }
+        self.retiring.remove(&id);
         self.send(Event::WorkerRemoved { worker: id }).unwrap();
     }
 
@@ -825,6 +882,7 @@ fn run_case(case: Case) -> Stats {
         sched_seceded: HashMap::new(),
         assignments: HashMap::new(),
         steal_answers: HashMap::new(),
+        retiring: HashSet::new(),
         events: 0,
         stats: [0; STAT_NAMES.len()],
     };
@@ -885,10 +943,18 @@ fn run_case(case: Case) -> Stats {
     batches.push(start..n);
     let mut next_batch = 0;
     let (mut deaths, mut joins, mut cancels, mut client_missing) = (0, 0, 0, 0);
+    // Read from the seed without drawing from `rng`: the other choices stay as they were.
+    let max_retirements = (case.seed >> 61) as u32;
+    let mut retirements = 0;
 
     for step in 0.. {
         assert!(step < 200_000, "no quiescence: livelock?");
-        if !sim.workers.values().any(|w| w.alive) {
+        if !sim
+            .workers
+            .iter()
+            .any(|(id, w)| w.alive && !sim.retiring.contains(id))
+        {
+            // (As adapt does: a retiring worker waits for one to hand its results to.)
             sim.add_worker();
             continue;
         }
@@ -1043,6 +1109,18 @@ fn run_case(case: Case) -> Stats {
                     requester: None,
                 })
                 .unwrap();
+            }
+            99 if retirements < max_retirements => {
+                let candidates: Vec<WorkerId> = sim
+                    .workers
+                    .iter()
+                    .filter(|(id, w)| w.alive && !sim.retiring.contains(id))
+                    .map(|(&i, _)| i)
+                    .collect();
+                let id = candidates[rng.below(candidates.len())];
+                retirements += 1;
+                sim.retiring.insert(id);
+                sim.send(Event::Retire { worker: id }).unwrap();
             }
             96 if cancels < case.max_cancels && next_batch > 0 => {
                 let t = rng.below(batches[next_batch - 1].end) as u64;

@@ -40,6 +40,9 @@ fn a_higher_priority_task_is_computed_first() {
         slots: 1,
         data_address: SocketAddr::from(([127, 0, 0, 1], 9)),
         resources: crate::Resources::new(),
+        name: None,
+        group: None,
+        deadline: None,
     };
     reactor.peer_joined(worker, role, now, &mut outbox);
     let computed: Vec<TaskId> = outbox
@@ -58,6 +61,9 @@ fn worker_with(resources: &str, port: u16) -> Role {
         slots: 2,
         data_address: SocketAddr::from(([127, 0, 0, 1], port)),
         resources: crate::Resources::parse(resources).unwrap(),
+        name: None,
+        group: None,
+        deadline: None,
     }
 }
 

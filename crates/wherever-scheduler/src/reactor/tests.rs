@@ -203,6 +203,9 @@ impl Sim {
             slots,
             data_address: SocketAddr::from(([127, 0, 0, 1], 10_000 + peer as u16)),
             resources: crate::Resources::new(),
+            name: None,
+            group: None,
+            deadline: None,
         };
         self.reactor
             .peer_joined(peer, role, self.now, &mut self.outbox);
