@@ -77,7 +77,7 @@ pub(crate) struct Cluster {
     /// The event stream of the scheduler in this process (launched clusters): the
     /// client's stream is the scheduler's, with task ids the client's own.
     pub(crate) scheduler_events: Option<wherever_core::events::EventBus>,
-    _launched: Option<LaunchedCluster>,
+    pub(crate) launched: Option<LaunchedCluster>,
 }
 
 impl Cluster {
@@ -87,7 +87,7 @@ impl Cluster {
             client,
             slots: None,
             scheduler_events: None,
-            _launched: None,
+            launched: None,
         }
     }
 }
@@ -179,7 +179,7 @@ impl Plan {
             client,
             slots: Some(launcher.workers()),
             scheduler_events: Some(events),
-            _launched: Some(launched),
+            launched: Some(launched),
         }))
     }
 
@@ -199,7 +199,7 @@ impl Plan {
             client,
             slots: None,
             scheduler_events: None,
-            _launched: None,
+            launched: None,
         }))
     }
 }

@@ -1,0 +1,218 @@
+//! Scaling a `processes:N` cluster up and down, and adapting it to its work, with
+//! real worker processes. The test binary is its own worker executable (see
+//! `harness = false` in Cargo.toml).
+
+#[path = "common/harness.rs"]
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use wherever::prelude::*;
+
+/// Generous: a hang guard, never a timing assertion.
+const HANG_GUARD: Duration = Duration::from_secs(120);
+
+/// Records one execution of task `kind` number `i` in `dir` (a file each).
+fn record(dir: &str, kind: &str, i: i64) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = format!("{dir}/{kind}-{i}-{}-{nanos}", std::process::id());
+    std::fs::File::create_new(name).expect("a new execution record");
+}
+
+/// How many executions of task `kind` number `i` `dir` records.
+fn executions(dir: &Path, kind: &str, i: i64) -> usize {
+    let prefix = format!("{kind}-{i}-");
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&prefix)
+        })
+        .count()
+}
+
+/// How many executions of `kind` tasks `dir` records, of any number.
+fn executions_of(dir: &Path, kind: &str) -> usize {
+    let prefix = format!("{kind}-");
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&prefix)
+        })
+        .count()
+}
+
+/// Waits until `path` exists.
+fn wait_for(path: &str) {
+    while !Path::new(path).exists() {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[wherever::task]
+fn leaf_once(dir: String, i: i64) -> i64 {
+    record(&dir, "leaf", i);
+    i * i
+}
+
+#[wherever::task]
+fn pair_after_gate(dir: String, i: i64, x: i64, y: i64) -> i64 {
+    record(&dir, "started", i);
+    wait_for(&format!("{dir}/gate"));
+    record(&dir, "pair", i);
+    x + y
+}
+
+#[wherever::task]
+fn total_once(dir: String, parts: Vec<i64>) -> i64 {
+    record(&dir, "total", 0);
+    parts.iter().sum()
+}
+
+#[wherever::task]
+fn waits_for_gate(dir: String, i: i64) -> i64 {
+    wait_for(&format!("{dir}/gate"));
+    record(&dir, "burst", i);
+    i
+}
+
+/// A fresh directory for execution records.
+fn records_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wherever-elastic-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Polls `condition` until it holds; panics with `what` after the hang guard.
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + HANG_GUARD;
+    while !condition() {
+        assert!(Instant::now() < deadline, "hang guard: never {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The live (not zombie) child processes of this process.
+fn live_children() -> Vec<u32> {
+    let me = std::process::id();
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 1 && fields[1] == me.to_string() && fields[0] != "Z" {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+fn start(plan: &str) -> Client {
+    Plan::parse(plan).unwrap().start().unwrap()
+}
+
+fn scaling_up_from_one_to_three_gives_three_workers() {
+    let client = start("processes:1");
+    assert_eq!(client.connected_workers(), 1);
+    client.scale(3).unwrap();
+    assert_eq!(client.wait_for_workers(3, HANG_GUARD).unwrap(), 3);
+    wait_until("3 worker processes", || live_children().len() == 3);
+    // Scaling to the count it has changes nothing.
+    client.scale(3).unwrap();
+    assert_eq!(client.connected_workers(), 3);
+    assert_eq!(live_children().len(), 3);
+}
+
+/// Two of three workers are retired while a graph runs: the leaves' results they
+/// alone hold are copied to the worker that stays, the pairs they run finish
+/// there, the queued ones move; every value is right, no task ran twice, and the
+/// retired processes are gone.
+fn scaling_down_mid_graph_keeps_every_result_and_reruns_nothing() {
+    let dir = records_dir("down");
+    let d = dir.to_string_lossy().to_string();
+    let client = start("processes:3");
+    let leaves: Vec<Delayed<i64>> = (0..8).map(|i| delayed(leaf_once, (d.clone(), i))).collect();
+    let pairs: Vec<Delayed<i64>> = (0..4)
+        .map(|i| {
+            let (x, y) = (&leaves[2 * i], &leaves[2 * i + 1]);
+            delayed(pair_after_gate, (d.clone(), i as i64, x, y))
+        })
+        .collect();
+    let total = delayed(total_once, (d.clone(), &pairs));
+    let future = wherever::persist(&client, &total);
+    // Half done: every leaf ran, a pair runs on each worker, one more is queued.
+    wait_until("8 leaves and 3 running pairs", || {
+        executions_of(&dir, "leaf") == 8 && executions_of(&dir, "started") == 3
+    });
+    wait_until("3 worker processes", || live_children().len() == 3);
+    client.scale(1).unwrap();
+    std::fs::File::create(dir.join("gate")).unwrap();
+    let expected: i64 = (0..8).map(|i| i * i).sum();
+    assert_eq!(future.value().unwrap(), expected);
+    for i in 0..8 {
+        assert_eq!(executions(&dir, "leaf", i), 1, "leaf {i} ran again");
+    }
+    for i in 0..4 {
+        assert_eq!(executions(&dir, "pair", i), 1, "pair {i} ran again");
+    }
+    assert_eq!(executions(&dir, "total", 0), 1);
+    wait_until("one worker left", || client.connected_workers() == 1);
+    wait_until("the retired processes gone", || live_children().len() == 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn fixed_plans_cannot_scale_and_say_which_plan() {
+    for plan in ["sequential", "threads:2"] {
+        let client = start(plan);
+        let error = client.scale(3).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("cannot scale plan `{plan}`")),
+            "{error}"
+        );
+        let error = client.adapt(1, 3).unwrap_err().to_string();
+        assert!(error.contains("no worker processes"), "{error}");
+    }
+    let client = start("processes:1");
+    let error = client.adapt(3, 2).unwrap_err().to_string();
+    assert!(
+        error.contains("minimum (3) is more than the maximum (2)"),
+        "{error}"
+    );
+}
+
+#[wherever::main]
+fn main() {
+    let checks: [(&str, fn()); 3] = [
+        (
+            "scaling_up_from_one_to_three_gives_three_workers",
+            scaling_up_from_one_to_three_gives_three_workers,
+        ),
+        (
+            "scaling_down_mid_graph_keeps_every_result_and_reruns_nothing",
+            scaling_down_mid_graph_keeps_every_result_and_reruns_nothing,
+        ),
+        (
+            "fixed_plans_cannot_scale_and_say_which_plan",
+            fixed_plans_cannot_scale_and_say_which_plan,
+        ),
+    ];
+    harness::run_checks(&checks)
+}
