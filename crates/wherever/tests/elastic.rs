@@ -8,6 +8,7 @@ mod harness;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wherever::prelude::*;
+use wherever::AdaptOptions;
 
 /// Generous: a hang guard, never a timing assertion.
 const HANG_GUARD: Duration = Duration::from_secs(120);
@@ -179,6 +180,40 @@ fn scaling_down_mid_graph_keeps_every_result_and_reruns_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A burst of tasks that hold their slots grows the cluster to its maximum; once
+/// they are done and the cluster idles past the grace period, it shrinks back to
+/// its minimum. Synchronised on the worker counts, with a hang guard.
+fn adapt_grows_with_a_burst_and_shrinks_when_idle() {
+    let dir = records_dir("adapt");
+    let d = dir.to_string_lossy().to_string();
+    let client = start("processes:1");
+    let options = AdaptOptions {
+        interval: Duration::from_millis(50),
+        idle_grace: Duration::from_millis(300),
+        max_starting: 1,
+        ..AdaptOptions::new(1, 3)
+    };
+    client.adapt_with(options).unwrap();
+    let burst: Vec<_> = (0..6)
+        .map(|i| client.submit(waits_for_gate, (d.clone(), i)))
+        .collect();
+    wait_until("3 workers for the burst", || client.connected_workers() == 3);
+    std::fs::File::create(dir.join("gate")).unwrap();
+    assert_eq!(client.gather(burst).unwrap(), (0..6).collect::<Vec<i64>>());
+    for i in 0..6 {
+        assert_eq!(executions(&dir, "burst", i), 1, "burst task {i} ran again");
+    }
+    wait_until("back to 1 worker when idle", || client.connected_workers() == 1);
+    wait_until("the retired processes gone", || live_children().len() == 1);
+    // And it grows again with the next burst.
+    let again: Vec<_> = (10..14)
+        .map(|i| client.submit(waits_for_gate, (d.clone(), i)))
+        .collect();
+    assert_eq!(client.gather(again).unwrap(), (10..14).collect::<Vec<i64>>());
+    client.stop_adapting();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn fixed_plans_cannot_scale_and_say_which_plan() {
     for plan in ["sequential", "threads:2"] {
         let client = start(plan);
@@ -200,7 +235,11 @@ fn fixed_plans_cannot_scale_and_say_which_plan() {
 
 #[wherever::main]
 fn main() {
-    let checks: [(&str, fn()); 3] = [
+    let checks: [(&str, fn()); 4] = [
+        (
+            "adapt_grows_with_a_burst_and_shrinks_when_idle",
+            adapt_grows_with_a_burst_and_shrinks_when_idle,
+        ),
         (
             "scaling_up_from_one_to_three_gives_three_workers",
             scaling_up_from_one_to_three_gives_three_workers,
