@@ -262,6 +262,8 @@ struct Sim {
     steal_answers: HashMap<(WorkerId, TaskId), VecDeque<u64>>,
     /// Workers told to retire (they leave with `Retired`, or die first).
     retiring: HashSet<WorkerId>,
+    /// Copies fetched on `Replicate` whose report is on its way.
+    handed_over: HashSet<(WorkerId, TaskId)>,
     events: usize,
     stats: Stats,
 }
@@ -543,10 +545,7 @@ impl Sim {
                         assert_eq!(v, self.expected[&task], "copy of {task}");
                         w.memory.insert(task, v);
                         w.outbox.push_back(Event::Replicated { worker, task });
-                        if let Some(holders) = self.scatter_holders.get_mut(&task) {
-                            // A copy handed over is as good as the scattered one.
-                            holders.push(worker);
-                        }
+                        self.handed_over.insert((worker, task));
                     }
                     _ => {
                         self.stats[17] += 1;
@@ -819,6 +818,18 @@ impl Sim {
         }
         let before = e.clone();
         let r = self.send(e);
+        // Scattered data handed over by a retiring worker: once the scheduler counts
+        // the copy, it is as good as the scattered one.
+        if let Event::Replicated { task, .. } = before {
+            if self.handed_over.remove(&(id, task))
+                && alive
+                && self.s.who_has(task).contains(&id)
+            {
+                if let Some(holders) = self.scatter_holders.get_mut(&task) {
+                    holders.push(id);
+                }
+            }
+        }
         if matches!(before, Event::MissingData { .. }) {
             r.unwrap(); // from a dead worker too: its news about holders still counts
         } else if !alive {
@@ -883,6 +894,7 @@ fn run_case(case: Case) -> Stats {
         assignments: HashMap::new(),
         steal_answers: HashMap::new(),
         retiring: HashSet::new(),
+        handed_over: HashSet::new(),
         events: 0,
         stats: [0; STAT_NAMES.len()],
     };
