@@ -306,6 +306,7 @@ async fn run_core(
     let config = ReactorConfig {
         scheduler: SchedulerConfig {
             prefetch_per_worker: Some(PREFETCH_PER_WORKER),
+            ..SchedulerConfig::default()
         },
         heartbeat_timeout,
         events,

@@ -260,7 +260,7 @@ async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Res
         resources: resources::advertised()?,
         name: identity::name()?,
         group: identity::group()?,
-        deadline: identity::deadline()?,
+        time_left_ms: identity::deadline()?.map(identity::time_left_ms),
     };
     let (id, mut early) = join(&mut reader, &mut writer, secret, role, this_build(), true).await?;
     // A new connection is a new worker: the scheduler says the inner plan again.

@@ -38,6 +38,23 @@ pub enum Event {
         /// The task whose result it could not fetch.
         task: TaskId,
     },
+    /// The scheduler's clock (milliseconds since the Unix epoch, or any fixed
+    /// origin shared with the deadlines): it measures durations by it and retires
+    /// workers near their deadline ([`crate::walltime`]). A clock going back is
+    /// taken as standing still.
+    Tick {
+        /// The time now, in milliseconds.
+        now_ms: u64,
+    },
+    /// `worker` must be gone by `deadline_ms` on the scheduler's clock (a batch
+    /// job's walltime): it gets no task that would not finish in time, and is
+    /// retired gracefully once within the margin of it ([`crate::walltime`]).
+    WorkerDeadline {
+        /// The worker.
+        worker: WorkerId,
+        /// When it must be gone, in milliseconds.
+        deadline_ms: u64,
+    },
     /// A client submitted a batch of tasks.
     Submit {
         /// The tasks; dependencies inside the batch may come in any order.

@@ -24,6 +24,8 @@
 //! * a worker can be **retired** gracefully ([`Event::Retire`], see [`retirement`]):
 //!   it gets no new tasks, hands back queued ones, finishes running ones and has
 //!   the results only it holds copied elsewhere before it leaves;
+//! * a worker with a deadline ([`Event::WorkerDeadline`]) gets no task whose kind's
+//!   mean duration would not fit before it, and is retired near it ([`walltime`]);
 //! * idle workers steal queued-but-not-started tasks from busy ones;
 //! * workers' reports and steal answers carry no assignment number; as messages between
 //!   the scheduler and one worker keep their order, the scheduler counts per task and
@@ -51,6 +53,7 @@ mod release;
 mod resources;
 mod results;
 pub mod retirement;
+pub mod walltime;
 mod scheduler;
 mod spec;
 mod stale_reports;
@@ -68,6 +71,8 @@ pub mod reactor;
 mod resources_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod walltime_tests;
 
 pub use command::Command;
 pub use error::SchedulerError;

@@ -66,9 +66,10 @@ pub enum Role {
         /// The unit it starts and stops with (`WHEREVER_WORKER_GROUP`, at most
         /// [`MAX_WORKER_NAME`] bytes); `None`: a group of its own.
         group: Option<String>,
-        /// When it must be gone, in seconds since the Unix epoch
-        /// (`WHEREVER_WORKER_DEADLINE`, a batch job's walltime); `None`: never.
-        deadline: Option<u64>,
+        /// How long it has before it must be gone, in milliseconds from its hello
+        /// (from `WHEREVER_WORKER_DEADLINE`, a batch job's end; relative, so that the
+        /// hosts' clocks need not agree); `None`: no deadline.
+        time_left_ms: Option<u64>,
     },
     /// A worker or client fetching results from a worker's data address.
     DataFetch,

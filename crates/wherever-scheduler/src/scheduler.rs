@@ -41,6 +41,8 @@ pub struct Scheduler {
     pub(crate) unlock_count: u64,
     /// Tasks whose result may have become unneeded (to free) or that may be forgotten.
     pub(crate) release_candidates: Vec<TaskId>,
+    /// Durations learned per task kind, and the clock (see [`crate::walltime`]).
+    pub(crate) walltime: crate::walltime::Walltime,
     /// Active tasks whose computation may have become unneeded (to drop).
     pub(crate) abandon_candidates: Vec<TaskId>,
 }
@@ -68,6 +70,7 @@ impl Scheduler {
             seq: 0,
             unlock_count: 0,
             release_candidates: Vec::new(),
+            walltime: Default::default(),
             abandon_candidates: Vec::new(),
         }
     }
@@ -87,6 +90,11 @@ impl Scheduler {
             } => self.worker_added(worker, slots, resources)?,
             Event::WorkerRemoved { worker } => self.worker_removed(worker, out)?,
             Event::Retire { worker } => self.retire(worker)?,
+            Event::Tick { now_ms } => self.tick(now_ms),
+            Event::WorkerDeadline {
+                worker,
+                deadline_ms,
+            } => self.set_deadline(worker, deadline_ms)?,
             Event::ReplicateFailed { worker, task } => self.replicate_failed(worker, task)?,
             Event::Submit { tasks } => self.submit(tasks, out)?,
             Event::Scattered {
@@ -100,6 +108,7 @@ impl Scheduler {
                 nbytes,
             } => {
                 self.known_worker(worker)?;
+                self.learn_duration(worker, task);
                 self.holds_result(worker, task, Some(nbytes), out);
             }
             Event::TaskErred { worker, task } => self.task_erred(worker, task, out)?,

@@ -34,6 +34,10 @@ pub(crate) struct Worker {
     pub(crate) had_room: bool,
     /// Set while it is being retired: it gets no new tasks (see [`crate::retirement`]).
     pub(crate) retiring: Option<crate::retirement::Retiring>,
+    /// When it must be gone, on the scheduler's clock (ms; see [`crate::walltime`]).
+    pub(crate) deadline_ms: Option<u64>,
+    /// The scheduler's clock at its last finish report (ms).
+    pub(crate) last_finish_ms: u64,
 }
 
 impl Worker {
@@ -51,6 +55,8 @@ impl Worker {
             total: resources,
             had_room: false,
             retiring: None,
+            deadline_ms: None,
+            last_finish_ms: 0,
         }
     }
 

@@ -868,6 +868,7 @@ fn run_case(case: Case) -> Stats {
     let mut sim = Sim {
         s: Scheduler::new(SchedulerConfig {
             prefetch_per_worker: case.prefetch,
+            ..SchedulerConfig::default()
         }),
         rng: Rng(rng.next()),
         deps: HashMap::new(),
@@ -1063,6 +1064,7 @@ fn run_case(case: Case) -> Stats {
                             retries: t.retries,
                             wanted: t.wanted,
                             resources: Resources::new(),
+                            kind: 0,
                         }
                     })
                     .collect();

@@ -170,7 +170,6 @@ mod tests {
             held: 0,
             held_bytes,
             retiring: false,
-            deadline: None,
         }
     }
 

@@ -28,6 +28,14 @@ pub fn deadline() -> Result<Option<u64>, String> {
     }
 }
 
+/// Milliseconds from now to `deadline` (seconds since the Unix epoch); 0 if past.
+pub fn time_left_ms(deadline: u64) -> u64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    deadline.saturating_mul(1000).saturating_sub(now_ms)
+}
+
 /// The value of `variable`, `None` if unset; not UTF-8 is an error naming it.
 fn read(variable: &str) -> Result<Option<String>, String> {
     match std::env::var(variable) {

@@ -7,29 +7,27 @@ use super::{Comm, Reactor};
 use crate::protocol::{Message, MAX_WORKER_NAME};
 use crate::{Event, WorkerId};
 use std::net::SocketAddr;
+use std::time::Instant;
 
 /// The reason a retired worker's departure gives in the event stream.
 pub const RETIRED_REASON: &str = "retired";
 
-/// A worker's name, group and deadline, as it announced them (or their defaults).
+/// A worker's name and group, as it announced them (or their defaults).
 #[derive(Debug, Clone)]
 pub(super) struct Identity {
     /// Its name; by default its data address.
     pub(super) name: String,
     /// Its group; by default its name.
     pub(super) group: String,
-    /// When it must be gone, in seconds since the Unix epoch.
-    pub(super) deadline: Option<u64>,
 }
 
 impl Identity {
-    /// The identity of a worker that announced `name`, `group` and `deadline`;
+    /// The identity of a worker that announced `name` and `group`;
     /// an error naming the field if a name is empty, too long or has control
     /// characters.
     pub(super) fn new(
         name: Option<String>,
         group: Option<String>,
-        deadline: Option<u64>,
         data_address: SocketAddr,
     ) -> Result<Self, String> {
         for (what, value) in [("name", &name), ("group", &group)] {
@@ -39,11 +37,7 @@ impl Identity {
         }
         let name = name.unwrap_or_else(|| data_address.to_string());
         let group = group.unwrap_or_else(|| name.clone());
-        Ok(Identity {
-            name,
-            group,
-            deadline,
-        })
+        Ok(Identity { name, group })
     }
 }
 
@@ -85,8 +79,6 @@ pub struct WorkerStatus {
     pub held_bytes: u64,
     /// Whether it is being retired.
     pub retiring: bool,
-    /// When it must be gone (seconds since the Unix epoch), if it said.
-    pub deadline: Option<u64>,
 }
 
 /// What `scale` and `adapt` read: the connected workers and the queue.
@@ -100,7 +92,33 @@ pub struct ClusterStatus {
     pub processing: usize,
 }
 
+/// The kind of a task named `name` (FNV-1a of the name; never 0), under which the
+/// scheduler learns durations.
+pub(super) fn kind_of(name: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash.max(1)
+}
+
 impl Reactor {
+    /// Milliseconds on the scheduler's clock at `now` (since the first time the
+    /// reactor was told).
+    pub(super) fn clock_ms(&mut self, now: Instant) -> u64 {
+        let origin = *self.origin.get_or_insert(now);
+        now.saturating_duration_since(origin).as_millis() as u64
+    }
+
+    /// Tells the scheduler the time, if any worker has a deadline.
+    pub(super) fn tick_scheduler(&mut self, now: Instant) {
+        if self.has_deadlines {
+            let now_ms = self.clock_ms(now);
+            self.feed(Event::Tick { now_ms });
+        }
+    }
+
     /// Retires every connected worker of `groups` gracefully (see
     /// [`crate::retirement`]): when one is done it is told goodbye and leaves, and
     /// once a group's last worker has left, [`Reactor::take_groups_left`] names it.
@@ -145,7 +163,6 @@ impl Reactor {
                 held: info.held,
                 held_bytes: info.held_bytes,
                 retiring: info.retiring,
-                deadline: identity.deadline,
             });
         }
         ClusterStatus {

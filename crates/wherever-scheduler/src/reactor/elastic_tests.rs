@@ -54,7 +54,7 @@ fn worker(port: u16, name: Option<&str>, group: Option<&str>) -> Role {
         resources: crate::Resources::new(),
         name: name.map(str::to_string),
         group: group.map(str::to_string),
-        deadline: None,
+        time_left_ms: None,
     }
 }
 

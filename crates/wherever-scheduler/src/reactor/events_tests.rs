@@ -53,7 +53,7 @@ fn worker_role() -> Role {
         resources: crate::Resources::new(),
         name: None,
         group: None,
-        deadline: None,
+        time_left_ms: None,
     }
 }
 

@@ -48,7 +48,7 @@ fn worker(port: u16) -> Role {
         resources: crate::Resources::new(),
         name: None,
         group: None,
-        deadline: None,
+        time_left_ms: None,
     }
 }
 

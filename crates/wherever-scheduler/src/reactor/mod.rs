@@ -111,6 +111,10 @@ pub struct Reactor {
     retired: std::collections::HashSet<WorkerId, IdBuild>,
     /// Groups whose last worker left after being retired, not yet taken.
     groups_left: Vec<String>,
+    /// The origin of the scheduler's clock (the first time the reactor was told).
+    origin: Option<Instant>,
+    /// Whether a worker with a deadline ever joined (the scheduler then needs ticks).
+    has_deadlines: bool,
 }
 
 /// About how many bytes an event takes on the wire (for the client queue's room).
@@ -137,6 +141,8 @@ impl Reactor {
             identities: HashMap::default(),
             retired: Default::default(),
             groups_left: Vec::new(),
+            origin: None,
+            has_deadlines: false,
         }
     }
 
@@ -192,9 +198,9 @@ impl Reactor {
                 resources,
                 name,
                 group,
-                deadline,
+                time_left_ms,
             } => {
-                let identity = match Identity::new(name, group, deadline, data_address) {
+                let identity = match Identity::new(name, group, data_address) {
                     Ok(identity) => identity,
                     Err(reason) => {
                         comm.send(
@@ -228,6 +234,15 @@ impl Reactor {
                     slots,
                     resources,
                 });
+                if let Some(left) = time_left_ms {
+                    self.has_deadlines = true;
+                    let now_ms = self.clock_ms(now);
+                    self.feed(Event::Tick { now_ms });
+                    self.feed(Event::WorkerDeadline {
+                        worker: id,
+                        deadline_ms: now_ms.saturating_add(left),
+                    });
+                }
                 (PeerKind::Worker { id }, id)
             }
             Role::Client { inner_plan } => {
@@ -317,6 +332,7 @@ impl Reactor {
             Some(known) => known.last_seen = now,
             None => return,
         }
+        self.tick_scheduler(now);
         for message in messages {
             if let Err(reason) = self.on_message(peer, message, comm) {
                 self.drop_peer(peer, &reason, comm);
@@ -356,6 +372,7 @@ impl Reactor {
             self.drop_peer(peer, &reason, comm);
         }
         self.records.sweep(&self.scheduler);
+        self.tick_scheduler(now);
         self.carry_out(comm);
     }
 
@@ -508,6 +525,7 @@ impl Reactor {
                     .retries(task.retries)
                     .priority(task.priority)
                     .resources(task.resources.clone())
+                    .kind(elastic::kind_of(&task.name))
                     .wanted(true),
             );
             ids.push(task.id);

@@ -25,6 +25,7 @@ fn a_higher_priority_task_is_computed_first() {
     let mut reactor = Reactor::new(ReactorConfig {
         scheduler: SchedulerConfig {
             prefetch_per_worker: Some(0),
+            ..SchedulerConfig::default()
         },
         events: Default::default(),
         heartbeat_timeout: Duration::from_secs(10),
@@ -42,7 +43,7 @@ fn a_higher_priority_task_is_computed_first() {
         resources: crate::Resources::new(),
         name: None,
         group: None,
-        deadline: None,
+        time_left_ms: None,
     };
     reactor.peer_joined(worker, role, now, &mut outbox);
     let computed: Vec<TaskId> = outbox
@@ -63,7 +64,7 @@ fn worker_with(resources: &str, port: u16) -> Role {
         resources: crate::Resources::parse(resources).unwrap(),
         name: None,
         group: None,
-        deadline: None,
+        time_left_ms: None,
     }
 }
 

@@ -175,6 +175,7 @@ impl Sim {
             reactor: Reactor::new(ReactorConfig {
                 scheduler: SchedulerConfig {
                     prefetch_per_worker: Some(2),
+                    ..SchedulerConfig::default()
                 },
                 events: Default::default(),
                 heartbeat_timeout: TIMEOUT,
@@ -205,7 +206,7 @@ impl Sim {
             resources: crate::Resources::new(),
             name: None,
             group: None,
-            deadline: None,
+            time_left_ms: None,
         };
         self.reactor
             .peer_joined(peer, role, self.now, &mut self.outbox);
