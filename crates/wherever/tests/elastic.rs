@@ -9,6 +9,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wherever::prelude::*;
 use wherever::AdaptOptions;
+use wherever_cluster::auth::SECRET_VARIABLE;
+use wherever_cluster::launcher::{WORKER_NAME_VARIABLE, WORKER_VARIABLE};
+use wherever_cluster::server::{self, ServerOptions};
+use wherever_cluster::worker::DEADLINE_VARIABLE;
+use wherever_cluster::{ClusterRuntime, Secret};
 
 /// Generous: a hang guard, never a timing assertion.
 const HANG_GUARD: Duration = Duration::from_secs(120);
@@ -84,6 +89,14 @@ fn waits_for_gate(dir: String, i: i64) -> i64 {
     wait_for(&format!("{dir}/gate"));
     record(&dir, "burst", i);
     i
+}
+
+#[wherever::task]
+fn slow_once(dir: String, i: i64) -> i64 {
+    // Stands for work that takes a while (the test waits on results, not on this).
+    std::thread::sleep(Duration::from_millis(1500));
+    record(&dir, "slow", i);
+    i * 3
 }
 
 /// A fresh directory for execution records.
@@ -214,6 +227,78 @@ fn adapt_grows_with_a_burst_and_shrinks_when_idle() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    unix_now_ms() / 1000
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A worker whose deadline is a few seconds ahead, beside one without: it is
+/// retired gracefully before its deadline (exit status 0), its results are
+/// handed over, every value is right and no task ran twice.
+fn a_worker_near_its_deadline_retires_before_it_and_nothing_runs_twice() {
+    let dir = records_dir("walltime");
+    let d = dir.to_string_lossy().to_string();
+    let runtime = ClusterRuntime::start().unwrap();
+    let secret = Secret::generate();
+    let address = server::start(&runtime, "127.0.0.1:0", secret.clone(), ServerOptions::default())
+        .unwrap()
+        .to_string();
+    let spawn = |deadline: Option<u64>, name: &str| {
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command
+            .env(WORKER_VARIABLE, format!("tcp://{address}"))
+            .env(SECRET_VARIABLE, secret.to_hex())
+            .env(WORKER_NAME_VARIABLE, name);
+        if let Some(deadline) = deadline {
+            command.env(DEADLINE_VARIABLE, deadline.to_string());
+        }
+        command.spawn().unwrap()
+    };
+    let mut steady = spawn(None, "steady");
+    let deadline = unix_now() + 8;
+    let mut ending = spawn(Some(deadline), "ending");
+    // Notes when it exits, while the tasks run.
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let status = ending.wait().unwrap();
+        let _ = exited.send((status, unix_now_ms()));
+    });
+    std::env::set_var(SECRET_VARIABLE, secret.to_hex());
+    let client = start(&format!("tcp://{address}"));
+    client.wait_for_workers(2, HANG_GUARD).unwrap();
+    let futures: Vec<_> = (0..8)
+        .map(|i| client.submit(slow_once, (d.clone(), i)))
+        .collect();
+    assert_eq!(
+        client.gather(futures).unwrap(),
+        (0..8).map(|i| i * 3).collect::<Vec<i64>>()
+    );
+    for i in 0..8 {
+        assert_eq!(executions(&dir, "slow", i), 1, "task {i} ran again");
+    }
+    let (status, left_at_ms) = exit
+        .recv_timeout(HANG_GUARD)
+        .expect("hang guard: the ending worker never left");
+    assert!(status.success(), "the ending worker did not retire: {status}");
+    assert!(
+        left_at_ms < deadline * 1000,
+        "left at {left_at_ms} ms, its deadline was {deadline} s"
+    );
+    assert_eq!(client.connected_workers(), 1);
+    drop(client);
+    let _ = steady.kill();
+    let _ = steady.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn fixed_plans_cannot_scale_and_say_which_plan() {
     for plan in ["sequential", "threads:2"] {
         let client = start(plan);
@@ -235,7 +320,11 @@ fn fixed_plans_cannot_scale_and_say_which_plan() {
 
 #[wherever::main]
 fn main() {
-    let checks: [(&str, fn()); 4] = [
+    let checks: [(&str, fn()); 5] = [
+        (
+            "a_worker_near_its_deadline_retires_before_it_and_nothing_runs_twice",
+            a_worker_near_its_deadline_retires_before_it_and_nothing_runs_twice,
+        ),
         (
             "adapt_grows_with_a_burst_and_shrinks_when_idle",
             adapt_grows_with_a_burst_and_shrinks_when_idle,
