@@ -20,8 +20,8 @@ use wherever_scheduler::SchedulerConfig;
 mod builds;
 mod control;
 mod queued;
-pub use control::{control_channel, Control, ControlSide, CONTROL_WAIT};
 use builds::{BuildKey, Builds};
+pub use control::{control_channel, Control, ControlSide, CONTROL_WAIT};
 use queued::QueuedBytes;
 pub use queued::PEER_QUEUE_LIMIT;
 

@@ -25,9 +25,9 @@ mod memory;
 mod reconnect;
 mod resources;
 mod watchdog;
+pub use identity::DEADLINE_VARIABLE;
 pub use reconnect::{death_timeout, DEATH_TIMEOUT_VARIABLE, DEFAULT_DEATH_TIMEOUT};
 pub use resources::RESOURCES_VARIABLE;
-pub use identity::DEADLINE_VARIABLE;
 pub use watchdog::{DEFAULT_GRACE, GRACE_VARIABLE};
 
 /// The environment variable giving a worker's task threads (default 1).

@@ -53,7 +53,6 @@ mod release;
 mod resources;
 mod results;
 pub mod retirement;
-pub mod walltime;
 mod scheduler;
 mod spec;
 mod stale_reports;
@@ -61,6 +60,7 @@ mod stealing;
 mod submit;
 mod task;
 mod view;
+pub mod walltime;
 mod worker;
 mod worker_loss;
 

@@ -66,14 +66,12 @@ impl Scheduler {
     /// cover the request of `task` (stealing it for anyone else would only park it).
     pub(crate) fn another_worker_fits(&self, task: TaskId, victim: WorkerId) -> bool {
         let request = &self.tasks[&task].resources;
-        self.workers
-            .iter()
-            .any(|(&id, w)| {
-                id != victim
-                    && w.retiring.is_none()
-                    && u64::from(w.slots) > w.load()
-                    && w.free.covers(request)
-            })
+        self.workers.iter().any(|(&id, w)| {
+            id != victim
+                && w.retiring.is_none()
+                && u64::from(w.slots) > w.load()
+                && w.free.covers(request)
+        })
     }
 
     /// Why no worker present could ever run a task asking for `request`, or `None`

@@ -170,7 +170,11 @@ impl Scheduler {
                 holders: vec![worker],
             });
         }
-        if let Some(r) = self.workers.get_mut(&worker).and_then(|w| w.retiring.as_mut()) {
+        if let Some(r) = self
+            .workers
+            .get_mut(&worker)
+            .and_then(|w| w.retiring.as_mut())
+        {
             r.replicating.retain(|task, _| {
                 self.tasks
                     .get(task)

@@ -71,12 +71,18 @@ fn a_worker_within_the_margin_of_its_deadline_is_retired_and_nothing_reruns() {
     assert_eq!(s.walltime_margin_ms(), 20_000.max(MIN_MARGIN_MS));
     add_worker(&mut s, 2, 1);
     deadline(&mut s, 2, 100_000);
-    submit(&mut s, vec![TaskSpec::new(2).kind(KIND), TaskSpec::new(3).kind(KIND)]);
+    submit(
+        &mut s,
+        vec![TaskSpec::new(2).kind(KIND), TaskSpec::new(3).kind(KIND)],
+    );
     tick(&mut s, 30_000);
     // 79 s before the deadline: still taking work.
     assert!(!s.workers().iter().any(|w| w.retiring));
     let out = tick(&mut s, 80_000);
-    assert!(s.workers().iter().any(|w| w.id == 2 && w.retiring), "{out:?}");
+    assert!(
+        s.workers().iter().any(|w| w.id == 2 && w.retiring),
+        "{out:?}"
+    );
     // Whatever it runs finishes there; what it alone holds is copied to worker 1.
     let running_on_2: Vec<u64> = [2, 3]
         .into_iter()

@@ -539,7 +539,10 @@ impl Sim {
                     .get_mut(&worker)
                     .expect("replicate onto unknown worker");
                 assert!(w.alive, "replicate onto a dead worker");
-                assert!(!self.retiring.contains(&worker), "replicate onto a retiring worker");
+                assert!(
+                    !self.retiring.contains(&worker),
+                    "replicate onto a retiring worker"
+                );
                 match value {
                     Some(v) if !fails => {
                         assert_eq!(v, self.expected[&task], "copy of {task}");
@@ -549,8 +552,7 @@ impl Sim {
                     }
                     _ => {
                         self.stats[17] += 1;
-                        w.outbox
-                            .push_back(Event::ReplicateFailed { worker, task });
+                        w.outbox.push_back(Event::ReplicateFailed { worker, task });
                     }
                 }
             }
@@ -560,7 +562,10 @@ impl Sim {
                     !self.assigned.values().any(|&w| w == worker),
                     "{worker} retired with tasks assigned"
                 );
-                let w = self.workers.get_mut(&worker).expect("retired unknown worker");
+                let w = self
+                    .workers
+                    .get_mut(&worker)
+                    .expect("retired unknown worker");
                 assert!(w.alive, "a dead worker retired");
                 // It says goodbye and exits: nothing of it counts as a death.
                 w.alive = false;
@@ -821,10 +826,7 @@ impl Sim {
         // Scattered data handed over by a retiring worker: once the scheduler counts
         // the copy, it is as good as the scattered one.
         if let Event::Replicated { task, .. } = before {
-            if self.handed_over.remove(&(id, task))
-                && alive
-                && self.s.who_has(task).contains(&id)
-            {
+            if self.handed_over.remove(&(id, task)) && alive && self.s.who_has(task).contains(&id) {
                 if let Some(holders) = self.scatter_holders.get_mut(&task) {
                     holders.push(id);
                 }

@@ -42,7 +42,9 @@ fn main() -> wherever::Result<()> {
     let mut bursts = Vec::new();
     for burst in 0..3u64 {
         let began = start.elapsed();
-        let futures: Vec<_> = (0..16).map(|i| client.submit(busy, burst * 100 + i)).collect();
+        let futures: Vec<_> = (0..16)
+            .map(|i| client.submit(busy, burst * 100 + i))
+            .collect();
         client.gather(futures)?;
         bursts.push((began, start.elapsed()));
         std::thread::sleep(Duration::from_secs(4));

@@ -210,19 +210,26 @@ fn adapt_grows_with_a_burst_and_shrinks_when_idle() {
     let burst: Vec<_> = (0..6)
         .map(|i| client.submit(waits_for_gate, (d.clone(), i)))
         .collect();
-    wait_until("3 workers for the burst", || client.connected_workers() == 3);
+    wait_until("3 workers for the burst", || {
+        client.connected_workers() == 3
+    });
     std::fs::File::create(dir.join("gate")).unwrap();
     assert_eq!(client.gather(burst).unwrap(), (0..6).collect::<Vec<i64>>());
     for i in 0..6 {
         assert_eq!(executions(&dir, "burst", i), 1, "burst task {i} ran again");
     }
-    wait_until("back to 1 worker when idle", || client.connected_workers() == 1);
+    wait_until("back to 1 worker when idle", || {
+        client.connected_workers() == 1
+    });
     wait_until("the retired processes gone", || live_children().len() == 1);
     // And it grows again with the next burst.
     let again: Vec<_> = (10..14)
         .map(|i| client.submit(waits_for_gate, (d.clone(), i)))
         .collect();
-    assert_eq!(client.gather(again).unwrap(), (10..14).collect::<Vec<i64>>());
+    assert_eq!(
+        client.gather(again).unwrap(),
+        (10..14).collect::<Vec<i64>>()
+    );
     client.stop_adapting();
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -248,9 +255,14 @@ fn a_worker_near_its_deadline_retires_before_it_and_nothing_runs_twice() {
     let d = dir.to_string_lossy().to_string();
     let runtime = ClusterRuntime::start().unwrap();
     let secret = Secret::generate();
-    let address = server::start(&runtime, "127.0.0.1:0", secret.clone(), ServerOptions::default())
-        .unwrap()
-        .to_string();
+    let address = server::start(
+        &runtime,
+        "127.0.0.1:0",
+        secret.clone(),
+        ServerOptions::default(),
+    )
+    .unwrap()
+    .to_string();
     let spawn = |deadline: Option<u64>, name: &str| {
         let mut command = std::process::Command::new(std::env::current_exe().unwrap());
         command
@@ -287,7 +299,10 @@ fn a_worker_near_its_deadline_retires_before_it_and_nothing_runs_twice() {
     let (status, left_at_ms) = exit
         .recv_timeout(HANG_GUARD)
         .expect("hang guard: the ending worker never left");
-    assert!(status.success(), "the ending worker did not retire: {status}");
+    assert!(
+        status.success(),
+        "the ending worker did not retire: {status}"
+    );
     assert!(
         left_at_ms < deadline * 1000,
         "left at {left_at_ms} ms, its deadline was {deadline} s"

@@ -63,7 +63,11 @@ impl AdaptOptions {
 
 /// The workers the work in `status` needs: one slot per waiting or assigned task
 /// (workers with `slots_per_worker` slots each), between the options' bounds.
-pub fn wanted_workers(status: &ClusterStatus, slots_per_worker: usize, options: &AdaptOptions) -> usize {
+pub fn wanted_workers(
+    status: &ClusterStatus,
+    slots_per_worker: usize,
+    options: &AdaptOptions,
+) -> usize {
     let tasks = status.ready + status.processing;
     tasks
         .div_ceil(slots_per_worker.max(1))
@@ -125,11 +129,7 @@ impl LaunchedCluster {
 }
 
 /// The loop behind [`LaunchedCluster::adapt`]; ends when stopped.
-fn adapt_loop(
-    cluster: Arc<Scaler>,
-    options: AdaptOptions,
-    stop: Arc<(Mutex<bool>, Condvar)>,
-) {
+fn adapt_loop(cluster: Arc<Scaler>, options: AdaptOptions, stop: Arc<(Mutex<bool>, Condvar)>) {
     let logged_error = AtomicBool::new(false);
     let mut fewer_needed_since: Option<Instant> = None;
     loop {
@@ -154,7 +154,9 @@ fn adapt_loop(
             let active = status.workers.iter().filter(|w| !w.retiring).count();
             if wanted >= active {
                 fewer_needed_since = None;
-                let cap = options.max_starting.saturating_sub(cluster.starting_units());
+                let cap = options
+                    .max_starting
+                    .saturating_sub(cluster.starting_units());
                 cluster.scale_with(wanted, &status, cap).map(|_| ())
             } else {
                 let since = *fewer_needed_since.get_or_insert_with(Instant::now);
@@ -204,7 +206,10 @@ mod tests {
     #[test]
     fn options_that_make_no_sense_are_errors_saying_why() {
         let mut options = AdaptOptions::new(3, 2);
-        assert!(options.check().unwrap_err().contains("minimum (3) is more than the maximum (2)"));
+        assert!(options
+            .check()
+            .unwrap_err()
+            .contains("minimum (3) is more than the maximum (2)"));
         options = AdaptOptions::new(0, 0);
         assert!(options.check().unwrap_err().contains("maximum is 0"));
         options = AdaptOptions::new(0, 2);

@@ -34,8 +34,7 @@ pub use ssh::{
 use crate::auth::{this_build, Secret};
 use crate::client::{ClusterClient, ClusterRuntime};
 use crate::server::{
-    control_channel, serve_controlled, shutdown_channel, ServerOptions, Shutdown,
-    GOODBYE_WAIT,
+    control_channel, serve_controlled, shutdown_channel, ServerOptions, Shutdown, GOODBYE_WAIT,
 };
 pub use adapt::{wanted_workers, AdaptOptions};
 pub use scale::{groups_to_retire, ScaleStep};

@@ -109,27 +109,39 @@ impl Scaler {
 /// are not retiring stay: whole groups, idle ones first, then those holding the
 /// fewest bytes (ties: by name); a group with a retiring worker is not chosen.
 pub fn groups_to_retire(status: &ClusterStatus, target: usize) -> Vec<String> {
-    // group → (workers, assigned tasks, held bytes, any retiring)
-    let mut groups: BTreeMap<&str, (usize, usize, u64, bool)> = BTreeMap::new();
+    let mut groups: BTreeMap<&str, GroupLoad> = BTreeMap::new();
     for w in &status.workers {
         let g = groups.entry(w.group.as_str()).or_default();
-        g.0 += 1;
-        g.1 += w.processing;
-        g.2 += w.held_bytes;
-        g.3 |= w.retiring;
+        g.workers += 1;
+        g.processing += w.processing;
+        g.held_bytes += w.held_bytes;
+        g.retiring |= w.retiring;
     }
     let mut active = status.workers.iter().filter(|w| !w.retiring).count();
-    let mut candidates: Vec<(&str, (usize, usize, u64, bool))> =
-        groups.into_iter().filter(|(_, g)| !g.3).collect();
-    candidates.sort_by_key(|&(name, (_, processing, held, _))| (processing > 0, held, name));
+    let mut candidates: Vec<(&str, GroupLoad)> =
+        groups.into_iter().filter(|(_, g)| !g.retiring).collect();
+    candidates.sort_by_key(|&(name, g)| (g.processing > 0, g.held_bytes, name));
     let mut chosen = Vec::new();
-    for (name, (size, ..)) in candidates {
-        if active >= target + size {
-            active -= size;
+    for (name, g) in candidates {
+        if active >= target + g.workers {
+            active -= g.workers;
             chosen.push(name.to_string());
         }
     }
     chosen
+}
+
+/// What a group of workers has, for choosing groups to retire.
+#[derive(Debug, Default, Clone, Copy)]
+struct GroupLoad {
+    /// Its connected workers.
+    workers: usize,
+    /// Tasks assigned to them.
+    processing: usize,
+    /// The bytes of the results they hold.
+    held_bytes: u64,
+    /// Whether any of them is retiring already.
+    retiring: bool,
 }
 
 /// Calls [`LaunchedWorkers::left`] for each batch of groups the scheduler reports

@@ -65,7 +65,12 @@ fn a_worker_without_a_name_is_named_by_its_data_address_and_is_a_group_of_its_ow
     let now = Instant::now();
     reactor.peer_joined(1, worker(9001, None, None), now, &mut outbox);
     reactor.peer_joined(2, worker(9002, Some("4711.0"), None), now, &mut outbox);
-    reactor.peer_joined(3, worker(9003, Some("4712.0"), Some("4712")), now, &mut outbox);
+    reactor.peer_joined(
+        3,
+        worker(9003, Some("4712.0"), Some("4712")),
+        now,
+        &mut outbox,
+    );
     let status = reactor.cluster_status();
     let named: Vec<(&str, &str)> = status
         .workers
@@ -151,7 +156,11 @@ fn a_retired_group_hands_its_only_result_over_says_goodbye_and_leaves_as_retired
 
     reactor.peer_closed(1, &mut outbox);
     assert_eq!(reactor.take_groups_left(), ["a".to_string()]);
-    assert!(outbox.take(2).is_empty(), "nothing rerun: {:?}", outbox.sent);
+    assert!(
+        outbox.take(2).is_empty(),
+        "nothing rerun: {:?}",
+        outbox.sent
+    );
     let left: Vec<Observed> = events
         .drain()
         .into_iter()

@@ -633,7 +633,10 @@ impl Reactor {
                 let retired = self.retired.remove(&id);
                 let reason = if retired { RETIRED_REASON } else { reason };
                 let identity = self.identities.remove(&id);
-                let name = identity.as_ref().map(|i| i.name.clone()).unwrap_or_default();
+                let name = identity
+                    .as_ref()
+                    .map(|i| i.name.clone())
+                    .unwrap_or_default();
                 self.events.emit_with(|| Observed::WorkerLeft {
                     worker: id,
                     reason: reason.to_string(),
