@@ -15,7 +15,7 @@ use wherever_scheduler::{
 };
 
 /// The kinds of commands and events a run counts: a fixed sample of cases must see each.
-const STAT_NAMES: [&str; 18] = [
+const STAT_NAMES: [&str; 19] = [
     "compute",
     "steal",
     "stolen",
@@ -34,6 +34,7 @@ const STAT_NAMES: [&str; 18] = [
     "replicate",
     "retired",
     "replicate failed",
+    "retired with a deadline",
 ];
 
 /// How often each kind in [`STAT_NAMES`] occurred in one run.
@@ -264,6 +265,15 @@ struct Sim {
     retiring: HashSet<WorkerId>,
     /// Copies fetched on `Replicate` whose report is on its way.
     handed_over: HashSet<(WorkerId, TaskId)>,
+    /// Deadlines and the clock, drawn from a stream of their own (the other
+    /// choices stay as they were for a seed).
+    walltime: Rng,
+    /// The scheduler's clock (ms).
+    now_ms: u64,
+    /// Workers that were given a deadline (the scheduler may retire them by itself).
+    with_deadline: HashSet<WorkerId>,
+    /// Whether workers joining now may get a deadline (not the initial ones).
+    deadlines_on: bool,
     events: usize,
     stats: Stats,
 }
@@ -540,7 +550,11 @@ impl Sim {
                     .expect("replicate onto unknown worker");
                 assert!(w.alive, "replicate onto a dead worker");
                 assert!(
-                    !self.retiring.contains(&worker),
+                    !self
+                        .s
+                        .workers()
+                        .iter()
+                        .any(|i| i.id == worker && i.retiring),
                     "replicate onto a retiring worker"
                 );
                 match value {
@@ -558,6 +572,9 @@ impl Sim {
             }
             Command::Retired { worker } => {
                 assert!(self.retiring.remove(&worker), "{worker} retired unasked");
+                if self.with_deadline.remove(&worker) {
+                    self.stats[18] += 1;
+                }
                 assert!(
                     !self.assigned.values().any(|&w| w == worker),
                     "{worker} retired with tasks assigned"
@@ -608,6 +625,26 @@ impl Sim {
             resources: Resources::new(),
         })
         .unwrap();
+        if self.deadlines_on && self.walltime.chance(25) {
+            // A batch job's walltime: sometimes already within the margin.
+            let deadline_ms = self.now_ms + self.walltime.below(30_000) as u64;
+            self.with_deadline.insert(id);
+            self.retiring.insert(id);
+            self.send(Event::WorkerDeadline {
+                worker: id,
+                deadline_ms,
+            })
+            .unwrap();
+        }
+    }
+
+    /// The clock moves on.
+    fn tick(&mut self) {
+        self.now_ms += self.walltime.below(3_000) as u64;
+        self.send(Event::Tick {
+            now_ms: self.now_ms,
+        })
+        .unwrap();
     }
 
     fn kill(&mut self, id: WorkerId) {
@@ -632,6 +669,7 @@ impl Sim {
             *self.deaths.entry(t).or_default() += 1;
         }
         self.retiring.remove(&id);
+        self.with_deadline.remove(&id);
         self.send(Event::WorkerRemoved { worker: id }).unwrap();
     }
 
@@ -898,6 +936,10 @@ fn run_case(case: Case) -> Stats {
         steal_answers: HashMap::new(),
         retiring: HashSet::new(),
         handed_over: HashSet::new(),
+        walltime: Rng(case.seed ^ 0x5EED_0F_DEAD_11E5),
+        now_ms: 0,
+        with_deadline: HashSet::new(),
+        deadlines_on: false,
         events: 0,
         stats: [0; STAT_NAMES.len()],
     };
@@ -962,12 +1004,23 @@ fn run_case(case: Case) -> Stats {
     let max_retirements = (case.seed >> 61) as u32;
     let mut retirements = 0;
 
+    sim.deadlines_on = true;
     for step in 0.. {
         assert!(step < 200_000, "no quiescence: livelock?");
+        if sim.walltime.chance(10) {
+            sim.tick();
+        }
+        let takes_work: HashSet<WorkerId> = sim
+            .s
+            .workers()
+            .iter()
+            .filter(|i| !i.retiring)
+            .map(|i| i.id)
+            .collect();
         if !sim
             .workers
             .iter()
-            .any(|(id, w)| w.alive && !sim.retiring.contains(id))
+            .any(|(id, w)| w.alive && takes_work.contains(id))
         {
             // (As adapt does: a retiring worker waits for one to hand its results to.)
             sim.add_worker();
@@ -1066,7 +1119,7 @@ fn run_case(case: Case) -> Stats {
                             retries: t.retries,
                             wanted: t.wanted,
                             resources: Resources::new(),
-                            kind: 0,
+                            kind: 1 + i as u64 % 3,
                         }
                     })
                     .collect();
@@ -1130,7 +1183,7 @@ fn run_case(case: Case) -> Stats {
                 let candidates: Vec<WorkerId> = sim
                     .workers
                     .iter()
-                    .filter(|(id, w)| w.alive && !sim.retiring.contains(id))
+                    .filter(|(id, w)| w.alive && takes_work.contains(id))
                     .map(|(&i, _)| i)
                     .collect();
                 let id = candidates[rng.below(candidates.len())];
