@@ -79,6 +79,15 @@ impl Scheduler {
                 return Err(format!("worker {w} held bytes"));
             }
         }
+        let retiring: Vec<_> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.retiring.is_some())
+            .map(|(&id, _)| id)
+            .collect();
+        if !self.retiring.iter().copied().eq(retiring) {
+            return Err("the set of retiring workers".into());
+        }
         if idle != self.idle_slots || in_flight != self.steals_in_flight {
             return Err("idle slots or steals in flight".into());
         }

@@ -37,6 +37,7 @@ impl Scheduler {
         }
         self.unindex(worker);
         self.workers.get_mut(&worker).expect("worker").retiring = Some(Retiring::default());
+        self.retiring.insert(worker);
         self.index(worker);
         Ok(())
     }
@@ -58,24 +59,14 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Whether any worker is retiring.
-    fn any_retiring(&self) -> bool {
-        self.workers.values().any(|w| w.retiring.is_some())
-    }
-
     /// Moves every retirement on: asks queued tasks back, asks for copies, and
     /// removes the workers that are done ([`Command::Retired`]). Costs
-    /// `O(results held by retiring workers)` while some worker retires, nothing otherwise.
+    /// `O(results held by retiring workers)` while some worker retires, `O(1)` otherwise.
     pub(crate) fn advance_retirements(&mut self, out: &mut Vec<Command>) {
-        if !self.any_retiring() {
+        if self.retiring.is_empty() {
             return;
         }
-        let retiring: Vec<WorkerId> = self
-            .workers
-            .iter()
-            .filter(|(_, w)| w.retiring.is_some())
-            .map(|(&id, _)| id)
-            .collect();
+        let retiring: Vec<WorkerId> = self.retiring.iter().copied().collect();
         for worker in retiring {
             if !self.workers[&worker].processing.is_empty() {
                 self.ask_queued_back(worker, out);
@@ -198,6 +189,7 @@ impl Scheduler {
     /// Removes retired `worker` (nothing assigned, its needed results held elsewhere).
     fn remove_retired(&mut self, worker: WorkerId, out: &mut Vec<Command>) {
         self.unindex(worker);
+        self.retiring.remove(&worker);
         let w = self.workers.remove(&worker).expect("worker");
         debug_assert!(w.processing.is_empty());
         let mut held: Vec<TaskId> = w.held.into_iter().collect();

@@ -41,6 +41,8 @@ pub struct Scheduler {
     pub(crate) unlock_count: u64,
     /// Tasks whose result may have become unneeded (to free) or that may be forgotten.
     pub(crate) release_candidates: Vec<TaskId>,
+    /// Workers being retired (see [`crate::retirement`]).
+    pub(crate) retiring: BTreeSet<WorkerId>,
     /// Durations learned per task kind, and the clock (see [`crate::walltime`]).
     pub(crate) walltime: crate::walltime::Walltime,
     /// Active tasks whose computation may have become unneeded (to drop).
@@ -70,6 +72,7 @@ impl Scheduler {
             seq: 0,
             unlock_count: 0,
             release_candidates: Vec::new(),
+            retiring: BTreeSet::new(),
             walltime: Default::default(),
             abandon_candidates: Vec::new(),
         }
