@@ -200,3 +200,46 @@ fn a_retiring_workers_queued_task_is_asked_back_and_runs_elsewhere() {
     assert!(matches!(&outbox.take(2)[..], [Message::Compute { task: t, .. }] if t.id == task));
     assert_eq!(outbox.take(1), [Message::Goodbye]);
 }
+
+/// The new frames from the wrong side, or about tasks never asked for: a client
+/// sending `ReplicateFailed` or a worker sending `Replicate` breaks the protocol
+/// and is disconnected; a worker's `ReplicateFailed` nobody asked for changes nothing.
+#[test]
+fn replicate_frames_from_the_wrong_side_disconnect_and_stray_ones_are_ignored() {
+    let mut reactor = reactor();
+    let mut outbox = Outbox::default();
+    let now = Instant::now();
+    reactor.peer_joined(10, Role::Client { inner_plan: None }, now, &mut outbox);
+    reactor.peer_joined(1, worker(9001, None, None), now, &mut outbox);
+    reactor.messages(
+        1,
+        vec![Message::ReplicateFailed { task: 77 }],
+        now,
+        &mut outbox,
+    );
+    assert!(outbox.disconnected.is_empty());
+    assert_eq!(reactor.cluster_status().workers.len(), 1);
+    reactor.messages(
+        10,
+        vec![Message::ReplicateFailed { task: 77 }],
+        now,
+        &mut outbox,
+    );
+    let replicate = Message::Replicate {
+        task: 77,
+        holders: vec![address(9001)],
+    };
+    reactor.messages(1, vec![replicate], now, &mut outbox);
+    let reasons: Vec<&str> = outbox
+        .disconnected
+        .iter()
+        .map(|(_, r)| r.as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "protocol violation: unexpected ReplicateFailed",
+            "protocol violation: unexpected Replicate"
+        ]
+    );
+}
