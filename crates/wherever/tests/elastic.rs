@@ -153,6 +153,13 @@ fn scaling_up_from_one_to_three_gives_three_workers() {
     client.scale(3).unwrap();
     assert_eq!(client.connected_workers(), 3);
     assert_eq!(live_children().len(), 3);
+    // Down and at once up again: the retired processes, still exiting, are not
+    // counted as starting ones.
+    client.scale(1).unwrap();
+    wait_until("one worker left", || client.connected_workers() == 1);
+    client.scale(3).unwrap();
+    assert_eq!(client.wait_for_workers(3, HANG_GUARD).unwrap(), 3);
+    wait_until("3 worker processes again", || live_children().len() == 3);
 }
 
 /// Two of three workers are retired while a graph runs: the leaves' results they

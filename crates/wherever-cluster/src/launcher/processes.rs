@@ -107,8 +107,9 @@ struct LocalWorkers {
     spawner: Spawner,
     stopping: Arc<AtomicBool>,
     supervisor: Option<tokio::task::JoinHandle<()>>,
-    /// The groups (names) connected when last told.
-    connected: HashSet<String>,
+    /// The groups (names) ever seen connected: a process not among them is
+    /// starting (one that connected and was retired is not, while it exits).
+    seen: HashSet<String>,
     /// The I/O runtime, once started (new processes are spawned in its context).
     runtime: Option<tokio::runtime::Handle>,
 }
@@ -120,7 +121,7 @@ impl LocalWorkers {
             spawner,
             stopping: Arc::new(AtomicBool::new(false)),
             supervisor: None,
-            connected: HashSet::new(),
+            seen: HashSet::new(),
             runtime: None,
         }
     }
@@ -204,16 +205,16 @@ impl LaunchedWorkers for LocalWorkers {
         self.spawn_more(units, launch)
     }
 
-    /// Worker processes running whose name has not connected yet.
+    /// Worker processes running whose name has never connected.
     fn starting(&self) -> usize {
         lock(&self.children)
             .iter()
-            .filter(|worker| !self.connected.contains(&worker.name))
+            .filter(|worker| !self.seen.contains(&worker.name))
             .count()
     }
 
     fn connected(&mut self, groups: &[String]) {
-        self.connected = groups.iter().cloned().collect();
+        self.seen.extend(groups.iter().cloned());
     }
 
     /// Retired processes exit by themselves (status 0) and the supervisor reaps
@@ -321,6 +322,44 @@ async fn supervise(children: Children, spawner: Spawner, stopping: Arc<AtomicBoo
 mod tests {
     use super::*;
     use crate::auth::Secret;
+
+    /// A worker that connected and was then retired is not starting while it exits:
+    /// scaling straight back up counted it and started none (found by the
+    /// `scale_up` example, whose second `scale(4)` waited for ever).
+    #[tokio::test]
+    async fn a_retired_worker_still_exiting_is_not_counted_as_starting() {
+        let launch = WorkerLaunch {
+            scheduler: "127.0.0.1:9".into(),
+            secret_hex: String::new(),
+            executable: "sleep".into(),
+            threads: 1,
+            env: Vec::new(),
+        };
+        let mut workers = LocalWorkers::new(Spawner {
+            launch,
+            next: Arc::new(AtomicUsize::new(0)),
+        });
+        for name in ["processes-0", "processes-1"] {
+            let child = Command::new("sleep")
+                .arg("60")
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            lock(&workers.children).push(LocalWorker {
+                name: name.to_string(),
+                child,
+            });
+        }
+        assert_eq!(workers.starting(), 2);
+        workers.connected(&["processes-0".to_string(), "processes-1".to_string()]);
+        assert_eq!(workers.starting(), 0);
+        // processes-1 was retired: no longer connected, not yet exited.
+        workers.connected(&["processes-0".to_string()]);
+        assert_eq!(workers.starting(), 0);
+        workers.left(&["processes-1".to_string()]);
+        assert_eq!(lock(&workers.children).len(), 1);
+        workers.stop();
+    }
 
     #[tokio::test]
     async fn handing_the_secret_to_a_worker_that_already_exited_is_not_an_error() {
