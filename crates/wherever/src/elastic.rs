@@ -18,6 +18,7 @@ impl Client {
     /// (`sequential`, `threads:N`, `ssh:`, a Slurm allocation, `mpi`, `tcp://`).
     pub fn scale(&self, workers: usize) -> Result<(), Error> {
         let cluster = self.launched_cluster()?;
+        self.mark_rescaled();
         cluster
             .scale(workers)
             .map(|_| ())
@@ -41,6 +42,7 @@ impl Client {
     /// sense (a minimum above the maximum, a zero interval or cap).
     pub fn adapt_with(&self, options: AdaptOptions) -> Result<(), Error> {
         let cluster = self.launched_cluster()?;
+        self.mark_rescaled();
         cluster
             .adapt(options)
             .map_err(|reason| self.scale_error(reason))
@@ -78,6 +80,16 @@ impl Client {
                  stop (use processes:N, or slurm:jobs=N)"
                     .to_string(),
             )),
+        }
+    }
+
+    /// From now on [`Client::workers`] counts the slots the scheduler announces,
+    /// not the plan's.
+    fn mark_rescaled(&self) {
+        if let Executor::Cluster(cluster) = &self.shared.executor {
+            cluster
+                .rescaled
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

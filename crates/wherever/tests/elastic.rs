@@ -149,6 +149,8 @@ fn scaling_up_from_one_to_three_gives_three_workers() {
     client.scale(3).unwrap();
     assert_eq!(client.wait_for_workers(3, HANG_GUARD).unwrap(), 3);
     wait_until("3 worker processes", || live_children().len() == 3);
+    // `map` and friends size their chunks by the slots now there, not the plan's.
+    assert_eq!(client.workers(), 3);
     // Scaling to the count it has changes nothing.
     client.scale(3).unwrap();
     assert_eq!(client.connected_workers(), 3);
