@@ -936,7 +936,7 @@ fn run_case(case: Case) -> Stats {
         steal_answers: HashMap::new(),
         retiring: HashSet::new(),
         handed_over: HashSet::new(),
-        walltime: Rng(case.seed ^ 0x5EED_0F_DEAD_11E5),
+        walltime: Rng(case.seed ^ 0x005E_ED0F_DEAD_11E5),
         now_ms: 0,
         with_deadline: HashSet::new(),
         deadlines_on: false,
