@@ -22,6 +22,7 @@ use wherever_core::registry::{self, EncodedCall};
 use wherever_core::{TaskError, TaskErrorKind};
 
 mod flush;
+mod identity;
 mod limits;
 mod memory;
 mod monitor;
@@ -30,6 +31,7 @@ mod resources;
 mod spill;
 mod store;
 mod watchdog;
+pub use identity::DEADLINE_VARIABLE;
 pub use limits::{
     machine_memory, MemoryLimits, DEFAULT_FRACTIONS, MEMORY_LIMIT_VARIABLE, PAUSE_VARIABLE,
     TARGET_VARIABLE, TERMINATE_VARIABLE,
@@ -111,6 +113,9 @@ fn run_until_done(address: &str) -> Result<(), String> {
     let target = parse_address(address)?;
     let death_timeout = death_timeout()?;
     resources::advertised()?; // a malformed value is an error before connecting
+    identity::name()?;
+    identity::group()?;
+    identity::deadline()?;
     watchdog::grace()?;
     let limits = MemoryLimits::from_env()?;
     let slots = match std::env::var(THREADS_VARIABLE) {
@@ -283,6 +288,9 @@ async fn serve_connection(
         slots,
         data_address,
         resources: resources::advertised()?,
+        name: identity::name()?,
+        group: identity::group()?,
+        time_left_ms: identity::deadline()?.map(identity::time_left_ms),
     };
     let (id, mut early) = join(&mut reader, &mut writer, secret, role, this_build(), true).await?;
     // A new connection is a new worker: the scheduler says the inner plan again.
@@ -364,6 +372,13 @@ async fn serve_connection(
                     for task in tasks {
                         pool.free(task);
                     }
+                }
+                Message::Replicate { task, holders } => {
+                    let (store, outgoing, secret) =
+                        (store.clone(), outgoing.clone(), secret.clone());
+                    tokio::spawn(async move {
+                        replicate(task, &holders, &store, &outgoing, &secret).await
+                    });
                 }
                 Message::Steal { task } => {
                     let stolen = pool.withdraw(task);
@@ -853,6 +868,34 @@ async fn send_in_parts(
         write_batch(writer, std::slice::from_ref(&part)).await?;
     }
     Ok(())
+}
+
+/// Fetches a copy of the result of `task` from `holders` (a retiring worker hands
+/// it over), keeps it and reports `Replicated`; `ReplicateFailed` if it cannot be
+/// had (after one retry).
+async fn replicate(
+    task: TaskId,
+    holders: &[std::net::SocketAddr],
+    store: &Store,
+    outgoing: &UnboundedSender<Message>,
+    secret: &Secret,
+) {
+    if !store.contains(task) {
+        let mut fetched = crate::fetch::fetch(holders, task, secret).await;
+        if fetched.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            fetched = crate::fetch::fetch(holders, task, secret).await;
+        }
+        match fetched {
+            Ok(data) => store.insert(task, Arc::new(data)),
+            Err(reason) => {
+                tracing::warn!("cannot fetch a copy of {task}: {reason}");
+                let _ = outgoing.send(Message::ReplicateFailed { task });
+                return;
+            }
+        }
+    }
+    let _ = outgoing.send(Message::Replicated { task });
 }
 
 /// Fetches the inputs of `task` this worker lacks from the workers holding them,

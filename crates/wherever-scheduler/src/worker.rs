@@ -35,6 +35,12 @@ pub(crate) struct Worker {
     /// Over its memory pause threshold ([`crate::Event::WorkerPaused`]): no room, no idle
     /// slots, until it resumes.
     pub(crate) paused: bool,
+    /// Set while it is being retired: it gets no new tasks (see [`crate::retirement`]).
+    pub(crate) retiring: Option<crate::retirement::Retiring>,
+    /// When it must be gone, on the scheduler's clock (ms; see [`crate::walltime`]).
+    pub(crate) deadline_ms: Option<u64>,
+    /// The scheduler's clock at its last finish report (ms).
+    pub(crate) last_finish_ms: u64,
 }
 
 impl Worker {
@@ -52,6 +58,9 @@ impl Worker {
             total: resources,
             had_room: false,
             paused: false,
+            retiring: None,
+            deadline_ms: None,
+            last_finish_ms: 0,
         }
     }
 
@@ -107,9 +116,9 @@ impl Scheduler {
         (w.slots + self.config.prefetch_per_worker.unwrap_or(w.slots)) as usize
     }
 
-    /// Whether `w` may get another assignment (never while paused).
+    /// Whether `w` may get another assignment (never while it is paused or retiring).
     pub(crate) fn has_room(&self, w: &Worker) -> bool {
-        !w.paused && w.load() < self.capacity(w) as u64
+        !w.paused && w.retiring.is_none() && w.load() < self.capacity(w) as u64
     }
 
     /// `Ok` if `worker` is known (added and not removed).
@@ -128,6 +137,14 @@ impl Scheduler {
         let room = self
             .has_room(w)
             .then(|| ((n << 32) / u64::from(w.slots), id));
+        if w.retiring.is_some() {
+            // It takes no work and its queued tasks are asked back by its retirement.
+            return IndexKeys {
+                room: None,
+                idle_slots: 0,
+                victim: None,
+            };
+        }
         let idle_slots = w.idle_slots();
         let stealable =
             n as i64 - i64::from(w.slots) - i64::from(w.steal_pending) - i64::from(w.steal_refused);

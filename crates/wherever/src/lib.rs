@@ -32,6 +32,7 @@ mod awaiting;
 mod client;
 mod cores;
 mod dashboard;
+mod elastic;
 mod error;
 mod future;
 mod graph;
@@ -78,6 +79,7 @@ pub use plan::{Level, Plan, PlanError, ProcessesOptions, SshHost, SshLevel, Work
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;
 pub use task_events::DEFAULT_EVENT_CAPACITY;
+pub use wherever_cluster::launcher::AdaptOptions;
 pub use wherever_cluster::{ResourceError, Resources};
 /// The event stream: task and worker events for progress bars and the dashboard.
 pub use wherever_core::events;

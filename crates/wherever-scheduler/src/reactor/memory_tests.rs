@@ -41,6 +41,7 @@ fn reactor(outbox: &mut Outbox, events: EventBus) -> Reactor {
     let mut reactor = Reactor::new(ReactorConfig {
         scheduler: SchedulerConfig {
             prefetch_per_worker: Some(0),
+            ..SchedulerConfig::default()
         },
         heartbeat_timeout: Duration::from_secs(10),
         events,
@@ -52,6 +53,9 @@ fn reactor(outbox: &mut Outbox, events: EventBus) -> Reactor {
         slots: 1,
         data_address: SocketAddr::from(([127, 0, 0, 1], 9)),
         resources: crate::Resources::new(),
+        name: None,
+        group: None,
+        time_left_ms: None,
     };
     reactor.peer_joined(WORKER, worker, now, outbox);
     reactor
@@ -124,6 +128,9 @@ fn a_task_lost_with_a_worker_that_said_nothing_has_no_reason_of_an_earlier_loss(
         slots: 1,
         data_address: SocketAddr::from(([127, 0, 0, 1], 10)),
         resources: crate::Resources::new(),
+        name: None,
+        group: None,
+        time_left_ms: None,
     };
     reactor.peer_joined(3, worker, Instant::now(), &mut outbox);
     assert_eq!(outbox.computes_for(3).len(), 1);
