@@ -8,8 +8,11 @@
 //!   retried, released) and worker transitions (joined, left, memory), with the task's
 //!   name and group. Never argument or result *values*: only names, counts, sizes and
 //!   times.
-//! - **Times** are [`Duration`]s since the emitting bus was created ([`Stamped::at`]);
-//!   events a client receives from a remote scheduler keep the scheduler's times.
+//! - **Times** are [`Duration`]s since the emitting bus was created ([`Stamped::at`]),
+//!   read from a coarse clock ([`EventBus::clock`]: one atomic that a ticker thread
+//!   advances every millisecond while anybody subscribes), so a local task shorter
+//!   than a millisecond has a duration of 0 or 1 ms. Events a client receives from a
+//!   remote scheduler keep the scheduler's times.
 //! - **Names and groups.** A task's name is its registered `#[task]` name or the name set
 //!   with the per-task name option; its group is the `map` call's label when there is
 //!   one, else the name's prefix ([`group_of`], Dask's key prefix: `fit-3` is in `fit`).
@@ -17,10 +20,25 @@
 //!   that `TaskStarted { task: 7, .. }` and `TaskFinished { task: 7, .. }` pair up.
 //! - **Cost when nobody looks.** [`EventBus::emit_with`] is one relaxed atomic load when
 //!   there is no subscriber: the event is not even built.
-//! - **Bounded.** Each [`Subscription`] holds at most `capacity` events; when a slow
-//!   reader lets it fill, the *oldest* events are dropped, and the reader is told how
-//!   many with an [`Event::Dropped`] before the next event it reads. Emitting never
-//!   waits for a reader.
+//! - **Cost when somebody looks.** Each emitting thread writes into a ring of its own
+//!   (per bus): a task event is six plain stores and one release store, with no lock
+//!   and no cache line shared with other emitters; names registered with `#[task]`
+//!   are `&'static str` and travel as a pointer. Readers copy the rings in batches
+//!   when they read ([`Subscription::drain`], [`Subscription::try_recv`],
+//!   [`Subscription::recv_timeout`]) and merge them in time order. Events with
+//!   strings (worker events, a name given per task) wait beside the ring, behind a
+//!   lock of the emitting thread's own.
+//! - **Order.** One thread's events are read in the order it emitted them; events of
+//!   different threads are merged by time (a task's submission before its start at
+//!   the same time). Rarely, a task's start on one thread can be read one read
+//!   before its submission on another (when a read falls between them); readers
+//!   that count should tolerate an event of a task they have not seen submitted.
+//! - **Bounded.** Each emitting thread's ring holds 8,192 events per bus: a reader
+//!   that does not read for longer than that loses the *oldest* of them. Each
+//!   [`Subscription`] holds at most `capacity` events it has read from the rings; when a
+//!   slow reader lets it fill, the *oldest* events are dropped. Either way the reader
+//!   is told how many with an [`Event::Dropped`] before the next event it reads.
+//!   Emitting never waits for a reader; a waiting reader is woken within 5 ms.
 //!
 //! ```
 //! use wherever_core::events::{Event, EventBus};
@@ -42,11 +60,21 @@
 //! );
 //! ```
 
+mod clock;
+mod packed;
+mod ring;
+
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+
+use packed::{Record, Unpacked};
+use ring::{Ring, RING_SLOTS};
 
 use serde::{Deserialize, Serialize};
 
@@ -218,52 +246,67 @@ pub struct EventBus {
     inner: Arc<Inner>,
 }
 
+/// The emitters' handle: when the last [`EventBus`] goes, the stream is closed.
+#[derive(Default)]
 struct Inner {
-    start: Instant,
-    subscribers: AtomicUsize,
-    /// The subscribers' queues; a [`Subscription`] removes its own when dropped.
-    /// Emitters only read it (a shared lock), so that they do not queue behind each
-    /// other.
-    queues: RwLock<Vec<Arc<Queue>>>,
+    shared: Arc<Shared>,
 }
 
-impl Default for Inner {
+/// What emitters and subscriptions share.
+struct Shared {
+    /// How many subscriptions exist (emitting is one load of this when none).
+    subscribers: AtomicUsize,
+    /// This bus's identity among the emitting thread's rings.
+    id: u64,
+    /// When the bus was created, in nanoseconds of [`clock`].
+    start: u64,
+    /// The rings of the threads that emitted since a subscription, in the order they
+    /// were registered; emptied (and the rings retired) when the last reader goes.
+    rings: Mutex<Vec<Arc<Ring>>>,
+    /// Changes whenever `rings` does, so that readers look at it only then.
+    generation: AtomicU64,
+    /// Set when the last [`EventBus`] is dropped.
+    closed: AtomicBool,
+    /// How many readers wait in [`Subscription::recv_timeout`], on a line of its own
+    /// (readers write it, emitters only read it).
+    waiting: CachePadded<AtomicUsize>,
+    wake: Mutex<()>,
+    ready: Condvar,
+}
+
+impl Default for Shared {
     fn default() -> Self {
-        Inner {
-            start: Instant::now(),
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        Shared {
             subscribers: AtomicUsize::new(0),
-            queues: RwLock::new(Vec::new()),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            start: clock::precise_nanos(),
+            rings: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            waiting: CachePadded::new(AtomicUsize::new(0)),
+            wake: Mutex::new(()),
+            ready: Condvar::new(),
         }
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let queues = self
-            .queues
-            .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for queue in queues.iter() {
-            lock(&queue.state).closed = true;
-            queue.ready.notify_all();
+        let shared = &self.shared;
+        shared.closed.store(true, Ordering::Release);
+        // No more emissions: the emitting threads may forget their rings (readers
+        // keep theirs to read what is left).
+        for ring in lock(&shared.rings).iter() {
+            ring.retire();
         }
+        shared.wake_readers();
     }
 }
 
-struct Queue {
-    capacity: usize,
-    state: Mutex<QueueState>,
-    ready: Condvar,
-}
-
-#[derive(Default)]
-struct QueueState {
-    events: VecDeque<Stamped>,
-    dropped: u64,
-    closed: bool,
-    /// How many readers wait on `ready` (an emitter wakes one only then: a wake-up is a
-    /// system call).
-    waiting: usize,
+thread_local! {
+    /// This thread's rings, by bus id.
+    static RINGS: RefCell<Vec<(u64, Arc<Ring>)>> = const { RefCell::new(Vec::new()) };
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -272,12 +315,65 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+impl Shared {
+    /// Runs `push` on the current thread's ring of this bus, registering one first
+    /// if needed. Drops the event when nobody reads (or the thread is exiting).
+    #[inline]
+    fn with_ring(&self, push: impl FnOnce(&Ring)) {
+        let _ = RINGS.try_with(|rings| {
+            let Ok(mut rings) = rings.try_borrow_mut() else {
+                return;
+            };
+            if let Some((_, ring)) = rings
+                .iter()
+                .find(|(id, ring)| *id == self.id && !ring.is_retired())
+            {
+                return push(ring);
+            }
+            rings.retain(|(_, ring)| !ring.is_retired());
+            if let Some(ring) = self.register() {
+                push(&ring);
+                rings.push((self.id, ring));
+            }
+        });
+    }
+
+    /// A new ring for the current thread, if anybody reads.
+    #[cold]
+    fn register(&self) -> Option<Arc<Ring>> {
+        let mut rings = lock(&self.rings);
+        if self.subscribers.load(Ordering::Relaxed) == 0 || self.closed.load(Ordering::Relaxed)
+        {
+            return None;
+        }
+        let ring = Arc::new(Ring::new());
+        rings.push(Arc::clone(&ring));
+        self.generation.fetch_add(1, Ordering::Release);
+        Some(ring)
+    }
+
+    fn deliver(&self, at: u64, event: Event) {
+        self.with_ring(|ring| match Record::pack(at, &event) {
+            Some(words) => ring.push(words),
+            None => ring.push_other(at, event),
+        });
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            self.wake_readers();
+        }
+    }
+
+    fn wake_readers(&self) {
+        let _guard = lock(&self.wake);
+        self.ready.notify_all();
+    }
+}
+
 impl std::fmt::Debug for EventBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventBus")
             .field(
                 "subscribers",
-                &self.inner.subscribers.load(Ordering::Relaxed),
+                &self.inner.shared.subscribers.load(Ordering::Relaxed),
             )
             .finish()
     }
@@ -292,18 +388,30 @@ impl EventBus {
     /// Whether anybody subscribed (emitting is free when not).
     #[inline]
     pub fn is_observed(&self) -> bool {
-        self.inner.subscribers.load(Ordering::Relaxed) > 0
+        self.inner.shared.subscribers.load(Ordering::Relaxed) > 0
     }
 
-    /// Time since this bus was created (the clock of [`Stamped::at`]).
+    /// Time since this bus was created, read precisely.
     pub fn now(&self) -> Duration {
-        self.inner.start.elapsed()
+        Duration::from_nanos(clock::precise_nanos().saturating_sub(self.inner.shared.start))
     }
 
-    /// Emits `event` to every subscriber, stamped now.
+    /// Time since this bus was created on the stream's coarse clock, what
+    /// [`Self::emit`] stamps events with: about 1 ms resolution, and one atomic load.
+    #[inline]
+    pub fn clock(&self) -> Duration {
+        Duration::from_nanos(self.coarse())
+    }
+
+    #[inline]
+    fn coarse(&self) -> u64 {
+        clock::coarse_nanos().saturating_sub(self.inner.shared.start)
+    }
+
+    /// Emits `event` to every subscriber, stamped with [`Self::clock`].
     pub fn emit(&self, event: Event) {
         if self.is_observed() {
-            self.deliver(self.now(), event);
+            self.inner.shared.deliver(self.coarse(), event);
         }
     }
 
@@ -311,85 +419,62 @@ impl EventBus {
     #[inline]
     pub fn emit_with(&self, make: impl FnOnce() -> Event) {
         if self.is_observed() {
-            self.deliver(self.now(), make());
+            self.inner.shared.deliver(self.coarse(), make());
         }
     }
 
-    /// Emits `event` stamped at `when` (a clock reading the caller took anyway: one read
-    /// of the clock serves the event and the caller's own timing).
+    /// Emits `event` stamped at `when` (a clock reading the caller took anyway).
     pub fn emit_at(&self, when: Instant, event: Event) {
         if self.is_observed() {
-            self.deliver(when.saturating_duration_since(self.inner.start), event);
+            let at = clock::nanos_of(when).saturating_sub(self.inner.shared.start);
+            self.inner.shared.deliver(at, event);
         }
     }
 
-    /// Emits an event stamped elsewhere (a remote scheduler's event, keeping its time).
+    /// Emits an event stamped elsewhere (a remote scheduler's event keeping its time,
+    /// or a time read with [`Self::clock`]).
     pub fn emit_stamped(&self, stamped: Stamped) {
         if self.is_observed() {
-            self.deliver(stamped.at, stamped.event);
-        }
-    }
-
-    fn deliver(&self, at: Duration, event: Event) {
-        let queues = self
-            .inner
-            .queues
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Every queue but the last gets a copy; the last gets the event itself.
-        if let Some((last, others)) = queues.split_last() {
-            for queue in others {
-                queue.push(Stamped {
-                    at,
-                    event: event.clone(),
-                });
-            }
-            last.push(Stamped { at, event });
+            let at = stamped.at.as_nanos().min(u64::MAX as u128) as u64;
+            self.inner.shared.deliver(at, stamped.event);
         }
     }
 
     /// Starts reading the stream: events emitted from now on, at most `capacity`
     /// (at least 1) held unread; older ones are dropped and counted.
     pub fn subscribe(&self, capacity: usize) -> Subscription {
-        let queue = Arc::new(Queue {
-            capacity: capacity.max(1),
-            state: Mutex::new(QueueState::default()),
-            ready: Condvar::new(),
-        });
-        let mut queues = self
-            .inner
-            .queues
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        queues.push(Arc::clone(&queue));
-        self.inner.subscribers.fetch_add(1, Ordering::Relaxed);
+        let shared = &self.inner.shared;
+        let rings = lock(&shared.rings);
+        let cursors = rings
+            .iter()
+            .map(|ring| (Arc::clone(ring), ring.head()))
+            .collect();
+        let generation = shared.generation.load(Ordering::Acquire);
+        shared.subscribers.fetch_add(1, Ordering::Relaxed);
+        drop(rings);
+        clock::reader_added();
         Subscription {
-            queue,
-            bus: Arc::downgrade(&self.inner),
+            shared: Arc::clone(shared),
+            capacity: capacity.max(1),
+            state: Mutex::new(ReaderState {
+                generation,
+                cursors,
+                events: VecDeque::new(),
+                dropped: 0,
+            }),
         }
     }
 }
 
-impl Queue {
-    fn push(&self, stamped: Stamped) {
-        let mut state = lock(&self.state);
-        if state.closed {
-            return;
-        }
-        if state.events.len() >= self.capacity {
-            state.events.pop_front();
-            state.dropped += 1;
-        }
-        state.events.push_back(stamped);
-        let waiting = state.waiting > 0;
-        drop(state);
-        if waiting {
-            self.ready.notify_one();
-        }
-    }
+/// A reader's position in each ring, and what it read but was not yet handed.
+struct ReaderState {
+    generation: u64,
+    cursors: Vec<(Arc<Ring>, u64)>,
+    events: VecDeque<Stamped>,
+    dropped: u64,
 }
 
-impl QueueState {
+impl ReaderState {
     /// The next thing to hand a reader: first the count of dropped events, if any.
     fn next(&mut self) -> Option<Stamped> {
         if self.dropped > 0 {
@@ -402,19 +487,101 @@ impl QueueState {
         }
         self.events.pop_front()
     }
+
+    /// Takes in the rings registered since the last look.
+    fn refresh(&mut self, shared: &Shared) {
+        let generation = shared.generation.load(Ordering::Acquire);
+        if generation == self.generation {
+            return;
+        }
+        let rings = lock(&shared.rings);
+        self.generation = shared.generation.load(Ordering::Acquire);
+        for ring in rings.iter() {
+            if !self.cursors.iter().any(|(known, _)| Arc::ptr_eq(known, ring)) {
+                // Registered after this reader subscribed: all of it is new.
+                self.cursors.push((Arc::clone(ring), 0));
+            }
+        }
+    }
+
+    /// Moves what the rings hold into this reader's buffer, merged in time order,
+    /// dropping the oldest beyond `capacity`.
+    fn pull(&mut self, shared: &Shared, capacity: usize) {
+        self.refresh(shared);
+        // Heads first, the latest registered first: a thread registered later is
+        // usually one that runs what an earlier one submitted, so a task's later
+        // events are not taken without its submission.
+        let heads: Vec<u64> = self
+            .cursors
+            .iter()
+            .rev()
+            .map(|(ring, _)| ring.head())
+            .collect();
+        let mut batch: Vec<(u64, u8, Stamped)> = Vec::new();
+        for ((ring, cursor), head) in self.cursors.iter_mut().zip(heads.into_iter().rev()) {
+            if head == *cursor {
+                continue;
+            }
+            let read = ring.read(*cursor, head);
+            *cursor = head;
+            self.dropped += read.lost;
+            for record in read.records {
+                let event = match record.unpack() {
+                    Unpacked::Event(event) => event,
+                    Unpacked::Other(index) => match ring.other(index) {
+                        Some(event) => event,
+                        None => {
+                            self.dropped += 1;
+                            continue;
+                        }
+                    },
+                    Unpacked::Unknown => {
+                        self.dropped += 1;
+                        continue;
+                    }
+                };
+                let at = Duration::from_nanos(record.at());
+                batch.push((record.at(), record.rank(), Stamped { at, event }));
+            }
+        }
+        // Each ring is in order; merge them by time (stable: a ring's order is kept).
+        batch.sort_by_key(|(at, rank, _)| (*at, *rank));
+        for (_, _, stamped) in batch {
+            if self.events.len() >= capacity {
+                self.events.pop_front();
+                self.dropped += 1;
+            }
+            self.events.push_back(stamped);
+        }
+    }
+
+    /// Events waiting in the rings and the buffer.
+    fn len(&self) -> usize {
+        let in_rings: u64 = self
+            .cursors
+            .iter()
+            .map(|(ring, cursor)| ring.head().saturating_sub(*cursor).min(RING_SLOTS as u64))
+            .sum();
+        self.events.len() + in_rings as usize
+    }
 }
+
+/// How long a waiting reader sleeps at most before looking at the rings again (an
+/// emitter wakes it sooner when it sees it waiting, without any ordering guarantee).
+const WAIT_SLICE: Duration = Duration::from_millis(5);
 
 /// A reader of an [`EventBus`]: a bounded buffer of the events emitted since it was made.
 /// Dropping it unsubscribes.
 pub struct Subscription {
-    queue: Arc<Queue>,
-    bus: Weak<Inner>,
+    shared: Arc<Shared>,
+    capacity: usize,
+    state: Mutex<ReaderState>,
 }
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription")
-            .field("capacity", &self.queue.capacity)
+            .field("capacity", &self.capacity)
             .finish()
     }
 }
@@ -422,36 +589,42 @@ impl std::fmt::Debug for Subscription {
 impl Subscription {
     /// The next event if one is waiting.
     pub fn try_recv(&self) -> Option<Stamped> {
-        lock(&self.queue.state).next()
+        let mut state = lock(&self.state);
+        if let Some(next) = state.next() {
+            return Some(next);
+        }
+        state.pull(&self.shared, self.capacity);
+        state.next()
     }
 
     /// The next event, waiting up to `timeout` for one; `None` on timeout or when the bus
     /// is gone and everything was read.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Stamped> {
         let deadline = Instant::now() + timeout;
-        let mut state = lock(&self.queue.state);
         loop {
-            if let Some(next) = state.next() {
+            let closed = self.shared.closed.load(Ordering::Acquire);
+            if let Some(next) = self.try_recv() {
                 return Some(next);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if state.closed || left.is_zero() {
+            if closed || left.is_zero() {
                 return None;
             }
-            state.waiting += 1;
-            state = self
-                .queue
+            self.shared.waiting.fetch_add(1, Ordering::Relaxed);
+            let guard = lock(&self.shared.wake);
+            let _ = self
+                .shared
                 .ready
-                .wait_timeout(state, left)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
-            state.waiting -= 1;
+                .wait_timeout(guard, left.min(WAIT_SLICE))
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.shared.waiting.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
     /// Everything waiting now (a [`Event::Dropped`] first if events were lost).
     pub fn drain(&self) -> Vec<Stamped> {
-        let mut state = lock(&self.queue.state);
+        let mut state = lock(&self.state);
+        state.pull(&self.shared, self.capacity);
         let mut out = Vec::with_capacity(state.events.len() + 1);
         while let Some(next) = state.next() {
             out.push(next);
@@ -461,7 +634,9 @@ impl Subscription {
 
     /// How many events wait unread (not counting a pending [`Event::Dropped`]).
     pub fn len(&self) -> usize {
-        lock(&self.queue.state).events.len()
+        let mut state = lock(&self.state);
+        state.refresh(&self.shared);
+        state.len()
     }
 
     /// Whether no event waits unread.
@@ -471,20 +646,23 @@ impl Subscription {
 
     /// Whether the bus is gone (no more events will come once the buffer is read).
     pub fn is_closed(&self) -> bool {
-        lock(&self.queue.state).closed
+        self.shared.closed.load(Ordering::Acquire)
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        lock(&self.queue.state).closed = true;
-        if let Some(bus) = self.bus.upgrade() {
-            bus.subscribers.fetch_sub(1, Ordering::Relaxed);
-            bus.queues
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .retain(|queue| !Arc::ptr_eq(queue, &self.queue));
+        let shared = &self.shared;
+        let mut rings = lock(&shared.rings);
+        if shared.subscribers.fetch_sub(1, Ordering::Relaxed) == 1 {
+            // Nobody reads any more: the emitting threads let their rings go.
+            for ring in rings.drain(..) {
+                ring.retire();
+            }
+            shared.generation.fetch_add(1, Ordering::Release);
         }
+        drop(rings);
+        clock::reader_removed();
     }
 }
 
@@ -576,7 +754,7 @@ mod tests {
         };
         // Emit only once the reader waits, so that the wake-up is what it needs.
         let guard = Instant::now() + Duration::from_secs(60);
-        while lock(&events.queue.state).waiting == 0 {
+        while events.shared.waiting.load(Ordering::Relaxed) == 0 {
             assert!(Instant::now() < guard, "the reader never waited");
             std::thread::yield_now();
         }
@@ -604,7 +782,8 @@ mod tests {
         let when = Instant::now() + Duration::from_secs(3);
         bus.emit_at(when, released(1));
         let stamped = events.try_recv().unwrap();
-        assert_eq!(stamped.at, when - bus.inner.start);
+        let expected = clock::nanos_of(when) - bus.inner.shared.start;
+        assert_eq!(stamped.at, Duration::from_nanos(expected));
         assert_eq!(stamped.event, released(1));
     }
 
@@ -628,5 +807,153 @@ mod tests {
         assert_eq!(group_of("fit-3"), "fit");
         assert_eq!(group_of("-x"), "-x");
         assert_eq!(group_of("calc_mean"), "calc_mean");
+    }
+
+    fn started(task: u64, worker: u64) -> Event {
+        Event::TaskStarted { task, worker }
+    }
+
+    #[test]
+    fn every_thread_s_events_arrive_each_thread_s_in_order() {
+        let bus = EventBus::new();
+        let events = bus.subscribe(1 << 16);
+        let emitters: Vec<_> = (0..3u64)
+            .map(|thread| {
+                let bus = bus.clone();
+                std::thread::spawn(move || {
+                    for task in 0..1000 {
+                        bus.emit(started(task, thread));
+                    }
+                })
+            })
+            .collect();
+        for emitter in emitters {
+            emitter.join().unwrap();
+        }
+        let mut next = [0u64; 3];
+        for stamped in events.drain() {
+            let Event::TaskStarted { task, worker } = stamped.event else {
+                panic!("unexpected {:?}", stamped.event);
+            };
+            assert_eq!(task, next[worker as usize], "thread {worker} out of order");
+            next[worker as usize] += 1;
+        }
+        assert_eq!(next, [1000; 3]);
+    }
+
+    #[test]
+    fn a_thread_that_outruns_its_reader_loses_the_oldest_and_the_reader_is_told() {
+        let bus = EventBus::new();
+        let events = bus.subscribe(1 << 20);
+        let total = RING_SLOTS as u64 + 10;
+        for task in 0..total {
+            bus.emit(released(task));
+        }
+        let read: Vec<Event> = events.drain().into_iter().map(|s| s.event).collect();
+        let Event::Dropped { count } = read[0] else {
+            panic!("no Dropped first: {:?}", read[0]);
+        };
+        assert_eq!(count + read.len() as u64 - 1, total);
+        assert_eq!(read.last(), Some(&released(total - 1)));
+    }
+
+    #[test]
+    fn a_reader_counts_what_a_thread_that_began_emitting_after_it_subscribed_left() {
+        let bus = EventBus::new();
+        let events = bus.subscribe(16);
+        let emitter = bus.clone();
+        std::thread::spawn(move || emitter.emit(released(1)))
+            .join()
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        assert!(!events.is_empty());
+    }
+
+    #[test]
+    fn when_the_last_reader_goes_the_threads_let_their_rings_go() {
+        let bus = EventBus::new();
+        let first = bus.subscribe(16);
+        bus.emit(released(1));
+        assert_eq!(lock(&bus.inner.shared.rings).len(), 1);
+        drop(first);
+        assert!(lock(&bus.inner.shared.rings).is_empty());
+        bus.emit(released(2)); // nobody reads: nothing kept
+        let second = bus.subscribe(16);
+        bus.emit(released(3));
+        let read: Vec<Event> = second.drain().into_iter().map(|s| s.event).collect();
+        assert_eq!(read, vec![released(3)]);
+    }
+
+    #[test]
+    fn worker_events_with_strings_arrive_in_order_with_task_events() {
+        let bus = EventBus::new();
+        let events = bus.subscribe(16);
+        let joined = Event::WorkerJoined {
+            worker: 1,
+            host: "node-1".into(),
+            slots: 2,
+        };
+        bus.emit(joined.clone());
+        bus.emit(started(5, 1));
+        let given = Event::TaskSubmitted {
+            task: 6,
+            name: Cow::Owned("fit-6".into()),
+            group: Cow::Owned("fit".into()),
+            items: 1,
+        };
+        bus.emit(given.clone());
+        let read: Vec<Event> = events.drain().into_iter().map(|s| s.event).collect();
+        assert_eq!(read, vec![joined, started(5, 1), given]);
+    }
+
+    #[test]
+    fn a_reader_racing_a_fast_emitter_reads_only_whole_events() {
+        let bus = EventBus::new();
+        let events = bus.subscribe(1 << 20);
+        let done = Arc::new(AtomicBool::new(false));
+        let emitter = {
+            let (bus, done) = (bus.clone(), Arc::clone(&done));
+            std::thread::spawn(move || {
+                for task in 0..200_000u64 {
+                    // Every field says the same number: a torn read would not.
+                    bus.emit(Event::TaskFinished {
+                        task,
+                        worker: Some(task),
+                        duration: Duration::from_nanos(task),
+                        result_bytes: task,
+                    });
+                }
+                done.store(true, Ordering::Release);
+            })
+        };
+        let (mut seen, mut lost, mut last) = (0u64, 0u64, None);
+        loop {
+            let finished = done.load(Ordering::Acquire);
+            for stamped in events.drain() {
+                match stamped.event {
+                    Event::TaskFinished {
+                        task,
+                        worker,
+                        duration,
+                        result_bytes,
+                    } => {
+                        assert_eq!(worker, Some(task));
+                        assert_eq!(duration, Duration::from_nanos(task));
+                        assert_eq!(result_bytes, task);
+                        assert!(last < Some(task), "out of order");
+                        last = Some(task);
+                        seen += 1;
+                    }
+                    Event::Dropped { count } => lost += count,
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            if finished {
+                break;
+            }
+        }
+        emitter.join().unwrap();
+        assert_eq!(seen + lost, 200_000);
+        assert_eq!(last, Some(199_999));
     }
 }

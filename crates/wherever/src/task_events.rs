@@ -3,17 +3,24 @@
 //!
 //! A [`TaskWatch`] is made when a task is submitted while somebody subscribed to the
 //! client's stream (else nothing is built: [`Client::watch`] is one atomic load). It
-//! ends with exactly one `TaskFinished` or `TaskFailed`: dropped unfinished
-//! (cancelled before it ran, a dependency failed, the connection closed), it reports a
-//! failure.
+//! ends with exactly one `TaskFinished` or `TaskFailed`. A watch made with
+//! [`Client::watch_keeping_bus`] (for jobs that may be dropped without running: a
+//! dependency failed, the connection closed) reports a failure when dropped
+//! unfinished; one made with [`Client::watch`] (a plain job on the pool, which always
+//! runs) holds no reference to the bus, and its runner reports a cancellation itself.
+//!
+//! Times are read from the stream's coarse clock ([`EventBus::clock`]), not
+//! `Instant::now()`: a trivial task's events must cost a few nanoseconds.
 
 use crate::client::Client;
 use crate::TaskError;
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
-use wherever_core::events::{group_of, Event, EventBus, FailureKind, Subscription, TaskKey};
+use std::time::Duration;
+use wherever_core::events::{
+    group_of, Event, EventBus, FailureKind, Stamped, Subscription, TaskKey,
+};
 
 thread_local! {
     /// The first failure a task running on this thread kept as a value (`map_results`
@@ -36,12 +43,13 @@ pub const DEFAULT_EVENT_CAPACITY: usize = 65_536;
 
 /// One submitted task being watched for the event stream.
 pub(crate) struct TaskWatch {
-    /// The bus, kept only if somebody subscribed at submission (to report a task
-    /// dropped unfinished); the other reports use the bus the runner passes, so that
-    /// an unobserved task costs no reference count on the shared bus.
+    /// The bus, kept only by [`Client::watch_keeping_bus`] (to report a task dropped
+    /// unfinished); the other reports use the bus the runner passes, so that a watched
+    /// task costs no reference count on the shared bus.
     bus: Option<EventBus>,
     task: TaskKey,
-    started: Option<(u64, Instant)>,
+    /// The worker and the stream's time it started at.
+    started: Option<(u64, Duration)>,
     ended: bool,
 }
 
@@ -93,7 +101,7 @@ impl Client {
     /// submitted before a subscription is not reported (cluster plans report every
     /// task's end from the scheduler).
     #[inline]
-    pub(crate) fn watch(&self, name: &'static str, items: u64) -> Option<Box<TaskWatch>> {
+    pub(crate) fn watch(&self, name: &'static str, items: u64) -> Option<TaskWatch> {
         let bus = &self.shared.events;
         if !bus.is_observed() {
             return None;
@@ -101,13 +109,16 @@ impl Client {
         self.watch_observed(bus, name, items)
     }
 
+    /// [`Client::watch`] for a job that may be dropped without running: the watch
+    /// keeps the bus, to report such a task as failed.
+    pub(crate) fn watch_keeping_bus(&self, name: &'static str, items: u64) -> Option<TaskWatch> {
+        let mut watch = self.watch(name, items)?;
+        watch.bus = Some(self.shared.events.clone());
+        Some(watch)
+    }
+
     #[inline(never)]
-    fn watch_observed(
-        &self,
-        bus: &EventBus,
-        name: &'static str,
-        items: u64,
-    ) -> Option<Box<TaskWatch>> {
+    fn watch_observed(&self, bus: &EventBus, name: &'static str, items: u64) -> Option<TaskWatch> {
         let task = self
             .shared
             .next_event_task
@@ -125,13 +136,12 @@ impl Client {
             items,
         });
         crate::progress::note_submitted(task, items);
-        // Boxed: a pointer in every job's closure, however big the watch.
-        Some(Box::new(TaskWatch {
-            bus: Some(bus.clone()),
+        Some(TaskWatch {
+            bus: None,
             task,
             started: None,
             ended: false,
-        }))
+        })
     }
 }
 
@@ -143,15 +153,15 @@ impl TaskWatch {
             return;
         }
         let worker = crate::local::current_worker_index();
-        let now = Instant::now();
-        self.started = Some((worker, now));
-        bus.emit_at(
-            now,
-            Event::TaskStarted {
+        let at = bus.clock();
+        self.started = Some((worker, at));
+        bus.emit_stamped(Stamped {
+            at,
+            event: Event::TaskStarted {
                 task: self.task,
                 worker,
             },
-        );
+        });
     }
 
     /// The task ended with a value of `result_bytes` encoded bytes (0 when not encoded).
@@ -164,26 +174,32 @@ impl TaskWatch {
         if !bus.is_observed() {
             return;
         }
-        let now = Instant::now();
+        let at = bus.clock();
         let (worker, duration) = match self.started {
-            Some((worker, at)) => (Some(worker), now.saturating_duration_since(at)),
-            None => (None, Default::default()),
+            Some((worker, start)) => (Some(worker), at.saturating_sub(start)),
+            None => (None, Duration::ZERO),
         };
-        bus.emit_at(
-            now,
-            Event::TaskFinished {
+        bus.emit_stamped(Stamped {
+            at,
+            event: Event::TaskFinished {
                 task: self.task,
                 worker,
                 duration,
                 result_bytes,
             },
-        );
+        });
     }
 
     /// The task ended with `error`.
     pub(crate) fn failed(mut self, bus: &EventBus, error: &TaskError) {
         self.ended = true;
         self.emit_failed(bus, FailureKind::from(&error.kind));
+    }
+
+    /// The task was cancelled before it started.
+    pub(crate) fn cancelled(mut self, bus: &EventBus) {
+        self.ended = true;
+        self.emit_failed(bus, FailureKind::Cancelled);
     }
 
     /// Ends the watch with `outcome`'s event.
