@@ -191,6 +191,9 @@ pub enum Event {
         worker: WorkerKey,
         /// Its resident set size in bytes.
         rss_bytes: u64,
+        /// CPU time (user and system) its process used so far; two reports give its
+        /// usage over the time between them.
+        cpu: Duration,
     },
     /// This reader was too slow: `count` older events were dropped before the next one.
     Dropped {
@@ -200,6 +203,19 @@ pub enum Event {
 }
 
 impl Event {
+    /// The task the event is about (`None` for worker events and [`Event::Dropped`]).
+    pub fn task(&self) -> Option<TaskKey> {
+        match *self {
+            Event::TaskSubmitted { task, .. }
+            | Event::TaskStarted { task, .. }
+            | Event::TaskFinished { task, .. }
+            | Event::TaskFailed { task, .. }
+            | Event::TaskRetried { task, .. }
+            | Event::TaskReleased { task } => Some(task),
+            _ => None,
+        }
+    }
+
     /// A short name of the event's kind (`"TaskFinished"`...), for counting and logs.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -342,8 +358,7 @@ impl Shared {
     #[cold]
     fn register(&self) -> Option<Arc<Ring>> {
         let mut rings = lock(&self.rings);
-        if self.subscribers.load(Ordering::Relaxed) == 0 || self.closed.load(Ordering::Relaxed)
-        {
+        if self.subscribers.load(Ordering::Relaxed) == 0 || self.closed.load(Ordering::Relaxed) {
             return None;
         }
         let ring = Arc::new(Ring::new());
@@ -497,7 +512,11 @@ impl ReaderState {
         let rings = lock(&shared.rings);
         self.generation = shared.generation.load(Ordering::Acquire);
         for ring in rings.iter() {
-            if !self.cursors.iter().any(|(known, _)| Arc::ptr_eq(known, ring)) {
+            if !self
+                .cursors
+                .iter()
+                .any(|(known, _)| Arc::ptr_eq(known, ring))
+            {
                 // Registered after this reader subscribed: all of it is new.
                 self.cursors.push((Arc::clone(ring), 0));
             }

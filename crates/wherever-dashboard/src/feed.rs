@@ -74,9 +74,15 @@ pub fn observation(stamped: Stamped) -> Option<Observation> {
             reason,
             at,
         },
-        Event::WorkerMemory { worker, rss_bytes } => Observation::WorkerMemory {
+        Event::WorkerMemory {
+            worker,
+            rss_bytes,
+            cpu,
+            ..
+        } => Observation::WorkerMemory {
             worker: worker_name(worker),
             rss_bytes,
+            cpu,
             at,
         },
         Event::Dropped { count } => Observation::Dropped { count },

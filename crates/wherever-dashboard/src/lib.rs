@@ -34,8 +34,11 @@
 //!   oldest first, from `SEQ` on; pass `next` back as `from` to get only new runs.
 //!   Times are microseconds since the event stream started.
 //! - `GET /api/workers`: `{"workers": [{"worker", "host", "slots", "running",
-//!   "finished", "rss_bytes", "last_seen_ms", "left"}]}`; `rss_bytes` is `null`
-//!   until the worker reports its memory, `left` is `null` or why it left.
+//!   "finished", "rss_bytes", "cpu_ms", "cpu_percent", "last_seen_ms", "left"}]}`;
+//!   `rss_bytes` and `cpu_ms` (the CPU time its process used so far) are `null`
+//!   until the worker reports them (cluster workers, about once a second while
+//!   tasks start), `cpu_percent` (its CPU use between its last two reports, 100 per
+//!   busy core) until it reported twice; `left` is `null` or why it left.
 //! - `GET /api/stream`: server-sent `update` events, each `{"progress": ...,
 //!   "workers": ..., "tasks": ...}` with the bodies above (`tasks` holding only the
 //!   runs new to this connection), at most every 250 ms and only when something

@@ -134,6 +134,28 @@ fn workers_show_host_slots_and_counts() {
 }
 
 #[test]
+fn workers_show_the_cpu_they_use_once_they_reported_twice() {
+    let dashboard = fed_dashboard();
+    let report = |cpu_ms: u64, at_ms: u64| Observation::WorkerMemory {
+        worker: "worker-0".into(),
+        rss_bytes: 1 << 20,
+        cpu: Duration::from_millis(cpu_ms),
+        at: Duration::from_millis(at_ms),
+    };
+    dashboard.observe([report(500, 1_000)]);
+    let worker = json(&dashboard, "/api/workers")["workers"][0].clone();
+    assert_eq!(worker["cpu_ms"], 500);
+    assert_eq!(worker["cpu_percent"], serde_json::Value::Null);
+    dashboard.observe([report(1_250, 2_000)]);
+    let worker = json(&dashboard, "/api/workers")["workers"][0].clone();
+    assert_eq!(worker["rss_bytes"], 1 << 20);
+    assert_eq!(worker["cpu_ms"], 1_250);
+    assert_eq!(worker["cpu_percent"], 75, "0.75 s of CPU in 1 s");
+    let page = get_with_host(&dashboard, "/workers", &dashboard.address().to_string());
+    assert!(page.contains("CPU"), "the workers page has a CPU column");
+}
+
+#[test]
 fn pages_and_assets_are_served_from_the_binary() {
     let dashboard = fed_dashboard();
     for page in ["/", "/progress", "/task-stream", "/workers"] {

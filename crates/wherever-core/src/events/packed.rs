@@ -121,9 +121,7 @@ impl Record {
             Event::TaskFailed { task, worker, kind } => {
                 [FAILED, at, task, optional(worker), failure_code(kind), 0]
             }
-            Event::TaskRetried { task, attempts } => {
-                [RETRIED, at, task, u64::from(attempts), 0, 0]
-            }
+            Event::TaskRetried { task, attempts } => [RETRIED, at, task, u64::from(attempts), 0, 0],
             Event::TaskReleased { task } => [RELEASED, at, task, 0, 0, 0],
             _ => return None,
         })

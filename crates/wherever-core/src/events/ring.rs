@@ -128,7 +128,10 @@ impl Ring {
             Vec::with_capacity(head.saturating_sub(start) as usize);
         for index in start..head {
             let slot = &self.slots[(index & MASK) as usize];
-            copied.push((index, std::array::from_fn(|w| slot[w].load(Ordering::Relaxed))));
+            copied.push((
+                index,
+                std::array::from_fn(|w| slot[w].load(Ordering::Relaxed)),
+            ));
         }
         fence(Ordering::Acquire);
         let now = self.head.load(Ordering::Relaxed);
@@ -192,7 +195,10 @@ mod tests {
             ring.push_other(0, left(n));
         }
         assert_eq!(ring.other(4), None);
-        assert_eq!(ring.other(RING_SLOTS as u64 + 4), Some(left(RING_SLOTS as u64 + 4)));
+        assert_eq!(
+            ring.other(RING_SLOTS as u64 + 4),
+            Some(left(RING_SLOTS as u64 + 4))
+        );
         assert!(lock(&ring.others).len() <= RING_SLOTS);
     }
 }

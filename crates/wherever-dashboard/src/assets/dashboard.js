@@ -77,6 +77,7 @@ function renderWorkers(workers) {
     cell(row, w.running);
     cell(row, w.finished);
     cell(row, bytes(w.rss_bytes));
+    cell(row, w.cpu_percent == null ? "" : w.cpu_percent + "%");
     cell(row, (w.last_seen_ms / 1000).toFixed(1) + " s");
     cell(row, w.left === null ? "up" : "left: " + w.left);
     body.appendChild(row);

@@ -558,6 +558,7 @@ impl Sim {
                     task,
                     nbytes: 8,
                     result: Some(small_result(task)),
+                    ran_for: None,
                 }
             }
             Outcome::Large => {
@@ -566,6 +567,7 @@ impl Sim {
                     task,
                     nbytes: INLINE_RESULT_LIMIT as u64 + 1,
                     result: None,
+                    ran_for: None,
                 }
             }
         }
