@@ -200,6 +200,28 @@ pub enum Event {
         /// How many events were lost.
         count: u64,
     },
+    /// A `compute` (or `persist`) submitted a graph of at most [`MAX_GRAPH_TASKS`]
+    /// tasks (after fusing), emitted after its tasks' [`Event::TaskSubmitted`]: the
+    /// tasks and their dependencies, for the dashboard's graph page. Larger graphs are
+    /// not described.
+    GraphSubmitted {
+        /// The tasks, dependencies before dependents.
+        tasks: Vec<GraphTask>,
+    },
+}
+
+/// The most tasks a graph may have for [`Event::GraphSubmitted`] to describe it.
+pub const MAX_GRAPH_TASKS: usize = 500;
+
+/// One task of a submitted graph ([`Event::GraphSubmitted`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphTask {
+    /// The task (as in its [`Event::TaskSubmitted`]).
+    pub task: TaskKey,
+    /// Its name (the last node's, when several nodes were fused into it).
+    pub name: String,
+    /// The tasks of the same graph it needs.
+    pub deps: Vec<TaskKey>,
 }
 
 impl Event {
@@ -229,6 +251,7 @@ impl Event {
             Event::WorkerLeft { .. } => "WorkerLeft",
             Event::WorkerMemory { .. } => "WorkerMemory",
             Event::Dropped { .. } => "Dropped",
+            Event::GraphSubmitted { .. } => "GraphSubmitted",
         }
     }
 }

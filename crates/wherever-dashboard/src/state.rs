@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::graph::{GraphNode, GraphState, NodeView};
+
 /// How many finished task runs the task-stream window keeps (the oldest go first).
 pub const STREAM_WINDOW: usize = 5_000;
 
@@ -92,6 +94,11 @@ pub enum Observation {
         /// How many were lost.
         count: u64,
     },
+    /// A small graph was submitted (the graph page shows the last one).
+    Graph {
+        /// Its tasks, dependencies before dependents.
+        tasks: Vec<GraphNode>,
+    },
 }
 
 /// Counts of one task name, as `/api/progress` shows them. Counts are of items:
@@ -174,12 +181,15 @@ pub struct Aggregate {
     version: u64,
     /// Each worker's last CPU report: when, and the CPU time then.
     cpu_reports: HashMap<String, (Duration, Duration)>,
+    /// The last small graph and its tasks' states.
+    graph: GraphState,
 }
 
 impl Aggregate {
     /// Applies one observation.
     pub fn apply(&mut self, observation: Observation) {
         self.version += 1;
+        self.graph.follow(&observation);
         match observation {
             Observation::Submitted { task, name, items } => {
                 let index = self.name_slot(name);
@@ -297,7 +307,13 @@ impl Aggregate {
                 }
             }
             Observation::Dropped { count } => self.dropped_events += count,
+            Observation::Graph { .. } => {}
         }
+    }
+
+    /// The last small graph's tasks, laid out in layers (`/api/graph`).
+    pub fn graph(&self) -> &[NodeView] {
+        self.graph.nodes()
     }
 
     /// A number that changes whenever anything was applied.

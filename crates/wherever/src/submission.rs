@@ -465,6 +465,7 @@ impl Client {
             }),
         );
         crate::progress::note_submitted(id, items);
+        crate::task_events::note_task_key(id);
         if let Some(timeout) = self.options.timeout {
             let (late, options) = (Arc::downgrade(&slot), self.options.clone());
             let cancel = cluster.client.canceller(id);

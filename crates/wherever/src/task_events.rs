@@ -23,9 +23,22 @@ use wherever_core::events::{
 };
 
 thread_local! {
+    /// The stream's key of the task this thread submitted last (for the graph event
+    /// of a `compute`).
+    static LAST_SUBMITTED: Cell<Option<TaskKey>> = const { Cell::new(None) };
     /// The first failure a task running on this thread kept as a value (`map_results`
     /// on local plans), which its watch reports instead of `TaskFinished`.
     static KEPT_FAILURE: Cell<Option<FailureKind>> = const { Cell::new(None) };
+}
+
+/// Notes that this thread just submitted the task `task` of the stream.
+pub(crate) fn note_task_key(task: TaskKey) {
+    LAST_SUBMITTED.with(|last| last.set(Some(task)));
+}
+
+/// The stream's key of the task this thread submitted since the last call, if any.
+pub(crate) fn take_last_task_key() -> Option<TaskKey> {
+    LAST_SUBMITTED.with(Cell::take)
 }
 
 /// Notes that the task running on this thread failed, though it hands the failure back
@@ -136,6 +149,7 @@ impl Client {
             items,
         });
         crate::progress::note_submitted(task, items);
+        note_task_key(task);
         Some(TaskWatch {
             bus: None,
             task,

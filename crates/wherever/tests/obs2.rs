@@ -8,6 +8,7 @@ mod harness;
 use std::time::Duration;
 use wherever::events::{Event, Subscription};
 use wherever::prelude::*;
+use wherever::{delayed, Delayed};
 use wherever_cluster::auth::SECRET_VARIABLE;
 use wherever_cluster::launcher::WORKER_VARIABLE;
 use wherever_cluster::server::{self, ServerOptions};
@@ -154,9 +155,112 @@ fn a_tcp_client_is_forwarded_its_own_tasks_not_another_client_s() {
     );
 }
 
+#[wherever::task]
+fn inc(x: u64) -> u64 {
+    x + 1
+}
+
+#[wherever::task]
+fn add(x: u64, y: u64) -> u64 {
+    x + y
+}
+
+/// A diamond: `top` feeds `left` and `right`, which feed `bottom`.
+fn diamond() -> Delayed<u64> {
+    let top = delayed(inc, 1);
+    let left = delayed(inc, &top);
+    let right = delayed(double, &top);
+    delayed(add, (&left, &right))
+}
+
+fn a_compute_describes_its_graph_with_the_tasks_ids() {
+    for plan in ["threads:2", "processes:2"] {
+        let client = Plan::parse(plan).unwrap().start().unwrap();
+        let events = client.events();
+        assert_eq!(diamond().compute(&client), Ok(3 + 4), "{plan}");
+        let read = read_until(&events, |read| {
+            of_kind(read, "GraphSubmitted") == 1 && of_kind(read, "TaskFinished") == 4
+        });
+        let submitted: Vec<u64> = read
+            .iter()
+            .filter_map(|e| match e {
+                Event::TaskSubmitted { task, .. } => Some(*task),
+                _ => None,
+            })
+            .collect();
+        let graph = read
+            .iter()
+            .find_map(|e| match e {
+                Event::GraphSubmitted { tasks } => Some(tasks.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let ids: Vec<u64> = graph.iter().map(|t| t.task).collect();
+        assert_eq!(
+            ids, submitted,
+            "{plan}: the graph's tasks are the submitted ones"
+        );
+        let deps: Vec<usize> = graph.iter().map(|t| t.deps.len()).collect();
+        assert_eq!(deps, [0, 1, 1, 2], "{plan}: {graph:?}");
+        assert!(graph[3].deps.contains(&ids[1]) && graph[3].deps.contains(&ids[2]));
+        assert!(graph[3].name.ends_with("add"), "{plan}: {graph:?}");
+    }
+}
+
+/// GETs `path` of the dashboard at `link` as JSON.
+fn get(link: &str, path: &str) -> serde_json::Value {
+    ureq::get(&format!("{link}{path}"))
+        .timeout(Duration::from_secs(30))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        .into_json()
+        .unwrap()
+}
+
+fn the_dashboard_draws_the_graph_of_a_processes_run() {
+    let client = Plan::parse("processes:2").unwrap().start().unwrap();
+    let link = client
+        .dashboard_link()
+        .expect("on by default for processes");
+    let link = link.trim_end_matches('/');
+    assert_eq!(diamond().compute(&client), Ok(7));
+    // The dashboard reads its stream in batches: wait for it to catch up (a hang
+    // guard bounds the wait; nothing is timed).
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    loop {
+        let graph = get(link, "/api/graph");
+        let states: Vec<&str> = graph["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n["state"].as_str())
+            .collect();
+        if states == ["done"; 4] {
+            let layers: Vec<u64> = graph["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|n| n["layer"].as_u64())
+                .collect();
+            assert_eq!(layers, [0, 1, 1, 2], "{graph}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never drawn: {graph}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[wherever::main]
 fn main() {
     harness::run_checks(&[
+        (
+            "a_compute_describes_its_graph_with_the_tasks_ids",
+            a_compute_describes_its_graph_with_the_tasks_ids,
+        ),
+        (
+            "the_dashboard_draws_the_graph_of_a_processes_run",
+            the_dashboard_draws_the_graph_of_a_processes_run,
+        ),
         (
             "a_cluster_task_s_duration_is_what_its_worker_measured",
             a_cluster_task_s_duration_is_what_its_worker_measured,
