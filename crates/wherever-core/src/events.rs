@@ -65,7 +65,7 @@ mod packed;
 mod ring;
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -256,6 +256,18 @@ impl Event {
     }
 }
 
+/// How a task that ran on the emitting thread ended ([`EventBus::task_ended_here`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskOutcome {
+    /// With a value of this many encoded bytes.
+    Finished {
+        /// The size of its encoded result (0 when not encoded).
+        result_bytes: u64,
+    },
+    /// With a failure of this kind.
+    Failed(FailureKind),
+}
+
 /// An event and when it happened, since its bus was created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stamped {
@@ -293,6 +305,8 @@ struct Inner {
 
 /// What emitters and subscriptions share.
 struct Shared {
+    /// The next block of task keys [`EventBus::new_task_key`] hands a thread.
+    next_keys: CachePadded<AtomicU64>,
     /// How many subscriptions exist (emitting is one load of this when none).
     subscribers: AtomicUsize,
     /// This bus's identity among the emitting thread's rings.
@@ -317,6 +331,7 @@ impl Default for Shared {
     fn default() -> Self {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Shared {
+            next_keys: CachePadded::new(AtomicU64::new(0)),
             subscribers: AtomicUsize::new(0),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             start: clock::precise_nanos(),
@@ -345,7 +360,23 @@ impl Drop for Inner {
 
 thread_local! {
     /// This thread's rings, by bus id.
-    static RINGS: RefCell<Vec<(u64, Arc<Ring>)>> = const { RefCell::new(Vec::new()) };
+    static RINGS: RefCell<ThreadRings> = const { RefCell::new(ThreadRings(Vec::new())) };
+    /// The block of task keys this thread takes from: its bus's id, the next key
+    /// and the end of the block.
+    static KEYS: Cell<(u64, u64, u64)> = const { Cell::new((0, 0, 0)) };
+    /// The ring this thread used last and its bus's id: a pointer to a ring that an
+    /// `Arc` in [`RINGS`] keeps alive (reset before [`RINGS`] lets any ring go), so
+    /// that an emission finds its ring with one thread-local read.
+    static LAST_RING: Cell<(u64, *const Ring)> = const { Cell::new((0, std::ptr::null())) };
+}
+
+/// A thread's rings, by bus id; forgets [`LAST_RING`] when dropped (the thread exits).
+struct ThreadRings(Vec<(u64, Arc<Ring>)>);
+
+impl Drop for ThreadRings {
+    fn drop(&mut self) {
+        let _ = LAST_RING.try_with(|last| last.set((0, std::ptr::null())));
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -359,21 +390,57 @@ impl Shared {
     /// if needed. Drops the event when nobody reads (or the thread is exiting).
     #[inline]
     fn with_ring(&self, push: impl FnOnce(&Ring)) {
+        match self.last_ring() {
+            Some(ring) => push(ring),
+            None => self.with_ring_slowly(push),
+        }
+    }
+
+    /// The current thread's ring of this bus if it is the one it used last.
+    #[inline]
+    fn last_ring(&self) -> Option<&Ring> {
+        let (id, ring) = LAST_RING.try_with(Cell::get).ok()?;
+        if id != self.id {
+            return None;
+        }
+        // SAFETY: `LAST_RING` points at a ring an `Arc` in this thread's `RINGS`
+        // keeps alive; it is reset before `RINGS` drops any (in `with_ring_slowly`,
+        // and when the thread's `RINGS` goes), and bus ids are never 0. The
+        // reference does not outlive this emission (no ring is dropped during one).
+        let ring = unsafe { &*ring };
+        (!ring.is_retired()).then_some(ring)
+    }
+
+    /// Pushes a record into the current thread's ring of this bus.
+    #[inline]
+    fn push_words(&self, words: [u64; packed::WORDS]) {
+        match self.last_ring() {
+            Some(ring) => ring.push(words),
+            None => self.with_ring_slowly(|ring| ring.push(words)),
+        }
+    }
+
+    /// [`Self::with_ring`] when the last ring used is not this bus's.
+    #[cold]
+    fn with_ring_slowly(&self, push: impl FnOnce(&Ring)) {
         let _ = RINGS.try_with(|rings| {
             let Ok(mut rings) = rings.try_borrow_mut() else {
                 return;
             };
-            if let Some((_, ring)) = rings
-                .iter()
-                .find(|(id, ring)| *id == self.id && !ring.is_retired())
-            {
-                return push(ring);
-            }
-            rings.retain(|(_, ring)| !ring.is_retired());
-            if let Some(ring) = self.register() {
-                push(&ring);
-                rings.push((self.id, ring));
-            }
+            let _ = LAST_RING.try_with(|last| last.set((0, std::ptr::null())));
+            rings.0.retain(|(_, ring)| !ring.is_retired());
+            let ring = match rings.0.iter().find(|(id, _)| *id == self.id) {
+                Some((_, ring)) => Arc::clone(ring),
+                None => {
+                    let Some(ring) = self.register() else {
+                        return;
+                    };
+                    rings.0.push((self.id, Arc::clone(&ring)));
+                    ring
+                }
+            };
+            let _ = LAST_RING.try_with(|last| last.set((self.id, Arc::as_ptr(&ring))));
+            push(&ring);
         });
     }
 
@@ -390,11 +457,30 @@ impl Shared {
         Some(ring)
     }
 
+    #[inline]
     fn deliver(&self, at: u64, event: Event) {
-        self.with_ring(|ring| match Record::pack(at, &event) {
-            Some(words) => ring.push(words),
-            None => ring.push_other(at, event),
-        });
+        match Record::pack(at, &event) {
+            Some(words) => {
+                // A packed event owns nothing on the heap (a submission's name and
+                // group are borrowed): there is nothing to drop.
+                std::mem::forget(event);
+                self.deliver_words(words)
+            }
+            None => self.deliver_other(at, event),
+        }
+    }
+
+    #[inline]
+    fn deliver_words(&self, words: [u64; packed::WORDS]) {
+        self.push_words(words);
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            self.wake_readers();
+        }
+    }
+
+    #[cold]
+    fn deliver_other(&self, at: u64, event: Event) {
+        self.with_ring(|ring| ring.push_other(at, event));
         if self.waiting.load(Ordering::Relaxed) > 0 {
             self.wake_readers();
         }
@@ -446,6 +532,83 @@ impl EventBus {
         clock::coarse_nanos().saturating_sub(self.inner.shared.start)
     }
 
+    /// [`Self::clock`] in nanoseconds: what a local executor keeps of a task's
+    /// start, to stamp its events with [`Self::emit_at_nanos`] and give its end a
+    /// duration, without a clock read of its own.
+    #[inline]
+    pub fn clock_nanos(&self) -> u64 {
+        self.coarse()
+    }
+
+    /// A task began on this thread (a local executor's), as worker `worker`: returns
+    /// its start on [`Self::clock_nanos`] (0 when nobody subscribed), to give
+    /// [`Self::task_ended_here`]. Nothing is queued: readers see the task as running
+    /// (a `TaskStarted`) when they read while it runs, else with its end, so that a
+    /// trivial task's start and end cost one record.
+    #[inline]
+    pub fn task_started_here(&self, task: TaskKey, worker: WorkerKey) -> u64 {
+        if !self.is_observed() {
+            return 0;
+        }
+        let start = self.coarse();
+        self.inner
+            .shared
+            .with_ring(|ring| ring.set_running(Some((task, worker, start))));
+        start
+    }
+
+    /// The task started on this thread with [`Self::task_started_here`] at `start`
+    /// ended with `outcome`: its `TaskStarted` (unless a reader saw it running) and its
+    /// `TaskFinished` or `TaskFailed`, in one record.
+    #[inline]
+    pub fn task_ended_here(
+        &self,
+        task: TaskKey,
+        worker: WorkerKey,
+        start: u64,
+        outcome: TaskOutcome,
+    ) {
+        if !self.is_observed() {
+            return;
+        }
+        let at = self.coarse();
+        let shared = &self.inner.shared;
+        // The running task is left as it is: readers know it ended from this
+        // record (and a new reader ignores what runs when it subscribes).
+        shared.push_words(Record::ran(at, task, worker, start, outcome));
+        if shared.waiting.load(Ordering::Relaxed) > 0 {
+            shared.wake_readers();
+        }
+    }
+
+    /// A task key never given before on this bus (for local executors, whose tasks
+    /// have no scheduler id): taken from a block of [`KEY_BLOCK`] keys of the
+    /// current thread's, so that numbering a task writes no shared cache line.
+    /// Keys are unique, not consecutive across threads.
+    #[inline]
+    pub fn new_task_key(&self) -> TaskKey {
+        let shared = &self.inner.shared;
+        let taken = KEYS.try_with(|keys| {
+            let (id, next, end) = keys.get();
+            if id == shared.id && next < end {
+                keys.set((id, next + 1, end));
+                return next;
+            }
+            let start = shared.next_keys.fetch_add(KEY_BLOCK, Ordering::Relaxed);
+            keys.set((shared.id, start + 1, start + KEY_BLOCK));
+            start
+        });
+        taken.unwrap_or_else(|_| shared.next_keys.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Emits `event` stamped `at` nanoseconds of [`Self::clock_nanos`].
+    #[inline]
+    pub fn emit_at_nanos(&self, at: u64, event: Event) {
+        if self.is_observed() {
+            self.inner.shared.deliver(at, event);
+        }
+    }
+
     /// Emits `event` to every subscriber, stamped with [`Self::clock`].
     pub fn emit(&self, event: Event) {
         if self.is_observed() {
@@ -458,6 +621,24 @@ impl EventBus {
     pub fn emit_with(&self, make: impl FnOnce() -> Event) {
         if self.is_observed() {
             self.inner.shared.deliver(self.coarse(), make());
+        }
+    }
+
+    /// Emits `TaskSubmitted` for `task` with a registered name (a `&'static str`),
+    /// its group being the name's prefix ([`group_of`]): the cheapest emission of a
+    /// submission (nothing is built or copied; the reader finds the group).
+    #[inline]
+    pub fn emit_submitted(&self, task: TaskKey, name: &'static str, items: u64) {
+        if self.is_observed() {
+            match Record::submitted(self.coarse(), task, name, items) {
+                Some(words) => self.inner.shared.deliver_words(words),
+                None => self.emit(Event::TaskSubmitted {
+                    task,
+                    name: name.into(),
+                    group: group_of(name).into(),
+                    items,
+                }),
+            }
         }
     }
 
@@ -485,7 +666,11 @@ impl EventBus {
         let rings = lock(&shared.rings);
         let cursors = rings
             .iter()
-            .map(|ring| (Arc::clone(ring), ring.head()))
+            .map(|ring| Cursor {
+                // What runs now (or ran last) began before this reader: not reported.
+                announced: ring.running().map(|(task, _, _)| task),
+                ..Cursor::at(ring, ring.head())
+            })
             .collect();
         let generation = shared.generation.load(Ordering::Acquire);
         shared.subscribers.fetch_add(1, Ordering::Relaxed);
@@ -504,10 +689,31 @@ impl EventBus {
     }
 }
 
+/// A reader's position in one ring.
+struct Cursor {
+    ring: Arc<Ring>,
+    /// The index of the next record to read.
+    next: u64,
+    /// The task of this ring's thread this reader reported as started while it ran
+    /// (its record then gives only its end), or whose record it read last, or that
+    /// ran when it subscribed: the ring's running task is reported only if another.
+    announced: Option<TaskKey>,
+}
+
+impl Cursor {
+    fn at(ring: &Arc<Ring>, next: u64) -> Cursor {
+        Cursor {
+            ring: Arc::clone(ring),
+            next,
+            announced: None,
+        }
+    }
+}
+
 /// A reader's position in each ring, and what it read but was not yet handed.
 struct ReaderState {
     generation: u64,
-    cursors: Vec<(Arc<Ring>, u64)>,
+    cursors: Vec<Cursor>,
     events: VecDeque<Stamped>,
     dropped: u64,
 }
@@ -538,10 +744,10 @@ impl ReaderState {
             if !self
                 .cursors
                 .iter()
-                .any(|(known, _)| Arc::ptr_eq(known, ring))
+                .any(|cursor| Arc::ptr_eq(&cursor.ring, ring))
             {
                 // Registered after this reader subscribed: all of it is new.
-                self.cursors.push((Arc::clone(ring), 0));
+                self.cursors.push(Cursor::at(ring, 0));
             }
         }
     }
@@ -557,33 +763,49 @@ impl ReaderState {
             .cursors
             .iter()
             .rev()
-            .map(|(ring, _)| ring.head())
+            .map(|cursor| cursor.ring.head())
             .collect();
         let mut batch: Vec<(u64, u8, Stamped)> = Vec::new();
-        for ((ring, cursor), head) in self.cursors.iter_mut().zip(heads.into_iter().rev()) {
-            if head == *cursor {
-                continue;
-            }
-            let read = ring.read(*cursor, head);
-            *cursor = head;
+        let mut add = |at: u64, rank: u8, event: Event| {
+            let stamped = Stamped {
+                at: Duration::from_nanos(at),
+                event,
+            };
+            batch.push((at, rank, stamped));
+        };
+        for (cursor, head) in self.cursors.iter_mut().zip(heads.into_iter().rev()) {
+            let ring = &cursor.ring;
+            let read = ring.read(cursor.next, head);
+            cursor.next = head;
             self.dropped += read.lost;
             for record in read.records {
-                let event = match record.unpack() {
-                    Unpacked::Event(event) => event,
+                match record.unpack() {
+                    Unpacked::Event(event) => add(record.at(), record.rank(), event),
                     Unpacked::Other(index) => match ring.other(index) {
-                        Some(event) => event,
-                        None => {
-                            self.dropped += 1;
-                            continue;
-                        }
+                        Some(event) => add(record.at(), record.rank(), event),
+                        None => self.dropped += 1,
                     },
-                    Unpacked::Unknown => {
-                        self.dropped += 1;
-                        continue;
+                    Unpacked::Ran {
+                        started,
+                        start,
+                        ended,
+                    } => {
+                        if cursor.announced != started.task() {
+                            cursor.announced = started.task();
+                            add(start, 1, started);
+                        }
+                        add(record.at(), record.rank(), ended);
                     }
-                };
-                let at = Duration::from_nanos(record.at());
-                batch.push((record.at(), record.rank(), Stamped { at, event }));
+                    Unpacked::Unknown => self.dropped += 1,
+                }
+            }
+            // A task running now is reported as started (once): its record will
+            // give only its end.
+            if let Some((task, worker, start)) = ring.running() {
+                if cursor.announced != Some(task) {
+                    cursor.announced = Some(task);
+                    add(start, 1, Event::TaskStarted { task, worker });
+                }
             }
         }
         // Each ring is in order; merge them by time (stable: a ring's order is kept).
@@ -602,11 +824,17 @@ impl ReaderState {
         let in_rings: u64 = self
             .cursors
             .iter()
-            .map(|(ring, cursor)| ring.head().saturating_sub(*cursor).min(RING_SLOTS as u64))
+            .map(|cursor| {
+                let waiting = cursor.ring.head().saturating_sub(cursor.next);
+                waiting.min(RING_SLOTS as u64)
+            })
             .sum();
         self.events.len() + in_rings as usize
     }
 }
+
+/// How many task keys a thread takes at once ([`EventBus::new_task_key`]).
+pub const KEY_BLOCK: u64 = 1024;
 
 /// How long a waiting reader sleeps at most before looking at the rings again (an
 /// emitter wakes it sooner when it sees it waiting, without any ordering guarantee).
@@ -924,6 +1152,82 @@ mod tests {
         bus.emit(released(3));
         let read: Vec<Event> = second.drain().into_iter().map(|s| s.event).collect();
         assert_eq!(read, vec![released(3)]);
+    }
+
+    #[test]
+    fn a_submission_emitted_by_its_static_name_reads_as_the_full_event() {
+        let bus = EventBus::new();
+        let events = bus.subscribe(4);
+        bus.emit_submitted(4, "fit-4", 3);
+        let read = events.try_recv().map(|s| s.event);
+        let expected = Event::TaskSubmitted {
+            task: 4,
+            name: "fit-4".into(),
+            group: "fit".into(),
+            items: 3,
+        };
+        assert_eq!(read, Some(expected));
+    }
+
+    #[test]
+    fn a_task_that_ran_here_reads_as_started_then_ended_once() {
+        let bus = EventBus::new();
+        let events = bus.subscribe(16);
+        let start = bus.task_started_here(1, 2);
+        // A reader that reads while it runs is told it started.
+        let running: Vec<Event> = events.drain().into_iter().map(|s| s.event).collect();
+        assert_eq!(running, vec![started(1, 2)]);
+        bus.task_ended_here(1, 2, start, TaskOutcome::Finished { result_bytes: 5 });
+        let start = bus.task_started_here(3, 2);
+        bus.task_ended_here(3, 2, start, TaskOutcome::Failed(FailureKind::Panicked));
+        let read: Vec<Event> = events.drain().into_iter().map(|s| s.event).collect();
+        assert_eq!(read.len(), 3, "{read:?}");
+        assert!(
+            matches!(
+                read[0],
+                Event::TaskFinished {
+                    task: 1,
+                    worker: Some(2),
+                    result_bytes: 5,
+                    ..
+                }
+            ),
+            "{read:?}"
+        );
+        assert_eq!(read[1], started(3, 2));
+        assert_eq!(
+            read[2],
+            Event::TaskFailed {
+                task: 3,
+                worker: Some(2),
+                kind: FailureKind::Panicked
+            }
+        );
+        assert_eq!(events.drain(), vec![], "nothing runs any more");
+        let late = bus.subscribe(16);
+        assert_eq!(late.drain(), vec![], "what ran before it is not reported");
+    }
+
+    #[test]
+    fn task_keys_are_unique_across_threads_and_buses_keep_their_own() {
+        let bus = EventBus::new();
+        let other = EventBus::new();
+        let mut keys: Vec<u64> = (0..3000).map(|_| bus.new_task_key()).collect();
+        assert_eq!(other.new_task_key(), 0, "each bus numbers its own");
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let bus = bus.clone();
+                std::thread::spawn(move || (0..2000).map(|_| bus.new_task_key()).collect::<Vec<_>>())
+            })
+            .collect();
+        for thread in threads {
+            keys.extend(thread.join().unwrap());
+        }
+        keys.extend((0..10).map(|_| bus.new_task_key()));
+        let count = keys.len();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), count, "no key given twice");
     }
 
     #[test]

@@ -16,10 +16,9 @@ use crate::client::Client;
 use crate::TaskError;
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use wherever_core::events::{
-    group_of, Event, EventBus, FailureKind, Stamped, Subscription, TaskKey,
+    group_of, Event, EventBus, FailureKind, Subscription, TaskKey, TaskOutcome,
 };
 
 thread_local! {
@@ -61,8 +60,8 @@ pub(crate) struct TaskWatch {
     /// task costs no reference count on the shared bus.
     bus: Option<EventBus>,
     task: TaskKey,
-    /// The worker and the stream's time it started at.
-    started: Option<(u64, Duration)>,
+    /// The worker and the stream's time it started at (nanoseconds).
+    started: Option<(u64, u64)>,
     ended: bool,
 }
 
@@ -132,22 +131,18 @@ impl Client {
 
     #[inline(never)]
     fn watch_observed(&self, bus: &EventBus, name: &'static str, items: u64) -> Option<TaskWatch> {
-        let task = self
-            .shared
-            .next_event_task
-            .0
-            .fetch_add(1, Ordering::Relaxed);
-        // A registered name and its group are shared, not copied; a given one is copied.
-        let (name, group): (Cow<'static, str>, Cow<'static, str>) = match &self.options.name {
-            Some(given) => (given.to_string().into(), group_of(given).to_string().into()),
-            None => (name.into(), group_of(name).into()),
-        };
-        bus.emit(Event::TaskSubmitted {
-            task,
-            name,
-            group,
-            items,
-        });
+        let task = bus.new_task_key();
+        // A registered name is shared (its group found by the reader); a given one is
+        // copied.
+        match &self.options.name {
+            Some(given) => bus.emit(Event::TaskSubmitted {
+                task,
+                name: Cow::Owned(given.to_string()),
+                group: Cow::Owned(group_of(given).to_string()),
+                items,
+            }),
+            None => bus.emit_submitted(task, name, items),
+        }
         crate::progress::note_submitted(task, items);
         note_task_key(task);
         Some(TaskWatch {
@@ -167,15 +162,7 @@ impl TaskWatch {
             return;
         }
         let worker = crate::local::current_worker_index();
-        let at = bus.clock();
-        self.started = Some((worker, at));
-        bus.emit_stamped(Stamped {
-            at,
-            event: Event::TaskStarted {
-                task: self.task,
-                worker,
-            },
-        });
+        self.started = Some((worker, bus.task_started_here(self.task, worker)));
     }
 
     /// The task ended with a value of `result_bytes` encoded bytes (0 when not encoded).
@@ -188,20 +175,18 @@ impl TaskWatch {
         if !bus.is_observed() {
             return;
         }
-        let at = bus.clock();
-        let (worker, duration) = match self.started {
-            Some((worker, start)) => (Some(worker), at.saturating_sub(start)),
-            None => (None, Duration::ZERO),
-        };
-        bus.emit_stamped(Stamped {
-            at,
-            event: Event::TaskFinished {
+        match self.started {
+            Some((worker, start)) => {
+                let outcome = TaskOutcome::Finished { result_bytes };
+                bus.task_ended_here(self.task, worker, start, outcome);
+            }
+            None => bus.emit(Event::TaskFinished {
                 task: self.task,
-                worker,
-                duration,
+                worker: None,
+                duration: Duration::ZERO,
                 result_bytes,
-            },
-        });
+            }),
+        }
     }
 
     /// The task ended with `error`.
@@ -225,11 +210,16 @@ impl TaskWatch {
     }
 
     fn emit_failed(&self, bus: &EventBus, kind: FailureKind) {
-        bus.emit_with(|| Event::TaskFailed {
-            task: self.task,
-            worker: self.started.map(|(worker, _)| worker),
-            kind,
-        });
+        match self.started {
+            Some((worker, start)) => {
+                bus.task_ended_here(self.task, worker, start, TaskOutcome::Failed(kind));
+            }
+            None => bus.emit_with(|| Event::TaskFailed {
+                task: self.task,
+                worker: None,
+                kind,
+            }),
+        }
     }
 }
 

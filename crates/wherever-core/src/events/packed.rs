@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use super::{Event, FailureKind};
+use super::{Event, FailureKind, TaskOutcome};
 
 /// Words per slot.
 pub const WORDS: usize = 6;
@@ -21,6 +21,13 @@ const FAILED: u64 = 4;
 const RETRIED: u64 = 5;
 const RELEASED: u64 = 6;
 const OTHER: u64 = 7;
+const RAN: u64 = 8;
+
+/// In a [`RAN`] record's outcome word: the task failed (the low bits are the kind).
+const FAILED_BIT: u64 = 1 << 63;
+
+/// A submission's group length meaning "the name's prefix, found by the reader".
+const DERIVED_GROUP: u64 = u32::MAX as u64;
 
 /// A slot's words as a reader copied them.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +42,16 @@ pub enum Unpacked {
     Event(Event),
     /// An event held beside the ring at this index.
     Other(u64),
+    /// A task that ran on the ring's thread: its `TaskStarted` (unless a reader
+    /// reported it while it ran) and its end.
+    Ran {
+        /// Its `TaskStarted`.
+        started: Event,
+        /// When it started.
+        start: u64,
+        /// Its `TaskFinished` or `TaskFailed`.
+        ended: Event,
+    },
     /// Not a record this version writes (never happens with intact slots).
     Unknown,
 }
@@ -76,6 +93,30 @@ impl Record {
         [OTHER, at, index, 0, 0, 0]
     }
 
+    /// The slot of a `TaskSubmitted` whose group is its name's prefix ([`group_of`],
+    /// found by the reader), or `None` for a name longer than 4 GiB.
+    ///
+    /// [`group_of`]: super::group_of
+    #[inline]
+    pub fn submitted(at: u64, task: u64, name: &'static str, items: u64) -> Option<[u64; WORDS]> {
+        if name.len() >= u32::MAX as usize {
+            return None;
+        }
+        let lengths = (name.len() as u64) | (DERIVED_GROUP << 32);
+        Some([SUBMITTED, at, task, name.as_ptr() as usize as u64, lengths, items])
+    }
+
+    /// The slot of a task that ran on the ring's thread from `start` to `at`, and
+    /// ended with `outcome`: its start and its end in one record.
+    #[inline]
+    pub fn ran(at: u64, task: u64, worker: u64, start: u64, outcome: TaskOutcome) -> [u64; WORDS] {
+        let outcome = match outcome {
+            TaskOutcome::Finished { result_bytes } => result_bytes & !FAILED_BIT,
+            TaskOutcome::Failed(kind) => FAILED_BIT | failure_code(kind),
+        };
+        [RAN, at, task, worker, start, outcome]
+    }
+
     /// `event` at `at` as slot words, or `None` when it does not fit in a slot.
     #[inline]
     pub fn pack(at: u64, event: &Event) -> Option<[u64; WORDS]> {
@@ -91,7 +132,7 @@ impl Record {
                 };
                 // The group must be a prefix of the name (as `group_of` gives it).
                 let prefix = group.len() <= name.len() && name.as_ptr() == group.as_ptr();
-                if !prefix || name.len() > u32::MAX as usize {
+                if !prefix || name.len() >= u32::MAX as usize {
                     return None;
                 }
                 let lengths = (name.len() as u64) | ((group.len() as u64) << 32);
@@ -157,8 +198,13 @@ impl Record {
                         len,
                     ))
                 };
-                let Some(group) = name.get(..group_len) else {
-                    return Unpacked::Unknown;
+                let group = if group_len as u64 == DERIVED_GROUP {
+                    super::group_of(name)
+                } else {
+                    let Some(group) = name.get(..group_len) else {
+                        return Unpacked::Unknown;
+                    };
+                    group
                 };
                 Event::TaskSubmitted {
                     task: a,
@@ -185,6 +231,28 @@ impl Record {
             },
             RELEASED => Event::TaskReleased { task: a },
             OTHER => return Unpacked::Other(a),
+            RAN => {
+                let at = self.words[1];
+                let ended = if d & FAILED_BIT == 0 {
+                    Event::TaskFinished {
+                        task: a,
+                        worker: Some(b),
+                        duration: Duration::from_nanos(at.saturating_sub(c)),
+                        result_bytes: d,
+                    }
+                } else {
+                    Event::TaskFailed {
+                        task: a,
+                        worker: Some(b),
+                        kind: failure_of(d & !FAILED_BIT),
+                    }
+                };
+                return Unpacked::Ran {
+                    started: Event::TaskStarted { task: a, worker: b },
+                    start: c,
+                    ended,
+                };
+            }
             _ => return Unpacked::Unknown,
         })
     }
@@ -256,6 +324,54 @@ mod tests {
             unreachable!()
         };
         assert!(matches!(got, Cow::Borrowed(s) if s.as_ptr() == name.as_ptr()));
+    }
+
+    #[test]
+    fn a_submission_packed_without_its_group_gets_it_from_its_name() {
+        let words = Record::submitted(3, 9, "fit-3", 2).unwrap();
+        let Unpacked::Event(event) = (Record { words }).unpack() else {
+            panic!("not an event");
+        };
+        assert_eq!(
+            event,
+            Event::TaskSubmitted {
+                task: 9,
+                name: "fit-3".into(),
+                group: "fit".into(),
+                items: 2,
+            }
+        );
+    }
+
+    #[test]
+    fn a_task_that_ran_gives_its_start_and_its_end() {
+        let words = Record::ran(50, 3, 1, 20, TaskOutcome::Finished { result_bytes: 8 });
+        let Unpacked::Ran { started, start, ended } = (Record { words }).unpack() else {
+            panic!("not a run");
+        };
+        assert_eq!(started, Event::TaskStarted { task: 3, worker: 1 });
+        assert_eq!(start, 20);
+        assert_eq!(
+            ended,
+            Event::TaskFinished {
+                task: 3,
+                worker: Some(1),
+                duration: Duration::from_nanos(30),
+                result_bytes: 8
+            }
+        );
+        let failed = Record::ran(50, 3, 1, 20, TaskOutcome::Failed(FailureKind::Panicked));
+        let Unpacked::Ran { ended, .. } = (Record { words: failed }).unpack() else {
+            panic!("not a run");
+        };
+        assert_eq!(
+            ended,
+            Event::TaskFailed {
+                task: 3,
+                worker: Some(1),
+                kind: FailureKind::Panicked
+            }
+        );
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub struct Ring {
     /// Set when nobody reads this ring any more: its producer drops it and registers a
     /// new one when it emits again.
     retired: AtomicBool,
+    /// The task the ring's thread runs now, for readers to report as started: a
+    /// sequence number (odd while being written) and the task plus one (0: none),
+    /// its worker and its start. Written only by the producer.
+    running: [AtomicU64; 4],
     slots: Box<[[AtomicU64; WORDS]]>,
     /// Events that do not fit in a slot (they carry strings), by their index.
     others: Mutex<VecDeque<(u64, Event)>>,
@@ -55,6 +59,7 @@ impl Ring {
         Ring {
             head: AtomicU64::new(0),
             retired: AtomicBool::new(false),
+            running: std::array::from_fn(|_| AtomicU64::new(0)),
             slots: (0..RING_SLOTS)
                 .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
                 .collect(),
@@ -90,6 +95,39 @@ impl Ring {
             word.store(value, Ordering::Relaxed);
         }
         self.head.store(index + 1, Ordering::Release);
+    }
+
+    /// Shows `task` as running on `worker` since `start` (or nothing, with `None`)
+    /// to readers. Only the ring's own thread calls it.
+    #[inline]
+    pub fn set_running(&self, task: Option<(u64, u64, u64)>) {
+        let [sequence, task_word, worker_word, start_word] = &self.running;
+        let (task, worker, start) = task.map_or((0, 0, 0), |(t, w, s)| (t.wrapping_add(1), w, s));
+        let before = sequence.load(Ordering::Relaxed);
+        sequence.store(before.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        task_word.store(task, Ordering::Relaxed);
+        worker_word.store(worker, Ordering::Relaxed);
+        start_word.store(start, Ordering::Relaxed);
+        sequence.store(before.wrapping_add(2), Ordering::Release);
+    }
+
+    /// The task the ring's thread runs now (task, worker, start), if any and if it
+    /// is not being changed at this very moment.
+    pub fn running(&self) -> Option<(u64, u64, u64)> {
+        let [sequence, task_word, worker_word, start_word] = &self.running;
+        let before = sequence.load(Ordering::Acquire);
+        if before % 2 == 1 {
+            return None;
+        }
+        let task = task_word.load(Ordering::Relaxed);
+        let worker = worker_word.load(Ordering::Relaxed);
+        let start = start_word.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        if sequence.load(Ordering::Relaxed) != before || task == 0 {
+            return None;
+        }
+        Some((task - 1, worker, start))
     }
 
     /// Pushes an event that does not fit in a slot: it waits in a side queue (bounded
@@ -182,6 +220,16 @@ mod tests {
         assert_eq!(read.lost, 101);
         assert_eq!(read.records.first().map(|r| r.words[2]), Some(101));
         assert_eq!(read.records.last().map(|r| r.words[2]), Some(total - 1));
+    }
+
+    #[test]
+    fn the_running_task_is_seen_until_it_is_cleared() {
+        let ring = Ring::new();
+        assert_eq!(ring.running(), None);
+        ring.set_running(Some((7, 2, 1000)));
+        assert_eq!(ring.running(), Some((7, 2, 1000)));
+        ring.set_running(None);
+        assert_eq!(ring.running(), None);
     }
 
     #[test]
