@@ -28,6 +28,11 @@
 //!   [`Subscription::recv_timeout`]) and merge them in time order. Events with
 //!   strings (worker events, a name given per task) wait beside the ring, behind a
 //!   lock of the emitting thread's own.
+//! - **A local task's start** costs no record: the thread shows it in a "running"
+//!   cell of its ring ([`EventBus::task_started_here`]), and its end is one record
+//!   carrying its start too ([`EventBus::task_ended_here`]). A reader that reads
+//!   while the task runs reads its `TaskStarted` then (once); otherwise it reads it
+//!   just before its end. A reader does not report what ran when it subscribed.
 //! - **Order.** One thread's events are read in the order it emitted them; events of
 //!   different threads are merged by time (a task's submission before its start at
 //!   the same time). Rarely, a task's start on one thread can be read one read
@@ -1217,7 +1222,9 @@ mod tests {
         let threads: Vec<_> = (0..3)
             .map(|_| {
                 let bus = bus.clone();
-                std::thread::spawn(move || (0..2000).map(|_| bus.new_task_key()).collect::<Vec<_>>())
+                std::thread::spawn(move || {
+                    (0..2000).map(|_| bus.new_task_key()).collect::<Vec<_>>()
+                })
             })
             .collect();
         for thread in threads {

@@ -71,6 +71,11 @@ impl Client {
     /// [`DEFAULT_EVENT_CAPACITY`] events (a slow reader loses the oldest ones and
     /// reads an [`Event::Dropped`] saying how many). See [`wherever_core::events`].
     ///
+    /// On local plans (`sequential`, `threads`), tasks submitted before the first
+    /// subscription are not reported at all, not even their end: with nobody
+    /// subscribed a submission costs one atomic load and records nothing. (Cluster
+    /// plans report every task's end from the scheduler.)
+    ///
     /// ```
     /// use wherever::prelude::*;
     /// use wherever::events::Event;

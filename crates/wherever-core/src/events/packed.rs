@@ -103,7 +103,14 @@ impl Record {
             return None;
         }
         let lengths = (name.len() as u64) | (DERIVED_GROUP << 32);
-        Some([SUBMITTED, at, task, name.as_ptr() as usize as u64, lengths, items])
+        Some([
+            SUBMITTED,
+            at,
+            task,
+            name.as_ptr() as usize as u64,
+            lengths,
+            items,
+        ])
     }
 
     /// The slot of a task that ran on the ring's thread from `start` to `at`, and
@@ -346,7 +353,12 @@ mod tests {
     #[test]
     fn a_task_that_ran_gives_its_start_and_its_end() {
         let words = Record::ran(50, 3, 1, 20, TaskOutcome::Finished { result_bytes: 8 });
-        let Unpacked::Ran { started, start, ended } = (Record { words }).unpack() else {
+        let Unpacked::Ran {
+            started,
+            start,
+            ended,
+        } = (Record { words }).unpack()
+        else {
             panic!("not a run");
         };
         assert_eq!(started, Event::TaskStarted { task: 3, worker: 1 });
