@@ -406,6 +406,7 @@ mod tests {
             worker: 1,
             host: "h".into(),
             slots: 2,
+            name: "h.1".into(),
         };
         assert!(Record::pack(0, &joined).is_none());
     }

@@ -238,6 +238,7 @@ mod tests {
         let left = |n: u64| Event::WorkerLeft {
             worker: n,
             reason: format!("gone {n}"),
+            name: String::new(),
         };
         for n in 0..(RING_SLOTS as u64 + 5) {
             ring.push_other(0, left(n));
