@@ -21,6 +21,7 @@ use wherever_core::panic_capture::{install_hook, run_caught};
 use wherever_core::registry::{self, EncodedCall};
 use wherever_core::{TaskError, TaskErrorKind};
 
+mod cpu;
 mod flush;
 mod identity;
 mod limits;
@@ -449,18 +450,25 @@ impl wherever_core::crew::CrewWork for TaskThreads {
             }
         }
         RUNNING.with(|running| running.set(Some(task.id)));
-        if memory::OBSERVED.load(std::sync::atomic::Ordering::Relaxed) {
+        let observed = memory::OBSERVED.load(std::sync::atomic::Ordering::Relaxed);
+        if observed {
             let _ = self.outgoing.send(Message::Started { task: task.id });
             if let Some(rss_bytes) = memory::due_report() {
                 let _ = self.outgoing.send(Message::Memory {
                     rss_bytes,
+                    cpu: cpu::cpu_time(),
                     spilled_bytes: self.store.bytes().spilled,
                     paused: self.pause.is_paused(),
                 });
             }
         }
         let watch = watchdog::watch(&task);
-        let message = run_task(&task, &self.label, &self.store);
+        // Timed only while somebody reads the stream (the dashboard's task stream).
+        let started = observed.then(std::time::Instant::now);
+        let mut message = run_task(&task, &self.label, &self.store);
+        if let (Some(started), Message::Finished { ran_for, .. }) = (started, &mut message) {
+            *ran_for = Some(started.elapsed());
+        }
         drop(watch);
         RUNNING.with(|running| running.set(None));
         {
@@ -563,6 +571,7 @@ impl TaskPool {
                 task: task.id,
                 nbytes,
                 result: inline,
+                ran_for: None,
             });
             return;
         }
@@ -697,6 +706,7 @@ fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
         task: task.id,
         nbytes,
         result: inline,
+        ran_for: None,
     }
 }
 

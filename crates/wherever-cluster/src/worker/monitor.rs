@@ -146,6 +146,7 @@ fn settle(
         if super::memory::OBSERVED.load(Ordering::Relaxed) {
             let _ = outgoing.send(Message::Memory {
                 rss_bytes: rss,
+                cpu: super::cpu::cpu_time(),
                 spilled_bytes: store.bytes().spilled,
                 paused,
             });

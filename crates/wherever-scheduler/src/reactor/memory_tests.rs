@@ -155,6 +155,7 @@ fn memory_reports_carry_spilled_bytes_and_the_pause_into_the_event_stream() {
     let mut reactor = reactor(&mut outbox, events);
     let report = Message::Memory {
         rss_bytes: 150,
+        cpu: Duration::from_millis(5),
         spilled_bytes: 700,
         paused: true,
     };
