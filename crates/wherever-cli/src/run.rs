@@ -173,14 +173,17 @@ pub fn run(plan: RunPlan, program: &[OsString], events: EventBus) -> anyhow::Res
     let joined = events.subscribe(4 * workers + 64);
     let mut launched = {
         let _context = handle.enter();
-        ProcessesLauncher { workers }
-            .launch(&launch, &handle)
-            .map_err(|reason| {
-                anyhow::anyhow!(
-                    "cannot start the workers ({}): {reason}",
-                    executable.to_string_lossy()
-                )
-            })?
+        ProcessesLauncher {
+            workers,
+            memory_limit: None,
+        }
+        .launch(&launch, &handle)
+        .map_err(|reason| {
+            anyhow::anyhow!(
+                "cannot start the workers ({}): {reason}",
+                executable.to_string_lossy()
+            )
+        })?
     };
     launched.started(&handle);
     // As `processes:N` does, start the program once the workers are up (its first

@@ -5,14 +5,15 @@
 use crate::auth::{this_build, Secret};
 use crate::connection::{
     accept_gated, adopt_announced_limit, join, max_value_size, over_the_limit, read_batch,
-    read_batch_within, run_writer, send_streamed, silence_timeout, split, write_batch,
-    HandshakeGate, Payload, CHUNK_SIZE, FRAME_BUDGET, NO_CHALLENGE,
+    read_batch_within, run_writer_with, silence_timeout, split, write_batch, HandshakeGate,
+    FRAME_BUDGET, NO_CHALLENGE,
 };
 use crate::fetch::FetchError;
 use crate::protocol::{Input, Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use store::Store;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use wherever_core::holes::fill_holes;
@@ -21,14 +22,25 @@ use wherever_core::registry::{self, EncodedCall};
 use wherever_core::{TaskError, TaskErrorKind};
 
 mod cpu;
+mod flush;
 mod identity;
+mod limits;
 mod memory;
+mod monitor;
 mod reconnect;
 mod resources;
+mod spill;
+mod store;
 mod watchdog;
 pub use identity::DEADLINE_VARIABLE;
+pub use limits::{
+    machine_memory, MemoryLimits, DEFAULT_FRACTIONS, MEMORY_LIMIT_VARIABLE, PAUSE_VARIABLE,
+    TARGET_VARIABLE, TERMINATE_VARIABLE,
+};
+pub use monitor::EXIT_STATUS as MEMORY_EXIT_STATUS;
 pub use reconnect::{death_timeout, DEATH_TIMEOUT_VARIABLE, DEFAULT_DEATH_TIMEOUT};
 pub use resources::RESOURCES_VARIABLE;
+pub use spill::remove_directories_of as remove_spill_directories_of;
 pub use watchdog::{DEFAULT_GRACE, GRACE_VARIABLE};
 
 /// The environment variable giving a worker's task threads (default 1).
@@ -57,9 +69,6 @@ fn set_inner_plan(plan: Option<String>) {
     *INNER_PLAN.lock().unwrap_or_else(|p| p.into_inner()) = plan;
 }
 
-/// Results a worker holds, by task.
-type Store = Arc<Mutex<HashMap<TaskId, Arc<Vec<u8>>>>>;
-
 /// Parses `tcp://HOST:PORT` (or `HOST:PORT`) into something to connect to.
 pub fn parse_address(address: &str) -> Result<String, String> {
     let rest = address.strip_prefix("tcp://").unwrap_or(address);
@@ -83,6 +92,8 @@ pub fn parse_address(address: &str) -> Result<String, String> {
 /// environment ([`Secret::take_for_worker`]), which is then cleared of it: call
 /// this before starting any thread.
 pub fn run(address: &str) -> ! {
+    // Also when this thread unwinds from a panic.
+    let spill_directory = spill::RemoveOnDrop;
     let code = match run_until_done(address) {
         Ok(()) => 0,
         Err(reason) => {
@@ -90,6 +101,7 @@ pub fn run(address: &str) -> ! {
             1
         }
     };
+    drop(spill_directory);
     std::process::exit(code)
 }
 
@@ -106,6 +118,7 @@ fn run_until_done(address: &str) -> Result<(), String> {
     identity::group()?;
     identity::deadline()?;
     watchdog::grace()?;
+    let limits = MemoryLimits::from_env()?;
     let slots = match std::env::var(THREADS_VARIABLE) {
         Ok(text) => text
             .trim()
@@ -124,7 +137,13 @@ fn run_until_done(address: &str) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the worker's runtime: {e}"))?;
-    runtime.block_on(serve_until_given_up(target, secret, slots, death_timeout))
+    runtime.block_on(serve_until_given_up(
+        target,
+        secret,
+        slots,
+        limits,
+        death_timeout,
+    ))
 }
 
 /// Watches standard input on a thread of its own (after the secret line has been
@@ -160,6 +179,7 @@ async fn serve_until_given_up(
     target: String,
     secret: Secret,
     slots: u32,
+    limits: MemoryLimits,
     death_timeout: Duration,
 ) -> Result<(), String> {
     let mut first = true;
@@ -168,7 +188,7 @@ async fn serve_until_given_up(
     loop {
         let stream = reconnect::connect_within(&target, death_timeout, first).await?;
         first = false;
-        let ended = serve_scheduler(stream, &secret, slots).await;
+        let ended = serve_scheduler(stream, &secret, slots, limits).await;
         if !matches!(ended, Ended::Unanswered(_)) {
             unanswered = None;
         }
@@ -240,15 +260,25 @@ impl Drop for AbortOnDrop {
 
 /// Serves one connection to the scheduler as a new worker, until it ends; a
 /// failure before the worker joined (the handshake) is a refusal.
-async fn serve_scheduler(stream: TcpStream, secret: &Secret, slots: u32) -> Ended {
-    match serve_connection(stream, secret, slots).await {
+async fn serve_scheduler(
+    stream: TcpStream,
+    secret: &Secret,
+    slots: u32,
+    limits: MemoryLimits,
+) -> Ended {
+    match serve_connection(stream, secret, slots, limits).await {
         Ok(ended) => ended,
         Err(reason) if reason.starts_with(NO_CHALLENGE) => Ended::Unanswered(reason),
         Err(reason) => Ended::Refused(reason),
     }
 }
 
-async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Result<Ended, String> {
+async fn serve_connection(
+    stream: TcpStream,
+    secret: &Secret,
+    slots: u32,
+    limits: MemoryLimits,
+) -> Result<Ended, String> {
     let local_ip = stream.local_addr().map_err(|e| e.to_string())?.ip();
     let data_listener = TcpListener::bind((local_ip, 0))
         .await
@@ -272,16 +302,35 @@ async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Res
         crate::host_name()
     );
 
-    let store: Store = Arc::default();
+    let store = Arc::new(Store::new(
+        limits.target.unwrap_or(u64::MAX),
+        spill::SpillFiles::new(),
+    ));
     let _data_port = AbortOnDrop(
         tokio::spawn(serve_data(data_listener, secret.clone(), store.clone())).abort_handle(),
     );
     let (outgoing, queue) = unbounded_channel();
-    let _writer = AbortOnDrop(tokio::spawn(run_writer(writer, queue)).abort_handle());
+    let flushed = Arc::new(flush::Flushed::default());
+    let taken = flushed.clone();
+    let _writer = AbortOnDrop(
+        tokio::spawn(run_writer_with(writer, queue, move |batch| {
+            taken.taken(batch)
+        }))
+        .abort_handle(),
+    );
+    let pause = Arc::new(monitor::Pause::default());
+    let _monitor = monitor::start(
+        limits,
+        Arc::downgrade(&store),
+        pause.clone(),
+        outgoing.clone(),
+        flushed,
+    );
     let pool = Arc::new(TaskPool::start(
         slots,
         label,
         store.clone(),
+        pause,
         outgoing.clone(),
     ));
 
@@ -299,13 +348,10 @@ async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Res
         for message in batch {
             match message {
                 Message::Compute { task, inputs } => {
-                    let missing: Vec<Input> = {
-                        let store = store.lock().unwrap_or_else(|p| p.into_inner());
-                        inputs
-                            .into_iter()
-                            .filter(|input| !store.contains_key(&input.task))
-                            .collect()
-                    };
+                    let missing: Vec<Input> = inputs
+                        .into_iter()
+                        .filter(|input| !store.contains(input.task))
+                        .collect();
                     if missing.is_empty() {
                         pool.compute(task);
                     } else {
@@ -322,12 +368,7 @@ async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Res
                         });
                     }
                 }
-                Message::Store { task, data } => {
-                    store
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(task, Arc::new(data));
-                }
+                Message::Store { task, data } => store.insert(task, Arc::new(data)),
                 Message::Free { tasks } => {
                     for task in tasks {
                         pool.free(task);
@@ -383,7 +424,9 @@ thread_local! {
 /// sends more work) until it rejoins, after which one thread retires.
 struct TaskThreads {
     phases: Arc<Mutex<HashMap<TaskId, Phase>>>,
-    store: Store,
+    store: Arc<Store>,
+    /// Tasks start only while the worker is not paused (over its memory pause threshold).
+    pause: Arc<monitor::Pause>,
     outgoing: UnboundedSender<Message>,
     label: Arc<str>,
 }
@@ -397,6 +440,8 @@ impl wherever_core::crew::CrewWork for TaskThreads {
 
     /// Runs one queued task; `false` once the scheduler connection is gone.
     fn run(&self, task: TaskMessage) -> bool {
+        // Paused: queued tasks wait (the scheduler may take them back meanwhile).
+        self.pause.wait_until_running();
         {
             let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
             match phases.get_mut(&task.id) {
@@ -409,8 +454,12 @@ impl wherever_core::crew::CrewWork for TaskThreads {
         if observed {
             let _ = self.outgoing.send(Message::Started { task: task.id });
             if let Some(rss_bytes) = memory::due_report() {
-                let cpu = cpu::cpu_time();
-                let _ = self.outgoing.send(Message::Memory { rss_bytes, cpu });
+                let _ = self.outgoing.send(Message::Memory {
+                    rss_bytes,
+                    cpu: cpu::cpu_time(),
+                    spilled_bytes: self.store.bytes().spilled,
+                    paused: self.pause.is_paused(),
+                });
             }
         }
         let watch = watchdog::watch(&task);
@@ -476,17 +525,24 @@ impl TaskThreads {
 struct TaskPool {
     jobs: crossbeam_channel::Sender<TaskMessage>,
     phases: Arc<Mutex<HashMap<TaskId, Phase>>>,
-    store: Store,
+    store: Arc<Store>,
     outgoing: UnboundedSender<Message>,
 }
 
 impl TaskPool {
-    fn start(slots: u32, label: String, store: Store, outgoing: UnboundedSender<Message>) -> Self {
+    fn start(
+        slots: u32,
+        label: String,
+        store: Arc<Store>,
+        pause: Arc<monitor::Pause>,
+        outgoing: UnboundedSender<Message>,
+    ) -> Self {
         let (jobs, receiver) = crossbeam_channel::unbounded::<TaskMessage>();
         let phases: Arc<Mutex<HashMap<TaskId, Phase>>> = Arc::default();
         let threads = TaskThreads {
             phases: phases.clone(),
             store: store.clone(),
+            pause,
             outgoing: outgoing.clone(),
             label: label.into(),
         };
@@ -507,17 +563,13 @@ impl TaskPool {
     /// result or its error) instead of being run twice; one queued or running is
     /// left alone.
     fn compute(&self, task: TaskMessage) {
-        if let Some(result) = self
-            .store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&task.id)
-            .cloned()
-        {
-            let inline = (result.len() <= INLINE_RESULT_LIMIT).then(|| result.as_ref().clone());
+        if let Some(nbytes) = self.store.size(task.id) {
+            let inline = (nbytes <= INLINE_RESULT_LIMIT as u64)
+                .then(|| self.store.get(task.id).map(|r| r.as_ref().clone()))
+                .flatten();
             let _ = self.outgoing.send(Message::Finished {
                 task: task.id,
-                nbytes: result.len() as u64,
+                nbytes,
                 result: inline,
                 ran_for: None,
             });
@@ -556,10 +608,7 @@ impl TaskPool {
 
     /// Forgets a task's result and error.
     fn free(&self, task: TaskId) {
-        self.store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&task);
+        self.store.remove(task);
         let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
         if matches!(phases.get(&task), Some(Phase::Failed(_))) {
             phases.remove(&task);
@@ -584,13 +633,8 @@ fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
     let args: &[u8] = if task.deps.is_empty() {
         &task.args
     } else {
-        let inputs: Option<Vec<Arc<Vec<u8>>>> = {
-            let store = store.lock().unwrap_or_else(|p| p.into_inner());
-            task.deps
-                .iter()
-                .map(|dep| store.get(dep).cloned())
-                .collect()
-        };
+        let inputs: Option<Vec<Arc<Vec<u8>>>> =
+            task.deps.iter().map(|dep| store.get(*dep)).collect();
         let inputs = inputs.unwrap_or_default();
         let slices: Vec<&[u8]> = inputs.iter().map(|input| input.as_slice()).collect();
         match fill_holes(&task.args, &task.holes, &slices) {
@@ -652,12 +696,12 @@ fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
             error: Box::new(error.on_worker(label)),
         };
     }
+    // The encoder grows its buffer by doubling: the store counts (and holds) the
+    // bytes, not up to twice as many.
+    result.shrink_to_fit();
     let result = Arc::new(result);
     let inline = (result.len() <= INLINE_RESULT_LIMIT).then(|| result.as_ref().clone());
-    store
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(task.id, result);
+    store.insert(task.id, result);
     Message::Finished {
         task: task.id,
         nbytes,
@@ -705,7 +749,7 @@ fn run_one(
 }
 
 /// Serves results this worker holds to authenticated clients and workers.
-async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
+async fn serve_data(listener: TcpListener, secret: Secret, store: Arc<Store>) {
     let secret = Arc::new(secret);
     let no_build_check = Arc::new(Mutex::new(None));
     let gate = HandshakeGate::new();
@@ -735,14 +779,10 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
                         _ => return,
                     }
                 }
-                let held: Vec<(TaskId, Option<Arc<Vec<u8>>>)> = {
-                    let store = store.lock().unwrap_or_else(|p| p.into_inner());
-                    asked
-                        .into_iter()
-                        .map(|task| (task, store.get(&task).cloned()))
-                        .collect()
-                };
-                if send_data(&mut writer, held, &mut streams).await.is_err() {
+                if send_data(&mut writer, &store, asked, &mut streams)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -750,30 +790,36 @@ async fn serve_data(listener: TcpListener, secret: Secret, store: Store) {
     }
 }
 
-/// Answers the `GetData`s of one request, in order, with the results held (`None`
-/// for one not held): small answers together, in frames of about
-/// [`FRAME_BUDGET`] bytes at most; a result larger than a chunk streamed straight
-/// from the store (as the next of `streams`), without a copy of the whole.
+/// The size of the parts in which the data server streams a result larger than
+/// one part: each part is copied twice on its way out (its message, its frame),
+/// so a part, not the whole result, is what sending costs in memory.
+const DATA_PART_SIZE: usize = 1 << 20;
+
+/// Answers the `GetData`s of one request (`asked`), in order, with the results
+/// held (`None` for one not held): small answers together, in frames of about
+/// [`FRAME_BUDGET`] bytes at most; a result larger than [`DATA_PART_SIZE`]
+/// streamed straight from the store (as the next of `streams`) in parts of that
+/// size, without a copy of the whole. Each result is taken from the store when
+/// its turn comes (a spilled one is read back then, off the runtime's thread), so
+/// a request for many spilled results does not bring them all into memory at once.
 async fn send_data(
     writer: &mut crate::connection::Writer,
-    held: Vec<(TaskId, Option<Arc<Vec<u8>>>)>,
+    store: &Arc<Store>,
+    asked: Vec<TaskId>,
     streams: &mut u64,
 ) -> Result<(), String> {
     let mut answers = Vec::new();
     let mut size = 0;
-    for (task, result) in held {
+    for task in asked {
+        let result = read_from_store(store, task).await;
         match result {
-            Some(result) if result.len() > CHUNK_SIZE => {
+            Some(result) if result.len() > DATA_PART_SIZE => {
                 if !answers.is_empty() {
                     write_batch(writer, &std::mem::take(&mut answers)).await?;
                     size = 0;
                 }
-                let head = Message::Data {
-                    task,
-                    result: Some(Vec::new()),
-                };
                 *streams += 1;
-                send_streamed(writer, *streams, head, Payload::Shared(result)).await?;
+                send_in_parts(writer, *streams, task, &result).await?;
             }
             result => {
                 size += result.as_ref().map_or(0, |r| r.len());
@@ -792,6 +838,48 @@ async fn send_data(
     write_batch(writer, &answers).await
 }
 
+/// The value held for `task`, read back from disk on a blocking thread if it was
+/// spilled (the data server's runtime thread also serves the scheduler connection).
+async fn read_from_store(store: &Arc<Store>, task: TaskId) -> Option<Arc<Vec<u8>>> {
+    if store.is_in_memory(task) {
+        return store.get(task);
+    }
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.get(task))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Sends `value`, the result of `task`, as stream `stream`: a header, then parts
+/// of [`DATA_PART_SIZE`] bytes, each in a frame of its own.
+async fn send_in_parts(
+    writer: &mut crate::connection::Writer,
+    stream: u64,
+    task: TaskId,
+    value: &[u8],
+) -> Result<(), String> {
+    let header = Message::Large {
+        stream,
+        total: value.len() as u64,
+        head: Box::new(Message::Data {
+            task,
+            result: Some(Vec::new()),
+        }),
+    };
+    write_batch(writer, &[header]).await?;
+    let mut parts = value.chunks(DATA_PART_SIZE).peekable();
+    while let Some(part) = parts.next() {
+        let part = Message::Part {
+            stream,
+            bytes: part.to_vec(),
+            last: parts.peek().is_none(),
+        };
+        write_batch(writer, std::slice::from_ref(&part)).await?;
+    }
+    Ok(())
+}
+
 /// Fetches a copy of the result of `task` from `holders` (a retiring worker hands
 /// it over), keeps it and reports `Replicated`; `ReplicateFailed` if it cannot be
 /// had (after one retry).
@@ -802,23 +890,14 @@ async fn replicate(
     outgoing: &UnboundedSender<Message>,
     secret: &Secret,
 ) {
-    let held = store
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .contains_key(&task);
-    if !held {
+    if !store.contains(task) {
         let mut fetched = crate::fetch::fetch(holders, task, secret).await;
         if fetched.is_err() {
             tokio::time::sleep(Duration::from_millis(100)).await;
             fetched = crate::fetch::fetch(holders, task, secret).await;
         }
         match fetched {
-            Ok(data) => {
-                store
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(task, Arc::new(data));
-            }
+            Ok(data) => store.insert(task, Arc::new(data)),
             Err(reason) => {
                 tracing::warn!("cannot fetch a copy of {task}: {reason}");
                 let _ = outgoing.send(Message::ReplicateFailed { task });
@@ -882,10 +961,7 @@ async fn fetch_inputs(
                 }
             },
         };
-        store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(input.task, Arc::new(data));
+        store.insert(input.task, Arc::new(data));
         let _ = outgoing.send(Message::Replicated { task: input.task });
     }
     true
@@ -894,6 +970,13 @@ async fn fetch_inputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NO_LIMITS: MemoryLimits = MemoryLimits {
+        limit: u64::MAX,
+        target: None,
+        pause: None,
+        terminate: None,
+    };
 
     /// A listener that accepts one connection and does `then` with it.
     async fn one_connection<F>(then: impl FnOnce(TcpStream) -> F + Send + 'static) -> TcpStream
@@ -913,7 +996,7 @@ mod tests {
     async fn a_connection_closed_before_the_challenge_is_tried_again_not_refused() {
         // What a scheduler being killed can do: accept, then close or reset.
         let stream = one_connection(|stream| async move { drop(stream) }).await;
-        let ended = serve_scheduler(stream, &Secret::generate(), 1).await;
+        let ended = serve_scheduler(stream, &Secret::generate(), 1, NO_LIMITS).await;
         assert!(
             matches!(&ended, Ended::Unanswered(reason) if reason.starts_with(NO_CHALLENGE)),
             "not retried"
@@ -930,7 +1013,7 @@ mod tests {
             std::future::pending::<()>().await;
         })
         .await;
-        let ended = serve_scheduler(stream, &Secret::generate(), 1).await;
+        let ended = serve_scheduler(stream, &Secret::generate(), 1, NO_LIMITS).await;
         assert!(
             matches!(&ended, Ended::Refused(reason) if reason.contains("not a wherever scheduler")),
             "not refused"

@@ -204,6 +204,10 @@ pub enum Event {
         /// CPU time (user and system) its process used so far; two reports give its
         /// usage over the time between them.
         cpu: Duration,
+        /// Bytes of results it spilled to its disk.
+        spilled_bytes: u64,
+        /// Whether it is paused (over its memory pause threshold, starting no task).
+        paused: bool,
     },
     /// This reader was too slow: `count` older events were dropped before the next one.
     Dropped {

@@ -183,4 +183,15 @@ pub enum Event {
         /// The worker that needed it and the task it needed it for; `None` for a client.
         requester: Option<(WorkerId, TaskId)>,
     },
+    /// `worker` went over its memory pause threshold and starts no new task (`paused`),
+    /// or came back under it. A paused worker gets no new assignments and has no idle
+    /// slots (nothing is stolen for it); the tasks it has keep their place (queued ones may
+    /// be stolen by workers with idle slots) and its results stay available. Pausing twice
+    /// is a no-op. Errors: [`SchedulerError::UnknownWorker`].
+    WorkerPaused {
+        /// The worker.
+        worker: WorkerId,
+        /// `true`: paused; `false`: running again.
+        paused: bool,
+    },
 }

@@ -10,10 +10,14 @@ impl Scheduler {
         let mut in_flight = 0u64;
         for (&w, wk) in &self.workers {
             let keys = self.index_keys(w);
-            // A retiring worker's slots are not idle: it takes no work.
-            let free_slots = u64::from(wk.slots).saturating_sub(wk.load());
-            idle += if wk.retiring.is_some() { 0 } else { free_slots };
-            if keys.idle_slots != if wk.retiring.is_some() { 0 } else { free_slots } {
+            // A retiring or paused worker's slots are not idle: it takes no work.
+            let free_slots = if wk.retiring.is_some() {
+                0
+            } else {
+                wk.idle_slots()
+            };
+            idle += free_slots;
+            if keys.idle_slots != free_slots {
                 return Err(format!("worker {w} idle slots"));
             }
             if let Some(f) = keys.room {

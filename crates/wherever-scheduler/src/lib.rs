@@ -47,6 +47,7 @@ mod id_hash;
 mod invariants;
 mod lifecycle;
 mod missing_data;
+mod paused;
 mod per_worker;
 mod placement;
 mod release;

@@ -67,10 +67,7 @@ impl Scheduler {
     pub(crate) fn another_worker_fits(&self, task: TaskId, victim: WorkerId) -> bool {
         let request = &self.tasks[&task].resources;
         self.workers.iter().any(|(&id, w)| {
-            id != victim
-                && w.retiring.is_none()
-                && u64::from(w.slots) > w.load()
-                && w.free.covers(request)
+            id != victim && w.retiring.is_none() && w.idle_slots() > 0 && w.free.covers(request)
         })
     }
 

@@ -426,6 +426,24 @@ pub enum Message {
         rss_bytes: u64,
         /// CPU time (user and system) the worker's process used so far.
         cpu: Duration,
+        /// Bytes of results the worker spilled to its disk.
+        spilled_bytes: u64,
+        /// Whether it is paused (over its memory pause threshold).
+        paused: bool,
+    },
+    /// Worker → scheduler: it went over its memory pause threshold and starts no
+    /// new task (`true`), or came back under it (`false`); the scheduler assigns
+    /// nothing new to a paused worker.
+    Paused {
+        /// `true`: paused.
+        paused: bool,
+    },
+    /// Worker → scheduler: it exits now (over its memory terminate threshold),
+    /// for its launcher to start another; `reason` goes into the error of a task
+    /// lost with it.
+    Exiting {
+        /// Why, in words (`its worker exceeded 95% of its memory limit ...`).
+        reason: String,
     },
     /// Scheduler → worker: whether anybody reads the event stream; while nobody does,
     /// workers send no [`Message::Started`] or [`Message::Memory`] (they cost nothing).
@@ -487,6 +505,8 @@ impl Message {
             Message::ValueLimit { .. } => "ValueLimit",
             Message::Started { .. } => "Started",
             Message::Memory { .. } => "Memory",
+            Message::Paused { .. } => "Paused",
+            Message::Exiting { .. } => "Exiting",
             Message::Observed { .. } => "Observed",
             Message::SubscribeEvents { .. } => "SubscribeEvents",
             Message::Events { .. } => "Events",

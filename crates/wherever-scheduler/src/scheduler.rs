@@ -144,6 +144,7 @@ impl Scheduler {
             }
             Event::Secede { worker, task } => self.set_seceded(worker, task, true)?,
             Event::Rejoin { worker, task } => self.set_seceded(worker, task, false)?,
+            Event::WorkerPaused { worker, paused } => self.set_paused(worker, paused)?,
             Event::MissingData {
                 task,
                 holders,
@@ -155,6 +156,13 @@ impl Scheduler {
         self.schedule(out);
         self.balance(out);
         Ok(())
+    }
+
+    /// The tasks assigned to `worker` (running or queued); empty for an unknown worker.
+    pub fn assigned_to(&self, worker: WorkerId) -> Vec<TaskId> {
+        self.workers
+            .get(&worker)
+            .map_or_else(Vec::new, |w| w.processing.values().copied().collect())
     }
 
     /// The workers holding the result of `task` (empty unless it is in memory).
@@ -205,6 +213,7 @@ impl Scheduler {
                 held_bytes: w.held_bytes,
                 resources: w.total.clone(),
                 free: w.free.clone(),
+                paused: w.paused,
                 retiring: w.retiring.is_some(),
             })
             .collect()

@@ -55,6 +55,8 @@ pub struct WorkerInfo {
     pub resources: Resources,
     /// Of those, the amounts not held by tasks assigned to it.
     pub free: Resources,
+    /// Whether it is paused ([`Event::WorkerPaused`]): it gets no new assignments.
+    pub paused: bool,
     /// Whether it is being retired ([`Event::Retire`]): it gets no new tasks.
     pub retiring: bool,
 }

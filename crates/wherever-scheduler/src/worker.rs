@@ -32,6 +32,9 @@ pub(crate) struct Worker {
     pub(crate) free: Resources,
     /// Whether it had room when last indexed (gaining room lets parked tasks try again).
     pub(crate) had_room: bool,
+    /// Over its memory pause threshold ([`crate::Event::WorkerPaused`]): no room, no idle
+    /// slots, until it resumes.
+    pub(crate) paused: bool,
     /// Set while it is being retired: it gets no new tasks (see [`crate::retirement`]).
     pub(crate) retiring: Option<crate::retirement::Retiring>,
     /// When it must be gone, on the scheduler's clock (ms; see [`crate::walltime`]).
@@ -54,6 +57,7 @@ impl Worker {
             free: resources.clone(),
             total: resources,
             had_room: false,
+            paused: false,
             retiring: None,
             deadline_ms: None,
             last_finish_ms: 0,
@@ -63,6 +67,15 @@ impl Worker {
     /// Assigned tasks occupying a slot or queued: seceded tasks do not count.
     pub(crate) fn load(&self) -> u64 {
         self.processing.len() as u64 - u64::from(self.seceded)
+    }
+
+    /// Slots not occupied by a task, where new work could run now (none while paused).
+    pub(crate) fn idle_slots(&self) -> u64 {
+        if self.paused {
+            0
+        } else {
+            u64::from(self.slots).saturating_sub(self.load())
+        }
     }
 }
 
@@ -103,9 +116,9 @@ impl Scheduler {
         (w.slots + self.config.prefetch_per_worker.unwrap_or(w.slots)) as usize
     }
 
-    /// Whether `w` may get another assignment (never while it is retiring).
+    /// Whether `w` may get another assignment (never while it is paused or retiring).
     pub(crate) fn has_room(&self, w: &Worker) -> bool {
-        w.retiring.is_none() && w.load() < self.capacity(w) as u64
+        !w.paused && w.retiring.is_none() && w.load() < self.capacity(w) as u64
     }
 
     /// `Ok` if `worker` is known (added and not removed).
@@ -132,7 +145,7 @@ impl Scheduler {
                 victim: None,
             };
         }
-        let idle_slots = u64::from(w.slots).saturating_sub(n);
+        let idle_slots = w.idle_slots();
         let stealable =
             n as i64 - i64::from(w.slots) - i64::from(w.steal_pending) - i64::from(w.steal_refused);
         let victim = (stealable > 0).then_some((Reverse(stealable as u32), id));

@@ -1,7 +1,8 @@
 //! Property tests: a simulated cluster drives the scheduler through random graphs,
 //! random worker joins and deaths, user failures, cancels, steal answers and tasks that
 //! secede while they wait (and rejoin later), workers and clients that cannot fetch a result
-//! from its holders (`MissingData`), and checks that every wanted task ends
+//! from its holders (`MissingData`), workers that pause (over their memory pause
+//! threshold: they start nothing) and resume, and checks that every wanted task ends
 //! exactly once with the right outcome and nothing leaks. A deterministic test replays
 //! Dask's nested-task scenario (tasks submitting tasks and waiting for them).
 
@@ -15,7 +16,7 @@ use wherever_scheduler::{
 };
 
 /// The kinds of commands and events a run counts: a fixed sample of cases must see each.
-const STAT_NAMES: [&str; 19] = [
+const STAT_NAMES: [&str; 20] = [
     "compute",
     "steal",
     "stolen",
@@ -35,6 +36,7 @@ const STAT_NAMES: [&str; 19] = [
     "retired",
     "replicate failed",
     "retired with a deadline",
+    "paused/resumed",
 ];
 
 /// How often each kind in [`STAT_NAMES`] occurred in one run.
@@ -92,6 +94,8 @@ struct Case {
     missing_percent: u64,
     /// How many times the client may fail to fetch a result.
     max_client_missing: u32,
+    /// Whether workers pause and resume at random.
+    pauses: bool,
     seed: u64,
 }
 
@@ -115,7 +119,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
         prop_oneof![1 => Just(0u64), 3 => 5u64..60],
         prop_oneof![1 => Just(0u64), 2 => 1u64..25],
         prop_oneof![1 => Just(0u32), 2 => 1u32..12],
-        any::<u64>(),
+        (any::<bool>(), any::<u64>()),
     )
         .prop_map(
             |(
@@ -130,7 +134,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                 secede_percent,
                 missing_percent,
                 max_client_missing,
-                seed,
+                (pauses, seed),
             )| {
                 let n = raw.len();
                 let mut batch_starts: Vec<usize> = cuts
@@ -191,6 +195,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                     secede_percent,
                     missing_percent,
                     max_client_missing,
+                    pauses,
                     seed,
                 }
             },
@@ -223,6 +228,8 @@ struct SimWorker {
     /// Tasks whose user function failed here (a worker remembers its failures).
     erred: HashSet<TaskId>,
     outbox: VecDeque<Event>,
+    /// Over its memory pause threshold: it starts nothing (`WorkerPaused` is in its outbox).
+    paused: bool,
 }
 
 struct Sim {
@@ -291,7 +298,26 @@ impl SimWorker {
 impl Sim {
     fn send(&mut self, event: Event) -> Result<(), SchedulerError> {
         let mut out = Vec::new();
+        // What paused workers had assigned: a compute sent again for one of those
+        // (answering a stale report) is no new assignment.
+        let paused_had: HashSet<(WorkerId, TaskId)> = self
+            .s
+            .workers()
+            .iter()
+            .filter(|w| w.paused)
+            .flat_map(|w| self.s.assigned_to(w.id).into_iter().map(move |t| (w.id, t)))
+            .collect();
         let r = self.s.handle(event.clone(), &mut out);
+        for c in &out {
+            if let Command::Compute { worker, task, .. } = c {
+                assert!(
+                    paused_had.contains(&(*worker, *task))
+                        || !self.s.workers().iter().any(|w| w.id == *worker && w.paused),
+                    "task {task} newly assigned to worker {worker}, which the scheduler knows \
+                     is paused"
+                );
+            }
+        }
         if std::env::var_os("SIM_TRACE").is_some() {
             println!("{event:?} -> {r:?} {out:?}");
         }
@@ -617,6 +643,7 @@ impl Sim {
                 memory: HashMap::new(),
                 erred: HashSet::new(),
                 outbox: VecDeque::new(),
+                paused: false,
             },
         );
         self.send(Event::WorkerAdded {
@@ -790,6 +817,15 @@ impl Sim {
                 w.outbox.push_back(Event::TaskErred { worker: id, task });
             }
         }
+    }
+
+    /// Worker `id` pauses (it starts nothing from now on) or resumes, and says so.
+    fn pause(&mut self, id: WorkerId, paused: bool) {
+        let w = self.workers.get_mut(&id).unwrap();
+        w.paused = paused;
+        w.outbox
+            .push_back(Event::WorkerPaused { worker: id, paused });
+        self.stats[19] += 1;
     }
 
     fn deliver(&mut self, id: WorkerId) {
@@ -1030,7 +1066,9 @@ fn run_case(case: Case) -> Stats {
         let startable: Vec<WorkerId> = sim
             .workers
             .iter()
-            .filter(|(_, w)| w.alive && !w.queue.is_empty() && (w.busy() as u32) < w.slots)
+            .filter(|(_, w)| {
+                w.alive && !w.paused && !w.queue.is_empty() && (w.busy() as u32) < w.slots
+            })
             .map(|(&i, _)| i)
             .collect();
         let finishable: Vec<WorkerId> = sim
@@ -1076,6 +1114,17 @@ fn run_case(case: Case) -> Stats {
             || !deliverable.is_empty()
             || !releasable.is_empty()
             || !all_submitted;
+        let paused: Vec<WorkerId> = sim
+            .workers
+            .iter()
+            .filter(|(_, w)| w.alive && w.paused)
+            .map(|(&i, _)| i)
+            .collect();
+        if !progress && !paused.is_empty() {
+            // Memory goes down in the end (spilled, or tasks finished elsewhere).
+            sim.pause(paused[0], false);
+            continue;
+        }
         if !progress {
             let unended: Vec<TaskId> = sim
                 .wanted
@@ -1143,6 +1192,17 @@ fn run_case(case: Case) -> Stats {
                     .collect();
                 deaths += 1;
                 sim.kill(alive[rng.below(alive.len())]);
+            }
+            99 if case.pauses => {
+                let alive: Vec<WorkerId> = sim
+                    .workers
+                    .iter()
+                    .filter(|(_, w)| w.alive)
+                    .map(|(&i, _)| i)
+                    .collect();
+                let id = alive[rng.below(alive.len())];
+                let paused = !sim.workers[&id].paused;
+                sim.pause(id, paused);
             }
             93..=95 if joins < case.max_joins => {
                 joins += 1;

@@ -114,9 +114,10 @@ impl Plan {
         let executor = match self.first() {
             Level::Sequential => Executor::Sequential,
             Level::Threads(workers) => Executor::Threads(ThreadPool::start(workers.resolve())?),
-            Level::Processes(workers) => {
+            Level::Processes(workers, options) => {
                 let launcher = ProcessesLauncher {
                     workers: workers.resolve(),
+                    memory_limit: options.memory_limit,
                 };
                 outside_async_runtime(|| self.start_launched(&launcher))?
             }

@@ -49,6 +49,7 @@ mod options;
 pub mod plan;
 #[cfg(feature = "clap")]
 mod plan_args;
+mod plan_memory;
 pub mod progress;
 mod readiness;
 mod slot;
@@ -74,7 +75,7 @@ pub use local::QUEUE_BOUND;
 pub use map::{Scheduling, AUTO_CHUNKS_PER_WORKER};
 pub use nested::client;
 pub use options::Options;
-pub use plan::{Level, Plan, PlanError, SshHost, SshLevel, Workers};
+pub use plan::{Level, Plan, PlanError, ProcessesOptions, SshHost, SshLevel, Workers};
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;
 pub use task_events::DEFAULT_EVENT_CAPACITY;

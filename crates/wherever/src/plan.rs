@@ -7,7 +7,8 @@
 //!                                          the next the tasks those tasks submit, and so on
 //! level   := "sequential"                  in the calling thread, one task at a time
 //!          | "threads" [ ":" N ]           a pool of N threads in this process
-//!          | "processes" [ ":" N ]         N worker processes of this program on this machine
+//!          | "processes" [ ":" N ] ( "," processes-option )*
+//!                                          N worker processes of this program on this machine
 //!          | "tcp://" HOST ":" PORT        a running `wherever scheduler`
 //!          | "ssh:" hosts ( ";" ssh-option )*
 //!                                          workers started over SSH, N per host (default 1)
@@ -17,6 +18,11 @@
 //!                                          srun long option (ntasks, cpus-per-task, ...)
 //!          | "mpi" [ ":" N ]               under mpirun: rank 0 runs main, the other
 //!                                          ranks (N of them, checked) are the workers
+//! processes-option := "mem=" SIZE          each worker's memory limit (default: the machine's
+//!                                          memory divided by the workers): past 60% it spills
+//!                                          results to disk, past 80% it pauses, past 95% it is
+//!                                          restarted (WHEREVER_MEMORY_TARGET/_PAUSE/_TERMINATE)
+//! SIZE    := a number and a unit: B, KB, MB, GB, TB (decimal) or KiB, MiB, GiB, TiB
 //! N       := a whole number from 1 to 65535
 //! hosts   := HOST ["*" N] ( "," HOST ["*" N] )*
 //!          | "@" FILE                      a hostfile: one `HOST`, `HOST*N` or `HOST slots=N`
@@ -83,6 +89,14 @@ pub struct SshLevel {
     pub connect_timeout: Option<u64>,
 }
 
+/// The options of a `processes` level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessesOptions {
+    /// Each worker's memory limit in bytes (`mem=SIZE`); `None`: the machine's memory
+    /// divided by the workers.
+    pub memory_limit: Option<u64>,
+}
+
 /// One level of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Level {
@@ -90,8 +104,8 @@ pub enum Level {
     Sequential,
     /// A pool of threads in this process.
     Threads(Workers),
-    /// Worker processes of this program on this machine.
-    Processes(Workers),
+    /// Worker processes of this program on this machine, with their options.
+    Processes(Workers, ProcessesOptions),
     /// A running scheduler at `host:port`.
     Tcp {
         /// The scheduler's host name or address.
@@ -286,7 +300,7 @@ fn parse_level(level: &str) -> Result<Level, String> {
         ("sequential", None) => Ok(Level::Sequential),
         ("sequential", Some(_)) => Err("`sequential` takes no `:` argument".to_string()),
         ("threads", argument) => Ok(Level::Threads(parse_workers("threads", argument)?)),
-        ("processes", argument) => Ok(Level::Processes(parse_workers("processes", argument)?)),
+        ("processes", argument) => parse_processes(argument),
         ("mpi", argument) => Ok(Level::Mpi(parse_workers("mpi", argument)?)),
         ("ssh", Some(hosts)) => parse_ssh(hosts),
         ("ssh", None) => {
@@ -300,6 +314,38 @@ fn parse_level(level: &str) -> Result<Level, String> {
             Err(format!("unknown level `{other}`{hint}; {EXPECTED}"))
         }
     }
+}
+
+/// `processes[:N][,mem=SIZE]` (also `processes:mem=SIZE`), after `processes:`.
+fn parse_processes(argument: Option<&str>) -> Result<Level, String> {
+    let Some(argument) = argument else {
+        return Ok(Level::Processes(Workers::Auto, ProcessesOptions::default()));
+    };
+    let mut parts = argument.split(',');
+    let first = parts.next().unwrap_or_default();
+    let (workers, options) = if first.contains('=') {
+        (Workers::Auto, argument.split(','))
+    } else {
+        (parse_workers("processes", Some(first))?, parts)
+    };
+    let mut parsed = ProcessesOptions::default();
+    for option in options {
+        match option.split_once('=') {
+            Some(("mem", size)) if parsed.memory_limit.is_none() => {
+                let bytes = crate::plan_memory::parse_memory_size(size)
+                    .map_err(|why| format!("processes option mem=SIZE: {why}"))?;
+                parsed.memory_limit = Some(bytes);
+            }
+            Some(("mem", _)) => return Err("processes option `mem` is given twice".to_string()),
+            _ => {
+                return Err(format!(
+                    "unknown processes option `{option}`; expected mem=SIZE (e.g. \
+                     processes:2,mem=4GB)"
+                ))
+            }
+        }
+    }
+    Ok(Level::Processes(workers, parsed))
 }
 
 fn parse_workers(word: &str, argument: Option<&str>) -> Result<Workers, String> {
@@ -537,7 +583,14 @@ impl fmt::Display for Level {
         match self {
             Level::Sequential => write!(f, "sequential"),
             Level::Threads(n) => write!(f, "threads{n}"),
-            Level::Processes(n) => write!(f, "processes{n}"),
+            Level::Processes(n, options) => {
+                write!(f, "processes{n}")?;
+                if let Some(bytes) = options.memory_limit {
+                    let separator = if *n == Workers::Auto { ':' } else { ',' };
+                    write!(f, "{separator}mem={bytes}B")?;
+                }
+                Ok(())
+            }
             Level::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Level::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
             Level::Ssh(level) => {
@@ -599,7 +652,28 @@ mod tests {
             ("sequential", Level::Sequential),
             ("threads", Level::Threads(Workers::Auto)),
             ("threads:4", Level::Threads(Workers::Exactly(4))),
-            ("processes:2", Level::Processes(Workers::Exactly(2))),
+            (
+                "processes:2",
+                Level::Processes(Workers::Exactly(2), ProcessesOptions::default()),
+            ),
+            (
+                "processes:2,mem=200000000B",
+                Level::Processes(
+                    Workers::Exactly(2),
+                    ProcessesOptions {
+                        memory_limit: Some(200_000_000),
+                    },
+                ),
+            ),
+            (
+                "processes:mem=4096B",
+                Level::Processes(
+                    Workers::Auto,
+                    ProcessesOptions {
+                        memory_limit: Some(4096),
+                    },
+                ),
+            ),
             (
                 "tcp://127.0.0.1:8786",
                 Level::Tcp {
@@ -694,6 +768,15 @@ mod tests {
             ("ssh:@/no/such/hostfile.txt", "cannot read the hostfile `/no/such/hostfile.txt`"),
             ("slurm:nodes", "expected slurm:KEY=VALUE"),
             ("threads:99999999999999999999999", "got `99999999999999999999999`"),
+            ("processes:2,mem=200", "processes option mem=SIZE: `200` has no unit"),
+            ("processes:2,mem=0MB", "`0MB` is zero"),
+            ("processes:2,mem=plenty", "expected a size with a unit, e.g. 4GB or 512MiB"),
+            ("processes:2,mem=", "expected a size with a unit"),
+            ("processes:2,mem=5000TB", "`5000TB` is too large (at most 1000TB)"),
+            ("processes:2,mem=1GB,mem=2GB", "`mem` is given twice"),
+            ("processes:2,memory=1GB", "unknown processes option `memory=1GB`; expected mem=SIZE"),
+            ("processes:2,", "unknown processes option ``"),
+            ("processes:x,mem=1GB", "expected processes:N with N a worker count"),
         ];
         for (input, expected) in cases {
             let message = error(input);

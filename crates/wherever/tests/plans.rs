@@ -75,7 +75,10 @@ fn every_level_of_the_grammar_parses_and_prints_back() {
         assert_eq!(plan.to_string(), text);
     }
     let nested = Plan::parse("processes:2/threads:2").unwrap();
-    assert_eq!(nested.first(), &Level::Processes(Workers::Exactly(2)));
+    assert_eq!(
+        nested.first(),
+        &Level::Processes(Workers::Exactly(2), Default::default())
+    );
     assert_eq!(nested.inner().unwrap(), Plan::threads(Some(2)));
     assert!(
         Plan::parse(" threads:2 ").is_ok(),

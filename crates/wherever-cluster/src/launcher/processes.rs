@@ -10,11 +10,22 @@ use super::{
 };
 use crate::auth::SECRET_STDIN_VARIABLE;
 use crate::client::ClusterClient;
-use crate::worker::{DEATH_TIMEOUT_VARIABLE, THREADS_VARIABLE};
+use crate::worker::{
+    machine_memory, remove_spill_directories_of, DEATH_TIMEOUT_VARIABLE, MEMORY_EXIT_STATUS,
+    MEMORY_LIMIT_VARIABLE, THREADS_VARIABLE,
+};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::process::{Child, Command};
+
+/// glibc's allocator setting given to worker processes (unless set already), as
+/// Dask's nanny does: freed memory goes back to the system instead of staying
+/// resident, so a worker's resident memory follows what it holds, and spilling
+/// brings it down. Setting it also turns off glibc's sliding threshold above which
+/// allocations are mapped on their own (after a large value is freed, values of
+/// its size would come from the heap, whose freed holes stay resident).
+const MALLOC_TRIM_VARIABLE: (&str, &str) = ("MALLOC_TRIM_THRESHOLD_", "65536");
 
 /// How many times, in all, dead workers of one local cluster are replaced.
 pub const RESTART_BUDGET: usize = 100;
@@ -24,6 +35,32 @@ pub const RESTART_BUDGET: usize = 100;
 pub struct ProcessesLauncher {
     /// How many worker processes.
     pub workers: usize,
+    /// Each worker's memory limit in bytes (`processes:N,mem=SIZE`); `None`: the
+    /// machine's memory divided by the workers (as first started).
+    pub memory_limit: Option<u64>,
+}
+
+impl ProcessesLauncher {
+    /// The memory limit each worker gets: the one given, else the machine's
+    /// memory divided by the workers (`None` where that cannot be read).
+    pub fn worker_memory_limit(&self) -> Option<u64> {
+        self.memory_limit
+            .or_else(|| machine_memory().map(|total| total / self.workers.max(1) as u64))
+    }
+
+    /// What every worker's environment gets besides the launch's own settings
+    /// (which win): its memory limit and the allocator setting.
+    fn memory_env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if let Some(limit) = self.worker_memory_limit() {
+            env.push((MEMORY_LIMIT_VARIABLE.to_string(), limit.to_string()));
+        }
+        let (name, value) = MALLOC_TRIM_VARIABLE;
+        if std::env::var_os(name).is_none() {
+            env.push((name.to_string(), value.to_string()));
+        }
+        env
+    }
 }
 
 impl Launcher for ProcessesLauncher {
@@ -47,6 +84,8 @@ impl Launcher for ProcessesLauncher {
         let mut workers = LocalWorkers::new(Spawner {
             launch: launch.clone(),
             next: Arc::new(AtomicUsize::new(0)),
+            memory_env: Arc::new(self.memory_env()),
+            spawned: Arc::default(),
         });
         if let Err(error) = workers.spawn_more(self.workers, launch) {
             workers.stop();
@@ -62,6 +101,10 @@ struct Spawner {
     launch: WorkerLaunch,
     /// The number of the next worker: its name and group are `processes-N`.
     next: Arc<AtomicUsize>,
+    /// Settings every worker gets before the launch's own (its memory limit).
+    memory_env: Arc<Vec<(String, String)>>,
+    /// The process ids of every worker started, for the clean-up at the end.
+    spawned: Arc<Mutex<Vec<u32>>>,
 }
 
 impl Spawner {
@@ -80,11 +123,22 @@ impl Spawner {
             .env(DEATH_TIMEOUT_VARIABLE, "0")
             .env(WORKER_NAME_VARIABLE, name)
             .env(WORKER_GROUP_VARIABLE, name)
+            .envs(
+                self.memory_env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()?;
         hand_over_secret(&mut child, &launch.secret_hex)?;
+        if let Some(pid) = child.id() {
+            self.spawned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(pid);
+        }
         Ok(child)
     }
 }
@@ -195,6 +249,17 @@ impl LaunchedWorkers for LocalWorkers {
             let _ = worker.child.start_kill();
         }
         children.clear();
+        // What killed workers could not remove themselves.
+        let spawned = std::mem::take(
+            &mut *self
+                .spawner
+                .spawned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for pid in spawned {
+            remove_spill_directories_of(pid);
+        }
     }
 
     fn can_scale(&self) -> bool {
@@ -258,7 +323,11 @@ impl LocalCluster {
                 .collect(),
             ..ClusterOptions::default()
         };
-        let (inner, client) = start_cluster(&ProcessesLauncher { workers }, options)?;
+        let launcher = ProcessesLauncher {
+            workers,
+            memory_limit: None,
+        };
+        let (inner, client) = start_cluster(&launcher, options)?;
         Ok((LocalCluster { inner }, client))
     }
 
@@ -294,9 +363,14 @@ async fn supervise(children: Children, spawner: Spawner, stopping: Arc<AtomicBoo
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let mut children = lock(&children);
         children.retain_mut(|worker| {
+            // (Known only until its exit has been seen.)
+            let pid = worker.child.id();
             let Ok(Some(status)) = worker.child.try_wait() else {
                 return true;
             };
+            if let Some(pid) = pid {
+                remove_spill_directories_of(pid);
+            }
             if status.success() {
                 tracing::info!("worker process {} exited (retired)", worker.name);
                 return false;
@@ -304,8 +378,13 @@ async fn supervise(children: Children, spawner: Spawner, stopping: Arc<AtomicBoo
             if stopping.load(Ordering::SeqCst) || restarts >= RESTART_BUDGET {
                 return true;
             }
+            let why = if status.code() == Some(MEMORY_EXIT_STATUS) {
+                " past its memory terminate threshold"
+            } else {
+                ""
+            };
             tracing::warn!(
-                "worker process {} exited ({status}); starting another",
+                "worker process {} exited ({status}){why}; starting another",
                 worker.name
             );
             restarts += 1;
@@ -338,6 +417,8 @@ mod tests {
         let mut workers = LocalWorkers::new(Spawner {
             launch,
             next: Arc::new(AtomicUsize::new(0)),
+            memory_env: Arc::default(),
+            spawned: Arc::default(),
         });
         for name in ["processes-0", "processes-1"] {
             let child = Command::new("sleep")
@@ -359,6 +440,26 @@ mod tests {
         workers.left(&["processes-1".to_string()]);
         assert_eq!(lock(&workers.children).len(), 1);
         workers.stop();
+    }
+
+    #[test]
+    fn the_memory_limit_is_the_one_given_or_the_machine_divided_by_the_workers() {
+        let given = ProcessesLauncher {
+            workers: 2,
+            memory_limit: Some(200_000_000),
+        };
+        assert_eq!(given.worker_memory_limit(), Some(200_000_000));
+        assert!(given
+            .memory_env()
+            .contains(&(MEMORY_LIMIT_VARIABLE.to_string(), "200000000".to_string())));
+        let divided = ProcessesLauncher {
+            workers: 4,
+            memory_limit: None,
+        };
+        assert_eq!(
+            divided.worker_memory_limit(),
+            machine_memory().map(|total| total / 4)
+        );
     }
 
     #[tokio::test]

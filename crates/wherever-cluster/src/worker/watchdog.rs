@@ -146,6 +146,7 @@ impl Watchdog {
             watched.timeout.as_secs_f64(),
             self.grace.as_secs_f64(),
         );
+        super::spill::remove_directory();
         std::process::exit(EXIT_STATUS)
     }
 }

@@ -105,9 +105,12 @@ impl Reactor {
                         worker: None,
                         kind: FailureKind::WorkerLost,
                     });
-                    let error =
-                        self.records
-                            .new_error(task, TaskErrorKind::WorkerLost { attempts }, "");
+                    let reason = self.lost_reasons.remove(&task).unwrap_or_default();
+                    let error = self.records.new_error(
+                        task,
+                        TaskErrorKind::WorkerLost { attempts },
+                        &reason,
+                    );
                     let failed = Message::Failed {
                         task,
                         error: Box::new(error),

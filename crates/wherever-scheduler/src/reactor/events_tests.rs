@@ -77,6 +77,8 @@ fn a_subscribed_client_gets_task_and_worker_events_others_none() {
         Message::Started { task },
         Message::Memory {
             rss_bytes: 4096,
+            spilled_bytes: 0,
+            paused: false,
             cpu: Duration::from_millis(30),
         },
         Message::Finished {

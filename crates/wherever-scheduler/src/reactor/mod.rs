@@ -19,6 +19,8 @@ mod events_tests;
 #[cfg(test)]
 mod inner_plan_tests;
 #[cfg(test)]
+mod memory_tests;
+#[cfg(test)]
 mod options_tests;
 mod records;
 #[cfg(test)]
@@ -105,6 +107,10 @@ pub struct Reactor {
     workers_observed: bool,
     /// The inner plan in force (see [`Reactor::peer_joined`]), told to workers.
     inner_plan: Option<String>,
+    /// Why connected workers said they exit (`Message::Exiting`), until they leave.
+    exit_reasons: HashMap<WorkerId, String, IdBuild>,
+    /// Why the last worker a task ran on left, for the error if the task is lost.
+    lost_reasons: HashMap<TaskId, String, IdBuild>,
     /// Each connected worker's name, group and deadline (retired ones until they leave).
     identities: HashMap<WorkerId, Identity, IdBuild>,
     /// Workers the scheduler retired that are still connected.
@@ -138,6 +144,8 @@ impl Reactor {
             subscribers: HashMap::default(),
             workers_observed: false,
             inner_plan: None,
+            exit_reasons: HashMap::default(),
+            lost_reasons: HashMap::default(),
             identities: HashMap::default(),
             retired: Default::default(),
             groups_left: Vec::new(),
@@ -428,6 +436,9 @@ impl Reactor {
                 if let Some(record) = self.records.get_mut(task) {
                     record.result = result;
                 }
+                if !self.lost_reasons.is_empty() {
+                    self.lost_reasons.remove(&task);
+                }
                 self.events.emit_with(|| Observed::TaskFinished {
                     task,
                     worker: Some(worker),
@@ -494,12 +505,28 @@ impl Reactor {
                 self.subscribers
                     .insert(peer, self.events.subscribe(capacity));
             }
-            (Some(worker), Message::Memory { rss_bytes, cpu }) => {
+            (
+                Some(worker),
+                Message::Memory {
+                    rss_bytes,
+                    cpu,
+                    spilled_bytes,
+                    paused,
+                },
+            ) => {
                 self.events.emit_with(|| Observed::WorkerMemory {
                     worker,
                     rss_bytes,
                     cpu,
+                    spilled_bytes,
+                    paused,
                 });
+            }
+            (Some(worker), Message::Paused { paused }) => {
+                self.feed(Event::WorkerPaused { worker, paused })
+            }
+            (Some(worker), Message::Exiting { reason }) => {
+                self.exit_reasons.insert(worker, reason);
             }
             (Some(worker), Message::Rejoin { task }) => self.feed(Event::Rejoin { worker, task }),
             (_, other) => return Err(format!("protocol violation: unexpected {}", other.name())),
@@ -639,7 +666,12 @@ impl Reactor {
             PeerKind::Worker { id, .. } => {
                 self.forget_worker_address(id);
                 let retired = self.retired.remove(&id);
-                let reason = if retired { RETIRED_REASON } else { reason };
+                let exit_reason = self.exit_reasons.remove(&id);
+                let left_reason = if retired {
+                    RETIRED_REASON.to_string()
+                } else {
+                    exit_reason.clone().unwrap_or_else(|| reason.to_string())
+                };
                 let identity = self.identities.remove(&id);
                 let name = identity
                     .as_ref()
@@ -647,13 +679,14 @@ impl Reactor {
                     .unwrap_or_default();
                 self.events.emit_with(|| Observed::WorkerLeft {
                     worker: id,
-                    reason: reason.to_string(),
+                    reason: left_reason,
                     name,
                 });
                 if let Some(identity) = identity {
                     self.group_member_left(identity.group, retired);
                 }
                 if !retired {
+                    self.note_lost_reason(id, exit_reason);
                     self.feed(Event::WorkerRemoved { worker: id });
                 }
             }
@@ -674,6 +707,20 @@ impl Reactor {
         }
         self.announce_workers(comm);
         true
+    }
+
+    /// Remembers why worker `id`, leaving now, left (`reason`, if it said) for the
+    /// tasks it was running: the error of one that is lost names it.
+    fn note_lost_reason(&mut self, id: WorkerId, reason: Option<String>) {
+        if reason.is_none() && self.lost_reasons.is_empty() {
+            return;
+        }
+        for task in self.scheduler.assigned_to(id) {
+            match &reason {
+                Some(reason) => self.lost_reasons.insert(task, reason.clone()),
+                None => self.lost_reasons.remove(&task),
+            };
+        }
     }
 
     /// Tells the workers when the event stream gains its first reader or loses its

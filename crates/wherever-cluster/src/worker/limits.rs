@@ -1,0 +1,183 @@
+//! A worker's memory limit and the fractions of it where it spills, pauses and
+//! exits, as Dask's `memory_limit` and `distributed.worker.memory.*`.
+
+/// The environment variable giving a worker's memory limit in bytes (a whole
+/// number); launchers set it (`processes:N,mem=SIZE`, by default the machine's
+/// memory divided by the workers). Without it a worker takes the machine's memory.
+pub const MEMORY_LIMIT_VARIABLE: &str = "WHEREVER_WORKER_MEMORY_LIMIT";
+
+/// The fraction of the limit past which held results spill to disk (default 0.6).
+pub const TARGET_VARIABLE: &str = "WHEREVER_MEMORY_TARGET";
+
+/// The fraction of the limit past which the worker starts no new task (default 0.8).
+pub const PAUSE_VARIABLE: &str = "WHEREVER_MEMORY_PAUSE";
+
+/// The fraction of the limit past which the worker exits to be restarted
+/// (default 0.95).
+pub const TERMINATE_VARIABLE: &str = "WHEREVER_MEMORY_TERMINATE";
+
+/// The defaults of the three fractions, Dask's.
+pub const DEFAULT_FRACTIONS: (f64, f64, f64) = (0.6, 0.8, 0.95);
+
+/// A worker's memory limit and thresholds, in bytes (`None`: that step is off).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemoryLimits {
+    /// The limit.
+    pub limit: u64,
+    /// Past this many bytes, results spill.
+    pub target: Option<u64>,
+    /// Past this many bytes of resident memory, no new task starts.
+    pub pause: Option<u64>,
+    /// Past this many bytes of resident memory, the worker exits.
+    pub terminate: Option<u64>,
+}
+
+impl MemoryLimits {
+    /// This worker's limits, from the environment; an error naming the variable
+    /// for a malformed value.
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name: &str| std::env::var(name).ok();
+        Self::parse(
+            var(MEMORY_LIMIT_VARIABLE).as_deref(),
+            [
+                var(TARGET_VARIABLE).as_deref(),
+                var(PAUSE_VARIABLE).as_deref(),
+                var(TERMINATE_VARIABLE).as_deref(),
+            ],
+            machine_memory,
+        )
+    }
+
+    /// The limits from the text of the four variables; `machine` gives the
+    /// machine's memory when no limit is given.
+    fn parse(
+        limit: Option<&str>,
+        fractions: [Option<&str>; 3],
+        machine: impl FnOnce() -> Option<u64>,
+    ) -> Result<Self, String> {
+        let limit = match limit {
+            Some(text) => text
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|&bytes| bytes > 0)
+                .ok_or_else(|| {
+                    format!(
+                        "{MEMORY_LIMIT_VARIABLE}=`{text}`: expected a whole number of bytes \
+                         (at least 1)"
+                    )
+                })?,
+            None => machine().unwrap_or(u64::MAX),
+        };
+        let names = [TARGET_VARIABLE, PAUSE_VARIABLE, TERMINATE_VARIABLE];
+        let defaults = [
+            DEFAULT_FRACTIONS.0,
+            DEFAULT_FRACTIONS.1,
+            DEFAULT_FRACTIONS.2,
+        ];
+        let mut bytes = [None; 3];
+        for i in 0..3 {
+            let fraction = match fractions[i].map(str::trim) {
+                None => Some(defaults[i]),
+                Some("off" | "false") => None,
+                Some(text) => Some(
+                    text.parse::<f64>()
+                        .ok()
+                        .filter(|f| *f > 0.0 && *f <= 1.0)
+                        .ok_or_else(|| {
+                            format!(
+                                "{}=`{text}`: expected a fraction of the memory limit above 0 \
+                                 and at most 1 (e.g. {}), or `off`",
+                                names[i], defaults[i]
+                            )
+                        })?,
+                ),
+            };
+            bytes[i] = fraction.map(|f| (limit as f64 * f) as u64);
+        }
+        Ok(MemoryLimits {
+            limit,
+            target: bytes[0],
+            pause: bytes[1],
+            terminate: bytes[2],
+        })
+    }
+}
+
+/// The machine's memory in bytes (`MemTotal` of `/proc/meminfo`).
+pub fn machine_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_meminfo(&text)
+}
+
+fn parse_meminfo(text: &str) -> Option<u64> {
+    let line = text.lines().find(|line| line.starts_with("MemTotal:"))?;
+    let kib: u64 = line
+        .trim_start_matches("MemTotal:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_dasks_fractions_of_the_machine() {
+        let limits = MemoryLimits::parse(None, [None; 3], || Some(1000)).unwrap();
+        assert_eq!(
+            limits,
+            MemoryLimits {
+                limit: 1000,
+                target: Some(600),
+                pause: Some(800),
+                terminate: Some(950),
+            }
+        );
+    }
+
+    #[test]
+    fn a_given_limit_and_fractions_are_taken_and_off_turns_a_step_off() {
+        let limits = MemoryLimits::parse(
+            Some("200000000"),
+            [Some("0.5"), Some("off"), Some("1")],
+            || None,
+        )
+        .unwrap();
+        assert_eq!(limits.limit, 200_000_000);
+        assert_eq!(limits.target, Some(100_000_000));
+        assert_eq!(limits.pause, None);
+        assert_eq!(limits.terminate, Some(200_000_000));
+    }
+
+    #[test]
+    fn malformed_values_are_errors_naming_the_variable() {
+        for limit in ["", "0", "-5", "200MB", "1.5"] {
+            let error = MemoryLimits::parse(Some(limit), [None; 3], || None).unwrap_err();
+            assert!(
+                error.contains(&format!("{MEMORY_LIMIT_VARIABLE}=`{limit}`")),
+                "{error}"
+            );
+        }
+        for fraction in ["0", "1.5", "-0.2", "half", "NaN"] {
+            let error = MemoryLimits::parse(Some("100"), [None, Some(fraction), None], || None)
+                .unwrap_err();
+            assert!(
+                error.contains(&format!("{PAUSE_VARIABLE}=`{fraction}`")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn meminfo_gives_the_total_in_bytes() {
+        let text = "MemTotal:       24684092 kB\nMemFree:        1 kB\n";
+        assert_eq!(parse_meminfo(text), Some(24_684_092 * 1024));
+        assert_eq!(parse_meminfo("MemFree: 1 kB\n"), None);
+        assert_eq!(parse_meminfo("MemTotal: lots kB\n"), None);
+    }
+}
