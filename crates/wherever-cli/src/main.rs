@@ -7,6 +7,8 @@
 //! On SIGTERM or Ctrl-C the scheduler tells its workers goodbye (they exit with
 //! status 0 instead of waiting for it to come back) and exits.
 
+mod slurm_script;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -89,6 +91,17 @@ enum Commands {
         /// The program to run as a worker, and its arguments.
         #[arg(last = true, required = true, num_args = 1..)]
         program: Vec<OsString>,
+    },
+    /// Print the batch script a `slurm:jobs=N,...` plan submits for each job, byte
+    /// for byte (the scheduler's address and the secret file reach the jobs through
+    /// sbatch's environment, so the script is the same for every run).
+    SlurmScript {
+        /// The plan, e.g. `slurm:jobs=2,partition=debug,time=00:30:00`.
+        #[arg(long)]
+        plan: String,
+        /// The worker program (your program); default: a placeholder path.
+        #[arg(long)]
+        program: Option<PathBuf>,
     },
 }
 
@@ -226,6 +239,18 @@ fn main() -> anyhow::Result<()> {
         .with_target(false)
         .init();
     match Cli::parse().command {
+        Commands::SlurmScript { plan, program } => {
+            if program.is_none() {
+                say(&format!(
+                    "wherever slurm-script: no --program given; the script names {}",
+                    slurm_script::PLACEHOLDER_PROGRAM
+                ));
+            }
+            let script =
+                slurm_script::script_for(&plan, program.as_deref()).map_err(anyhow::Error::msg)?;
+            print!("{script}");
+            Ok(())
+        }
         Commands::Worker {
             address,
             threads,
