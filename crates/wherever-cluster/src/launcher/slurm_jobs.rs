@@ -10,8 +10,10 @@
 //! - **Run directory.** `.wherever-jobs-PID-N/` in the submission directory (or in
 //!   `WHEREVER_SLURM_DIR`), on the file system jobs share with the client: mode
 //!   0700, with the secret file (0600) and one output file per job (`JOBID.out`).
-//!   When the cluster ends, the secret and empty output files are removed (and the
-//!   directory, if nothing is left in it); an output file with text stays.
+//!   When the cluster ends, the secret and empty output files are removed, and so
+//!   is the output of a job this client cancelled when it holds only Slurm's own
+//!   cancellation lines (`srun: ...`, `slurmstepd...`); the directory goes if
+//!   nothing is left in it. Any other output stays for the user to read.
 //! - **Failures.** sbatch refusing a job is an error quoting sbatch. A job that
 //!   ends before its workers connected is an error with the tail of its output.
 //! - **End.** The workers are told goodbye and their jobs end by themselves; what is
@@ -140,6 +142,7 @@ impl Launcher for SlurmJobsLauncher {
             secret_file,
             ids: Vec::new(),
             states: Mutex::new(States::default()),
+            cancelled: Vec::new(),
             stopped: false,
         };
         secret.write_new_file(&jobs.secret_file).map_err(|e| {
@@ -170,6 +173,8 @@ struct SlurmJobs {
     /// Jobs submitted and not yet released by `left` or `stop`, in order.
     ids: Vec<String>,
     states: Mutex<States>,
+    /// Jobs this client cancelled itself (their output is Slurm's notice).
+    cancelled: Vec<String>,
     stopped: bool,
 }
 
@@ -253,6 +258,16 @@ impl SlurmJobs {
                 }
             }
         }
+        for id in &self.cancelled {
+            let path = self.run_dir.join(format!("{id}.out"));
+            let only_slurm = std::fs::read_to_string(&path).is_ok_and(|text| {
+                text.lines()
+                    .all(|line| line.starts_with("srun:") || line.starts_with("slurmstepd"))
+            });
+            if only_slurm {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
         let _ = std::fs::remove_dir(&self.run_dir);
     }
 }
@@ -293,6 +308,7 @@ impl LaunchedWorkers for SlurmJobs {
             if let Err(error) = slurm_cancel::scancel(&active) {
                 tracing::warn!("{error}");
             }
+            self.cancelled.extend(active.iter().cloned());
             let deadline = Instant::now() + STOP_WAIT;
             while !active.is_empty() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(100));
@@ -369,6 +385,7 @@ impl LaunchedWorkers for SlurmJobs {
         if let Err(error) = slurm_cancel::scancel(&active) {
             tracing::warn!("{error}");
         }
+        self.cancelled.extend(active);
         for id in &ours {
             slurm_cancel::unregister(id);
         }
