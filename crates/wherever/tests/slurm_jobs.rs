@@ -51,6 +51,13 @@ fn square_after_go(i: u64, dir: String) -> (u64, String, String, String) {
     )
 }
 
+/// Like [`square_after_go`], but returns the Slurm node the worker runs on.
+#[wherever::task]
+fn node_after_go(i: u64, dir: String) -> String {
+    let _ = square_after_go(i, dir);
+    std::env::var("SLURMD_NODENAME").unwrap_or_default()
+}
+
 fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
     let deadline = Instant::now() + HANG_GUARD;
     while !condition() {
@@ -374,6 +381,51 @@ fn a_job_cancelled_mid_run_has_its_tasks_rerun_elsewhere() {
     assert_eq!(kept, [format!("{victim}.out")]);
 }
 
+/// One job on two nodes of the namespace partition `multi`: a worker on each
+/// node, both reaching the scheduler across the namespaces' bridge.
+fn a_job_on_two_nodes_has_a_worker_on_each() {
+    if !checks_need_slurm() {
+        return;
+    }
+    let partition = Command::new("sinfo")
+        .args(["-h", "-p", "multi", "-o", "%D"])
+        .output()
+        .unwrap();
+    let nodes: usize = String::from_utf8_lossy(&partition.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    if nodes < 2 {
+        eprintln!(
+            "SKIPPED: no Slurm partition `multi` with 2 nodes (start Slurm with \
+             CI_SLURM_NETNS_NODES=3)"
+        );
+        return;
+    }
+    let scene = Scene::new("nodes");
+    use_dir(&scene);
+    let plan = SlurmPlan::new()
+        .partition("multi")
+        .nodes(2)
+        .time("00:05:00")
+        .job_name(&scene.name);
+    {
+        let client = plan.start().unwrap();
+        let futures: Vec<_> = (0..2)
+            .map(|i| client.submit(node_after_go, (i, scene.dir_text())))
+            .collect();
+        wait_for(|| scene.started() == 2, "a task on each node");
+        std::fs::write(scene.dir.join("go"), b"").unwrap();
+        let mut nodes: Vec<String> = client.gather(futures).unwrap();
+        nodes.sort();
+        nodes.dedup();
+        assert_eq!(nodes.len(), 2, "{nodes:?}");
+        assert!(nodes.iter().all(|n| n.starts_with("cih")), "{nodes:?}");
+    }
+    scene.wait_until_none_queued();
+    scene.assert_no_run_dir_left();
+}
+
 /// A client process running `plan` with tasks that wait for a go file never written.
 fn start_client(scene: &Scene, plan: &str) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
@@ -478,6 +530,10 @@ fn main() {
         (
             "a_job_cancelled_mid_run_has_its_tasks_rerun_elsewhere",
             a_job_cancelled_mid_run_has_its_tasks_rerun_elsewhere,
+        ),
+        (
+            "a_job_on_two_nodes_has_a_worker_on_each",
+            a_job_on_two_nodes_has_a_worker_on_each,
         ),
         (
             "sigterm_to_the_client_leaves_no_job",
