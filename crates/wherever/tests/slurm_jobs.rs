@@ -296,6 +296,56 @@ fn add_submits_a_job_whose_workers_join_and_left_cancels_it() {
     scene.assert_no_run_dir_left();
 }
 
+/// A job Slurm holds is `starting()` until it runs and its worker joins.
+fn a_held_job_counts_as_starting_until_its_worker_joins() {
+    if !checks_need_slurm() {
+        return;
+    }
+    let scene = Scene::new("held");
+    use_dir(&scene);
+    let runtime = Arc::new(ClusterRuntime::start().unwrap());
+    let secret = Secret::generate();
+    let address = server::start(&runtime, "127.0.0.1:0", secret.clone(), ServerOptions::default())
+        .unwrap()
+        .to_string();
+    let client = ClusterClient::connect(runtime.clone(), &address, secret.clone()).unwrap();
+    let options = [
+        ("jobs".to_string(), "1".to_string()),
+        ("workers-per-job".to_string(), "2".to_string()),
+        ("job-name".to_string(), scene.name.clone()),
+    ];
+    let mut spec = SlurmJobsSpec::from_options(&options).unwrap();
+    spec.add_sbatch_line("--hold").unwrap();
+    let launch = WorkerLaunch {
+        scheduler: address,
+        secret_hex: secret.to_hex(),
+        executable: std::env::current_exe().unwrap(),
+        threads: 1,
+        env: Vec::new(),
+    };
+    let mut workers = {
+        let _context = runtime.handle().enter();
+        SlurmJobsLauncher::new(spec)
+            .launch(&launch, runtime.handle())
+            .unwrap()
+    };
+    let held = scene.queued();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].1, "PENDING");
+    assert_eq!(workers.starting(), 2, "both workers of the held job are to come");
+    assert_eq!(workers.poll(), wherever_cluster::launcher::LaunchStatus::Running);
+    assert!(Command::new("scontrol")
+        .args(["release", &held[0].0])
+        .status()
+        .unwrap()
+        .success());
+    wait_for(|| client.workers().0 == 2, "the released job's workers");
+    wait_for(|| workers.starting() == 0, "nothing starting once they joined");
+    workers.stop();
+    scene.wait_until_none_queued();
+    scene.assert_no_run_dir_left();
+}
+
 /// sbatch refusing the job: the start error quotes it.
 fn a_bad_partition_is_sbatchs_own_message() {
     if !checks_need_slurm() {
@@ -518,6 +568,10 @@ fn main() {
         (
             "add_submits_a_job_whose_workers_join_and_left_cancels_it",
             add_submits_a_job_whose_workers_join_and_left_cancels_it,
+        ),
+        (
+            "a_held_job_counts_as_starting_until_its_worker_joins",
+            a_held_job_counts_as_starting_until_its_worker_joins,
         ),
         (
             "a_bad_partition_is_sbatchs_own_message",

@@ -512,3 +512,20 @@ fn partition_node_address(partition: Option<&str>) -> Option<String> {
         matches.then(|| address.trim().to_string())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_slurm_command_is_a_clear_error() {
+        let error = run(&mut Command::new("/no/such/sbatch"), Some("#!/bin/sh\n"), "sbatch")
+            .unwrap_err();
+        assert!(error.starts_with("cannot run `sbatch` (is Slurm installed here?)"), "{error}");
+    }
+
+    #[test]
+    fn job_states_of_no_jobs_asks_nobody() {
+        assert!(job_states(&[]).is_empty());
+    }
+}
