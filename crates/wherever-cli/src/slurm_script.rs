@@ -29,8 +29,8 @@ pub fn script_for(plan: &str, program: Option<&Path>) -> Result<String, String> 
             )),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let spec =
-        SlurmJobsSpec::from_options(&options).map_err(|why| format!("invalid plan `{plan}`: {why}"))?;
+    let spec = SlurmJobsSpec::from_options(&options)
+        .map_err(|why| format!("invalid plan `{plan}`: {why}"))?;
     let program = match program {
         Some(path) => std::path::absolute(path)
             .map_err(|e| format!("cannot make `{}` absolute: {e}", path.display()))?,

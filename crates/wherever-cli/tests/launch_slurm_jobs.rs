@@ -110,7 +110,10 @@ fn calc_mean_on_two_jobs_prints_sequentials_bytes_and_leaves_no_job() {
         .map(|e| e.file_name())
         .filter(|n| n.to_string_lossy().starts_with(".wherever-jobs-"))
         .collect();
-    assert!(left.is_empty(), "no run directory (or secret) left: {left:?}");
+    assert!(
+        left.is_empty(),
+        "no run directory (or secret) left: {left:?}"
+    );
     wait_until_none_left(&executable);
 }
 
@@ -128,7 +131,10 @@ fn slurm_script_rejects_malformed_plans_with_the_reason() {
             .output()
             .unwrap();
         let errors = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success() && errors.contains(expected), "{plan}: {errors}");
+        assert!(
+            !output.status.success() && errors.contains(expected),
+            "{plan}: {errors}"
+        );
         assert!(output.stdout.is_empty());
     }
 }

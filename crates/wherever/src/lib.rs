@@ -61,7 +61,6 @@ pub use args::seed_from_args;
 pub use arguments::{IntoArg, IntoArgs};
 pub use awaiting::{FutureValue, FutureValueRef};
 pub use client::{Client, Value, DEFAULT_RETRIES};
-pub use slurm_plan::SlurmPlan;
 pub use cores::{available_cores, cores_from, CORE_LIMIT_VARIABLES};
 pub use dashboard::{DASHBOARD_PORT_VARIABLE, DASHBOARD_VARIABLE};
 pub use error::{Error, Result};
@@ -78,6 +77,7 @@ pub use options::Options;
 pub use plan::{Level, Plan, PlanError, SshHost, SshLevel, Workers};
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;
+pub use slurm_plan::SlurmPlan;
 pub use task_events::DEFAULT_EVENT_CAPACITY;
 pub use wherever_cluster::{ResourceError, Resources};
 /// The event stream: task and worker events for progress bars and the dashboard.

@@ -269,7 +269,10 @@ mod tests {
             (SlurmPlan::new().jobs(0), "jobs=`0`"),
             (SlurmPlan::new().time("soon"), "time=`soon`"),
             (SlurmPlan::new().partition("a b"), "without blanks"),
-            (SlurmPlan::new().option("nodez", 2), "unknown slurm option `nodez`"),
+            (
+                SlurmPlan::new().option("nodez", 2),
+                "unknown slurm option `nodez`",
+            ),
             (SlurmPlan::new().sbatch_line("--a\n--b"), "one line"),
             (SlurmPlan::new().module_load("x;y"), "module"),
         ];

@@ -61,7 +61,10 @@ fn node_after_go(i: u64, dir: String) -> String {
 fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
     let deadline = Instant::now() + HANG_GUARD;
     while !condition() {
-        assert!(Instant::now() < deadline, "waited {HANG_GUARD:?} for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "waited {HANG_GUARD:?} for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -192,7 +195,10 @@ fn workers_get_names_groups_deadlines_and_the_script_is_the_one_shown() {
         .time("00:05:00")
         .job_name(&scene.name);
     let shown = plan.job_script().unwrap();
-    let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     {
         let client = plan.start().unwrap();
         let futures: Vec<_> = (0..4)
@@ -219,7 +225,11 @@ fn workers_get_names_groups_deadlines_and_the_script_is_the_one_shown() {
             assert!(
                 deadline >= before + 300
                     && deadline
-                        <= SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 300,
+                        <= SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .unwrap()
+                            .as_secs()
+                            + 300,
                 "deadline {deadline}, submitted at {before}"
             );
         }
@@ -233,7 +243,10 @@ fn workers_get_names_groups_deadlines_and_the_script_is_the_one_shown() {
     }
     scene.wait_until_none_queued();
     for (id, state) in scene.jobs(true) {
-        assert_eq!(state, "COMPLETED", "job {id} ended by itself after the goodbye");
+        assert_eq!(
+            state, "COMPLETED",
+            "job {id} ended by itself after the goodbye"
+        );
     }
     scene.assert_no_run_dir_left();
 }
@@ -248,9 +261,14 @@ fn add_submits_a_job_whose_workers_join_and_left_cancels_it() {
     use_dir(&scene);
     let runtime = Arc::new(ClusterRuntime::start().unwrap());
     let secret = Secret::generate();
-    let address = server::start(&runtime, "127.0.0.1:0", secret.clone(), ServerOptions::default())
-        .unwrap()
-        .to_string();
+    let address = server::start(
+        &runtime,
+        "127.0.0.1:0",
+        secret.clone(),
+        ServerOptions::default(),
+    )
+    .unwrap()
+    .to_string();
     let client = ClusterClient::connect(runtime.clone(), &address, secret.clone()).unwrap();
     let options = [
         ("jobs".to_string(), "1".to_string()),
@@ -305,9 +323,14 @@ fn a_held_job_counts_as_starting_until_its_worker_joins() {
     use_dir(&scene);
     let runtime = Arc::new(ClusterRuntime::start().unwrap());
     let secret = Secret::generate();
-    let address = server::start(&runtime, "127.0.0.1:0", secret.clone(), ServerOptions::default())
-        .unwrap()
-        .to_string();
+    let address = server::start(
+        &runtime,
+        "127.0.0.1:0",
+        secret.clone(),
+        ServerOptions::default(),
+    )
+    .unwrap()
+    .to_string();
     let client = ClusterClient::connect(runtime.clone(), &address, secret.clone()).unwrap();
     let options = [
         ("jobs".to_string(), "1".to_string()),
@@ -332,15 +355,25 @@ fn a_held_job_counts_as_starting_until_its_worker_joins() {
     let held = scene.queued();
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(held[0].1, "PENDING");
-    assert_eq!(workers.starting(), 2, "both workers of the held job are to come");
-    assert_eq!(workers.poll(), wherever_cluster::launcher::LaunchStatus::Running);
+    assert_eq!(
+        workers.starting(),
+        2,
+        "both workers of the held job are to come"
+    );
+    assert_eq!(
+        workers.poll(),
+        wherever_cluster::launcher::LaunchStatus::Running
+    );
     assert!(Command::new("scontrol")
         .args(["release", &held[0].0])
         .status()
         .unwrap()
         .success());
     wait_for(|| client.workers().0 == 2, "the released job's workers");
-    wait_for(|| workers.starting() == 0, "nothing starting once they joined");
+    wait_for(
+        || workers.starting() == 0,
+        "nothing starting once they joined",
+    );
     workers.stop();
     scene.wait_until_none_queued();
     scene.assert_no_run_dir_left();
@@ -353,7 +386,10 @@ fn a_bad_partition_is_sbatchs_own_message() {
     }
     let scene = Scene::new("partition");
     use_dir(&scene);
-    let plan = format!("slurm:jobs=1,partition=nosuchpartition,job-name={}", scene.name);
+    let plan = format!(
+        "slurm:jobs=1,partition=nosuchpartition,job-name={}",
+        scene.name
+    );
     let error = match Plan::parse(&plan).unwrap().start() {
         Ok(_) => panic!("started on a partition that does not exist"),
         Err(error) => error.to_string(),
@@ -406,7 +442,11 @@ fn a_job_cancelled_mid_run_has_its_tasks_rerun_elsewhere() {
             .collect();
         wait_for(|| scene.started() == 2, "a task running in each job");
         let victim = scene.queued()[0].0.clone();
-        assert!(Command::new("scancel").arg(&victim).status().unwrap().success());
+        assert!(Command::new("scancel")
+            .arg(&victim)
+            .status()
+            .unwrap()
+            .success());
         wait_for(
             || !scene.queued().iter().any(|(id, _)| *id == victim),
             "the cancelled job gone",
@@ -424,7 +464,11 @@ fn a_job_cancelled_mid_run_has_its_tasks_rerun_elsewhere() {
     let kept: Vec<String> = std::fs::read_dir(&scene.dir)
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".wherever-jobs-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".wherever-jobs-")
+        })
         .flat_map(|e| std::fs::read_dir(e.path()).unwrap().flatten())
         .map(|e| e.file_name().to_string_lossy().to_string())
         .collect();

@@ -185,7 +185,10 @@ impl SlurmJobs {
         command
             .arg("--parsable")
             .arg("--export=ALL")
-            .arg(format!("--output={}", self.run_dir.join("%j.out").display()))
+            .arg(format!(
+                "--output={}",
+                self.run_dir.join("%j.out").display()
+            ))
             .env(WORKER_VARIABLE, format!("tcp://{}", launch.scheduler))
             .env(SECRET_FILE_VARIABLE, &self.secret_file)
             .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -226,7 +229,11 @@ impl SlurmJobs {
         let states = self.states(Duration::ZERO);
         self.ids
             .iter()
-            .filter(|id| states.get(*id).is_some_and(|s| ACTIVE_STATES.contains(&s.as_str())))
+            .filter(|id| {
+                states
+                    .get(*id)
+                    .is_some_and(|s| ACTIVE_STATES.contains(&s.as_str()))
+            })
             .cloned()
             .collect()
     }
@@ -379,7 +386,11 @@ impl LaunchedWorkers for SlurmJobs {
         let states = self.states(Duration::ZERO);
         let active: Vec<String> = ours
             .iter()
-            .filter(|id| states.get(*id).is_some_and(|s| ACTIVE_STATES.contains(&s.as_str())))
+            .filter(|id| {
+                states
+                    .get(*id)
+                    .is_some_and(|s| ACTIVE_STATES.contains(&s.as_str()))
+            })
             .cloned()
             .collect();
         if let Err(error) = slurm_cancel::scancel(&active) {
@@ -519,9 +530,16 @@ mod tests {
 
     #[test]
     fn a_missing_slurm_command_is_a_clear_error() {
-        let error = run(&mut Command::new("/no/such/sbatch"), Some("#!/bin/sh\n"), "sbatch")
-            .unwrap_err();
-        assert!(error.starts_with("cannot run `sbatch` (is Slurm installed here?)"), "{error}");
+        let error = run(
+            &mut Command::new("/no/such/sbatch"),
+            Some("#!/bin/sh\n"),
+            "sbatch",
+        )
+        .unwrap_err();
+        assert!(
+            error.starts_with("cannot run `sbatch` (is Slurm installed here?)"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -91,9 +91,11 @@ impl SlurmJobsSpec {
             prologue: Vec::new(),
         };
         if spec.option("jobs").is_none() {
-            return Err("a slurm plan that submits jobs needs jobs=N (without it, `slurm` \
+            return Err(
+                "a slurm plan that submits jobs needs jobs=N (without it, `slurm` \
                  runs inside the allocation it is started in)"
-                .to_string());
+                    .to_string(),
+            );
         }
         spec.check_tasks()?;
         Ok(spec)
@@ -208,11 +210,11 @@ impl SlurmJobsSpec {
     /// An error when the task counts contradict each other.
     fn check_tasks(&self) -> Result<(), String> {
         let workers = self.workers_per_job();
-        if let (Some(given), Some(_)) = (
-            self.count("workers-per-job"),
-            self.count("ntasks-per-node"),
-        ) {
-            let implied = self.count("nodes").unwrap_or(1) * self.count("ntasks-per-node").unwrap_or(1);
+        if let (Some(given), Some(_)) =
+            (self.count("workers-per-job"), self.count("ntasks-per-node"))
+        {
+            let implied =
+                self.count("nodes").unwrap_or(1) * self.count("ntasks-per-node").unwrap_or(1);
             if given != implied {
                 return Err(format!(
                     "workers-per-job={given} contradicts nodes × ntasks-per-node = {implied} \
@@ -229,7 +231,9 @@ impl SlurmJobsSpec {
             }
         }
         if workers > MAX_COUNT {
-            return Err(format!("{workers} workers per job is more than {MAX_COUNT}"));
+            return Err(format!(
+                "{workers} workers per job is more than {MAX_COUNT}"
+            ));
         }
         Ok(())
     }
@@ -351,7 +355,11 @@ mod tests {
     fn defaults_and_derived_counts() {
         let plain = spec("jobs=2").unwrap();
         assert_eq!(
-            (plain.jobs(), plain.workers_per_job(), plain.threads_per_worker()),
+            (
+                plain.jobs(),
+                plain.workers_per_job(),
+                plain.threads_per_worker()
+            ),
             (2, 1, 1)
         );
         assert_eq!(plain.death_timeout(), DEFAULT_JOB_DEATH_TIMEOUT);
@@ -379,7 +387,19 @@ mod tests {
         for (text, seconds) in cases {
             assert_eq!(parse_walltime(text), Ok(seconds), "{text}");
         }
-        for bad in ["", "0", "00:00:00", "1:2:3:4", "a", "5m", "-1", "1-", "1--2", ":5", "1-1:1:1:1"] {
+        for bad in [
+            "",
+            "0",
+            "00:00:00",
+            "1:2:3:4",
+            "a",
+            "5m",
+            "-1",
+            "1-",
+            "1--2",
+            ":5",
+            "1-1:1:1:1",
+        ] {
             assert!(parse_walltime(bad).is_err(), "{bad}");
         }
     }
@@ -402,7 +422,10 @@ mod tests {
             ("jobs=2,partition=a\u{1}", "control characters"),
             ("jobs=2,death-timeout=soon", "death-timeout=`soon`"),
             ("partition=debug", "needs jobs=N"),
-            ("jobs=1,nodes=2,workers-per-job=1", "nodes=2 needs at least 2 workers per job"),
+            (
+                "jobs=1,nodes=2,workers-per-job=1",
+                "nodes=2 needs at least 2 workers per job",
+            ),
             (
                 "jobs=1,nodes=2,ntasks-per-node=2,workers-per-job=3",
                 "contradicts nodes × ntasks-per-node = 4",
