@@ -25,6 +25,22 @@ use wherever_cluster::launcher::{job_script, SlurmJobsSpec};
 /// assert!(script.contains("module load gcc/12\n"));
 /// ```
 ///
+/// Each job runs one `srun --ntasks=W` of the worker program (your program, by
+/// absolute path; the job asks for W tasks), so a job may span nodes. Workers are
+/// named `JOBID.PROCID`, a job is a group that scaling starts and retires whole,
+/// and with [`SlurmPlan::time`] every worker knows when its job ends.
+///
+/// Jobs are never left behind: dropping the client tells the workers goodbye (their
+/// jobs end by themselves) and `scancel`s what is still queued; on SIGINT, SIGTERM or
+/// SIGHUP a handler (installed when the first job is submitted) cancels every job
+/// this process submitted, then lets the signal end the process as it would have; a
+/// client killed with SIGKILL leaves workers that exit after their death timeout
+/// ([`SlurmPlan::death_timeout`]), and their jobs end with them.
+///
+/// Use `slurm:jobs=N` from a login node (the jobs wait in the queue like any
+/// other); inside an allocation you already have, the plan `slurm` (one `srun`
+/// step) starts faster.
+///
 /// The script is the same for every run: the scheduler's address and the secret
 /// file reach the jobs through `sbatch`'s environment, so [`SlurmPlan::job_script`]
 /// shows beforehand exactly what is submitted. Values are checked when the plan

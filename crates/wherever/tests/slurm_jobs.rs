@@ -374,6 +374,9 @@ fn a_held_job_counts_as_starting_until_its_worker_joins() {
         || workers.starting() == 0,
         "nothing starting once they joined",
     );
+    // One more held job, still queued when the cluster stops: cancelled.
+    workers.add(1, &launch).unwrap();
+    assert_eq!(workers.starting(), 2);
     workers.stop();
     scene.wait_until_none_queued();
     scene.assert_no_run_dir_left();

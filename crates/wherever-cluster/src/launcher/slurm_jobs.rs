@@ -106,10 +106,12 @@ impl SlurmJobsLauncher {
 
 impl Launcher for SlurmJobsLauncher {
     fn describe(&self) -> String {
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let (jobs, workers) = (self.spec.jobs(), self.spec.workers_per_job());
         format!(
-            "slurm jobs ({} jobs of {} workers)",
-            self.spec.jobs(),
-            self.spec.workers_per_job()
+            "slurm:jobs ({jobs} job{} of {workers} worker{})",
+            plural(jobs),
+            plural(workers)
         )
     }
 
@@ -305,6 +307,22 @@ impl LaunchedWorkers for SlurmJobs {
             return;
         }
         self.stopped = true;
+        // Jobs still queued have no worker to say goodbye to: cancel them now.
+        let states = self.states(Duration::ZERO);
+        let waiting: Vec<String> = self
+            .ids
+            .iter()
+            .filter(|id| {
+                states
+                    .get(*id)
+                    .is_some_and(|s| WAITING_STATES.contains(&s.as_str()))
+            })
+            .cloned()
+            .collect();
+        if let Err(error) = slurm_cancel::scancel(&waiting) {
+            tracing::warn!("{error}");
+        }
+        self.cancelled.extend(waiting);
         let deadline = Instant::now() + QUIET_END_WAIT;
         let mut active = self.active();
         while !active.is_empty() && Instant::now() < deadline {
