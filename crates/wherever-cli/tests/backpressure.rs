@@ -49,6 +49,7 @@ fn a_stopped_client_does_not_make_the_scheduler_hold_its_results() {
     wait_until("both workers joined", || {
         scheduler.log().matches("joined:").count() >= 2
     });
+    let link = scheduler.dashboard_link();
     reset_peak(pid);
     let start = peak_resident_kib(pid);
 
@@ -65,6 +66,12 @@ fn a_stopped_client_does_not_make_the_scheduler_hold_its_results() {
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
     assert!(line.starts_with("submitted"), "{line}");
+    // `submitted` means handed to the client's I/O thread, not yet on the wire:
+    // stopping the client before the scheduler has every task would leave the rest
+    // unsent (the cause of "only 1 of 400 tasks ran while the client was stopped").
+    wait_until("the scheduler has every task", || {
+        scheduler.tasks_received(&link) >= TASKS as u64
+    });
     signal(client.id(), "-STOP");
     // Every task runs while the client is stopped (the count says how far it got).
     let deadline = std::time::Instant::now() + HANG_GUARD;

@@ -5,45 +5,24 @@ mod common;
 
 use common::*;
 use std::process::Command;
-use std::time::Duration;
-
-fn dashboard_link(scheduler: &Scheduler) -> String {
-    scheduler.wait_for_log("dashboard at http://");
-    let log = scheduler.log();
-    let line = log.lines().find(|l| l.contains("dashboard at ")).unwrap();
-    line.split("dashboard at ")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-fn get(link: &str, path: &str) -> serde_json::Value {
-    ureq::get(&format!("{link}{path}"))
-        .timeout(Duration::from_secs(30))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap()
-}
 
 #[test]
 fn the_scheduler_serves_a_dashboard_of_its_workers_and_tasks() {
     let dir = TempDir::new("dashboard-on");
     let scheduler = Scheduler::start(&dir.0);
-    let link = dashboard_link(&scheduler);
+    let link = scheduler.dashboard_link();
     assert!(link.starts_with("http://127.0.0.1:"), "{link}");
     let once = scheduler.log().matches("dashboard at").count();
     assert_eq!(once, 1, "printed once");
     let mut worker = start_worker(&scheduler);
     wait_until("the worker on the dashboard", || {
-        get(&link, "api/workers")["workers"]
+        get_json(&link, "api/workers")["workers"]
             .as_array()
             .is_some_and(|workers| workers.len() == 1)
     });
     a_real_client_still_works(&scheduler);
     wait_until("tasks done on the dashboard", || {
-        get(&link, "api/progress")["total"]["done"]
+        get_json(&link, "api/progress")["total"]["done"]
             .as_u64()
             .is_some_and(|done| done > 0)
     });

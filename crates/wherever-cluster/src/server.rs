@@ -18,8 +18,10 @@ use wherever_scheduler::reactor::{Comm, PeerId, ReactorConfig};
 use wherever_scheduler::SchedulerConfig;
 
 mod builds;
+mod control;
 mod queued;
 use builds::{BuildKey, Builds};
+pub use control::{control_channel, Control, ControlSide, CONTROL_WAIT};
 use queued::QueuedBytes;
 pub use queued::PEER_QUEUE_LIMIT;
 
@@ -161,6 +163,20 @@ pub async fn serve_until(
     options: ServerOptions,
     shutdown: ShutdownSignal,
 ) {
+    let (_control, side, _left) = control_channel();
+    serve_controlled(listener, secret, options, shutdown, side).await
+}
+
+/// [`serve_until`], also answering the requests of `control` (the workers and the
+/// queue; retiring groups of workers) and reporting there the groups whose
+/// retired workers have all left.
+pub async fn serve_controlled(
+    listener: TcpListener,
+    secret: Secret,
+    options: ServerOptions,
+    shutdown: ShutdownSignal,
+    control: ControlSide,
+) {
     let (events, incoming) = unbounded_channel();
     // A pinned build is checked at the handshake; otherwise each peer is routed
     // to its own build's scheduler.
@@ -176,6 +192,7 @@ pub async fn serve_until(
         max_value,
         options.events.clone(),
         shutdown,
+        control,
     ));
     tokio::select! {
         _ = accept_loop(listener, secret, events, pinned, max_value, timeout) => {}
@@ -279,10 +296,17 @@ async fn run_core(
     max_value: u64,
     events: wherever_core::events::EventBus,
     shutdown: ShutdownSignal,
+    control: ControlSide,
 ) {
+    let ControlSide {
+        requests: mut control_requests,
+        groups_left,
+    } = control;
+    let mut control_open = true;
     let config = ReactorConfig {
         scheduler: SchedulerConfig {
             prefetch_per_worker: Some(PREFETCH_PER_WORKER),
+            ..SchedulerConfig::default()
         },
         heartbeat_timeout,
         events,
@@ -325,10 +349,18 @@ async fn run_core(
                 }
                 None => return,
             },
+            request = control_requests.recv(), if control_open => match request {
+                Some(request) => control::answer(request, &mut builds, &mut links),
+                None => control_open = false,
+            },
             _ = check.tick() => {
                 builds.tick(Instant::now(), &mut links);
                 builds.forget_closed(|peer| links.open.contains_key(&peer));
             }
+        }
+        let left = builds.take_groups_left();
+        if !left.is_empty() {
+            let _ = groups_left.send(left);
         }
     }
 }

@@ -20,10 +20,12 @@ use wherever_core::panic_capture::{install_hook, run_caught};
 use wherever_core::registry::{self, EncodedCall};
 use wherever_core::{TaskError, TaskErrorKind};
 
+mod identity;
 mod memory;
 mod reconnect;
 mod resources;
 mod watchdog;
+pub use identity::DEADLINE_VARIABLE;
 pub use reconnect::{death_timeout, DEATH_TIMEOUT_VARIABLE, DEFAULT_DEATH_TIMEOUT};
 pub use resources::RESOURCES_VARIABLE;
 pub use watchdog::{DEFAULT_GRACE, GRACE_VARIABLE};
@@ -99,6 +101,9 @@ fn run_until_done(address: &str) -> Result<(), String> {
     let target = parse_address(address)?;
     let death_timeout = death_timeout()?;
     resources::advertised()?; // a malformed value is an error before connecting
+    identity::name()?;
+    identity::group()?;
+    identity::deadline()?;
     watchdog::grace()?;
     let slots = match std::env::var(THREADS_VARIABLE) {
         Ok(text) => text
@@ -253,6 +258,9 @@ async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Res
         slots,
         data_address,
         resources: resources::advertised()?,
+        name: identity::name()?,
+        group: identity::group()?,
+        time_left_ms: identity::deadline()?.map(identity::time_left_ms),
     };
     let (id, mut early) = join(&mut reader, &mut writer, secret, role, this_build(), true).await?;
     // A new connection is a new worker: the scheduler says the inner plan again.
@@ -323,6 +331,13 @@ async fn serve_connection(stream: TcpStream, secret: &Secret, slots: u32) -> Res
                     for task in tasks {
                         pool.free(task);
                     }
+                }
+                Message::Replicate { task, holders } => {
+                    let (store, outgoing, secret) =
+                        (store.clone(), outgoing.clone(), secret.clone());
+                    tokio::spawn(async move {
+                        replicate(task, &holders, &store, &outgoing, &secret).await
+                    });
                 }
                 Message::Steal { task } => {
                     let stolen = pool.withdraw(task);
@@ -765,6 +780,43 @@ async fn send_data(
         return Ok(());
     }
     write_batch(writer, &answers).await
+}
+
+/// Fetches a copy of the result of `task` from `holders` (a retiring worker hands
+/// it over), keeps it and reports `Replicated`; `ReplicateFailed` if it cannot be
+/// had (after one retry).
+async fn replicate(
+    task: TaskId,
+    holders: &[std::net::SocketAddr],
+    store: &Store,
+    outgoing: &UnboundedSender<Message>,
+    secret: &Secret,
+) {
+    let held = store
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains_key(&task);
+    if !held {
+        let mut fetched = crate::fetch::fetch(holders, task, secret).await;
+        if fetched.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            fetched = crate::fetch::fetch(holders, task, secret).await;
+        }
+        match fetched {
+            Ok(data) => {
+                store
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(task, Arc::new(data));
+            }
+            Err(reason) => {
+                tracing::warn!("cannot fetch a copy of {task}: {reason}");
+                let _ = outgoing.send(Message::ReplicateFailed { task });
+                return;
+            }
+        }
+    }
+    let _ = outgoing.send(Message::Replicated { task });
 }
 
 /// Fetches the inputs of `task` this worker lacks from the workers holding them,

@@ -149,13 +149,18 @@ pub enum Event {
         host: String,
         /// How many tasks it runs at once.
         slots: u32,
+        /// Its name (`WHEREVER_WORKER_NAME`, by default its data address).
+        name: String,
     },
-    /// A worker left (said goodbye, died or was dropped).
+    /// A worker left (said goodbye, died, was dropped, or was retired: `reason`
+    /// is then `retired`).
     WorkerLeft {
         /// The worker.
         worker: WorkerKey,
         /// Why, in words.
         reason: String,
+        /// Its name (empty if it never had one).
+        name: String,
     },
     /// A worker's resident memory, reported with its heartbeats.
     WorkerMemory {

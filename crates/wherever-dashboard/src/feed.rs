@@ -63,13 +63,14 @@ pub fn observation(stamped: Stamped) -> Option<Observation> {
             worker,
             host,
             slots,
+            ..
         } => Observation::WorkerJoined {
             worker: worker_name(worker),
             host,
             slots: slots as usize,
             at,
         },
-        Event::WorkerLeft { worker, reason } => Observation::WorkerLeft {
+        Event::WorkerLeft { worker, reason, .. } => Observation::WorkerLeft {
             worker: worker_name(worker),
             reason,
             at,

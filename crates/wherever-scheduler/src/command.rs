@@ -52,6 +52,23 @@ pub enum Command {
         /// The task.
         task: TaskId,
     },
+    /// `worker` should fetch a copy of the result of `task` from `holders` and keep it
+    /// (answer: [`Event::Replicated`], or [`Event::ReplicateFailed`]): a retiring
+    /// worker hands over a result only it holds.
+    Replicate {
+        /// The worker that fetches the copy.
+        worker: WorkerId,
+        /// The task whose result it copies.
+        task: TaskId,
+        /// The workers holding it now.
+        holders: Vec<WorkerId>,
+    },
+    /// A retiring worker ran its last task and handed over its results: the scheduler
+    /// removed it (nothing of it is retried or lost); tell it goodbye.
+    Retired {
+        /// The worker.
+        worker: WorkerId,
+    },
     /// To the client: the wanted result is in memory ([`Scheduler::who_has`] tells where).
     Done {
         /// The task.

@@ -21,6 +21,40 @@ pub enum Event {
         /// The worker.
         worker: WorkerId,
     },
+    /// Retire `worker` gracefully ([`crate::retirement`]): it gets no new tasks, its
+    /// queued-not-started tasks are asked back, its running ones finish, the results
+    /// only it holds that are still wanted are copied to another worker
+    /// ([`Command::Replicate`]); then the scheduler removes it and says
+    /// [`Command::Retired`]. Retiring a retiring worker is a no-op (`Ok`).
+    Retire {
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// `worker` could not fetch the copy asked for by [`Command::Replicate`]: the
+    /// scheduler asks again (of another worker if there is one).
+    ReplicateFailed {
+        /// The worker that was asked to fetch a copy.
+        worker: WorkerId,
+        /// The task whose result it could not fetch.
+        task: TaskId,
+    },
+    /// The scheduler's clock (milliseconds since the Unix epoch, or any fixed
+    /// origin shared with the deadlines): it measures durations by it and retires
+    /// workers near their deadline ([`crate::walltime`]). A clock going back is
+    /// taken as standing still.
+    Tick {
+        /// The time now, in milliseconds.
+        now_ms: u64,
+    },
+    /// `worker` must be gone by `deadline_ms` on the scheduler's clock (a batch
+    /// job's walltime): it gets no task that would not finish in time, and is
+    /// retired gracefully once within the margin of it ([`crate::walltime`]).
+    WorkerDeadline {
+        /// The worker.
+        worker: WorkerId,
+        /// When it must be gone, in milliseconds.
+        deadline_ms: u64,
+    },
     /// A client submitted a batch of tasks.
     Submit {
         /// The tasks; dependencies inside the batch may come in any order.

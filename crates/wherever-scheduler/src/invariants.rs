@@ -9,8 +9,13 @@ impl Scheduler {
         let mut idle = 0u64;
         let mut in_flight = 0u64;
         for (&w, wk) in &self.workers {
-            idle += u64::from(wk.slots).saturating_sub(wk.load());
             let keys = self.index_keys(w);
+            // A retiring worker's slots are not idle: it takes no work.
+            let free_slots = u64::from(wk.slots).saturating_sub(wk.load());
+            idle += if wk.retiring.is_some() { 0 } else { free_slots };
+            if keys.idle_slots != if wk.retiring.is_some() { 0 } else { free_slots } {
+                return Err(format!("worker {w} idle slots"));
+            }
             if let Some(f) = keys.room {
                 if !self.with_room.contains(&f) {
                     return Err(format!(
@@ -73,6 +78,15 @@ impl Scheduler {
             if bytes != wk.held_bytes {
                 return Err(format!("worker {w} held bytes"));
             }
+        }
+        let retiring: Vec<_> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.retiring.is_some())
+            .map(|(&id, _)| id)
+            .collect();
+        if !self.retiring.iter().copied().eq(retiring) {
+            return Err("the set of retiring workers".into());
         }
         if idle != self.idle_slots || in_flight != self.steals_in_flight {
             return Err("idle slots or steals in flight".into());

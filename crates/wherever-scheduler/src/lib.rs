@@ -21,6 +21,11 @@
 //! * a task that asks for [`Resources`] (`gpu=1`, `mem=4GB`) is assigned only to a worker
 //!   whose free amounts cover them and holds them while assigned there; one that no
 //!   worker present at submission could ever fit fails at once ([`Command::NoWorkerFits`]);
+//! * a worker can be **retired** gracefully ([`Event::Retire`], see [`retirement`]):
+//!   it gets no new tasks, hands back queued ones, finishes running ones and has
+//!   the results only it holds copied elsewhere before it leaves;
+//! * a worker with a deadline ([`Event::WorkerDeadline`]) gets no task whose kind's
+//!   mean duration would not fit before it, and is retired near it ([`walltime`]);
 //! * idle workers steal queued-but-not-started tasks from busy ones;
 //! * workers' reports and steal answers carry no assignment number; as messages between
 //!   the scheduler and one worker keep their order, the scheduler counts per task and
@@ -47,6 +52,7 @@ mod placement;
 mod release;
 mod resources;
 mod results;
+pub mod retirement;
 mod scheduler;
 mod spec;
 mod stale_reports;
@@ -54,6 +60,7 @@ mod stealing;
 mod submit;
 mod task;
 mod view;
+pub mod walltime;
 mod worker;
 mod worker_loss;
 
@@ -64,6 +71,8 @@ pub mod reactor;
 mod resources_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod walltime_tests;
 
 pub use command::Command;
 pub use error::SchedulerError;

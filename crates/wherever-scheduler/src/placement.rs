@@ -26,6 +26,14 @@ impl Scheduler {
             } else {
                 self.pick_worker_with_resources(task)
             };
+            // A worker near its deadline takes only what finishes in time.
+            let worker = worker.and_then(|w| {
+                if self.fits_in_time(task, w) {
+                    Some(w)
+                } else {
+                    self.pick_worker_in_time(task)
+                }
+            });
             match worker {
                 Some(worker) => {
                     self.tasks.get_mut(&task).expect("ready task").ready_key = None;
@@ -58,9 +66,12 @@ impl Scheduler {
     /// cover the request of `task` (stealing it for anyone else would only park it).
     pub(crate) fn another_worker_fits(&self, task: TaskId, victim: WorkerId) -> bool {
         let request = &self.tasks[&task].resources;
-        self.workers
-            .iter()
-            .any(|(&id, w)| id != victim && u64::from(w.slots) > w.load() && w.free.covers(request))
+        self.workers.iter().any(|(&id, w)| {
+            id != victim
+                && w.retiring.is_none()
+                && u64::from(w.slots) > w.load()
+                && w.free.covers(request)
+        })
     }
 
     /// Why no worker present could ever run a task asking for `request`, or `None`
@@ -144,12 +155,19 @@ impl Scheduler {
     /// Assigns ready `task` to `worker`: [`Command::Compute`] with where each input lives.
     pub(crate) fn assign(&mut self, task: TaskId, worker: WorkerId, out: &mut Vec<Command>) {
         let seq = self.next_seq();
+        let queued = {
+            let w = &self.workers[&worker];
+            w.load() >= u64::from(w.slots)
+        };
         self.unindex(worker);
+        let now_ms = self.walltime.now_ms;
         let t = self.tasks.get_mut(&task).expect("task");
         if !t.resources.is_empty() {
             let w = self.workers.get_mut(&worker).expect("worker");
             w.free.subtract(&t.resources);
         }
+        t.assigned_at_ms = now_ms;
+        t.assigned_queued = queued;
         t.status = Status::Processing(worker);
         t.assign_seq = seq;
         t.avoid = None;

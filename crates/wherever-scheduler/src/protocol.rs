@@ -15,7 +15,7 @@ use std::time::Duration;
 use wherever_core::{StreamKey, TaskError};
 
 /// The protocol version; peers with another version are refused at the handshake.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The most events a scheduler holds unsent for one subscribed client (a slow one
 /// loses the oldest, and is told how many).
@@ -28,6 +28,9 @@ pub const MAX_FRAME: usize = 256 << 20;
 /// scheduler and on to the client; larger ones stay on the worker until the client
 /// fetches them from its data address.
 pub const INLINE_RESULT_LIMIT: usize = 1 << 20;
+
+/// The longest worker name or group a worker may announce, in bytes.
+pub const MAX_WORKER_NAME: usize = 256;
 
 /// Task ids, unique in one cluster: the client's number in the high 24 bits, its own
 /// counter in the low 40.
@@ -57,6 +60,16 @@ pub enum Role {
         /// The resources it advertises (`WHEREVER_WORKER_RESOURCES`); without `cpus`,
         /// the scheduler counts `slots` cpus.
         resources: Resources,
+        /// Its name (`WHEREVER_WORKER_NAME`, at most [`MAX_WORKER_NAME`] bytes);
+        /// `None`: the scheduler names it by its data address.
+        name: Option<String>,
+        /// The unit it starts and stops with (`WHEREVER_WORKER_GROUP`, at most
+        /// [`MAX_WORKER_NAME`] bytes); `None`: a group of its own.
+        group: Option<String>,
+        /// How long it has before it must be gone, in milliseconds from its hello
+        /// (from `WHEREVER_WORKER_DEADLINE`, a batch job's end; relative, so that the
+        /// hosts' clocks need not agree); `None`: no deadline.
+        time_left_ms: Option<u64>,
     },
     /// A worker or client fetching results from a worker's data address.
     DataFetch,
@@ -299,6 +312,19 @@ pub enum Message {
         /// `true`: it had not started and is given back.
         stolen: bool,
     },
+    /// Scheduler → worker: fetch a copy of this result from `holders` and keep it
+    /// (a retiring worker hands it over); answer `Replicated`, or `ReplicateFailed`.
+    Replicate {
+        /// The task whose result to copy.
+        task: TaskId,
+        /// Data addresses of workers holding it.
+        holders: Vec<SocketAddr>,
+    },
+    /// Worker → scheduler: the copy asked for by `Replicate` could not be fetched.
+    ReplicateFailed {
+        /// The task.
+        task: TaskId,
+    },
     /// Worker → scheduler: a fetched dependency is kept here too.
     Replicated {
         /// The task.
@@ -440,6 +466,8 @@ impl Message {
             Message::TaskFailed { .. } => "TaskFailed",
             Message::StealResponse { .. } => "StealResponse",
             Message::Replicated { .. } => "Replicated",
+            Message::Replicate { .. } => "Replicate",
+            Message::ReplicateFailed { .. } => "ReplicateFailed",
             Message::MissingData { .. } => "MissingData",
             Message::Heartbeat => "Heartbeat",
             Message::Secede { .. } => "Secede",

@@ -41,6 +41,10 @@ pub struct Scheduler {
     pub(crate) unlock_count: u64,
     /// Tasks whose result may have become unneeded (to free) or that may be forgotten.
     pub(crate) release_candidates: Vec<TaskId>,
+    /// Workers being retired (see [`crate::retirement`]).
+    pub(crate) retiring: BTreeSet<WorkerId>,
+    /// Durations learned per task kind, and the clock (see [`crate::walltime`]).
+    pub(crate) walltime: crate::walltime::Walltime,
     /// Active tasks whose computation may have become unneeded (to drop).
     pub(crate) abandon_candidates: Vec<TaskId>,
 }
@@ -68,6 +72,8 @@ impl Scheduler {
             seq: 0,
             unlock_count: 0,
             release_candidates: Vec::new(),
+            retiring: BTreeSet::new(),
+            walltime: Default::default(),
             abandon_candidates: Vec::new(),
         }
     }
@@ -86,6 +92,13 @@ impl Scheduler {
                 resources,
             } => self.worker_added(worker, slots, resources)?,
             Event::WorkerRemoved { worker } => self.worker_removed(worker, out)?,
+            Event::Retire { worker } => self.retire(worker)?,
+            Event::Tick { now_ms } => self.tick(now_ms),
+            Event::WorkerDeadline {
+                worker,
+                deadline_ms,
+            } => self.set_deadline(worker, deadline_ms)?,
+            Event::ReplicateFailed { worker, task } => self.replicate_failed(worker, task)?,
             Event::Submit { tasks } => self.submit(tasks, out)?,
             Event::Scattered {
                 task,
@@ -98,6 +111,7 @@ impl Scheduler {
                 nbytes,
             } => {
                 self.known_worker(worker)?;
+                self.learn_duration(worker, task);
                 self.holds_result(worker, task, Some(nbytes), out);
             }
             Event::TaskErred { worker, task } => self.task_erred(worker, task, out)?,
@@ -136,6 +150,7 @@ impl Scheduler {
                 requester,
             } => self.missing_data(task, holders, requester, out)?,
         }
+        self.advance_retirements(out);
         self.release_unneeded(out);
         self.schedule(out);
         self.balance(out);
@@ -190,6 +205,7 @@ impl Scheduler {
                 held_bytes: w.held_bytes,
                 resources: w.total.clone(),
                 free: w.free.clone(),
+                retiring: w.retiring.is_some(),
             })
             .collect()
     }

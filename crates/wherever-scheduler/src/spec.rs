@@ -19,6 +19,10 @@ pub struct TaskSpec {
     pub wanted: bool,
     /// What the task holds on its worker while assigned there (empty: nothing).
     pub resources: Resources,
+    /// What kind of task it is (a hash of its function's name; 0: unknown): the
+    /// scheduler learns each kind's mean duration, and places a task only on a
+    /// worker with time enough left before its deadline ([`crate::walltime`]).
+    pub kind: u64,
 }
 
 impl TaskSpec {
@@ -31,6 +35,7 @@ impl TaskSpec {
             retries: 0,
             wanted: true,
             resources: Resources::new(),
+            kind: 0,
         }
     }
 
@@ -55,6 +60,12 @@ impl TaskSpec {
     /// Sets the resources the task needs on its worker.
     pub fn resources(mut self, resources: Resources) -> Self {
         self.resources = resources;
+        self
+    }
+
+    /// Sets the kind of task (a hash of its function's name).
+    pub fn kind(mut self, kind: u64) -> Self {
+        self.kind = kind;
         self
     }
 

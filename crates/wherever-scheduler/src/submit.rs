@@ -69,6 +69,7 @@ impl Scheduler {
             let unfit = self.why_no_worker_fits(&s.resources);
             let mut task = Task::new(s.id, deps, s.priority, s.retries, s.wanted);
             task.resources = s.resources;
+            task.kind = s.kind;
             self.tasks.insert(s.id, task);
             match unfit {
                 Some(reason) => {

@@ -95,6 +95,12 @@ pub(crate) struct Task {
     pub(crate) retries: u32,
     /// What it holds on its worker while assigned there (usually nothing).
     pub(crate) resources: Resources,
+    /// Its kind (0: unknown), for learning durations.
+    pub(crate) kind: u64,
+    /// The scheduler's clock when it was last assigned (ms).
+    pub(crate) assigned_at_ms: u64,
+    /// Whether its worker's slots were all taken when it was last assigned there.
+    pub(crate) assigned_queued: bool,
     /// The client holds a future for it.
     pub(crate) wanted: bool,
     /// The client-view terminal state was reached (first finish, or failure).
@@ -161,6 +167,9 @@ impl Task {
             priority,
             retries,
             resources: Resources::new(),
+            kind: 0,
+            assigned_at_ms: 0,
+            assigned_queued: false,
             wanted,
             ended: false,
             scattered: false,

@@ -9,6 +9,7 @@ pub(crate) fn sched() -> Scheduler {
 pub(crate) fn sched0() -> Scheduler {
     Scheduler::new(SchedulerConfig {
         prefetch_per_worker: Some(0),
+        ..SchedulerConfig::default()
     })
 }
 
@@ -119,6 +120,7 @@ fn capacity_is_slots_plus_prefetch() {
     assert_eq!(computes(&out), vec![(1, 0), (1, 1), (1, 2), (1, 3)]);
     let mut s = Scheduler::new(SchedulerConfig {
         prefetch_per_worker: Some(0),
+        ..SchedulerConfig::default()
     });
     add_worker(&mut s, 1, 2);
     let out = submit(&mut s, (0..10).map(TaskSpec::new).collect());
@@ -223,6 +225,7 @@ fn priority_then_depth_first_then_id() {
     // a task unlocked by a finished dependency goes before fresh leaves
     let mut s = Scheduler::new(SchedulerConfig {
         prefetch_per_worker: Some(0),
+        ..SchedulerConfig::default()
     });
     add_worker(&mut s, 1, 1);
     let mut specs: Vec<TaskSpec> = (0..5).map(TaskSpec::new).collect();
@@ -1059,6 +1062,7 @@ fn nested_tasks_on_one_slot_do_not_deadlock() {
 fn steal_skips_a_seceded_task_assigned_after_queued_ones() {
     let mut s = Scheduler::new(SchedulerConfig {
         prefetch_per_worker: Some(2),
+        ..SchedulerConfig::default()
     });
     add_worker(&mut s, 1, 1);
     let out = submit(&mut s, (1..=3).map(TaskSpec::new).collect());

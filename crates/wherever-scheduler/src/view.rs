@@ -31,6 +31,9 @@ pub struct SchedulerConfig {
     /// How many tasks a worker may have queued beyond its slots; `None` means as many as it
     /// has slots (so a worker holds at most `2 * slots` assigned tasks).
     pub prefetch_per_worker: Option<u32>,
+    /// How long before its deadline a worker is retired (ms); `None`: twice the
+    /// longest mean task duration, at least [`crate::walltime::MIN_MARGIN_MS`].
+    pub walltime_margin_ms: Option<u64>,
 }
 
 /// What [`Scheduler::workers`] reports about one worker.
@@ -52,4 +55,6 @@ pub struct WorkerInfo {
     pub resources: Resources,
     /// Of those, the amounts not held by tasks assigned to it.
     pub free: Resources,
+    /// Whether it is being retired ([`Event::Retire`]): it gets no new tasks.
+    pub retiring: bool,
 }

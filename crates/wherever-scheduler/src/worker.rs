@@ -32,6 +32,12 @@ pub(crate) struct Worker {
     pub(crate) free: Resources,
     /// Whether it had room when last indexed (gaining room lets parked tasks try again).
     pub(crate) had_room: bool,
+    /// Set while it is being retired: it gets no new tasks (see [`crate::retirement`]).
+    pub(crate) retiring: Option<crate::retirement::Retiring>,
+    /// When it must be gone, on the scheduler's clock (ms; see [`crate::walltime`]).
+    pub(crate) deadline_ms: Option<u64>,
+    /// The scheduler's clock at its last finish report (ms).
+    pub(crate) last_finish_ms: u64,
 }
 
 impl Worker {
@@ -48,6 +54,9 @@ impl Worker {
             free: resources.clone(),
             total: resources,
             had_room: false,
+            retiring: None,
+            deadline_ms: None,
+            last_finish_ms: 0,
         }
     }
 
@@ -94,9 +103,9 @@ impl Scheduler {
         (w.slots + self.config.prefetch_per_worker.unwrap_or(w.slots)) as usize
     }
 
-    /// Whether `w` may get another assignment.
+    /// Whether `w` may get another assignment (never while it is retiring).
     pub(crate) fn has_room(&self, w: &Worker) -> bool {
-        w.load() < self.capacity(w) as u64
+        w.retiring.is_none() && w.load() < self.capacity(w) as u64
     }
 
     /// `Ok` if `worker` is known (added and not removed).
@@ -115,6 +124,14 @@ impl Scheduler {
         let room = self
             .has_room(w)
             .then(|| ((n << 32) / u64::from(w.slots), id));
+        if w.retiring.is_some() {
+            // It takes no work and its queued tasks are asked back by its retirement.
+            return IndexKeys {
+                room: None,
+                idle_slots: 0,
+                victim: None,
+            };
+        }
         let idle_slots = u64::from(w.slots).saturating_sub(n);
         let stealable =
             n as i64 - i64::from(w.slots) - i64::from(w.steal_pending) - i64::from(w.steal_refused);

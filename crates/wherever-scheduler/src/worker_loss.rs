@@ -14,6 +14,7 @@ impl Scheduler {
     ) -> Result<(), SchedulerError> {
         self.known_worker(worker)?;
         self.unindex(worker);
+        self.retiring.remove(&worker);
         let mut w = self.workers.remove(&worker).expect("worker");
         let processing: Vec<TaskId> = w.processing.values().copied().collect();
         for task in processing {

@@ -15,7 +15,7 @@ use wherever_scheduler::{
 };
 
 /// The kinds of commands and events a run counts: a fixed sample of cases must see each.
-const STAT_NAMES: [&str; 15] = [
+const STAT_NAMES: [&str; 19] = [
     "compute",
     "steal",
     "stolen",
@@ -31,6 +31,10 @@ const STAT_NAMES: [&str; 15] = [
     "secede/rejoin refused (task moved)",
     "missing data (worker)",
     "missing data (client)",
+    "replicate",
+    "retired",
+    "replicate failed",
+    "retired with a deadline",
 ];
 
 /// How often each kind in [`STAT_NAMES`] occurred in one run.
@@ -257,6 +261,19 @@ struct Sim {
     assignments: HashMap<TaskId, u64>,
     /// Per worker and task, the assignment each steal answer on its way was about.
     steal_answers: HashMap<(WorkerId, TaskId), VecDeque<u64>>,
+    /// Workers told to retire (they leave with `Retired`, or die first).
+    retiring: HashSet<WorkerId>,
+    /// Copies fetched on `Replicate` whose report is on its way.
+    handed_over: HashSet<(WorkerId, TaskId)>,
+    /// Deadlines and the clock, drawn from a stream of their own (the other
+    /// choices stay as they were for a seed).
+    walltime: Rng,
+    /// The scheduler's clock (ms).
+    now_ms: u64,
+    /// Workers that were given a deadline (the scheduler may retire them by itself).
+    with_deadline: HashSet<WorkerId>,
+    /// Whether workers joining now may get a deadline (not the initial ones).
+    deadlines_on: bool,
     events: usize,
     stats: Stats,
 }
@@ -348,6 +365,8 @@ impl Sim {
             Command::Lost { .. } => 7,
             Command::Cancelled { .. } => 8,
             Command::NoWorkerFits { .. } => unreachable!("these cases ask for no resources"),
+            Command::Replicate { .. } => 15,
+            Command::Retired { .. } => 16,
         }] += 1;
         match c {
             Command::Compute {
@@ -513,6 +532,64 @@ impl Sim {
                 }
             }
             Command::NoWorkerFits { .. } => unreachable!("these cases ask for no resources"),
+            Command::Replicate {
+                worker,
+                task,
+                ref holders,
+            } => {
+                assert!(!holders.contains(&worker), "replicate {task} onto a holder");
+                let fails = self.rng.chance(self.missing_percent);
+                let source = holders.iter().find(|h| {
+                    let hw = &self.workers[h];
+                    hw.alive && hw.memory.contains_key(&task)
+                });
+                let value = source.map(|h| self.workers[h].memory[&task]);
+                let w = self
+                    .workers
+                    .get_mut(&worker)
+                    .expect("replicate onto unknown worker");
+                assert!(w.alive, "replicate onto a dead worker");
+                assert!(
+                    !self
+                        .s
+                        .workers()
+                        .iter()
+                        .any(|i| i.id == worker && i.retiring),
+                    "replicate onto a retiring worker"
+                );
+                match value {
+                    Some(v) if !fails => {
+                        assert_eq!(v, self.expected[&task], "copy of {task}");
+                        w.memory.insert(task, v);
+                        w.outbox.push_back(Event::Replicated { worker, task });
+                        self.handed_over.insert((worker, task));
+                    }
+                    _ => {
+                        self.stats[17] += 1;
+                        w.outbox.push_back(Event::ReplicateFailed { worker, task });
+                    }
+                }
+            }
+            Command::Retired { worker } => {
+                assert!(self.retiring.remove(&worker), "{worker} retired unasked");
+                if self.with_deadline.remove(&worker) {
+                    self.stats[18] += 1;
+                }
+                assert!(
+                    !self.assigned.values().any(|&w| w == worker),
+                    "{worker} retired with tasks assigned"
+                );
+                let w = self
+                    .workers
+                    .get_mut(&worker)
+                    .expect("retired unknown worker");
+                assert!(w.alive, "a dead worker retired");
+                // It says goodbye and exits: nothing of it counts as a death.
+                w.alive = false;
+                w.queue.clear();
+                w.running.clear();
+                w.memory.clear();
+            }
             Command::Cancelled { task } => {
                 self.record_terminal(task, c);
                 assert!(
@@ -548,6 +625,26 @@ impl Sim {
             resources: Resources::new(),
         })
         .unwrap();
+        if self.deadlines_on && self.walltime.chance(25) {
+            // A batch job's walltime: sometimes already within the margin.
+            let deadline_ms = self.now_ms + self.walltime.below(30_000) as u64;
+            self.with_deadline.insert(id);
+            self.retiring.insert(id);
+            self.send(Event::WorkerDeadline {
+                worker: id,
+                deadline_ms,
+            })
+            .unwrap();
+        }
+    }
+
+    /// The clock moves on.
+    fn tick(&mut self) {
+        self.now_ms += self.walltime.below(3_000) as u64;
+        self.send(Event::Tick {
+            now_ms: self.now_ms,
+        })
+        .unwrap();
     }
 
     fn kill(&mut self, id: WorkerId) {
@@ -571,6 +668,8 @@ impl Sim {
             self.assigned.remove(&t);
             *self.deaths.entry(t).or_default() += 1;
         }
+        self.retiring.remove(&id);
+        self.with_deadline.remove(&id);
         self.send(Event::WorkerRemoved { worker: id }).unwrap();
     }
 
@@ -762,6 +861,15 @@ impl Sim {
         }
         let before = e.clone();
         let r = self.send(e);
+        // Scattered data handed over by a retiring worker: once the scheduler counts
+        // the copy, it is as good as the scattered one.
+        if let Event::Replicated { task, .. } = before {
+            if self.handed_over.remove(&(id, task)) && alive && self.s.who_has(task).contains(&id) {
+                if let Some(holders) = self.scatter_holders.get_mut(&task) {
+                    holders.push(id);
+                }
+            }
+        }
         if matches!(before, Event::MissingData { .. }) {
             r.unwrap(); // from a dead worker too: its news about holders still counts
         } else if !alive {
@@ -800,6 +908,7 @@ fn run_case(case: Case) -> Stats {
     let mut sim = Sim {
         s: Scheduler::new(SchedulerConfig {
             prefetch_per_worker: case.prefetch,
+            ..SchedulerConfig::default()
         }),
         rng: Rng(rng.next()),
         deps: HashMap::new(),
@@ -825,6 +934,12 @@ fn run_case(case: Case) -> Stats {
         sched_seceded: HashMap::new(),
         assignments: HashMap::new(),
         steal_answers: HashMap::new(),
+        retiring: HashSet::new(),
+        handed_over: HashSet::new(),
+        walltime: Rng(case.seed ^ 0x005E_ED0F_DEAD_11E5),
+        now_ms: 0,
+        with_deadline: HashSet::new(),
+        deadlines_on: false,
         events: 0,
         stats: [0; STAT_NAMES.len()],
     };
@@ -885,10 +1000,29 @@ fn run_case(case: Case) -> Stats {
     batches.push(start..n);
     let mut next_batch = 0;
     let (mut deaths, mut joins, mut cancels, mut client_missing) = (0, 0, 0, 0);
+    // Read from the seed without drawing from `rng`: the other choices stay as they were.
+    let max_retirements = (case.seed >> 61) as u32;
+    let mut retirements = 0;
 
+    sim.deadlines_on = true;
     for step in 0.. {
         assert!(step < 200_000, "no quiescence: livelock?");
-        if !sim.workers.values().any(|w| w.alive) {
+        if sim.walltime.chance(10) {
+            sim.tick();
+        }
+        let takes_work: HashSet<WorkerId> = sim
+            .s
+            .workers()
+            .iter()
+            .filter(|i| !i.retiring)
+            .map(|i| i.id)
+            .collect();
+        if !sim
+            .workers
+            .iter()
+            .any(|(id, w)| w.alive && takes_work.contains(id))
+        {
+            // (As adapt does: a retiring worker waits for one to hand its results to.)
             sim.add_worker();
             continue;
         }
@@ -985,6 +1119,7 @@ fn run_case(case: Case) -> Stats {
                             retries: t.retries,
                             wanted: t.wanted,
                             resources: Resources::new(),
+                            kind: 1 + i as u64 % 3,
                         }
                     })
                     .collect();
@@ -1043,6 +1178,18 @@ fn run_case(case: Case) -> Stats {
                     requester: None,
                 })
                 .unwrap();
+            }
+            99 if retirements < max_retirements => {
+                let candidates: Vec<WorkerId> = sim
+                    .workers
+                    .iter()
+                    .filter(|(id, w)| w.alive && takes_work.contains(id))
+                    .map(|(&i, _)| i)
+                    .collect();
+                let id = candidates[rng.below(candidates.len())];
+                retirements += 1;
+                sim.retiring.insert(id);
+                sim.send(Event::Retire { worker: id }).unwrap();
             }
             96 if cancels < case.max_cancels && next_batch > 0 => {
                 let t = rng.below(batches[next_batch - 1].end) as u64;

@@ -74,10 +74,13 @@ pub(crate) struct Cluster {
     pub(crate) client: ClusterClient,
     /// Task slots when known from the plan (`processes:N`), else as announced.
     slots: Option<usize>,
+    /// Set once [`Client::scale`] or [`Client::adapt`] changed the workers: the
+    /// plan's count no longer holds, the announced slots do.
+    pub(crate) rescaled: std::sync::atomic::AtomicBool,
     /// The event stream of the scheduler in this process (launched clusters): the
     /// client's stream is the scheduler's, with task ids the client's own.
     pub(crate) scheduler_events: Option<wherever_core::events::EventBus>,
-    _launched: Option<LaunchedCluster>,
+    pub(crate) launched: Option<LaunchedCluster>,
 }
 
 impl Cluster {
@@ -86,8 +89,9 @@ impl Cluster {
         Cluster {
             client,
             slots: None,
+            rescaled: Default::default(),
             scheduler_events: None,
-            _launched: None,
+            launched: None,
         }
     }
 }
@@ -182,8 +186,9 @@ impl Plan {
         Ok(Executor::Cluster(Cluster {
             client,
             slots: Some(launcher.workers()),
+            rescaled: Default::default(),
             scheduler_events: Some(events),
-            _launched: Some(launched),
+            launched: Some(launched),
         }))
     }
 
@@ -202,8 +207,9 @@ impl Plan {
         Ok(Executor::Cluster(Cluster {
             client,
             slots: None,
+            rescaled: Default::default(),
             scheduler_events: None,
-            _launched: None,
+            launched: None,
         }))
     }
 }
@@ -367,6 +373,7 @@ impl Client {
             Executor::Threads(pool) => pool.threads(),
             Executor::Cluster(cluster) => cluster
                 .slots
+                .filter(|_| !cluster.rescaled.load(Ordering::Relaxed))
                 .unwrap_or_else(|| cluster.client.workers().1 as usize)
                 .max(1),
         }

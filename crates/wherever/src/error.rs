@@ -22,6 +22,15 @@ pub enum Error {
         /// Why it cannot be started.
         reason: String,
     },
+    /// [`crate::Client::scale`] or [`crate::Client::adapt`] cannot do what was asked:
+    /// the plan's workers are a fixed set, or the options make no sense.
+    #[error("cannot scale plan `{plan}`: {reason}")]
+    Scale {
+        /// The plan, as a string.
+        plan: String,
+        /// Why.
+        reason: String,
+    },
     /// A command-line flag is missing its value or has a malformed one.
     #[error("{0}")]
     Args(String),

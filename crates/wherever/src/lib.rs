@@ -32,6 +32,7 @@ mod awaiting;
 mod client;
 mod cores;
 mod dashboard;
+mod elastic;
 mod error;
 mod future;
 mod graph;
@@ -79,6 +80,7 @@ pub use plan::{Level, Plan, PlanError, SshHost, SshLevel, Workers};
 pub use plan_args::PlanArgs;
 pub use slurm_plan::SlurmPlan;
 pub use task_events::DEFAULT_EVENT_CAPACITY;
+pub use wherever_cluster::launcher::AdaptOptions;
 pub use wherever_cluster::{ResourceError, Resources};
 /// The event stream: task and worker events for progress bars and the dashboard.
 pub use wherever_core::events;

@@ -204,6 +204,39 @@ impl Scheduler {
             self.log().contains(text)
         });
     }
+
+    /// The dashboard's address (`http://127.0.0.1:PORT/`), once the scheduler
+    /// printed it (it serves one unless started with `--dashboard off`).
+    pub fn dashboard_link(&self) -> String {
+        self.wait_for_log("dashboard at http://");
+        let log = self.log();
+        let line = log.lines().find(|l| l.contains("dashboard at ")).unwrap();
+        line.split("dashboard at ")
+            .nth(1)
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// How many tasks the scheduler has been given so far (queued, running,
+    /// done or failed), as its dashboard counts them.
+    pub fn tasks_received(&self, link: &str) -> u64 {
+        let totals = &get_json(link, "api/progress")["total"];
+        ["queued", "running", "done", "failed"]
+            .iter()
+            .map(|state| totals[state].as_u64().unwrap_or(0))
+            .sum()
+    }
+}
+
+/// `GET link/path` as JSON (a dashboard endpoint).
+pub fn get_json(link: &str, path: &str) -> serde_json::Value {
+    ureq::get(&format!("{link}{path}"))
+        .timeout(Duration::from_secs(30))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap()
 }
 
 impl Drop for Scheduler {

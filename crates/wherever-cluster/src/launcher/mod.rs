@@ -9,11 +9,13 @@
 //! workers to join. A launch that fails before then is an error at once, and every
 //! worker it started is stopped.
 
+mod adapt;
 mod address;
 mod bounded_lines;
 pub mod mpi;
 pub mod mpi_rendezvous;
 mod processes;
+mod scale;
 mod slurm;
 pub mod slurm_cancel;
 mod slurm_jobs;
@@ -38,7 +40,11 @@ pub use ssh::{
 
 use crate::auth::{this_build, Secret};
 use crate::client::{ClusterClient, ClusterRuntime};
-use crate::server::{serve_until, shutdown_channel, ServerOptions, Shutdown, GOODBYE_WAIT};
+use crate::server::{
+    control_channel, serve_controlled, shutdown_channel, ServerOptions, Shutdown, GOODBYE_WAIT,
+};
+pub use adapt::{wanted_workers, AdaptOptions};
+pub use scale::{groups_to_retire, ScaleStep};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -149,6 +155,12 @@ pub trait LaunchedWorkers: Send {
     fn left(&mut self, groups: &[String]) {
         let _ = groups;
     }
+    /// The groups of the workers connected now (called before
+    /// [`LaunchedWorkers::starting`] when scaling), for a launcher that counts its
+    /// starting workers as those it started whose group has not connected yet.
+    fn connected(&mut self, groups: &[String]) {
+        let _ = groups;
+    }
 }
 
 /// A way to start the workers of a plan.
@@ -203,9 +215,12 @@ impl Default for ClusterOptions {
 
 /// A scheduler and the workers a launcher started, alive as long as this value.
 pub struct LaunchedCluster {
-    workers: Mutex<Box<dyn LaunchedWorkers>>,
+    /// The launched workers, and what scaling them needs.
+    scaler: Arc<scale::Scaler>,
     shutdown: Mutex<Option<Shutdown>>,
     address: String,
+    /// The adapt loop, when on.
+    adapting: Mutex<Option<adapt::Adapting>>,
     _runtime: Arc<ClusterRuntime>,
 }
 
@@ -221,12 +236,14 @@ impl Drop for LaunchedCluster {
     /// remote worker exits now, with status 0, instead of reconnecting for its
     /// death timeout), then the launcher stops whatever is left.
     fn drop(&mut self) {
+        self.stop_adapting();
         let shutdown = self
             .shutdown
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
         let mut workers = self
+            .scaler
             .workers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -261,11 +278,13 @@ pub fn start_cluster(
         ..ServerOptions::default()
     };
     let (shutdown, signal) = shutdown_channel();
-    handle.spawn(serve_until(
+    let (control, control_side, groups_left) = control_channel();
+    handle.spawn(serve_controlled(
         listener,
         secret.clone(),
         server_options,
         signal,
+        control_side,
     ));
 
     let executable =
@@ -302,11 +321,19 @@ pub fn start_cluster(
         return Err(error);
     }
     workers.started(&handle);
+    let workers = Arc::new(Mutex::new(workers));
+    scale::reap_groups_that_left(groups_left, workers.clone());
     Ok((
         LaunchedCluster {
-            workers: Mutex::new(workers),
+            scaler: Arc::new(scale::Scaler {
+                workers,
+                plan: launcher.describe(),
+                launch,
+                control,
+            }),
             shutdown: Mutex::new(Some(shutdown)),
             address,
+            adapting: Mutex::new(None),
             _runtime: runtime,
         },
         client,

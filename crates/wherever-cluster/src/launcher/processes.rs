@@ -1,17 +1,19 @@
 //! The local launcher: `processes:N` runs N worker processes of the same
 //! executable on this machine, restarting a worker that dies (as Dask's nanny
-//! does) and killing them all when stopped. [`LocalCluster`] is this launcher
+//! does; not one that was retired) and killing them all when stopped; it can
+//! start more ([`LaunchedWorkers::add`]), each worker its own group. [`LocalCluster`] is this launcher
 //! behind [`start_cluster`].
 
 use super::{
     start_cluster, BindScope, ClusterOptions, LaunchStatus, LaunchedCluster, LaunchedWorkers,
-    Launcher, WorkerLaunch, WORKER_VARIABLE,
+    Launcher, WorkerLaunch, WORKER_GROUP_VARIABLE, WORKER_NAME_VARIABLE, WORKER_VARIABLE,
 };
 use crate::auth::SECRET_STDIN_VARIABLE;
 use crate::client::ClusterClient;
 use crate::worker::{DEATH_TIMEOUT_VARIABLE, THREADS_VARIABLE};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::process::{Child, Command};
 
 /// How many times, in all, dead workers of one local cluster are replaced.
@@ -42,21 +44,15 @@ impl Launcher for ProcessesLauncher {
         launch: &WorkerLaunch,
         _runtime: &tokio::runtime::Handle,
     ) -> Result<Box<dyn LaunchedWorkers>, String> {
-        let spawner = Spawner {
+        let mut workers = LocalWorkers::new(Spawner {
             launch: launch.clone(),
-        };
-        let mut children = Vec::with_capacity(self.workers);
-        for _ in 0..self.workers {
-            match spawner.spawn() {
-                Ok(child) => children.push(child),
-                Err(error) => {
-                    let mut started = LocalWorkers::new(children, spawner);
-                    started.stop();
-                    return Err(format!("cannot start a worker process: {error}"));
-                }
-            }
+            next: Arc::new(AtomicUsize::new(0)),
+        });
+        if let Err(error) = workers.spawn_more(self.workers, launch) {
+            workers.stop();
+            return Err(error);
         }
-        Ok(Box::new(LocalWorkers::new(children, spawner)))
+        Ok(Box::new(workers))
     }
 }
 
@@ -64,17 +60,26 @@ impl Launcher for ProcessesLauncher {
 #[derive(Clone)]
 struct Spawner {
     launch: WorkerLaunch,
+    /// The number of the next worker: its name and group are `processes-N`.
+    next: Arc<AtomicUsize>,
 }
 
 impl Spawner {
-    fn spawn(&self) -> std::io::Result<Child> {
-        let launch = &self.launch;
+    /// A new name (and group) for a worker process.
+    fn new_name(&self) -> String {
+        format!("processes-{}", self.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Starts a worker process named (and grouped) `name` for `launch`.
+    fn spawn(&self, name: &str, launch: &WorkerLaunch) -> std::io::Result<Child> {
         let mut child = Command::new(&launch.executable)
             .env(WORKER_VARIABLE, format!("tcp://{}", launch.scheduler))
             .env(SECRET_STDIN_VARIABLE, "1")
             .env(THREADS_VARIABLE, launch.threads.to_string())
             // Its scheduler lives in its parent: gone means gone for good.
             .env(DEATH_TIMEOUT_VARIABLE, "0")
+            .env(WORKER_NAME_VARIABLE, name)
+            .env(WORKER_GROUP_VARIABLE, name)
             .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(std::process::Stdio::piped())
             .kill_on_drop(true)
@@ -84,26 +89,61 @@ impl Spawner {
     }
 }
 
+/// One worker process and its name (which is also its group).
+struct LocalWorker {
+    name: String,
+    child: Child,
+}
+
+/// The worker processes of a [`ProcessesLauncher`], shared with their supervisor.
+type Children = Arc<Mutex<Vec<LocalWorker>>>;
+
 /// The worker processes of a [`ProcessesLauncher`]: checked for early exits while
-/// they start, then supervised (restarted) until stopped.
+/// they start, then supervised until stopped: one that fails is restarted, one
+/// that exits with status 0 (retired, or told goodbye) is not. More can be
+/// added ([`LaunchedWorkers::add`]).
 struct LocalWorkers {
-    children: Option<Vec<Child>>,
+    children: Children,
     spawner: Spawner,
     stopping: Arc<AtomicBool>,
     supervisor: Option<tokio::task::JoinHandle<()>>,
+    /// The groups (names) ever seen connected: a process not among them is
+    /// starting (one that connected and was retired is not, while it exits).
+    seen: HashSet<String>,
+    /// The I/O runtime, once started (new processes are spawned in its context).
     runtime: Option<tokio::runtime::Handle>,
 }
 
 impl LocalWorkers {
-    fn new(children: Vec<Child>, spawner: Spawner) -> Self {
+    fn new(spawner: Spawner) -> Self {
         LocalWorkers {
-            children: Some(children),
+            children: Arc::default(),
             spawner,
             stopping: Arc::new(AtomicBool::new(false)),
             supervisor: None,
+            seen: HashSet::new(),
             runtime: None,
         }
     }
+
+    /// Starts `count` more worker processes for `launch`.
+    fn spawn_more(&mut self, count: usize, launch: &WorkerLaunch) -> Result<(), String> {
+        let _context = self.runtime.as_ref().map(|runtime| runtime.enter());
+        for _ in 0..count {
+            let name = self.spawner.new_name();
+            let child = self
+                .spawner
+                .spawn(&name, launch)
+                .map_err(|error| format!("cannot start a worker process: {error}"))?;
+            lock(&self.children).push(LocalWorker { name, child });
+        }
+        Ok(())
+    }
+}
+
+/// Locks `children`, also after a panic elsewhere.
+fn lock(children: &Children) -> std::sync::MutexGuard<'_, Vec<LocalWorker>> {
+    children.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl LaunchedWorkers for LocalWorkers {
@@ -111,12 +151,13 @@ impl LaunchedWorkers for LocalWorkers {
     /// exit status and the likely cause: a program whose `main` lacks
     /// `#[wherever::main]` runs its body in every worker instead of serving tasks.
     fn poll(&mut self) -> LaunchStatus {
-        let Some(children) = self.children.as_mut() else {
+        if self.supervisor.is_some() {
             return LaunchStatus::Running;
-        };
+        }
+        let mut children = lock(&self.children);
         match children
             .iter_mut()
-            .find_map(|child| child.try_wait().ok().flatten())
+            .find_map(|worker| worker.child.try_wait().ok().flatten())
         {
             None => LaunchStatus::Running,
             Some(status) => LaunchStatus::Failed(format!(
@@ -129,13 +170,13 @@ impl LaunchedWorkers for LocalWorkers {
     }
 
     fn started(&mut self, runtime: &tokio::runtime::Handle) {
-        if let Some(children) = self.children.take() {
+        self.runtime = Some(runtime.clone());
+        if self.supervisor.is_none() {
             self.supervisor = Some(runtime.spawn(supervise(
-                children,
+                self.children.clone(),
                 self.spawner.clone(),
                 self.stopping.clone(),
             )));
-            self.runtime = Some(runtime.clone());
         }
     }
 
@@ -145,16 +186,47 @@ impl LaunchedWorkers for LocalWorkers {
 
     fn stop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
-        // Dropping the children kills them (`kill_on_drop`); the supervisor owns
-        // them once started, and aborting it drops them.
         if let Some(supervisor) = self.supervisor.take() {
             supervisor.abort();
         }
-        if let Some(mut children) = self.children.take() {
-            for child in children.iter_mut() {
-                let _ = child.start_kill();
+        // Dropping the children kills them (`kill_on_drop`).
+        let mut children = lock(&self.children);
+        for worker in children.iter_mut() {
+            let _ = worker.child.start_kill();
+        }
+        children.clear();
+    }
+
+    fn can_scale(&self) -> bool {
+        true
+    }
+
+    fn add(&mut self, units: usize, launch: &WorkerLaunch) -> Result<(), String> {
+        self.spawn_more(units, launch)
+    }
+
+    /// Worker processes running whose name has never connected.
+    fn starting(&self) -> usize {
+        lock(&self.children)
+            .iter()
+            .filter(|worker| !self.seen.contains(&worker.name))
+            .count()
+    }
+
+    fn connected(&mut self, groups: &[String]) {
+        self.seen.extend(groups.iter().cloned());
+    }
+
+    /// Retired processes exit by themselves (status 0) and the supervisor reaps
+    /// them; one still running is killed.
+    fn left(&mut self, groups: &[String]) {
+        let mut children = lock(&self.children);
+        for worker in children.iter_mut() {
+            if groups.contains(&worker.name) {
+                let _ = worker.child.start_kill();
             }
         }
+        children.retain(|worker| !groups.contains(&worker.name));
     }
 }
 
@@ -213,29 +285,36 @@ fn hand_over_secret(child: &mut Child, secret_hex: &str) -> std::io::Result<()> 
     }
 }
 
-/// Waits on the workers; replaces one that exits while the cluster is running.
-/// When the runtime stops, the children are dropped, which kills them.
-async fn supervise(mut children: Vec<Child>, spawner: Spawner, stopping: Arc<AtomicBool>) {
+/// Waits on the workers: one that exits with status 0 (retired, or told goodbye)
+/// is forgotten; one that fails while the cluster is running is replaced, under
+/// the same name.
+async fn supervise(children: Children, spawner: Spawner, stopping: Arc<AtomicBool>) {
     let mut restarts = 0;
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        for child in children.iter_mut() {
-            let Ok(Some(status)) = child.try_wait() else {
-                continue;
+        let mut children = lock(&children);
+        children.retain_mut(|worker| {
+            let Ok(Some(status)) = worker.child.try_wait() else {
+                return true;
             };
+            if status.success() {
+                tracing::info!("worker process {} exited (retired)", worker.name);
+                return false;
+            }
             if stopping.load(Ordering::SeqCst) || restarts >= RESTART_BUDGET {
-                continue;
+                return true;
             }
             tracing::warn!(
-                "worker process {:?} exited ({status}); starting another",
-                child.id()
+                "worker process {} exited ({status}); starting another",
+                worker.name
             );
             restarts += 1;
-            match spawner.spawn() {
-                Ok(new_child) => *child = new_child,
+            match spawner.spawn(&worker.name, &spawner.launch) {
+                Ok(new_child) => worker.child = new_child,
                 Err(error) => tracing::warn!("cannot restart a worker: {error}"),
             }
-        }
+            true
+        });
     }
 }
 
@@ -243,6 +322,44 @@ async fn supervise(mut children: Vec<Child>, spawner: Spawner, stopping: Arc<Ato
 mod tests {
     use super::*;
     use crate::auth::Secret;
+
+    /// A worker that connected and was then retired is not starting while it exits:
+    /// scaling straight back up counted it and started none (found by the
+    /// `scale_up` example, whose second `scale(4)` waited for ever).
+    #[tokio::test]
+    async fn a_retired_worker_still_exiting_is_not_counted_as_starting() {
+        let launch = WorkerLaunch {
+            scheduler: "127.0.0.1:9".into(),
+            secret_hex: String::new(),
+            executable: "sleep".into(),
+            threads: 1,
+            env: Vec::new(),
+        };
+        let mut workers = LocalWorkers::new(Spawner {
+            launch,
+            next: Arc::new(AtomicUsize::new(0)),
+        });
+        for name in ["processes-0", "processes-1"] {
+            let child = Command::new("sleep")
+                .arg("60")
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            lock(&workers.children).push(LocalWorker {
+                name: name.to_string(),
+                child,
+            });
+        }
+        assert_eq!(workers.starting(), 2);
+        workers.connected(&["processes-0".to_string(), "processes-1".to_string()]);
+        assert_eq!(workers.starting(), 0);
+        // processes-1 was retired: no longer connected, not yet exited.
+        workers.connected(&["processes-0".to_string()]);
+        assert_eq!(workers.starting(), 0);
+        workers.left(&["processes-1".to_string()]);
+        assert_eq!(lock(&workers.children).len(), 1);
+        workers.stop();
+    }
 
     #[tokio::test]
     async fn handing_the_secret_to_a_worker_that_already_exited_is_not_an_error() {

@@ -6,7 +6,7 @@
 use crate::protocol::BuildInfo;
 use std::collections::HashMap;
 use std::time::Instant;
-use wherever_scheduler::reactor::{Comm, PeerId, Reactor, ReactorConfig};
+use wherever_scheduler::reactor::{ClusterStatus, Comm, PeerId, Reactor, ReactorConfig};
 
 /// What peers of one build share: the executable's hash and its registry's fingerprint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,6 +69,35 @@ impl Builds {
         for reactor in self.reactors.values_mut() {
             reactor.tick(now, comm);
         }
+    }
+
+    /// The workers and queues of every build, together.
+    pub(super) fn cluster_status(&self) -> ClusterStatus {
+        let mut all = ClusterStatus::default();
+        for reactor in self.reactors.values() {
+            let status = reactor.cluster_status();
+            all.workers.extend(status.workers);
+            all.ready += status.ready;
+            all.processing += status.processing;
+        }
+        all.workers.sort_by_key(|w| w.id);
+        all
+    }
+
+    /// Retires the workers of `groups` in every build; how many are retiring.
+    pub(super) fn retire_groups(&mut self, groups: &[String], comm: &mut impl Comm) -> usize {
+        self.reactors
+            .values_mut()
+            .map(|reactor| reactor.retire_groups(groups, comm))
+            .sum()
+    }
+
+    /// The groups whose retired workers have all left, in every build.
+    pub(super) fn take_groups_left(&mut self) -> Vec<String> {
+        self.reactors
+            .values_mut()
+            .flat_map(|reactor| reactor.take_groups_left())
+            .collect()
     }
 
     /// Tells the workers of every build goodbye (the cluster ends normally).

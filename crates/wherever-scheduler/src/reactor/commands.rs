@@ -45,6 +45,15 @@ impl Reactor {
                 Command::Free { worker, task } => {
                     self.send_to_worker(worker, Message::Free { tasks: vec![task] }, comm)
                 }
+                Command::Replicate {
+                    worker,
+                    task,
+                    holders,
+                } => {
+                    let holders = self.data_addresses(&holders);
+                    self.send_to_worker(worker, Message::Replicate { task, holders }, comm)
+                }
+                Command::Retired { worker } => self.worker_retired(worker, comm),
                 Command::Cancel { worker, task } => {
                     self.send_to_worker(worker, Message::Drop { task }, comm)
                 }

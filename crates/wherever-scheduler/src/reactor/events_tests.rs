@@ -51,6 +51,9 @@ fn worker_role() -> Role {
         slots: 1,
         data_address: SocketAddr::from(([127, 0, 0, 1], 9)),
         resources: crate::Resources::new(),
+        name: None,
+        group: None,
+        time_left_ms: None,
     }
 }
 

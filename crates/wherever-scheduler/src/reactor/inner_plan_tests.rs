@@ -46,6 +46,9 @@ fn worker(port: u16) -> Role {
         slots: 1,
         data_address: SocketAddr::from(([127, 0, 0, 1], port)),
         resources: crate::Resources::new(),
+        name: None,
+        group: None,
+        time_left_ms: None,
     }
 }
 

@@ -11,6 +11,9 @@
 //! clocks, no threads: the tokio server only accepts, reads, writes and feeds it.
 
 mod commands;
+mod elastic;
+#[cfg(test)]
+mod elastic_tests;
 #[cfg(test)]
 mod events_tests;
 #[cfg(test)]
@@ -24,6 +27,8 @@ mod tests;
 use crate::id_hash::IdBuild;
 use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS, MAX_FORWARDED_EVENTS};
 use crate::{Command, Event, Scheduler, SchedulerConfig, TaskSpec, WorkerId};
+use elastic::Identity;
+pub use elastic::{ClusterStatus, WorkerStatus, RETIRED_REASON};
 use records::{Record, Records};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -100,6 +105,16 @@ pub struct Reactor {
     workers_observed: bool,
     /// The inner plan in force (see [`Reactor::peer_joined`]), told to workers.
     inner_plan: Option<String>,
+    /// Each connected worker's name, group and deadline (retired ones until they leave).
+    identities: HashMap<WorkerId, Identity, IdBuild>,
+    /// Workers the scheduler retired that are still connected.
+    retired: std::collections::HashSet<WorkerId, IdBuild>,
+    /// Groups whose last worker left after being retired, not yet taken.
+    groups_left: Vec<String>,
+    /// The origin of the scheduler's clock (the first time the reactor was told).
+    origin: Option<Instant>,
+    /// Whether a worker with a deadline ever joined (the scheduler then needs ticks).
+    has_deadlines: bool,
 }
 
 /// About how many bytes an event takes on the wire (for the client queue's room).
@@ -123,6 +138,11 @@ impl Reactor {
             subscribers: HashMap::default(),
             workers_observed: false,
             inner_plan: None,
+            identities: HashMap::default(),
+            retired: Default::default(),
+            groups_left: Vec::new(),
+            origin: None,
+            has_deadlines: false,
         }
     }
 
@@ -176,14 +196,32 @@ impl Reactor {
                 slots,
                 data_address,
                 resources,
+                name,
+                group,
+                time_left_ms,
             } => {
+                let identity = match Identity::new(name, group, data_address) {
+                    Ok(identity) => identity,
+                    Err(reason) => {
+                        comm.send(
+                            peer,
+                            Message::Refused {
+                                reason: reason.clone(),
+                            },
+                        );
+                        comm.disconnect(peer, &reason);
+                        return;
+                    }
+                };
                 self.next_worker += 1;
                 let id = self.next_worker;
                 self.events.emit_with(|| Observed::WorkerJoined {
                     worker: id,
                     host: data_address.ip().to_string(),
                     slots: slots.max(1),
+                    name: identity.name.clone(),
                 });
+                self.identities.insert(id, identity);
                 self.workers.insert(id, (peer, data_address));
                 self.by_address.insert(data_address, id);
                 let slots = slots.max(1);
@@ -196,6 +234,15 @@ impl Reactor {
                     slots,
                     resources,
                 });
+                if let Some(left) = time_left_ms {
+                    self.has_deadlines = true;
+                    let now_ms = self.clock_ms(now);
+                    self.feed(Event::Tick { now_ms });
+                    self.feed(Event::WorkerDeadline {
+                        worker: id,
+                        deadline_ms: now_ms.saturating_add(left),
+                    });
+                }
                 (PeerKind::Worker { id }, id)
             }
             Role::Client { inner_plan } => {
@@ -285,6 +332,7 @@ impl Reactor {
             Some(known) => known.last_seen = now,
             None => return,
         }
+        self.tick_scheduler(now);
         for message in messages {
             if let Err(reason) = self.on_message(peer, message, comm) {
                 self.drop_peer(peer, &reason, comm);
@@ -324,6 +372,7 @@ impl Reactor {
             self.drop_peer(peer, &reason, comm);
         }
         self.records.sweep(&self.scheduler);
+        self.tick_scheduler(now);
         self.carry_out(comm);
     }
 
@@ -406,6 +455,9 @@ impl Reactor {
             (Some(worker), Message::Replicated { task }) => {
                 self.feed(Event::Replicated { worker, task })
             }
+            (Some(worker), Message::ReplicateFailed { task }) => {
+                self.feed(Event::ReplicateFailed { worker, task })
+            }
             (
                 Some(worker),
                 Message::MissingData {
@@ -473,6 +525,7 @@ impl Reactor {
                     .retries(task.retries)
                     .priority(task.priority)
                     .resources(task.resources.clone())
+                    .kind(elastic::kind_of(&task.name))
                     .wanted(true),
             );
             ids.push(task.id);
@@ -576,16 +629,25 @@ impl Reactor {
         self.subscribers.remove(&peer);
         match gone.kind {
             PeerKind::Worker { id, .. } => {
-                if let Some((_, address)) = self.workers.remove(&id) {
-                    if self.by_address.get(&address) == Some(&id) {
-                        self.by_address.remove(&address);
-                    }
-                }
+                self.forget_worker_address(id);
+                let retired = self.retired.remove(&id);
+                let reason = if retired { RETIRED_REASON } else { reason };
+                let identity = self.identities.remove(&id);
+                let name = identity
+                    .as_ref()
+                    .map(|i| i.name.clone())
+                    .unwrap_or_default();
                 self.events.emit_with(|| Observed::WorkerLeft {
                     worker: id,
                     reason: reason.to_string(),
+                    name,
                 });
-                self.feed(Event::WorkerRemoved { worker: id });
+                if let Some(identity) = identity {
+                    self.group_member_left(identity.group, retired);
+                }
+                if !retired {
+                    self.feed(Event::WorkerRemoved { worker: id });
+                }
             }
             PeerKind::Client { nests, .. } => {
                 let still_nesting = self
@@ -618,10 +680,16 @@ impl Reactor {
             if on {
                 for info in self.scheduler.workers() {
                     if let Some((_, address)) = self.workers.get(&info.id) {
+                        let name = self
+                            .identities
+                            .get(&info.id)
+                            .map(|i| i.name.clone())
+                            .unwrap_or_default();
                         self.events.emit_with(|| Observed::WorkerJoined {
                             worker: info.id,
                             host: address.ip().to_string(),
                             slots: info.slots.max(1),
+                            name,
                         });
                     }
                 }

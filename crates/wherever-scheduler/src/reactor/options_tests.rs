@@ -25,6 +25,7 @@ fn a_higher_priority_task_is_computed_first() {
     let mut reactor = Reactor::new(ReactorConfig {
         scheduler: SchedulerConfig {
             prefetch_per_worker: Some(0),
+            ..SchedulerConfig::default()
         },
         events: Default::default(),
         heartbeat_timeout: Duration::from_secs(10),
@@ -40,6 +41,9 @@ fn a_higher_priority_task_is_computed_first() {
         slots: 1,
         data_address: SocketAddr::from(([127, 0, 0, 1], 9)),
         resources: crate::Resources::new(),
+        name: None,
+        group: None,
+        time_left_ms: None,
     };
     reactor.peer_joined(worker, role, now, &mut outbox);
     let computed: Vec<TaskId> = outbox
@@ -58,6 +62,9 @@ fn worker_with(resources: &str, port: u16) -> Role {
         slots: 2,
         data_address: SocketAddr::from(([127, 0, 0, 1], port)),
         resources: crate::Resources::parse(resources).unwrap(),
+        name: None,
+        group: None,
+        time_left_ms: None,
     }
 }
 

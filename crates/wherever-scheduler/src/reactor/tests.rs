@@ -175,6 +175,7 @@ impl Sim {
             reactor: Reactor::new(ReactorConfig {
                 scheduler: SchedulerConfig {
                     prefetch_per_worker: Some(2),
+                    ..SchedulerConfig::default()
                 },
                 events: Default::default(),
                 heartbeat_timeout: TIMEOUT,
@@ -203,6 +204,9 @@ impl Sim {
             slots,
             data_address: SocketAddr::from(([127, 0, 0, 1], 10_000 + peer as u16)),
             resources: crate::Resources::new(),
+            name: None,
+            group: None,
+            time_left_ms: None,
         };
         self.reactor
             .peer_joined(peer, role, self.now, &mut self.outbox);

@@ -1,0 +1,86 @@
+//! Asking a running scheduler server about its workers and queue, and to retire
+//! groups of workers: what `scale` and `adapt` use from the process that runs the
+//! scheduler ([`control_channel`]).
+
+use super::builds::Builds;
+use std::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use wherever_scheduler::reactor::{ClusterStatus, Comm};
+
+/// How long a control request waits for the server's answer.
+pub const CONTROL_WAIT: Duration = Duration::from_secs(10);
+
+/// A request to the server's core.
+pub(super) enum Request {
+    /// Answer with the workers and the queue.
+    Status(mpsc::Sender<ClusterStatus>),
+    /// Retire these groups; answer with how many workers are retiring for them.
+    Retire(Vec<String>, mpsc::Sender<usize>),
+}
+
+/// The caller's end: ask the server (from any thread outside its runtime).
+#[derive(Clone)]
+pub struct Control {
+    requests: UnboundedSender<Request>,
+}
+
+/// The server's end, given to [`super::serve_controlled`].
+pub struct ControlSide {
+    pub(super) requests: UnboundedReceiver<Request>,
+    /// Where the server reports groups whose retired workers have all left.
+    pub(super) groups_left: mpsc::Sender<Vec<String>>,
+}
+
+/// A [`Control`], the [`ControlSide`] for the server, and the receiver of the
+/// groups whose retired workers have all left (in the order they left).
+pub fn control_channel() -> (Control, ControlSide, mpsc::Receiver<Vec<String>>) {
+    let (requests, incoming) = unbounded_channel();
+    let (groups_left, left) = mpsc::channel();
+    (
+        Control { requests },
+        ControlSide {
+            requests: incoming,
+            groups_left,
+        },
+        left,
+    )
+}
+
+impl Control {
+    /// The connected workers and the queue of every build's scheduler.
+    pub fn status(&self) -> Result<ClusterStatus, String> {
+        let (answer, answered) = mpsc::channel();
+        self.ask(Request::Status(answer), answered)
+    }
+
+    /// Retires every worker of `groups` gracefully; returns how many are retiring.
+    pub fn retire(&self, groups: Vec<String>) -> Result<usize, String> {
+        let (answer, answered) = mpsc::channel();
+        self.ask(Request::Retire(groups, answer), answered)
+    }
+
+    fn ask<T>(&self, request: Request, answered: mpsc::Receiver<T>) -> Result<T, String> {
+        self.requests
+            .send(request)
+            .map_err(|_| "the scheduler has stopped".to_string())?;
+        answered.recv_timeout(CONTROL_WAIT).map_err(|_| {
+            format!(
+                "the scheduler did not answer within {} s",
+                CONTROL_WAIT.as_secs()
+            )
+        })
+    }
+}
+
+/// Answers `request` from the reactors in `builds`.
+pub(super) fn answer(request: Request, builds: &mut Builds, comm: &mut impl Comm) {
+    match request {
+        Request::Status(answer) => {
+            let _ = answer.send(builds.cluster_status());
+        }
+        Request::Retire(groups, answer) => {
+            let _ = answer.send(builds.retire_groups(&groups, comm));
+        }
+    }
+}
