@@ -51,6 +51,12 @@ fn square_after_go(i: u64, dir: String) -> (u64, String, String, String) {
     )
 }
 
+/// `i * i`.
+#[wherever::task]
+fn square(i: u64) -> u64 {
+    i * i
+}
+
 /// Like [`square_after_go`], but returns the Slurm node the worker runs on.
 #[wherever::task]
 fn node_after_go(i: u64, dir: String) -> String {
@@ -291,18 +297,22 @@ fn add_submits_a_job_whose_workers_join_and_left_cancels_it() {
     wait_for(|| client.workers().0 == 1, "the first job's worker");
     wait_for(|| workers.starting() == 0, "nothing starting");
     let first = scene.queued();
+    assert_eq!(first.len(), 1, "{first:?}");
+    workers.connected(&[first[0].0.clone()]);
     workers.add(1, &launch).unwrap();
     let both = scene.queued();
     assert_eq!(both.len(), 2, "{both:?}");
-    wait_for(|| client.workers().0 == 2, "the added job's worker");
-    wait_for(|| workers.starting() == 0, "nothing starting after the add");
     let added = both
         .iter()
-        .find(|job| !first.contains(job) && job.1 == "RUNNING")
-        .or_else(|| both.iter().find(|job| job.0 != first[0].0))
+        .find(|job| job.0 != first[0].0)
         .unwrap()
         .0
         .clone();
+    wait_for(|| client.workers().0 == 2, "the added job's worker");
+    // Running, but not yet reported connected: still starting.
+    assert_eq!(workers.starting(), 1);
+    workers.connected(&[first[0].0.clone(), added.clone()]);
+    assert_eq!(workers.starting(), 0, "both jobs reported connected");
     workers.left(std::slice::from_ref(&added));
     wait_for(
         || !scene.queued().iter().any(|(id, _)| *id == added),
@@ -310,6 +320,33 @@ fn add_submits_a_job_whose_workers_join_and_left_cancels_it() {
     );
     wait_for(|| client.workers().0 == 1, "its worker gone");
     workers.stop();
+    scene.wait_until_none_queued();
+    scene.assert_no_run_dir_left();
+}
+
+/// `Client::scale` on a jobs plan: up submits jobs whose workers join, down
+/// retires whole jobs, which end; nothing is left queued.
+fn scale_up_and_down_submits_and_ends_jobs() {
+    if !checks_need_slurm() {
+        return;
+    }
+    let scene = Scene::new("scale");
+    use_dir(&scene);
+    let plan = format!("slurm:jobs=1,time=00:05:00,job-name={}", scene.name);
+    {
+        let client = Plan::parse(&plan).unwrap().start().unwrap();
+        assert_eq!(client.connected_workers(), 1);
+        client.scale(3).unwrap();
+        wait_for(|| client.connected_workers() == 3, "three workers");
+        assert_eq!(scene.queued().len(), 3);
+        let squares: Vec<u64> = client
+            .gather((0..6u64).map(|i| client.submit(square, i)))
+            .unwrap();
+        assert_eq!(squares, [0, 1, 4, 9, 16, 25]);
+        client.scale(1).unwrap();
+        wait_for(|| scene.queued().len() == 1, "two jobs retired and ended");
+        wait_for(|| client.connected_workers() == 1, "one worker left");
+    }
     scene.wait_until_none_queued();
     scene.assert_no_run_dir_left();
 }
@@ -615,6 +652,10 @@ fn main() {
         (
             "add_submits_a_job_whose_workers_join_and_left_cancels_it",
             add_submits_a_job_whose_workers_join_and_left_cancels_it,
+        ),
+        (
+            "scale_up_and_down_submits_and_ends_jobs",
+            scale_up_and_down_submits_and_ends_jobs,
         ),
         (
             "a_held_job_counts_as_starting_until_its_worker_joins",

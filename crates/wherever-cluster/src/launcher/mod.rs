@@ -31,7 +31,7 @@ pub use mpi::{MpiLauncher, MpiRank};
 pub use processes::{LocalCluster, ProcessesLauncher, RESTART_BUDGET};
 pub use slurm::{SlurmLauncher, SRUN_OPTIONS};
 pub use slurm_jobs::{SlurmJobsLauncher, SLURM_DIR_VARIABLE};
-pub use slurm_script::{job_script, WORKER_DEADLINE_VARIABLE};
+pub use slurm_script::job_script;
 pub use slurm_spec::SlurmJobsSpec;
 pub use ssh::{
     default_connect_timeout, SshHostSpec, SshLauncher, CONNECT_TIMEOUT_VARIABLE,

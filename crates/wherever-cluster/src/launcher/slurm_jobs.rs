@@ -26,7 +26,7 @@ use super::slurm_script::job_script;
 use super::slurm_spec::SlurmJobsSpec;
 use super::{BindScope, LaunchStatus, LaunchedWorkers, Launcher, WorkerLaunch, WORKER_VARIABLE};
 use crate::auth::{Secret, SECRET_FILE_VARIABLE};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -145,6 +145,7 @@ impl Launcher for SlurmJobsLauncher {
             ids: Vec::new(),
             states: Mutex::new(States::default()),
             cancelled: Vec::new(),
+            seen: None,
             stopped: false,
         };
         secret.write_new_file(&jobs.secret_file).map_err(|e| {
@@ -177,6 +178,9 @@ struct SlurmJobs {
     states: Mutex<States>,
     /// Jobs this client cancelled itself (their output is Slurm's notice).
     cancelled: Vec<String>,
+    /// The jobs whose workers have connected, once [`LaunchedWorkers::connected`]
+    /// has been called (`None` before: `starting` then goes by queue states).
+    seen: Option<HashSet<String>>,
     stopped: bool,
 }
 
@@ -377,18 +381,34 @@ impl LaunchedWorkers for SlurmJobs {
         Ok(())
     }
 
+    /// The workers of jobs still queued, and (once [`LaunchedWorkers::connected`]
+    /// has told which jobs connected) of running jobs none of whose workers has
+    /// connected yet; a job that ended is not starting.
     fn starting(&self) -> usize {
         let states = self.states(Duration::from_secs(1));
         let waiting = self
             .ids
             .iter()
-            .filter(|id| {
-                states
-                    .get(*id)
-                    .is_none_or(|state| WAITING_STATES.contains(&state.as_str()))
+            .filter(|id| match (states.get(*id), &self.seen) {
+                // Slurm forgot it (it ended long ago) or squeue failed.
+                (None, _) => false,
+                (Some(state), _) if WAITING_STATES.contains(&state.as_str()) => true,
+                (Some(state), Some(seen)) => {
+                    ACTIVE_STATES.contains(&state.as_str()) && !seen.contains(*id)
+                }
+                (Some(_), None) => false,
             })
             .count();
         waiting * self.spec.workers_per_job()
+    }
+
+    fn connected(&mut self, groups: &[String]) {
+        let seen = self.seen.get_or_insert_with(HashSet::new);
+        for group in groups {
+            if self.ids.contains(group) {
+                seen.insert(group.clone());
+            }
+        }
     }
 
     fn left(&mut self, groups: &[String]) {

@@ -7,17 +7,14 @@
 //! Inside a job, one `srun --ntasks=W` runs the W workers, one Slurm task each
 //! (the job asks for W tasks): each worker is named `JOBID.PROCID`, its group is
 //! the job id, and with a walltime it knows when the job ends
-//! (`WHEREVER_WORKER_DEADLINE`, Unix seconds, computed when the job starts).
+//! (`WHEREVER_WORKER_DEADLINE`, [`DEADLINE_VARIABLE`], Unix seconds, computed when
+//! the job starts).
 
 use super::slurm_spec::SlurmJobsSpec;
 use super::{WORKER_GROUP_VARIABLE, WORKER_NAME_VARIABLE};
-use crate::worker::{DEATH_TIMEOUT_VARIABLE, THREADS_VARIABLE};
+use crate::worker::{DEADLINE_VARIABLE, DEATH_TIMEOUT_VARIABLE, THREADS_VARIABLE};
 use std::fmt::Write as _;
 use std::path::Path;
-
-/// The environment variable giving a job worker the end of its job's walltime, in
-/// Unix seconds (set when the plan gives `time`).
-pub const WORKER_DEADLINE_VARIABLE: &str = "WHEREVER_WORKER_DEADLINE";
 
 /// The batch script that runs the workers of `spec` from `executable` (an
 /// absolute path): see the [module documentation](self).
@@ -79,7 +76,7 @@ pub fn job_script(spec: &SlurmJobsSpec, executable: &Path) -> Result<String, Str
     if let Some(seconds) = spec.walltime_seconds() {
         let _ = writeln!(
             script,
-            "export {WORKER_DEADLINE_VARIABLE}=$(( $(date +%s) + {seconds} ))"
+            "export {DEADLINE_VARIABLE}=$(( $(date +%s) + {seconds} ))"
         );
     }
     let mut srun = format!("exec srun --ntasks={workers} --kill-on-bad-exit=0");
