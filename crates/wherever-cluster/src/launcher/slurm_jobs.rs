@@ -390,12 +390,13 @@ impl LaunchedWorkers for SlurmJobs {
             .ids
             .iter()
             .filter(|id| match (states.get(*id), &self.seen) {
+                // Reported connected: never starting, whatever a queue state read
+                // a moment before said.
+                (_, Some(seen)) if seen.contains(*id) => false,
                 // Slurm forgot it (it ended long ago) or squeue failed.
                 (None, _) => false,
                 (Some(state), _) if WAITING_STATES.contains(&state.as_str()) => true,
-                (Some(state), Some(seen)) => {
-                    ACTIVE_STATES.contains(&state.as_str()) && !seen.contains(*id)
-                }
+                (Some(state), Some(_)) => ACTIVE_STATES.contains(&state.as_str()),
                 (Some(_), None) => false,
             })
             .count();
@@ -578,6 +579,56 @@ mod tests {
             error.starts_with("cannot run `sbatch` (is Slurm installed here?)"),
             "{error}"
         );
+    }
+
+    /// Jobs with these cached queue states, read just now (no squeue is asked
+    /// within the cache's age), and already stopped (dropping it asks nothing).
+    fn jobs_in_states(states: &[(&str, &str)], workers_per_job: &str) -> SlurmJobs {
+        let options = [
+            ("jobs".to_string(), "1".to_string()),
+            ("workers-per-job".to_string(), workers_per_job.to_string()),
+        ];
+        SlurmJobs {
+            spec: SlurmJobsSpec::from_options(&options).unwrap(),
+            script: String::new(),
+            run_dir: PathBuf::from("/nonexistent"),
+            secret_file: PathBuf::from("/nonexistent/secret"),
+            ids: states.iter().map(|(id, _)| id.to_string()).collect(),
+            states: Mutex::new(States {
+                read_at: Some(Instant::now()),
+                by_job: states
+                    .iter()
+                    .map(|(id, state)| (id.to_string(), state.to_string()))
+                    .collect(),
+            }),
+            cancelled: Vec::new(),
+            seen: None,
+            stopped: true,
+        }
+    }
+
+    #[test]
+    fn a_job_reported_connected_is_not_starting_whatever_an_older_state_says() {
+        let mut jobs = jobs_in_states(&[("1", "PENDING"), ("2", "RUNNING"), ("3", "PENDING")], "2");
+        // Before any report: queued jobs are starting, running ones are not.
+        assert_eq!(jobs.starting(), 4);
+        // The state of job 1 was read before its workers connected.
+        jobs.connected(&["1".to_string(), "not-ours".to_string()]);
+        assert_eq!(
+            jobs.starting(),
+            2 + 2,
+            "job 2 runs unreported, job 3 is queued"
+        );
+        jobs.connected(&["1".to_string(), "2".to_string()]);
+        assert_eq!(jobs.starting(), 2, "only the queued job 3");
+    }
+
+    #[test]
+    fn ended_or_forgotten_jobs_are_not_starting() {
+        let mut jobs = jobs_in_states(&[("1", "FAILED"), ("2", "CANCELLED")], "1");
+        jobs.ids.push("3".to_string());
+        jobs.connected(&[]);
+        assert_eq!(jobs.starting(), 0);
     }
 
     #[test]
