@@ -351,6 +351,42 @@ fn scale_up_and_down_submits_and_ends_jobs() {
     scene.assert_no_run_dir_left();
 }
 
+/// `Client::adapt` on a jobs plan: a burst of waiting tasks submits jobs up to
+/// the maximum; once the work is done and the grace period over, the extra jobs
+/// are retired and end; the results are right.
+fn adapt_grows_with_a_burst_and_shrinks_when_idle() {
+    if !checks_need_slurm() {
+        return;
+    }
+    let scene = Scene::new("adapt");
+    use_dir(&scene);
+    let plan = format!("slurm:jobs=1,time=00:05:00,job-name={}", scene.name);
+    {
+        let client = Plan::parse(&plan).unwrap().start().unwrap();
+        let mut options = wherever::AdaptOptions::new(1, 3);
+        options.interval = Duration::from_millis(200);
+        options.idle_grace = Duration::from_secs(1);
+        client.adapt_with(options).unwrap();
+        let futures: Vec<_> = (0..6)
+            .map(|i| client.submit(square_after_go, (i, scene.dir_text())))
+            .collect();
+        wait_for(
+            || client.connected_workers() == 3,
+            "adapt to grow to 3 workers",
+        );
+        wait_for(|| scene.started() >= 3, "a task on each of the 3 workers");
+        assert!(scene.queued().len() <= 3, "never more than the maximum");
+        std::fs::write(scene.dir.join("go"), b"").unwrap();
+        let results: Vec<(u64, String, String, String)> = client.gather(futures).unwrap();
+        let squares: Vec<u64> = results.iter().map(|r| r.0).collect();
+        assert_eq!(squares, [0, 1, 4, 9, 16, 25]);
+        wait_for(|| scene.queued().len() == 1, "idle jobs retired and ended");
+        wait_for(|| client.connected_workers() == 1, "back to the minimum");
+    }
+    scene.wait_until_none_queued();
+    scene.assert_no_run_dir_left();
+}
+
 /// A job Slurm holds is `starting()` until it runs and its worker joins.
 fn a_held_job_counts_as_starting_until_its_worker_joins() {
     if !checks_need_slurm() {
@@ -656,6 +692,10 @@ fn main() {
         (
             "scale_up_and_down_submits_and_ends_jobs",
             scale_up_and_down_submits_and_ends_jobs,
+        ),
+        (
+            "adapt_grows_with_a_burst_and_shrinks_when_idle",
+            adapt_grows_with_a_burst_and_shrinks_when_idle,
         ),
         (
             "a_held_job_counts_as_starting_until_its_worker_joins",
