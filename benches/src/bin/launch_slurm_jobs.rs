@@ -7,9 +7,12 @@
 //! cargo build -p wherever-benches --bin launch_slurm_jobs
 //! target/debug/launch_slurm_jobs --plan slurm:jobs=4,time=00:10:00 --repeats 5
 //! target/debug/launch_slurm_jobs --plan slurm:jobs=1,workers-per-job=4 --repeats 5
+//! # from `client.scale(4)` on a running one-job cluster to 4 workers connected
+//! target/debug/launch_slurm_jobs --plan slurm:jobs=1,time=00:10:00 --scale 4 --repeats 5
 //! ```
 //!
-//! Prints one markdown table row: the median of the starts and stops with their range.
+//! Prints one markdown table row: the median of the starts (or scale-ups) and stops
+//! with their range.
 
 use std::time::{Duration, Instant};
 use wherever::prelude::*;
@@ -32,18 +35,31 @@ fn main() -> wherever::Result<()> {
         .map(|text| text.parse::<usize>().unwrap_or(1))
         .unwrap_or(5)
         .max(1);
+    let scale_to = wherever::args::flag_value(std::env::args(), "--scale")?
+        .and_then(|text| text.parse::<usize>().ok());
     let (mut starts, mut stops, mut workers) = (Vec::new(), Vec::new(), 0);
     for _ in 0..repeats {
-        let started = Instant::now();
+        let mut started = Instant::now();
         let client = plan.start()?;
+        if let Some(target) = scale_to {
+            started = Instant::now();
+            client.scale(target)?;
+            while client.connected_workers() < target {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         starts.push(started.elapsed());
-        workers = client.workers();
+        workers = client.connected_workers();
         let stopping = Instant::now();
         drop(client);
         stops.push(stopping.elapsed());
     }
+    let what = match scale_to {
+        Some(target) => format!("`{plan}` then `scale({target})`"),
+        None => format!("`{plan}`"),
+    };
     println!(
-        "| `{plan}` | {workers} | {} | {} |",
+        "| {what} | {workers} | {} | {} |",
         summary(starts),
         summary(stops)
     );
