@@ -51,6 +51,19 @@ fn square_after_go(i: u64, dir: String) -> (u64, String, String, String) {
     )
 }
 
+/// Records that it ran (`DIR/ran-I-PID-NANOS`), takes a second, returns `i * i`.
+#[wherever::task]
+fn square_in_a_second(i: u64, dir: String) -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mark = PathBuf::from(dir).join(format!("ran-{i}-{}-{nanos}", std::process::id()));
+    std::fs::write(mark, b"").unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    i * i
+}
+
 /// `i * i`.
 #[wherever::task]
 fn square(i: u64) -> u64 {
@@ -387,6 +400,49 @@ fn adapt_grows_with_a_burst_and_shrinks_when_idle() {
     scene.assert_no_run_dir_left();
 }
 
+/// A one-minute walltime and about 80 s of work through adapt: workers leave
+/// before their jobs end, adapt replaces them with new jobs, every task runs once
+/// and the results are right.
+fn work_longer_than_the_walltime_finishes_through_adapt() {
+    if !checks_need_slurm() {
+        return;
+    }
+    let scene = Scene::new("walltime");
+    use_dir(&scene);
+    let plan = format!("slurm:jobs=1,time=00:01:00,job-name={}", scene.name);
+    // 80 one-second tasks; SJOBS_WALLTIME_TASKS=180 gives the 3 minutes.
+    let tasks: u64 = std::env::var("SJOBS_WALLTIME_TASKS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(80);
+    {
+        let client = Plan::parse(&plan).unwrap().start().unwrap();
+        let mut options = wherever::AdaptOptions::new(1, 1);
+        options.interval = Duration::from_millis(200);
+        client.adapt_with(options).unwrap();
+        let futures: Vec<_> = (0..tasks)
+            .map(|i| client.submit(square_in_a_second, (i, scene.dir_text())))
+            .collect();
+        let squares: Vec<u64> = client.gather(futures).unwrap();
+        assert_eq!(squares, (0..tasks).map(|i| i * i).collect::<Vec<_>>());
+    }
+    scene.wait_until_none_queued();
+    let mut runs = vec![0usize; tasks as usize];
+    for entry in std::fs::read_dir(&scene.dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if let Some(rest) = name.strip_prefix("ran-") {
+            runs[rest.split('-').next().unwrap().parse::<usize>().unwrap()] += 1;
+        }
+    }
+    assert!(runs.iter().all(|&n| n == 1), "runs per task: {runs:?}");
+    let jobs = scene.jobs(true);
+    assert!(jobs.len() >= 2, "the first job was replaced: {jobs:?}");
+    assert!(
+        jobs.iter().all(|(_, state)| state == "COMPLETED"),
+        "every job ended by itself before its walltime: {jobs:?}"
+    );
+}
+
 /// A job Slurm holds is `starting()` until it runs and its worker joins.
 fn a_held_job_counts_as_starting_until_its_worker_joins() {
     if !checks_need_slurm() {
@@ -696,6 +752,10 @@ fn main() {
         (
             "adapt_grows_with_a_burst_and_shrinks_when_idle",
             adapt_grows_with_a_burst_and_shrinks_when_idle,
+        ),
+        (
+            "work_longer_than_the_walltime_finishes_through_adapt",
+            work_longer_than_the_walltime_finishes_through_adapt,
         ),
         (
             "a_held_job_counts_as_starting_until_its_worker_joins",
