@@ -48,6 +48,10 @@ const QUIET_END_WAIT: Duration = Duration::from_secs(3);
 /// `KillWait` is 30 s by default).
 const STOP_WAIT: Duration = Duration::from_secs(90);
 
+/// How long a job whose workers all left may take to end by itself before it is
+/// cancelled.
+const LEAVE_GRACE: Duration = Duration::from_secs(5);
+
 /// How often job states are read from `squeue` at most.
 const REFRESH_EVERY: Duration = Duration::from_millis(250);
 
@@ -146,6 +150,7 @@ impl Launcher for SlurmJobsLauncher {
             states: Mutex::new(States::default()),
             cancelled: Vec::new(),
             seen: None,
+            leaving: Vec::new(),
             stopped: false,
         };
         secret.write_new_file(&jobs.secret_file).map_err(|e| {
@@ -181,6 +186,8 @@ struct SlurmJobs {
     /// The jobs whose workers have connected, once [`LaunchedWorkers::connected`]
     /// has been called (`None` before: `starting` then goes by queue states).
     seen: Option<HashSet<String>>,
+    /// Threads cancelling jobs whose workers left, if they do not end by themselves.
+    leaving: Vec<std::thread::JoinHandle<()>>,
     stopped: bool,
 }
 
@@ -311,6 +318,9 @@ impl LaunchedWorkers for SlurmJobs {
             return;
         }
         self.stopped = true;
+        for handle in self.leaving.drain(..) {
+            let _ = handle.join();
+        }
         // Jobs still queued have no worker to say goodbye to: cancel them now.
         let states = self.states(Duration::ZERO);
         let waiting: Vec<String> = self
@@ -412,6 +422,9 @@ impl LaunchedWorkers for SlurmJobs {
         }
     }
 
+    /// The jobs' workers have left: a job normally ends by itself a moment later
+    /// (its `srun` ends with its last worker); one still listed after
+    /// [`LEAVE_GRACE`] is cancelled, on a thread of its own (stopping waits for it).
     fn left(&mut self, groups: &[String]) {
         let ours: Vec<String> = self
             .ids
@@ -422,8 +435,33 @@ impl LaunchedWorkers for SlurmJobs {
         if ours.is_empty() {
             return;
         }
-        let states = self.states(Duration::ZERO);
-        let active: Vec<String> = ours
+        self.ids.retain(|id| !ours.contains(id));
+        // Slurm's own notice is all a cancelled job's output would hold.
+        self.cancelled.extend(ours.iter().cloned());
+        let leaving = ours.clone();
+        match std::thread::Builder::new()
+            .name("wherever-slurm-left".into())
+            .spawn(move || cancel_unless_ended(&leaving, LEAVE_GRACE))
+        {
+            Ok(handle) => self.leaving.push(handle),
+            Err(_) => cancel_unless_ended(&ours, Duration::ZERO),
+        }
+    }
+}
+
+impl Drop for SlurmJobs {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Waits up to `grace` for `ids` to leave Slurm's active states, `scancel`s those
+/// still active then, and takes them out of the process's registry.
+fn cancel_unless_ended(ids: &[String], grace: Duration) {
+    let deadline = Instant::now() + grace;
+    loop {
+        let states = job_states(ids);
+        let active: Vec<String> = ids
             .iter()
             .filter(|id| {
                 states
@@ -432,20 +470,19 @@ impl LaunchedWorkers for SlurmJobs {
             })
             .cloned()
             .collect();
-        if let Err(error) = slurm_cancel::scancel(&active) {
-            tracing::warn!("{error}");
+        if active.is_empty() {
+            break;
         }
-        self.cancelled.extend(active);
-        for id in &ours {
-            slurm_cancel::unregister(id);
+        if Instant::now() >= deadline {
+            if let Err(error) = slurm_cancel::scancel(&active) {
+                tracing::warn!("{error}");
+            }
+            break;
         }
-        self.ids.retain(|id| !ours.contains(id));
+        std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-impl Drop for SlurmJobs {
-    fn drop(&mut self) {
-        self.stop();
+    for id in ids {
+        slurm_cancel::unregister(id);
     }
 }
 
@@ -603,6 +640,7 @@ mod tests {
             }),
             cancelled: Vec::new(),
             seen: None,
+            leaving: Vec::new(),
             stopped: true,
         }
     }
