@@ -6,14 +6,16 @@
 //! cargo run --release -p wherever-benches --bin dashboard_cost 2>/dev/null
 //! ```
 //!
-//! Prints a markdown table (median of 5 alternating runs of each) to stdout.
+//! Prints a markdown table (median of 5 alternating runs of each, or of N with
+//! `--repeats=N`) to stdout. With plan names as arguments (`dashboard_cost
+//! threads:2`), measures only those.
 //! Target: less than 5% slower with the dashboard on.
 
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use wherever::prelude::*;
-use wherever_benches::{alternating_medians, items_per_second, load_average, markdown_table, Row};
+use wherever_benches::{items_per_second, load_average, markdown_table, Row};
 
 #[wherever::task]
 fn scramble(x: u64) -> u64 {
@@ -61,6 +63,35 @@ fn read_stream(link: &str) {
     });
 }
 
+/// How many alternating runs of each: `--repeats=N` among the arguments, else 5.
+fn repeats() -> usize {
+    std::env::args()
+        .find_map(|arg| arg.strip_prefix("--repeats=")?.parse().ok())
+        .filter(|&n: &usize| n >= 1)
+        .unwrap_or(5)
+}
+
+/// The median time of each body over `repeats` runs taken in turn (as
+/// [`wherever_benches::alternating_medians`], with a chosen number of runs).
+fn alternating_medians_of<const K: usize>(
+    repeats: usize,
+    mut bodies: [&mut dyn FnMut(); K],
+) -> [std::time::Duration; K] {
+    let mut times = vec![[std::time::Duration::ZERO; K]; repeats];
+    for run in times.iter_mut() {
+        for (body, time) in bodies.iter_mut().zip(run.iter_mut()) {
+            let started = std::time::Instant::now();
+            body();
+            *time = started.elapsed();
+        }
+    }
+    std::array::from_fn(|k| {
+        let mut of_k: Vec<_> = times.iter().map(|run| run[k]).collect();
+        of_k.sort_unstable();
+        of_k[repeats / 2]
+    })
+}
+
 fn throughput(rows: &mut Vec<Row>, plan: &str, tasks: u64) {
     let off = start(plan, false);
     let on = start(plan, true);
@@ -81,8 +112,10 @@ fn throughput(rows: &mut Vec<Row>, plan: &str, tasks: u64) {
     run(&off);
     run(&on);
     run(&bare);
-    let [time_off, time_on, time_bare] =
-        alternating_medians([&mut || run(&off), &mut || run(&on), &mut || run(&bare)]);
+    let [time_off, time_on, time_bare] = alternating_medians_of(
+        repeats(),
+        [&mut || run(&off), &mut || run(&on), &mut || run(&bare)],
+    );
     let rate_bare = items_per_second(time_bare, tasks as usize);
     let bare_slower = (time_bare.as_secs_f64() / time_off.as_secs_f64() - 1.0) * 100.0;
     let rate_off = items_per_second(time_off, tasks as usize);
@@ -106,9 +139,19 @@ fn throughput(rows: &mut Vec<Row>, plan: &str, tasks: u64) {
 
 #[wherever::main]
 fn main() {
+    // `dashboard_cost threads:2` measures only that plan (for profiling).
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    let wanted = |plan: &str| only.is_empty() || only.iter().any(|p| p == plan);
     let mut rows = Vec::new();
-    throughput(&mut rows, "threads:2", 100_000);
-    throughput(&mut rows, "processes:2", 20_000);
+    if wanted("threads:2") {
+        throughput(&mut rows, "threads:2", 100_000);
+    }
+    if wanted("processes:2") {
+        throughput(&mut rows, "processes:2", 20_000);
+    }
     println!("load average before: {}\n", load_average());
     println!("{}", markdown_table(&rows));
 }

@@ -6,7 +6,12 @@
 //! `wherever worker tcp://HOST:8786 --threads 4 --resources gpu=2,mem=16GB -- ./program`.
 //! On SIGTERM or Ctrl-C the scheduler tells its workers goodbye (they exit with
 //! status 0 instead of waiting for it to come back) and exits.
+//!
+//! `wherever run --plan processes:4 -- ./program ARGS` starts a scheduler and four
+//! workers of `./program`, runs it as their client with a progress bar and the
+//! dashboard, and exits with its status (see [`run`]).
 
+mod run;
 mod slurm_script;
 
 use anyhow::Context;
@@ -102,6 +107,26 @@ enum Commands {
         /// The worker program (your program); default: a placeholder path.
         #[arg(long)]
         program: Option<PathBuf>,
+    },
+    /// Run PROGRAM (a program of yours whose `main` has `#[wherever::main]`) on a
+    /// cluster started for it: a scheduler and the plan's workers (PROGRAM started
+    /// as workers), PROGRAM as their client with WHEREVER_PLAN=tcp://ADDRESS, one
+    /// progress bar over all its tasks on stderr when stderr is a terminal, and the
+    /// dashboard. Exits with PROGRAM's exit status.
+    Run {
+        /// The plan: `processes:N` (N worker processes of PROGRAM on this machine).
+        #[arg(long, value_parser = run::parse_run_plan)]
+        plan: run::RunPlan,
+        /// The live dashboard: `on` or `off`. Default: $WHEREVER_DASHBOARD, else on.
+        #[arg(long, value_parser = parse_on_off)]
+        dashboard: Option<bool>,
+        /// The first port the dashboard tries. Default: $WHEREVER_DASHBOARD_PORT,
+        /// else 8787.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        dashboard_port: Option<u16>,
+        /// The program to run, and its arguments.
+        #[arg(last = true, required = true, num_args = 1..)]
+        program: Vec<OsString>,
     },
 }
 
@@ -257,6 +282,18 @@ fn main() -> anyhow::Result<()> {
             resources,
             program,
         } => std::process::exit(run_worker(&address, threads, resources, &program)?),
+        Commands::Run {
+            plan,
+            dashboard,
+            dashboard_port,
+            program,
+        } => {
+            let events = EventBus::new();
+            let dashboard = start_dashboard(dashboard, dashboard_port, &events)?;
+            let status = run::run(plan, &program, events)?;
+            drop(dashboard);
+            std::process::exit(status)
+        }
         Commands::Scheduler {
             port,
             host,

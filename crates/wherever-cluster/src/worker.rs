@@ -20,6 +20,7 @@ use wherever_core::panic_capture::{install_hook, run_caught};
 use wherever_core::registry::{self, EncodedCall};
 use wherever_core::{TaskError, TaskErrorKind};
 
+mod cpu;
 mod identity;
 mod memory;
 mod reconnect;
@@ -404,14 +405,21 @@ impl wherever_core::crew::CrewWork for TaskThreads {
             }
         }
         RUNNING.with(|running| running.set(Some(task.id)));
-        if memory::OBSERVED.load(std::sync::atomic::Ordering::Relaxed) {
+        let observed = memory::OBSERVED.load(std::sync::atomic::Ordering::Relaxed);
+        if observed {
             let _ = self.outgoing.send(Message::Started { task: task.id });
             if let Some(rss_bytes) = memory::due_report() {
-                let _ = self.outgoing.send(Message::Memory { rss_bytes });
+                let cpu = cpu::cpu_time();
+                let _ = self.outgoing.send(Message::Memory { rss_bytes, cpu });
             }
         }
         let watch = watchdog::watch(&task);
-        let message = run_task(&task, &self.label, &self.store);
+        // Timed only while somebody reads the stream (the dashboard's task stream).
+        let started = observed.then(std::time::Instant::now);
+        let mut message = run_task(&task, &self.label, &self.store);
+        if let (Some(started), Message::Finished { ran_for, .. }) = (started, &mut message) {
+            *ran_for = Some(started.elapsed());
+        }
         drop(watch);
         RUNNING.with(|running| running.set(None));
         {
@@ -511,6 +519,7 @@ impl TaskPool {
                 task: task.id,
                 nbytes: result.len() as u64,
                 result: inline,
+                ran_for: None,
             });
             return;
         }
@@ -653,6 +662,7 @@ fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
         task: task.id,
         nbytes,
         result: inline,
+        ran_for: None,
     }
 }
 

@@ -8,8 +8,11 @@
 //!   retried, released) and worker transitions (joined, left, memory), with the task's
 //!   name and group. Never argument or result *values*: only names, counts, sizes and
 //!   times.
-//! - **Times** are [`Duration`]s since the emitting bus was created ([`Stamped::at`]);
-//!   events a client receives from a remote scheduler keep the scheduler's times.
+//! - **Times** are [`Duration`]s since the emitting bus was created ([`Stamped::at`]),
+//!   read from a coarse clock ([`EventBus::clock`]: one atomic that a ticker thread
+//!   advances every millisecond while anybody subscribes), so a local task shorter
+//!   than a millisecond has a duration of 0 or 1 ms. Events a client receives from a
+//!   remote scheduler keep the scheduler's times.
 //! - **Names and groups.** A task's name is its registered `#[task]` name or the name set
 //!   with the per-task name option; its group is the `map` call's label when there is
 //!   one, else the name's prefix ([`group_of`], Dask's key prefix: `fit-3` is in `fit`).
@@ -17,10 +20,30 @@
 //!   that `TaskStarted { task: 7, .. }` and `TaskFinished { task: 7, .. }` pair up.
 //! - **Cost when nobody looks.** [`EventBus::emit_with`] is one relaxed atomic load when
 //!   there is no subscriber: the event is not even built.
-//! - **Bounded.** Each [`Subscription`] holds at most `capacity` events; when a slow
-//!   reader lets it fill, the *oldest* events are dropped, and the reader is told how
-//!   many with an [`Event::Dropped`] before the next event it reads. Emitting never
-//!   waits for a reader.
+//! - **Cost when somebody looks.** Each emitting thread writes into a ring of its own
+//!   (per bus): a task event is six plain stores and one release store, with no lock
+//!   and no cache line shared with other emitters; names registered with `#[task]`
+//!   are `&'static str` and travel as a pointer. Readers copy the rings in batches
+//!   when they read ([`Subscription::drain`], [`Subscription::try_recv`],
+//!   [`Subscription::recv_timeout`]) and merge them in time order. Events with
+//!   strings (worker events, a name given per task) wait beside the ring, behind a
+//!   lock of the emitting thread's own.
+//! - **A local task's start** costs no record: the thread shows it in a "running"
+//!   cell of its ring ([`EventBus::task_started_here`]), and its end is one record
+//!   carrying its start too ([`EventBus::task_ended_here`]). A reader that reads
+//!   while the task runs reads its `TaskStarted` then (once); otherwise it reads it
+//!   just before its end. A reader does not report what ran when it subscribed.
+//! - **Order.** One thread's events are read in the order it emitted them; events of
+//!   different threads are merged by time (a task's submission before its start at
+//!   the same time). Rarely, a task's start on one thread can be read one read
+//!   before its submission on another (when a read falls between them); readers
+//!   that count should tolerate an event of a task they have not seen submitted.
+//! - **Bounded.** Each emitting thread's ring holds 8,192 events per bus: a reader
+//!   that does not read for longer than that loses the *oldest* of them. Each
+//!   [`Subscription`] holds at most `capacity` events it has read from the rings; when a
+//!   slow reader lets it fill, the *oldest* events are dropped. Either way the reader
+//!   is told how many with an [`Event::Dropped`] before the next event it reads.
+//!   Emitting never waits for a reader; a waiting reader is woken within 5 ms.
 //!
 //! ```
 //! use wherever_core::events::{Event, EventBus};
@@ -42,11 +65,21 @@
 //! );
 //! ```
 
+mod clock;
+mod packed;
+mod ring;
+
 use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+
+use packed::{Record, Unpacked};
+use ring::{Ring, RING_SLOTS};
 
 use serde::{Deserialize, Serialize};
 
@@ -168,15 +201,53 @@ pub enum Event {
         worker: WorkerKey,
         /// Its resident set size in bytes.
         rss_bytes: u64,
+        /// CPU time (user and system) its process used so far; two reports give its
+        /// usage over the time between them.
+        cpu: Duration,
     },
     /// This reader was too slow: `count` older events were dropped before the next one.
     Dropped {
         /// How many events were lost.
         count: u64,
     },
+    /// A `compute` (or `persist`) submitted a graph of at most [`MAX_GRAPH_TASKS`]
+    /// tasks (after fusing), emitted after its tasks' [`Event::TaskSubmitted`]: the
+    /// tasks and their dependencies, for the dashboard's graph page. Larger graphs are
+    /// not described.
+    GraphSubmitted {
+        /// The tasks, dependencies before dependents.
+        tasks: Vec<GraphTask>,
+    },
+}
+
+/// The most tasks a graph may have for [`Event::GraphSubmitted`] to describe it.
+pub const MAX_GRAPH_TASKS: usize = 500;
+
+/// One task of a submitted graph ([`Event::GraphSubmitted`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphTask {
+    /// The task (as in its [`Event::TaskSubmitted`]).
+    pub task: TaskKey,
+    /// Its name (the last node's, when several nodes were fused into it).
+    pub name: String,
+    /// The tasks of the same graph it needs.
+    pub deps: Vec<TaskKey>,
 }
 
 impl Event {
+    /// The task the event is about (`None` for worker events and [`Event::Dropped`]).
+    pub fn task(&self) -> Option<TaskKey> {
+        match *self {
+            Event::TaskSubmitted { task, .. }
+            | Event::TaskStarted { task, .. }
+            | Event::TaskFinished { task, .. }
+            | Event::TaskFailed { task, .. }
+            | Event::TaskRetried { task, .. }
+            | Event::TaskReleased { task } => Some(task),
+            _ => None,
+        }
+    }
+
     /// A short name of the event's kind (`"TaskFinished"`...), for counting and logs.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -190,8 +261,21 @@ impl Event {
             Event::WorkerLeft { .. } => "WorkerLeft",
             Event::WorkerMemory { .. } => "WorkerMemory",
             Event::Dropped { .. } => "Dropped",
+            Event::GraphSubmitted { .. } => "GraphSubmitted",
         }
     }
+}
+
+/// How a task that ran on the emitting thread ended ([`EventBus::task_ended_here`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskOutcome {
+    /// With a value of this many encoded bytes.
+    Finished {
+        /// The size of its encoded result (0 when not encoded).
+        result_bytes: u64,
+    },
+    /// With a failure of this kind.
+    Failed(FailureKind),
 }
 
 /// An event and when it happened, since its bus was created.
@@ -223,52 +307,86 @@ pub struct EventBus {
     inner: Arc<Inner>,
 }
 
+/// The emitters' handle: when the last [`EventBus`] goes, the stream is closed.
+#[derive(Default)]
 struct Inner {
-    start: Instant,
-    subscribers: AtomicUsize,
-    /// The subscribers' queues; a [`Subscription`] removes its own when dropped.
-    /// Emitters only read it (a shared lock), so that they do not queue behind each
-    /// other.
-    queues: RwLock<Vec<Arc<Queue>>>,
+    shared: Arc<Shared>,
 }
 
-impl Default for Inner {
+/// What emitters and subscriptions share.
+struct Shared {
+    /// The next block of task keys [`EventBus::new_task_key`] hands a thread.
+    next_keys: CachePadded<AtomicU64>,
+    /// How many subscriptions exist (emitting is one load of this when none).
+    subscribers: AtomicUsize,
+    /// This bus's identity among the emitting thread's rings.
+    id: u64,
+    /// When the bus was created, in nanoseconds of [`clock`].
+    start: u64,
+    /// The rings of the threads that emitted since a subscription, in the order they
+    /// were registered; emptied (and the rings retired) when the last reader goes.
+    rings: Mutex<Vec<Arc<Ring>>>,
+    /// Changes whenever `rings` does, so that readers look at it only then.
+    generation: AtomicU64,
+    /// Set when the last [`EventBus`] is dropped.
+    closed: AtomicBool,
+    /// How many readers wait in [`Subscription::recv_timeout`], on a line of its own
+    /// (readers write it, emitters only read it).
+    waiting: CachePadded<AtomicUsize>,
+    wake: Mutex<()>,
+    ready: Condvar,
+}
+
+impl Default for Shared {
     fn default() -> Self {
-        Inner {
-            start: Instant::now(),
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        Shared {
+            next_keys: CachePadded::new(AtomicU64::new(0)),
             subscribers: AtomicUsize::new(0),
-            queues: RwLock::new(Vec::new()),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            start: clock::precise_nanos(),
+            rings: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            waiting: CachePadded::new(AtomicUsize::new(0)),
+            wake: Mutex::new(()),
+            ready: Condvar::new(),
         }
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let queues = self
-            .queues
-            .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for queue in queues.iter() {
-            lock(&queue.state).closed = true;
-            queue.ready.notify_all();
+        let shared = &self.shared;
+        shared.closed.store(true, Ordering::Release);
+        // No more emissions: the emitting threads may forget their rings (readers
+        // keep theirs to read what is left).
+        for ring in lock(&shared.rings).iter() {
+            ring.retire();
         }
+        shared.wake_readers();
     }
 }
 
-struct Queue {
-    capacity: usize,
-    state: Mutex<QueueState>,
-    ready: Condvar,
+thread_local! {
+    /// This thread's rings, by bus id.
+    static RINGS: RefCell<ThreadRings> = const { RefCell::new(ThreadRings(Vec::new())) };
+    /// The block of task keys this thread takes from: its bus's id, the next key
+    /// and the end of the block.
+    static KEYS: Cell<(u64, u64, u64)> = const { Cell::new((0, 0, 0)) };
+    /// The ring this thread used last and its bus's id: a pointer to a ring that an
+    /// `Arc` in [`RINGS`] keeps alive (reset before [`RINGS`] lets any ring go), so
+    /// that an emission finds its ring with one thread-local read.
+    static LAST_RING: Cell<(u64, *const Ring)> = const { Cell::new((0, std::ptr::null())) };
 }
 
-#[derive(Default)]
-struct QueueState {
-    events: VecDeque<Stamped>,
-    dropped: u64,
-    closed: bool,
-    /// How many readers wait on `ready` (an emitter wakes one only then: a wake-up is a
-    /// system call).
-    waiting: usize,
+/// A thread's rings, by bus id; forgets [`LAST_RING`] when dropped (the thread exits).
+struct ThreadRings(Vec<(u64, Arc<Ring>)>);
+
+impl Drop for ThreadRings {
+    fn drop(&mut self) {
+        let _ = LAST_RING.try_with(|last| last.set((0, std::ptr::null())));
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -277,12 +395,119 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+impl Shared {
+    /// Runs `push` on the current thread's ring of this bus, registering one first
+    /// if needed. Drops the event when nobody reads (or the thread is exiting).
+    #[inline]
+    fn with_ring(&self, push: impl FnOnce(&Ring)) {
+        match self.last_ring() {
+            Some(ring) => push(ring),
+            None => self.with_ring_slowly(push),
+        }
+    }
+
+    /// The current thread's ring of this bus if it is the one it used last.
+    #[inline]
+    fn last_ring(&self) -> Option<&Ring> {
+        let (id, ring) = LAST_RING.try_with(Cell::get).ok()?;
+        if id != self.id {
+            return None;
+        }
+        // SAFETY: `LAST_RING` points at a ring an `Arc` in this thread's `RINGS`
+        // keeps alive; it is reset before `RINGS` drops any (in `with_ring_slowly`,
+        // and when the thread's `RINGS` goes), and bus ids are never 0. The
+        // reference does not outlive this emission (no ring is dropped during one).
+        let ring = unsafe { &*ring };
+        (!ring.is_retired()).then_some(ring)
+    }
+
+    /// Pushes a record into the current thread's ring of this bus.
+    #[inline]
+    fn push_words(&self, words: [u64; packed::WORDS]) {
+        match self.last_ring() {
+            Some(ring) => ring.push(words),
+            None => self.with_ring_slowly(|ring| ring.push(words)),
+        }
+    }
+
+    /// [`Self::with_ring`] when the last ring used is not this bus's.
+    #[cold]
+    fn with_ring_slowly(&self, push: impl FnOnce(&Ring)) {
+        let _ = RINGS.try_with(|rings| {
+            let Ok(mut rings) = rings.try_borrow_mut() else {
+                return;
+            };
+            let _ = LAST_RING.try_with(|last| last.set((0, std::ptr::null())));
+            rings.0.retain(|(_, ring)| !ring.is_retired());
+            let ring = match rings.0.iter().find(|(id, _)| *id == self.id) {
+                Some((_, ring)) => Arc::clone(ring),
+                None => {
+                    let Some(ring) = self.register() else {
+                        return;
+                    };
+                    rings.0.push((self.id, Arc::clone(&ring)));
+                    ring
+                }
+            };
+            let _ = LAST_RING.try_with(|last| last.set((self.id, Arc::as_ptr(&ring))));
+            push(&ring);
+        });
+    }
+
+    /// A new ring for the current thread, if anybody reads.
+    #[cold]
+    fn register(&self) -> Option<Arc<Ring>> {
+        let mut rings = lock(&self.rings);
+        if self.subscribers.load(Ordering::Relaxed) == 0 || self.closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let ring = Arc::new(Ring::new());
+        rings.push(Arc::clone(&ring));
+        self.generation.fetch_add(1, Ordering::Release);
+        Some(ring)
+    }
+
+    #[inline]
+    fn deliver(&self, at: u64, event: Event) {
+        match Record::pack(at, &event) {
+            Some(words) => {
+                // A packed event owns nothing on the heap (a submission's name and
+                // group are borrowed): there is nothing to drop.
+                std::mem::forget(event);
+                self.deliver_words(words)
+            }
+            None => self.deliver_other(at, event),
+        }
+    }
+
+    #[inline]
+    fn deliver_words(&self, words: [u64; packed::WORDS]) {
+        self.push_words(words);
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            self.wake_readers();
+        }
+    }
+
+    #[cold]
+    fn deliver_other(&self, at: u64, event: Event) {
+        self.with_ring(|ring| ring.push_other(at, event));
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            self.wake_readers();
+        }
+    }
+
+    fn wake_readers(&self) {
+        let _guard = lock(&self.wake);
+        self.ready.notify_all();
+    }
+}
+
 impl std::fmt::Debug for EventBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventBus")
             .field(
                 "subscribers",
-                &self.inner.subscribers.load(Ordering::Relaxed),
+                &self.inner.shared.subscribers.load(Ordering::Relaxed),
             )
             .finish()
     }
@@ -297,18 +522,107 @@ impl EventBus {
     /// Whether anybody subscribed (emitting is free when not).
     #[inline]
     pub fn is_observed(&self) -> bool {
-        self.inner.subscribers.load(Ordering::Relaxed) > 0
+        self.inner.shared.subscribers.load(Ordering::Relaxed) > 0
     }
 
-    /// Time since this bus was created (the clock of [`Stamped::at`]).
+    /// Time since this bus was created, read precisely.
     pub fn now(&self) -> Duration {
-        self.inner.start.elapsed()
+        Duration::from_nanos(clock::precise_nanos().saturating_sub(self.inner.shared.start))
     }
 
-    /// Emits `event` to every subscriber, stamped now.
+    /// Time since this bus was created on the stream's coarse clock, what
+    /// [`Self::emit`] stamps events with: about 1 ms resolution, and one atomic load.
+    #[inline]
+    pub fn clock(&self) -> Duration {
+        Duration::from_nanos(self.coarse())
+    }
+
+    #[inline]
+    fn coarse(&self) -> u64 {
+        clock::coarse_nanos().saturating_sub(self.inner.shared.start)
+    }
+
+    /// [`Self::clock`] in nanoseconds: what a local executor keeps of a task's
+    /// start, to stamp its events with [`Self::emit_at_nanos`] and give its end a
+    /// duration, without a clock read of its own.
+    #[inline]
+    pub fn clock_nanos(&self) -> u64 {
+        self.coarse()
+    }
+
+    /// A task began on this thread (a local executor's), as worker `worker`: returns
+    /// its start on [`Self::clock_nanos`] (0 when nobody subscribed), to give
+    /// [`Self::task_ended_here`]. Nothing is queued: readers see the task as running
+    /// (a `TaskStarted`) when they read while it runs, else with its end, so that a
+    /// trivial task's start and end cost one record.
+    #[inline]
+    pub fn task_started_here(&self, task: TaskKey, worker: WorkerKey) -> u64 {
+        if !self.is_observed() {
+            return 0;
+        }
+        let start = self.coarse();
+        self.inner
+            .shared
+            .with_ring(|ring| ring.set_running(Some((task, worker, start))));
+        start
+    }
+
+    /// The task started on this thread with [`Self::task_started_here`] at `start`
+    /// ended with `outcome`: its `TaskStarted` (unless a reader saw it running) and its
+    /// `TaskFinished` or `TaskFailed`, in one record.
+    #[inline]
+    pub fn task_ended_here(
+        &self,
+        task: TaskKey,
+        worker: WorkerKey,
+        start: u64,
+        outcome: TaskOutcome,
+    ) {
+        if !self.is_observed() {
+            return;
+        }
+        let at = self.coarse();
+        let shared = &self.inner.shared;
+        // The running task is left as it is: readers know it ended from this
+        // record (and a new reader ignores what runs when it subscribes).
+        shared.push_words(Record::ran(at, task, worker, start, outcome));
+        if shared.waiting.load(Ordering::Relaxed) > 0 {
+            shared.wake_readers();
+        }
+    }
+
+    /// A task key never given before on this bus (for local executors, whose tasks
+    /// have no scheduler id): taken from a block of [`KEY_BLOCK`] keys of the
+    /// current thread's, so that numbering a task writes no shared cache line.
+    /// Keys are unique, not consecutive across threads.
+    #[inline]
+    pub fn new_task_key(&self) -> TaskKey {
+        let shared = &self.inner.shared;
+        let taken = KEYS.try_with(|keys| {
+            let (id, next, end) = keys.get();
+            if id == shared.id && next < end {
+                keys.set((id, next + 1, end));
+                return next;
+            }
+            let start = shared.next_keys.fetch_add(KEY_BLOCK, Ordering::Relaxed);
+            keys.set((shared.id, start + 1, start + KEY_BLOCK));
+            start
+        });
+        taken.unwrap_or_else(|_| shared.next_keys.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Emits `event` stamped `at` nanoseconds of [`Self::clock_nanos`].
+    #[inline]
+    pub fn emit_at_nanos(&self, at: u64, event: Event) {
+        if self.is_observed() {
+            self.inner.shared.deliver(at, event);
+        }
+    }
+
+    /// Emits `event` to every subscriber, stamped with [`Self::clock`].
     pub fn emit(&self, event: Event) {
         if self.is_observed() {
-            self.deliver(self.now(), event);
+            self.inner.shared.deliver(self.coarse(), event);
         }
     }
 
@@ -316,85 +630,105 @@ impl EventBus {
     #[inline]
     pub fn emit_with(&self, make: impl FnOnce() -> Event) {
         if self.is_observed() {
-            self.deliver(self.now(), make());
+            self.inner.shared.deliver(self.coarse(), make());
         }
     }
 
-    /// Emits `event` stamped at `when` (a clock reading the caller took anyway: one read
-    /// of the clock serves the event and the caller's own timing).
+    /// Emits `TaskSubmitted` for `task` with a registered name (a `&'static str`),
+    /// its group being the name's prefix ([`group_of`]): the cheapest emission of a
+    /// submission (nothing is built or copied; the reader finds the group).
+    #[inline]
+    pub fn emit_submitted(&self, task: TaskKey, name: &'static str, items: u64) {
+        if self.is_observed() {
+            match Record::submitted(self.coarse(), task, name, items) {
+                Some(words) => self.inner.shared.deliver_words(words),
+                None => self.emit(Event::TaskSubmitted {
+                    task,
+                    name: name.into(),
+                    group: group_of(name).into(),
+                    items,
+                }),
+            }
+        }
+    }
+
+    /// Emits `event` stamped at `when` (a clock reading the caller took anyway).
     pub fn emit_at(&self, when: Instant, event: Event) {
         if self.is_observed() {
-            self.deliver(when.saturating_duration_since(self.inner.start), event);
+            let at = clock::nanos_of(when).saturating_sub(self.inner.shared.start);
+            self.inner.shared.deliver(at, event);
         }
     }
 
-    /// Emits an event stamped elsewhere (a remote scheduler's event, keeping its time).
+    /// Emits an event stamped elsewhere (a remote scheduler's event keeping its time,
+    /// or a time read with [`Self::clock`]).
     pub fn emit_stamped(&self, stamped: Stamped) {
         if self.is_observed() {
-            self.deliver(stamped.at, stamped.event);
-        }
-    }
-
-    fn deliver(&self, at: Duration, event: Event) {
-        let queues = self
-            .inner
-            .queues
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Every queue but the last gets a copy; the last gets the event itself.
-        if let Some((last, others)) = queues.split_last() {
-            for queue in others {
-                queue.push(Stamped {
-                    at,
-                    event: event.clone(),
-                });
-            }
-            last.push(Stamped { at, event });
+            let at = stamped.at.as_nanos().min(u64::MAX as u128) as u64;
+            self.inner.shared.deliver(at, stamped.event);
         }
     }
 
     /// Starts reading the stream: events emitted from now on, at most `capacity`
     /// (at least 1) held unread; older ones are dropped and counted.
     pub fn subscribe(&self, capacity: usize) -> Subscription {
-        let queue = Arc::new(Queue {
-            capacity: capacity.max(1),
-            state: Mutex::new(QueueState::default()),
-            ready: Condvar::new(),
-        });
-        let mut queues = self
-            .inner
-            .queues
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        queues.push(Arc::clone(&queue));
-        self.inner.subscribers.fetch_add(1, Ordering::Relaxed);
+        let shared = &self.inner.shared;
+        let rings = lock(&shared.rings);
+        let cursors = rings
+            .iter()
+            .map(|ring| Cursor {
+                // What runs now (or ran last) began before this reader: not reported.
+                announced: ring.running().map(|(task, _, _)| task),
+                ..Cursor::at(ring, ring.head())
+            })
+            .collect();
+        let generation = shared.generation.load(Ordering::Acquire);
+        shared.subscribers.fetch_add(1, Ordering::Relaxed);
+        drop(rings);
+        clock::reader_added();
         Subscription {
-            queue,
-            bus: Arc::downgrade(&self.inner),
+            shared: Arc::clone(shared),
+            capacity: capacity.max(1),
+            state: Mutex::new(ReaderState {
+                generation,
+                cursors,
+                events: VecDeque::new(),
+                dropped: 0,
+            }),
         }
     }
 }
 
-impl Queue {
-    fn push(&self, stamped: Stamped) {
-        let mut state = lock(&self.state);
-        if state.closed {
-            return;
-        }
-        if state.events.len() >= self.capacity {
-            state.events.pop_front();
-            state.dropped += 1;
-        }
-        state.events.push_back(stamped);
-        let waiting = state.waiting > 0;
-        drop(state);
-        if waiting {
-            self.ready.notify_one();
+/// A reader's position in one ring.
+struct Cursor {
+    ring: Arc<Ring>,
+    /// The index of the next record to read.
+    next: u64,
+    /// The task of this ring's thread this reader reported as started while it ran
+    /// (its record then gives only its end), or whose record it read last, or that
+    /// ran when it subscribed: the ring's running task is reported only if another.
+    announced: Option<TaskKey>,
+}
+
+impl Cursor {
+    fn at(ring: &Arc<Ring>, next: u64) -> Cursor {
+        Cursor {
+            ring: Arc::clone(ring),
+            next,
+            announced: None,
         }
     }
 }
 
-impl QueueState {
+/// A reader's position in each ring, and what it read but was not yet handed.
+struct ReaderState {
+    generation: u64,
+    cursors: Vec<Cursor>,
+    events: VecDeque<Stamped>,
+    dropped: u64,
+}
+
+impl ReaderState {
     /// The next thing to hand a reader: first the count of dropped events, if any.
     fn next(&mut self) -> Option<Stamped> {
         if self.dropped > 0 {
@@ -407,19 +741,127 @@ impl QueueState {
         }
         self.events.pop_front()
     }
+
+    /// Takes in the rings registered since the last look.
+    fn refresh(&mut self, shared: &Shared) {
+        let generation = shared.generation.load(Ordering::Acquire);
+        if generation == self.generation {
+            return;
+        }
+        let rings = lock(&shared.rings);
+        self.generation = shared.generation.load(Ordering::Acquire);
+        for ring in rings.iter() {
+            if !self
+                .cursors
+                .iter()
+                .any(|cursor| Arc::ptr_eq(&cursor.ring, ring))
+            {
+                // Registered after this reader subscribed: all of it is new.
+                self.cursors.push(Cursor::at(ring, 0));
+            }
+        }
+    }
+
+    /// Moves what the rings hold into this reader's buffer, merged in time order,
+    /// dropping the oldest beyond `capacity`.
+    fn pull(&mut self, shared: &Shared, capacity: usize) {
+        self.refresh(shared);
+        // Heads first, the latest registered first: a thread registered later is
+        // usually one that runs what an earlier one submitted, so a task's later
+        // events are not taken without its submission.
+        let heads: Vec<u64> = self
+            .cursors
+            .iter()
+            .rev()
+            .map(|cursor| cursor.ring.head())
+            .collect();
+        let mut batch: Vec<(u64, u8, Stamped)> = Vec::new();
+        let mut add = |at: u64, rank: u8, event: Event| {
+            let stamped = Stamped {
+                at: Duration::from_nanos(at),
+                event,
+            };
+            batch.push((at, rank, stamped));
+        };
+        for (cursor, head) in self.cursors.iter_mut().zip(heads.into_iter().rev()) {
+            let ring = &cursor.ring;
+            let read = ring.read(cursor.next, head);
+            cursor.next = head;
+            self.dropped += read.lost;
+            for record in read.records {
+                match record.unpack() {
+                    Unpacked::Event(event) => add(record.at(), record.rank(), event),
+                    Unpacked::Other(index) => match ring.other(index) {
+                        Some(event) => add(record.at(), record.rank(), event),
+                        None => self.dropped += 1,
+                    },
+                    Unpacked::Ran {
+                        started,
+                        start,
+                        ended,
+                    } => {
+                        if cursor.announced != started.task() {
+                            cursor.announced = started.task();
+                            add(start, 1, started);
+                        }
+                        add(record.at(), record.rank(), ended);
+                    }
+                    Unpacked::Unknown => self.dropped += 1,
+                }
+            }
+            // A task running now is reported as started (once): its record will
+            // give only its end.
+            if let Some((task, worker, start)) = ring.running() {
+                if cursor.announced != Some(task) {
+                    cursor.announced = Some(task);
+                    add(start, 1, Event::TaskStarted { task, worker });
+                }
+            }
+        }
+        // Each ring is in order; merge them by time (stable: a ring's order is kept).
+        batch.sort_by_key(|(at, rank, _)| (*at, *rank));
+        for (_, _, stamped) in batch {
+            if self.events.len() >= capacity {
+                self.events.pop_front();
+                self.dropped += 1;
+            }
+            self.events.push_back(stamped);
+        }
+    }
+
+    /// Events waiting in the rings and the buffer.
+    fn len(&self) -> usize {
+        let in_rings: u64 = self
+            .cursors
+            .iter()
+            .map(|cursor| {
+                let waiting = cursor.ring.head().saturating_sub(cursor.next);
+                waiting.min(RING_SLOTS as u64)
+            })
+            .sum();
+        self.events.len() + in_rings as usize
+    }
 }
+
+/// How many task keys a thread takes at once ([`EventBus::new_task_key`]).
+pub const KEY_BLOCK: u64 = 1024;
+
+/// How long a waiting reader sleeps at most before looking at the rings again (an
+/// emitter wakes it sooner when it sees it waiting, without any ordering guarantee).
+const WAIT_SLICE: Duration = Duration::from_millis(5);
 
 /// A reader of an [`EventBus`]: a bounded buffer of the events emitted since it was made.
 /// Dropping it unsubscribes.
 pub struct Subscription {
-    queue: Arc<Queue>,
-    bus: Weak<Inner>,
+    shared: Arc<Shared>,
+    capacity: usize,
+    state: Mutex<ReaderState>,
 }
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription")
-            .field("capacity", &self.queue.capacity)
+            .field("capacity", &self.capacity)
             .finish()
     }
 }
@@ -427,36 +869,42 @@ impl std::fmt::Debug for Subscription {
 impl Subscription {
     /// The next event if one is waiting.
     pub fn try_recv(&self) -> Option<Stamped> {
-        lock(&self.queue.state).next()
+        let mut state = lock(&self.state);
+        if let Some(next) = state.next() {
+            return Some(next);
+        }
+        state.pull(&self.shared, self.capacity);
+        state.next()
     }
 
     /// The next event, waiting up to `timeout` for one; `None` on timeout or when the bus
     /// is gone and everything was read.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Stamped> {
         let deadline = Instant::now() + timeout;
-        let mut state = lock(&self.queue.state);
         loop {
-            if let Some(next) = state.next() {
+            let closed = self.shared.closed.load(Ordering::Acquire);
+            if let Some(next) = self.try_recv() {
                 return Some(next);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if state.closed || left.is_zero() {
+            if closed || left.is_zero() {
                 return None;
             }
-            state.waiting += 1;
-            state = self
-                .queue
+            self.shared.waiting.fetch_add(1, Ordering::Relaxed);
+            let guard = lock(&self.shared.wake);
+            let _ = self
+                .shared
                 .ready
-                .wait_timeout(state, left)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
-            state.waiting -= 1;
+                .wait_timeout(guard, left.min(WAIT_SLICE))
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.shared.waiting.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
     /// Everything waiting now (a [`Event::Dropped`] first if events were lost).
     pub fn drain(&self) -> Vec<Stamped> {
-        let mut state = lock(&self.queue.state);
+        let mut state = lock(&self.state);
+        state.pull(&self.shared, self.capacity);
         let mut out = Vec::with_capacity(state.events.len() + 1);
         while let Some(next) = state.next() {
             out.push(next);
@@ -466,7 +914,9 @@ impl Subscription {
 
     /// How many events wait unread (not counting a pending [`Event::Dropped`]).
     pub fn len(&self) -> usize {
-        lock(&self.queue.state).events.len()
+        let mut state = lock(&self.state);
+        state.refresh(&self.shared);
+        state.len()
     }
 
     /// Whether no event waits unread.
@@ -476,20 +926,23 @@ impl Subscription {
 
     /// Whether the bus is gone (no more events will come once the buffer is read).
     pub fn is_closed(&self) -> bool {
-        lock(&self.queue.state).closed
+        self.shared.closed.load(Ordering::Acquire)
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        lock(&self.queue.state).closed = true;
-        if let Some(bus) = self.bus.upgrade() {
-            bus.subscribers.fetch_sub(1, Ordering::Relaxed);
-            bus.queues
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .retain(|queue| !Arc::ptr_eq(queue, &self.queue));
+        let shared = &self.shared;
+        let mut rings = lock(&shared.rings);
+        if shared.subscribers.fetch_sub(1, Ordering::Relaxed) == 1 {
+            // Nobody reads any more: the emitting threads let their rings go.
+            for ring in rings.drain(..) {
+                ring.retire();
+            }
+            shared.generation.fetch_add(1, Ordering::Release);
         }
+        drop(rings);
+        clock::reader_removed();
     }
 }
 
@@ -581,7 +1034,7 @@ mod tests {
         };
         // Emit only once the reader waits, so that the wake-up is what it needs.
         let guard = Instant::now() + Duration::from_secs(60);
-        while lock(&events.queue.state).waiting == 0 {
+        while events.shared.waiting.load(Ordering::Relaxed) == 0 {
             assert!(Instant::now() < guard, "the reader never waited");
             std::thread::yield_now();
         }
@@ -609,7 +1062,8 @@ mod tests {
         let when = Instant::now() + Duration::from_secs(3);
         bus.emit_at(when, released(1));
         let stamped = events.try_recv().unwrap();
-        assert_eq!(stamped.at, when - bus.inner.start);
+        let expected = clock::nanos_of(when) - bus.inner.shared.start;
+        assert_eq!(stamped.at, Duration::from_nanos(expected));
         assert_eq!(stamped.event, released(1));
     }
 
@@ -633,5 +1087,232 @@ mod tests {
         assert_eq!(group_of("fit-3"), "fit");
         assert_eq!(group_of("-x"), "-x");
         assert_eq!(group_of("calc_mean"), "calc_mean");
+    }
+
+    fn started(task: u64, worker: u64) -> Event {
+        Event::TaskStarted { task, worker }
+    }
+
+    #[test]
+    fn every_thread_s_events_arrive_each_thread_s_in_order() {
+        let bus = EventBus::new();
+        let events = bus.subscribe(1 << 16);
+        let emitters: Vec<_> = (0..3u64)
+            .map(|thread| {
+                let bus = bus.clone();
+                std::thread::spawn(move || {
+                    for task in 0..1000 {
+                        bus.emit(started(task, thread));
+                    }
+                })
+            })
+            .collect();
+        for emitter in emitters {
+            emitter.join().unwrap();
+        }
+        let mut next = [0u64; 3];
+        for stamped in events.drain() {
+            let Event::TaskStarted { task, worker } = stamped.event else {
+                panic!("unexpected {:?}", stamped.event);
+            };
+            assert_eq!(task, next[worker as usize], "thread {worker} out of order");
+            next[worker as usize] += 1;
+        }
+        assert_eq!(next, [1000; 3]);
+    }
+
+    #[test]
+    fn a_thread_that_outruns_its_reader_loses_the_oldest_and_the_reader_is_told() {
+        let bus = EventBus::new();
+        let events = bus.subscribe(1 << 20);
+        let total = RING_SLOTS as u64 + 10;
+        for task in 0..total {
+            bus.emit(released(task));
+        }
+        let read: Vec<Event> = events.drain().into_iter().map(|s| s.event).collect();
+        let Event::Dropped { count } = read[0] else {
+            panic!("no Dropped first: {:?}", read[0]);
+        };
+        assert_eq!(count + read.len() as u64 - 1, total);
+        assert_eq!(read.last(), Some(&released(total - 1)));
+    }
+
+    #[test]
+    fn a_reader_counts_what_a_thread_that_began_emitting_after_it_subscribed_left() {
+        let bus = EventBus::new();
+        let events = bus.subscribe(16);
+        let emitter = bus.clone();
+        std::thread::spawn(move || emitter.emit(released(1)))
+            .join()
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        assert!(!events.is_empty());
+    }
+
+    #[test]
+    fn when_the_last_reader_goes_the_threads_let_their_rings_go() {
+        let bus = EventBus::new();
+        let first = bus.subscribe(16);
+        bus.emit(released(1));
+        assert_eq!(lock(&bus.inner.shared.rings).len(), 1);
+        drop(first);
+        assert!(lock(&bus.inner.shared.rings).is_empty());
+        bus.emit(released(2)); // nobody reads: nothing kept
+        let second = bus.subscribe(16);
+        bus.emit(released(3));
+        let read: Vec<Event> = second.drain().into_iter().map(|s| s.event).collect();
+        assert_eq!(read, vec![released(3)]);
+    }
+
+    #[test]
+    fn a_submission_emitted_by_its_static_name_reads_as_the_full_event() {
+        let bus = EventBus::new();
+        let events = bus.subscribe(4);
+        bus.emit_submitted(4, "fit-4", 3);
+        let read = events.try_recv().map(|s| s.event);
+        let expected = Event::TaskSubmitted {
+            task: 4,
+            name: "fit-4".into(),
+            group: "fit".into(),
+            items: 3,
+        };
+        assert_eq!(read, Some(expected));
+    }
+
+    #[test]
+    fn a_task_that_ran_here_reads_as_started_then_ended_once() {
+        let bus = EventBus::new();
+        let events = bus.subscribe(16);
+        let start = bus.task_started_here(1, 2);
+        // A reader that reads while it runs is told it started.
+        let running: Vec<Event> = events.drain().into_iter().map(|s| s.event).collect();
+        assert_eq!(running, vec![started(1, 2)]);
+        bus.task_ended_here(1, 2, start, TaskOutcome::Finished { result_bytes: 5 });
+        let start = bus.task_started_here(3, 2);
+        bus.task_ended_here(3, 2, start, TaskOutcome::Failed(FailureKind::Panicked));
+        let read: Vec<Event> = events.drain().into_iter().map(|s| s.event).collect();
+        assert_eq!(read.len(), 3, "{read:?}");
+        assert!(
+            matches!(
+                read[0],
+                Event::TaskFinished {
+                    task: 1,
+                    worker: Some(2),
+                    result_bytes: 5,
+                    ..
+                }
+            ),
+            "{read:?}"
+        );
+        assert_eq!(read[1], started(3, 2));
+        assert_eq!(
+            read[2],
+            Event::TaskFailed {
+                task: 3,
+                worker: Some(2),
+                kind: FailureKind::Panicked
+            }
+        );
+        assert_eq!(events.drain(), vec![], "nothing runs any more");
+        let late = bus.subscribe(16);
+        assert_eq!(late.drain(), vec![], "what ran before it is not reported");
+    }
+
+    #[test]
+    fn task_keys_are_unique_across_threads_and_buses_keep_their_own() {
+        let bus = EventBus::new();
+        let other = EventBus::new();
+        let mut keys: Vec<u64> = (0..3000).map(|_| bus.new_task_key()).collect();
+        assert_eq!(other.new_task_key(), 0, "each bus numbers its own");
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let bus = bus.clone();
+                std::thread::spawn(move || {
+                    (0..2000).map(|_| bus.new_task_key()).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for thread in threads {
+            keys.extend(thread.join().unwrap());
+        }
+        keys.extend((0..10).map(|_| bus.new_task_key()));
+        let count = keys.len();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), count, "no key given twice");
+    }
+
+    #[test]
+    fn worker_events_with_strings_arrive_in_order_with_task_events() {
+        let bus = EventBus::new();
+        let events = bus.subscribe(16);
+        let joined = Event::WorkerJoined {
+            worker: 1,
+            host: "node-1".into(),
+            slots: 2,
+            name: "node-1.1".into(),
+        };
+        bus.emit(joined.clone());
+        bus.emit(started(5, 1));
+        let given = Event::TaskSubmitted {
+            task: 6,
+            name: Cow::Owned("fit-6".into()),
+            group: Cow::Owned("fit".into()),
+            items: 1,
+        };
+        bus.emit(given.clone());
+        let read: Vec<Event> = events.drain().into_iter().map(|s| s.event).collect();
+        assert_eq!(read, vec![joined, started(5, 1), given]);
+    }
+
+    #[test]
+    fn a_reader_racing_a_fast_emitter_reads_only_whole_events() {
+        let bus = EventBus::new();
+        let events = bus.subscribe(1 << 20);
+        let done = Arc::new(AtomicBool::new(false));
+        let emitter = {
+            let (bus, done) = (bus.clone(), Arc::clone(&done));
+            std::thread::spawn(move || {
+                for task in 0..200_000u64 {
+                    // Every field says the same number: a torn read would not.
+                    bus.emit(Event::TaskFinished {
+                        task,
+                        worker: Some(task),
+                        duration: Duration::from_nanos(task),
+                        result_bytes: task,
+                    });
+                }
+                done.store(true, Ordering::Release);
+            })
+        };
+        let (mut seen, mut lost, mut last) = (0u64, 0u64, None);
+        loop {
+            let finished = done.load(Ordering::Acquire);
+            for stamped in events.drain() {
+                match stamped.event {
+                    Event::TaskFinished {
+                        task,
+                        worker,
+                        duration,
+                        result_bytes,
+                    } => {
+                        assert_eq!(worker, Some(task));
+                        assert_eq!(duration, Duration::from_nanos(task));
+                        assert_eq!(result_bytes, task);
+                        assert!(last < Some(task), "out of order");
+                        last = Some(task);
+                        seen += 1;
+                    }
+                    Event::Dropped { count } => lost += count,
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            if finished {
+                break;
+            }
+        }
+        emitter.join().unwrap();
+        assert_eq!(seen + lost, 200_000);
+        assert_eq!(last, Some(199_999));
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use wherever_core::events::{Event, Stamped, Subscription, WorkerKey};
 
+use crate::graph::GraphNode;
 use crate::state::Observation;
 use crate::Sink;
 
@@ -75,12 +76,28 @@ pub fn observation(stamped: Stamped) -> Option<Observation> {
             reason,
             at,
         },
-        Event::WorkerMemory { worker, rss_bytes } => Observation::WorkerMemory {
+        Event::WorkerMemory {
+            worker,
+            rss_bytes,
+            cpu,
+            ..
+        } => Observation::WorkerMemory {
             worker: worker_name(worker),
             rss_bytes,
+            cpu,
             at,
         },
         Event::Dropped { count } => Observation::Dropped { count },
+        Event::GraphSubmitted { tasks } => Observation::Graph {
+            tasks: tasks
+                .into_iter()
+                .map(|task| GraphNode {
+                    task: task.task,
+                    name: task.name,
+                    deps: task.deps,
+                })
+                .collect(),
+        },
     })
 }
 

@@ -34,15 +34,27 @@
 //!   oldest first, from `SEQ` on; pass `next` back as `from` to get only new runs.
 //!   Times are microseconds since the event stream started.
 //! - `GET /api/workers`: `{"workers": [{"worker", "host", "slots", "running",
-//!   "finished", "rss_bytes", "last_seen_ms", "left"}]}`; `rss_bytes` is `null`
-//!   until the worker reports its memory, `left` is `null` or why it left.
+//!   "finished", "rss_bytes", "cpu_ms", "cpu_percent", "last_seen_ms", "left"}]}`;
+//!   `rss_bytes` and `cpu_ms` (the CPU time its process used so far) are `null`
+//!   until the worker reports them (cluster workers, about once a second while
+//!   tasks start), `cpu_percent` (its CPU use between its last two reports, 100 per
+//!   busy core) until it reported twice; `left` is `null` or why it left.
+//! - `GET /api/graph`: `{"nodes": [{"task", "name", "state", "deps", "layer",
+//!   "slot"}]}`: the last graph of at most 500 tasks a `compute` submitted
+//!   (`nodes` is empty before one), dependencies before dependents; `state` is
+//!   `queued`, `running`, `done` or `failed`; `deps` are the task ids it needs;
+//!   `layer` is 0 for a task that needs none of the graph's, else one more than its
+//!   deepest dependency's, and `slot` its place along the layer. The graph of a
+//!   `tcp://` scheduler's clients is not sent to it: the page shows graphs on local,
+//!   `processes` and launched plans.
 //! - `GET /api/stream`: server-sent `update` events, each `{"progress": ...,
-//!   "workers": ..., "tasks": ...}` with the bodies above (`tasks` holding only the
+//!   "workers": ..., "tasks": ..., "graph": ...}` with the bodies above (`tasks` holding only the
 //!   runs new to this connection), at most every 250 ms and only when something
 //!   changed.
 
 mod assets;
 pub mod feed;
+pub mod graph;
 mod server;
 pub mod state;
 

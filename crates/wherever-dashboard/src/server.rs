@@ -47,11 +47,13 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/progress", get(page))
         .route("/task-stream", get(page))
         .route("/workers", get(page))
+        .route("/graph", get(page))
         .route("/assets/dashboard.js", get(script))
         .route("/assets/dashboard.css", get(style))
         .route("/api/progress", get(progress))
         .route("/api/tasks", get(tasks))
         .route("/api/workers", get(workers))
+        .route("/api/graph", get(graph))
         .route("/api/stream", get(stream))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), check_host))
@@ -88,7 +90,7 @@ async fn check_host(State(shared): State<Arc<Shared>>, request: Request, next: N
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
-        "no such page: see / for the dashboard and /api/progress, /api/tasks, /api/workers\n",
+        "no such page: see / for the dashboard and /api/progress, /api/tasks, /api/workers, /api/graph\n",
     )
         .into_response()
 }
@@ -145,6 +147,15 @@ pub(crate) fn workers_json(state: &Aggregate) -> Value {
 pub(crate) fn tasks_json(state: &Aggregate, from: u64, limit: usize) -> Value {
     let runs: Vec<_> = state.runs_since(from).take(limit).collect();
     json!({ "next": runs.last().map_or(from.max(state.next_seq()), |run| run.seq + 1), "runs": runs })
+}
+
+/// The body of `/api/graph`.
+pub(crate) fn graph_json(state: &Aggregate) -> Value {
+    json!({ "nodes": state.graph() })
+}
+
+async fn graph(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(graph_json(&shared.lock()))
 }
 
 async fn progress(State(shared): State<Arc<Shared>>) -> Json<Value> {
@@ -206,6 +217,7 @@ async fn stream(
                         "progress": progress_json(&state),
                         "workers": workers_json(&state),
                         "tasks": tasks,
+                        "graph": graph_json(&state),
                     })
                 };
                 let event = Event::default().event("update").data(update.to_string());

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::graph::{GraphNode, GraphState, NodeView};
+
 /// How many finished task runs the task-stream window keeps (the oldest go first).
 pub const STREAM_WINDOW: usize = 5_000;
 
@@ -76,12 +78,14 @@ pub enum Observation {
         /// When.
         at: Duration,
     },
-    /// A worker reported the memory it holds.
+    /// A worker reported the memory it holds and the CPU time it used.
     WorkerMemory {
         /// The worker's name.
         worker: String,
         /// Its resident set size in bytes.
         rss_bytes: u64,
+        /// The CPU time its process used so far.
+        cpu: Duration,
         /// When.
         at: Duration,
     },
@@ -89,6 +93,11 @@ pub enum Observation {
     Dropped {
         /// How many were lost.
         count: u64,
+    },
+    /// A small graph was submitted (the graph page shows the last one).
+    Graph {
+        /// Its tasks, dependencies before dependents.
+        tasks: Vec<GraphNode>,
     },
 }
 
@@ -124,6 +133,11 @@ pub struct WorkerView {
     pub finished: u64,
     /// The memory it last reported, in bytes.
     pub rss_bytes: Option<u64>,
+    /// The CPU time its process used so far, in milliseconds (from its last report).
+    pub cpu_ms: Option<u64>,
+    /// Its CPU use between its last two reports, in percent of one core (150: one and
+    /// a half cores busy).
+    pub cpu_percent: Option<u64>,
     /// When it was last heard of, in milliseconds since the stream's start.
     pub last_seen_ms: u64,
     /// Why it left, if it did.
@@ -165,12 +179,17 @@ pub struct Aggregate {
     next_seq: u64,
     dropped_events: u64,
     version: u64,
+    /// Each worker's last CPU report: when, and the CPU time then.
+    cpu_reports: HashMap<String, (Duration, Duration)>,
+    /// The last small graph and its tasks' states.
+    graph: GraphState,
 }
 
 impl Aggregate {
     /// Applies one observation.
     pub fn apply(&mut self, observation: Observation) {
         self.version += 1;
+        self.graph.follow(&observation);
         match observation {
             Observation::Submitted { task, name, items } => {
                 let index = self.name_slot(name);
@@ -271,10 +290,30 @@ impl Aggregate {
             Observation::WorkerMemory {
                 worker,
                 rss_bytes,
+                cpu,
                 at,
-            } => self.worker(&worker, at).rss_bytes = Some(rss_bytes),
+            } => {
+                let previous = self.cpu_reports.insert(worker.clone(), (at, cpu));
+                let view = self.worker(&worker, at);
+                view.rss_bytes = Some(rss_bytes);
+                view.cpu_ms = Some(cpu.as_millis() as u64);
+                if let Some((then, cpu_then)) = previous {
+                    let wall = at.saturating_sub(then);
+                    if !wall.is_zero() {
+                        let used = cpu.saturating_sub(cpu_then);
+                        view.cpu_percent =
+                            Some((used.as_secs_f64() / wall.as_secs_f64() * 100.0).round() as u64);
+                    }
+                }
+            }
             Observation::Dropped { count } => self.dropped_events += count,
+            Observation::Graph { .. } => {}
         }
+    }
+
+    /// The last small graph's tasks, laid out in layers (`/api/graph`).
+    pub fn graph(&self) -> &[NodeView] {
+        self.graph.nodes()
     }
 
     /// A number that changes whenever anything was applied.
@@ -530,19 +569,30 @@ mod tests {
         state.apply(Observation::WorkerMemory {
             worker: "w0".into(),
             rss_bytes: 1 << 20,
+            cpu: ms(100),
             at: ms(7),
         });
+        assert_eq!(state.workers().next().unwrap().cpu_percent, None);
+        state.apply(Observation::WorkerMemory {
+            worker: "w0".into(),
+            rss_bytes: 1 << 20,
+            cpu: ms(1600),
+            at: ms(1007),
+        });
+        let w0 = state.workers().next().unwrap();
+        assert_eq!(w0.cpu_ms, Some(1600));
+        assert_eq!(w0.cpu_percent, Some(150), "1.5 s of CPU in 1 s");
         state.apply(Observation::WorkerLeft {
             worker: "w0".into(),
             reason: "killed".into(),
-            at: ms(9),
+            at: ms(1009),
         });
         state.apply(Observation::Dropped { count: 4 });
         let w0 = state.workers().next().unwrap();
         assert_eq!(w0.host, "node1");
         assert_eq!(w0.slots, 2);
         assert_eq!(w0.rss_bytes, Some(1 << 20));
-        assert_eq!(w0.last_seen_ms, 9);
+        assert_eq!(w0.last_seen_ms, 1009);
         assert_eq!(w0.left.as_deref(), Some("killed"));
         assert_eq!(state.dropped_events(), 4);
     }

@@ -134,9 +134,96 @@ fn workers_show_host_slots_and_counts() {
 }
 
 #[test]
+fn workers_show_the_cpu_they_use_once_they_reported_twice() {
+    let dashboard = fed_dashboard();
+    let report = |cpu_ms: u64, at_ms: u64| Observation::WorkerMemory {
+        worker: "worker-0".into(),
+        rss_bytes: 1 << 20,
+        cpu: Duration::from_millis(cpu_ms),
+        at: Duration::from_millis(at_ms),
+    };
+    dashboard.observe([report(500, 1_000)]);
+    let worker = json(&dashboard, "/api/workers")["workers"][0].clone();
+    assert_eq!(worker["cpu_ms"], 500);
+    assert_eq!(worker["cpu_percent"], serde_json::Value::Null);
+    dashboard.observe([report(1_250, 2_000)]);
+    let worker = json(&dashboard, "/api/workers")["workers"][0].clone();
+    assert_eq!(worker["rss_bytes"], 1 << 20);
+    assert_eq!(worker["cpu_ms"], 1_250);
+    assert_eq!(worker["cpu_percent"], 75, "0.75 s of CPU in 1 s");
+    let page = get_with_host(&dashboard, "/workers", &dashboard.address().to_string());
+    assert!(page.contains("CPU"), "the workers page has a CPU column");
+}
+
+#[test]
+fn the_graph_endpoint_gives_the_last_graph_laid_out_with_states() {
+    let dashboard = fed_dashboard();
+    assert_eq!(
+        json(&dashboard, "/api/graph")["nodes"],
+        serde_json::json!([])
+    );
+    let node = |task: u64, deps: &[u64]| wherever_dashboard::graph::GraphNode {
+        task,
+        name: format!("step{task}"),
+        deps: deps.to_vec(),
+    };
+    dashboard.observe([
+        Observation::Graph {
+            tasks: vec![
+                node(10, &[]),
+                node(11, &[10]),
+                node(12, &[10]),
+                node(13, &[11, 12]),
+            ],
+        },
+        Observation::Started {
+            task: 10,
+            worker: "worker-0".into(),
+            at: Duration::from_millis(6),
+        },
+        Observation::Ended {
+            task: 10,
+            worker: Some("worker-0".into()),
+            at: Duration::from_millis(7),
+            ran_for: Duration::from_millis(1),
+            failed: false,
+        },
+        Observation::Started {
+            task: 11,
+            worker: "worker-0".into(),
+            at: Duration::from_millis(8),
+        },
+    ]);
+    let graph = json(&dashboard, "/api/graph");
+    let nodes = graph["nodes"].as_array().unwrap();
+    let summary: Vec<(u64, &str, u64, u64)> = nodes
+        .iter()
+        .map(|n| {
+            (
+                n["task"].as_u64().unwrap(),
+                n["state"].as_str().unwrap(),
+                n["layer"].as_u64().unwrap(),
+                n["slot"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (10, "done", 0, 0),
+            (11, "running", 1, 0),
+            (12, "queued", 1, 1),
+            (13, "queued", 2, 0)
+        ]
+    );
+    assert_eq!(nodes[3]["deps"], serde_json::json!([11, 12]));
+    assert_eq!(nodes[3]["name"], "step13");
+}
+
+#[test]
 fn pages_and_assets_are_served_from_the_binary() {
     let dashboard = fed_dashboard();
-    for page in ["/", "/progress", "/task-stream", "/workers"] {
+    for page in ["/", "/progress", "/task-stream", "/workers", "/graph"] {
         let response = get_with_host(&dashboard, page, &dashboard.address().to_string());
         assert!(response.starts_with("HTTP/1.1 200"), "{page}: {response}");
         assert!(response.contains("text/html"), "{page}");

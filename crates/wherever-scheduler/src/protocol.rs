@@ -297,6 +297,9 @@ pub enum Message {
         /// The encoded result if at most [`INLINE_RESULT_LIMIT`] bytes.
         #[serde(with = "serde_bytes")]
         result: Option<Vec<u8>>,
+        /// How long the task ran, as its worker measured it: only while the event
+        /// stream is observed ([`Message::Observed`]), else `None` (one byte).
+        ran_for: Option<Duration>,
     },
     /// Worker → scheduler: the task's function failed or panicked.
     TaskFailed {
@@ -421,6 +424,8 @@ pub enum Message {
     Memory {
         /// Resident set size in bytes.
         rss_bytes: u64,
+        /// CPU time (user and system) the worker's process used so far.
+        cpu: Duration,
     },
     /// Scheduler → worker: whether anybody reads the event stream; while nobody does,
     /// workers send no [`Message::Started`] or [`Message::Memory`] (they cost nothing).
@@ -516,6 +521,7 @@ mod tests {
                 task: 7,
                 nbytes: 3,
                 result: Some(vec![1, 2, 3]),
+                ran_for: None,
             },
             Message::Release { tasks: vec![1, 2] },
         ];
@@ -529,6 +535,7 @@ mod tests {
             task: 7,
             nbytes: 3,
             result: Some(vec![1, 2, 3]),
+            ran_for: Some(Duration::from_micros(5)),
         }])
         .unwrap();
         assert!(decode_batch(&bytes[..bytes.len() - 1]).is_err());

@@ -51,17 +51,9 @@ pub(crate) struct ClientShared {
     pub(crate) dashboard: std::sync::OnceLock<crate::dashboard::ClientDashboard>,
     /// The event stream of this plan's tasks (see [`Client::events`]).
     pub(crate) events: wherever_core::events::EventBus,
-    /// The next task id in the event stream (on a cache line of its own: the
-    /// submitting thread bumps it while pool threads read the fields around it).
-    pub(crate) next_event_task: PaddedCounter,
     /// Progress bars: `None` decides from the environment (see [`crate::progress`]).
     pub(crate) progress: Mutex<Option<bool>>,
 }
-
-/// A counter alone on its cache line.
-#[derive(Default)]
-#[repr(align(128))]
-pub(crate) struct PaddedCounter(pub(crate) AtomicU64);
 
 pub(crate) enum Executor {
     Sequential,
@@ -285,7 +277,6 @@ impl Client {
                 executor,
                 dashboard: std::sync::OnceLock::new(),
                 events: events.unwrap_or_default(),
-                next_event_task: PaddedCounter::default(),
                 progress: Mutex::new(None),
             }),
             key: StreamKey::from_seed(random_seed()),

@@ -22,6 +22,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use wherever_core::events::{Event, GraphTask, TaskKey, MAX_GRAPH_TASKS};
 use wherever_core::scope::in_task;
 
 /// A value not computed yet: the output of a graph node. Pass `&delayed` as an
@@ -472,7 +473,13 @@ impl Layout {
 fn submit_graph(client: &Client, roots: &[NodeRef], submitted: &mut KeyMap<Arc<str>, Submitted>) {
     let layout = Layout::of(roots, submitted);
     let all_positions = positions_under(client, &layout.order);
+    let mut described = (client.event_bus().is_observed()
+        && layout.chains.len() <= MAX_GRAPH_TASKS)
+        .then(GraphDescription::default);
     for chain in &layout.chains {
+        if described.is_some() {
+            crate::task_events::take_last_task_key();
+        }
         let started = Instant::now();
         let nodes: Vec<&NodeRef> = chain.iter().map(|&i| &layout.order[i]).collect();
         let positions: Vec<u64> = chain.iter().map(|&i| all_positions[i]).collect();
@@ -501,6 +508,9 @@ fn submit_graph(client: &Client, roots: &[NodeRef], submitted: &mut KeyMap<Arc<s
                 duration: None,
             };
         }
+        if let Some(described) = &mut described {
+            described.add(nodes[0], last);
+        }
         let records: Vec<NodeRef> = nodes.iter().map(|n| (*n).clone()).collect();
         done.slot.when_resolved_encoded(Box::new(move |outcome| {
             let state = if outcome.is_ok() { "memory" } else { "erred" };
@@ -517,6 +527,44 @@ fn submit_graph(client: &Client, roots: &[NodeRef], submitted: &mut KeyMap<Arc<s
             }
         }));
         submitted.insert(last.0.key.clone(), done);
+    }
+    if let Some(described) = described.filter(|d| !d.tasks.is_empty()) {
+        client.event_bus().emit(Event::GraphSubmitted {
+            tasks: described.tasks,
+        });
+    }
+}
+
+/// The tasks of a graph being submitted, for its [`Event::GraphSubmitted`].
+#[derive(Default)]
+struct GraphDescription {
+    tasks: Vec<GraphTask>,
+    /// Each submitted chain's task, by its last node's key.
+    task_of: KeyMap<Arc<str>, TaskKey>,
+}
+
+impl GraphDescription {
+    /// Adds the task just submitted for the chain from `head` to `last`.
+    fn add(&mut self, head: &NodeRef, last: &NodeRef) {
+        let Some(task) = crate::task_events::take_last_task_key() else {
+            return;
+        };
+        let deps = head
+            .0
+            .parts
+            .holes
+            .iter()
+            .filter_map(|(_, dep)| match dep {
+                DepRef::Node(dep) => self.task_of.get(&dep.0.key).copied(),
+                _ => None,
+            })
+            .collect();
+        self.tasks.push(GraphTask {
+            task,
+            name: last.0.name.to_string(),
+            deps,
+        });
+        self.task_of.insert(last.0.key.clone(), task);
     }
 }
 

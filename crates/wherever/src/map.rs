@@ -255,7 +255,7 @@ impl Client {
             self.clone(),
             output.window(offset, len),
         );
-        let mut watch = self.watch(name, len as u64);
+        let mut watch = self.watch_keeping_bus(name, len as u64);
         self.spawn(Box::new(move || {
             if !slot.start() {
                 return;

@@ -113,7 +113,7 @@ impl Client {
         args: A,
         position: u64,
         slot: Arc<Slot<R>>,
-        watch: Option<Box<TaskWatch>>,
+        watch: Option<TaskWatch>,
     ) -> Job {
         let runner = self.clone();
         Box::new(move || runner.run_job(task.as_ref(), args, position, &slot, watch))
@@ -128,9 +128,12 @@ impl Client {
         args: A,
         position: u64,
         slot: &Arc<Slot<R>>,
-        mut watch: Option<Box<TaskWatch>>,
+        mut watch: Option<TaskWatch>,
     ) {
         if !slot.start() {
+            if let Some(watch) = watch {
+                watch.cancelled(self.event_bus());
+            }
             return;
         }
         if let Some(watch) = &mut watch {
@@ -210,7 +213,7 @@ impl Client {
             return future;
         }
         let (client, job_slot) = (self.clone(), slot.clone());
-        let watch = self.watch(name, 1);
+        let watch = self.watch_keeping_bus(name, 1);
         self.await_inputs(
             parts,
             name,
@@ -269,7 +272,7 @@ impl Client {
         let (name, position) = (head.name, head.position);
         let (client, job_slot) = (self.clone(), slot.clone());
         let run_head = head.run;
-        let mut watch = self.watch(last, 1);
+        let mut watch = self.watch_keeping_bus(last, 1);
         self.await_inputs(
             head.parts,
             name,
@@ -462,6 +465,7 @@ impl Client {
             }),
         );
         crate::progress::note_submitted(id, items);
+        crate::task_events::note_task_key(id);
         if let Some(timeout) = self.options.timeout {
             let (late, options) = (Arc::downgrade(&slot), self.options.clone());
             let cancel = cluster.client.canceller(id);

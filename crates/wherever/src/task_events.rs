@@ -3,22 +3,41 @@
 //!
 //! A [`TaskWatch`] is made when a task is submitted while somebody subscribed to the
 //! client's stream (else nothing is built: [`Client::watch`] is one atomic load). It
-//! ends with exactly one `TaskFinished` or `TaskFailed`: dropped unfinished
-//! (cancelled before it ran, a dependency failed, the connection closed), it reports a
-//! failure.
+//! ends with exactly one `TaskFinished` or `TaskFailed`. A watch made with
+//! [`Client::watch_keeping_bus`] (for jobs that may be dropped without running: a
+//! dependency failed, the connection closed) reports a failure when dropped
+//! unfinished; one made with [`Client::watch`] (a plain job on the pool, which always
+//! runs) holds no reference to the bus, and its runner reports a cancellation itself.
+//!
+//! Times are read from the stream's coarse clock ([`EventBus::clock`]), not
+//! `Instant::now()`: a trivial task's events must cost a few nanoseconds.
 
 use crate::client::Client;
 use crate::TaskError;
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
-use wherever_core::events::{group_of, Event, EventBus, FailureKind, Subscription, TaskKey};
+use std::time::Duration;
+use wherever_core::events::{
+    group_of, Event, EventBus, FailureKind, Subscription, TaskKey, TaskOutcome,
+};
 
 thread_local! {
+    /// The stream's key of the task this thread submitted last (for the graph event
+    /// of a `compute`).
+    static LAST_SUBMITTED: Cell<Option<TaskKey>> = const { Cell::new(None) };
     /// The first failure a task running on this thread kept as a value (`map_results`
     /// on local plans), which its watch reports instead of `TaskFinished`.
     static KEPT_FAILURE: Cell<Option<FailureKind>> = const { Cell::new(None) };
+}
+
+/// Notes that this thread just submitted the task `task` of the stream.
+pub(crate) fn note_task_key(task: TaskKey) {
+    LAST_SUBMITTED.with(|last| last.set(Some(task)));
+}
+
+/// The stream's key of the task this thread submitted since the last call, if any.
+pub(crate) fn take_last_task_key() -> Option<TaskKey> {
+    LAST_SUBMITTED.with(Cell::take)
 }
 
 /// Notes that the task running on this thread failed, though it hands the failure back
@@ -36,12 +55,13 @@ pub const DEFAULT_EVENT_CAPACITY: usize = 65_536;
 
 /// One submitted task being watched for the event stream.
 pub(crate) struct TaskWatch {
-    /// The bus, kept only if somebody subscribed at submission (to report a task
-    /// dropped unfinished); the other reports use the bus the runner passes, so that
-    /// an unobserved task costs no reference count on the shared bus.
+    /// The bus, kept only by [`Client::watch_keeping_bus`] (to report a task dropped
+    /// unfinished); the other reports use the bus the runner passes, so that a watched
+    /// task costs no reference count on the shared bus.
     bus: Option<EventBus>,
     task: TaskKey,
-    started: Option<(u64, Instant)>,
+    /// The worker and the stream's time it started at (nanoseconds).
+    started: Option<(u64, u64)>,
     ended: bool,
 }
 
@@ -50,6 +70,11 @@ impl Client {
     /// failed events from the moment of the call, held in a buffer of
     /// [`DEFAULT_EVENT_CAPACITY`] events (a slow reader loses the oldest ones and
     /// reads an [`Event::Dropped`] saying how many). See [`wherever_core::events`].
+    ///
+    /// On local plans (`sequential`, `threads`), tasks submitted before the first
+    /// subscription are not reported at all, not even their end: with nobody
+    /// subscribed a submission costs one atomic load and records nothing. (Cluster
+    /// plans report every task's end from the scheduler.)
     ///
     /// ```
     /// use wherever::prelude::*;
@@ -93,7 +118,7 @@ impl Client {
     /// submitted before a subscription is not reported (cluster plans report every
     /// task's end from the scheduler).
     #[inline]
-    pub(crate) fn watch(&self, name: &'static str, items: u64) -> Option<Box<TaskWatch>> {
+    pub(crate) fn watch(&self, name: &'static str, items: u64) -> Option<TaskWatch> {
         let bus = &self.shared.events;
         if !bus.is_observed() {
             return None;
@@ -101,37 +126,36 @@ impl Client {
         self.watch_observed(bus, name, items)
     }
 
+    /// [`Client::watch`] for a job that may be dropped without running: the watch
+    /// keeps the bus, to report such a task as failed.
+    pub(crate) fn watch_keeping_bus(&self, name: &'static str, items: u64) -> Option<TaskWatch> {
+        let mut watch = self.watch(name, items)?;
+        watch.bus = Some(self.shared.events.clone());
+        Some(watch)
+    }
+
     #[inline(never)]
-    fn watch_observed(
-        &self,
-        bus: &EventBus,
-        name: &'static str,
-        items: u64,
-    ) -> Option<Box<TaskWatch>> {
-        let task = self
-            .shared
-            .next_event_task
-            .0
-            .fetch_add(1, Ordering::Relaxed);
-        // A registered name and its group are shared, not copied; a given one is copied.
-        let (name, group): (Cow<'static, str>, Cow<'static, str>) = match &self.options.name {
-            Some(given) => (given.to_string().into(), group_of(given).to_string().into()),
-            None => (name.into(), group_of(name).into()),
-        };
-        bus.emit(Event::TaskSubmitted {
-            task,
-            name,
-            group,
-            items,
-        });
+    fn watch_observed(&self, bus: &EventBus, name: &'static str, items: u64) -> Option<TaskWatch> {
+        let task = bus.new_task_key();
+        // A registered name is shared (its group found by the reader); a given one is
+        // copied.
+        match &self.options.name {
+            Some(given) => bus.emit(Event::TaskSubmitted {
+                task,
+                name: Cow::Owned(given.to_string()),
+                group: Cow::Owned(group_of(given).to_string()),
+                items,
+            }),
+            None => bus.emit_submitted(task, name, items),
+        }
         crate::progress::note_submitted(task, items);
-        // Boxed: a pointer in every job's closure, however big the watch.
-        Some(Box::new(TaskWatch {
-            bus: Some(bus.clone()),
+        note_task_key(task);
+        Some(TaskWatch {
+            bus: None,
             task,
             started: None,
             ended: false,
-        }))
+        })
     }
 }
 
@@ -143,15 +167,7 @@ impl TaskWatch {
             return;
         }
         let worker = crate::local::current_worker_index();
-        let now = Instant::now();
-        self.started = Some((worker, now));
-        bus.emit_at(
-            now,
-            Event::TaskStarted {
-                task: self.task,
-                worker,
-            },
-        );
+        self.started = Some((worker, bus.task_started_here(self.task, worker)));
     }
 
     /// The task ended with a value of `result_bytes` encoded bytes (0 when not encoded).
@@ -164,26 +180,30 @@ impl TaskWatch {
         if !bus.is_observed() {
             return;
         }
-        let now = Instant::now();
-        let (worker, duration) = match self.started {
-            Some((worker, at)) => (Some(worker), now.saturating_duration_since(at)),
-            None => (None, Default::default()),
-        };
-        bus.emit_at(
-            now,
-            Event::TaskFinished {
+        match self.started {
+            Some((worker, start)) => {
+                let outcome = TaskOutcome::Finished { result_bytes };
+                bus.task_ended_here(self.task, worker, start, outcome);
+            }
+            None => bus.emit(Event::TaskFinished {
                 task: self.task,
-                worker,
-                duration,
+                worker: None,
+                duration: Duration::ZERO,
                 result_bytes,
-            },
-        );
+            }),
+        }
     }
 
     /// The task ended with `error`.
     pub(crate) fn failed(mut self, bus: &EventBus, error: &TaskError) {
         self.ended = true;
         self.emit_failed(bus, FailureKind::from(&error.kind));
+    }
+
+    /// The task was cancelled before it started.
+    pub(crate) fn cancelled(mut self, bus: &EventBus) {
+        self.ended = true;
+        self.emit_failed(bus, FailureKind::Cancelled);
     }
 
     /// Ends the watch with `outcome`'s event.
@@ -195,11 +215,16 @@ impl TaskWatch {
     }
 
     fn emit_failed(&self, bus: &EventBus, kind: FailureKind) {
-        bus.emit_with(|| Event::TaskFailed {
-            task: self.task,
-            worker: self.started.map(|(worker, _)| worker),
-            kind,
-        });
+        match self.started {
+            Some((worker, start)) => {
+                bus.task_ended_here(self.task, worker, start, TaskOutcome::Failed(kind));
+            }
+            None => bus.emit_with(|| Event::TaskFailed {
+                task: self.task,
+                worker: None,
+                kind,
+            }),
+        }
     }
 }
 

@@ -425,6 +425,7 @@ fn a_worker_reports_an_input_it_cannot_fetch_and_computes_once_given_a_holder() 
             task: 2,
             nbytes: expected.len() as u64,
             result: Some(expected),
+            ran_for: None,
         }
     );
 }

@@ -184,6 +184,7 @@ fn a_worker_asks_one_holder_for_all_the_inputs_it_holds_in_one_request() {
             task: 4,
             nbytes: expected.len() as u64,
             result: Some(expected),
+            ran_for: None,
         }
     );
     assert_eq!(asked.recv_timeout(HANG_GUARD).unwrap(), vec![1, 2, 3]);

@@ -77,6 +77,7 @@ function renderWorkers(workers) {
     cell(row, w.running);
     cell(row, w.finished);
     cell(row, bytes(w.rss_bytes));
+    cell(row, w.cpu_percent == null ? "" : w.cpu_percent + "%");
     cell(row, (w.last_seen_ms / 1000).toFixed(1) + " s");
     cell(row, w.left === null ? "up" : "left: " + w.left);
     body.appendChild(row);
@@ -125,6 +126,47 @@ function renderStream(tasks) {
   }
 }
 
+const STATE_COLOURS = { queued: "#bbb", running: "#e9b63b", done: "#4a9d5b", failed: "#c44" };
+
+function renderGraph(graph) {
+  const svg = document.getElementById("graph-svg");
+  svg.replaceChildren();
+  document.getElementById("graph-empty").hidden = graph.nodes.length > 0;
+  if (graph.nodes.length === 0) return;
+  const layers = Math.max(...graph.nodes.map((n) => n.layer)) + 1;
+  const widest = Math.max(...graph.nodes.map((n) => n.slot)) + 1;
+  const dx = Math.max(14, Math.min(80, 880 / widest));
+  const dy = 50;
+  svg.setAttribute("width", String(Math.max(900, widest * dx + 20)));
+  svg.setAttribute("height", String(layers * dy + 10));
+  const at = new Map();
+  for (const n of graph.nodes) at.set(n.task, [10 + dx / 2 + n.slot * dx, 20 + n.layer * dy]);
+  for (const n of graph.nodes) {
+    for (const dep of n.deps) {
+      if (!at.has(dep)) continue;
+      const line = document.createElementNS(SVG_NS, "line");
+      const [x1, y1] = at.get(dep);
+      const [x2, y2] = at.get(n.task);
+      line.setAttribute("x1", String(x1)); line.setAttribute("y1", String(y1));
+      line.setAttribute("x2", String(x2)); line.setAttribute("y2", String(y2));
+      line.setAttribute("stroke", "#999");
+      svg.appendChild(line);
+    }
+  }
+  for (const n of graph.nodes) {
+    const [x, y] = at.get(n.task);
+    const circle = document.createElementNS(SVG_NS, "circle");
+    circle.setAttribute("cx", String(x)); circle.setAttribute("cy", String(y));
+    circle.setAttribute("r", String(Math.min(10, dx / 3)));
+    circle.setAttribute("fill", STATE_COLOURS[n.state] || "#bbb");
+    circle.dataset.state = n.state;
+    const title = document.createElementNS(SVG_NS, "title");
+    title.textContent = n.name + " (task " + n.task + "): " + n.state;
+    circle.appendChild(title);
+    svg.appendChild(circle);
+  }
+}
+
 function connect() {
   const status = document.getElementById("status");
   const source = new EventSource("/api/stream");
@@ -135,6 +177,7 @@ function connect() {
     renderProgress(update.progress);
     renderWorkers(update.workers);
     renderStream(update.tasks);
+    renderGraph(update.graph);
   });
 }
 

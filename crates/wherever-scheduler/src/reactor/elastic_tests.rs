@@ -130,6 +130,7 @@ fn a_retired_group_hands_its_only_result_over_says_goodbye_and_leaves_as_retired
         task,
         nbytes: 5_000_000,
         result: None,
+        ran_for: None,
     };
     reactor.messages(1, vec![finished], now, &mut outbox);
     reactor.peer_joined(2, worker(9002, Some("b.0"), Some("b")), now, &mut outbox);

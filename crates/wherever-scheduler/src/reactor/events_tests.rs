@@ -75,11 +75,15 @@ fn a_subscribed_client_gets_task_and_worker_events_others_none() {
     reactor.messages(watcher, vec![submit], now, &mut outbox);
     let reports = vec![
         Message::Started { task },
-        Message::Memory { rss_bytes: 4096 },
+        Message::Memory {
+            rss_bytes: 4096,
+            cpu: Duration::from_millis(30),
+        },
         Message::Finished {
             task,
             nbytes: 3,
             result: Some(vec![1, 2, 3]),
+            ran_for: Some(Duration::from_millis(7)),
         },
     ];
     reactor.messages(worker, reports, now, &mut outbox);
@@ -101,6 +105,92 @@ fn a_subscribed_client_gets_task_and_worker_events_others_none() {
         ]
     );
     assert!(outbox.events_for(other).is_empty());
+}
+
+#[test]
+fn a_chunk_reports_its_items_and_a_finished_task_the_time_its_worker_measured() {
+    let mut reactor = reactor();
+    let mut outbox = Outbox::default();
+    let now = Instant::now();
+    let (watcher, worker) = (1, 3);
+    reactor.peer_joined(watcher, Role::Client { inner_plan: None }, now, &mut outbox);
+    let subscribe = Message::SubscribeEvents { capacity: 100 };
+    reactor.messages(watcher, vec![subscribe], now, &mut outbox);
+    reactor.peer_joined(worker, worker_role(), now, &mut outbox);
+    let task = 1 << CLIENT_TASK_BITS;
+    let chunk = TaskMessage {
+        chunk: true,
+        args: wherever_core::codec::encode(&vec![10u64, 20, 30]).unwrap(),
+        ..records::scatter_message(task)
+    };
+    let submit = Message::Submit { tasks: vec![chunk] };
+    reactor.messages(watcher, vec![submit], now, &mut outbox);
+    let finished = Message::Finished {
+        task,
+        nbytes: 3,
+        result: Some(vec![1, 2, 3]),
+        ran_for: Some(Duration::from_millis(7)),
+    };
+    reactor.messages(worker, vec![finished], now, &mut outbox);
+    let events = outbox.events_for(watcher);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Observed::TaskSubmitted { items: 3, .. })),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Observed::TaskFinished { duration, .. } if *duration == Duration::from_millis(7)
+        )),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_client_is_forwarded_its_own_tasks_events_and_the_workers_not_another_client_s() {
+    let mut reactor = reactor();
+    let mut outbox = Outbox::default();
+    let now = Instant::now();
+    let (first, second, worker) = (1, 2, 3);
+    reactor.peer_joined(first, Role::Client { inner_plan: None }, now, &mut outbox);
+    reactor.peer_joined(second, Role::Client { inner_plan: None }, now, &mut outbox);
+    for client in [first, second] {
+        let subscribe = Message::SubscribeEvents { capacity: 100 };
+        reactor.messages(client, vec![subscribe], now, &mut outbox);
+    }
+    reactor.peer_joined(worker, worker_role(), now, &mut outbox);
+    let (task_of_first, task_of_second) = (1 << CLIENT_TASK_BITS, 2 << CLIENT_TASK_BITS);
+    for (client, task) in [(first, task_of_first), (second, task_of_second)] {
+        let submit = Message::Submit {
+            tasks: vec![records::scatter_message(task)],
+        };
+        reactor.messages(client, vec![submit], now, &mut outbox);
+    }
+    reactor.tick(now, &mut outbox);
+    for (client, own, other) in [
+        (first, task_of_first, task_of_second),
+        (second, task_of_second, task_of_first),
+    ] {
+        let events = outbox.events_for(client);
+        let tasks: Vec<u64> = events.iter().filter_map(Observed::task).collect();
+        assert!(tasks.contains(&own), "{events:?}");
+        assert!(!tasks.contains(&other), "{events:?}");
+        assert_eq!(
+            events.iter().filter(|e| e.kind() == "WorkerJoined").count(),
+            1,
+            "{events:?}"
+        );
+    }
+}
+
+#[test]
+fn a_chunk_whose_length_cannot_be_read_counts_one_item() {
+    assert_eq!(super::chunk_items(&[]), 1);
+    assert_eq!(super::chunk_items(&[0xff]), 1);
+    assert_eq!(super::chunk_items(&[0]), 1);
+    assert_eq!(super::chunk_items(&[0x80, 0x01]), 128);
 }
 
 #[test]

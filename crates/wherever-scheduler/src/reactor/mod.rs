@@ -422,6 +422,7 @@ impl Reactor {
                     task,
                     nbytes,
                     result,
+                    ran_for,
                 },
             ) => {
                 if let Some(record) = self.records.get_mut(task) {
@@ -430,7 +431,7 @@ impl Reactor {
                 self.events.emit_with(|| Observed::TaskFinished {
                     task,
                     worker: Some(worker),
-                    duration: Duration::ZERO,
+                    duration: ran_for.unwrap_or_default(),
                     result_bytes: nbytes,
                 });
                 self.feed(Event::TaskFinished {
@@ -493,9 +494,12 @@ impl Reactor {
                 self.subscribers
                     .insert(peer, self.events.subscribe(capacity));
             }
-            (Some(worker), Message::Memory { rss_bytes }) => {
-                self.events
-                    .emit_with(|| Observed::WorkerMemory { worker, rss_bytes });
+            (Some(worker), Message::Memory { rss_bytes, cpu }) => {
+                self.events.emit_with(|| Observed::WorkerMemory {
+                    worker,
+                    rss_bytes,
+                    cpu,
+                });
             }
             (Some(worker), Message::Rejoin { task }) => self.feed(Event::Rejoin { worker, task }),
             (_, other) => return Err(format!("protocol violation: unexpected {}", other.name())),
@@ -535,7 +539,11 @@ impl Reactor {
                 group: wherever_core::events::group_of(&task.name)
                     .to_string()
                     .into(),
-                items: 1,
+                items: if task.chunk {
+                    chunk_items(&task.args)
+                } else {
+                    1
+                },
             });
             self.records.insert(task.id, Record::new(task, peer));
         }
@@ -701,19 +709,31 @@ impl Reactor {
     }
 
     /// Sends each subscribed client the events waiting for it, when its queue has
-    /// room (else they wait, and the oldest are dropped if too many).
+    /// room (else they wait, and the oldest are dropped if too many): the events of
+    /// its own tasks and of the workers, not other clients' tasks.
     fn forward_events(&self, comm: &mut impl Comm) {
         for (peer, events) in &self.subscribers {
             let waiting = events.len();
             if waiting == 0 || !comm.has_room(*peer, waiting * EVENT_WIRE_BYTES) {
                 continue;
             }
-            comm.send(
-                *peer,
-                Message::Events {
-                    events: events.drain(),
-                },
-            );
+            let Some(PeerKind::Client { number, .. }) = self.peers.get(peer).map(|p| &p.kind)
+            else {
+                continue;
+            };
+            let events: Vec<_> = events
+                .drain()
+                .into_iter()
+                .filter(|stamped| {
+                    stamped
+                        .event
+                        .task()
+                        .is_none_or(|task| task >> CLIENT_TASK_BITS == *number)
+                })
+                .collect();
+            if !events.is_empty() {
+                comm.send(*peer, Message::Events { events });
+            }
         }
     }
 
@@ -773,4 +793,12 @@ impl Reactor {
             comm.send(peer, message);
         }
     }
+}
+
+/// How many items a `map` chunk's encoded arguments hold: they are a sequence, whose
+/// encoding begins with its length (1 if that cannot be read).
+fn chunk_items(args: &[u8]) -> u64 {
+    postcard::take_from_bytes::<u64>(args)
+        .map(|(items, _)| items.max(1))
+        .unwrap_or(1)
 }

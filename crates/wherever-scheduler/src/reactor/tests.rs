@@ -562,6 +562,7 @@ impl Sim {
                     task,
                     nbytes: 8,
                     result: Some(small_result(task)),
+                    ran_for: None,
                 }
             }
             Outcome::Large => {
@@ -570,6 +571,7 @@ impl Sim {
                     task,
                     nbytes: INLINE_RESULT_LIMIT as u64 + 1,
                     result: None,
+                    ran_for: None,
                 }
             }
         }

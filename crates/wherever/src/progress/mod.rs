@@ -50,6 +50,9 @@ static SHOWING: AtomicBool = AtomicBool::new(false);
 /// Notes that the current thread submitted `task` computing `items` items, for the
 /// call it runs, if that call shows progress.
 pub(crate) fn note_submitted(task: TaskKey, items: u64) {
+    if !SHOWING.load(std::sync::atomic::Ordering::Relaxed) {
+        return; // no call shows progress: nothing to note (one load)
+    }
     SUBMITTED.with(|submitted| {
         if let Some(submitted) = &*submitted.borrow() {
             lock(submitted).insert(task, items);
