@@ -12,6 +12,7 @@
 //! dashboard, and exits with its status (see [`run`]).
 
 mod run;
+mod slurm_script;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -95,6 +96,17 @@ enum Commands {
         /// The program to run as a worker, and its arguments.
         #[arg(last = true, required = true, num_args = 1..)]
         program: Vec<OsString>,
+    },
+    /// Print the batch script a `slurm:jobs=N,...` plan submits for each job, byte
+    /// for byte (the scheduler's address and the secret file reach the jobs through
+    /// sbatch's environment, so the script is the same for every run).
+    SlurmScript {
+        /// The plan, e.g. `slurm:jobs=2,partition=debug,time=00:30:00`.
+        #[arg(long)]
+        plan: String,
+        /// The worker program (your program); default: a placeholder path.
+        #[arg(long)]
+        program: Option<PathBuf>,
     },
     /// Run PROGRAM (a program of yours whose `main` has `#[wherever::main]`) on a
     /// cluster started for it: a scheduler and the plan's workers (PROGRAM started
@@ -252,6 +264,18 @@ fn main() -> anyhow::Result<()> {
         .with_target(false)
         .init();
     match Cli::parse().command {
+        Commands::SlurmScript { plan, program } => {
+            if program.is_none() {
+                say(&format!(
+                    "wherever slurm-script: no --program given; the script names {}",
+                    slurm_script::PLACEHOLDER_PROGRAM
+                ));
+            }
+            let script =
+                slurm_script::script_for(&plan, program.as_deref()).map_err(anyhow::Error::msg)?;
+            print!("{script}");
+            Ok(())
+        }
         Commands::Worker {
             address,
             threads,

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wherever_cluster::launcher::{
     start_cluster, ClusterOptions, LaunchedCluster, Launcher, MpiLauncher, ProcessesLauncher,
-    SlurmLauncher, SshHostSpec, SshLauncher,
+    SlurmJobsLauncher, SlurmLauncher, SshHostSpec, SshLauncher,
 };
 use wherever_cluster::{ClusterClient, ClusterRuntime, Secret};
 use wherever_core::codec;
@@ -130,6 +130,10 @@ impl Plan {
             Level::Slurm(options) => {
                 let launcher =
                     SlurmLauncher::from_env(options).map_err(|reason| start_error(self, reason))?;
+                self.start_counting_joined(&launcher)?
+            }
+            Level::SlurmJobs(spec) => {
+                let launcher = SlurmJobsLauncher::new(spec.clone());
                 self.start_counting_joined(&launcher)?
             }
             Level::Mpi(workers) => {

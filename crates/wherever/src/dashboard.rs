@@ -77,7 +77,11 @@ pub(crate) fn choice_from(var: impl Fn(&str) -> Option<String>) -> Result<Dashbo
 pub(crate) fn on_by_default(plan: &Plan) -> bool {
     match plan.first() {
         Level::Sequential | Level::Threads(_) | Level::Tcp { .. } => false,
-        Level::Processes(..) | Level::Ssh(_) | Level::Slurm(_) | Level::Mpi(_) => true,
+        Level::Processes(..)
+        | Level::Ssh(_)
+        | Level::Slurm(_)
+        | Level::SlurmJobs(_)
+        | Level::Mpi(_) => true,
     }
 }
 

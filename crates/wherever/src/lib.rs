@@ -53,6 +53,7 @@ mod plan_memory;
 pub mod progress;
 mod readiness;
 mod slot;
+mod slurm_plan;
 mod submission;
 mod task_events;
 mod timer;
@@ -78,6 +79,7 @@ pub use options::Options;
 pub use plan::{Level, Plan, PlanError, ProcessesOptions, SshHost, SshLevel, Workers};
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;
+pub use slurm_plan::SlurmPlan;
 pub use task_events::DEFAULT_EVENT_CAPACITY;
 pub use wherever_cluster::launcher::AdaptOptions;
 pub use wherever_cluster::{ResourceError, Resources};

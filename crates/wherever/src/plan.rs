@@ -16,6 +16,13 @@
 //!                                          one worker per task of the Slurm allocation
 //!                                          this runs in, through one srun; KEY is an
 //!                                          srun long option (ntasks, cpus-per-task, ...)
+//!          | "slurm:jobs=" N ( "," KEY "=" VALUE )*
+//!                                          submits N batch jobs whose tasks are workers;
+//!                                          KEY is an sbatch long option (partition, account,
+//!                                          qos, time, mem, cpus-per-task, nodes,
+//!                                          ntasks-per-node, constraint, job-name) or
+//!                                          workers-per-job, threads-per-worker,
+//!                                          death-timeout (see `SlurmPlan`)
 //!          | "mpi" [ ":" N ]               under mpirun: rank 0 runs main, the other
 //!                                          ranks (N of them, checked) are the workers
 //! processes-option := "mem=" SIZE          each worker's memory limit (default: the machine's
@@ -117,6 +124,9 @@ pub enum Level {
     Ssh(SshLevel),
     /// Workers started in a Slurm allocation, with `srun` options as key/value pairs.
     Slurm(Vec<(String, String)>),
+    /// Workers in Slurm batch jobs this program submits (`slurm:jobs=N,...`, or
+    /// built with [`SlurmPlan`](crate::SlurmPlan)).
+    SlurmJobs(wherever_cluster::launcher::SlurmJobsSpec),
     /// Under `mpirun`: rank 0 runs `main` and the scheduler, the other ranks are the
     /// workers; a count, if given, must match them.
     Mpi(Workers),
@@ -552,7 +562,14 @@ fn parse_slurm(argument: Option<&str>) -> Result<Level, String> {
             )),
         })
         .collect::<Result<Vec<_>, _>>()
-        .map(Level::Slurm)
+        .and_then(|options| {
+            if options.iter().any(|(key, _)| key == "jobs") {
+                wherever_cluster::launcher::SlurmJobsSpec::from_options(&options)
+                    .map(Level::SlurmJobs)
+            } else {
+                Ok(Level::Slurm(options))
+            }
+        })
 }
 
 fn suggestion(word: &str) -> Option<&'static str> {
@@ -624,6 +641,15 @@ impl fmt::Display for Level {
             Level::Slurm(options) => {
                 let options: Vec<String> =
                     options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                write!(f, "slurm:{}", options.join(","))
+            }
+            // Extra sbatch lines, modules and a prologue have no string form.
+            Level::SlurmJobs(spec) => {
+                let options: Vec<String> = spec
+                    .options()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
                 write!(f, "slurm:{}", options.join(","))
             }
             Level::Mpi(n) => write!(f, "mpi{n}"),
@@ -727,6 +753,21 @@ mod tests {
     }
 
     #[test]
+    fn slurm_with_jobs_submits_jobs_and_round_trips() {
+        let text = "slurm:jobs=2,partition=debug,time=00:05:00,workers-per-job=2";
+        let plan = Plan::parse(text).unwrap();
+        let Level::SlurmJobs(spec) = plan.first() else {
+            panic!("{plan:?}")
+        };
+        assert_eq!((spec.jobs(), spec.workers_per_job()), (2, 2));
+        assert_eq!(plan.to_string(), text);
+        assert!(matches!(
+            Plan::parse("slurm:ntasks=2").unwrap().first(),
+            Level::Slurm(_)
+        ));
+    }
+
+    #[test]
     fn parses_nested_levels() {
         let plan = Plan::parse("processes:2/threads:2").unwrap();
         assert_eq!(plan.levels().len(), 2);
@@ -767,6 +808,17 @@ mod tests {
             ("ssh:@", "no file name after `@`"),
             ("ssh:@/no/such/hostfile.txt", "cannot read the hostfile `/no/such/hostfile.txt`"),
             ("slurm:nodes", "expected slurm:KEY=VALUE"),
+            ("slurm:jobs=0", "jobs=`0`: expected a whole number from 1"),
+            ("slurm:jobs=x", "jobs=`x`"),
+            ("slurm:jobs=2,jobs=3", "`jobs` is given twice"),
+            ("slurm:jobs=2,ntasks=4", "unknown slurm option `ntasks`"),
+            ("slurm:jobs=2,time=1:2:3:4", "time=`1:2:3:4`: expected MINUTES"),
+            ("slurm:jobs=2,time=soon", "time=`soon`"),
+            ("slurm:jobs=2,mem=4XB", "mem=`4XB`"),
+            ("slurm:jobs=2,partition=", "expected slurm:KEY=VALUE"),
+            ("slurm:jobs=2,partition=a\u{7}", "control characters"),
+            ("slurm:jobs=2,death-timeout=-1", "death-timeout=`-1`"),
+            ("slurm:jobs=2,workers-per-job=0", "workers-per-job=`0`"),
             ("threads:99999999999999999999999", "got `99999999999999999999999`"),
             ("processes:2,mem=200", "processes option mem=SIZE: `200` has no unit"),
             ("processes:2,mem=0MB", "`0MB` is zero"),

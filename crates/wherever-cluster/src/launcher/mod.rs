@@ -17,6 +17,10 @@ pub mod mpi_rendezvous;
 mod processes;
 mod scale;
 mod slurm;
+pub mod slurm_cancel;
+mod slurm_jobs;
+pub mod slurm_script;
+pub mod slurm_spec;
 mod ssh;
 mod ssh_command;
 
@@ -26,6 +30,9 @@ pub use address::{
 pub use mpi::{MpiLauncher, MpiRank};
 pub use processes::{LocalCluster, ProcessesLauncher, RESTART_BUDGET};
 pub use slurm::{SlurmLauncher, SRUN_OPTIONS};
+pub use slurm_jobs::{SlurmJobsLauncher, SLURM_DIR_VARIABLE};
+pub use slurm_script::job_script;
+pub use slurm_spec::SlurmJobsSpec;
 pub use ssh::{
     default_connect_timeout, SshHostSpec, SshLauncher, CONNECT_TIMEOUT_VARIABLE,
     DEFAULT_CONNECT_TIMEOUT, EXIT_ON_STDIN_EOF_VARIABLE, REMOTE_DEATH_TIMEOUT_SECONDS,

@@ -65,7 +65,7 @@ impl SlurmLauncher {
         let Some(job_id) = env("SLURM_JOB_ID").filter(|id| !id.trim().is_empty()) else {
             return Err("the `slurm` plan starts its workers inside a Slurm allocation, and \
                  SLURM_JOB_ID is not set: run the program in a batch script \
-                 (`sbatch -n 8 --wrap './my_study --plan slurm'`) or under `salloc -n 8` (a plan that submits the job itself is to come)"
+                 (`sbatch -n 8 --wrap './my_study --plan slurm'`) or under `salloc -n 8`, or let the plan submit batch jobs itself (`slurm:jobs=N,...`)"
                 .to_string());
         };
         let mut seen: Vec<&str> = Vec::new();
