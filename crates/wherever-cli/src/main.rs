@@ -189,19 +189,26 @@ fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C): the scheduler then ends normally.
-async fn termination() {
+/// Watches for SIGTERM and SIGINT (Ctrl-C) from the moment it is called (inside
+/// the runtime); the returned future resolves on the first of them, and the
+/// scheduler then ends normally. Called before the scheduler says where it
+/// listens, so that a signal sent as soon as that line appears is never the
+/// default action's (an abrupt exit) instead.
+fn termination() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
+    let watchers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        say("wherever scheduler: cannot watch for SIGTERM and SIGINT");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+    );
+    async move {
+        let (Ok(mut terminate), Ok(mut interrupt)) = watchers else {
+            say("wherever scheduler: cannot watch for SIGTERM and SIGINT");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
     }
 }
 
@@ -319,6 +326,7 @@ fn main() -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("cannot listen on {host}:{port}"))?;
                 let address = listener.local_addr()?;
+                let terminated = termination();
                 eprintln!(
                     "wherever scheduler listening on tcp://{address} (secret file {})",
                     path.display()
@@ -331,7 +339,7 @@ fn main() -> anyhow::Result<()> {
                 };
                 let (shutdown, signal) = shutdown_channel();
                 tokio::spawn(async move {
-                    termination().await;
+                    terminated.await;
                     say("wherever scheduler: stopping; telling the workers goodbye");
                     shutdown.request();
                 });

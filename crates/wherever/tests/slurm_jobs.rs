@@ -35,9 +35,10 @@ const CLIENT_DIR_VARIABLE: &str = "SJOBS_TEST_CLIENT_DIR";
 const CLIENT_PLAN_VARIABLE: &str = "SJOBS_TEST_CLIENT_PLAN";
 
 /// Writes `DIR/started-PID-N` (N counts this process's starts), waits until
-/// `DIR/go` exists, and returns `i * i` with the worker's name, group and deadline.
+/// `DIR/go` exists, and returns `i * i` with the worker's name, group, deadline and
+/// memory limit.
 #[wherever::task]
-fn square_after_go(i: u64, dir: String) -> (u64, String, String, String) {
+fn square_after_go(i: u64, dir: String) -> (u64, String, String, String, String) {
     let dir = PathBuf::from(dir);
     let mark = dir.join(format!("started-{}-{i}", std::process::id()));
     std::fs::write(&mark, b"").unwrap();
@@ -48,6 +49,7 @@ fn square_after_go(i: u64, dir: String) -> (u64, String, String, String) {
         var("WHEREVER_WORKER_NAME"),
         var("WHEREVER_WORKER_GROUP"),
         var("WHEREVER_WORKER_DEADLINE"),
+        var("WHEREVER_WORKER_MEMORY_LIMIT"),
     )
 }
 
@@ -212,6 +214,7 @@ fn workers_get_names_groups_deadlines_and_the_script_is_the_one_shown() {
         .jobs(2)
         .workers_per_job(2)
         .time("00:05:00")
+        .mem("2G")
         .job_name(&scene.name);
     let shown = plan.job_script().unwrap();
     let before = SystemTime::now()
@@ -226,7 +229,7 @@ fn workers_get_names_groups_deadlines_and_the_script_is_the_one_shown() {
         // One task on each of the four one-thread workers.
         wait_for(|| scene.started() == 4, "four tasks running");
         std::fs::write(scene.dir.join("go"), b"").unwrap();
-        let results: Vec<(u64, String, String, String)> = client.gather(futures).unwrap();
+        let results: Vec<(u64, String, String, String, String)> = client.gather(futures).unwrap();
         let jobs: Vec<String> = scene.queued().into_iter().map(|(id, _)| id).collect();
         assert_eq!(jobs.len(), 2, "{jobs:?}");
         let mut names: Vec<String> = results.iter().map(|r| r.1.clone()).collect();
@@ -237,8 +240,10 @@ fn workers_get_names_groups_deadlines_and_the_script_is_the_one_shown() {
             .collect();
         expected.sort();
         assert_eq!(names, expected);
-        for (square, name, group, deadline) in &results {
+        for (square, name, group, deadline, memory_limit) in &results {
             assert!([0, 1, 4, 9].contains(square));
+            // The job's 2 GB (`mem`, per node) shared by its two workers.
+            assert_eq!(memory_limit, &(1u64 << 30).to_string());
             assert_eq!(name.split('.').next().unwrap(), group);
             let deadline: u64 = deadline.parse().unwrap();
             assert!(
@@ -390,7 +395,7 @@ fn adapt_grows_with_a_burst_and_shrinks_when_idle() {
         wait_for(|| scene.started() >= 3, "a task on each of the 3 workers");
         assert!(scene.queued().len() <= 3, "never more than the maximum");
         std::fs::write(scene.dir.join("go"), b"").unwrap();
-        let results: Vec<(u64, String, String, String)> = client.gather(futures).unwrap();
+        let results: Vec<(u64, String, String, String, String)> = client.gather(futures).unwrap();
         let squares: Vec<u64> = results.iter().map(|r| r.0).collect();
         assert_eq!(squares, [0, 1, 4, 9, 16, 25]);
         wait_for(|| scene.queued().len() == 1, "idle jobs retired and ended");
@@ -584,7 +589,7 @@ fn a_job_cancelled_mid_run_has_its_tasks_rerun_elsewhere() {
             "the cancelled job gone",
         );
         std::fs::write(scene.dir.join("go"), b"").unwrap();
-        let results: Vec<(u64, String, String, String)> = client.gather(futures).unwrap();
+        let results: Vec<(u64, String, String, String, String)> = client.gather(futures).unwrap();
         let squares: Vec<u64> = results.iter().map(|r| r.0).collect();
         assert_eq!(squares, [0, 1, 4, 9, 16, 25]);
         assert!(results.iter().all(|r| r.2 != victim));

@@ -26,6 +26,7 @@ use super::slurm_script::job_script;
 use super::slurm_spec::SlurmJobsSpec;
 use super::{BindScope, LaunchStatus, LaunchedWorkers, Launcher, WorkerLaunch, WORKER_VARIABLE};
 use crate::auth::{Secret, SECRET_FILE_VARIABLE};
+use crate::worker::MEMORY_LIMIT_VARIABLE;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -205,6 +206,13 @@ impl SlurmJobs {
             .env(WORKER_VARIABLE, format!("tcp://{}", launch.scheduler))
             .env(SECRET_FILE_VARIABLE, &self.secret_file)
             .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        // The job's `mem`, shared by its workers on a node, is each worker's limit
+        // (spilling, pausing and exiting by it), unless the caller set one.
+        if let Some(limit) = self.spec.worker_memory_limit() {
+            if !launch.env.iter().any(|(k, _)| k == MEMORY_LIMIT_VARIABLE) {
+                command.env(MEMORY_LIMIT_VARIABLE, limit.to_string());
+            }
+        }
         let output = run(&mut command, Some(&self.script), "sbatch")?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         if !output.status.success() {

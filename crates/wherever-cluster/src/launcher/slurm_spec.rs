@@ -184,6 +184,17 @@ impl SlurmJobsSpec {
             .or_else(|| self.count("threads-per-worker").filter(|&n| n > 1))
     }
 
+    /// Each worker's memory limit in bytes (issue 14's limits), from the job's
+    /// `mem` (sbatch's `--mem`, per node, in MB unless suffixed K, M, G or T,
+    /// powers of 1024 as Slurm counts) shared by the workers on one node; `None`
+    /// without `mem` (the worker then takes the machine's memory).
+    pub fn worker_memory_limit(&self) -> Option<u64> {
+        let bytes = memory_bytes(self.option("mem")?)?;
+        let nodes = self.count("nodes").unwrap_or(1).max(1);
+        let per_node = self.workers_per_job().div_ceil(nodes).max(1);
+        Some(bytes / per_node as u64).filter(|&limit| limit > 0)
+    }
+
     /// Seconds a worker waits for a scheduler it lost before it exits.
     pub fn death_timeout(&self) -> u64 {
         self.option("death-timeout")
@@ -291,6 +302,19 @@ fn check_memory(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The bytes of an sbatch memory size (checked by `check_memory`): MB without a
+/// suffix, else K, M, G or T as powers of 1024.
+fn memory_bytes(value: &str) -> Option<u64> {
+    let (digits, unit) = match value.chars().last()?.to_ascii_uppercase() {
+        'K' => (&value[..value.len() - 1], 1u64 << 10),
+        'M' => (&value[..value.len() - 1], 1 << 20),
+        'G' => (&value[..value.len() - 1], 1 << 30),
+        'T' => (&value[..value.len() - 1], 1 << 40),
+        _ => (value, 1 << 20),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(unit)
+}
+
 /// An sbatch walltime in seconds (`None`: unlimited): `MINUTES`, `MINUTES:SECONDS`,
 /// `HOURS:MINUTES:SECONDS`, `DAYS-HOURS`, `DAYS-HOURS:MINUTES` or
 /// `DAYS-HOURS:MINUTES:SECONDS`, or `infinite`/`unlimited`.
@@ -338,6 +362,31 @@ pub fn parse_walltime(text: &str) -> Result<Option<u64>, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_jobs_memory_is_shared_by_the_workers_on_one_node() {
+        let limit = |options: &str| {
+            let pairs: Vec<(String, String)> = options
+                .split(',')
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap();
+                    (k.to_string(), v.to_string())
+                })
+                .collect();
+            super::SlurmJobsSpec::from_options(&pairs)
+                .unwrap()
+                .worker_memory_limit()
+        };
+        assert_eq!(limit("jobs=1"), None);
+        assert_eq!(limit("jobs=1,mem=4G"), Some(4 << 30));
+        assert_eq!(limit("jobs=1,mem=500"), Some(500 << 20));
+        assert_eq!(limit("jobs=1,mem=4G,workers-per-job=4"), Some(1 << 30));
+        assert_eq!(
+            limit("jobs=1,mem=4G,nodes=2,ntasks-per-node=2"),
+            Some(2 << 30)
+        );
+        assert_eq!(limit("jobs=1,mem=2048K"), Some(2 << 20));
+    }
+
     use super::*;
 
     fn spec(text: &str) -> Result<SlurmJobsSpec, String> {
