@@ -2,8 +2,8 @@
 //! cluster adapting between 1 and 4 workers gets three bursts of 16 tasks of
 //! 250 ms, 4 s apart; the connected workers are sampled every 250 ms.
 //!
-//! `cargo run --example adapt_bursts` (or with `--plan slurm:jobs=1,...` when the
-//! plan can scale).
+//! `cargo run --example adapt_bursts` (or with `WHEREVER_PLAN=slurm:jobs=1,...`,
+//! any plan that can scale).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
