@@ -5,8 +5,12 @@
 //! the outputs need is kept (culling), and linear chains (a node whose only input is
 //! a node that nothing else uses) are fused into one task, so their intermediate
 //! results never leave the worker. [`optimize`] shows the result. Tasks are
-//! submitted depth first, so one branch finishes before many start. Random streams
-//! do not depend on fusion: every node keeps its own position.
+//! submitted depth first (a simple `dask.order`: from the outputs, inputs in
+//! order), and on the local plans that order is also their rank: `threads:N` runs
+//! the best-ranked ready graph task first, so a consumer runs as soon as its last
+//! input is there, before more leaves start. A node's future is dropped once the
+//! last task reading it is submitted, so its value is freed when they ran. Random
+//! streams do not depend on fusion: every node keeps its own position.
 
 use crate::arguments::{Args, DepRef, IntoArgs, Parts, PartsBox};
 use crate::client::Client;
