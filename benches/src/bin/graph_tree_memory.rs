@@ -1,11 +1,12 @@
 //! Peak memory of a wide lazy graph on a local plan: a tree reduction over 2,000
 //! leaves of 1 MB, each leaf read by two tasks (pair `i` reads leaves `i` and
 //! `i + 1`, wrapping), then the pairs added two by two. Prints the process's peak
-//! resident memory (`VmHWM`, reset before the run) in MB and the wall time.
+//! resident memory (`VmHWM`, reset before the run) in MB and the wall time; on
+//! `processes:N`, each worker process's peak over its life as well.
 //!
 //! ```text
 //! cargo build -p wherever-benches --bin graph_tree_memory
-//! target/debug/graph_tree_memory sequential      # or threads:2; LEAVES=... to resize
+//! target/debug/graph_tree_memory sequential      # or threads:2, processes:2; LEAVES=...
 //! ```
 
 use serde_bytes::ByteBuf;
@@ -30,6 +31,13 @@ fn combine(a: ByteBuf, b: ByteBuf) -> u64 {
 #[wherever::task]
 fn add(a: u64, b: u64) -> u64 {
     a + b
+}
+
+/// This worker process's id and peak resident memory in MB over its life (for
+/// `processes:N`, where the leaves live in the workers).
+#[wherever::task]
+fn worker_peak(_i: u64) -> (u32, u64) {
+    (std::process::id(), (peak_rss_mb()) as u64)
 }
 
 /// The process's peak resident memory in MB since the last reset.
@@ -74,4 +82,12 @@ fn main() {
         peak_rss_mb(),
         started.elapsed().as_secs_f64()
     );
+    if plan.starts_with("processes") {
+        let mut peaks = client.map(worker_peak, 0..64u64).expect("worker peaks");
+        peaks.sort_unstable();
+        peaks.dedup();
+        for (pid, mb) in peaks {
+            println!("  worker process {pid}: peak RSS {mb} MB over its life");
+        }
+    }
 }

@@ -19,12 +19,18 @@ thread_local! {
     static CURRENT: Cell<Option<GraphRank>> = const { Cell::new(None) };
 }
 
-/// Runs `submit` with `rank` as the rank of the tasks it submits.
+/// Runs `submit` with `rank` as the rank of the tasks it submits (the outer rank
+/// comes back afterwards, even if `submit` panics).
 pub(crate) fn with_graph_rank<T>(rank: GraphRank, submit: impl FnOnce() -> T) -> T {
-    let outer = CURRENT.with(|current| current.replace(Some(rank)));
-    let result = submit();
-    CURRENT.with(|current| current.set(outer));
-    result
+    /// Puts the outer rank back when dropped.
+    struct Restore(Option<GraphRank>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|current| current.set(self.0));
+        }
+    }
+    let _restore = Restore(CURRENT.with(|current| current.replace(Some(rank))));
+    submit()
 }
 
 /// The rank of the graph task being submitted in this thread, if any (futures
@@ -47,6 +53,14 @@ mod tests {
             with_graph_rank(inner, || assert_eq!(current_graph_rank(), Some(inner)));
             assert_eq!(current_graph_rank(), Some(rank));
         });
+        assert_eq!(current_graph_rank(), None);
+    }
+
+    #[test]
+    fn the_rank_is_put_back_after_a_panic() {
+        let rank = GraphRank { graph: 1, index: 1 };
+        let caught = std::panic::catch_unwind(|| with_graph_rank(rank, || panic!("boom")));
+        assert!(caught.is_err());
         assert_eq!(current_graph_rank(), None);
     }
 
