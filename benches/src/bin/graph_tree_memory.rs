@@ -25,7 +25,11 @@ fn make_leaf(i: u64) -> ByteBuf {
 /// A small summary of two leaves.
 #[wherever::task]
 fn combine(a: ByteBuf, b: ByteBuf) -> u64 {
-    a.iter().chain(b.iter()).step_by(4096).map(|&x| x as u64).sum()
+    a.iter()
+        .chain(b.iter())
+        .step_by(4096)
+        .map(|&x| x as u64)
+        .sum()
 }
 
 #[wherever::task]
@@ -54,7 +58,9 @@ fn peak_rss_mb() -> f64 {
 fn main() {
     std::env::set_var("WHEREVER_PROGRESS", "0");
     std::env::set_var(wherever::DASHBOARD_VARIABLE, "off");
-    let plan = std::env::args().nth(1).unwrap_or_else(|| "sequential".into());
+    let plan = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "sequential".into());
     let leaves: u64 = std::env::var("LEAVES")
         .ok()
         .map_or(2_000, |text| text.parse().expect("LEAVES: a number"));
