@@ -5,13 +5,18 @@
 //! the outputs need is kept (culling), and linear chains (a node whose only input is
 //! a node that nothing else uses) are fused into one task, so their intermediate
 //! results never leave the worker. [`optimize`] shows the result. Tasks are
-//! submitted depth first, so one branch finishes before many start. Random streams
-//! do not depend on fusion: every node keeps its own position.
+//! submitted depth first (a simple `dask.order`: from the outputs, inputs in
+//! order), and on the local plans that order is also their rank: `threads:N` runs
+//! the best-ranked ready graph task first, so a consumer runs as soon as its last
+//! input is there, before more leaves start. A node's future is dropped once the
+//! last task reading it is submitted, so its value is freed when they ran. Random
+//! streams do not depend on fusion: every node keeps its own position.
 
 use crate::arguments::{Args, DepRef, IntoArgs, Parts, PartsBox};
 use crate::client::Client;
 use crate::future::{ErasedSlot, Future};
 use crate::graph_outputs::ComputeOutputs;
+use crate::local::GraphRank;
 use crate::node_keys::{numbered_key, short_name, KeyMap, KeySet};
 use crate::node_positions::NodePositions;
 use crate::submission::{ChainPart, LocalRun};
@@ -473,6 +478,16 @@ impl Layout {
 fn submit_graph(client: &Client, roots: &[NodeRef], submitted: &mut KeyMap<Arc<str>, Submitted>) {
     let layout = Layout::of(roots, submitted);
     let all_positions = positions_under(client, &layout.order);
+    let outputs: KeySet<Arc<str>> = roots.iter().map(|r| r.0.key.clone()).collect();
+    // How many chains still to submit read each node's result: once none does, its
+    // future is dropped here, so its value is freed as soon as its consumers ran.
+    let mut readers: KeyMap<Arc<str>, usize> = KeyMap::default();
+    for chain in &layout.chains {
+        for dep in graph_inputs(&layout.order[chain[0]]) {
+            *readers.entry(dep.0.key.clone()).or_default() += 1;
+        }
+    }
+    let graph = next_graph_number();
     let mut described = (client.event_bus().is_observed()
         && layout.chains.len() <= MAX_GRAPH_TASKS)
         .then(GraphDescription::default);
@@ -484,24 +499,22 @@ fn submit_graph(client: &Client, roots: &[NodeRef], submitted: &mut KeyMap<Arc<s
         let nodes: Vec<&NodeRef> = chain.iter().map(|&i| &layout.order[i]).collect();
         let positions: Vec<u64> = chain.iter().map(|&i| all_positions[i]).collect();
         let last = *nodes.last().expect("non-empty");
-        let done = if nodes.len() == 1 {
-            (last.0.submit)(client, parts_for(last, submitted), positions[0])
-        } else {
-            let part = |node: &NodeRef, parts: Parts, position: u64| ChainPart {
-                name: node.0.name,
-                registered: node.0.registered,
-                parts,
-                position,
-                run: node.0.run.clone(),
-            };
-            let head = part(nodes[0], parts_for(nodes[0], submitted), positions[0]);
-            let links = nodes[1..]
-                .iter()
-                .zip(&positions[1..])
-                .map(|(node, &position)| part(node, node.0.parts.duplicate(), position))
-                .collect();
-            (last.0.submit_chain)(client, head, links)
+        let rank = GraphRank {
+            graph,
+            index: *chain.last().expect("non-empty") as u64,
         };
+        let done = crate::local::with_graph_rank(rank, || {
+            submit_chain_nodes(client, &nodes, &positions, submitted)
+        });
+        for dep in graph_inputs(nodes[0]) {
+            let left = readers.get_mut(&dep.0.key).map(|left| {
+                *left -= 1;
+                *left
+            });
+            if left == Some(0) && !outputs.contains(&dep.0.key) {
+                submitted.remove(&dep.0.key);
+            }
+        }
         for node in &nodes {
             *node.0.record.lock().unwrap_or_else(|p| p.into_inner()) = Record {
                 state: Some("processing"),
@@ -533,6 +546,47 @@ fn submit_graph(client: &Client, roots: &[NodeRef], submitted: &mut KeyMap<Arc<s
             tasks: described.tasks,
         });
     }
+}
+
+/// Submits one chain (or a lone node) with its dependencies taken from `submitted`.
+fn submit_chain_nodes(
+    client: &Client,
+    nodes: &[&NodeRef],
+    positions: &[u64],
+    submitted: &KeyMap<Arc<str>, Submitted>,
+) -> Submitted {
+    let last = *nodes.last().expect("non-empty");
+    if nodes.len() == 1 {
+        return (last.0.submit)(client, parts_for(last, submitted), positions[0]);
+    }
+    let part = |node: &NodeRef, parts: Parts, position: u64| ChainPart {
+        name: node.0.name,
+        registered: node.0.registered,
+        parts,
+        position,
+        run: node.0.run.clone(),
+    };
+    let head = part(nodes[0], parts_for(nodes[0], submitted), positions[0]);
+    let links = nodes[1..]
+        .iter()
+        .zip(&positions[1..])
+        .map(|(node, &position)| part(node, node.0.parts.duplicate(), position))
+        .collect();
+    (last.0.submit_chain)(client, head, links)
+}
+
+/// The graph nodes among `node`'s inputs.
+fn graph_inputs(node: &NodeRef) -> impl Iterator<Item = &NodeRef> {
+    node.0.parts.holes.iter().filter_map(|(_, dep)| match dep {
+        DepRef::Node(dep) => Some(dep),
+        _ => None,
+    })
+}
+
+/// A fresh number for each submitted graph: earlier graphs' tasks rank first.
+fn next_graph_number() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The tasks of a graph being submitted, for its [`Event::GraphSubmitted`].

@@ -5,7 +5,7 @@
 use crate::arguments::{dependency_failed, DepRef, Parts};
 use crate::client::{Client, Cluster, Executor};
 use crate::future::{Future, Slot};
-use crate::local::{current_worker_label, host_name, Job};
+use crate::local::{current_graph_rank, current_worker_label, host_name, GraphRank, Job};
 use crate::task_events::TaskWatch;
 use crate::{IntoTask, StreamKey, TaskContext, TaskError, TaskErrorKind, TaskFailure, Value};
 use std::sync::{Arc, Mutex};
@@ -163,11 +163,20 @@ impl Client {
         slot.resolve(outcome);
     }
 
-    /// Runs a job on the local executor.
+    /// Runs a job on the local executor (at the rank of the graph task being
+    /// submitted, if any).
     pub(crate) fn spawn(&self, job: Job) {
+        self.spawn_at(job, current_graph_rank())
+    }
+
+    /// Runs a job on the local executor; a pool runs ranked jobs best first.
+    pub(crate) fn spawn_at(&self, job: Job, rank: Option<GraphRank>) {
         match &self.shared.executor {
             Executor::Sequential => job(),
-            Executor::Threads(pool) => pool.spawn(job),
+            Executor::Threads(pool) => match rank {
+                Some(rank) => pool.spawn_ranked(job, rank),
+                None => pool.spawn(job),
+            },
             Executor::Cluster(_) => unreachable!("cluster tasks are submitted, not spawned"),
         }
     }
@@ -214,13 +223,16 @@ impl Client {
         }
         let (client, job_slot) = (self.clone(), slot.clone());
         let watch = self.watch_keeping_bus(name, 1);
+        let rank = current_graph_rank();
         self.await_inputs(
             parts,
             name,
             position,
             slot,
             Box::new(move |filled| match codec::decode::<A>(&filled) {
-                Ok(args) => client.spawn(client.job(task, args, position, job_slot, watch)),
+                Ok(args) => {
+                    client.spawn_at(client.job(task, args, position, job_slot, watch), rank)
+                }
                 Err(error) => job_slot.resolve(Err(TaskError::new(
                     name,
                     position,
@@ -273,6 +285,7 @@ impl Client {
         let (client, job_slot) = (self.clone(), slot.clone());
         let run_head = head.run;
         let mut watch = self.watch_keeping_bus(last, 1);
+        let rank = current_graph_rank();
         self.await_inputs(
             head.parts,
             name,
@@ -280,41 +293,47 @@ impl Client {
             slot,
             Box::new(move |filled| {
                 let runner = client.clone();
-                client.spawn(Box::new(move || {
-                    if !job_slot.start() {
-                        return;
-                    }
-                    if let Some(watch) = &mut watch {
-                        watch.started(runner.event_bus());
-                    }
-                    let (key, seeded) = (runner.key, runner.seeded);
-                    let outcome = crate::nested::with_current_client(&runner, || {
-                        let mut result = run_caught(|| run_head(&filled, key, seeded, position))
-                            .map_err(|failure| local_task_error(name, position, failure))?;
-                        for link in &links {
-                            let offset = link.parts.holes.first().map_or(0, |(offset, _)| *offset);
-                            let args =
-                                fill_holes(&link.parts.bytes, &[hole(offset, 0)], &[&result])
-                                    .unwrap_or_default();
-                            result = run_caught(|| (link.run)(&args, key, seeded, link.position))
-                                .map_err(|failure| {
-                                local_task_error(link.name, link.position, failure)
-                            })?;
+                client.spawn_at(
+                    Box::new(move || {
+                        if !job_slot.start() {
+                            return;
                         }
-                        codec::decode::<R>(&result).map_err(|e| {
-                            TaskError::new(
-                                last,
-                                last_position,
-                                TaskErrorKind::Runtime,
-                                format!("cannot decode: {e}"),
-                            )
-                        })
-                    });
-                    if let Some(watch) = watch {
-                        watch.ended(runner.event_bus(), &outcome, 0);
-                    }
-                    job_slot.resolve(outcome);
-                }));
+                        if let Some(watch) = &mut watch {
+                            watch.started(runner.event_bus());
+                        }
+                        let (key, seeded) = (runner.key, runner.seeded);
+                        let outcome = crate::nested::with_current_client(&runner, || {
+                            let mut result =
+                                run_caught(|| run_head(&filled, key, seeded, position))
+                                    .map_err(|failure| local_task_error(name, position, failure))?;
+                            for link in &links {
+                                let offset =
+                                    link.parts.holes.first().map_or(0, |(offset, _)| *offset);
+                                let args =
+                                    fill_holes(&link.parts.bytes, &[hole(offset, 0)], &[&result])
+                                        .unwrap_or_default();
+                                result =
+                                    run_caught(|| (link.run)(&args, key, seeded, link.position))
+                                        .map_err(|failure| {
+                                            local_task_error(link.name, link.position, failure)
+                                        })?;
+                            }
+                            codec::decode::<R>(&result).map_err(|e| {
+                                TaskError::new(
+                                    last,
+                                    last_position,
+                                    TaskErrorKind::Runtime,
+                                    format!("cannot decode: {e}"),
+                                )
+                            })
+                        });
+                        if let Some(watch) = watch {
+                            watch.ended(runner.event_bus(), &outcome, 0);
+                        }
+                        job_slot.resolve(outcome);
+                    }),
+                    rank,
+                );
             }),
         );
         future

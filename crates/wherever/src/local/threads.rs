@@ -1,5 +1,7 @@
 //! `threads:N`: a fixed pool of N threads fed from one bounded queue.
 
+use super::rank::GraphRank;
+use super::ranked_jobs::RankedJobs;
 use super::Job;
 use crossbeam_channel::{Sender, TrySendError};
 use std::cell::RefCell;
@@ -33,6 +35,8 @@ pub(crate) fn current_worker_label() -> Option<String> {
 /// starve the tasks they wait for.
 pub(crate) struct ThreadPool {
     queue: Sender<Job>,
+    /// Ready graph jobs by rank (the queue holds a ticket for each).
+    ranked: RankedJobs,
     threads: usize,
 }
 
@@ -86,7 +90,11 @@ impl ThreadPool {
             let thread = (index as u64 + 1, label);
             crew.spawn_thread(format!("wherever-thread-{}", index + 1), thread)?;
         }
-        Ok(ThreadPool { queue, threads })
+        Ok(ThreadPool {
+            queue,
+            ranked: RankedJobs::default(),
+            threads,
+        })
     }
 
     /// Queues a job; blocks only while the queue holds [`QUEUE_BOUND`] jobs. A task
@@ -100,6 +108,12 @@ impl ThreadPool {
             other => other.map_err(|_| ()),
         };
         sent.expect("pool threads live as long as the pool");
+    }
+
+    /// Queues a ready graph job: among the graph jobs waiting, the best-ranked
+    /// runs first (futures submitted directly keep their FIFO order).
+    pub(crate) fn spawn_ranked(&self, job: Job, rank: GraphRank) {
+        self.spawn(self.ranked.ticket(rank, job));
     }
 
     /// The number of threads.
