@@ -13,6 +13,7 @@
 //! - [`events`]: the stream of task and worker events that progress bars and the
 //!   dashboard read.
 
+pub mod byte_units;
 pub mod codec;
 mod context;
 pub mod crew;

@@ -208,17 +208,10 @@ fn parse_amount(text: &str) -> Result<f64, String> {
         format!("`{text}` is not an amount (a number with an optional unit: 2, 1.5, 4GB, 512MiB)")
     };
     let value: f64 = number.parse().map_err(|_| malformed())?;
-    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(malformed()),
+    let factor = if unit.trim().is_empty() {
+        1.0
+    } else {
+        wherever_core::byte_units::byte_unit_factor(unit).ok_or_else(malformed)?
     };
     Ok(value * factor)
 }

@@ -5,7 +5,7 @@
 /// The largest memory size a plan may give: 1 PB.
 pub const MAX_MEMORY_SIZE: u64 = 1_000_000_000_000_000;
 
-const UNITS: &str = "B, KB, MB, GB, TB, KiB, MiB, GiB or TiB";
+use wherever_core::byte_units::{byte_unit_factor, BYTE_UNITS as UNITS};
 
 /// The bytes `text` says (`200MB`, `1.5GiB`); the error says what was expected.
 pub fn parse_memory_size(text: &str) -> Result<u64, String> {
@@ -23,18 +23,7 @@ pub fn parse_memory_size(text: &str) -> Result<u64, String> {
             "`{text}` has no unit: expected a size with a unit, e.g. {text}MB (units: {UNITS})"
         ));
     }
-    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "b" => 1.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(expected()),
-    };
+    let factor = byte_unit_factor(unit).ok_or_else(expected)?;
     let bytes = value * factor;
     if bytes < 1.0 {
         return Err(format!(
