@@ -3,8 +3,9 @@
 
 use crate::auth::{this_build, Secret};
 use crate::connection::{
-    adopt_announced_limit, encoded_size, join, max_value_size, over_the_limit, read_batch,
-    read_batch_within, run_writer, silence_timeout, split, FRAME_BUDGET,
+    adopt_announced_limit, connect_tcp, encoded_size, join, max_value_size, over_the_limit,
+    read_batch, read_batch_within, run_writer, silence_timeout, split, FRAME_BUDGET,
+    HANDSHAKE_TIMEOUT,
 };
 use crate::fetch::FetchError;
 use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
@@ -12,7 +13,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc::{
     unbounded_channel, UnboundedReceiver, UnboundedSender, WeakUnboundedSender,
 };
@@ -156,7 +156,7 @@ impl ClusterClient {
         let target = address.to_string();
         let join_secret = secret.clone();
         let (reader, writer, number, announced) = runtime.handle().block_on(async move {
-            let stream = TcpStream::connect(&target)
+            let stream = connect_tcp(&target, HANDSHAKE_TIMEOUT)
                 .await
                 .map_err(|e| format!("cannot connect to the scheduler at {target}: {e}"))?;
             let (mut reader, mut writer) = split(stream);
@@ -173,7 +173,15 @@ impl ClusterClient {
             adopt_value_limit(&rest);
             let announced = match last_announcement(&rest) {
                 Some(announced) => Some(announced),
-                None => match read_batch(&mut reader).await? {
+                None => match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_batch(&mut reader))
+                    .await
+                    .map_err(|_| {
+                        format!(
+                            "the scheduler at {target} welcomed this client but announced \
+                             no workers within {} s",
+                            HANDSHAKE_TIMEOUT.as_secs()
+                        )
+                    })?? {
                     Some(batch) => {
                         adopt_value_limit(&batch);
                         last_announcement(&batch)
@@ -629,5 +637,39 @@ mod tests {
         ];
         assert_eq!(last_announcement(&batch), Some((1, 2)));
         assert_eq!(last_announcement(&[Message::Heartbeat]), None);
+    }
+
+    /// A scheduler that welcomes the client and then says nothing must not keep
+    /// `connect` waiting forever: it gives up after the handshake timeout.
+    #[test]
+    fn a_scheduler_that_never_announces_its_workers_is_an_error() {
+        let runtime = Arc::new(ClusterRuntime::start().expect("runtime"));
+        let secret = Secret::generate();
+        let listener = runtime
+            .handle()
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", 0)))
+            .expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        let server_secret = secret.clone();
+        let (hold, held) = std::sync::mpsc::channel::<()>();
+        runtime.handle().spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let (mut reader, mut writer) = split(stream);
+            let build = std::sync::Mutex::new(None);
+            crate::connection::accept(&mut reader, &mut writer, &server_secret, &build)
+                .await
+                .expect("handshake");
+            crate::connection::write_batch(&mut writer, &[Message::Welcome { id: 1 }])
+                .await
+                .expect("welcome");
+            // Keep the connection open and silent until the test ends.
+            let _ = tokio::task::spawn_blocking(move || held.recv()).await;
+            drop((reader, writer));
+        });
+        let error = ClusterClient::connect(runtime.clone(), &address, secret)
+            .err()
+            .expect("connect must fail");
+        assert!(error.contains("announced no workers"), "{error}");
+        drop(hold);
     }
 }

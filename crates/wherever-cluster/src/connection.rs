@@ -57,6 +57,19 @@ fn codec(max_frame: usize) -> LengthDelimitedCodec {
         .new_codec()
 }
 
+/// Opens a TCP connection to `target`, giving up after `timeout`: a host that drops
+/// the connection attempt (a firewall, a node that is gone) would otherwise keep the
+/// caller waiting for the kernel's retries, about two minutes.
+pub async fn connect_tcp(target: &str, timeout: Duration) -> Result<TcpStream, String> {
+    match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
+        Ok(connected) => connected.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "no connection within {:.0} s",
+            timeout.as_secs_f64()
+        )),
+    }
+}
+
 /// Splits a TCP stream into framed halves, with keepalive and a user timeout set
 /// (see [`configure_socket`]). The reader takes only [`HANDSHAKE_FRAME_LIMIT`]-byte
 /// frames until [`accept`] or [`join`] raises the limit after the handshake.
@@ -315,6 +328,29 @@ mod tests {
         let (queue, outgoing) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(run_writer(writer, outgoing));
         (queue, split(peer).0)
+    }
+
+    #[tokio::test]
+    async fn a_connection_attempt_the_peer_never_answers_times_out() {
+        // A listener whose accept queue is full drops further connection attempts
+        // (the kernel ignores their SYN), as a firewall or a vanished host does.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+        let listener = socket.listen(0).expect("listen");
+        let target = listener.local_addr().expect("address").to_string();
+        let mut kept = Vec::new();
+        let mut outcome = None;
+        for _ in 0..16 {
+            match connect_tcp(&target, Duration::from_millis(300)).await {
+                Ok(stream) => kept.push(stream),
+                Err(error) => {
+                    outcome = Some(error);
+                    break;
+                }
+            }
+        }
+        let error = outcome.expect("the full accept queue never dropped an attempt");
+        assert!(error.contains("no connection within"), "{error}");
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! How long a worker keeps trying to reach its scheduler (Dask's
 //! `--death-timeout`), and the connecting with backoff itself.
 
+use crate::connection::{connect_tcp, HANDSHAKE_TIMEOUT};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -61,7 +62,10 @@ pub(super) async fn connect_within(
     let deadline = Instant::now() + death_timeout;
     let mut attempts = 0;
     loop {
-        let error = match TcpStream::connect(target).await {
+        let attempt = deadline
+            .saturating_duration_since(Instant::now())
+            .max(HANDSHAKE_TIMEOUT);
+        let error = match connect_tcp(target, attempt).await {
             Ok(stream) => return Ok(stream),
             Err(error) => error,
         };
