@@ -550,3 +550,7 @@ impl std::ops::Neg for &Array {
         self.with_op(ElemOp::Neg)
     }
 }
+
+#[cfg(test)]
+#[path = "array_tests.rs"]
+mod tests;
