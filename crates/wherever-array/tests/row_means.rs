@@ -29,10 +29,38 @@ fn the_same_bytes_whatever_the_chunks_and_the_plan() {
     }
 }
 
+/// This process's peak resident memory in bytes since the last reset (`VmHWM`).
+fn peak_memory() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// A reduction over a generated array whose one chunk is 128 MB never holds the chunk:
+/// the task folds it row by row as it generates it.
+fn a_reduction_over_a_generated_array_never_holds_a_chunk() {
+    let client = Plan::parse("sequential").unwrap().start().unwrap();
+    let x = wherever_array::Array::random_normal(&[4000, 4000], &[4000, 4000], 3).unwrap();
+    let means = x.mean(ndarray::Axis(1)).unwrap();
+    // Resets VmHWM to the current resident size (Linux 4.0 and later).
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset the peak");
+    let before = peak_memory();
+    let values = means.compute(&client).unwrap();
+    let grown = peak_memory().saturating_sub(before);
+    assert_eq!(values.len(), 4000);
+    assert!(grown < 32 << 20, "the peak grew by {} MB for a 128 MB chunk", grown >> 20);
+}
+
 #[wherever::main]
 fn main() {
-    harness::run_checks(&[(
-        "the_same_bytes_whatever_the_chunks_and_the_plan",
-        the_same_bytes_whatever_the_chunks_and_the_plan,
-    )]);
+    harness::run_checks(&[
+        (
+            "a_reduction_over_a_generated_array_never_holds_a_chunk",
+            a_reduction_over_a_generated_array_never_holds_a_chunk,
+        ),
+        (
+            "the_same_bytes_whatever_the_chunks_and_the_plan",
+            the_same_bytes_whatever_the_chunks_and_the_plan,
+        ),
+    ]);
 }
