@@ -33,9 +33,13 @@
 //! - element `(i, j)` is the 64-bit word at word position `2 j` of that stream
 //!   (ChaCha's position is a block counter, so a block starting at column `j0` seeks
 //!   there in O(1) and draws its row segment with one `fill_bytes`);
-//! - a uniform is the word's top 53 bits plus half a step, times 2^-53, on (0, 1);
-//! - a normal is the inverse normal CDF of that uniform (Wichura's AS 241), a
-//!   fixed one word per element, unlike the ziggurat's variable count.
+//! - a uniform is `k 2^-52 + 2^-53` for the word's top 52 bits `k`: on (0, 1),
+//!   symmetric about 1/2;
+//! - a normal is the inverse normal CDF of that uniform (Wichura's AS 241, with
+//!   fdlibm's logarithm so that every machine gives the same bits): a fixed one
+//!   word per element, unlike the ziggurat's variable count. It runs in two
+//!   vectorised passes (the central formula for all, the tail formula for the 15%
+//!   in the tails), with AVX2 where the processor has it.
 //!
 //! So rechunking a generated array is free: only its grid changes.
 //!
