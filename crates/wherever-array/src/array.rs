@@ -80,7 +80,11 @@ fn grid_of(shape: &[usize], chunks: &[usize]) -> Result<Grid, ArrayError> {
 }
 
 impl Array {
-    fn generated(shape: &[usize], chunks: &[usize], generator: Generator) -> Result<Array, ArrayError> {
+    fn generated(
+        shape: &[usize],
+        chunks: &[usize],
+        generator: Generator,
+    ) -> Result<Array, ArrayError> {
         Ok(Array {
             ndim: shape.len(),
             grid: grid_of(shape, chunks)?,
@@ -91,12 +95,20 @@ impl Array {
 
     /// Standard normal draws. Element `(i, j)` depends only on `seed`, `i` and `j`:
     /// not on the chunks, the plan or the order of computation (see the crate docs).
-    pub fn random_normal(shape: &[usize], chunks: &[usize], seed: u64) -> Result<Array, ArrayError> {
+    pub fn random_normal(
+        shape: &[usize],
+        chunks: &[usize],
+        seed: u64,
+    ) -> Result<Array, ArrayError> {
         Array::generated(shape, chunks, Generator::Normal { seed })
     }
 
     /// Uniform draws on (0, 1), independent of the chunks as [`Array::random_normal`].
-    pub fn random_uniform(shape: &[usize], chunks: &[usize], seed: u64) -> Result<Array, ArrayError> {
+    pub fn random_uniform(
+        shape: &[usize],
+        chunks: &[usize],
+        seed: u64,
+    ) -> Result<Array, ArrayError> {
         Array::generated(shape, chunks, Generator::Uniform { seed })
     }
 
@@ -120,7 +132,10 @@ impl Array {
     pub fn from_ndarray(values: &ArrayD<f64>, chunks: &[usize]) -> Result<Array, ArrayError> {
         let grid = grid_of(values.shape(), chunks)?;
         let whole: Array2<f64> = match values.ndim() {
-            1 => values.view().into_shape_with_order((1, values.len())).map(|v| v.to_owned()),
+            1 => values
+                .view()
+                .into_shape_with_order((1, values.len()))
+                .map(|v| v.to_owned()),
             _ => values.view().into_dimensionality().map(|v| v.to_owned()),
         }
         .expect("1 or 2 dimensions, checked by grid_of");
@@ -157,7 +172,10 @@ impl Array {
         match self.ndim {
             0 => vec![],
             1 => vec![self.grid.cols.sizes().to_vec()],
-            _ => vec![self.grid.rows.sizes().to_vec(), self.grid.cols.sizes().to_vec()],
+            _ => vec![
+                self.grid.rows.sizes().to_vec(),
+                self.grid.cols.sizes().to_vec(),
+            ],
         }
     }
 
@@ -220,7 +238,12 @@ impl Array {
         Array {
             ndim: self.ndim,
             grid: self.grid.clone(),
-            source: Source::Blocks(futures.iter().map(|f| delayed(tasks::stored_block, f)).collect()),
+            source: Source::Blocks(
+                futures
+                    .iter()
+                    .map(|f| delayed(tasks::stored_block, f))
+                    .collect(),
+            ),
             ops: Vec::new(),
         }
     }
@@ -244,7 +267,12 @@ impl Array {
 
     /// A reduction as a tree: one partial per block (generated blocks fold row by
     /// row and are never held whole), merged `width` at a time.
-    pub fn reduce(&self, kind: Reduction, over: impl Into<Over>, width: usize) -> Result<Array, ArrayError> {
+    pub fn reduce(
+        &self,
+        kind: Reduction,
+        over: impl Into<Over>,
+        width: usize,
+    ) -> Result<Array, ArrayError> {
         if width < 2 {
             return Err(ArrayError::Width(width));
         }
@@ -268,14 +296,18 @@ impl Array {
         // Which partials merge into each output block, and the output grid.
         let (groups, grid): (Vec<Vec<Delayed<Partial>>>, Grid) = match lanes {
             Lanes::PerRow => (
-                (0..br).map(|i| (0..bc).map(|j| at(i, j)).collect()).collect(),
+                (0..br)
+                    .map(|i| (0..bc).map(|j| at(i, j)).collect())
+                    .collect(),
                 Grid {
                     rows: AxisChunks::from_sizes(vec![1]),
                     cols: self.grid.rows.clone(),
                 },
             ),
             Lanes::PerColumn => (
-                (0..bc).map(|j| (0..br).map(|i| at(i, j)).collect()).collect(),
+                (0..bc)
+                    .map(|j| (0..br).map(|i| at(i, j)).collect())
+                    .collect(),
                 Grid {
                     rows: AxisChunks::from_sizes(vec![1]),
                     cols: self.grid.cols.clone(),
@@ -289,9 +321,16 @@ impl Array {
                 },
             ),
         };
-        let blocks = groups.into_iter().map(|group| tree(group, kind, width)).collect();
+        let blocks = groups
+            .into_iter()
+            .map(|group| tree(group, kind, width))
+            .collect();
         Ok(Array {
-            ndim: if lanes == Lanes::One { 0 } else { self.ndim - ndim_drop },
+            ndim: if lanes == Lanes::One {
+                0
+            } else {
+                self.ndim - ndim_drop
+            },
             grid,
             source: Source::Blocks(blocks),
             ops: Vec::new(),
@@ -357,13 +396,22 @@ impl Array {
             return Ok(self.clone());
         }
         if let Source::Generated(_) = self.source {
-            return Ok(Array { grid, ..self.clone() });
+            return Ok(Array {
+                grid,
+                ..self.clone()
+            });
         }
         let old = self.blocks();
         let [_, obc] = self.grid.blocks();
         let blocks = blocks_of(&grid, |rect| {
-            let rows = self.grid.rows.overlapping(rect.row0 as usize, (rect.row0 + rect.rows) as usize);
-            let cols = self.grid.cols.overlapping(rect.col0 as usize, (rect.col0 + rect.cols) as usize);
+            let rows = self
+                .grid
+                .rows
+                .overlapping(rect.row0 as usize, (rect.row0 + rect.rows) as usize);
+            let cols = self
+                .grid
+                .cols
+                .overlapping(rect.col0 as usize, (rect.col0 + rect.cols) as usize);
             let mut parts = Vec::new();
             let mut pieces = Vec::new();
             for &(i, r0, r1) in &rows {
@@ -380,7 +428,8 @@ impl Array {
                     parts.push(old[i * obc + j].clone());
                 }
             }
-            let block: Delayed<Chunk> = delayed(tasks::assemble, (&parts, pieces, rect.rows, rect.cols));
+            let block: Delayed<Chunk> =
+                delayed(tasks::assemble, (&parts, pieces, rect.rows, rect.cols));
             block
         });
         Ok(Array {
@@ -396,7 +445,11 @@ impl Array {
     pub fn matmul(&self, other: &Array) -> Result<Array, ArrayError> {
         let (a, b) = (self.shape(), other.shape());
         if self.ndim != 2 || other.ndim != 2 || a[1] != b[0] {
-            return Err(ArrayError::Shapes { op: "matmul", left: a, right: b });
+            return Err(ArrayError::Shapes {
+                op: "matmul",
+                left: a,
+                right: b,
+            });
         }
         let other = other.regrid(Grid {
             rows: self.grid.cols.clone(),

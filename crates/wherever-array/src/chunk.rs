@@ -152,7 +152,10 @@ mod tests {
     #[test]
     fn empty_chunks_round_trip() {
         let chunk = Chunk::zeros(0, 7);
-        assert_eq!(Chunk::from_bytes(&chunk.to_bytes()).unwrap().shape(), (0, 7));
+        assert_eq!(
+            Chunk::from_bytes(&chunk.to_bytes()).unwrap().shape(),
+            (0, 7)
+        );
     }
 
     #[test]

@@ -36,7 +36,9 @@ impl AxisChunks {
 
     /// The axis' length.
     pub fn len(&self) -> usize {
-        self.starts.last().map_or(0, |s| s + self.sizes.last().unwrap())
+        self.starts
+            .last()
+            .map_or(0, |s| s + self.sizes.last().unwrap())
     }
 
     /// Whether the axis has no elements.
@@ -178,7 +180,10 @@ mod tests {
     #[test]
     fn overlapping_chunks_cover_a_range() {
         let axis = AxisChunks::regular(10, 4).unwrap();
-        assert_eq!(axis.overlapping(3, 9), vec![(0, 3, 4), (1, 0, 4), (2, 0, 1)]);
+        assert_eq!(
+            axis.overlapping(3, 9),
+            vec![(0, 3, 4), (1, 0, 4), (2, 0, 1)]
+        );
         assert_eq!(axis.overlapping(4, 8), vec![(1, 0, 4)]);
     }
 

@@ -84,7 +84,12 @@ mod tests {
     fn ops_apply_in_order() {
         let mut v = vec![1.0, 2.0, -4.0];
         apply_all(
-            &[ElemOp::Mul(2.0), ElemOp::Add(1.0), ElemOp::SubFrom(10.0), ElemOp::DivInto(1.0)],
+            &[
+                ElemOp::Mul(2.0),
+                ElemOp::Add(1.0),
+                ElemOp::SubFrom(10.0),
+                ElemOp::DivInto(1.0),
+            ],
             &mut v,
         );
         let expected: Vec<f64> = [1.0f64, 2.0, -4.0]

@@ -103,18 +103,38 @@ pub fn inverse_normal_cdf(p: f64) -> f64 {
 }
 
 /// AS 241's central region, `|q| <= 0.425` with `q = p - 1/2`.
+// The coefficients as published (AS 241, fdlibm): each rounds to its f64.
+#[allow(clippy::excessive_precision)]
 #[inline(always)]
 fn central(q: f64) -> f64 {
     let r = 0.180625 - q * q;
-    q * (((((((r * 2509.0809287301226727 + 33430.575583588128105) * r + 67265.770927008700853) * r
-        + 45921.953931549871457) * r + 13731.693765509461125) * r + 1971.5909503065514427) * r + 133.14166789178437745) * r
+    q * (((((((r * 2509.0809287301226727 + 33430.575583588128105) * r + 67265.770927008700853)
+        * r
+        + 45921.953931549871457)
+        * r
+        + 13731.693765509461125)
+        * r
+        + 1971.5909503065514427)
+        * r
+        + 133.14166789178437745)
+        * r
         + 3.387132872796366608)
-        / (((((((r * 5226.495278852545925 + 28729.085735721942674) * r + 39307.89580009271061) * r
-            + 21213.794301586595867) * r + 5394.1960214247511077) * r + 687.1870074920579083) * r + 42.313330701600911252) * r
+        / (((((((r * 5226.495278852545925 + 28729.085735721942674) * r + 39307.89580009271061)
+            * r
+            + 21213.794301586595867)
+            * r
+            + 5394.1960214247511077)
+            * r
+            + 687.1870074920579083)
+            * r
+            + 42.313330701600911252)
+            * r
             + 1.0)
 }
 
 /// fdlibm's natural logarithm for positive normal numbers (no special cases).
+// The coefficients as published (AS 241, fdlibm): each rounds to its f64.
+#[allow(clippy::excessive_precision)]
 #[inline(always)]
 fn log_pos(x: f64) -> f64 {
     const LN2_HI: f64 = 6.93147180369123816490e-01;
@@ -146,25 +166,67 @@ fn log_pos(x: f64) -> f64 {
 }
 
 /// AS 241's tails: the quantile's magnitude for `t = min(p, 1 - p) < 0.075`.
+// The coefficients as published (AS 241, fdlibm): each rounds to its f64.
+#[allow(clippy::excessive_precision)]
 #[inline(always)]
 fn tail(t: f64) -> f64 {
     // t = min(p, 1 - p) < 0.075; returns the positive quantile magnitude.
     let r = (-log_pos(t)).sqrt();
     let a = r - 1.6;
-    let near = (((((((a * 7.7454501427834140764e-4 + 0.0227238449892691845833) * a + 0.24178072517745061177) * a
-        + 1.27045825245236838258) * a + 3.64784832476320460504) * a + 5.7694972214606914055) * a + 4.6303378461565452959) * a
+    let near = (((((((a * 7.7454501427834140764e-4 + 0.0227238449892691845833) * a
+        + 0.24178072517745061177)
+        * a
+        + 1.27045825245236838258)
+        * a
+        + 3.64784832476320460504)
+        * a
+        + 5.7694972214606914055)
+        * a
+        + 4.6303378461565452959)
+        * a
         + 1.42343711074968357734)
-        / (((((((a * 1.05075007164441684324e-9 + 5.475938084995344946e-4) * a + 0.0151986665636164571966) * a
-            + 0.14810397642748007459) * a + 0.68976733498510000455) * a + 1.6763848301838038494) * a + 2.05319162663775882187) * a
+        / (((((((a * 1.05075007164441684324e-9 + 5.475938084995344946e-4) * a
+            + 0.0151986665636164571966)
+            * a
+            + 0.14810397642748007459)
+            * a
+            + 0.68976733498510000455)
+            * a
+            + 1.6763848301838038494)
+            * a
+            + 2.05319162663775882187)
+            * a
             + 1.0);
     let b = r - 5.0;
-    let far = (((((((b * 2.01033439929228813265e-7 + 2.71155556874348757815e-5) * b + 0.0012426609473880784386) * b
-        + 0.026532189526576123093) * b + 0.29656057182850489123) * b + 1.7848265399172913358) * b + 5.4637849111641143699) * b
+    let far = (((((((b * 2.01033439929228813265e-7 + 2.71155556874348757815e-5) * b
+        + 0.0012426609473880784386)
+        * b
+        + 0.026532189526576123093)
+        * b
+        + 0.29656057182850489123)
+        * b
+        + 1.7848265399172913358)
+        * b
+        + 5.4637849111641143699)
+        * b
         + 6.6579046435011037772)
-        / (((((((b * 2.04426310338993978564e-15 + 1.4215117583164458887e-7) * b + 1.8463183175100546818e-5) * b
-            + 7.868691311456132591e-4) * b + 0.0148753612908506148525) * b + 0.13692988092273580531) * b + 0.59983220655588793769) * b
+        / (((((((b * 2.04426310338993978564e-15 + 1.4215117583164458887e-7) * b
+            + 1.8463183175100546818e-5)
+            * b
+            + 7.868691311456132591e-4)
+            * b
+            + 0.0148753612908506148525)
+            * b
+            + 0.13692988092273580531)
+            * b
+            + 0.59983220655588793769)
+            * b
             + 1.0);
-    if r <= 5.0 { near } else { far }
+    if r <= 5.0 {
+        near
+    } else {
+        far
+    }
 }
 
 /// Reusable buffers of the batch quantile function.
@@ -254,7 +316,10 @@ mod tests {
         assert_ne!(a, row(Generator::Normal { seed: 1 }, 1, 0, 8));
         assert_ne!(a, row(Generator::Normal { seed: 2 }, 0, 0, 8));
         let u = row(Generator::Uniform { seed: 1 }, 0, 0, 8);
-        assert_ne!(a.iter().map(|&x| x > 0.0).collect::<Vec<_>>(), vec![true; 8]);
+        assert_ne!(
+            a.iter().map(|&x| x > 0.0).collect::<Vec<_>>(),
+            vec![true; 8]
+        );
         assert!(u.iter().all(|&x| x > 0.0 && x < 1.0));
     }
 
@@ -270,15 +335,28 @@ mod tests {
 
     #[test]
     fn the_batch_form_gives_the_scalar_bits() {
-        let mut words: Vec<u64> = (0..5000u64).map(|k| k.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
-        words.extend([0, u64::MAX, 1 << 63, (1 << 63) - 1, 0x1000, u64::MAX - 0x1000]);
+        let mut words: Vec<u64> = (0..5000u64)
+            .map(|k| k.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        words.extend([
+            0,
+            u64::MAX,
+            1 << 63,
+            (1 << 63) - 1,
+            0x1000,
+            u64::MAX - 0x1000,
+        ]);
         let mut out = vec![0.0; words.len()];
         normals(&words, &mut out, &mut Scratch::default());
         let mut generic = vec![0.0; words.len()];
         normals_body(&words, &mut generic, &mut Scratch::default());
         for ((&w, &o), &g) in words.iter().zip(&out).zip(&generic) {
             let scalar = inverse_normal_cdf(unit(w));
-            assert_eq!((o.to_bits(), g.to_bits()), (scalar.to_bits(), scalar.to_bits()), "{w:#x}");
+            assert_eq!(
+                (o.to_bits(), g.to_bits()),
+                (scalar.to_bits(), scalar.to_bits()),
+                "{w:#x}"
+            );
         }
         // The extremes of the 52-bit grid: symmetric, finite.
         assert_eq!(out[5000], -out[5001]);
@@ -287,9 +365,22 @@ mod tests {
 
     #[test]
     fn fdlibm_log_matches_the_system_log() {
-        for x in [1e-300, 2f64.powi(-53), 1e-10, 0.01, 0.074, 0.5, 0.999, 1.0, 7.5] {
+        for x in [
+            1e-300,
+            2f64.powi(-53),
+            1e-10,
+            0.01,
+            0.074,
+            0.5,
+            0.999,
+            1.0,
+            7.5,
+        ] {
             let (ours, system) = (log_pos(x), x.ln());
-            assert!((ours - system).abs() <= 2.0 * f64::EPSILON * system.abs().max(1e-300), "{x}");
+            assert!(
+                (ours - system).abs() <= 2.0 * f64::EPSILON * system.abs().max(1e-300),
+                "{x}"
+            );
         }
     }
 
@@ -304,7 +395,10 @@ mod tests {
             (5.551_115_123_125_783e-17, -8.292_361_075_813_596), // 2^-54
         ] {
             let got = inverse_normal_cdf(p);
-            assert!((got - x).abs() <= 1e-13 * x.abs().max(1.0), "{p}: {got} vs {x}");
+            assert!(
+                (got - x).abs() <= 1e-13 * x.abs().max(1.0),
+                "{p}: {got} vs {x}"
+            );
         }
     }
 

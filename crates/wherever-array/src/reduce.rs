@@ -73,7 +73,11 @@ impl Folder {
             rows_seen: 0,
             cols,
             first: vec![start; n],
-            second: if kind == Reduction::Std { vec![0.0; n] } else { Vec::new() },
+            second: if kind == Reduction::Std {
+                vec![0.0; n]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -97,8 +101,12 @@ impl Folder {
         };
         match self.kind {
             Reduction::Sum | Reduction::Mean => self.first[lane] += sum(values),
-            Reduction::Min => self.first[lane] = values.iter().fold(self.first[lane], |a, &x| min(a, x)),
-            Reduction::Max => self.first[lane] = values.iter().fold(self.first[lane], |a, &x| max(a, x)),
+            Reduction::Min => {
+                self.first[lane] = values.iter().fold(self.first[lane], |a, &x| min(a, x))
+            }
+            Reduction::Max => {
+                self.first[lane] = values.iter().fold(self.first[lane], |a, &x| max(a, x))
+            }
             Reduction::Std => {
                 if values.is_empty() {
                     return;
@@ -106,7 +114,14 @@ impl Folder {
                 let n = values.len() as f64;
                 let mean = sum(values) / n;
                 let m2 = values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>();
-                let (m, s) = chan(before as f64, self.first[lane], self.second[lane], n, mean, m2);
+                let (m, s) = chan(
+                    before as f64,
+                    self.first[lane],
+                    self.second[lane],
+                    n,
+                    mean,
+                    m2,
+                );
                 self.first[lane] = m;
                 self.second[lane] = s;
             }
@@ -208,7 +223,9 @@ fn row_chunk(values: Vec<f64>) -> Chunk {
 /// Merges partials of disjoint parts of the same lanes.
 pub fn merge(kind: Reduction, parts: Vec<Partial>) -> Partial {
     let mut parts = parts.into_iter();
-    let mut acc = parts.next().expect("a reduction merges at least one partial");
+    let mut acc = parts
+        .next()
+        .expect("a reduction merges at least one partial");
     for p in parts {
         let a = acc.first.0.as_slice_mut().expect("one row");
         let b = p.first.0.as_slice().expect("one row");
@@ -253,7 +270,10 @@ mod tests {
 
     fn reduce(kind: Reduction, lanes: Lanes, a: &Array2<f64>, split_rows: usize) -> Vec<f64> {
         // Fold the rows in two blocks, merge, finish: as a tree reduction would.
-        let blocks = [a.slice(ndarray::s![..split_rows, ..]), a.slice(ndarray::s![split_rows.., ..])];
+        let blocks = [
+            a.slice(ndarray::s![..split_rows, ..]),
+            a.slice(ndarray::s![split_rows.., ..]),
+        ];
         let parts = blocks
             .iter()
             .map(|b| {
@@ -268,30 +288,77 @@ mod tests {
                 .into_iter()
                 .flat_map(|p| finish(kind, p).0.into_raw_vec_and_offset().0)
                 .collect(),
-            _ => finish(kind, merge(kind, parts)).0.into_raw_vec_and_offset().0,
+            _ => {
+                finish(kind, merge(kind, parts))
+                    .0
+                    .into_raw_vec_and_offset()
+                    .0
+            }
         }
     }
 
     fn close(a: &[f64], b: &[f64]) -> bool {
-        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-12 * y.abs().max(1.0))
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| (x - y).abs() <= 1e-12 * y.abs().max(1.0))
     }
 
     #[test]
     fn every_reduction_matches_ndarray() {
-        let a = array![[1.0, -2.0, 3.5], [4.0, 0.25, -6.0], [7.0, 8.0, 9.5], [-1.0, 2.0, 0.0]];
+        let a = array![
+            [1.0, -2.0, 3.5],
+            [4.0, 0.25, -6.0],
+            [7.0, 8.0, 9.5],
+            [-1.0, 2.0, 0.0]
+        ];
         let std = |v: &ndarray::ArrayView1<f64>| v.std(0.0);
         let cases: [(Reduction, Vec<f64>, Vec<f64>, f64); 5] = [
-            (Reduction::Sum, a.sum_axis(Axis(1)).to_vec(), a.sum_axis(Axis(0)).to_vec(), a.sum()),
-            (Reduction::Mean, a.mean_axis(Axis(1)).unwrap().to_vec(), a.mean_axis(Axis(0)).unwrap().to_vec(), a.mean().unwrap()),
-            (Reduction::Std, a.rows().into_iter().map(|r| std(&r)).collect(), a.columns().into_iter().map(|c| std(&c)).collect(), a.std(0.0)),
-            (Reduction::Min, vec![-2.0, -6.0, 7.0, -1.0], vec![-1.0, -2.0, -6.0], -6.0),
-            (Reduction::Max, vec![3.5, 4.0, 9.5, 2.0], vec![7.0, 8.0, 9.5], 9.5),
+            (
+                Reduction::Sum,
+                a.sum_axis(Axis(1)).to_vec(),
+                a.sum_axis(Axis(0)).to_vec(),
+                a.sum(),
+            ),
+            (
+                Reduction::Mean,
+                a.mean_axis(Axis(1)).unwrap().to_vec(),
+                a.mean_axis(Axis(0)).unwrap().to_vec(),
+                a.mean().unwrap(),
+            ),
+            (
+                Reduction::Std,
+                a.rows().into_iter().map(|r| std(&r)).collect(),
+                a.columns().into_iter().map(|c| std(&c)).collect(),
+                a.std(0.0),
+            ),
+            (
+                Reduction::Min,
+                vec![-2.0, -6.0, 7.0, -1.0],
+                vec![-1.0, -2.0, -6.0],
+                -6.0,
+            ),
+            (
+                Reduction::Max,
+                vec![3.5, 4.0, 9.5, 2.0],
+                vec![7.0, 8.0, 9.5],
+                9.5,
+            ),
         ];
         for (kind, per_row, per_col, all) in cases {
             for split in [1, 2, 3] {
-                assert!(close(&reduce(kind, Lanes::PerRow, &a, split), &per_row), "{kind:?} rows");
-                assert!(close(&reduce(kind, Lanes::PerColumn, &a, split), &per_col), "{kind:?} cols");
-                assert!(close(&reduce(kind, Lanes::One, &a, split), &[all]), "{kind:?} all");
+                assert!(
+                    close(&reduce(kind, Lanes::PerRow, &a, split), &per_row),
+                    "{kind:?} rows"
+                );
+                assert!(
+                    close(&reduce(kind, Lanes::PerColumn, &a, split), &per_col),
+                    "{kind:?} cols"
+                );
+                assert!(
+                    close(&reduce(kind, Lanes::One, &a, split), &[all]),
+                    "{kind:?} all"
+                );
             }
         }
     }

@@ -94,7 +94,9 @@ pub fn map_block(block: Chunk, ops: Vec<ElemOp>) -> Chunk {
     let mut block = block;
     match block.0.as_slice_mut() {
         Some(values) => apply_all(&ops, values),
-        None => block.0.mapv_inplace(|x| ops.iter().fold(x, |x, op| op.apply(x))),
+        None => block
+            .0
+            .mapv_inplace(|x| ops.iter().fold(x, |x, op| op.apply(x))),
     }
     block
 }
@@ -103,7 +105,11 @@ pub fn map_block(block: Chunk, ops: Vec<ElemOp>) -> Chunk {
 #[wherever::task]
 pub fn zip_blocks(a: Chunk, b: Chunk, op: BinOp) -> Result<Chunk, String> {
     if a.shape() != b.shape() {
-        return Err(format!("blocks of shapes {:?} and {:?} do not fit", a.shape(), b.shape()));
+        return Err(format!(
+            "blocks of shapes {:?} and {:?} do not fit",
+            a.shape(),
+            b.shape()
+        ));
     }
     let mut a = a;
     a.0.zip_mut_with(&b.0, |x, &y| *x = op.apply(*x, y));
@@ -126,7 +132,11 @@ pub fn matmul_blocks(left: Vec<Chunk>, right: Vec<Chunk>) -> Result<Chunk, Strin
     let mut out = Array2::zeros((rows, cols));
     for (l, r) in left.iter().zip(&right) {
         if l.shape().1 != r.shape().0 || l.shape().0 != rows || r.shape().1 != cols {
-            return Err(format!("blocks of shapes {:?} and {:?} do not multiply", l.shape(), r.shape()));
+            return Err(format!(
+                "blocks of shapes {:?} and {:?} do not multiply",
+                l.shape(),
+                r.shape()
+            ));
         }
         ndarray::linalg::general_mat_mul(1.0, &l.0, &r.0, 1.0, &mut out);
     }
@@ -135,7 +145,12 @@ pub fn matmul_blocks(left: Vec<Chunk>, right: Vec<Chunk>) -> Result<Chunk, Strin
 
 /// An output block of `rows` x `cols` put together from pieces of input chunks.
 #[wherever::task]
-pub fn assemble(parts: Vec<Chunk>, pieces: Vec<Piece>, rows: u64, cols: u64) -> Result<Chunk, String> {
+pub fn assemble(
+    parts: Vec<Chunk>,
+    pieces: Vec<Piece>,
+    rows: u64,
+    cols: u64,
+) -> Result<Chunk, String> {
     let mut out = Array2::zeros((rows as usize, cols as usize));
     for p in pieces {
         let part = parts
@@ -144,7 +159,8 @@ pub fn assemble(parts: Vec<Chunk>, pieces: Vec<Piece>, rows: u64, cols: u64) -> 
         let [r0, r1, c0, c1] = p.from.map(|v| v as usize);
         let [tr, tc] = p.to.map(|v| v as usize);
         let src = part.0.slice(s![r0..r1, c0..c1]);
-        out.slice_mut(s![tr..tr + (r1 - r0), tc..tc + (c1 - c0)]).assign(&src);
+        out.slice_mut(s![tr..tr + (r1 - r0), tc..tc + (c1 - c0)])
+            .assign(&src);
     }
     Ok(Chunk(out))
 }

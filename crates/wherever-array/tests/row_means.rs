@@ -23,7 +23,11 @@ fn outputs(plan: &str) -> Vec<String> {
 fn the_same_bytes_whatever_the_chunks_and_the_plan() {
     let sequential = outputs("sequential");
     let processes = outputs("processes:2");
-    assert!(sequential[0].starts_with("first row means: "), "{}", sequential[0]);
+    assert!(
+        sequential[0].starts_with("first row means: "),
+        "{}",
+        sequential[0]
+    );
     for (k, text) in sequential.iter().chain(&processes).enumerate() {
         assert_eq!(text, &sequential[0], "run {k} differs");
     }
@@ -32,8 +36,16 @@ fn the_same_bytes_whatever_the_chunks_and_the_plan() {
 /// This process's peak resident memory in bytes since the last reset (`VmHWM`).
 fn peak_memory() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
-    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM");
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
 }
 
 /// A reduction over a generated array whose one chunk is 128 MB never holds the chunk:
@@ -48,7 +60,11 @@ fn a_reduction_over_a_generated_array_never_holds_a_chunk() {
     let values = means.compute(&client).unwrap();
     let grown = peak_memory().saturating_sub(before);
     assert_eq!(values.len(), 4000);
-    assert!(grown < 32 << 20, "the peak grew by {} MB for a 128 MB chunk", grown >> 20);
+    assert!(
+        grown < 32 << 20,
+        "the peak grew by {} MB for a 128 MB chunk",
+        grown >> 20
+    );
 }
 
 #[wherever::main]

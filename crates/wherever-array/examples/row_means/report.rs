@@ -13,7 +13,10 @@ pub fn row_means(
     seed: u64,
 ) -> Result<String, Box<dyn std::error::Error>> {
     let x = Array::random_normal(&shape, &chunks, seed)?;
-    let means = x.mean(Axis(1))?.compute(client)?.into_dimensionality::<Ix1>()?;
+    let means = x
+        .mean(Axis(1))?
+        .compute(client)?
+        .into_dimensionality::<Ix1>()?;
     let first: Vec<String> = means.iter().take(5).map(|&m| significant(m)).collect();
     Ok(format!(
         "first row means: {}\nmean of row means: {}\n",
@@ -37,4 +40,3 @@ fn significant(x: f64) -> String {
         text
     }
 }
-
