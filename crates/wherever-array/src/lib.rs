@@ -52,6 +52,8 @@
 //! is one task per block plus a merge tree, and no block of `x` (nor of the
 //! intermediate arrays) is ever held whole.
 
+#![warn(missing_docs)]
+
 mod array;
 mod chunk;
 mod error;
