@@ -67,12 +67,38 @@ fn a_reduction_over_a_generated_array_never_holds_a_chunk() {
     );
 }
 
+/// The generated 4000 x 3000 array itself is the same bytes in each of the three
+/// chunkings (under processes:2, so the blocks are made by worker processes).
+fn the_generated_values_are_the_same_bytes_whatever_the_chunks() {
+    let client = Plan::parse("processes:2").unwrap().start().unwrap();
+    let bits = |chunks: [usize; 2]| -> Vec<u64> {
+        let x = wherever_array::Array::random_normal(&[4000, 3000], &chunks, 1).unwrap();
+        x.compute(&client)
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    };
+    let reference = bits(CHUNKS[0]);
+    assert_eq!(reference.len(), 4000 * 3000);
+    for &chunks in &CHUNKS[1..] {
+        assert!(
+            bits(chunks) == reference,
+            "chunks {chunks:?} give other values"
+        );
+    }
+}
+
 #[wherever::main]
 fn main() {
     harness::run_checks(&[
         (
             "a_reduction_over_a_generated_array_never_holds_a_chunk",
             a_reduction_over_a_generated_array_never_holds_a_chunk,
+        ),
+        (
+            "the_generated_values_are_the_same_bytes_whatever_the_chunks",
+            the_generated_values_are_the_same_bytes_whatever_the_chunks,
         ),
         (
             "the_same_bytes_whatever_the_chunks_and_the_plan",
