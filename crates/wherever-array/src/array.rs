@@ -277,6 +277,15 @@ impl Array {
             return Err(ArrayError::Width(width));
         }
         let (lanes, ndim_drop) = self.lanes(over.into())?;
+        let [rows, cols] = self.grid.shape();
+        let reduced_empty = match lanes {
+            Lanes::PerRow => cols == 0,
+            Lanes::PerColumn => rows == 0,
+            Lanes::One => rows * cols == 0,
+        };
+        if reduced_empty {
+            return Err(ArrayError::Empty(kind, self.shape()));
+        }
         let partials: Vec<Delayed<Partial>> = match &self.source {
             Source::Generated(generator) => blocks_of(&self.grid, |rect| {
                 let spec = BlockSpec {

@@ -33,6 +33,9 @@ pub enum ArrayError {
     /// A tree reduction width below 2.
     #[error("a tree reduction needs a width of at least 2, not {0}")]
     Width(usize),
+    /// A reduction over no elements.
+    #[error("{0:?} over an empty axis: the array has shape {1:?}")]
+    Empty(crate::Reduction, Vec<usize>),
     /// A task failed while computing.
     #[error(transparent)]
     Task(#[from] wherever::TaskError),
