@@ -236,8 +236,19 @@ fn empty_arrays_compute_and_refuse_reductions() {
     let empty = Array::zeros(&[0, 3], &[2, 2]).unwrap();
     assert_eq!(empty.compute(&client()).unwrap().shape(), &[0, 3]);
     let err = empty.sum(Axis(0)).unwrap_err();
-    assert_eq!(err.to_string(), "Sum over an empty axis: the array has shape [0, 3]");
+    assert_eq!(
+        err.to_string(),
+        "Sum over an empty axis: the array has shape [0, 3]"
+    );
     assert!(empty.mean(Over::All).is_err());
     // Reducing along the axis that has elements is fine: no rows, no lanes.
-    assert_eq!(empty.sum(Axis(1)).unwrap().compute(&client()).unwrap().shape(), &[0]);
+    assert_eq!(
+        empty
+            .sum(Axis(1))
+            .unwrap()
+            .compute(&client())
+            .unwrap()
+            .shape(),
+        &[0]
+    );
 }
