@@ -122,8 +122,19 @@ impl Serialize for Chunk {
 
 impl<'de> Deserialize<'de> for Chunk {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Chunk, D::Error> {
-        let bytes = serde_bytes::ByteBuf::deserialize(deserializer)?;
-        Chunk::from_bytes(&bytes).map_err(serde::de::Error::custom)
+        // Reads the bytes where the deserializer has them (postcard lends its input),
+        // so the elements are copied once, into the array.
+        struct RawChunk;
+        impl serde::de::Visitor<'_> for RawChunk {
+            type Value = Chunk;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a chunk's raw bytes (shape header, little-endian f64)")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Chunk, E> {
+                Chunk::from_bytes(bytes).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_bytes(RawChunk)
     }
 }
 
@@ -184,6 +195,12 @@ mod tests {
         let err = Chunk::from_bytes(&bytes).unwrap_err();
         assert!(matches!(err, ChunkError::BadShape { .. }), "{err}");
         assert!(err.to_string().contains("impossible shape"));
+    }
+
+    #[test]
+    fn a_value_of_another_type_is_refused() {
+        let encoded = postcard::to_allocvec(&(1u8, 2u8)).unwrap();
+        assert!(postcard::from_bytes::<Chunk>(&encoded).is_err());
     }
 
     #[test]
