@@ -232,6 +232,7 @@ fn tail(t: f64) -> f64 {
 /// Reusable buffers of the batch quantile function.
 #[derive(Default)]
 struct Scratch {
+    in_tail: Vec<u8>,
     tails: Vec<u32>,
     values: Vec<f64>,
 }
@@ -244,15 +245,20 @@ struct Scratch {
 fn normals_body(words: &[u64], out: &mut [f64], scratch: &mut Scratch) {
     let n = out.len().min(words.len());
     let (words, out) = (&words[..n], &mut out[..n]);
-    for (o, &w) in out.iter_mut().zip(words) {
-        *o = central(unit(u64::from_le(w)) - 0.5);
+    // Grown, never cleared: every entry read below was written first.
+    if scratch.in_tail.len() < n {
+        scratch.in_tail.resize(n, 0);
+        scratch.tails.resize(n, 0);
     }
-    scratch.tails.clear();
-    scratch.tails.resize(n, 0);
+    for ((o, &w), flag) in out.iter_mut().zip(words).zip(&mut scratch.in_tail) {
+        let q = unit(u64::from_le(w)) - 0.5;
+        *o = central(q);
+        *flag = u8::from(q.abs() > 0.425);
+    }
     let mut m = 0usize;
-    for (k, &w) in words.iter().enumerate() {
+    for (k, &flag) in scratch.in_tail[..n].iter().enumerate() {
         scratch.tails[m] = k as u32;
-        m += usize::from((unit(u64::from_le(w)) - 0.5).abs() > 0.425);
+        m += usize::from(flag);
     }
     let tails = &scratch.tails[..m];
     scratch.values.clear();
