@@ -41,7 +41,8 @@
 //!   vectorised passes (the central formula for all, the tail formula for the 15%
 //!   in the tails), with AVX2 where the processor has it.
 //!
-//! So rechunking a generated array is free: only its grid changes.
+//! A 1-D array's element `i` is element `(0, i)` of the scheme. Rechunking a generated
+//! array is free: only its grid changes.
 //!
 //! ## Fusion and memory
 //!
