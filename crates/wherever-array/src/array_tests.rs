@@ -1,6 +1,7 @@
 //! Each operation against the same computation on a plain `ndarray`.
 
 use super::*;
+use crate::reduce::Reduction;
 use ndarray::{array, Array1, Ix1, Ix2};
 use wherever::Plan;
 
