@@ -634,6 +634,11 @@ WORKLOADS = {
     # gen_pagecounts.py / prep_flights.py copied into peers/), then register it here.
 }
 
+# The array workload lives in its own module (issue 16), given this module's namespace.
+sys.path.insert(0, str(HERE))
+import workload_array  # noqa: E402
+WORKLOADS["array"] = workload_array.workload(sys.modules[__name__])
+
 
 # --------------------------------------------------------------------------------------------
 # Driver
