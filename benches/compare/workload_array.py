@@ -20,7 +20,7 @@ def workload(run):
     def parse_ours(so, se):
         firsts = re.search(r"^first row means: (.+)$", so, re.M)
         mean = re.search(r"^mean of row means: (\S+)$", so, re.M)
-        peak = re.search(r"^peak memory: ([\d.]+) MB$", so, re.M)
+        peak = re.search(r"^peak memory: ([\d.]+) MB$", so + "\n" + se, re.M)
         timing = re.search(r"row_means: (\d+) x (\d+) in chunks of (\d+) x (\d+) on (\S+) in ([\d.]+) s",
                            run.program_stderr(se))
         if not (firsts and mean and timing):

@@ -6,10 +6,12 @@
 //!     --plan threads:2 --rows 40000 --cols 40000 --chunk-rows 5000 --chunk-cols 5000 --seed 1
 //! ```
 //!
-//! Prints the first five row means, the mean of all row means (7 significant
-//! digits, as R and numpy print them), then the peak memory of this process
-//! (`VmHWM`) on a line of its own, and the time taken to stderr. With the same
-//! seed, the numbers are the same bytes whatever the chunks and the plan.
+//! Prints the first five row means and the mean of all row means (7 significant
+//! digits, as R and numpy print them) to stdout, then the peak memory of this
+//! process (`VmHWM`) and the time taken to stderr. With the same seed, stdout is
+//! the same bytes whatever the chunks and the plan (the memory and time lines,
+//! which differ from run to run, are on stderr so that a `diff` of two runs' stdout
+//! compares only the numbers).
 
 mod report;
 
@@ -55,8 +57,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let elapsed = started.elapsed();
     print!("{text}");
     match peak_memory() {
-        Some(bytes) => println!("peak memory: {:.1} MB", bytes as f64 / 1e6),
-        None => println!("peak memory: unknown"),
+        Some(bytes) => eprintln!("peak memory: {:.1} MB", bytes as f64 / 1e6),
+        None => eprintln!("peak memory: unknown"),
     }
     eprintln!(
         "row_means: {} x {} in chunks of {} x {} on {} in {:.3} s",
