@@ -207,6 +207,7 @@ impl Reactor {
                 name,
                 group,
                 time_left_ms,
+                max_tasks,
             } => {
                 let identity = match Identity::new(name, group, data_address) {
                     Ok(identity) => identity,
@@ -249,6 +250,12 @@ impl Reactor {
                     self.feed(Event::WorkerDeadline {
                         worker: id,
                         deadline_ms: now_ms.saturating_add(left),
+                    });
+                }
+                if let Some(max_tasks) = max_tasks {
+                    self.feed(Event::WorkerTaskLimit {
+                        worker: id,
+                        max_tasks,
                     });
                 }
                 (PeerKind::Worker { id }, id)
@@ -415,6 +422,11 @@ impl Reactor {
                         self.feed(Event::Release { task });
                         self.records.released(task, &self.scheduler);
                     }
+                }
+            }
+            (None, Message::Fetched { task }) => {
+                if self.records.owner(task) == Some(peer) {
+                    self.feed(Event::Delivered { task });
                 }
             }
             (None, Message::Cancel { tasks }) => {
