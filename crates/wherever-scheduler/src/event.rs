@@ -197,7 +197,8 @@ pub enum Event {
     /// `worker` takes `max_tasks` tasks in all, those assigned so far included (a
     /// `slurm:per-task` job's worker takes 1): it is never assigned more (a task it
     /// gives back does not count), and is retired gracefully once they are done
-    /// ([`crate::task_limit`]). Errors: [`SchedulerError::UnknownWorker`].
+    /// ([`crate::task_limit`]). Given before the worker's
+    /// [`Event::WorkerAdded`], it applies from its start (no assignment beyond it).
     WorkerTaskLimit {
         /// The worker.
         worker: WorkerId,

@@ -49,6 +49,8 @@ pub struct Scheduler {
     pub(crate) abandon_candidates: Vec<TaskId>,
     /// Workers that may have used all the tasks of their limit (see [`crate::task_limit`]).
     pub(crate) spent_candidates: BTreeSet<WorkerId>,
+    /// Task limits given before their worker was added.
+    pub(crate) limits_before_joining: BTreeMap<WorkerId, u32>,
     /// Tasks whose result's value the client has ([`Event::Delivered`]).
     pub(crate) delivered: crate::id_hash::IdSet,
 }
@@ -80,6 +82,7 @@ impl Scheduler {
             walltime: Default::default(),
             abandon_candidates: Vec::new(),
             spent_candidates: BTreeSet::new(),
+            limits_before_joining: BTreeMap::new(),
             delivered: Default::default(),
         }
     }

@@ -17,15 +17,20 @@
 
 use crate::{Scheduler, SchedulerError, TaskId, WorkerId};
 
+
 impl Scheduler {
     /// [`crate::Event::WorkerTaskLimit`]: `worker` takes `max_tasks` tasks in all
-    /// (those already assigned to it count).
+    /// (those already assigned to it count). Given before the worker is added, it
+    /// applies from its [`crate::Event::WorkerAdded`] on.
     pub(crate) fn set_task_limit(
         &mut self,
         worker: WorkerId,
         max_tasks: u32,
     ) -> Result<(), SchedulerError> {
-        self.known_worker(worker)?;
+        if !self.workers.contains_key(&worker) {
+            self.limits_before_joining.insert(worker, max_tasks);
+            return Ok(());
+        }
         self.unindex(worker);
         let w = self.workers.get_mut(&worker).expect("worker");
         let assigned = w.processing.len() as u32;
@@ -33,6 +38,14 @@ impl Scheduler {
         self.index(worker);
         self.spent_candidates.insert(worker);
         Ok(())
+    }
+
+    /// The limit given for `worker` before it was added, if any.
+    pub(crate) fn take_limit_before_joining(&mut self, worker: WorkerId) -> Option<u32> {
+        if self.limits_before_joining.is_empty() {
+            return None;
+        }
+        self.limits_before_joining.remove(&worker)
     }
 
     /// An assignment to `worker` uses one of its tasks (call between `unindex`
@@ -94,6 +107,7 @@ impl Scheduler {
     pub(crate) fn client_has_it(&self, task: TaskId, worker: WorkerId, has_target: bool) -> bool {
         let t = &self.tasks[&task];
         t.active_dependents == 0
+            && !t.scattered
             && self.delivered.contains(&task)
             && (!has_target || self.workers[&worker].tasks_left.is_some())
     }

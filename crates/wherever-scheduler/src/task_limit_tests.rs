@@ -32,12 +32,11 @@ fn a_worker_with_a_limit_of_one_gets_one_task_and_retires_once_the_client_has_it
     assert!(computes(&out).is_empty(), "a retiring worker takes nothing");
     let out = ev(&mut s, Event::Delivered { task: 1 });
     assert_eq!(retired(&out), [1]);
-    // The next workers take the others, one each.
-    add_worker(&mut s, 2, 1);
-    let out = limit(&mut s, 2, 1);
-    assert!(computes(&out).is_empty(), "the limit comes after the hello");
-    let placed = computes(&add_worker(&mut s, 3, 1));
-    assert_eq!(placed.len(), 1, "{placed:?}");
+    // A limit given before the worker joins holds from its start: one task, not
+    // slot plus prefetch.
+    limit(&mut s, 2, 1);
+    assert_eq!(computes(&add_worker(&mut s, 2, 1)).len(), 1);
+    assert_eq!(computes(&add_worker(&mut s, 3, 1)).len(), 1);
 }
 
 #[test]
@@ -146,18 +145,9 @@ fn a_limited_worker_is_not_kept_to_copy_a_result_the_client_has() {
 }
 
 #[test]
-fn a_task_limit_for_an_unknown_worker_and_delivery_of_an_unknown_task_are_errors() {
+fn delivery_of_an_unknown_task_is_an_error() {
     let mut s = sched();
     let mut out = Vec::new();
-    assert!(s
-        .handle(
-            Event::WorkerTaskLimit {
-                worker: 9,
-                max_tasks: 1
-            },
-            &mut out
-        )
-        .is_err());
     assert!(s.handle(Event::Delivered { task: 9 }, &mut out).is_err());
     assert!(out.is_empty());
 }

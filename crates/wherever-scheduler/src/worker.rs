@@ -208,7 +208,12 @@ impl Scheduler {
         if slots == 0 {
             return Err(SchedulerError::ZeroSlots(worker));
         }
-        self.workers.insert(worker, Worker::new(slots, resources));
+        let mut record = Worker::new(slots, resources);
+        record.tasks_left = self.take_limit_before_joining(worker);
+        if record.tasks_left == Some(0) {
+            self.spent_candidates.insert(worker);
+        }
+        self.workers.insert(worker, record);
         self.index(worker);
         Ok(())
     }

@@ -238,6 +238,13 @@ impl Reactor {
                     Ok(with_cpus) => with_cpus,
                     Err(_) => resources, // cannot happen: `cpus` is a valid name
                 };
+                if let Some(max_tasks) = max_tasks {
+                    // Before it is added, so that it never gets more at once.
+                    self.feed(Event::WorkerTaskLimit {
+                        worker: id,
+                        max_tasks,
+                    });
+                }
                 self.feed(Event::WorkerAdded {
                     worker: id,
                     slots,
@@ -252,12 +259,7 @@ impl Reactor {
                         deadline_ms: now_ms.saturating_add(left),
                     });
                 }
-                if let Some(max_tasks) = max_tasks {
-                    self.feed(Event::WorkerTaskLimit {
-                        worker: id,
-                        max_tasks,
-                    });
-                }
+
                 (PeerKind::Worker { id }, id)
             }
             Role::Client { inner_plan } => {
