@@ -81,6 +81,17 @@ pub(super) struct Adapting {
 }
 
 impl Adapting {
+    /// A loop on `thread` that ends once `stop` is set and notified.
+    pub(super) fn new(
+        stop: Arc<(Mutex<bool>, Condvar)>,
+        thread: std::thread::JoinHandle<()>,
+    ) -> Self {
+        Adapting {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
     /// Stops the loop and waits for it.
     pub(super) fn stop(mut self) {
         let (stopped, wake) = &*self.stop;

@@ -182,6 +182,7 @@ mod tests {
             held: 0,
             held_bytes,
             retiring: false,
+            limited_tasks: Vec::new(),
         }
     }
 

@@ -112,6 +112,12 @@ impl SlurmJobsLauncher {
 impl Launcher for SlurmJobsLauncher {
     fn describe(&self) -> String {
         let plural = |n: usize| if n == 1 { "" } else { "s" };
+        if self.spec.is_per_task() {
+            return format!(
+                "slurm:per-task (one job per task, at most {} queued)",
+                self.spec.max_pending()
+            );
+        }
         let (jobs, workers) = (self.spec.jobs(), self.spec.workers_per_job());
         format!(
             "slurm:jobs ({jobs} job{} of {workers} worker{})",
@@ -130,6 +136,10 @@ impl Launcher for SlurmJobsLauncher {
 
     fn peer_hint(&self) -> Option<String> {
         partition_node_address(self.spec.option("partition"))
+    }
+
+    fn per_task_max_pending(&self) -> Option<usize> {
+        self.spec.is_per_task().then(|| self.spec.max_pending())
     }
 
     fn launch(
@@ -152,6 +162,7 @@ impl Launcher for SlurmJobsLauncher {
             cancelled: Vec::new(),
             seen: None,
             leaving: Vec::new(),
+            named: HashSet::new(),
             stopped: false,
         };
         secret.write_new_file(&jobs.secret_file).map_err(|e| {
@@ -189,6 +200,8 @@ struct SlurmJobs {
     seen: Option<HashSet<String>>,
     /// Threads cancelling jobs whose workers left, if they do not end by themselves.
     leaving: Vec<std::thread::JoinHandle<()>>,
+    /// Per-task jobs already named after their task.
+    named: HashSet<String>,
     stopped: bool,
 }
 
@@ -374,8 +387,43 @@ impl LaunchedWorkers for SlurmJobs {
         self.clean_up();
     }
 
+    /// A per-task plan starts its jobs by itself (one per task): not by `scale`
+    /// or `adapt`.
     fn can_scale(&self) -> bool {
-        true
+        !self.spec.is_per_task()
+    }
+
+    /// Renames a per-task job `JOB-NAME-TASK-POSITION` after the task its worker
+    /// took (`scontrol update`), once; a failure is logged, not an error.
+    fn task_placed(&mut self, group: &str, tasks: &[(String, u64)]) {
+        if !self.spec.is_per_task() || self.named.contains(group) {
+            return;
+        }
+        let Some(id) = self.ids.iter().find(|id| *id == group).cloned() else {
+            return;
+        };
+        let Some((task, position)) = tasks.first() else {
+            return;
+        };
+        self.named.insert(id.clone());
+        let name = per_task_job_name(self.spec.job_name(), task, *position);
+        let renamed = run(
+            Command::new("scontrol").args([
+                "update",
+                &format!("JobId={id}"),
+                &format!("JobName={name}"),
+            ]),
+            None,
+            "scontrol update",
+        );
+        match renamed {
+            Ok(output) if output.status.success() => {}
+            Ok(output) => tracing::warn!(
+                "cannot name Slurm job {id} `{name}`: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+            Err(error) => tracing::warn!("cannot name Slurm job {id} `{name}`: {error}"),
+        }
     }
 
     fn workers_per_unit(&self) -> usize {
@@ -461,6 +509,24 @@ impl Drop for SlurmJobs {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The name of a per-task job whose worker took task `task` (its registered
+/// name) at `position` in its client's submission order: `BASE-TASK-POSITION`,
+/// with characters Slurm or a shell would trip on replaced by `_`.
+fn per_task_job_name(base: &str, task: &str, position: u64) -> String {
+    let task: String = task
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    format!("{base}-{task}-{position}")
 }
 
 /// Waits up to `grace` for `ids` to leave Slurm's active states, `scancel`s those
@@ -649,6 +715,7 @@ mod tests {
             cancelled: Vec::new(),
             seen: None,
             leaving: Vec::new(),
+            named: HashSet::new(),
             stopped: true,
         }
     }
@@ -675,6 +742,18 @@ mod tests {
         jobs.ids.push("3".to_string());
         jobs.connected(&[]);
         assert_eq!(jobs.starting(), 0);
+    }
+
+    #[test]
+    fn a_per_task_job_is_named_after_its_task_and_position() {
+        assert_eq!(
+            per_task_job_name("wherever", "calc_mean", 3),
+            "wherever-calc_mean-3"
+        );
+        assert_eq!(
+            per_task_job_name("study", "my::mod task", 0),
+            "study-my__mod_task-0"
+        );
     }
 
     #[test]

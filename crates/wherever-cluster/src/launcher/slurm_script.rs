@@ -12,7 +12,9 @@
 
 use super::slurm_spec::SlurmJobsSpec;
 use super::{WORKER_GROUP_VARIABLE, WORKER_NAME_VARIABLE};
-use crate::worker::{DEADLINE_VARIABLE, DEATH_TIMEOUT_VARIABLE, THREADS_VARIABLE};
+use crate::worker::{
+    DEADLINE_VARIABLE, DEATH_TIMEOUT_VARIABLE, MAX_TASKS_VARIABLE, THREADS_VARIABLE,
+};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -73,6 +75,10 @@ pub fn job_script(spec: &SlurmJobsSpec, executable: &Path) -> Result<String, Str
         "export {DEATH_TIMEOUT_VARIABLE}={}",
         spec.death_timeout()
     );
+    if spec.is_per_task() {
+        // One task, then the worker retires and the job ends.
+        let _ = writeln!(script, "export {MAX_TASKS_VARIABLE}=1");
+    }
     if let Some(seconds) = spec.walltime_seconds() {
         let _ = writeln!(
             script,
@@ -159,6 +165,21 @@ mod tests {
         assert!(script.contains("WHEREVER_DEATH_TIMEOUT=5\n"));
         assert!(script.contains("exec srun --ntasks=2 --kill-on-bad-exit=0 --cpus-per-task=3"));
         assert!(!script.contains("DEADLINE"), "no walltime, no deadline");
+    }
+
+    #[test]
+    fn a_per_task_script_runs_one_worker_that_takes_one_task() {
+        let options: Vec<(String, String)> = [("partition", "debug"), ("max-pending", "4")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let spec = SlurmJobsSpec::per_task_from_options(&options).unwrap();
+        let script = job_script(&spec, Path::new("/bin/prog")).unwrap();
+        assert!(script.contains("#SBATCH --ntasks=1\n"), "{script}");
+        assert!(script.contains("#SBATCH --partition=debug\n"), "{script}");
+        assert!(script.contains("export WHEREVER_WORKER_MAX_TASKS=1\n"), "{script}");
+        assert!(!script.contains("max-pending"), "{script}");
+        assert!(script.contains("exec srun --ntasks=1 "), "{script}");
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub(super) struct Identity {
     pub(super) name: String,
     /// Its group; by default its name.
     pub(super) group: String,
+    /// With a task limit: the tasks sent to it (name, position), for its launcher
+    /// to name its job after.
+    pub(super) limited_tasks: Vec<(String, u64)>,
 }
 
 impl Identity {
@@ -37,7 +40,11 @@ impl Identity {
         }
         let name = name.unwrap_or_else(|| data_address.to_string());
         let group = group.unwrap_or_else(|| name.clone());
-        Ok(Identity { name, group })
+        Ok(Identity {
+            name,
+            group,
+            limited_tasks: Vec::new(),
+        })
     }
 }
 
@@ -79,6 +86,10 @@ pub struct WorkerStatus {
     pub held_bytes: u64,
     /// Whether it is being retired.
     pub retiring: bool,
+    /// For a worker with a task limit (`slurm:per-task`), the tasks sent to it so
+    /// far: registered name and position in its client's submission order; empty
+    /// for other workers.
+    pub limited_tasks: Vec<(String, u64)>,
 }
 
 /// What `scale` and `adapt` read: the connected workers and the queue.
@@ -155,6 +166,7 @@ impl Reactor {
                 continue;
             };
             workers.push(WorkerStatus {
+                limited_tasks: identity.limited_tasks.clone(),
                 id: info.id,
                 name: identity.name.clone(),
                 group: identity.group.clone(),
