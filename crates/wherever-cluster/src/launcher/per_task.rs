@@ -67,10 +67,8 @@ fn per_task_loop(scaler: Arc<Scaler>, max_pending: usize, stop: Arc<(Mutex<bool>
             let mut launched = scaler.workers.lock().unwrap_or_else(|p| p.into_inner());
             let groups: Vec<String> = status.workers.iter().map(|w| w.group.clone()).collect();
             launched.connected(&groups);
-            for w in &status.workers {
-                if !w.limited_tasks.is_empty() {
-                    launched.task_placed(&w.group, &w.limited_tasks);
-                }
+            for placed in &status.limited_placements {
+                launched.task_placed(&placed.group, &[(placed.task.clone(), placed.position)]);
             }
             let units = units_to_start(&status, launched.starting(), max_pending);
             if units > 0 {
@@ -114,7 +112,7 @@ mod tests {
         let status = |ready, workers| ClusterStatus {
             workers,
             ready,
-            processing: 0,
+            ..ClusterStatus::default()
         };
         assert_eq!(units_to_start(&status(6, vec![]), 0, 16), 6);
         assert_eq!(units_to_start(&status(6, vec![]), 2, 16), 4);

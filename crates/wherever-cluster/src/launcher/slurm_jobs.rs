@@ -169,6 +169,12 @@ impl Launcher for SlurmJobsLauncher {
             jobs.stop();
             format!("cannot write the secret file for the jobs: {e}")
         })?;
+        if self.spec.is_per_task() {
+            if let Err(error) = jobs.check_submittable(launch) {
+                jobs.stop();
+                return Err(error);
+            }
+        }
         if let Err(error) = jobs.add(self.spec.jobs(), launch) {
             jobs.stop();
             return Err(error);
@@ -208,6 +214,44 @@ struct SlurmJobs {
 impl SlurmJobs {
     /// Submits one job; its id.
     fn submit(&self, launch: &WorkerLaunch) -> Result<String, String> {
+        let mut command = self.sbatch(launch);
+        let output = run(&mut command, Some(&self.script), "sbatch")?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            return Err(format!(
+                "sbatch refused the job: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        let id = stdout.trim().split(';').next().unwrap_or_default().trim();
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "sbatch printed no job id: {:?} {}",
+                stdout.trim(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        Ok(id.to_string())
+    }
+
+    /// Asks `sbatch --test-only` whether Slurm would take a job (a per-task plan
+    /// submits none at start: a bad partition, account or memory request is
+    /// sbatch's message at start, not a task that waits forever).
+    fn check_submittable(&self, launch: &WorkerLaunch) -> Result<(), String> {
+        let mut command = self.sbatch(launch);
+        command.arg("--test-only");
+        let output = run(&mut command, Some(&self.script), "sbatch --test-only")?;
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "sbatch refused the job: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+
+    /// The `sbatch` command that submits one job (the script on its input).
+    fn sbatch(&self, launch: &WorkerLaunch) -> Command {
         let mut command = Command::new("sbatch");
         command
             .arg("--parsable")
@@ -226,23 +270,7 @@ impl SlurmJobs {
                 command.env(MEMORY_LIMIT_VARIABLE, limit.to_string());
             }
         }
-        let output = run(&mut command, Some(&self.script), "sbatch")?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        if !output.status.success() {
-            return Err(format!(
-                "sbatch refused the job: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
-        }
-        let id = stdout.trim().split(';').next().unwrap_or_default().trim();
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!(
-                "sbatch printed no job id: {:?} {}",
-                stdout.trim(),
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
-        }
-        Ok(id.to_string())
+        command
     }
 
     /// The jobs' states, read again from `squeue` when older than `max_age`.

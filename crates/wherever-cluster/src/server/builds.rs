@@ -79,6 +79,7 @@ impl Builds {
             all.workers.extend(status.workers);
             all.ready += status.ready;
             all.processing += status.processing;
+            all.limited_placements.extend(status.limited_placements);
         }
         all.workers.sort_by_key(|w| w.id);
         all

@@ -35,18 +35,15 @@ impl Reactor {
                             holders: self.data_addresses(holders),
                         })
                         .collect();
-                    if self.scheduler.tasks_left(worker).is_some() {
-                        if let Some(identity) = self.identities.get_mut(&worker) {
-                            let label = (record.message.name.clone(), record.message.position);
-                            if !identity.limited_tasks.contains(&label) {
-                                identity.limited_tasks.push(label);
-                            }
-                        }
-                    }
                     let message = Message::Compute {
                         task: record.message.clone(),
                         inputs,
                     };
+                    if self.scheduler.tasks_left(worker).is_some() {
+                        if let Message::Compute { task, .. } = &message {
+                            self.note_limited_placement(worker, &task.name, task.position);
+                        }
+                    }
                     self.send_to_worker(worker, message, comm);
                 }
                 Command::Steal { worker, task } => {

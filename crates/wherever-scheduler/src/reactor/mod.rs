@@ -30,7 +30,7 @@ use crate::id_hash::IdBuild;
 use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS, MAX_FORWARDED_EVENTS};
 use crate::{Command, Event, Scheduler, SchedulerConfig, TaskSpec, WorkerId};
 use elastic::Identity;
-pub use elastic::{ClusterStatus, WorkerStatus, RETIRED_REASON};
+pub use elastic::{ClusterStatus, Placement, WorkerStatus, PLACEMENTS_KEPT, RETIRED_REASON};
 use records::{Record, Records};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -117,6 +117,9 @@ pub struct Reactor {
     retired: std::collections::HashSet<WorkerId, IdBuild>,
     /// Groups whose last worker left after being retired, not yet taken.
     groups_left: Vec<String>,
+    /// The latest tasks sent to workers with a task limit, for their launcher
+    /// (see [`ClusterStatus::limited_placements`]).
+    limited_placements: std::collections::VecDeque<elastic::Placement>,
     /// The origin of the scheduler's clock (the first time the reactor was told).
     origin: Option<Instant>,
     /// Whether a worker with a deadline ever joined (the scheduler then needs ticks).
@@ -149,6 +152,7 @@ impl Reactor {
             identities: HashMap::default(),
             retired: Default::default(),
             groups_left: Vec::new(),
+            limited_placements: Default::default(),
             origin: None,
             has_deadlines: false,
         }
