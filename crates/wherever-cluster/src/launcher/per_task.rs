@@ -6,7 +6,10 @@
 //! ([`wherever_scheduler::task_limit`]) and retires it once its task is done and
 //! the client has the result; the launcher then sees its group leave
 //! ([`super::LaunchedWorkers::left`]). Workers that took a task are reported to
-//! the launcher ([`super::LaunchedWorkers::task_placed`]), which names the job after it.
+//! the launcher ([`super::LaunchedWorkers::task_placed`]) as soon as the server
+//! sees them ([`crate::server::Control::watch_placements`]), and the launcher
+//! names the job after its task while it runs (Slurm renames no ended job: a job
+//! whose task and exit take less than an `scontrol update` keeps its first name).
 
 use super::adapt::Adapting;
 use super::scale::Scaler;
@@ -52,23 +55,32 @@ impl LaunchedCluster {
 /// The loop behind [`LaunchedCluster::start_per_task`]; ends when stopped.
 fn per_task_loop(scaler: Arc<Scaler>, max_pending: usize, stop: Arc<(Mutex<bool>, Condvar)>) {
     let logged_error = AtomicBool::new(false);
+    // Woken at once when a task goes to a worker, to name its job while it runs.
+    let placed = scaler.control.watch_placements().ok();
     loop {
-        {
-            let (stopped, wake) = &*stop;
-            let guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
-            let (guard, _) = wake
-                .wait_timeout_while(guard, PER_TASK_INTERVAL, |stopped| !*stopped)
-                .unwrap_or_else(|p| p.into_inner());
-            if *guard {
-                return;
+        let stopping = match &placed {
+            Some(placed) => {
+                let _ = placed.recv_timeout(PER_TASK_INTERVAL);
+                *stop.0.lock().unwrap_or_else(|p| p.into_inner())
             }
-        }
+            None => {
+                let (stopped, wake) = &*stop;
+                let guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
+                let (guard, _) = wake
+                    .wait_timeout_while(guard, PER_TASK_INTERVAL, |stopped| !*stopped)
+                    .unwrap_or_else(|p| p.into_inner());
+                *guard
+            }
+        };
         let outcome = scaler.control.status().and_then(|status| {
             let mut launched = scaler.workers.lock().unwrap_or_else(|p| p.into_inner());
             let groups: Vec<String> = status.workers.iter().map(|w| w.group.clone()).collect();
             launched.connected(&groups);
             for placed in &status.limited_placements {
                 launched.task_placed(&placed.group, &[(placed.task.clone(), placed.position)]);
+            }
+            if stopping {
+                return Ok(()); // a last look, to name the last jobs; nothing new
             }
             let units = units_to_start(&status, launched.starting(), max_pending);
             if units > 0 {
@@ -80,6 +92,9 @@ fn per_task_loop(scaler: Arc<Scaler>, max_pending: usize, stop: Arc<(Mutex<bool>
             if !logged_error.swap(true, Ordering::Relaxed) {
                 tracing::warn!("per-task jobs: {error}");
             }
+        }
+        if stopping {
+            return;
         }
     }
 }

@@ -22,7 +22,7 @@
 //!   registry of [`super::slurm_cancel`], cancelled on SIGINT, SIGTERM and SIGHUP.
 
 use super::slurm_cancel;
-use super::slurm_script::job_script;
+use super::slurm_script::{job_script, RUN_DIR_VARIABLE};
 use super::slurm_spec::SlurmJobsSpec;
 use super::{BindScope, LaunchStatus, LaunchedWorkers, Launcher, WorkerLaunch, WORKER_VARIABLE};
 use crate::auth::{Secret, SECRET_FILE_VARIABLE};
@@ -163,6 +163,7 @@ impl Launcher for SlurmJobsLauncher {
             seen: None,
             leaving: Vec::new(),
             named: HashSet::new(),
+            submitted: HashSet::new(),
             stopped: false,
         };
         secret.write_new_file(&jobs.secret_file).map_err(|e| {
@@ -208,6 +209,9 @@ struct SlurmJobs {
     leaving: Vec<std::thread::JoinHandle<()>>,
     /// Per-task jobs already named after their task.
     named: HashSet<String>,
+    /// Every job submitted (per-task jobs are named after their task even when
+    /// their worker has left).
+    submitted: HashSet<String>,
     stopped: bool,
 }
 
@@ -262,6 +266,7 @@ impl SlurmJobs {
             ))
             .env(WORKER_VARIABLE, format!("tcp://{}", launch.scheduler))
             .env(SECRET_FILE_VARIABLE, &self.secret_file)
+            .env(RUN_DIR_VARIABLE, &self.run_dir)
             .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         // The job's `mem`, shared by its workers on a node, is each worker's limit
         // (spilling, pausing and exiting by it), unless the caller set one.
@@ -322,7 +327,8 @@ impl SlurmJobs {
         let _ = std::fs::remove_file(&self.secret_file);
         if let Ok(entries) = std::fs::read_dir(&self.run_dir) {
             for entry in entries.flatten() {
-                if entry.metadata().is_ok_and(|m| m.is_file() && m.len() == 0) {
+                let name_file = entry.file_name().to_string_lossy().ends_with(".task");
+                if name_file || entry.metadata().is_ok_and(|m| m.is_file() && m.len() == 0) {
                     let _ = std::fs::remove_file(entry.path());
                 }
             }
@@ -421,13 +427,16 @@ impl LaunchedWorkers for SlurmJobs {
         !self.spec.is_per_task()
     }
 
-    /// Renames a per-task job `JOB-NAME-TASK-POSITION` after the task its worker
-    /// took (`scontrol update`), once; a failure is logged, not an error.
+    /// Names a per-task job `JOB-NAME-TASK-POSITION` after the task its worker
+    /// took, once: writes `RUN-DIR/JOBID.task`, which the job's script reads when
+    /// its worker has ended and takes as its name (`scontrol update`) while it
+    /// still runs. A failure is logged, not an error.
     fn task_placed(&mut self, group: &str, tasks: &[(String, u64)]) {
         if !self.spec.is_per_task() || self.named.contains(group) {
             return;
         }
-        let Some(id) = self.ids.iter().find(|id| *id == group).cloned() else {
+        // Its worker may have left already (a task done in a moment).
+        let Some(id) = self.submitted.get(group).cloned() else {
             return;
         };
         let Some((task, position)) = tasks.first() else {
@@ -435,22 +444,12 @@ impl LaunchedWorkers for SlurmJobs {
         };
         self.named.insert(id.clone());
         let name = per_task_job_name(self.spec.job_name(), task, *position);
-        let renamed = run(
-            Command::new("scontrol").args([
-                "update",
-                &format!("JobId={id}"),
-                &format!("JobName={name}"),
-            ]),
-            None,
-            "scontrol update",
-        );
-        match renamed {
-            Ok(output) if output.status.success() => {}
-            Ok(output) => tracing::warn!(
-                "cannot name Slurm job {id} `{name}`: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ),
-            Err(error) => tracing::warn!("cannot name Slurm job {id} `{name}`: {error}"),
+        let path = self.run_dir.join(format!("{id}.task"));
+        let partial = self.run_dir.join(format!("{id}.task.partial"));
+        let written = std::fs::write(&partial, format!("{name}\n"))
+            .and_then(|()| std::fs::rename(&partial, &path));
+        if let Err(error) = written {
+            tracing::warn!("cannot name Slurm job {id} `{name}` ({}): {error}", path.display());
         }
     }
 
@@ -465,6 +464,7 @@ impl LaunchedWorkers for SlurmJobs {
         for _ in 0..units {
             let id = self.submit(launch)?;
             slurm_cancel::register(&id);
+            self.submitted.insert(id.clone());
             self.ids.push(id);
         }
         // The next look at the queue includes the new jobs.
@@ -744,6 +744,7 @@ mod tests {
             seen: None,
             leaving: Vec::new(),
             named: HashSet::new(),
+            submitted: HashSet::new(),
             stopped: true,
         }
     }

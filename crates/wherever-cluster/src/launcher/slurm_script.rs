@@ -85,7 +85,9 @@ pub fn job_script(spec: &SlurmJobsSpec, executable: &Path) -> Result<String, Str
             "export {DEADLINE_VARIABLE}=$(( $(date +%s) + {seconds} ))"
         );
     }
-    let mut srun = format!("exec srun --ntasks={workers} --kill-on-bad-exit=0");
+    // A per-task job goes on after its worker, to be named after its task.
+    let exec = if spec.is_per_task() { "" } else { "exec " };
+    let mut srun = format!("{exec}srun --ntasks={workers} --kill-on-bad-exit=0");
     if let Some(cpus) = spec.cpus_per_task() {
         let _ = write!(srun, " --cpus-per-task={cpus}");
     }
@@ -93,7 +95,35 @@ pub fn job_script(spec: &SlurmJobsSpec, executable: &Path) -> Result<String, Str
         script,
         "{srun} \\\n  /bin/sh -c '{WORKER_NAME_VARIABLE}=\"$SLURM_JOB_ID.$SLURM_PROCID\" exec \"$0\"' \\\n  {program}"
     );
+    if spec.is_per_task() {
+        script.push_str(&per_task_epilogue());
+    }
     Ok(script)
+}
+
+/// The environment variable giving a per-task job its run directory, where the
+/// client writes `JOBID.task`: the name the job takes once its worker is done.
+pub const RUN_DIR_VARIABLE: &str = "WHEREVER_SLURM_RUN_DIR";
+
+/// How many tenths of a second a per-task job waits for its name file after its
+/// worker ended (the client writes it when it sends the task, so it is there
+/// unless the client is gone).
+pub const NAME_WAIT_TENTHS: u32 = 50;
+
+/// The end of a per-task job's script: keep the worker's exit status, take the
+/// name the client wrote for the job (its task's), and exit with that status.
+/// The job renames itself while it still runs (Slurm renames no ended job).
+fn per_task_epilogue() -> String {
+    format!(
+        "status=$?\n\
+         # wherever: the job takes the name of the task its worker ran, written by the client.\n\
+         name_file=\"${RUN_DIR_VARIABLE}/$SLURM_JOB_ID.task\"\n\
+         for _ in $(seq {NAME_WAIT_TENTHS}); do [ -s \"$name_file\" ] && break; sleep 0.1; done\n\
+         if [ -s \"$name_file\" ]; then\n  \
+         scontrol update JobId=\"$SLURM_JOB_ID\" JobName=\"$(cat \"$name_file\")\" >/dev/null 2>&1\n\
+         fi\n\
+         exit $status\n"
+    )
 }
 
 #[cfg(test)]
@@ -179,7 +209,13 @@ mod tests {
         assert!(script.contains("#SBATCH --partition=debug\n"), "{script}");
         assert!(script.contains("export WHEREVER_WORKER_MAX_TASKS=1\n"), "{script}");
         assert!(!script.contains("max-pending"), "{script}");
-        assert!(script.contains("exec srun --ntasks=1 "), "{script}");
+        assert!(script.contains("\nsrun --ntasks=1 "), "{script}");
+        assert!(!script.contains("exec srun"), "the job goes on after its worker");
+        assert!(script.ends_with("exit $status\n"), "{script}");
+        assert!(
+            script.contains("JobName=\"$(cat \"$name_file\")\""),
+            "{script}"
+        );
     }
 
     #[test]

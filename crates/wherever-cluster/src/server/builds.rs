@@ -85,6 +85,14 @@ impl Builds {
         all
     }
 
+    /// How many tasks went to workers with a task limit so far, in every build.
+    pub(super) fn limited_placements_made(&self) -> u64 {
+        self.reactors
+            .values()
+            .map(|reactor| reactor.limited_placements_made())
+            .sum()
+    }
+
     /// Retires the workers of `groups` in every build; how many are retiring.
     pub(super) fn retire_groups(&mut self, groups: &[String], comm: &mut impl Comm) -> usize {
         self.reactors

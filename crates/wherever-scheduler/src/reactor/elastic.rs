@@ -217,11 +217,18 @@ impl Reactor {
         if self.limited_placements.len() == PLACEMENTS_KEPT {
             self.limited_placements.pop_front();
         }
+        self.limited_placements_made += 1;
         self.limited_placements.push_back(Placement {
             group: identity.group.clone(),
             task: task.to_string(),
             position,
         });
+    }
+
+    /// How many tasks went to workers with a task limit so far (a launcher
+    /// watching for them reads [`Reactor::cluster_status`] when it grows).
+    pub fn limited_placements_made(&self) -> u64 {
+        self.limited_placements_made
     }
 
     /// The scheduler removed retired `worker`: it is told goodbye (it exits with

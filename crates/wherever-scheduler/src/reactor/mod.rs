@@ -120,6 +120,8 @@ pub struct Reactor {
     /// The latest tasks sent to workers with a task limit, for their launcher
     /// (see [`ClusterStatus::limited_placements`]).
     limited_placements: std::collections::VecDeque<elastic::Placement>,
+    /// How many tasks went to workers with a task limit so far.
+    limited_placements_made: u64,
     /// The origin of the scheduler's clock (the first time the reactor was told).
     origin: Option<Instant>,
     /// Whether a worker with a deadline ever joined (the scheduler then needs ticks).
@@ -153,6 +155,7 @@ impl Reactor {
             retired: Default::default(),
             groups_left: Vec::new(),
             limited_placements: Default::default(),
+            limited_placements_made: 0,
             origin: None,
             has_deadlines: false,
         }
