@@ -71,9 +71,15 @@ mod tests {
 
     #[test]
     fn prints_a_per_task_script() {
-        for plan in ["slurm:per-task", "slurm:per-task,partition=debug,max-pending=2"] {
+        for plan in [
+            "slurm:per-task",
+            "slurm:per-task,partition=debug,max-pending=2",
+        ] {
             let script = script_for(plan, Some(Path::new("/bin/prog"))).unwrap();
-            assert!(script.contains("export WHEREVER_WORKER_MAX_TASKS=1\n"), "{script}");
+            assert!(
+                script.contains("export WHEREVER_WORKER_MAX_TASKS=1\n"),
+                "{script}"
+            );
         }
         let error = script_for("slurm:per-task,jobs=2", None).unwrap_err();
         assert!(error.contains("`jobs` is not one of per-task's"), "{error}");

@@ -74,9 +74,9 @@ pub mod reactor;
 #[cfg(test)]
 mod resources_tests;
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod task_limit_tests;
+#[cfg(test)]
+mod tests;
 #[cfg(test)]
 mod walltime_tests;
 

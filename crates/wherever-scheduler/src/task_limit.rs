@@ -17,7 +17,6 @@
 
 use crate::{Scheduler, SchedulerError, TaskId, WorkerId};
 
-
 impl Scheduler {
     /// [`crate::Event::WorkerTaskLimit`]: `worker` takes `max_tasks` tasks in all
     /// (those already assigned to it count). Given before the worker is added, it

@@ -22,7 +22,11 @@ fn a_worker_with_a_limit_of_one_gets_one_task_and_retires_once_the_client_has_it
     add_worker(&mut s, 1, 4);
     limit(&mut s, 1, 1);
     let out = submit(&mut s, (1..=3).map(TaskSpec::new).collect());
-    assert_eq!(computes(&out), [(1, 1)], "one task, though 4 slots and prefetch");
+    assert_eq!(
+        computes(&out),
+        [(1, 1)],
+        "one task, though 4 slots and prefetch"
+    );
     assert_eq!(s.tasks_left(1), Some(0));
     assert_eq!(s.ready_count(), 2);
     // Done, but the client has not had the value: it stays (nobody to copy to).

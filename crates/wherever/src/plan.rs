@@ -574,9 +574,9 @@ fn parse_slurm(argument: Option<&str>) -> Result<Level, String> {
             Some((key, value)) if !key.trim().is_empty() && !value.trim().is_empty() => {
                 Ok((key.trim().to_string(), value.trim().to_string()))
             }
-            _ if pair.trim() == wherever_cluster::launcher::slurm_spec::PER_TASK_WORD => Err(
-                "`per-task` must come first: slurm:per-task[,KEY=VALUE...]".to_string(),
-            ),
+            _ if pair.trim() == wherever_cluster::launcher::slurm_spec::PER_TASK_WORD => {
+                Err("`per-task` must come first: slurm:per-task[,KEY=VALUE...]".to_string())
+            }
             _ => Err(format!(
                 "expected slurm:KEY=VALUE[,KEY=VALUE...], got `{pair}`"
             )),
@@ -830,18 +830,33 @@ mod tests {
             ("slurm:per-task,jobs=2", "`jobs` is not one of per-task's"),
             ("slurm:per-task,workers-per-job=2", "use slurm:jobs=N"),
             ("slurm:per-task,nodes=2", "a per-task job runs one worker"),
-            ("slurm:per-task,ntasks-per-node=2", "a per-task job runs one worker"),
-            ("slurm:per-task,max-pending=0", "max-pending=`0`: expected a whole number"),
+            (
+                "slurm:per-task,ntasks-per-node=2",
+                "a per-task job runs one worker",
+            ),
+            (
+                "slurm:per-task,max-pending=0",
+                "max-pending=`0`: expected a whole number",
+            ),
             ("slurm:per-task,max-pending=many", "max-pending=`many`"),
             ("slurm:per-task,max-pending=1,max-pending=2", "given twice"),
-            ("slurm:per-task,partiton=debug", "`partiton` is not one of per-task's"),
+            (
+                "slurm:per-task,partiton=debug",
+                "`partiton` is not one of per-task's",
+            ),
             ("slurm:per-task,time=5m", "time=`5m`"),
             ("slurm:per-task,mem=lots", "mem=`lots`"),
             ("slurm:per-task,partition=", "expected slurm:KEY=VALUE"),
             ("slurm:per-task,", "expected slurm:KEY=VALUE"),
-            ("slurm:partition=debug,per-task", "`per-task` must come first"),
+            (
+                "slurm:partition=debug,per-task",
+                "`per-task` must come first",
+            ),
             ("slurm:per-task,per-task", "`per-task` must come first"),
-            ("slurm:jobs=2,max-pending=3", "unknown slurm option `max-pending`"),
+            (
+                "slurm:jobs=2,max-pending=3",
+                "unknown slurm option `max-pending`",
+            ),
         ];
         for (text, expected) in cases {
             let error = Plan::parse(text).unwrap_err().to_string();

@@ -326,7 +326,10 @@ mod tests {
             Plan::parse(&text).unwrap()
         );
         let script = plan.job_script_for(Path::new("/bin/prog")).unwrap();
-        assert!(script.contains("export WHEREVER_WORKER_MAX_TASKS=1\n"), "{script}");
+        assert!(
+            script.contains("export WHEREVER_WORKER_MAX_TASKS=1\n"),
+            "{script}"
+        );
         let error = Plan::try_from(SlurmPlan::new().per_task().workers_per_job(2))
             .unwrap_err()
             .to_string();

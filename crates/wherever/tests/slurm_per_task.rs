@@ -190,7 +190,11 @@ fn six_tasks_run_in_six_jobs_that_complete_with_sequentials_results() {
     const SEED: u64 = 3;
     const N: usize = 100_000;
     let expected: Vec<(f64, f64)> = {
-        let client = Plan::parse("sequential").unwrap().start().unwrap().with_seed(SEED);
+        let client = Plan::parse("sequential")
+            .unwrap()
+            .start()
+            .unwrap()
+            .with_seed(SEED);
         let futures: Vec<_> = (0..6).map(|i| client.submit(calc_mean, (i, N))).collect();
         client.gather(futures).unwrap()
     };
@@ -205,14 +209,26 @@ fn six_tasks_run_in_six_jobs_that_complete_with_sequentials_results() {
         let results: Vec<(f64, f64)> = client.gather(futures).unwrap();
         assert_eq!(results.len(), 6);
         for (got, want) in results.iter().zip(&expected) {
-            assert_eq!(got.0.to_bits(), want.0.to_bits(), "{results:?} vs {expected:?}");
-            assert_eq!(got.1.to_bits(), want.1.to_bits(), "{results:?} vs {expected:?}");
+            assert_eq!(
+                got.0.to_bits(),
+                want.0.to_bits(),
+                "{results:?} vs {expected:?}"
+            );
+            assert_eq!(
+                got.1.to_bits(),
+                want.1.to_bits(),
+                "{results:?} vs {expected:?}"
+            );
         }
         scene.ids()
     };
     scene.wait_until_none_active();
     let jobs = scene.jobs();
-    assert_eq!(jobs.len(), 6, "one job per task: {jobs:?} (ids seen {job_ids:?})");
+    assert_eq!(
+        jobs.len(),
+        6,
+        "one job per task: {jobs:?} (ids seen {job_ids:?})"
+    );
     let mut names: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
     names.sort();
     names.dedup();
@@ -271,13 +287,14 @@ fn a_bad_partition_is_an_error_at_start() {
         return;
     }
     let scene = Scene::new("badpart");
-    let error = SlurmPlan::new()
+    let started = SlurmPlan::new()
         .per_task()
         .partition("no-such-partition")
         .job_name(&scene.name)
-        .start()
-        .err()
-        .expect("a start error");
+        .start();
+    let Err(error) = started else {
+        panic!("a per-task plan on a partition Slurm does not have started");
+    };
     let text = error.to_string();
     assert!(
         text.contains("sbatch refused the job") && text.contains("partition"),

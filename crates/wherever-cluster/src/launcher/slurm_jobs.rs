@@ -449,7 +449,10 @@ impl LaunchedWorkers for SlurmJobs {
         let written = std::fs::write(&partial, format!("{name}\n"))
             .and_then(|()| std::fs::rename(&partial, &path));
         if let Err(error) = written {
-            tracing::warn!("cannot name Slurm job {id} `{name}` ({}): {error}", path.display());
+            tracing::warn!(
+                "cannot name Slurm job {id} `{name}` ({}): {error}",
+                path.display()
+            );
         }
     }
 

@@ -207,10 +207,16 @@ mod tests {
         let script = job_script(&spec, Path::new("/bin/prog")).unwrap();
         assert!(script.contains("#SBATCH --ntasks=1\n"), "{script}");
         assert!(script.contains("#SBATCH --partition=debug\n"), "{script}");
-        assert!(script.contains("export WHEREVER_WORKER_MAX_TASKS=1\n"), "{script}");
+        assert!(
+            script.contains("export WHEREVER_WORKER_MAX_TASKS=1\n"),
+            "{script}"
+        );
         assert!(!script.contains("max-pending"), "{script}");
         assert!(script.contains("\nsrun --ntasks=1 "), "{script}");
-        assert!(!script.contains("exec srun"), "the job goes on after its worker");
+        assert!(
+            !script.contains("exec srun"),
+            "the job goes on after its worker"
+        );
         assert!(script.ends_with("exit $status\n"), "{script}");
         assert!(
             script.contains("JobName=\"$(cat \"$name_file\")\""),

@@ -24,6 +24,8 @@ mod memory_tests;
 mod options_tests;
 mod records;
 #[cfg(test)]
+mod task_limit_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::id_hash::IdBuild;
