@@ -168,12 +168,12 @@ fn adapt_loop(cluster: Arc<Scaler>, options: AdaptOptions, stop: Arc<(Mutex<bool
                 let cap = options
                     .max_starting
                     .saturating_sub(cluster.starting_units());
-                cluster.scale_with(wanted, &status, cap).map(|_| ())
+                cluster.scale_with(wanted, &status, cap, false).map(|_| ())
             } else {
                 let since = *fewer_needed_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= options.idle_grace {
                     fewer_needed_since = None;
-                    cluster.scale_with(wanted, &status, 0).map(|_| ())
+                    cluster.scale_with(wanted, &status, 0, true).map(|_| ())
                 } else {
                     Ok(())
                 }

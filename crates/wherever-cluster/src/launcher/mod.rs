@@ -152,6 +152,13 @@ pub trait LaunchedWorkers: Send {
     fn starting(&self) -> usize {
         0
     }
+    /// Cancels up to `units` units still starting (queued Slurm jobs, newest
+    /// first), for scaling down before any connected worker is retired; returns
+    /// how many workers the cancelled units would have brought.
+    fn cancel_starting(&mut self, units: usize) -> usize {
+        let _ = units;
+        0
+    }
     /// The scheduler retired every worker of these groups and they have left:
     /// release what held them (cancel the Slurm job, reap the process).
     fn left(&mut self, groups: &[String]) {

@@ -500,6 +500,42 @@ impl LaunchedWorkers for SlurmJobs {
         waiting * self.spec.workers_per_job()
     }
 
+    /// Cancels the newest jobs still queued (none of their workers can have
+    /// connected), at most `units`.
+    fn cancel_starting(&mut self, units: usize) -> usize {
+        let states = self.states(Duration::ZERO);
+        let queued: Vec<String> = self
+            .ids
+            .iter()
+            .rev()
+            .filter(|id| {
+                states
+                    .get(*id)
+                    .is_some_and(|s| WAITING_STATES.contains(&s.as_str()))
+                    && !self.seen.as_ref().is_some_and(|seen| seen.contains(*id))
+            })
+            .take(units)
+            .cloned()
+            .collect();
+        if queued.is_empty() {
+            return 0;
+        }
+        if let Err(error) = slurm_cancel::scancel(&queued) {
+            tracing::warn!("{error}");
+            return 0;
+        }
+        self.ids.retain(|id| !queued.contains(id));
+        for id in &queued {
+            slurm_cancel::unregister(id);
+        }
+        self.cancelled.extend(queued.iter().cloned());
+        self.states
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .read_at = None;
+        queued.len() * self.spec.workers_per_job()
+    }
+
     fn connected(&mut self, groups: &[String]) {
         let seen = self.seen.get_or_insert_with(HashSet::new);
         for group in groups {
