@@ -162,7 +162,14 @@ impl Scheduler {
             Event::WorkerTaskLimit { worker, max_tasks } => {
                 self.set_task_limit(worker, max_tasks)?
             }
-            Event::Delivered { task } => self.delivered(task)?,
+            Event::Delivered { task } => {
+                self.delivered(task)?;
+                if self.retiring.is_empty() {
+                    // Nothing waits for it: no pass over the queues (one per
+                    // inline result would cost every task).
+                    return Ok(());
+                }
+            }
         }
         self.retire_spent_workers();
         self.advance_retirements(out);

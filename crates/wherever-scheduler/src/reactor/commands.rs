@@ -146,10 +146,10 @@ impl Reactor {
         }
         // Keep the buffer's capacity for the next event.
         self.commands = commands;
-        if !delivered.is_empty() {
-            for task in delivered {
-                self.feed(crate::Event::Delivered { task });
-            }
+        for task in delivered {
+            self.feed(crate::Event::Delivered { task });
+        }
+        if !self.commands.is_empty() {
             // A worker that only waited for the client to have its results retires.
             self.carry_out(comm);
             return;
