@@ -44,7 +44,9 @@ fn summary(mut times: Vec<Duration>) -> String {
 fn run(plan: &Plan, tasks: u64, n: usize) -> wherever::Result<(Duration, Duration)> {
     let started = Instant::now();
     let client = plan.start()?.with_seed(3);
-    let futures: Vec<_> = (0..tasks).map(|i| client.submit(calc_mean, (i, n))).collect();
+    let futures: Vec<_> = (0..tasks)
+        .map(|i| client.submit(calc_mean, (i, n)))
+        .collect();
     let results: Vec<(f64, f64)> = client.gather(futures)?;
     assert_eq!(results.len() as u64, tasks);
     let ran = started.elapsed();

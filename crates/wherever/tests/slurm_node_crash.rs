@@ -200,7 +200,10 @@ fn a_crashed_nodes_tasks_rerun_elsewhere_and_no_job_is_left() {
             String::from_utf8_lossy(&crash.stderr)
         );
         // The event: the scheduler lost the crashed node's worker.
-        wait_for(|| client.connected_workers() == 2, "the crashed worker lost");
+        wait_for(
+            || client.connected_workers() == 2,
+            "the crashed worker lost",
+        );
         std::fs::write(dir.join("go"), b"").unwrap();
         let results: Vec<(u64, String)> = client.gather(futures).unwrap();
         for (i, (square, node)) in results.iter().enumerate() {
@@ -209,7 +212,10 @@ fn a_crashed_nodes_tasks_rerun_elsewhere_and_no_job_is_left() {
         }
         for i in &lost {
             let runs = started(&dir).iter().filter(|(j, _)| j == i).count();
-            assert_eq!(runs, 2, "task {i} ran on {crashed}, then once more elsewhere");
+            assert_eq!(
+                runs, 2,
+                "task {i} ran on {crashed}, then once more elsewhere"
+            );
         }
     }
     wait_for(

@@ -208,6 +208,11 @@ fn six_tasks_run_in_six_jobs_that_complete_with_sequentials_results() {
         let futures: Vec<_> = (0..6).map(|i| client.submit(calc_mean, (i, N))).collect();
         let results: Vec<(f64, f64)> = client.gather(futures).unwrap();
         assert_eq!(results.len(), 6);
+        let error = client.scale(2).unwrap_err().to_string();
+        assert!(
+            error.contains("submits one job per task by itself"),
+            "{error}"
+        );
         for (got, want) in results.iter().zip(&expected) {
             assert_eq!(
                 got.0.to_bits(),

@@ -70,6 +70,13 @@ impl Scaler {
         {
             return Ok(());
         }
+        if self.plan.starts_with("slurm:per-task") {
+            return Err(format!(
+                "`{}` submits one job per task by itself: it cannot {what} (use \
+                 slurm:jobs=N to scale or adapt a set of workers)",
+                self.plan
+            ));
+        }
         Err(format!(
             "`{}` runs a fixed set of workers: it cannot {what} (scale and adapt need \
              a plan that starts workers, such as processes:N or slurm:jobs=N)",
