@@ -1,6 +1,6 @@
 //! `wherever slurm-script --plan 'slurm:jobs=N,...' [--program PATH]`: prints the
-//! batch script a `slurm:jobs=...` plan submits for PROGRAM, byte for byte (as
-//! dask-jobqueue's `cluster.job_script()`).
+//! batch script a `slurm:jobs=...` (or `slurm:per-task,...`) plan submits for
+//! PROGRAM, byte for byte (as dask-jobqueue's `cluster.job_script()`).
 
 use std::path::{Path, PathBuf};
 use wherever_cluster::launcher::{job_script, SlurmJobsSpec};
@@ -18,8 +18,15 @@ pub fn script_for(plan: &str, program: Option<&Path>) -> Result<String, String> 
             "invalid plan `{plan}`: slurm-script needs a plan `slurm:jobs=N,KEY=VALUE,...`"
         ));
     };
+    let per_task_word = wherever_cluster::launcher::slurm_spec::PER_TASK_WORD;
+    let (per_task, options) = match options.split_once(',') {
+        _ if options == per_task_word => (true, ""),
+        Some((first, rest)) if first == per_task_word => (true, rest),
+        _ => (false, options),
+    };
     let options = options
         .split(',')
+        .filter(|pair| !(per_task && options.is_empty() && pair.is_empty()))
         .map(|pair| match pair.split_once('=') {
             Some((key, value)) if !key.trim().is_empty() && !value.trim().is_empty() => {
                 Ok((key.trim().to_string(), value.trim().to_string()))
@@ -29,8 +36,12 @@ pub fn script_for(plan: &str, program: Option<&Path>) -> Result<String, String> 
             )),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let spec = SlurmJobsSpec::from_options(&options)
-        .map_err(|why| format!("invalid plan `{plan}`: {why}"))?;
+    let spec = if per_task {
+        SlurmJobsSpec::per_task_from_options(&options)
+    } else {
+        SlurmJobsSpec::from_options(&options)
+    }
+    .map_err(|why| format!("invalid plan `{plan}`: {why}"))?;
     let program = match program {
         Some(path) => std::path::absolute(path)
             .map_err(|e| format!("cannot make `{}` absolute: {e}", path.display()))?,
@@ -56,6 +67,24 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(script, job_script(&spec, Path::new("/bin/prog")).unwrap());
+    }
+
+    #[test]
+    fn prints_a_per_task_script() {
+        for plan in [
+            "slurm:per-task",
+            "slurm:per-task,partition=debug,max-pending=2",
+        ] {
+            let script = script_for(plan, Some(Path::new("/bin/prog"))).unwrap();
+            assert!(
+                script.contains("export WHEREVER_WORKER_MAX_TASKS=1\n"),
+                "{script}"
+            );
+        }
+        let error = script_for("slurm:per-task,jobs=2", None).unwrap_err();
+        assert!(error.contains("`jobs` is not one of per-task's"), "{error}");
+        let error = script_for("slurm:per-task,,", None).unwrap_err();
+        assert!(error.contains("got ``"), "{error}");
     }
 
     #[test]

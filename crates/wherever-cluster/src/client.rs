@@ -510,7 +510,13 @@ async fn fetch_result(
     commands: WeakUnboundedSender<Message>,
 ) {
     let reason = match crate::fetch::fetch(&holders, task, &shared.secret).await {
-        Ok(result) => return complete(&shared, task, Ok(result)),
+        Ok(result) => {
+            // A worker that retires need not keep it for this client any more.
+            if let Some(commands) = commands.upgrade() {
+                let _ = commands.send(Message::Fetched { task });
+            }
+            return complete(&shared, task, Ok(result));
+        }
         // Recomputing would not make it smaller: the task fails.
         Err(FetchError::TooLarge(reason)) => {
             let error = TaskError::new("?", 0, TaskErrorKind::Runtime, reason);

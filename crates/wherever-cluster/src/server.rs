@@ -303,6 +303,9 @@ async fn run_core(
         groups_left,
     } = control;
     let mut control_open = true;
+    // Placement watchers (`Control::watch_placements`), and the placements seen.
+    let mut watchers = Vec::new();
+    let mut placements = 0u64;
     let config = ReactorConfig {
         scheduler: SchedulerConfig {
             prefetch_per_worker: Some(PREFETCH_PER_WORKER),
@@ -350,12 +353,19 @@ async fn run_core(
                 None => return,
             },
             request = control_requests.recv(), if control_open => match request {
-                Some(request) => control::answer(request, &mut builds, &mut links),
+                Some(request) => control::answer(request, &mut builds, &mut links, &mut watchers),
                 None => control_open = false,
             },
             _ = check.tick() => {
                 builds.tick(Instant::now(), &mut links);
                 builds.forget_closed(|peer| links.open.contains_key(&peer));
+            }
+        }
+        if !watchers.is_empty() {
+            let now = builds.limited_placements_made();
+            if now != placements {
+                placements = now;
+                control::wake_watchers(&mut watchers);
             }
         }
         let left = builds.take_groups_left();

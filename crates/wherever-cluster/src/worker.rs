@@ -32,7 +32,7 @@ mod resources;
 mod spill;
 mod store;
 mod watchdog;
-pub use identity::DEADLINE_VARIABLE;
+pub use identity::{DEADLINE_VARIABLE, MAX_TASKS_VARIABLE};
 pub use limits::{
     machine_memory, MemoryLimits, DEFAULT_FRACTIONS, MEMORY_LIMIT_VARIABLE, PAUSE_VARIABLE,
     TARGET_VARIABLE, TERMINATE_VARIABLE,
@@ -292,6 +292,7 @@ async fn serve_connection(
         name: identity::name()?,
         group: identity::group()?,
         time_left_ms: identity::deadline()?.map(identity::time_left_ms),
+        max_tasks: identity::max_tasks()?,
     };
     let (id, mut early) = join(&mut reader, &mut writer, secret, role, this_build(), true).await?;
     // A new connection is a new worker: the scheduler says the inner plan again.

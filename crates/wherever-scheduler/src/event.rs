@@ -194,4 +194,22 @@ pub enum Event {
         /// `true`: paused; `false`: running again.
         paused: bool,
     },
+    /// `worker` takes `max_tasks` tasks in all, those assigned so far included (a
+    /// `slurm:per-task` job's worker takes 1): it is never assigned more (a task it
+    /// gives back does not count), and is retired gracefully once they are done
+    /// ([`crate::task_limit`]). Given before the worker's
+    /// [`Event::WorkerAdded`], it applies from its start (no assignment beyond it).
+    WorkerTaskLimit {
+        /// The worker.
+        worker: WorkerId,
+        /// How many tasks it takes before it leaves.
+        max_tasks: u32,
+    },
+    /// The client has the value of `task`'s result (it travelled inline with the
+    /// task's `Done`): a retiring worker need not stay or hand it over for the
+    /// client alone ([`crate::task_limit`]). Errors: [`SchedulerError::UnknownTask`].
+    Delivered {
+        /// The task.
+        task: TaskId,
+    },
 }

@@ -26,6 +26,8 @@
 //!   the results only it holds copied elsewhere before it leaves;
 //! * a worker with a deadline ([`Event::WorkerDeadline`]) gets no task whose kind's
 //!   mean duration would not fit before it, and is retired near it ([`walltime`]);
+//! * a worker with a task limit ([`Event::WorkerTaskLimit`]) gets no more tasks than
+//!   that and is retired once they are done ([`task_limit`]);
 //! * idle workers steal queued-but-not-started tasks from busy ones;
 //! * workers' reports and steal answers carry no assignment number; as messages between
 //!   the scheduler and one worker keep their order, the scheduler counts per task and
@@ -60,6 +62,7 @@ mod stale_reports;
 mod stealing;
 mod submit;
 mod task;
+pub mod task_limit;
 mod view;
 pub mod walltime;
 mod worker;
@@ -70,6 +73,8 @@ pub mod reactor;
 
 #[cfg(test)]
 mod resources_tests;
+#[cfg(test)]
+mod task_limit_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -183,6 +183,7 @@ impl Scheduler {
             .expect("worker")
             .processing
             .insert(seq, task);
+        self.use_task_of(worker);
         self.index(worker);
         let compute = self.compute_command(task, worker);
         out.push(compute);

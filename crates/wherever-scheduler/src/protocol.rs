@@ -15,7 +15,7 @@ use std::time::Duration;
 use wherever_core::{StreamKey, TaskError};
 
 /// The protocol version; peers with another version are refused at the handshake.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The most events a scheduler holds unsent for one subscribed client (a slow one
 /// loses the oldest, and is told how many).
@@ -70,6 +70,10 @@ pub enum Role {
         /// (from `WHEREVER_WORKER_DEADLINE`, a batch job's end; relative, so that the
         /// hosts' clocks need not agree); `None`: no deadline.
         time_left_ms: Option<u64>,
+        /// How many tasks it takes before it leaves (`WHEREVER_WORKER_MAX_TASKS`; a
+        /// `slurm:per-task` job's worker takes 1); `None`: no limit. The scheduler
+        /// assigns it no more and retires it once they are done.
+        max_tasks: Option<u32>,
     },
     /// A worker or client fetching results from a worker's data address.
     DataFetch,
@@ -463,6 +467,12 @@ pub enum Message {
         /// The events, stamped with the scheduler's clock.
         events: Vec<wherever_core::events::Stamped>,
     },
+    /// Client → scheduler: it fetched the result of `task` from a worker and has
+    /// its value (a worker that retires need not keep it for the client).
+    Fetched {
+        /// The task.
+        task: TaskId,
+    },
 }
 
 impl Message {
@@ -510,6 +520,7 @@ impl Message {
             Message::Observed { .. } => "Observed",
             Message::SubscribeEvents { .. } => "SubscribeEvents",
             Message::Events { .. } => "Events",
+            Message::Fetched { .. } => "Fetched",
         }
     }
 }

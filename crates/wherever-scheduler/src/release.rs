@@ -42,6 +42,7 @@ impl Scheduler {
                     && t.dependents.is_empty()
                 {
                     let t = self.tasks.remove(&task).expect("task");
+                    self.delivered.remove(&task);
                     for d in t.deps {
                         if let Some(dt) = self.tasks.get_mut(&d) {
                             dt.dependents.remove(&task);

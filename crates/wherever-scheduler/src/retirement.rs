@@ -14,7 +14,10 @@
 //!    budget.
 //!
 //! A retiring worker that dies is removed like any other ([`crate::Event::WorkerRemoved`]).
-//! With no other worker to copy to, the retirement waits for one.
+//! With no other worker to copy to, the retirement waits for one, or for the
+//! results to be released; results the client already has
+//! ([`crate::Event::Delivered`]) and no dependent needs do not keep it
+//! ([`crate::task_limit`]).
 
 use std::collections::BTreeMap;
 
@@ -118,11 +121,17 @@ impl Scheduler {
         held.sort_unstable();
         let mut done = true;
         let mut wanted_copies = Vec::new();
+        let has_target = self.copy_target(worker).is_some();
         for task in held {
             let t = &self.tasks[&task];
             let needed = t.wanted || t.active_dependents > 0;
             if !needed {
                 continue;
+            }
+            if !self.held_elsewhere(task, worker, None)
+                && self.client_has_it(task, worker, has_target)
+            {
+                continue; // the client has the value and no dependent waits for it
             }
             if !self.held_elsewhere(task, worker, None) {
                 done = false;

@@ -47,6 +47,12 @@ pub struct Scheduler {
     pub(crate) walltime: crate::walltime::Walltime,
     /// Active tasks whose computation may have become unneeded (to drop).
     pub(crate) abandon_candidates: Vec<TaskId>,
+    /// Workers that may have used all the tasks of their limit (see [`crate::task_limit`]).
+    pub(crate) spent_candidates: BTreeSet<WorkerId>,
+    /// Task limits given before their worker was added.
+    pub(crate) limits_before_joining: BTreeMap<WorkerId, u32>,
+    /// Tasks whose result's value the client has ([`Event::Delivered`]).
+    pub(crate) delivered: crate::id_hash::IdSet,
 }
 
 impl Default for Scheduler {
@@ -75,6 +81,9 @@ impl Scheduler {
             retiring: BTreeSet::new(),
             walltime: Default::default(),
             abandon_candidates: Vec::new(),
+            spent_candidates: BTreeSet::new(),
+            limits_before_joining: BTreeMap::new(),
+            delivered: Default::default(),
         }
     }
 
@@ -150,7 +159,19 @@ impl Scheduler {
                 holders,
                 requester,
             } => self.missing_data(task, holders, requester, out)?,
+            Event::WorkerTaskLimit { worker, max_tasks } => {
+                self.set_task_limit(worker, max_tasks)?
+            }
+            Event::Delivered { task } => {
+                self.delivered(task)?;
+                if self.retiring.is_empty() {
+                    // Nothing waits for it: no pass over the queues (one per
+                    // inline result would cost every task).
+                    return Ok(());
+                }
+            }
         }
+        self.retire_spent_workers();
         self.advance_retirements(out);
         self.release_unneeded(out);
         self.schedule(out);

@@ -69,6 +69,7 @@ impl Scheduler {
         self.index(worker);
         if stolen {
             self.remove_processing(worker, task);
+            self.give_task_back_to(worker);
             self.tasks.get_mut(&task).expect("task").avoid = Some(worker);
             self.make_ready(task, false);
         }

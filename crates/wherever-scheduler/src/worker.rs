@@ -41,6 +41,8 @@ pub(crate) struct Worker {
     pub(crate) deadline_ms: Option<u64>,
     /// The scheduler's clock at its last finish report (ms).
     pub(crate) last_finish_ms: u64,
+    /// How many more tasks it takes, if it has a limit (see [`crate::task_limit`]).
+    pub(crate) tasks_left: Option<u32>,
 }
 
 impl Worker {
@@ -61,6 +63,7 @@ impl Worker {
             retiring: None,
             deadline_ms: None,
             last_finish_ms: 0,
+            tasks_left: None,
         }
     }
 
@@ -69,12 +72,15 @@ impl Worker {
         self.processing.len() as u64 - u64::from(self.seceded)
     }
 
-    /// Slots not occupied by a task, where new work could run now (none while paused).
+    /// Slots not occupied by a task, where new work could run now (none while
+    /// paused; no more than the tasks its limit still allows).
     pub(crate) fn idle_slots(&self) -> u64 {
         if self.paused {
             0
         } else {
-            u64::from(self.slots).saturating_sub(self.load())
+            let idle = u64::from(self.slots).saturating_sub(self.load());
+            self.tasks_left
+                .map_or(idle, |left| idle.min(u64::from(left)))
         }
     }
 }
@@ -116,9 +122,13 @@ impl Scheduler {
         (w.slots + self.config.prefetch_per_worker.unwrap_or(w.slots)) as usize
     }
 
-    /// Whether `w` may get another assignment (never while it is paused or retiring).
+    /// Whether `w` may get another assignment (never while it is paused or retiring,
+    /// nor once it has used its task limit).
     pub(crate) fn has_room(&self, w: &Worker) -> bool {
-        !w.paused && w.retiring.is_none() && w.load() < self.capacity(w) as u64
+        !w.paused
+            && w.retiring.is_none()
+            && w.tasks_left != Some(0)
+            && w.load() < self.capacity(w) as u64
     }
 
     /// `Ok` if `worker` is known (added and not removed).
@@ -198,7 +208,12 @@ impl Scheduler {
         if slots == 0 {
             return Err(SchedulerError::ZeroSlots(worker));
         }
-        self.workers.insert(worker, Worker::new(slots, resources));
+        let mut record = Worker::new(slots, resources);
+        record.tasks_left = self.take_limit_before_joining(worker);
+        if record.tasks_left == Some(0) {
+            self.spent_candidates.insert(worker);
+        }
+        self.workers.insert(worker, record);
         self.index(worker);
         Ok(())
     }

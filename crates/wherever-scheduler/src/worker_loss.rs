@@ -84,7 +84,8 @@ impl Scheduler {
             self.fail(task, Failure::Lost, None, out);
             return;
         }
-        let needed = t.wanted || t.active_dependents > 0;
+        // The client has the value of a delivered result: only dependents need it.
+        let needed = (t.wanted && !self.delivered.contains(&task)) || t.active_dependents > 0;
         t.status = Status::Released;
         for d in dependents {
             let state = self.tasks[&d].status;

@@ -16,7 +16,7 @@ use wherever_scheduler::{
 };
 
 /// The kinds of commands and events a run counts: a fixed sample of cases must see each.
-const STAT_NAMES: [&str; 20] = [
+const STAT_NAMES: [&str; 21] = [
     "compute",
     "steal",
     "stolen",
@@ -37,6 +37,7 @@ const STAT_NAMES: [&str; 20] = [
     "replicate failed",
     "retired with a deadline",
     "paused/resumed",
+    "retired after its task limit",
 ];
 
 /// How often each kind in [`STAT_NAMES`] occurred in one run.
@@ -279,6 +280,8 @@ struct Sim {
     now_ms: u64,
     /// Workers that were given a deadline (the scheduler may retire them by itself).
     with_deadline: HashSet<WorkerId>,
+    /// Workers that take a limited number of tasks (retired by the scheduler after).
+    with_limit: HashMap<WorkerId, u32>,
     /// Whether workers joining now may get a deadline (not the initial ones).
     deadlines_on: bool,
     events: usize,
@@ -308,6 +311,13 @@ impl Sim {
             .flat_map(|w| self.s.assigned_to(w.id).into_iter().map(move |t| (w.id, t)))
             .collect();
         let r = self.s.handle(event.clone(), &mut out);
+        for (&worker, &limit) in &self.with_limit {
+            let assigned = self.s.assigned_to(worker).len();
+            assert!(
+                assigned <= limit as usize,
+                "worker {worker} has {assigned} tasks assigned, over its limit of {limit}"
+            );
+        }
         for c in &out {
             if let Command::Compute { worker, task, .. } = c {
                 assert!(
@@ -601,6 +611,9 @@ impl Sim {
                 if self.with_deadline.remove(&worker) {
                     self.stats[18] += 1;
                 }
+                if self.with_limit.remove(&worker).is_some() {
+                    self.stats[20] += 1;
+                }
                 assert!(
                     !self.assigned.values().any(|&w| w == worker),
                     "{worker} retired with tasks assigned"
@@ -646,6 +659,18 @@ impl Sim {
                 paused: false,
             },
         );
+        if self.deadlines_on && self.walltime.chance(20) {
+            // A `slurm:per-task` job's worker: it leaves after its tasks (the
+            // limit comes before it joins, as the server feeds it).
+            let max_tasks = 1 + self.walltime.below(3) as u32;
+            self.with_limit.insert(id, max_tasks);
+            self.retiring.insert(id);
+            self.send(Event::WorkerTaskLimit {
+                worker: id,
+                max_tasks,
+            })
+            .unwrap();
+        }
         self.send(Event::WorkerAdded {
             worker: id,
             slots,
@@ -697,6 +722,7 @@ impl Sim {
         }
         self.retiring.remove(&id);
         self.with_deadline.remove(&id);
+        self.with_limit.remove(&id);
         self.send(Event::WorkerRemoved { worker: id }).unwrap();
     }
 
@@ -975,6 +1001,7 @@ fn run_case(case: Case) -> Stats {
         walltime: Rng(case.seed ^ 0x005E_ED0F_DEAD_11E5),
         now_ms: 0,
         with_deadline: HashSet::new(),
+        with_limit: HashMap::new(),
         deadlines_on: false,
         events: 0,
         stats: [0; STAT_NAMES.len()],
@@ -1050,7 +1077,8 @@ fn run_case(case: Case) -> Stats {
             .s
             .workers()
             .iter()
-            .filter(|i| !i.retiring)
+            // A worker that used its task limit takes no more either.
+            .filter(|i| !i.retiring && sim.s.tasks_left(i.id) != Some(0))
             .map(|i| i.id)
             .collect();
         if !sim

@@ -23,6 +23,12 @@
 //!                                          ntasks-per-node, constraint, job-name) or
 //!                                          workers-per-job, threads-per-worker,
 //!                                          death-timeout (see `SlurmPlan`)
+//!          | "slurm:per-task" ( "," KEY "=" VALUE )*
+//!                                          one batch job per top-level task, running one
+//!                                          worker that leaves after it (R batchtools' model);
+//!                                          KEY as for jobs= but nodes, ntasks-per-node,
+//!                                          workers-per-job, plus max-pending (jobs queued at
+//!                                          once, default 16)
 //!          | "mpi" [ ":" N ]               under mpirun: rank 0 runs main, the other
 //!                                          ranks (N of them, checked) are the workers
 //! processes-option := "mem=" SIZE          each worker's memory limit (default: the machine's
@@ -551,11 +557,25 @@ fn parse_slurm(argument: Option<&str>) -> Result<Level, String> {
     let Some(options) = argument else {
         return Ok(Level::Slurm(Vec::new()));
     };
+    let (per_task, options) = match options.split_once(',') {
+        _ if options == wherever_cluster::launcher::slurm_spec::PER_TASK_WORD => (true, None),
+        Some((first, rest)) if first == wherever_cluster::launcher::slurm_spec::PER_TASK_WORD => {
+            (true, Some(rest))
+        }
+        _ => (false, Some(options)),
+    };
+    let Some(options) = options else {
+        return wherever_cluster::launcher::SlurmJobsSpec::per_task_from_options(&[])
+            .map(Level::SlurmJobs);
+    };
     options
         .split(',')
         .map(|pair| match pair.split_once('=') {
             Some((key, value)) if !key.trim().is_empty() && !value.trim().is_empty() => {
                 Ok((key.trim().to_string(), value.trim().to_string()))
+            }
+            _ if pair.trim() == wherever_cluster::launcher::slurm_spec::PER_TASK_WORD => {
+                Err("`per-task` must come first: slurm:per-task[,KEY=VALUE...]".to_string())
             }
             _ => Err(format!(
                 "expected slurm:KEY=VALUE[,KEY=VALUE...], got `{pair}`"
@@ -563,7 +583,10 @@ fn parse_slurm(argument: Option<&str>) -> Result<Level, String> {
         })
         .collect::<Result<Vec<_>, _>>()
         .and_then(|options| {
-            if options.iter().any(|(key, _)| key == "jobs") {
+            if per_task {
+                wherever_cluster::launcher::SlurmJobsSpec::per_task_from_options(&options)
+                    .map(Level::SlurmJobs)
+            } else if options.iter().any(|(key, _)| key == "jobs") {
                 wherever_cluster::launcher::SlurmJobsSpec::from_options(&options)
                     .map(Level::SlurmJobs)
             } else {
@@ -645,11 +668,17 @@ impl fmt::Display for Level {
             }
             // Extra sbatch lines, modules and a prologue have no string form.
             Level::SlurmJobs(spec) => {
-                let options: Vec<String> = spec
+                let mut options: Vec<String> = spec
                     .options()
                     .iter()
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect();
+                if spec.is_per_task() {
+                    options.insert(
+                        0,
+                        wherever_cluster::launcher::slurm_spec::PER_TASK_WORD.to_string(),
+                    );
+                }
                 write!(f, "slurm:{}", options.join(","))
             }
             Level::Mpi(n) => write!(f, "mpi{n}"),
@@ -765,6 +794,75 @@ mod tests {
             Plan::parse("slurm:ntasks=2").unwrap().first(),
             Level::Slurm(_)
         ));
+    }
+
+    #[test]
+    fn slurm_per_task_submits_a_job_per_task_and_round_trips() {
+        for text in [
+            "slurm:per-task",
+            "slurm:per-task,partition=debug,time=00:05:00,max-pending=4",
+        ] {
+            let plan = Plan::parse(text).unwrap();
+            let Level::SlurmJobs(spec) = plan.first() else {
+                panic!("{plan:?}")
+            };
+            assert!(spec.is_per_task(), "{text}");
+            assert_eq!((spec.jobs(), spec.workers_per_job()), (0, 1), "{text}");
+            assert_eq!(plan.to_string(), text);
+        }
+        let plan = Plan::parse("slurm:per-task,max-pending=4").unwrap();
+        let Level::SlurmJobs(spec) = plan.first() else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(spec.max_pending(), 4);
+        let Level::SlurmJobs(spec) = Plan::parse("slurm:per-task").unwrap().first().clone() else {
+            panic!()
+        };
+        assert_eq!(
+            spec.max_pending(),
+            wherever_cluster::launcher::slurm_spec::DEFAULT_MAX_PENDING
+        );
+    }
+
+    #[test]
+    fn malformed_slurm_per_task_plans_are_one_line_errors() {
+        let cases = [
+            ("slurm:per-task,jobs=2", "`jobs` is not one of per-task's"),
+            ("slurm:per-task,workers-per-job=2", "use slurm:jobs=N"),
+            ("slurm:per-task,nodes=2", "a per-task job runs one worker"),
+            (
+                "slurm:per-task,ntasks-per-node=2",
+                "a per-task job runs one worker",
+            ),
+            (
+                "slurm:per-task,max-pending=0",
+                "max-pending=`0`: expected a whole number",
+            ),
+            ("slurm:per-task,max-pending=many", "max-pending=`many`"),
+            ("slurm:per-task,max-pending=1,max-pending=2", "given twice"),
+            (
+                "slurm:per-task,partiton=debug",
+                "`partiton` is not one of per-task's",
+            ),
+            ("slurm:per-task,time=5m", "time=`5m`"),
+            ("slurm:per-task,mem=lots", "mem=`lots`"),
+            ("slurm:per-task,partition=", "expected slurm:KEY=VALUE"),
+            ("slurm:per-task,", "expected slurm:KEY=VALUE"),
+            (
+                "slurm:partition=debug,per-task",
+                "`per-task` must come first",
+            ),
+            ("slurm:per-task,per-task", "`per-task` must come first"),
+            (
+                "slurm:jobs=2,max-pending=3",
+                "unknown slurm option `max-pending`",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = Plan::parse(text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+            assert!(!error.contains('\n'), "{text}: {error}");
+        }
     }
 
     #[test]

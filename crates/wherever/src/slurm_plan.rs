@@ -1,4 +1,4 @@
-//! [`SlurmPlan`]: the `slurm:jobs=N,...` plan built in code, with what a plan
+//! [`SlurmPlan`]: the `slurm:jobs=N,...` (or `slurm:per-task,...`) plan built in code, with what a plan
 //! string cannot say (extra `#SBATCH` lines, module loads, a prologue), and the
 //! job script it submits.
 
@@ -45,8 +45,13 @@ use wherever_cluster::launcher::{job_script, SlurmJobsSpec};
 /// file reach the jobs through `sbatch`'s environment, so [`SlurmPlan::job_script`]
 /// shows beforehand exactly what is submitted. Values are checked when the plan
 /// is made ([`Plan::try_from`], [`SlurmPlan::start`], [`SlurmPlan::job_script`]).
+///
+/// [`SlurmPlan::per_task`] submits one job per task instead (R batchtools' model):
+/// see there for when to use which.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlurmPlan {
+    /// `slurm:per-task`: one job per task.
+    per_task: bool,
     options: Vec<(String, String)>,
     sbatch_lines: Vec<String>,
     modules: Vec<String>,
@@ -63,6 +68,7 @@ impl SlurmPlan {
     /// One job of one worker, with Slurm's defaults for everything else.
     pub fn new() -> Self {
         SlurmPlan {
+            per_task: false,
             options: vec![("jobs".to_string(), "1".to_string())],
             sbatch_lines: Vec::new(),
             modules: Vec::new(),
@@ -83,8 +89,33 @@ impl SlurmPlan {
     }
 
     /// How many jobs to submit at start.
-    pub fn jobs(self, jobs: usize) -> Self {
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.per_task = false;
         self.option("jobs", jobs)
+    }
+
+    /// One job per task (`slurm:per-task`, R batchtools' model): each top-level
+    /// task the client submits runs in its own batch job, whose one worker leaves
+    /// after it; at most [`SlurmPlan::max_pending`] jobs wait in the queue at once.
+    /// Each job is named `JOB-NAME-TASK-POSITION` once its worker took its task,
+    /// so `squeue`/`sacct` show which task a job ran, with Slurm's own accounting
+    /// and limits (time, memory) per task.
+    ///
+    /// Use it for few long tasks that each need their own Slurm accounting or
+    /// limits; use [`SlurmPlan::jobs`] (workers that run many tasks each) for many
+    /// short tasks: a job per task costs a queue wait and a worker start each.
+    /// Takes away `jobs` and `workers-per-job`, which per-task has not.
+    pub fn per_task(mut self) -> Self {
+        self.per_task = true;
+        self.options
+            .retain(|(k, _)| k != "jobs" && k != "workers-per-job");
+        self
+    }
+
+    /// The most per-task jobs queued at once (default 16, see
+    /// [`wherever_cluster::launcher::slurm_spec::DEFAULT_MAX_PENDING`]).
+    pub fn max_pending(self, jobs: usize) -> Self {
+        self.option("max-pending", jobs)
     }
 
     /// `--partition` (dask-jobqueue's `queue`).
@@ -179,7 +210,12 @@ impl SlurmPlan {
             input: self.to_string(),
             reason,
         };
-        let mut spec = SlurmJobsSpec::from_options(&self.options).map_err(error)?;
+        let mut spec = if self.per_task {
+            SlurmJobsSpec::per_task_from_options(&self.options)
+        } else {
+            SlurmJobsSpec::from_options(&self.options)
+        }
+        .map_err(error)?;
         for line in &self.sbatch_lines {
             spec.add_sbatch_line(line).map_err(error)?;
         }
@@ -238,11 +274,17 @@ impl fmt::Display for SlurmPlan {
     /// The plan string of the options (extra lines, modules and a prologue have
     /// no string form; see [`SlurmPlan::plan_string`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let options: Vec<String> = self
+        let mut options: Vec<String> = self
             .options
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
+        if self.per_task {
+            options.insert(
+                0,
+                wherever_cluster::launcher::slurm_spec::PER_TASK_WORD.to_string(),
+            );
+        }
         write!(f, "slurm:{}", options.join(","))
     }
 }
@@ -265,6 +307,36 @@ mod tests {
             "slurm:jobs=2,partition=debug,time=00:05:00,workers-per-job=2,death-timeout=5"
         );
         assert_eq!(Plan::try_from(plan).unwrap(), Plan::parse(&text).unwrap());
+    }
+
+    #[test]
+    fn the_per_task_builder_gives_the_plan_string_and_a_one_task_script() {
+        let plan = SlurmPlan::new()
+            .per_task()
+            .partition("debug")
+            .time("00:05:00")
+            .max_pending(4);
+        let text = plan.plan_string().unwrap();
+        assert_eq!(
+            text,
+            "slurm:per-task,partition=debug,time=00:05:00,max-pending=4"
+        );
+        assert_eq!(
+            Plan::try_from(plan.clone()).unwrap(),
+            Plan::parse(&text).unwrap()
+        );
+        let script = plan.job_script_for(Path::new("/bin/prog")).unwrap();
+        assert!(
+            script.contains("export WHEREVER_WORKER_MAX_TASKS=1\n"),
+            "{script}"
+        );
+        let error = Plan::try_from(SlurmPlan::new().per_task().workers_per_job(2))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("invalid plan `slurm:per-task,workers-per-job=2`"),
+            "{error}"
+        );
     }
 
     #[test]

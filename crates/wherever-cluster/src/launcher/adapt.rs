@@ -81,6 +81,17 @@ pub(super) struct Adapting {
 }
 
 impl Adapting {
+    /// A loop on `thread` that ends once `stop` is set and notified.
+    pub(super) fn new(
+        stop: Arc<(Mutex<bool>, Condvar)>,
+        thread: std::thread::JoinHandle<()>,
+    ) -> Self {
+        Adapting {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
     /// Stops the loop and waits for it.
     pub(super) fn stop(mut self) {
         let (stopped, wake) = &*self.stop;
@@ -157,12 +168,12 @@ fn adapt_loop(cluster: Arc<Scaler>, options: AdaptOptions, stop: Arc<(Mutex<bool
                 let cap = options
                     .max_starting
                     .saturating_sub(cluster.starting_units());
-                cluster.scale_with(wanted, &status, cap).map(|_| ())
+                cluster.scale_with(wanted, &status, cap, false).map(|_| ())
             } else {
                 let since = *fewer_needed_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= options.idle_grace {
                     fewer_needed_since = None;
-                    cluster.scale_with(wanted, &status, 0).map(|_| ())
+                    cluster.scale_with(wanted, &status, 0, true).map(|_| ())
                 } else {
                     Ok(())
                 }

@@ -14,6 +14,7 @@ mod address;
 mod bounded_lines;
 pub mod mpi;
 pub mod mpi_rendezvous;
+mod per_task;
 mod processes;
 mod scale;
 mod slurm;
@@ -44,6 +45,7 @@ use crate::server::{
     control_channel, serve_controlled, shutdown_channel, ServerOptions, Shutdown, GOODBYE_WAIT,
 };
 pub use adapt::{wanted_workers, AdaptOptions};
+pub use per_task::{units_to_start, PER_TASK_INTERVAL};
 pub use scale::{groups_to_retire, ScaleStep};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -150,6 +152,13 @@ pub trait LaunchedWorkers: Send {
     fn starting(&self) -> usize {
         0
     }
+    /// Cancels up to `units` units still starting (queued Slurm jobs, newest
+    /// first), for scaling down before any connected worker is retired; returns
+    /// how many workers the cancelled units would have brought.
+    fn cancel_starting(&mut self, units: usize) -> usize {
+        let _ = units;
+        0
+    }
     /// The scheduler retired every worker of these groups and they have left:
     /// release what held them (cancel the Slurm job, reap the process).
     fn left(&mut self, groups: &[String]) {
@@ -160,6 +169,12 @@ pub trait LaunchedWorkers: Send {
     /// starting workers as those it started whose group has not connected yet.
     fn connected(&mut self, groups: &[String]) {
         let _ = groups;
+    }
+    /// The workers of `group`, which take a limited number of tasks, were sent
+    /// `tasks` (registered name, position): a launcher may name the unit after
+    /// them (a `slurm:per-task` job is renamed `NAME-TASK-POSITION`).
+    fn task_placed(&mut self, group: &str, tasks: &[(String, u64)]) {
+        let _ = (group, tasks);
     }
 }
 
@@ -174,6 +189,12 @@ pub trait Launcher: Send + Sync {
     /// A host the workers run on, when known: the scheduler advertises the local
     /// address that routes to it (unless `WHEREVER_INTERFACE` says otherwise).
     fn peer_hint(&self) -> Option<String> {
+        None
+    }
+    /// For a launcher that starts one unit per task (`slurm:per-task`): the most
+    /// units starting at once. [`start_cluster`] then keeps one unit starting for
+    /// each ready task ([`per_task`]); `None` (the default): a fixed launch.
+    fn per_task_max_pending(&self) -> Option<usize> {
         None
     }
     /// Starts the workers; they connect to `launch.scheduler`. Called inside the
@@ -323,21 +344,22 @@ pub fn start_cluster(
     workers.started(&handle);
     let workers = Arc::new(Mutex::new(workers));
     scale::reap_groups_that_left(groups_left, workers.clone());
-    Ok((
-        LaunchedCluster {
-            scaler: Arc::new(scale::Scaler {
-                workers,
-                plan: launcher.describe(),
-                launch,
-                control,
-            }),
-            shutdown: Mutex::new(Some(shutdown)),
-            address,
-            adapting: Mutex::new(None),
-            _runtime: runtime,
-        },
-        client,
-    ))
+    let cluster = LaunchedCluster {
+        scaler: Arc::new(scale::Scaler {
+            workers,
+            plan: launcher.describe(),
+            launch,
+            control,
+        }),
+        shutdown: Mutex::new(Some(shutdown)),
+        address,
+        adapting: Mutex::new(None),
+        _runtime: runtime,
+    };
+    if let Some(max_pending) = launcher.per_task_max_pending() {
+        cluster.start_per_task(max_pending)?;
+    }
+    Ok((cluster, client))
 }
 
 /// `HOST:PORT`, with brackets around an IPv6 host.

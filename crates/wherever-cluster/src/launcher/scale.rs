@@ -16,6 +16,8 @@ pub struct ScaleStep {
     pub units_added: usize,
     /// Groups the scheduler was asked to retire.
     pub groups_retired: Vec<String>,
+    /// Units still starting (queued jobs) that were cancelled.
+    pub units_cancelled: usize,
 }
 
 /// The launched workers of a cluster and what scaling them needs (shared with
@@ -44,15 +46,16 @@ impl LaunchedCluster {
 
     /// Grows or shrinks the cluster to `workers` workers: up, the launcher starts
     /// enough units (rounded up to whole units of
-    /// [`LaunchedWorkers::workers_per_unit`]); down, the scheduler retires whole
-    /// groups gracefully, idle ones first, then those holding the fewest bytes,
+    /// [`LaunchedWorkers::workers_per_unit`]); down, units still starting (queued
+    /// jobs) are cancelled first, whole ones while at least `workers` stay, then
+    /// the scheduler retires whole groups gracefully, idle ones first, then those holding the fewest bytes,
     /// as long as at least `workers` stay. Returns at once: workers join or leave
     /// in the background. Counted are the connected workers not retiring, plus
     /// those the launcher is still starting. An error for a plan whose workers are
     /// a fixed set (it names the plan), or if the launcher cannot start more.
     pub fn scale(&self, workers: usize) -> Result<ScaleStep, String> {
         let status = self.status()?;
-        self.scaler.scale_with(workers, &status, usize::MAX)
+        self.scaler.scale_with(workers, &status, usize::MAX, true)
     }
 }
 
@@ -67,6 +70,13 @@ impl Scaler {
         {
             return Ok(());
         }
+        if self.plan.starts_with("slurm:per-task") {
+            return Err(format!(
+                "`{}` submits one job per task by itself: it cannot {what} (use \
+                 slurm:jobs=N to scale or adapt a set of workers)",
+                self.plan
+            ));
+        }
         Err(format!(
             "`{}` runs a fixed set of workers: it cannot {what} (scale and adapt need \
              a plan that starts workers, such as processes:N or slurm:jobs=N)",
@@ -74,12 +84,14 @@ impl Scaler {
         ))
     }
 
-    /// [`LaunchedCluster::scale`] from `status`, starting at most `max_units` units.
+    /// [`LaunchedCluster::scale`] from `status`, starting at most `max_units` units,
+    /// and cancelling queued units above `target` only if `cancel_queued`.
     pub(super) fn scale_with(
         &self,
         target: usize,
         status: &ClusterStatus,
         max_units: usize,
+        cancel_queued: bool,
     ) -> Result<ScaleStep, String> {
         self.check_can_scale("scale")?;
         let mut launched = self.workers.lock().unwrap_or_else(|p| p.into_inner());
@@ -94,7 +106,16 @@ impl Scaler {
             if step.units_added > 0 {
                 launched.add(step.units_added, &self.launch)?;
             }
-        } else if target < active {
+        } else if target < have && cancel_queued {
+            // Queued units first: they hold nothing and run nothing.
+            let per_unit = launched.workers_per_unit().max(1);
+            let starting_units = launched.starting().div_ceil(per_unit);
+            let units = ((have - target) / per_unit).min(starting_units);
+            if units > 0 {
+                step.units_cancelled = launched.cancel_starting(units) / per_unit;
+            }
+        }
+        if target < active {
             drop(launched);
             step.groups_retired = groups_to_retire(status, target);
             if !step.groups_retired.is_empty() {
@@ -182,6 +203,7 @@ mod tests {
             held: 0,
             held_bytes,
             retiring: false,
+            limited_tasks: Vec::new(),
         }
     }
 

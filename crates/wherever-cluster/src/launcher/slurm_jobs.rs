@@ -22,7 +22,7 @@
 //!   registry of [`super::slurm_cancel`], cancelled on SIGINT, SIGTERM and SIGHUP.
 
 use super::slurm_cancel;
-use super::slurm_script::job_script;
+use super::slurm_script::{job_script, RUN_DIR_VARIABLE};
 use super::slurm_spec::SlurmJobsSpec;
 use super::{BindScope, LaunchStatus, LaunchedWorkers, Launcher, WorkerLaunch, WORKER_VARIABLE};
 use crate::auth::{Secret, SECRET_FILE_VARIABLE};
@@ -112,6 +112,12 @@ impl SlurmJobsLauncher {
 impl Launcher for SlurmJobsLauncher {
     fn describe(&self) -> String {
         let plural = |n: usize| if n == 1 { "" } else { "s" };
+        if self.spec.is_per_task() {
+            return format!(
+                "slurm:per-task (one job per task, at most {} queued)",
+                self.spec.max_pending()
+            );
+        }
         let (jobs, workers) = (self.spec.jobs(), self.spec.workers_per_job());
         format!(
             "slurm:jobs ({jobs} job{} of {workers} worker{})",
@@ -130,6 +136,10 @@ impl Launcher for SlurmJobsLauncher {
 
     fn peer_hint(&self) -> Option<String> {
         partition_node_address(self.spec.option("partition"))
+    }
+
+    fn per_task_max_pending(&self) -> Option<usize> {
+        self.spec.is_per_task().then(|| self.spec.max_pending())
     }
 
     fn launch(
@@ -152,12 +162,20 @@ impl Launcher for SlurmJobsLauncher {
             cancelled: Vec::new(),
             seen: None,
             leaving: Vec::new(),
+            named: HashSet::new(),
+            submitted: HashSet::new(),
             stopped: false,
         };
         secret.write_new_file(&jobs.secret_file).map_err(|e| {
             jobs.stop();
             format!("cannot write the secret file for the jobs: {e}")
         })?;
+        if self.spec.is_per_task() {
+            if let Err(error) = jobs.check_submittable(launch) {
+                jobs.stop();
+                return Err(error);
+            }
+        }
         if let Err(error) = jobs.add(self.spec.jobs(), launch) {
             jobs.stop();
             return Err(error);
@@ -189,30 +207,18 @@ struct SlurmJobs {
     seen: Option<HashSet<String>>,
     /// Threads cancelling jobs whose workers left, if they do not end by themselves.
     leaving: Vec<std::thread::JoinHandle<()>>,
+    /// Per-task jobs already named after their task.
+    named: HashSet<String>,
+    /// Every job submitted (per-task jobs are named after their task even when
+    /// their worker has left).
+    submitted: HashSet<String>,
     stopped: bool,
 }
 
 impl SlurmJobs {
     /// Submits one job; its id.
     fn submit(&self, launch: &WorkerLaunch) -> Result<String, String> {
-        let mut command = Command::new("sbatch");
-        command
-            .arg("--parsable")
-            .arg("--export=ALL")
-            .arg(format!(
-                "--output={}",
-                self.run_dir.join("%j.out").display()
-            ))
-            .env(WORKER_VARIABLE, format!("tcp://{}", launch.scheduler))
-            .env(SECRET_FILE_VARIABLE, &self.secret_file)
-            .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        // The job's `mem`, shared by its workers on a node, is each worker's limit
-        // (spilling, pausing and exiting by it), unless the caller set one.
-        if let Some(limit) = self.spec.worker_memory_limit() {
-            if !launch.env.iter().any(|(k, _)| k == MEMORY_LIMIT_VARIABLE) {
-                command.env(MEMORY_LIMIT_VARIABLE, limit.to_string());
-            }
-        }
+        let mut command = self.sbatch(launch);
         let output = run(&mut command, Some(&self.script), "sbatch")?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         if !output.status.success() {
@@ -230,6 +236,46 @@ impl SlurmJobs {
             ));
         }
         Ok(id.to_string())
+    }
+
+    /// Asks `sbatch --test-only` whether Slurm would take a job (a per-task plan
+    /// submits none at start: a bad partition, account or memory request is
+    /// sbatch's message at start, not a task that waits forever).
+    fn check_submittable(&self, launch: &WorkerLaunch) -> Result<(), String> {
+        let mut command = self.sbatch(launch);
+        command.arg("--test-only");
+        let output = run(&mut command, Some(&self.script), "sbatch --test-only")?;
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "sbatch refused the job: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+
+    /// The `sbatch` command that submits one job (the script on its input).
+    fn sbatch(&self, launch: &WorkerLaunch) -> Command {
+        let mut command = Command::new("sbatch");
+        command
+            .arg("--parsable")
+            .arg("--export=ALL")
+            .arg(format!(
+                "--output={}",
+                self.run_dir.join("%j.out").display()
+            ))
+            .env(WORKER_VARIABLE, format!("tcp://{}", launch.scheduler))
+            .env(SECRET_FILE_VARIABLE, &self.secret_file)
+            .env(RUN_DIR_VARIABLE, &self.run_dir)
+            .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        // The job's `mem`, shared by its workers on a node, is each worker's limit
+        // (spilling, pausing and exiting by it), unless the caller set one.
+        if let Some(limit) = self.spec.worker_memory_limit() {
+            if !launch.env.iter().any(|(k, _)| k == MEMORY_LIMIT_VARIABLE) {
+                command.env(MEMORY_LIMIT_VARIABLE, limit.to_string());
+            }
+        }
+        command
     }
 
     /// The jobs' states, read again from `squeue` when older than `max_age`.
@@ -281,7 +327,8 @@ impl SlurmJobs {
         let _ = std::fs::remove_file(&self.secret_file);
         if let Ok(entries) = std::fs::read_dir(&self.run_dir) {
             for entry in entries.flatten() {
-                if entry.metadata().is_ok_and(|m| m.is_file() && m.len() == 0) {
+                let name_file = entry.file_name().to_string_lossy().ends_with(".task");
+                if name_file || entry.metadata().is_ok_and(|m| m.is_file() && m.len() == 0) {
                     let _ = std::fs::remove_file(entry.path());
                 }
             }
@@ -374,8 +421,39 @@ impl LaunchedWorkers for SlurmJobs {
         self.clean_up();
     }
 
+    /// A per-task plan starts its jobs by itself (one per task): not by `scale`
+    /// or `adapt`.
     fn can_scale(&self) -> bool {
-        true
+        !self.spec.is_per_task()
+    }
+
+    /// Names a per-task job `JOB-NAME-TASK-POSITION` after the task its worker
+    /// took, once: writes `RUN-DIR/JOBID.task`, which the job's script reads when
+    /// its worker has ended and takes as its name (`scontrol update`) while it
+    /// still runs. A failure is logged, not an error.
+    fn task_placed(&mut self, group: &str, tasks: &[(String, u64)]) {
+        if !self.spec.is_per_task() || self.named.contains(group) {
+            return;
+        }
+        // Its worker may have left already (a task done in a moment).
+        let Some(id) = self.submitted.get(group).cloned() else {
+            return;
+        };
+        let Some((task, position)) = tasks.first() else {
+            return;
+        };
+        self.named.insert(id.clone());
+        let name = per_task_job_name(self.spec.job_name(), task, *position);
+        let path = self.run_dir.join(format!("{id}.task"));
+        let partial = self.run_dir.join(format!("{id}.task.partial"));
+        let written = std::fs::write(&partial, format!("{name}\n"))
+            .and_then(|()| std::fs::rename(&partial, &path));
+        if let Err(error) = written {
+            tracing::warn!(
+                "cannot name Slurm job {id} `{name}` ({}): {error}",
+                path.display()
+            );
+        }
     }
 
     fn workers_per_unit(&self) -> usize {
@@ -389,6 +467,7 @@ impl LaunchedWorkers for SlurmJobs {
         for _ in 0..units {
             let id = self.submit(launch)?;
             slurm_cancel::register(&id);
+            self.submitted.insert(id.clone());
             self.ids.push(id);
         }
         // The next look at the queue includes the new jobs.
@@ -419,6 +498,42 @@ impl LaunchedWorkers for SlurmJobs {
             })
             .count();
         waiting * self.spec.workers_per_job()
+    }
+
+    /// Cancels the newest jobs still queued (none of their workers can have
+    /// connected), at most `units`.
+    fn cancel_starting(&mut self, units: usize) -> usize {
+        let states = self.states(Duration::ZERO);
+        let queued: Vec<String> = self
+            .ids
+            .iter()
+            .rev()
+            .filter(|id| {
+                states
+                    .get(*id)
+                    .is_some_and(|s| WAITING_STATES.contains(&s.as_str()))
+                    && !self.seen.as_ref().is_some_and(|seen| seen.contains(*id))
+            })
+            .take(units)
+            .cloned()
+            .collect();
+        if queued.is_empty() {
+            return 0;
+        }
+        if let Err(error) = slurm_cancel::scancel(&queued) {
+            tracing::warn!("{error}");
+            return 0;
+        }
+        self.ids.retain(|id| !queued.contains(id));
+        for id in &queued {
+            slurm_cancel::unregister(id);
+        }
+        self.cancelled.extend(queued.iter().cloned());
+        self.states
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .read_at = None;
+        queued.len() * self.spec.workers_per_job()
     }
 
     fn connected(&mut self, groups: &[String]) {
@@ -461,6 +576,24 @@ impl Drop for SlurmJobs {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The name of a per-task job whose worker took task `task` (its registered
+/// name) at `position` in its client's submission order: `BASE-TASK-POSITION`,
+/// with characters Slurm or a shell would trip on replaced by `_`.
+fn per_task_job_name(base: &str, task: &str, position: u64) -> String {
+    let task: String = task
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    format!("{base}-{task}-{position}")
 }
 
 /// Waits up to `grace` for `ids` to leave Slurm's active states, `scancel`s those
@@ -649,6 +782,8 @@ mod tests {
             cancelled: Vec::new(),
             seen: None,
             leaving: Vec::new(),
+            named: HashSet::new(),
+            submitted: HashSet::new(),
             stopped: true,
         }
     }
@@ -675,6 +810,18 @@ mod tests {
         jobs.ids.push("3".to_string());
         jobs.connected(&[]);
         assert_eq!(jobs.starting(), 0);
+    }
+
+    #[test]
+    fn a_per_task_job_is_named_after_its_task_and_position() {
+        assert_eq!(
+            per_task_job_name("wherever", "calc_mean", 3),
+            "wherever-calc_mean-3"
+        );
+        assert_eq!(
+            per_task_job_name("study", "my::mod task", 0),
+            "study-my__mod_task-0"
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@
 
 use super::slurm_spec::SlurmJobsSpec;
 use super::{WORKER_GROUP_VARIABLE, WORKER_NAME_VARIABLE};
-use crate::worker::{DEADLINE_VARIABLE, DEATH_TIMEOUT_VARIABLE, THREADS_VARIABLE};
+use crate::worker::{
+    DEADLINE_VARIABLE, DEATH_TIMEOUT_VARIABLE, MAX_TASKS_VARIABLE, THREADS_VARIABLE,
+};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -73,13 +75,19 @@ pub fn job_script(spec: &SlurmJobsSpec, executable: &Path) -> Result<String, Str
         "export {DEATH_TIMEOUT_VARIABLE}={}",
         spec.death_timeout()
     );
+    if spec.is_per_task() {
+        // One task, then the worker retires and the job ends.
+        let _ = writeln!(script, "export {MAX_TASKS_VARIABLE}=1");
+    }
     if let Some(seconds) = spec.walltime_seconds() {
         let _ = writeln!(
             script,
             "export {DEADLINE_VARIABLE}=$(( $(date +%s) + {seconds} ))"
         );
     }
-    let mut srun = format!("exec srun --ntasks={workers} --kill-on-bad-exit=0");
+    // A per-task job goes on after its worker, to be named after its task.
+    let exec = if spec.is_per_task() { "" } else { "exec " };
+    let mut srun = format!("{exec}srun --ntasks={workers} --kill-on-bad-exit=0");
     if let Some(cpus) = spec.cpus_per_task() {
         let _ = write!(srun, " --cpus-per-task={cpus}");
     }
@@ -87,7 +95,35 @@ pub fn job_script(spec: &SlurmJobsSpec, executable: &Path) -> Result<String, Str
         script,
         "{srun} \\\n  /bin/sh -c '{WORKER_NAME_VARIABLE}=\"$SLURM_JOB_ID.$SLURM_PROCID\" exec \"$0\"' \\\n  {program}"
     );
+    if spec.is_per_task() {
+        script.push_str(&per_task_epilogue());
+    }
     Ok(script)
+}
+
+/// The environment variable giving a per-task job its run directory, where the
+/// client writes `JOBID.task`: the name the job takes once its worker is done.
+pub const RUN_DIR_VARIABLE: &str = "WHEREVER_SLURM_RUN_DIR";
+
+/// How many tenths of a second a per-task job waits for its name file after its
+/// worker ended (the client writes it when it sends the task, so it is there
+/// unless the client is gone).
+pub const NAME_WAIT_TENTHS: u32 = 50;
+
+/// The end of a per-task job's script: keep the worker's exit status, take the
+/// name the client wrote for the job (its task's), and exit with that status.
+/// The job renames itself while it still runs (Slurm renames no ended job).
+fn per_task_epilogue() -> String {
+    format!(
+        "status=$?\n\
+         # wherever: the job takes the name of the task its worker ran, written by the client.\n\
+         name_file=\"${RUN_DIR_VARIABLE}/$SLURM_JOB_ID.task\"\n\
+         for _ in $(seq {NAME_WAIT_TENTHS}); do [ -s \"$name_file\" ] && break; sleep 0.1; done\n\
+         if [ -s \"$name_file\" ]; then\n  \
+         scontrol update JobId=\"$SLURM_JOB_ID\" JobName=\"$(cat \"$name_file\")\" >/dev/null 2>&1\n\
+         fi\n\
+         exit $status\n"
+    )
 }
 
 #[cfg(test)]
@@ -159,6 +195,33 @@ mod tests {
         assert!(script.contains("WHEREVER_DEATH_TIMEOUT=5\n"));
         assert!(script.contains("exec srun --ntasks=2 --kill-on-bad-exit=0 --cpus-per-task=3"));
         assert!(!script.contains("DEADLINE"), "no walltime, no deadline");
+    }
+
+    #[test]
+    fn a_per_task_script_runs_one_worker_that_takes_one_task() {
+        let options: Vec<(String, String)> = [("partition", "debug"), ("max-pending", "4")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let spec = SlurmJobsSpec::per_task_from_options(&options).unwrap();
+        let script = job_script(&spec, Path::new("/bin/prog")).unwrap();
+        assert!(script.contains("#SBATCH --ntasks=1\n"), "{script}");
+        assert!(script.contains("#SBATCH --partition=debug\n"), "{script}");
+        assert!(
+            script.contains("export WHEREVER_WORKER_MAX_TASKS=1\n"),
+            "{script}"
+        );
+        assert!(!script.contains("max-pending"), "{script}");
+        assert!(script.contains("\nsrun --ntasks=1 "), "{script}");
+        assert!(
+            !script.contains("exec srun"),
+            "the job goes on after its worker"
+        );
+        assert!(script.ends_with("exit $status\n"), "{script}");
+        assert!(
+            script.contains("JobName=\"$(cat \"$name_file\")\""),
+            "{script}"
+        );
     }
 
     #[test]

@@ -26,6 +26,19 @@ pub const JOBS_KEYS: &[&str] = &[
     "death-timeout",
 ];
 
+/// wherever's own keys of a `slurm:per-task,...` plan (besides the sbatch ones but
+/// `nodes` and `ntasks-per-node`: a job runs one worker).
+pub const PER_TASK_KEYS: &[&str] = &["threads-per-worker", "death-timeout", "max-pending"];
+
+/// The word that makes a `slurm:` level submit one job per task.
+pub const PER_TASK_WORD: &str = "per-task";
+
+/// How many jobs of a `slurm:per-task` plan wait in the queue at once when the
+/// plan does not say (`max-pending=N`): enough to keep a small partition busy,
+/// few enough that a shared cluster's scheduler and fair-share are not flooded
+/// (many sites cap a user's queued jobs in the hundreds; 16 stays far below).
+pub const DEFAULT_MAX_PENDING: usize = 16;
+
 /// The death timeout of job workers when the plan gives none (Dask's default).
 pub const DEFAULT_JOB_DEATH_TIMEOUT: u64 = 60;
 
@@ -38,6 +51,8 @@ const MAX_COUNT: usize = 65_535;
 /// A checked `slurm:jobs=N,...` level: see the [module documentation](self).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlurmJobsSpec {
+    /// `slurm:per-task`: one job per task, submitted as tasks are ready.
+    per_task: bool,
     options: Vec<(String, String)>,
     extra_lines: Vec<String>,
     modules: Vec<String>,
@@ -85,6 +100,7 @@ impl SlurmJobsSpec {
             }
         }
         let spec = SlurmJobsSpec {
+            per_task: false,
             options: options.to_vec(),
             extra_lines: Vec::new(),
             modules: Vec::new(),
@@ -99,6 +115,81 @@ impl SlurmJobsSpec {
         }
         spec.check_tasks()?;
         Ok(spec)
+    }
+
+    /// Checks the `KEY=VALUE` options of a `slurm:per-task,...` level: the sbatch
+    /// long options of [`SBATCH_OPTIONS`] but `nodes` and `ntasks-per-node` (a job
+    /// runs one worker), and [`PER_TASK_KEYS`]. The error says what is wrong on
+    /// one line.
+    pub fn per_task_from_options(options: &[(String, String)]) -> Result<Self, String> {
+        let allowed = |key: &str| {
+            (SBATCH_OPTIONS.contains(&key) && key != "nodes" && key != "ntasks-per-node")
+                || PER_TASK_KEYS.contains(&key)
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        for (key, value) in options {
+            if !allowed(key) {
+                let why = match key.as_str() {
+                    "jobs" | "workers-per-job" => {
+                        " (per-task submits one job of one worker per task: \
+                         use slurm:jobs=N for a fixed number of jobs)"
+                    }
+                    "nodes" | "ntasks-per-node" => " (a per-task job runs one worker)",
+                    _ => "",
+                };
+                let keys: Vec<&str> = SBATCH_OPTIONS
+                    .iter()
+                    .chain(PER_TASK_KEYS)
+                    .copied()
+                    .filter(|k| allowed(k))
+                    .collect();
+                return Err(format!(
+                    "slurm option `{key}` is not one of per-task's{why}; the keys are {}",
+                    keys.join(", ")
+                ));
+            }
+            if seen.contains(&key.as_str()) {
+                return Err(format!("the slurm option `{key}` is given twice"));
+            }
+            seen.push(key);
+            check_value(key, value)?;
+            match key.as_str() {
+                "threads-per-worker" | "cpus-per-task" | "max-pending" => {
+                    parse_count(key, value)?;
+                }
+                "death-timeout" => {
+                    parse_seconds(value).ok_or_else(|| {
+                        format!(
+                            "slurm option death-timeout=`{value}`: expected a whole number of \
+                             seconds from 0 to 86400"
+                        )
+                    })?;
+                }
+                "time" => {
+                    parse_walltime(value)?;
+                }
+                "mem" => check_memory(value)?,
+                _ => {}
+            }
+        }
+        Ok(SlurmJobsSpec {
+            per_task: true,
+            options: options.to_vec(),
+            extra_lines: Vec::new(),
+            modules: Vec::new(),
+            prologue: Vec::new(),
+        })
+    }
+
+    /// Whether this is a `slurm:per-task` level (one job per task).
+    pub fn is_per_task(&self) -> bool {
+        self.per_task
+    }
+
+    /// The most jobs of a per-task plan queued at once (`max-pending`, else
+    /// [`DEFAULT_MAX_PENDING`]).
+    pub fn max_pending(&self) -> usize {
+        self.count("max-pending").unwrap_or(DEFAULT_MAX_PENDING)
     }
 
     /// Adds a line `#SBATCH LINE` (e.g. `--exclusive`) after the plan's own; an
@@ -153,8 +244,11 @@ impl SlurmJobsSpec {
         self.option(key).and_then(|v| parse_count(key, v).ok())
     }
 
-    /// How many jobs the launch submits.
+    /// How many jobs the launch submits (per-task: none; jobs follow the tasks).
     pub fn jobs(&self) -> usize {
+        if self.per_task {
+            return 0;
+        }
         self.count("jobs").unwrap_or(1)
     }
 

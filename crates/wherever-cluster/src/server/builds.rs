@@ -79,9 +79,18 @@ impl Builds {
             all.workers.extend(status.workers);
             all.ready += status.ready;
             all.processing += status.processing;
+            all.limited_placements.extend(status.limited_placements);
         }
         all.workers.sort_by_key(|w| w.id);
         all
+    }
+
+    /// How many tasks went to workers with a task limit so far, in every build.
+    pub(super) fn limited_placements_made(&self) -> u64 {
+        self.reactors
+            .values()
+            .map(|reactor| reactor.limited_placements_made())
+            .sum()
     }
 
     /// Retires the workers of `groups` in every build; how many are retiring.

@@ -17,6 +17,8 @@ pub(super) enum Request {
     Status(mpsc::Sender<ClusterStatus>),
     /// Retire these groups; answer with how many workers are retiring for them.
     Retire(Vec<String>, mpsc::Sender<usize>),
+    /// From now on, send `()` whenever a task goes to a worker with a task limit.
+    WatchPlacements(mpsc::SyncSender<()>),
 }
 
 /// The caller's end: ask the server (from any thread outside its runtime).
@@ -60,6 +62,17 @@ impl Control {
         self.ask(Request::Retire(groups, answer), answered)
     }
 
+    /// A receiver that gets `()` soon after a task went to a worker with a task
+    /// limit (a `slurm:per-task` job's), so that its launcher names the job while
+    /// it still runs; several placements may give one `()`.
+    pub fn watch_placements(&self) -> Result<mpsc::Receiver<()>, String> {
+        let (wake, woken) = mpsc::sync_channel(1);
+        self.requests
+            .send(Request::WatchPlacements(wake))
+            .map_err(|_| "the scheduler has stopped".to_string())?;
+        Ok(woken)
+    }
+
     fn ask<T>(&self, request: Request, answered: mpsc::Receiver<T>) -> Result<T, String> {
         self.requests
             .send(request)
@@ -73,9 +86,15 @@ impl Control {
     }
 }
 
-/// Answers `request` from the reactors in `builds`.
-pub(super) fn answer(request: Request, builds: &mut Builds, comm: &mut impl Comm) {
+/// Answers `request` from the reactors in `builds`; a watch request joins `watchers`.
+pub(super) fn answer(
+    request: Request,
+    builds: &mut Builds,
+    comm: &mut impl Comm,
+    watchers: &mut Vec<mpsc::SyncSender<()>>,
+) {
     match request {
+        Request::WatchPlacements(wake) => watchers.push(wake),
         Request::Status(answer) => {
             let _ = answer.send(builds.cluster_status());
         }
@@ -83,4 +102,9 @@ pub(super) fn answer(request: Request, builds: &mut Builds, comm: &mut impl Comm
             let _ = answer.send(builds.retire_groups(&groups, comm));
         }
     }
+}
+
+/// Wakes the `watchers` (dropping those gone); a full one is awake already.
+pub(super) fn wake_watchers(watchers: &mut Vec<mpsc::SyncSender<()>>) {
+    watchers.retain(|wake| !matches!(wake.try_send(()), Err(mpsc::TrySendError::Disconnected(_))));
 }

@@ -10,6 +10,31 @@ use crate::protocol::MAX_WORKER_NAME;
 /// on it that would not finish in time, and retires it gracefully before then.
 pub const DEADLINE_VARIABLE: &str = "WHEREVER_WORKER_DEADLINE";
 
+/// The environment variable giving how many tasks a worker takes before it leaves
+/// (a `slurm:per-task` job's worker takes 1): a whole number from 1; unset, no limit.
+pub const MAX_TASKS_VARIABLE: &str = "WHEREVER_WORKER_MAX_TASKS";
+
+/// This worker's task limit from [`MAX_TASKS_VARIABLE`], if set.
+pub fn max_tasks() -> Result<Option<u32>, String> {
+    match read(MAX_TASKS_VARIABLE)? {
+        None => Ok(None),
+        Some(text) => parse_max_tasks(&text).map(Some),
+    }
+}
+
+/// A task limit: a whole number from 1.
+fn parse_max_tasks(text: &str) -> Result<u32, String> {
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| {
+            format!(
+                "{MAX_TASKS_VARIABLE}={text:?}: expected a whole number of tasks from 1                  (unset it for no limit)"
+            )
+        })
+}
+
 /// This worker's name from [`WORKER_NAME_VARIABLE`], if set.
 pub fn name() -> Result<Option<String>, String> {
     read_name(WORKER_NAME_VARIABLE)
@@ -100,6 +125,15 @@ mod tests {
             check_name(WORKER_NAME_VARIABLE, "4711.0").unwrap(),
             "4711.0"
         );
+    }
+
+    #[test]
+    fn malformed_task_limits_are_errors_naming_the_variable() {
+        for bad in ["", "0", "-1", "one", "1.5", "99999999999"] {
+            let error = parse_max_tasks(bad).unwrap_err();
+            assert!(error.starts_with("WHEREVER_WORKER_MAX_TASKS="), "{error}");
+        }
+        assert_eq!(parse_max_tasks(" 1 "), Ok(1));
     }
 
     #[test]

@@ -12,6 +12,8 @@ impl Reactor {
         // Before any `Compute`: a task sent from here on reports its start if read.
         self.tell_workers_if_observed(comm);
         let mut commands = std::mem::take(&mut self.commands);
+        // Results whose value went to the client inline, for the scheduler.
+        let mut delivered = Vec::new();
         for command in commands.drain(..) {
             match command {
                 Command::Compute {
@@ -37,6 +39,11 @@ impl Reactor {
                         task: record.message.clone(),
                         inputs,
                     };
+                    if self.scheduler.tasks_left(worker).is_some() {
+                        if let Message::Compute { task, .. } = &message {
+                            self.note_limited_placement(worker, &task.name, task.position);
+                        }
+                    }
                     self.send_to_worker(worker, message, comm);
                 }
                 Command::Steal { worker, task } => {
@@ -66,6 +73,7 @@ impl Reactor {
                         .and_then(|r| r.result.take())
                         .filter(|bytes| owner.is_none_or(|peer| comm.has_room(peer, bytes.len())));
                     let holders = if result.is_some() {
+                        delivered.push(task);
                         Vec::new()
                     } else {
                         self.data_addresses(self.scheduler.who_has(task))
@@ -138,6 +146,14 @@ impl Reactor {
         }
         // Keep the buffer's capacity for the next event.
         self.commands = commands;
+        for task in delivered {
+            self.feed(crate::Event::Delivered { task });
+        }
+        if !self.commands.is_empty() {
+            // A worker that only waited for the client to have its results retires.
+            self.carry_out(comm);
+            return;
+        }
         self.forward_events(comm);
     }
 }

@@ -19,6 +19,9 @@ pub(super) struct Identity {
     pub(super) name: String,
     /// Its group; by default its name.
     pub(super) group: String,
+    /// With a task limit: the tasks sent to it (name, position), for its launcher
+    /// to name its job after.
+    pub(super) limited_tasks: Vec<(String, u64)>,
 }
 
 impl Identity {
@@ -37,7 +40,11 @@ impl Identity {
         }
         let name = name.unwrap_or_else(|| data_address.to_string());
         let group = group.unwrap_or_else(|| name.clone());
-        Ok(Identity { name, group })
+        Ok(Identity {
+            name,
+            group,
+            limited_tasks: Vec::new(),
+        })
     }
 }
 
@@ -79,6 +86,25 @@ pub struct WorkerStatus {
     pub held_bytes: u64,
     /// Whether it is being retired.
     pub retiring: bool,
+    /// For a worker with a task limit (`slurm:per-task`), the tasks sent to it so
+    /// far: registered name and position in its client's submission order; empty
+    /// for other workers.
+    pub limited_tasks: Vec<(String, u64)>,
+}
+
+/// How many of the latest tasks sent to workers with a task limit a
+/// [`ClusterStatus`] lists (older ones are forgotten).
+pub const PLACEMENTS_KEPT: usize = 4096;
+
+/// A task sent to a worker with a task limit (a `slurm:per-task` job's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The worker's group (the job id).
+    pub group: String,
+    /// The task's registered name.
+    pub task: String,
+    /// Its position in its client's submission order.
+    pub position: u64,
 }
 
 /// What `scale` and `adapt` read: the connected workers and the queue.
@@ -90,6 +116,10 @@ pub struct ClusterStatus {
     pub ready: usize,
     /// Tasks assigned to workers (running or queued there).
     pub processing: usize,
+    /// The latest [`PLACEMENTS_KEPT`] tasks sent to workers with a task limit,
+    /// oldest first, also of workers that have left since (a launcher names a
+    /// `slurm:per-task` job after its task even when it ran in a moment).
+    pub limited_placements: Vec<Placement>,
 }
 
 /// The kind of a task named `name` (FNV-1a of the name; never 0), under which the
@@ -155,6 +185,7 @@ impl Reactor {
                 continue;
             };
             workers.push(WorkerStatus {
+                limited_tasks: identity.limited_tasks.clone(),
                 id: info.id,
                 name: identity.name.clone(),
                 group: identity.group.clone(),
@@ -169,7 +200,35 @@ impl Reactor {
             workers,
             ready: self.scheduler.ready_count(),
             processing,
+            limited_placements: self.limited_placements.iter().cloned().collect(),
         }
+    }
+
+    /// Notes that `task` at `position` went to `worker`, which has a task limit.
+    pub(super) fn note_limited_placement(&mut self, worker: WorkerId, task: &str, position: u64) {
+        let Some(identity) = self.identities.get_mut(&worker) else {
+            return;
+        };
+        let label = (task.to_string(), position);
+        if identity.limited_tasks.contains(&label) {
+            return; // sent again (a report it never made)
+        }
+        identity.limited_tasks.push(label);
+        if self.limited_placements.len() == PLACEMENTS_KEPT {
+            self.limited_placements.pop_front();
+        }
+        self.limited_placements_made += 1;
+        self.limited_placements.push_back(Placement {
+            group: identity.group.clone(),
+            task: task.to_string(),
+            position,
+        });
+    }
+
+    /// How many tasks went to workers with a task limit so far (a launcher
+    /// watching for them reads [`Reactor::cluster_status`] when it grows).
+    pub fn limited_placements_made(&self) -> u64 {
+        self.limited_placements_made
     }
 
     /// The scheduler removed retired `worker`: it is told goodbye (it exits with

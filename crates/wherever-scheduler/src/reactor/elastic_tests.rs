@@ -55,6 +55,7 @@ fn worker(port: u16, name: Option<&str>, group: Option<&str>) -> Role {
         name: name.map(str::to_string),
         group: group.map(str::to_string),
         time_left_ms: None,
+        max_tasks: None,
     }
 }
 

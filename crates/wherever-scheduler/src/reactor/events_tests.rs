@@ -54,6 +54,7 @@ fn worker_role() -> Role {
         name: None,
         group: None,
         time_left_ms: None,
+        max_tasks: None,
     }
 }
 

@@ -49,6 +49,7 @@ fn worker(port: u16) -> Role {
         name: None,
         group: None,
         time_left_ms: None,
+        max_tasks: None,
     }
 }
 

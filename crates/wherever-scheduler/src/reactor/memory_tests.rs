@@ -56,6 +56,7 @@ fn reactor(outbox: &mut Outbox, events: EventBus) -> Reactor {
         name: None,
         group: None,
         time_left_ms: None,
+        max_tasks: None,
     };
     reactor.peer_joined(WORKER, worker, now, outbox);
     reactor
@@ -131,6 +132,7 @@ fn a_task_lost_with_a_worker_that_said_nothing_has_no_reason_of_an_earlier_loss(
         name: None,
         group: None,
         time_left_ms: None,
+        max_tasks: None,
     };
     reactor.peer_joined(3, worker, Instant::now(), &mut outbox);
     assert_eq!(outbox.computes_for(3).len(), 1);

@@ -24,13 +24,15 @@ mod memory_tests;
 mod options_tests;
 mod records;
 #[cfg(test)]
+mod task_limit_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::id_hash::IdBuild;
 use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS, MAX_FORWARDED_EVENTS};
 use crate::{Command, Event, Scheduler, SchedulerConfig, TaskSpec, WorkerId};
 use elastic::Identity;
-pub use elastic::{ClusterStatus, WorkerStatus, RETIRED_REASON};
+pub use elastic::{ClusterStatus, Placement, WorkerStatus, PLACEMENTS_KEPT, RETIRED_REASON};
 use records::{Record, Records};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -117,6 +119,11 @@ pub struct Reactor {
     retired: std::collections::HashSet<WorkerId, IdBuild>,
     /// Groups whose last worker left after being retired, not yet taken.
     groups_left: Vec<String>,
+    /// The latest tasks sent to workers with a task limit, for their launcher
+    /// (see [`ClusterStatus::limited_placements`]).
+    limited_placements: std::collections::VecDeque<elastic::Placement>,
+    /// How many tasks went to workers with a task limit so far.
+    limited_placements_made: u64,
     /// The origin of the scheduler's clock (the first time the reactor was told).
     origin: Option<Instant>,
     /// Whether a worker with a deadline ever joined (the scheduler then needs ticks).
@@ -149,6 +156,8 @@ impl Reactor {
             identities: HashMap::default(),
             retired: Default::default(),
             groups_left: Vec::new(),
+            limited_placements: Default::default(),
+            limited_placements_made: 0,
             origin: None,
             has_deadlines: false,
         }
@@ -207,6 +216,7 @@ impl Reactor {
                 name,
                 group,
                 time_left_ms,
+                max_tasks,
             } => {
                 let identity = match Identity::new(name, group, data_address) {
                     Ok(identity) => identity,
@@ -237,6 +247,13 @@ impl Reactor {
                     Ok(with_cpus) => with_cpus,
                     Err(_) => resources, // cannot happen: `cpus` is a valid name
                 };
+                if let Some(max_tasks) = max_tasks {
+                    // Before it is added, so that it never gets more at once.
+                    self.feed(Event::WorkerTaskLimit {
+                        worker: id,
+                        max_tasks,
+                    });
+                }
                 self.feed(Event::WorkerAdded {
                     worker: id,
                     slots,
@@ -251,6 +268,7 @@ impl Reactor {
                         deadline_ms: now_ms.saturating_add(left),
                     });
                 }
+
                 (PeerKind::Worker { id }, id)
             }
             Role::Client { inner_plan } => {
@@ -415,6 +433,11 @@ impl Reactor {
                         self.feed(Event::Release { task });
                         self.records.released(task, &self.scheduler);
                     }
+                }
+            }
+            (None, Message::Fetched { task }) => {
+                if self.records.owner(task) == Some(peer) {
+                    self.feed(Event::Delivered { task });
                 }
             }
             (None, Message::Cancel { tasks }) => {

@@ -44,6 +44,7 @@ fn a_higher_priority_task_is_computed_first() {
         name: None,
         group: None,
         time_left_ms: None,
+        max_tasks: None,
     };
     reactor.peer_joined(worker, role, now, &mut outbox);
     let computed: Vec<TaskId> = outbox
@@ -65,6 +66,7 @@ fn worker_with(resources: &str, port: u16) -> Role {
         name: None,
         group: None,
         time_left_ms: None,
+        max_tasks: None,
     }
 }
 

@@ -207,6 +207,7 @@ impl Sim {
             name: None,
             group: None,
             time_left_ms: None,
+            max_tasks: None,
         };
         self.reactor
             .peer_joined(peer, role, self.now, &mut self.outbox);
