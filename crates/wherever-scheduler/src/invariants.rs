@@ -99,7 +99,7 @@ impl Scheduler {
             return Err("with_room set size".into());
         }
         let mut nready = 0;
-        for (&id, t) in &self.tasks {
+        for (id, t) in self.tasks.iter() {
             let unfinished = t
                 .dependents
                 .iter()

@@ -193,7 +193,7 @@ impl Scheduler {
         let inputs = self.tasks[&task]
             .deps
             .iter()
-            .map(|&d| (d, self.tasks[&d].who_has.clone()))
+            .map(|&d| (d, self.tasks[&d].who_has.to_vec()))
             .collect();
         Command::Compute {
             worker,

@@ -77,8 +77,8 @@ mod tests {
         // Worker 1 was told to free 2 with one report of it still on its way, and was sent
         // a compute of 2 since, which was taken back before it answered.
         let t = s.tasks.get_mut(&2).expect("task");
-        t.stale_reports = vec![(1, 1)];
-        t.reports_due = vec![(1, 1)];
+        t.stale_reports = [(1, 1)].into_iter().collect();
+        t.reports_due = [(1, 1)].into_iter().collect();
         let free = vec![Command::Free { worker: 1, task: 2 }];
         assert_eq!(finish(&mut s, 1, 2, 1), free);
         // The answer to that compute was sent before worker 1 got this second `Free`.

@@ -2,6 +2,8 @@
 
 use std::cmp::Reverse;
 
+use smallvec::SmallVec;
+
 use crate::id_hash::IdSet;
 use crate::per_worker::PerWorker;
 use crate::{Resources, TaskId, TaskState, WorkerId};
@@ -82,6 +84,9 @@ pub(crate) enum Failure {
 /// dependency or re-run, 1 = fresh; order within the tier, task id).
 pub(crate) type ReadyKey = (Reverse<i64>, u8, u64, TaskId);
 
+/// The workers holding a result: one is kept inline (the usual case).
+pub(crate) type Holders = SmallVec<[WorkerId; 1]>;
+
 /// The scheduler's record of one task.
 #[derive(Debug)]
 pub(crate) struct Task {
@@ -113,10 +118,10 @@ pub(crate) struct Task {
     pub(crate) missing_deps: u32,
     /// Dependents that are waiting, ready or processing.
     pub(crate) active_dependents: u32,
-    /// Workers holding the result (in memory only).
-    pub(crate) who_has: Vec<WorkerId>,
+    /// Workers holding the result (in memory only); one holder is kept inline.
+    pub(crate) who_has: Holders,
     /// Sequence number at which each holder was added (parallel to `who_has`).
-    pub(crate) holder_since: Vec<u64>,
+    pub(crate) holder_since: SmallVec<[u64; 1]>,
     /// Size of the result.
     pub(crate) nbytes: u64,
     /// How many times a worker died while running it.
@@ -176,8 +181,8 @@ impl Task {
             status: Status::Released,
             missing_deps: 0,
             active_dependents: 0,
-            who_has: Vec::new(),
-            holder_since: Vec::new(),
+            who_has: Holders::new(),
+            holder_since: SmallVec::new(),
             nbytes: 0,
             attempts: 0,
             cause: id,
@@ -189,9 +194,9 @@ impl Task {
             client_waits: false,
             client_missing_reports: 0,
             missing_input_reports: 0,
-            reports_due: Vec::new(),
-            stale_reports: Vec::new(),
-            stale_steal_answers: Vec::new(),
+            reports_due: PerWorker::new(),
+            stale_reports: PerWorker::new(),
+            stale_steal_answers: PerWorker::new(),
         }
     }
 }

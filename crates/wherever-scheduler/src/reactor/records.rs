@@ -4,7 +4,7 @@
 //! knows the task: released records are swept once the scheduler forgot them.
 
 use super::PeerId;
-use crate::id_hash::IdMap;
+use crate::dense_table::DenseTable;
 use crate::protocol::{TaskId, TaskMessage};
 use crate::Scheduler;
 use wherever_core::{TaskError, TaskErrorKind};
@@ -43,7 +43,7 @@ const MIN_SWEEP: usize = 64;
 /// All records, and the released ones the scheduler still knew when released.
 #[derive(Default)]
 pub(super) struct Records {
-    map: IdMap<Record>,
+    map: DenseTable<Record>,
     /// Released by their client while the scheduler still needed them (a graph
     /// intermediate whose dependents have not finished): swept later.
     released: Vec<TaskId>,
@@ -86,7 +86,7 @@ impl Records {
             .map
             .iter()
             .filter(|(_, r)| r.owner == owner)
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id)
             .collect();
         owned.sort_unstable();
         owned
