@@ -34,7 +34,7 @@ impl Reactor {
                         })
                         .collect();
                     let message = Message::Compute {
-                        task: record.message.clone(),
+                        task: record.task.message(task),
                         inputs,
                     };
                     self.send_to_worker(worker, message, comm);

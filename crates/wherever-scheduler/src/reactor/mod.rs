@@ -23,6 +23,7 @@ mod memory_tests;
 #[cfg(test)]
 mod options_tests;
 mod records;
+mod stored;
 #[cfg(test)]
 mod tests;
 
@@ -31,7 +32,7 @@ use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS, MAX_
 use crate::{Command, Event, Scheduler, SchedulerConfig, TaskSpec, WorkerId};
 use elastic::Identity;
 pub use elastic::{ClusterStatus, WorkerStatus, RETIRED_REASON};
-use records::{Record, Records};
+use records::Records;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -572,7 +573,7 @@ impl Reactor {
                     1
                 },
             });
-            self.records.insert(task.id, Record::new(task, peer));
+            self.records.insert(task, peer);
         }
         if let Err(error) = self
             .scheduler
@@ -619,7 +620,7 @@ impl Reactor {
             }
         }
         self.records
-            .insert(task, Record::new(records::scatter_message(task), peer));
+            .insert(records::scatter_message(task), peer);
         self.feed(Event::Scattered {
             task,
             workers,
