@@ -71,6 +71,21 @@ fn children(pid: u32) -> Vec<u32> {
     pids
 }
 
+/// If `pid` has ended: its wait status and its peak resident memory in bytes
+/// (`ru_maxrss`: its own or its waited-for children's, whichever is larger).
+fn reap(pid: u32) -> Result<Option<(i32, u64)>, String> {
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data, zeroed is a valid value; `wait4` writes both
+    // out-parameters, which live on this stack frame for the call.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let ended = unsafe { libc::wait4(pid as i32, &mut status, libc::WNOHANG, &mut usage) };
+    match ended {
+        0 => Ok(None),
+        -1 => Err(format!("wait4: {}", std::io::Error::last_os_error())),
+        _ => Ok(Some((status, usage.ru_maxrss as u64 * 1024))),
+    }
+}
+
 /// Runs `program` on `plan` with `tasks` tasks, sampling its memory until it exits.
 fn run(program: &str, plan: &str, tasks: u64) -> Result<Run, String> {
     let mut child = Command::new(program)
@@ -83,9 +98,9 @@ fn run(program: &str, plan: &str, tasks: u64) -> Result<Run, String> {
     let started = Instant::now();
     let (mut client_hwm, mut client_cpu) = (0u64, 0f64);
     let mut workers: BTreeMap<u32, u64> = BTreeMap::new();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break status;
+    let (status, max_rss) = loop {
+        if let Some(ended) = reap(pid)? {
+            break ended;
         }
         if started.elapsed() > LONG {
             let _ = child.kill();
@@ -106,8 +121,8 @@ fn run(program: &str, plan: &str, tasks: u64) -> Result<Run, String> {
         use std::io::Read;
         let _ = stdout.read_to_string(&mut out);
     }
-    if !status.success() {
-        return Err(format!("{program} --tasks {tasks} failed: {status}"));
+    if status != 0 {
+        return Err(format!("{program} --tasks {tasks} failed: wait status {status}"));
     }
     let seconds = out
         .split("\"seconds\":")
@@ -117,7 +132,7 @@ fn run(program: &str, plan: &str, tasks: u64) -> Result<Run, String> {
         .ok_or_else(|| format!("no seconds in the output of {program}: {out:?}"))?;
     Ok(Run {
         seconds,
-        client_hwm,
+        client_hwm: client_hwm.max(max_rss),
         worker_hwm: workers.values().copied().max().unwrap_or(0),
         client_cpu,
     })

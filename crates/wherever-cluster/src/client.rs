@@ -8,7 +8,7 @@ use crate::connection::{
 };
 use crate::fetch::FetchError;
 use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
-use std::collections::HashMap;
+use wherever_scheduler::dense_table::DenseTable;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -53,6 +53,37 @@ pub struct RemoteCall {
     pub resources: wherever_scheduler::Resources,
     /// The user's timeout (the worker exits if the task runs past it plus a grace).
     pub timeout: Option<std::time::Duration>,
+}
+
+/// A submitted task as its future reaches it: to cancel it, and to tell the
+/// scheduler its result is no longer needed. One sender and an id, no allocation;
+/// usable after its client is gone (then it does nothing).
+#[derive(Debug, Clone)]
+pub struct TaskHandle {
+    commands: UnboundedSender<Message>,
+    task: TaskId,
+}
+
+impl TaskHandle {
+    /// The task's id.
+    pub fn task(&self) -> TaskId {
+        self.task
+    }
+
+    /// Asks the scheduler to cancel the task if it has not finished.
+    pub fn cancel(&self) {
+        let _ = self.commands.send(Message::Cancel {
+            tasks: vec![self.task],
+        });
+    }
+
+    /// Tells the scheduler the client no longer needs the task's result (call it
+    /// when the last handle to the result is dropped).
+    pub fn release(self) {
+        let _ = self.commands.send(Message::Release {
+            tasks: vec![self.task],
+        });
+    }
 }
 
 /// A background thread running a tokio runtime for cluster connections (and, for
@@ -104,7 +135,8 @@ impl Drop for ClusterRuntime {
 }
 
 struct Shared {
-    pending: Mutex<HashMap<TaskId, Callback>>,
+    /// Callbacks of submitted tasks not ended, by id (dense: ids are consecutive).
+    pending: Mutex<DenseTable<Callback>>,
     closed: Mutex<Option<String>>,
     workers: AtomicU32,
     slots: AtomicU32,
@@ -185,7 +217,7 @@ impl ClusterClient {
         })?;
         let (reader, writer, number, (workers, slots)) = (reader, writer, number, announced);
         let shared = Arc::new(Shared {
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(DenseTable::new()),
             closed: Mutex::new(None),
             workers: AtomicU32::new(workers),
             slots: AtomicU32::new(slots),
@@ -320,6 +352,14 @@ impl ClusterClient {
     /// Asks the scheduler to cancel `task` if it has not finished.
     pub fn cancel(&self, task: TaskId) {
         let _ = self.commands.send(Message::Cancel { tasks: vec![task] });
+    }
+
+    /// The handle of `task` for its future: cancel it, release its result.
+    pub fn handle(&self, task: TaskId) -> TaskHandle {
+        TaskHandle {
+            commands: self.commands.clone(),
+            task,
+        }
     }
 
     /// A function that cancels `task`, usable after this client is gone (then it

@@ -182,6 +182,17 @@ impl<V> DenseTable<V> {
             .chain(self.sparse.iter().map(|(&id, v)| (id, v)))
     }
 
+    /// Removes every value, returning them with their ids (the run's in id order).
+    pub fn drain(&mut self) -> impl Iterator<Item = (u64, V)> {
+        let base = self.base;
+        let run = std::mem::take(&mut self.run);
+        self.in_run = 0;
+        run.into_iter()
+            .enumerate()
+            .filter_map(move |(i, slot)| slot.map(|v| (base + i as u64, v)))
+            .chain(std::mem::take(&mut self.sparse))
+    }
+
     /// Every value, in the order of [`DenseTable::iter`].
     pub fn values(&self) -> impl Iterator<Item = &V> {
         self.iter().map(|(_, v)| v)
@@ -308,6 +319,10 @@ mod tests {
         listed.sort_unstable();
         expected.sort_unstable();
         assert_eq!(listed, expected);
+        let mut drained: Vec<(u64, u64)> = t.drain().collect();
+        drained.sort_unstable();
+        assert_eq!(drained, expected);
+        assert!(t.is_empty() && t.iter().next().is_none());
     }
 
     #[test]

@@ -136,7 +136,7 @@ impl Scheduler {
                 Status::Ready => {
                     nready += 1;
                     if !t
-                        .ready_key
+                        .ready_key(id)
                         .is_some_and(|k| self.ready.contains(&k) || self.parked.contains(&k))
                     {
                         return Err(format!("ready task {id} not queued"));

@@ -138,7 +138,7 @@ impl Scheduler {
                     .tasks
                     .get(&task)
                     .ok_or(SchedulerError::UnknownTask(task))?;
-                if t.status.active() && (!t.ended || t.client_waits) {
+                if t.status.active() && (!t.ended || t.client_waits()) {
                     self.fail(task, Failure::Cancelled, None, out);
                 }
             }
