@@ -4,7 +4,7 @@
 use crate::auth::{this_build, Secret};
 use crate::connection::{
     adopt_announced_limit, encoded_size, join, max_value_size, over_the_limit, read_batch,
-    read_batch_within, run_writer, silence_timeout, split, FRAME_BUDGET,
+    read_batch_within, run_writer_with, silence_timeout, split, FRAME_BUDGET,
 };
 use crate::fetch::FetchError;
 use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
@@ -18,6 +18,7 @@ use tokio::sync::mpsc::{
 };
 use wherever_core::{StreamKey, TaskError, TaskErrorKind};
 
+pub mod backlog;
 mod no_workers;
 pub use no_workers::{DEFAULT_NOTICE, NOTICE_VARIABLE, TIMEOUT_VARIABLE};
 
@@ -150,9 +151,13 @@ struct Shared {
     events: wherever_core::events::EventBus,
     /// Whether the scheduler was asked to forward its events.
     subscribed: AtomicBool,
+    /// Submitted tasks not yet written to the scheduler (back-pressure).
+    backlog: backlog::Backlog,
 }
 
-/// A connection to a scheduler. Submitting never blocks; results come back through
+/// A connection to a scheduler. Submitting blocks only while more than
+/// [`backlog::MAX_UNSENT`] submitted tasks wait to be written (never on the
+/// connection's own runtime thread); results come back through
 /// callbacks run on the connection's thread.
 pub struct ClusterClient {
     id: u64,
@@ -227,15 +232,19 @@ impl ClusterClient {
             scheduler: address.to_string(),
             events: Default::default(),
             subscribed: AtomicBool::new(false),
+            backlog: backlog::Backlog::default(),
         });
         let (commands, queue) = unbounded_channel();
         let connected = Arc::new(AtomicBool::new(true));
         let _in_runtime = runtime.handle().enter();
         let refused = shared.clone();
         let reject = move |task: TaskMessage, size: usize| refuse_oversize(&refused, task, size);
-        runtime
-            .handle()
-            .spawn(run_writer(writer, merge_submits(queue, reject)));
+        let writing = shared.clone();
+        runtime.handle().spawn(run_writer_with(
+            writer,
+            merge_submits(queue, reject),
+            move |messages| writing.backlog.sent(submitted_tasks(messages)),
+        ));
         runtime.handle().spawn(read_answers(
             reader,
             shared.clone(),
@@ -258,7 +267,8 @@ impl ClusterClient {
         })
     }
 
-    /// Submits a call; `callback` runs once when it ends. Returns the task id.
+    /// Submits a call; `callback` runs once when it ends. Returns the task id. Waits
+    /// while too many submitted tasks are not yet written (see [`backlog`]).
     pub fn submit(&self, call: RemoteCall, callback: Callback) -> TaskId {
         let id = self.first_id + self.next.fetch_add(1, Ordering::Relaxed);
         let (name, position) = (call.name, call.position);
@@ -297,8 +307,13 @@ impl ClusterClient {
                 .err()
                 .map(|_| "closed".to_string()),
         };
-        if let Some(reason) = reason {
-            fail(&self.shared, id, name, position, &reason);
+        match reason {
+            Some(reason) => fail(&self.shared, id, name, position, &reason),
+            // The connection's own thread must not wait for itself to write.
+            None => self
+                .shared
+                .backlog
+                .queued(tokio::runtime::Handle::try_current().is_err()),
         }
         id
     }
@@ -454,7 +469,19 @@ fn fail(shared: &Shared, task: TaskId, name: &str, position: u64, reason: &str) 
 
 /// Fails a task whose arguments (`size` bytes) are over the largest value
 /// ([`max_value_size`]), saying so.
+/// How many tasks the `Submit`s among `messages` carry.
+fn submitted_tasks(messages: &[Message]) -> usize {
+    messages
+        .iter()
+        .map(|m| match m {
+            Message::Submit { tasks } => tasks.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
 fn refuse_oversize(shared: &Shared, task: TaskMessage, size: usize) {
+    shared.backlog.sent(1);
     let callback = shared
         .pending
         .lock()
@@ -619,6 +646,7 @@ async fn read_answers(
         }
     };
     connected.store(false, Ordering::Relaxed);
+    shared.backlog.close();
     announce(&shared);
     *shared.closed.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
     let pending: Vec<(TaskId, Callback)> = shared
