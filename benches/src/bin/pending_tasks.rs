@@ -65,7 +65,10 @@ fn children(pid: u32) -> Vec<u32> {
     };
     for thread in threads.flatten() {
         if let Ok(list) = std::fs::read_to_string(thread.path().join("children")) {
-            pids.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            pids.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
         }
     }
     pids
@@ -122,7 +125,9 @@ fn run(program: &str, plan: &str, tasks: u64) -> Result<Run, String> {
         let _ = stdout.read_to_string(&mut out);
     }
     if status != 0 {
-        return Err(format!("{program} --tasks {tasks} failed: wait status {status}"));
+        return Err(format!(
+            "{program} --tasks {tasks} failed: wait status {status}"
+        ));
     }
     let seconds = out
         .split("\"seconds\":")

@@ -8,7 +8,6 @@ use crate::connection::{
 };
 use crate::fetch::FetchError;
 use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
-use wherever_scheduler::dense_table::DenseTable;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use tokio::sync::mpsc::{
     unbounded_channel, UnboundedReceiver, UnboundedSender, WeakUnboundedSender,
 };
 use wherever_core::{StreamKey, TaskError, TaskErrorKind};
+use wherever_scheduler::dense_table::DenseTable;
 
 pub mod backlog;
 mod no_workers;

@@ -225,7 +225,11 @@ mod tests {
         assert_eq!(t[&1500], 3000);
         assert_eq!(t.get(&999), None);
         assert_eq!(t.get(&3000), None);
-        assert_eq!(t.insert(1500, 7), Some(3000), "replacing returns the old value");
+        assert_eq!(
+            t.insert(1500, 7),
+            Some(3000),
+            "replacing returns the old value"
+        );
         assert_eq!(t.remove(&1000), Some(2000));
         assert_eq!(t.base, 1001, "the emptied front slot is dropped");
         assert_eq!(t.remove(&1000), None, "removing twice finds nothing");
@@ -240,7 +244,12 @@ mod tests {
         t.insert(1000 + MAX_GAP + 2, 'f');
         assert_eq!(t.len(), 4);
         assert_eq!(t.sparse.len(), 3);
-        for (id, v) in [(1000, 'a'), (u64::MAX, 'z'), (0, 'o'), (1000 + MAX_GAP + 2, 'f')] {
+        for (id, v) in [
+            (1000, 'a'),
+            (u64::MAX, 'z'),
+            (0, 'o'),
+            (1000 + MAX_GAP + 2, 'f'),
+        ] {
             assert_eq!(t.get(&id), Some(&v), "id {id}");
         }
         // The run grows over an id kept in the hash map: it is still found once.
@@ -265,7 +274,10 @@ mod tests {
         assert_eq!(t.get(&101), None, "a skipped id has no value");
         assert_eq!(t.remove(&101), None);
         assert_eq!(t.remove(&(100 - MAX_GAP - 1)), Some(2));
-        assert_eq!(t.base, 100, "the empty slots before the next value are dropped");
+        assert_eq!(
+            t.base, 100,
+            "the empty slots before the next value are dropped"
+        );
     }
 
     #[test]
@@ -310,7 +322,11 @@ mod tests {
             if state % 3 == 0 {
                 assert_eq!(t.remove(&id), m.remove(&id), "remove {id} at {step}");
             } else {
-                assert_eq!(t.insert(id, step), m.insert(id, step), "insert {id} at {step}");
+                assert_eq!(
+                    t.insert(id, step),
+                    m.insert(id, step),
+                    "insert {id} at {step}"
+                );
             }
             assert_eq!(t.len(), m.len());
         }

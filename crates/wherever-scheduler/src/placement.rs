@@ -36,7 +36,10 @@ impl Scheduler {
             });
             match worker {
                 Some(worker) => {
-                    self.tasks.get_mut(&task).expect("ready task").take_ready_key(task);
+                    self.tasks
+                        .get_mut(&task)
+                        .expect("ready task")
+                        .take_ready_key(task);
                     self.assign(task, worker, out);
                 }
                 None => {
@@ -242,7 +245,11 @@ impl Scheduler {
 
     /// Takes `task` out of the ready queue (if it is there).
     pub(crate) fn unready(&mut self, task: TaskId) {
-        if let Some(k) = self.tasks.get_mut(&task).and_then(|t| t.take_ready_key(task)) {
+        if let Some(k) = self
+            .tasks
+            .get_mut(&task)
+            .and_then(|t| t.take_ready_key(task))
+        {
             if !self.ready.remove(&k) {
                 self.parked.remove(&k);
             }

@@ -260,8 +260,12 @@ impl Task {
 
     /// Its key in the ready set (or among the parked), while it is queued there.
     pub(crate) fn ready_key(&self, id: TaskId) -> Option<ReadyKey> {
-        (self.ready_tier != NOT_QUEUED)
-            .then_some((Reverse(self.priority), self.ready_tier, self.ready_order, id))
+        (self.ready_tier != NOT_QUEUED).then_some((
+            Reverse(self.priority),
+            self.ready_tier,
+            self.ready_order,
+            id,
+        ))
     }
 
     /// Notes that it is queued under `key`.

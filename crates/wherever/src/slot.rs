@@ -7,11 +7,11 @@
 
 use crate::{TaskError, TaskErrorKind};
 use crossbeam_channel::Sender;
-use wherever_cluster::TaskHandle;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::Waker;
 use std::time::Instant;
+use wherever_cluster::TaskHandle;
 
 const QUEUED: u8 = 0;
 const RUNNING: u8 = 1;
@@ -169,7 +169,10 @@ impl<R> Slot<R> {
     /// Callbacks run outside the lock, before any handle can read the outcome.
     pub(crate) fn resolve(&self, outcome: Result<R, TaskError>) {
         let mut state = self.lock();
-        let no_callbacks = state.waiters.as_ref().is_none_or(|w| w.callbacks.is_empty());
+        let no_callbacks = state
+            .waiters
+            .as_ref()
+            .is_none_or(|w| w.callbacks.is_empty());
         if no_callbacks && !state.resolved && !state.resolving {
             // Nothing to call outside the lock (the usual case): store it at once.
             return self.store(state, outcome);
@@ -314,7 +317,10 @@ impl<R> Slot<R> {
     /// How many listeners are registered (for tests).
     #[cfg(test)]
     pub(crate) fn listeners(&self) -> usize {
-        self.lock().waiters.as_ref().map_or(0, |w| w.listeners.len())
+        self.lock()
+            .waiters
+            .as_ref()
+            .map_or(0, |w| w.listeners.len())
     }
 
     /// Whether resolved; if not, `waker` is woken when it is.

@@ -144,7 +144,9 @@ mod tests {
             })
         };
         b.sent(5); // 9 -> 4: half the limit, the submitter goes on
-        let left = finished.recv_timeout(LONG).expect("the submitter was woken");
+        let left = finished
+            .recv_timeout(LONG)
+            .expect("the submitter was woken");
         assert!(left <= 4, "it went on with {left} unsent");
         submitter.join().unwrap();
     }

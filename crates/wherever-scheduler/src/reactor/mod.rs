@@ -619,8 +619,7 @@ impl Reactor {
                 );
             }
         }
-        self.records
-            .insert(records::scatter_message(task), peer);
+        self.records.insert(records::scatter_message(task), peer);
         self.feed(Event::Scattered {
             task,
             workers,

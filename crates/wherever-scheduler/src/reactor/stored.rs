@@ -164,11 +164,11 @@ impl TaskStore {
 mod tests {
     use super::{StoredTask, TaskStore, INLINE_ARGS, SHARED_CAP};
     use crate::protocol::{ChainLink, TaskMessage};
-    use wherever_core::StreamKey;
     use crate::Resources;
     use std::sync::Arc;
     use std::time::Duration;
     use wherever_core::holes::Hole;
+    use wherever_core::StreamKey;
 
     fn every_field_set() -> TaskMessage {
         TaskMessage {
