@@ -319,7 +319,7 @@ mod tests {
                 0 => state >> 20,
                 _ => step / 2 + (state >> 40) % 100,
             };
-            if state % 3 == 0 {
+            if state.is_multiple_of(3) {
                 assert_eq!(t.remove(&id), m.remove(&id), "remove {id} at {step}");
             } else {
                 assert_eq!(

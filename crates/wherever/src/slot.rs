@@ -451,6 +451,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_slot_stays_small_and_allocates_waiters_only_when_waited_on() {
+        // Paid once per pending future (issue 14 item 5): 200 bytes before the
+        // waiters were boxed and the remote hooks became one handle.
+        let size = std::mem::size_of::<Slot<u64>>();
+        assert!(size <= 136, "a slot is {size} bytes");
+        let slot = Slot::<u64>::new();
+        assert!(slot.lock().waiters.is_none());
+        let (listener, heard) = crossbeam_channel::unbounded();
+        slot.listen(&listener, 3);
+        assert_eq!(slot.listeners(), 1);
+        slot.resolve(Ok(1));
+        assert_eq!(heard.try_recv(), Ok(3));
+        assert!(slot.lock().waiters.is_none(), "resolving frees the waiters");
+    }
+
+    #[test]
     fn a_sole_handle_takes_the_outcome_unshared() {
         let slot = Slot::<u64>::new();
         slot.add_handle();
