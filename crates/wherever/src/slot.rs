@@ -452,7 +452,7 @@ mod tests {
 
     #[test]
     fn a_slot_stays_small_and_allocates_waiters_only_when_waited_on() {
-        // Paid once per pending future (issue 14 item 5): 200 bytes before the
+        // Paid once per pending future (issue 14 item 5): about 185 bytes before the
         // waiters were boxed and the remote hooks became one handle.
         let size = std::mem::size_of::<Slot<u64>>();
         assert!(size <= 136, "a slot is {size} bytes");
