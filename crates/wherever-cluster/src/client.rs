@@ -4,12 +4,11 @@
 use crate::auth::{this_build, Secret};
 use crate::connection::{
     adopt_announced_limit, connect_tcp, encoded_size, join, max_value_size, over_the_limit,
-    read_batch, read_batch_within, run_writer, silence_timeout, split, FRAME_BUDGET,
+    read_batch, read_batch_within, run_writer_with, silence_timeout, split, FRAME_BUDGET,
     HANDSHAKE_TIMEOUT,
 };
 use crate::fetch::FetchError;
 use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -17,7 +16,9 @@ use tokio::sync::mpsc::{
     unbounded_channel, UnboundedReceiver, UnboundedSender, WeakUnboundedSender,
 };
 use wherever_core::{StreamKey, TaskError, TaskErrorKind};
+use wherever_scheduler::dense_table::DenseTable;
 
+pub mod backlog;
 mod no_workers;
 pub use no_workers::{DEFAULT_NOTICE, NOTICE_VARIABLE, TIMEOUT_VARIABLE};
 
@@ -53,6 +54,37 @@ pub struct RemoteCall {
     pub resources: wherever_scheduler::Resources,
     /// The user's timeout (the worker exits if the task runs past it plus a grace).
     pub timeout: Option<std::time::Duration>,
+}
+
+/// A submitted task as its future reaches it: to cancel it, and to tell the
+/// scheduler its result is no longer needed. One sender and an id, no allocation;
+/// usable after its client is gone (then it does nothing).
+#[derive(Debug, Clone)]
+pub struct TaskHandle {
+    commands: UnboundedSender<Message>,
+    task: TaskId,
+}
+
+impl TaskHandle {
+    /// The task's id.
+    pub fn task(&self) -> TaskId {
+        self.task
+    }
+
+    /// Asks the scheduler to cancel the task if it has not finished.
+    pub fn cancel(&self) {
+        let _ = self.commands.send(Message::Cancel {
+            tasks: vec![self.task],
+        });
+    }
+
+    /// Tells the scheduler the client no longer needs the task's result (call it
+    /// when the last handle to the result is dropped).
+    pub fn release(self) {
+        let _ = self.commands.send(Message::Release {
+            tasks: vec![self.task],
+        });
+    }
 }
 
 /// A background thread running a tokio runtime for cluster connections (and, for
@@ -104,7 +136,8 @@ impl Drop for ClusterRuntime {
 }
 
 struct Shared {
-    pending: Mutex<HashMap<TaskId, Callback>>,
+    /// Callbacks of submitted tasks not ended, by id (dense: ids are consecutive).
+    pending: Mutex<DenseTable<Callback>>,
     closed: Mutex<Option<String>>,
     workers: AtomicU32,
     slots: AtomicU32,
@@ -118,9 +151,13 @@ struct Shared {
     events: wherever_core::events::EventBus,
     /// Whether the scheduler was asked to forward its events.
     subscribed: AtomicBool,
+    /// Submitted tasks not yet written to the scheduler (back-pressure).
+    backlog: backlog::Backlog,
 }
 
-/// A connection to a scheduler. Submitting never blocks; results come back through
+/// A connection to a scheduler. Submitting blocks only while more than
+/// [`backlog::MAX_UNSENT`] submitted tasks wait to be written (never on the
+/// connection's own runtime thread); results come back through
 /// callbacks run on the connection's thread.
 pub struct ClusterClient {
     id: u64,
@@ -193,7 +230,7 @@ impl ClusterClient {
         })?;
         let (reader, writer, number, (workers, slots)) = (reader, writer, number, announced);
         let shared = Arc::new(Shared {
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(DenseTable::new()),
             closed: Mutex::new(None),
             workers: AtomicU32::new(workers),
             slots: AtomicU32::new(slots),
@@ -203,15 +240,19 @@ impl ClusterClient {
             scheduler: address.to_string(),
             events: Default::default(),
             subscribed: AtomicBool::new(false),
+            backlog: backlog::Backlog::default(),
         });
         let (commands, queue) = unbounded_channel();
         let connected = Arc::new(AtomicBool::new(true));
         let _in_runtime = runtime.handle().enter();
         let refused = shared.clone();
         let reject = move |task: TaskMessage, size: usize| refuse_oversize(&refused, task, size);
-        runtime
-            .handle()
-            .spawn(run_writer(writer, merge_submits(queue, reject)));
+        let writing = shared.clone();
+        runtime.handle().spawn(run_writer_with(
+            writer,
+            merge_submits(queue, reject),
+            move |messages| writing.backlog.sent(submitted_tasks(messages)),
+        ));
         runtime.handle().spawn(read_answers(
             reader,
             shared.clone(),
@@ -234,7 +275,8 @@ impl ClusterClient {
         })
     }
 
-    /// Submits a call; `callback` runs once when it ends. Returns the task id.
+    /// Submits a call; `callback` runs once when it ends. Returns the task id. Waits
+    /// while too many submitted tasks are not yet written (see [`backlog`]).
     pub fn submit(&self, call: RemoteCall, callback: Callback) -> TaskId {
         let id = self.first_id + self.next.fetch_add(1, Ordering::Relaxed);
         let (name, position) = (call.name, call.position);
@@ -273,8 +315,13 @@ impl ClusterClient {
                 .err()
                 .map(|_| "closed".to_string()),
         };
-        if let Some(reason) = reason {
-            fail(&self.shared, id, name, position, &reason);
+        match reason {
+            Some(reason) => fail(&self.shared, id, name, position, &reason),
+            // The connection's own thread must not wait for itself to write.
+            None => self
+                .shared
+                .backlog
+                .queued(tokio::runtime::Handle::try_current().is_err()),
         }
         id
     }
@@ -328,6 +375,14 @@ impl ClusterClient {
     /// Asks the scheduler to cancel `task` if it has not finished.
     pub fn cancel(&self, task: TaskId) {
         let _ = self.commands.send(Message::Cancel { tasks: vec![task] });
+    }
+
+    /// The handle of `task` for its future: cancel it, release its result.
+    pub fn handle(&self, task: TaskId) -> TaskHandle {
+        TaskHandle {
+            commands: self.commands.clone(),
+            task,
+        }
     }
 
     /// A function that cancels `task`, usable after this client is gone (then it
@@ -422,7 +477,19 @@ fn fail(shared: &Shared, task: TaskId, name: &str, position: u64, reason: &str) 
 
 /// Fails a task whose arguments (`size` bytes) are over the largest value
 /// ([`max_value_size`]), saying so.
+/// How many tasks the `Submit`s among `messages` carry.
+fn submitted_tasks(messages: &[Message]) -> usize {
+    messages
+        .iter()
+        .map(|m| match m {
+            Message::Submit { tasks } => tasks.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
 fn refuse_oversize(shared: &Shared, task: TaskMessage, size: usize) {
+    shared.backlog.sent(1);
     let callback = shared
         .pending
         .lock()
@@ -593,6 +660,7 @@ async fn read_answers(
         }
     };
     connected.store(false, Ordering::Relaxed);
+    shared.backlog.close();
     announce(&shared);
     *shared.closed.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
     let pending: Vec<(TaskId, Callback)> = shared

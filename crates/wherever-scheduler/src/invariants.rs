@@ -99,7 +99,7 @@ impl Scheduler {
             return Err("with_room set size".into());
         }
         let mut nready = 0;
-        for (&id, t) in &self.tasks {
+        for (id, t) in self.tasks.iter() {
             let unfinished = t
                 .dependents
                 .iter()
@@ -136,7 +136,7 @@ impl Scheduler {
                 Status::Ready => {
                     nready += 1;
                     if !t
-                        .ready_key
+                        .ready_key(id)
                         .is_some_and(|k| self.ready.contains(&k) || self.parked.contains(&k))
                     {
                         return Err(format!("ready task {id} not queued"));

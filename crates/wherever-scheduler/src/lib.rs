@@ -43,6 +43,7 @@
 #![warn(missing_docs)]
 
 mod command;
+pub mod dense_table;
 mod error;
 mod event;
 mod id_hash;

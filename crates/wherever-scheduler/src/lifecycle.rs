@@ -64,7 +64,7 @@ impl Scheduler {
         self.dequeue(task, Some(worker), out);
         let t = self.tasks.get_mut(&task).expect("task");
         t.status = Status::Memory;
-        t.avoid = None;
+        t.clear_avoid();
         let dependents: Vec<TaskId> = t.dependents.iter().copied().collect();
         self.report_end(task, out);
         self.add_holder(task, worker);
@@ -138,11 +138,11 @@ impl Scheduler {
     /// the client was not told yet, or waits again after reporting the result missing.
     pub(crate) fn report_end(&mut self, task: TaskId, out: &mut Vec<Command>) {
         let t = self.tasks.get_mut(&task).expect("task");
-        if t.ended && !t.client_waits {
+        if t.ended && !t.client_waits() {
             return;
         }
         t.ended = true;
-        t.client_waits = false;
+        t.set_client_waits(false);
         if !t.wanted {
             return;
         }

@@ -76,8 +76,9 @@ impl Scheduler {
             }
         }
         let t = self.tasks.get_mut(&dependent).expect("dependent");
-        t.missing_input_reports += 1;
-        if t.missing_input_reports > MISSING_DATA_LIMIT && t.status.active() {
+        let rare = t.rare_mut();
+        rare.missing_input_reports += 1;
+        if rare.missing_input_reports > MISSING_DATA_LIMIT && t.status.active() {
             self.fail(dependent, Failure::Erred(input), None, out);
         }
     }
@@ -89,9 +90,10 @@ impl Scheduler {
         if !t.wanted {
             return; // late: the client released it meanwhile
         }
-        t.client_waits = true;
-        t.client_missing_reports += 1;
-        if t.client_missing_reports > MISSING_DATA_LIMIT && !t.status.failed() {
+        let rare = t.rare_mut();
+        rare.client_waits = true;
+        rare.client_missing_reports += 1;
+        if rare.client_missing_reports > MISSING_DATA_LIMIT && !t.status.failed() {
             for worker in t.who_has.clone() {
                 self.forget_holder(task, worker);
                 self.free(worker, task, out);

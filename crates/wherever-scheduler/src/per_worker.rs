@@ -2,8 +2,10 @@
 
 use crate::WorkerId;
 
-/// Per worker, a count; a worker is listed only while its count is not zero.
-pub(crate) type PerWorker = Vec<(WorkerId, u32)>;
+/// Per worker, a count; a worker is listed only while its count is not zero. One
+/// worker's count is kept inline (the usual case: a task computed once), so a task
+/// record needs no allocation for it.
+pub(crate) type PerWorker = smallvec::SmallVec<[(WorkerId, u32); 1]>;
 
 /// Adds one to `worker`'s count.
 pub(crate) fn bump(counts: &mut PerWorker, worker: WorkerId) {
@@ -26,6 +28,9 @@ pub(crate) fn take_one(counts: &mut PerWorker, worker: WorkerId) -> bool {
     counts[i].1 -= 1;
     if counts[i].1 == 0 {
         counts.swap_remove(i);
+        if counts.is_empty() && counts.spilled() {
+            *counts = PerWorker::new(); // give back the heap block of a past crowd
+        }
     }
     true
 }
@@ -36,13 +41,17 @@ mod tests {
 
     #[test]
     fn counts_list_only_workers_with_a_count() {
-        let mut c: PerWorker = Vec::new();
+        let mut c = PerWorker::new();
         assert!(!take_one(&mut c, 1));
         add(&mut c, 1, 2);
         bump(&mut c, 2);
         assert!(take_one(&mut c, 1));
         assert!(take_one(&mut c, 1));
         assert!(!take_one(&mut c, 1));
-        assert_eq!(c, vec![(2, 1)]);
+        assert_eq!(c.as_slice(), &[(2, 1)]);
+        assert!(take_one(&mut c, 2));
+        assert!(!c.spilled(), "an emptied list gives its heap block back");
+        bump(&mut c, 3);
+        assert!(!c.spilled(), "one worker's count is kept inline");
     }
 }

@@ -36,7 +36,10 @@ impl Scheduler {
             });
             match worker {
                 Some(worker) => {
-                    self.tasks.get_mut(&task).expect("ready task").ready_key = None;
+                    self.tasks
+                        .get_mut(&task)
+                        .expect("ready task")
+                        .take_ready_key(task);
                     self.assign(task, worker, out);
                 }
                 None => {
@@ -53,7 +56,7 @@ impl Scheduler {
         let mut fallback = None;
         for &(_, w) in &self.with_room {
             if self.workers[&w].free.covers(&t.resources) {
-                if Some(w) != t.avoid {
+                if Some(w) != t.avoid() {
                     return Some(w);
                 }
                 fallback = Some(w);
@@ -115,7 +118,7 @@ impl Scheduler {
         for d in &t.deps {
             let dt = &self.tasks[d];
             for &h in &dt.who_has {
-                if Some(h) == t.avoid {
+                if Some(h) == t.avoid() {
                     continue;
                 }
                 match bytes.iter_mut().find(|(w, _)| *w == h) {
@@ -141,7 +144,7 @@ impl Scheduler {
         }
         let mut it = self.with_room.iter();
         let first = it.next().expect("a worker with room").1;
-        if Some(first) == t.avoid {
+        if Some(first) == t.avoid() {
             if let Some(&(_, second)) = it.next() {
                 return second;
             }
@@ -167,7 +170,7 @@ impl Scheduler {
         t.assigned_queued = queued;
         t.status = Status::Processing(worker);
         t.assign_seq = seq;
-        t.avoid = None;
+        t.clear_avoid();
         t.steal = StealFlag::None;
         t.seceded = false;
         t.expect_report(worker);
@@ -194,7 +197,7 @@ impl Scheduler {
         let inputs = self.tasks[&task]
             .deps
             .iter()
-            .map(|&d| (d, self.tasks[&d].who_has.clone()))
+            .map(|&d| (d, self.tasks[&d].who_has.to_vec()))
             .collect();
         Command::Compute {
             worker,
@@ -216,7 +219,7 @@ impl Scheduler {
         };
         t.status = Status::Ready;
         t.missing_deps = 0;
-        t.ready_key = Some(key);
+        t.set_ready_key(key);
         self.ready.insert(key);
     }
 
@@ -243,7 +246,11 @@ impl Scheduler {
 
     /// Takes `task` out of the ready queue (if it is there).
     pub(crate) fn unready(&mut self, task: TaskId) {
-        if let Some(k) = self.tasks.get_mut(&task).and_then(|t| t.ready_key.take()) {
+        if let Some(k) = self
+            .tasks
+            .get_mut(&task)
+            .and_then(|t| t.take_ready_key(task))
+        {
             if !self.ready.remove(&k) {
                 self.parked.remove(&k);
             }

@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::id_hash::IdMap;
+use crate::dense_table::DenseTable;
 use crate::task::{Failure, ReadyKey, Status, Task};
 use crate::worker::Worker;
 use crate::{
@@ -17,7 +17,7 @@ pub struct Scheduler {
     /// Tuning knobs.
     pub(crate) config: SchedulerConfig,
     /// Every task not forgotten.
-    pub(crate) tasks: IdMap<Task>,
+    pub(crate) tasks: DenseTable<Task>,
     /// Every worker not removed.
     pub(crate) workers: BTreeMap<WorkerId, Worker>,
     /// Ready tasks, best first.
@@ -66,7 +66,7 @@ impl Scheduler {
     pub fn new(config: SchedulerConfig) -> Self {
         Scheduler {
             config,
-            tasks: IdMap::default(),
+            tasks: DenseTable::default(),
             workers: BTreeMap::new(),
             ready: BTreeSet::new(),
             parked: BTreeSet::new(),
@@ -147,7 +147,7 @@ impl Scheduler {
                     .tasks
                     .get(&task)
                     .ok_or(SchedulerError::UnknownTask(task))?;
-                if t.status.active() && (!t.ended || t.client_waits) {
+                if t.status.active() && (!t.ended || t.client_waits()) {
                     self.fail(task, Failure::Cancelled, None, out);
                 }
             }

@@ -28,7 +28,7 @@ impl Scheduler {
         if let Some(t) = self.tasks.get_mut(&task) {
             if let Some(i) = t.reports_due.iter().position(|(w, _)| *w == worker) {
                 let (_, due) = t.reports_due.swap_remove(i);
-                add(&mut t.stale_reports, worker, due);
+                add(&mut t.rare_mut().stale_reports, worker, due);
             }
         }
     }
@@ -43,7 +43,11 @@ impl Scheduler {
         out: &mut Vec<Command>,
     ) -> bool {
         let t = self.tasks.get_mut(&task).expect("task");
-        if !take_one(&mut t.stale_reports, worker) {
+        let stale = t
+            .rare
+            .as_mut()
+            .is_some_and(|rare| take_one(&mut rare.stale_reports, worker));
+        if !stale {
             take_one(&mut t.reports_due, worker);
             return false;
         }
@@ -77,8 +81,8 @@ mod tests {
         // Worker 1 was told to free 2 with one report of it still on its way, and was sent
         // a compute of 2 since, which was taken back before it answered.
         let t = s.tasks.get_mut(&2).expect("task");
-        t.stale_reports = vec![(1, 1)];
-        t.reports_due = vec![(1, 1)];
+        t.rare_mut().stale_reports = [(1, 1)].into_iter().collect();
+        t.reports_due = [(1, 1)].into_iter().collect();
         let free = vec![Command::Free { worker: 1, task: 2 }];
         assert_eq!(finish(&mut s, 1, 2, 1), free);
         // The answer to that compute was sent before worker 1 got this second `Free`.

@@ -49,7 +49,11 @@ impl Scheduler {
         };
         // Answers carry no assignment number, but a worker answers in order: while requests
         // forgotten unanswered are still to be answered, this answers one of them.
-        if take_one(&mut t.stale_steal_answers, worker) {
+        let stale = t
+            .rare
+            .as_mut()
+            .is_some_and(|rare| take_one(&mut rare.stale_steal_answers, worker));
+        if stale {
             return Ok(());
         }
         if t.status != Status::Processing(worker) || t.steal != StealFlag::Pending {
@@ -70,7 +74,7 @@ impl Scheduler {
         if stolen {
             self.remove_processing(worker, task);
             self.give_task_back_to(worker);
-            self.tasks.get_mut(&task).expect("task").avoid = Some(worker);
+            self.tasks.get_mut(&task).expect("task").rare_mut().avoid = Some(worker);
             self.make_ready(task, false);
         }
         Ok(())

@@ -2,6 +2,8 @@
 
 use std::cmp::Reverse;
 
+use smallvec::SmallVec;
+
 use crate::id_hash::IdSet;
 use crate::per_worker::PerWorker;
 use crate::{Resources, TaskId, TaskState, WorkerId};
@@ -82,13 +84,67 @@ pub(crate) enum Failure {
 /// dependency or re-run, 1 = fresh; order within the tier, task id).
 pub(crate) type ReadyKey = (Reverse<i64>, u8, u64, TaskId);
 
+/// [`Task::ready_tier`] of a task not in the ready set.
+pub(crate) const NOT_QUEUED: u8 = u8::MAX;
+
+/// The tasks that depend on one task: none for most, so the set is boxed and made
+/// on first use (a pointer in every record instead of a whole hash set).
+#[derive(Debug, Default)]
+pub(crate) struct Dependents(Option<Box<IdSet>>);
+
+impl Dependents {
+    /// Adds `task`; `false` if it was there.
+    pub(crate) fn insert(&mut self, task: TaskId) -> bool {
+        self.0.get_or_insert_with(Box::default).insert(task)
+    }
+
+    /// Removes `task`; `false` if it was not there. The set goes with its last member.
+    pub(crate) fn remove(&mut self, task: &TaskId) -> bool {
+        let Some(set) = &mut self.0 else {
+            return false;
+        };
+        let removed = set.remove(task);
+        if set.is_empty() {
+            self.0 = None;
+        }
+        removed
+    }
+
+    /// Whether `task` is one of them.
+    pub(crate) fn contains(&self, task: &TaskId) -> bool {
+        self.0.as_ref().is_some_and(|set| set.contains(task))
+    }
+
+    /// Whether there are none.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|set| set.is_empty())
+    }
+
+    /// Each of them, in no order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &TaskId> {
+        self.0.iter().flat_map(|set| set.iter())
+    }
+}
+
+impl<'a> IntoIterator for &'a Dependents {
+    type Item = &'a TaskId;
+    type IntoIter = Box<dyn Iterator<Item = &'a TaskId> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+/// The workers holding a result: one is kept inline (the usual case).
+pub(crate) type Holders = SmallVec<[WorkerId; 1]>;
+
 /// The scheduler's record of one task.
 #[derive(Debug)]
 pub(crate) struct Task {
     /// Dependencies, without duplicates, in the spec's order.
     pub(crate) deps: Vec<TaskId>,
     /// Tasks that depend on this one and are not forgotten.
-    pub(crate) dependents: IdSet,
+    pub(crate) dependents: Dependents,
     /// User priority; higher runs first.
     pub(crate) priority: i64,
     /// How many worker deaths while running it are retried.
@@ -113,36 +169,47 @@ pub(crate) struct Task {
     pub(crate) missing_deps: u32,
     /// Dependents that are waiting, ready or processing.
     pub(crate) active_dependents: u32,
-    /// Workers holding the result (in memory only).
-    pub(crate) who_has: Vec<WorkerId>,
+    /// Workers holding the result (in memory only); one holder is kept inline.
+    pub(crate) who_has: Holders,
     /// Sequence number at which each holder was added (parallel to `who_has`).
-    pub(crate) holder_since: Vec<u64>,
+    pub(crate) holder_since: SmallVec<[u64; 1]>,
     /// Size of the result.
     pub(crate) nbytes: u64,
     /// How many times a worker died while running it.
     pub(crate) attempts: u32,
     /// For an erred task, the task whose failure caused it.
     pub(crate) cause: TaskId,
-    /// Its key in the ready set while ready.
-    pub(crate) ready_key: Option<ReadyKey>,
+    /// While it is in the ready set (or parked): the tier of its key there
+    /// (see [`ReadyKey`]); [`NOT_QUEUED`] otherwise.
+    pub(crate) ready_tier: u8,
+    /// While queued: the order within the tier of its key in the ready set.
+    pub(crate) ready_order: u64,
     /// Sequence number of its current assignment (its key in the worker's `processing`).
     pub(crate) assign_seq: u64,
     /// Whether it was asked back from its worker.
     pub(crate) steal: StealFlag,
-    /// A worker not to assign it to next (the one it was just stolen from).
-    pub(crate) avoid: Option<WorkerId>,
     /// Processing and seceded: running, but not occupying a slot of its worker.
     pub(crate) seceded: bool,
+    /// Per worker, how many reports of holding the result it may still send: one per
+    /// compute of this task, or of a dependent that fetches it, sent there; less those
+    /// received (see [`crate::stale_reports`]).
+    pub(crate) reports_due: PerWorker,
+    /// What few tasks need (after a steal, a free racing a report, missing data):
+    /// `None` until first needed, to keep the record small.
+    pub(crate) rare: Option<Box<Rare>>,
+}
+
+/// The parts of a task's record that most tasks never use (see [`Task::rare`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Rare {
+    /// A worker not to assign it to next (the one it was just stolen from).
+    pub(crate) avoid: Option<WorkerId>,
     /// A client reported the result missing and waits to be told again how it ends.
     pub(crate) client_waits: bool,
     /// How many times clients reported the result missing.
     pub(crate) client_missing_reports: u32,
     /// How many times its worker reported one of its inputs missing.
     pub(crate) missing_input_reports: u32,
-    /// Per worker, how many reports of holding the result it may still send: one per
-    /// compute of this task, or of a dependent that fetches it, sent there; less those
-    /// received (see [`crate::stale_reports`]).
-    pub(crate) reports_due: PerWorker,
     /// Per worker told to free the result: how many of its next reports of holding it may
     /// have been sent before it dropped its copy.
     pub(crate) stale_reports: PerWorker,
@@ -163,7 +230,7 @@ impl Task {
     ) -> Self {
         Task {
             deps,
-            dependents: IdSet::default(),
+            dependents: Dependents::default(),
             priority,
             retries,
             resources: Resources::new(),
@@ -176,22 +243,107 @@ impl Task {
             status: Status::Released,
             missing_deps: 0,
             active_dependents: 0,
-            who_has: Vec::new(),
-            holder_since: Vec::new(),
+            who_has: Holders::new(),
+            holder_since: SmallVec::new(),
             nbytes: 0,
             attempts: 0,
             cause: id,
-            ready_key: None,
+            ready_tier: NOT_QUEUED,
+            ready_order: 0,
             assign_seq: 0,
             steal: StealFlag::None,
-            avoid: None,
             seceded: false,
-            client_waits: false,
-            client_missing_reports: 0,
-            missing_input_reports: 0,
-            reports_due: Vec::new(),
-            stale_reports: Vec::new(),
-            stale_steal_answers: Vec::new(),
+            reports_due: PerWorker::new(),
+            rare: None,
         }
+    }
+
+    /// Its key in the ready set (or among the parked), while it is queued there.
+    pub(crate) fn ready_key(&self, id: TaskId) -> Option<ReadyKey> {
+        (self.ready_tier != NOT_QUEUED).then_some((
+            Reverse(self.priority),
+            self.ready_tier,
+            self.ready_order,
+            id,
+        ))
+    }
+
+    /// Notes that it is queued under `key`.
+    pub(crate) fn set_ready_key(&mut self, key: ReadyKey) {
+        debug_assert_ne!(key.1, NOT_QUEUED);
+        (self.ready_tier, self.ready_order) = (key.1, key.2);
+    }
+
+    /// Notes that it is no longer queued, returning the key it was queued under.
+    pub(crate) fn take_ready_key(&mut self, id: TaskId) -> Option<ReadyKey> {
+        let key = self.ready_key(id);
+        self.ready_tier = NOT_QUEUED;
+        key
+    }
+
+    /// The rarely used parts, made on first use.
+    pub(crate) fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// A worker not to assign it to next (the one it was just stolen from).
+    pub(crate) fn avoid(&self) -> Option<WorkerId> {
+        self.rare.as_ref().and_then(|r| r.avoid)
+    }
+
+    /// Forgets the worker to avoid.
+    pub(crate) fn clear_avoid(&mut self) {
+        if let Some(rare) = &mut self.rare {
+            rare.avoid = None;
+        }
+    }
+
+    /// Whether a client reported the result missing and waits to be told again.
+    pub(crate) fn client_waits(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| r.client_waits)
+    }
+
+    /// Sets whether a client waits to be told again how it ends.
+    pub(crate) fn set_client_waits(&mut self, waits: bool) {
+        if waits || self.rare.is_some() {
+            self.rare_mut().client_waits = waits;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Task;
+
+    #[test]
+    fn a_task_record_stays_small() {
+        // Every byte here is paid once per pending task (issue 14 item 5): rarely used
+        // parts live in `Task::rare`, one holder and one per-worker count inline.
+        let size = std::mem::size_of::<Task>();
+        assert!(size <= 232, "a task record is {size} bytes");
+    }
+
+    #[test]
+    fn dependents_are_a_set_boxed_only_while_not_empty() {
+        let mut d = super::Dependents::default();
+        assert!(d.is_empty() && !d.contains(&1) && !d.remove(&1));
+        assert!(d.insert(1) && !d.insert(1) && d.insert(u64::MAX));
+        assert!(d.contains(&1) && d.contains(&u64::MAX) && !d.is_empty());
+        let mut seen: Vec<u64> = (&d).into_iter().copied().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, [1, u64::MAX]);
+        assert!(d.remove(&1) && d.remove(&u64::MAX) && !d.remove(&1));
+        assert!(d.is_empty() && d.0.is_none(), "the empty set is freed");
+    }
+
+    #[test]
+    fn the_ready_key_is_rebuilt_from_the_tier_and_order() {
+        use std::cmp::Reverse;
+        let mut t = Task::new(7, Vec::new(), -2, 0, true);
+        assert_eq!(t.ready_key(7), None);
+        t.set_ready_key((Reverse(-2), 0, u64::MAX - 3, 7));
+        assert_eq!(t.ready_key(7), Some((Reverse(-2), 0, u64::MAX - 3, 7)));
+        assert_eq!(t.take_ready_key(7), Some((Reverse(-2), 0, u64::MAX - 3, 7)));
+        assert_eq!(t.take_ready_key(7), None);
     }
 }

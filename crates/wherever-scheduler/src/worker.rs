@@ -108,7 +108,7 @@ pub(crate) fn clear_steal(
         StealFlag::Pending => {
             worker.steal_pending -= 1;
             *steals_in_flight -= 1;
-            bump(&mut task.stale_steal_answers, id);
+            bump(&mut task.rare_mut().stale_steal_answers, id);
         }
         StealFlag::Refused => worker.steal_refused -= 1,
         StealFlag::None => {}

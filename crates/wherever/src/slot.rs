@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::Waker;
 use std::time::Instant;
+use wherever_cluster::TaskHandle;
 
 const QUEUED: u8 = 0;
 const RUNNING: u8 = 1;
@@ -34,11 +35,36 @@ pub(crate) struct Slot<R> {
     copier: OnceLock<Copier<R>>,
     resolved_signal: Condvar,
     phase: AtomicU8,
-    canceller: OnceLock<Box<dyn Fn() + Send + Sync>>,
-    /// For a task of a multi-process plan: (cluster, task id).
-    remote: OnceLock<(u64, u64)>,
-    /// Run when the last handle goes: tells a scheduler the result may be freed.
-    on_drop: Release,
+    /// What `cancel` must also do, and for a task of a multi-process plan where it
+    /// runs (its handle is released when the last handle of the future goes).
+    hooks: OnceLock<Hooks>,
+}
+
+/// How a slot reaches what runs its task (see [`Slot::set_remote`]).
+enum Hooks {
+    /// What `cancel` must also do (tests stand in for a scheduler with it).
+    #[cfg(test)]
+    Local(Box<dyn Fn() + Send + Sync>),
+    /// A task of a multi-process plan: its cluster connection and its handle there.
+    Remote { cluster: u64, handle: TaskHandle },
+}
+
+/// Who waits for a slot besides blocked readers: made on first use, so that a slot
+/// nobody listens to carries one pointer for them.
+struct Waiters<R> {
+    listeners: Vec<(Sender<usize>, usize)>,
+    callbacks: Vec<Callback<R>>,
+    wakers: Vec<Waker>,
+}
+
+impl<R> Default for Waiters<R> {
+    fn default() -> Self {
+        Waiters {
+            listeners: Vec::new(),
+            callbacks: Vec::new(),
+            wakers: Vec::new(),
+        }
+    }
 }
 
 struct SlotState<R> {
@@ -51,9 +77,23 @@ struct SlotState<R> {
     resolved: bool,
     resolving: bool,
     waiting: bool,
-    listeners: Vec<(Sender<usize>, usize)>,
-    callbacks: Vec<Callback<R>>,
-    wakers: Vec<Waker>,
+    /// Listeners, callbacks and wakers, once one registered.
+    waiters: Option<Box<Waiters<R>>>,
+}
+
+impl<R> SlotState<R> {
+    /// The waiters, made on first use.
+    fn waiters(&mut self) -> &mut Waiters<R> {
+        self.waiters.get_or_insert_with(Box::default)
+    }
+
+    /// Takes the callbacks registered so far.
+    fn take_callbacks(&mut self) -> Vec<Callback<R>> {
+        self.waiters
+            .as_mut()
+            .map(|w| std::mem::take(&mut w.callbacks))
+            .unwrap_or_default()
+    }
 }
 
 impl<R> Slot<R> {
@@ -65,37 +105,28 @@ impl<R> Slot<R> {
                 resolved: false,
                 resolving: false,
                 waiting: false,
-                listeners: Vec::new(),
-                callbacks: Vec::new(),
-                wakers: Vec::new(),
+                waiters: None,
             }),
             handles: AtomicUsize::new(0),
             copier: OnceLock::new(),
             resolved_signal: Condvar::new(),
             phase: AtomicU8::new(QUEUED),
-            canceller: OnceLock::new(),
-            remote: OnceLock::new(),
-            on_drop: Mutex::new(None),
+            hooks: OnceLock::new(),
         })
     }
 
-    /// Records that the task runs on cluster `cluster` as task `task`; `release`
-    /// runs when the last handle to this slot is dropped.
-    pub(crate) fn set_remote(
-        &self,
-        cluster: u64,
-        task: u64,
-        release: impl FnOnce() + Send + 'static,
-    ) {
-        let _ = self.remote.set((cluster, task));
-        *self.on_drop.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(release));
+    /// Records that the task runs on cluster connection `cluster` under `handle`:
+    /// `cancel` cancels it there, and its result is released there when the last
+    /// handle to this slot is dropped. A slot has one canceller or remote handle.
+    pub(crate) fn set_remote(&self, cluster: u64, handle: TaskHandle) {
+        let _ = self.hooks.set(Hooks::Remote { cluster, handle });
     }
 
     /// Runs `then` with the outcome once resolved (at once if it is).
     pub(crate) fn when_resolved(&self, then: Callback<R>) {
         let mut state = self.lock();
         if !state.resolved {
-            state.callbacks.push(then);
+            state.waiters().callbacks.push(then);
             return;
         }
         match Self::share(&mut state) {
@@ -115,9 +146,10 @@ impl<R> Slot<R> {
         }
     }
 
-    /// Sets what `cancel` must also do (tell a remote scheduler).
+    /// Sets what `cancel` must also do (a test's stand-in for a scheduler).
+    #[cfg(test)]
     pub(crate) fn set_canceller(&self, canceller: impl Fn() + Send + Sync + 'static) {
-        let _ = self.canceller.set(Box::new(canceller));
+        let _ = self.hooks.set(Hooks::Local(Box::new(canceller)));
     }
 
     fn lock(&self) -> MutexGuard<'_, SlotState<R>> {
@@ -137,7 +169,11 @@ impl<R> Slot<R> {
     /// Callbacks run outside the lock, before any handle can read the outcome.
     pub(crate) fn resolve(&self, outcome: Result<R, TaskError>) {
         let mut state = self.lock();
-        if state.callbacks.is_empty() && !state.resolved && !state.resolving {
+        let no_callbacks = state
+            .waiters
+            .as_ref()
+            .is_none_or(|w| w.callbacks.is_empty());
+        if no_callbacks && !state.resolved && !state.resolving {
             // Nothing to call outside the lock (the usual case): store it at once.
             return self.store(state, outcome);
         }
@@ -155,7 +191,7 @@ impl<R> Slot<R> {
             return None;
         }
         state.resolving = true;
-        Some(std::mem::take(&mut state.callbacks))
+        Some(state.take_callbacks())
     }
 
     /// Runs the claimed `callbacks` and stores the outcome (after [`Slot::claim`]).
@@ -164,7 +200,7 @@ impl<R> Slot<R> {
             callback(&outcome);
         }
         let mut state = self.lock();
-        for late in std::mem::take(&mut state.callbacks) {
+        for late in state.take_callbacks() {
             late(&outcome);
         }
         self.store(state, outcome);
@@ -174,15 +210,17 @@ impl<R> Slot<R> {
     fn store(&self, mut state: MutexGuard<'_, SlotState<R>>, outcome: Result<R, TaskError>) {
         state.owned = Some(outcome);
         state.resolved = true;
-        for (listener, index) in state.listeners.drain(..) {
-            let _ = listener.send(index);
-        }
+        let waiters = state.waiters.take();
         if state.waiting {
             self.resolved_signal.notify_all();
         }
-        let wakers = std::mem::take(&mut state.wakers);
         drop(state);
-        wakers.into_iter().for_each(Waker::wake);
+        if let Some(waiters) = waiters {
+            for (listener, index) in waiters.listeners {
+                let _ = listener.send(index);
+            }
+            waiters.wakers.into_iter().for_each(Waker::wake);
+        }
     }
 
     pub(crate) fn is_resolved(&self) -> bool {
@@ -263,21 +301,26 @@ impl<R> Slot<R> {
         if state.resolved {
             let _ = listener.send(index);
         } else {
-            state.listeners.push((listener.clone(), index));
+            state.waiters().listeners.push((listener.clone(), index));
         }
     }
 
     /// Stops `listener` from being told of the resolution (its waiter gave up).
     pub(crate) fn unlisten(&self, listener: &Sender<usize>) {
-        self.lock()
-            .listeners
-            .retain(|(registered, _)| !registered.same_channel(listener));
+        if let Some(waiters) = &mut self.lock().waiters {
+            waiters
+                .listeners
+                .retain(|(registered, _)| !registered.same_channel(listener));
+        }
     }
 
     /// How many listeners are registered (for tests).
     #[cfg(test)]
     pub(crate) fn listeners(&self) -> usize {
-        self.lock().listeners.len()
+        self.lock()
+            .waiters
+            .as_ref()
+            .map_or(0, |w| w.listeners.len())
     }
 
     /// Whether resolved; if not, `waker` is woken when it is.
@@ -286,8 +329,9 @@ impl<R> Slot<R> {
         if state.resolved {
             return true;
         }
-        if !state.wakers.iter().any(|known| known.will_wake(waker)) {
-            state.wakers.push(waker.clone());
+        let wakers = &mut state.waiters().wakers;
+        if !wakers.iter().any(|known| known.will_wake(waker)) {
+            wakers.push(waker.clone());
         }
         false
     }
@@ -310,8 +354,11 @@ impl<R> Slot<R> {
                 None => return false,
             }
         };
-        if let Some(canceller) = self.canceller.get() {
-            canceller();
+        match self.hooks.get() {
+            #[cfg(test)]
+            Some(Hooks::Local(canceller)) => canceller(),
+            Some(Hooks::Remote { handle, .. }) => handle.cancel(),
+            None => {}
         }
         self.settle(callbacks, Err(cancelled()));
         true
@@ -345,8 +392,11 @@ impl<R> Slot<R> {
 }
 
 impl<R> Drop for Slot<R> {
+    /// The last handle went: a remote result may be freed.
     fn drop(&mut self) {
-        run_release(&mut self.on_drop);
+        if let Some(Hooks::Remote { handle, .. }) = self.hooks.take() {
+            handle.release();
+        }
     }
 }
 
@@ -374,7 +424,10 @@ impl<R: crate::Value> ErasedSlot for Slot<R> {
     }
 
     fn remote(&self) -> Option<(u64, u64)> {
-        self.remote.get().copied()
+        match self.hooks.get() {
+            Some(Hooks::Remote { cluster, handle }) => Some((*cluster, handle.task())),
+            _ => None,
+        }
     }
 }
 
@@ -396,6 +449,22 @@ fn encoded<R: crate::Value>(outcome: &Result<R, TaskError>) -> Result<Vec<u8>, T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slot_stays_small_and_allocates_waiters_only_when_waited_on() {
+        // Paid once per pending future (issue 14 item 5): about 185 bytes before the
+        // waiters were boxed and the remote hooks became one handle.
+        let size = std::mem::size_of::<Slot<u64>>();
+        assert!(size <= 136, "a slot is {size} bytes");
+        let slot = Slot::<u64>::new();
+        assert!(slot.lock().waiters.is_none());
+        let (listener, heard) = crossbeam_channel::unbounded();
+        slot.listen(&listener, 3);
+        assert_eq!(slot.listeners(), 1);
+        slot.resolve(Ok(1));
+        assert_eq!(heard.try_recv(), Ok(3));
+        assert!(slot.lock().waiters.is_none(), "resolving frees the waiters");
+    }
 
     #[test]
     fn a_sole_handle_takes_the_outcome_unshared() {

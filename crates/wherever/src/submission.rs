@@ -473,10 +473,13 @@ impl Client {
         let items = call.items;
         let id = cluster.client.submit(
             remote,
+            // Captures one name, position, slot and options: it lives per pending task.
             Box::new(move |outcome| {
                 let outcome = outcome.and_then(|bytes| {
-                    codec::decode::<R>(&bytes)
-                        .map_err(|e| runtime_error(format!("cannot decode the result: {e}")))
+                    codec::decode::<R>(&bytes).map_err(|e| {
+                        let message = format!("cannot decode the result: {e}");
+                        TaskError::new(name, position, TaskErrorKind::Runtime, message)
+                    })
                 });
                 resolver.resolve(
                     outcome.map_err(|error| options.label(name_unnamed(error, name, position))),
@@ -495,8 +498,7 @@ impl Client {
                 }
             });
         }
-        slot.set_canceller(cluster.client.canceller(id));
-        slot.set_remote(cluster.client.id(), id, cluster.client.releaser(id));
+        slot.set_remote(cluster.client.id(), cluster.client.handle(id));
     }
 }
 

@@ -23,6 +23,7 @@ mod memory_tests;
 #[cfg(test)]
 mod options_tests;
 mod records;
+mod stored;
 #[cfg(test)]
 mod task_limit_tests;
 #[cfg(test)]
@@ -33,7 +34,7 @@ use crate::protocol::{Message, Role, TaskId, TaskMessage, CLIENT_TASK_BITS, MAX_
 use crate::{Command, Event, Scheduler, SchedulerConfig, TaskSpec, WorkerId};
 use elastic::Identity;
 pub use elastic::{ClusterStatus, Placement, WorkerStatus, PLACEMENTS_KEPT, RETIRED_REASON};
-use records::{Record, Records};
+use records::Records;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -595,7 +596,7 @@ impl Reactor {
                     1
                 },
             });
-            self.records.insert(task.id, Record::new(task, peer));
+            self.records.insert(task, peer);
         }
         if let Err(error) = self
             .scheduler
@@ -641,8 +642,7 @@ impl Reactor {
                 );
             }
         }
-        self.records
-            .insert(task, Record::new(records::scatter_message(task), peer));
+        self.records.insert(records::scatter_message(task), peer);
         self.feed(Event::Scattered {
             task,
             workers,

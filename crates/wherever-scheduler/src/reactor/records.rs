@@ -3,16 +3,17 @@
 //! its way to the client and its error. A record lives as long as the scheduler
 //! knows the task: released records are swept once the scheduler forgot them.
 
+use super::stored::{StoredTask, TaskStore};
 use super::PeerId;
-use crate::id_hash::IdMap;
+use crate::dense_table::DenseTable;
 use crate::protocol::{TaskId, TaskMessage};
 use crate::Scheduler;
 use wherever_core::{TaskError, TaskErrorKind};
 
 /// One task as the server keeps it.
 pub(super) struct Record {
-    /// The task as submitted.
-    pub message: TaskMessage,
+    /// The task as submitted (see [`StoredTask::message`]).
+    pub task: StoredTask,
     /// The client that submitted it.
     pub owner: PeerId,
     /// An inline result waiting for the scheduler's `Done`.
@@ -22,9 +23,9 @@ pub(super) struct Record {
 }
 
 impl Record {
-    pub fn new(message: TaskMessage, owner: PeerId) -> Self {
+    pub fn new(task: StoredTask, owner: PeerId) -> Self {
         Record {
-            message,
+            task,
             owner,
             result: None,
             error: None,
@@ -43,7 +44,9 @@ const MIN_SWEEP: usize = 64;
 /// All records, and the released ones the scheduler still knew when released.
 #[derive(Default)]
 pub(super) struct Records {
-    map: IdMap<Record>,
+    map: DenseTable<Record>,
+    /// Shares what many records have in common.
+    store: TaskStore,
     /// Released by their client while the scheduler still needed them (a graph
     /// intermediate whose dependents have not finished): swept later.
     released: Vec<TaskId>,
@@ -72,8 +75,11 @@ impl Records {
         self.map.get(&task).map(|r| r.owner)
     }
 
-    pub fn insert(&mut self, task: TaskId, record: Record) {
-        self.map.insert(task, record);
+    /// Records `message`, submitted by `owner`.
+    pub fn insert(&mut self, message: TaskMessage, owner: PeerId) {
+        let id = message.id;
+        let task = self.store.store(message);
+        self.map.insert(id, Record::new(task, owner));
     }
 
     pub fn remove(&mut self, task: TaskId) {
@@ -86,7 +92,7 @@ impl Records {
             .map
             .iter()
             .filter(|(_, r)| r.owner == owner)
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id)
             .collect();
         owned.sort_unstable();
         owned
@@ -123,7 +129,7 @@ impl Records {
         let (name, position) = self
             .map
             .get(&task)
-            .map(|r| (r.message.name.as_str(), r.message.position))
+            .map(|r| (r.task.name(), r.task.position()))
             .unwrap_or(("?", 0));
         TaskError::new(name, position, kind, message)
     }

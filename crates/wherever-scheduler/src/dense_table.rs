@@ -1,0 +1,350 @@
+//! [`DenseTable`]: a map from task ids to records, laid out for ids handed out one
+//! after another (a client numbers its tasks `first, first + 1, ...`).
+//!
+//! A hash map of a million records costs each record its size again in empty buckets
+//! on average, and twice when it grows (old and new table alive together, every page
+//! of both touched). Here the records of the current run of consecutive ids sit in a
+//! double-ended queue indexed by `id - base`: no key, no empty bucket, and growing it
+//! is a `realloc` that the allocator can do without copying (large blocks are
+//! remapped). Ids that do not extend the run (another client's, far-off or reused
+//! ones) go to a hash map, so any id works; only the memory layout differs.
+
+use std::collections::VecDeque;
+use std::ops::Index;
+
+use crate::id_hash::IdMap;
+
+/// How many missing ids a new id may skip past the end (or before the start) of the
+/// run and still join it (the skipped ones are empty slots).
+const MAX_GAP: u64 = 64;
+
+/// Below this many slots, a sparse run is not compacted.
+const MIN_COMPACT: usize = 1024;
+
+/// A map from `u64` ids to `V`, dense for runs of consecutive ids; see the
+/// [module documentation](self).
+#[derive(Debug, Clone)]
+pub struct DenseTable<V> {
+    /// The id of `run[0]`.
+    base: u64,
+    /// The values of ids `base..base + run.len()`; `None` for ids not in the run
+    /// (such an id may still be in `sparse`).
+    run: VecDeque<Option<V>>,
+    /// How many slots of `run` hold a value.
+    in_run: usize,
+    /// Values whose ids did not fit the run.
+    sparse: IdMap<V>,
+}
+
+impl<V> Default for DenseTable<V> {
+    fn default() -> Self {
+        DenseTable {
+            base: 0,
+            run: VecDeque::new(),
+            in_run: 0,
+            sparse: IdMap::default(),
+        }
+    }
+}
+
+impl<V> DenseTable<V> {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many ids have a value.
+    pub fn len(&self) -> usize {
+        self.in_run + self.sparse.len()
+    }
+
+    /// Whether no id has a value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The index of `id` in the run, if the run covers it.
+    fn index(&self, id: u64) -> Option<usize> {
+        let offset = id.checked_sub(self.base)?;
+        (offset < self.run.len() as u64).then_some(offset as usize)
+    }
+
+    /// The value of `id`.
+    pub fn get(&self, id: &u64) -> Option<&V> {
+        if let Some(Some(value)) = self.index(*id).map(|i| &self.run[i]) {
+            return Some(value);
+        }
+        if self.sparse.is_empty() {
+            return None;
+        }
+        self.sparse.get(id)
+    }
+
+    /// The value of `id`, to change.
+    pub fn get_mut(&mut self, id: &u64) -> Option<&mut V> {
+        match self.index(*id) {
+            Some(i) if self.run[i].is_some() => self.run[i].as_mut(),
+            _ if self.sparse.is_empty() => None,
+            _ => self.sparse.get_mut(id),
+        }
+    }
+
+    /// Whether `id` has a value.
+    pub fn contains_key(&self, id: &u64) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Makes room for `additional` more values at the end of the run.
+    pub fn reserve(&mut self, additional: usize) {
+        self.run.reserve(additional);
+    }
+
+    /// Sets the value of `id`, returning the one it replaces.
+    pub fn insert(&mut self, id: u64, value: V) -> Option<V> {
+        if !self.sparse.is_empty() {
+            if let Some(old) = self.sparse.get_mut(&id) {
+                return Some(std::mem::replace(old, value));
+            }
+        }
+        if self.in_run == 0 {
+            self.run.clear();
+            self.base = id;
+        }
+        if let Some(i) = self.index(id) {
+            let old = self.run[i].replace(value);
+            if old.is_none() {
+                self.in_run += 1;
+            }
+            return old;
+        }
+        let end = self.base.saturating_add(self.run.len() as u64);
+        if id >= end && id - end <= MAX_GAP {
+            for _ in end..id {
+                self.run.push_back(None);
+            }
+            self.run.push_back(Some(value));
+            self.in_run += 1;
+        } else if id < self.base && self.base - id <= MAX_GAP + 1 {
+            for _ in id + 1..self.base {
+                self.run.push_front(None);
+            }
+            self.run.push_front(Some(value));
+            self.base = id;
+            self.in_run += 1;
+        } else {
+            self.sparse.insert(id, value);
+        }
+        None
+    }
+
+    /// Removes the value of `id`, returning it.
+    pub fn remove(&mut self, id: &u64) -> Option<V> {
+        let Some(i) = self.index(*id).filter(|&i| self.run[i].is_some()) else {
+            return self.sparse.remove(id);
+        };
+        let value = self.run[i].take();
+        self.in_run -= 1;
+        self.trim();
+        value
+    }
+
+    /// Drops the empty slots at both ends of the run; moves the values of a run that
+    /// became mostly empty (removed out of order) to the hash map.
+    fn trim(&mut self) {
+        while let Some(None) = self.run.front() {
+            self.run.pop_front();
+            self.base += 1;
+        }
+        while let Some(None) = self.run.back() {
+            self.run.pop_back();
+        }
+        if self.run.len() >= MIN_COMPACT && self.in_run * 4 < self.run.len() {
+            let base = self.base;
+            for (i, slot) in std::mem::take(&mut self.run).into_iter().enumerate() {
+                if let Some(value) = slot {
+                    self.sparse.insert(base + i as u64, value);
+                }
+            }
+            self.in_run = 0;
+        }
+        if self.run.is_empty() && self.run.capacity() > MIN_COMPACT {
+            self.run = VecDeque::new();
+        }
+    }
+
+    /// Every id and its value: the run's in id order, then the others in no order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
+        let base = self.base;
+        self.run
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, slot)| slot.as_ref().map(|v| (base + i as u64, v)))
+            .chain(self.sparse.iter().map(|(&id, v)| (id, v)))
+    }
+
+    /// Removes every value, returning them with their ids (the run's in id order).
+    pub fn drain(&mut self) -> impl Iterator<Item = (u64, V)> {
+        let base = self.base;
+        let run = std::mem::take(&mut self.run);
+        self.in_run = 0;
+        run.into_iter()
+            .enumerate()
+            .filter_map(move |(i, slot)| slot.map(|v| (base + i as u64, v)))
+            .chain(std::mem::take(&mut self.sparse))
+    }
+
+    /// Every value, in the order of [`DenseTable::iter`].
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.iter().map(|(_, v)| v)
+    }
+}
+
+impl<V> Index<&u64> for DenseTable<V> {
+    type Output = V;
+
+    /// The value of `id`; panics if it has none (as a map's index does).
+    fn index(&self, id: &u64) -> &V {
+        self.get(id)
+            .unwrap_or_else(|| panic!("no value for id {id} in the table"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DenseTable, MAX_GAP, MIN_COMPACT};
+    use std::collections::HashMap;
+
+    #[test]
+    fn consecutive_ids_stay_in_the_run() {
+        let mut t = DenseTable::new();
+        for id in 1000..3000u64 {
+            assert_eq!(t.insert(id, id * 2), None);
+        }
+        assert_eq!(t.len(), 2000);
+        assert!(t.sparse.is_empty(), "consecutive ids need no hash map");
+        assert_eq!(t[&1500], 3000);
+        assert_eq!(t.get(&999), None);
+        assert_eq!(t.get(&3000), None);
+        assert_eq!(
+            t.insert(1500, 7),
+            Some(3000),
+            "replacing returns the old value"
+        );
+        assert_eq!(t.remove(&1000), Some(2000));
+        assert_eq!(t.base, 1001, "the emptied front slot is dropped");
+        assert_eq!(t.remove(&1000), None, "removing twice finds nothing");
+    }
+
+    #[test]
+    fn far_ids_reused_ids_and_extremes_go_to_the_hash_map() {
+        let mut t = DenseTable::new();
+        t.insert(1000, 'a');
+        t.insert(u64::MAX, 'z');
+        t.insert(0, 'o');
+        t.insert(1000 + MAX_GAP + 2, 'f');
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.sparse.len(), 3);
+        for (id, v) in [
+            (1000, 'a'),
+            (u64::MAX, 'z'),
+            (0, 'o'),
+            (1000 + MAX_GAP + 2, 'f'),
+        ] {
+            assert_eq!(t.get(&id), Some(&v), "id {id}");
+        }
+        // The run grows over an id kept in the hash map: it is still found once.
+        t.insert(1001 + MAX_GAP, 'g');
+        assert_eq!(t.insert(1000 + MAX_GAP + 2, 'F'), Some('f'));
+        assert_eq!(t.len(), 5);
+        assert_eq!(t.iter().count(), 5);
+        assert_eq!(t.remove(&(1000 + MAX_GAP + 2)), Some('F'));
+        assert_eq!(t.get(&(1000 + MAX_GAP + 2)), None);
+        assert_eq!(t.remove(&u64::MAX), Some('z'));
+        assert_eq!(t.remove(&u64::MAX), None);
+    }
+
+    #[test]
+    fn small_gaps_and_ids_just_before_the_run_join_it() {
+        let mut t = DenseTable::new();
+        t.insert(100, 0);
+        t.insert(100 + MAX_GAP + 1, 1);
+        t.insert(100 - MAX_GAP - 1, 2);
+        assert!(t.sparse.is_empty());
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.get(&101), None, "a skipped id has no value");
+        assert_eq!(t.remove(&101), None);
+        assert_eq!(t.remove(&(100 - MAX_GAP - 1)), Some(2));
+        assert_eq!(
+            t.base, 100,
+            "the empty slots before the next value are dropped"
+        );
+    }
+
+    #[test]
+    fn a_run_emptied_out_of_order_moves_its_values_to_the_hash_map() {
+        let mut t = DenseTable::new();
+        let n = 4 * MIN_COMPACT as u64;
+        for id in 0..n {
+            t.insert(id, id);
+        }
+        // Keep every eighth value, but the first and last, so the run cannot shrink.
+        for id in 1..n - 1 {
+            if id % 8 != 0 {
+                t.remove(&id);
+            }
+        }
+        assert!(t.run.is_empty(), "a mostly empty run is compacted");
+        let kept: Vec<u64> = (0..n).filter(|id| id % 8 == 0 || *id == n - 1).collect();
+        assert_eq!(t.len(), kept.len());
+        for id in &kept {
+            assert_eq!(t.get(id), Some(id));
+        }
+        // A new run starts after compaction.
+        t.insert(n, n);
+        assert_eq!(t.get(&n), Some(&n));
+        assert_eq!(t.in_run, 1);
+    }
+
+    #[test]
+    fn behaves_as_a_hash_map_under_random_operations() {
+        let mut t = DenseTable::new();
+        let mut m = HashMap::new();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for step in 0..200_000u64 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // Mostly ids near a moving front, some far away.
+            let id = match state % 10 {
+                0 => state >> 20,
+                _ => step / 2 + (state >> 40) % 100,
+            };
+            if state.is_multiple_of(3) {
+                assert_eq!(t.remove(&id), m.remove(&id), "remove {id} at {step}");
+            } else {
+                assert_eq!(
+                    t.insert(id, step),
+                    m.insert(id, step),
+                    "insert {id} at {step}"
+                );
+            }
+            assert_eq!(t.len(), m.len());
+        }
+        let mut listed: Vec<(u64, u64)> = t.iter().map(|(id, v)| (id, *v)).collect();
+        let mut expected: Vec<(u64, u64)> = m.into_iter().collect();
+        listed.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(listed, expected);
+        let mut drained: Vec<(u64, u64)> = t.drain().collect();
+        drained.sort_unstable();
+        assert_eq!(drained, expected);
+        assert!(t.is_empty() && t.iter().next().is_none());
+    }
+
+    #[test]
+    #[should_panic(expected = "no value for id 7")]
+    fn indexing_a_missing_id_panics_with_the_id() {
+        let t: DenseTable<u8> = DenseTable::new();
+        let _ = t[&7];
+    }
+}
