@@ -19,8 +19,11 @@ impl Scheduler {
             if self.with_room.is_empty() {
                 break;
             }
-            self.ready.remove(&key);
             let task = key.3;
+            if self.root_task_waits(task) {
+                break;
+            }
+            self.ready.remove(&key);
             let worker = if self.tasks[&task].resources.is_empty() {
                 Some(self.pick_worker(task))
             } else {
@@ -44,6 +47,25 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    /// Whether `task`, a root of a graph (no dependencies; other tasks submitted
+    /// read its result), waits in the queue because the least loaded worker already
+    /// has a task queued beyond its slots: roots are not prefetched deeper, or a
+    /// worker would make dozens of them before running the tasks that consume
+    /// them (Dask queues root tasks the same way). The tasks behind it in the queue
+    /// are new roots too, or new tasks whose inputs were there already: they wait
+    /// with it. A root nobody consumes (a plain `submit`) is prefetched as usual.
+    fn root_task_waits(&self, task: TaskId) -> bool {
+        let t = &self.tasks[&task];
+        if !t.deps.is_empty() || t.dependents.is_empty() || !t.resources.is_empty() {
+            return false;
+        }
+        let Some(&(_, least_loaded)) = self.with_room.iter().next() else {
+            return false;
+        };
+        let w = &self.workers[&least_loaded];
+        w.load() > u64::from(w.slots)
     }
 
     /// The least loaded worker with room whose free resources cover the request of
