@@ -71,6 +71,8 @@ pub mod reactor;
 #[cfg(test)]
 mod resources_tests;
 #[cfg(test)]
+mod root_tasks_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod walltime_tests;

@@ -1,0 +1,46 @@
+//! Graph roots (tasks without inputs whose results other tasks read) are not
+//! prefetched past one queued task per worker; plain tasks are.
+
+use crate::tests::{add_worker, computes, finish, submit};
+use crate::*;
+
+/// A scheduler with a deep prefetch, as the cluster server's.
+fn deep() -> Scheduler {
+    Scheduler::new(SchedulerConfig {
+        prefetch_per_worker: Some(32),
+        ..SchedulerConfig::default()
+    })
+}
+
+/// Ten pairs: roots `2i` and `2i+1` both read by task `100 + i`.
+fn pairs() -> Vec<TaskSpec> {
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        tasks.push(TaskSpec::new(2 * i));
+        tasks.push(TaskSpec::new(2 * i + 1));
+        tasks.push(TaskSpec::new(100 + i).deps([2 * i, 2 * i + 1]));
+    }
+    tasks
+}
+
+#[test]
+fn graph_roots_wait_while_a_worker_has_one_queued() {
+    let mut s = deep();
+    add_worker(&mut s, 1, 1);
+    let out = submit(&mut s, pairs());
+    assert_eq!(computes(&out), vec![(1, 0), (1, 1)], "one running, one queued");
+    // The pair is in memory: its consumer goes first, ahead of new roots.
+    assert_eq!(computes(&finish(&mut s, 1, 0, 8)), vec![(1, 2)]);
+    assert_eq!(computes(&finish(&mut s, 1, 1, 8)), vec![(1, 100)]);
+    // Pair 0's consumer runs, root 3 waits queued behind it, root 4 waits here.
+    assert_eq!(computes(&finish(&mut s, 1, 2, 8)), vec![(1, 3)]);
+    assert_eq!(computes(&finish(&mut s, 1, 100, 8)), vec![(1, 4)]);
+}
+
+#[test]
+fn plain_tasks_are_prefetched_as_deep_as_before() {
+    let mut s = deep();
+    add_worker(&mut s, 1, 1);
+    let out = submit(&mut s, (0..50).map(TaskSpec::new).collect());
+    assert_eq!(computes(&out).len(), 33, "slots + prefetch");
+}
