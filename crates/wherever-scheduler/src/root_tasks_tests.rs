@@ -28,7 +28,11 @@ fn graph_roots_wait_while_a_worker_has_one_queued() {
     let mut s = deep();
     add_worker(&mut s, 1, 1);
     let out = submit(&mut s, pairs());
-    assert_eq!(computes(&out), vec![(1, 0), (1, 1)], "one running, one queued");
+    assert_eq!(
+        computes(&out),
+        vec![(1, 0), (1, 1)],
+        "one running, one queued"
+    );
     // The pair is in memory: its consumer goes first, ahead of new roots.
     assert_eq!(computes(&finish(&mut s, 1, 0, 8)), vec![(1, 2)]);
     assert_eq!(computes(&finish(&mut s, 1, 1, 8)), vec![(1, 100)]);

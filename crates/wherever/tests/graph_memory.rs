@@ -110,14 +110,22 @@ fn peak_rss_mb_of(pid: u32) -> u64 {
         .lines()
         .find(|l| l.starts_with("VmHWM:"))
         .expect("VmHWM");
-    let kb: u64 = line.split_whitespace().nth(1).expect("kB").parse().expect("kB");
+    let kb: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .expect("kB")
+        .parse()
+        .expect("kB");
     kb / 1024
 }
 
 /// The process ids of this process's children: the worker processes.
 fn worker_pids() -> Vec<u32> {
     let mut pids = Vec::new();
-    for thread in std::fs::read_dir("/proc/self/task").expect("tasks").flatten() {
+    for thread in std::fs::read_dir("/proc/self/task")
+        .expect("tasks")
+        .flatten()
+    {
         if let Ok(children) = std::fs::read_to_string(thread.path().join("children")) {
             pids.extend(
                 children
@@ -177,15 +185,16 @@ fn processes_keep_leaves_on_the_workers_and_a_few_at_a_time() {
         .expect("start")
         .progress(false);
     // Both workers up and warm before their peaks are taken.
-    assert_eq!(client.map(add, (0..8u64).map(|i| (i, i))).expect("warm"), (0..8u64).map(|i| 2 * i).collect::<Vec<_>>());
+    assert_eq!(
+        client.map(add, (0..8u64).map(|i| (i, i))).expect("warm"),
+        (0..8u64).map(|i| 2 * i).collect::<Vec<_>>()
+    );
     let pids = worker_pids();
     assert_eq!(pids.len(), 2, "not two worker processes: {pids:?}");
     let before: Vec<u64> = pids.iter().map(|&pid| peak_rss_mb_of(pid)).collect();
     let client_peak = run_tree_on(plan, &client);
     let after: Vec<u64> = pids.iter().map(|&pid| peak_rss_mb_of(pid)).collect();
-    println!(
-        "{plan}: workers' peak RSS {before:?} MB before the tree, {after:?} MB after"
-    );
+    println!("{plan}: workers' peak RSS {before:?} MB before the tree, {after:?} MB after");
     assert_eq!(
         client_peak, 0,
         "{client_peak} leaf buffers reached the client, which asked for the root only"

@@ -410,7 +410,7 @@ impl Sim {
                     c.submitted.push(id);
                     // With intermediates, every third task is one the client does
                     // not read (as a graph's intermediates).
-                    let wanted = !(self.intermediates && id % 3 == 0);
+                    let wanted = !(self.intermediates && id.is_multiple_of(3));
                     if !wanted {
                         c.unwanted.insert(id);
                     }
