@@ -14,17 +14,6 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     Ok(postcard::to_stdvec(value)?)
 }
 
-/// Encodes `value` into a byte vector allocated once at its exact size (a first
-/// pass measures it): no growth by doubling, whose reallocations copy the bytes
-/// written so far and leave up to twice the size reserved, and no shrinking
-/// after. For task results, which the worker keeps as they are.
-pub fn encode_exact<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let size = postcard::experimental::serialized_size(value)?;
-    let bytes = postcard::to_extend(value, Vec::with_capacity(size))?;
-    debug_assert_eq!(bytes.len(), size, "postcard's size pass disagrees");
-    Ok(bytes)
-}
-
 /// Decodes a value of type `T` from `bytes`; trailing bytes are an error.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (value, rest) = postcard::take_from_bytes(bytes)?;
@@ -44,15 +33,6 @@ mod tests {
         let bytes = encode(&(3u64, 1.5f64, "x".to_string())).unwrap();
         let back: (u64, f64, String) = decode(&bytes).unwrap();
         assert_eq!(back, (3, 1.5, "x".to_string()));
-    }
-
-    #[test]
-    fn exact_encoding_is_the_encoding_in_a_buffer_of_its_size() {
-        let values = (vec![7u8; 100_000], "x".repeat(300), vec![1u64 << 40; 1000]);
-        let exact = encode_exact(&values).unwrap();
-        assert_eq!(exact, encode(&values).unwrap());
-        assert_eq!(exact.capacity(), exact.len(), "reserved more than it holds");
-        assert_eq!(encode_exact(&()).unwrap(), Vec::<u8>::new());
     }
 
     #[test]

@@ -198,11 +198,7 @@ pub fn dispatch<A: DeserializeOwned, R: Serialize>(
                 crate::scope::in_task(call.key, call.seeded, position, || run(item, &mut ctx));
             results.push(result.map_err(|failure| EncodedFailure { position, failure })?);
         }
-        // Sized exactly, then the values go: the worker keeps only the encoding.
-        let encoded = codec::encode_exact(&results)
-            .map_err(|e| codec_failure("cannot encode the chunk's results", e));
-        drop(results);
-        encoded
+        codec::encode(&results).map_err(|e| codec_failure("cannot encode the chunk's results", e))
     } else {
         CURRENT_POSITION.with(|current| current.set(call.position));
         let args: A = codec::decode(call.args)
@@ -214,11 +210,7 @@ pub fn dispatch<A: DeserializeOwned, R: Serialize>(
                     position: call.position,
                     failure,
                 })?;
-        // Sized exactly, then the value goes: the worker keeps only the encoding.
-        let encoded =
-            codec::encode_exact(&result).map_err(|e| codec_failure("cannot encode the result", e));
-        drop(result);
-        encoded
+        codec::encode(&result).map_err(|e| codec_failure("cannot encode the result", e))
     }
 }
 
