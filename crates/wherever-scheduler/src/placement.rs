@@ -5,6 +5,10 @@ use std::cmp::Reverse;
 use crate::task::{Status, StealFlag};
 use crate::{Command, Resources, Scheduler, TaskId, WorkerId};
 
+/// Results a worker may hold per slot before graph roots stop being prefetched to
+/// it beyond one queued task ([`Scheduler::root_task_waits`]).
+pub const ROOT_QUEUE_BYTES_PER_SLOT: u64 = 4 << 20;
+
 impl Scheduler {
     /// Assigns ready tasks, best first, while some worker has room. A task asking for
     /// resources that no worker with room has free is parked until resources or room
@@ -51,11 +55,14 @@ impl Scheduler {
 
     /// Whether `task`, a root of a graph (no dependencies; other tasks submitted
     /// read its result), waits in the queue because the least loaded worker already
-    /// has a task queued beyond its slots: roots are not prefetched deeper, or a
-    /// worker would make dozens of them before running the tasks that consume
-    /// them (Dask queues root tasks the same way). The tasks behind it in the queue
-    /// are new roots too, or new tasks whose inputs were there already: they wait
-    /// with it. A root nobody consumes (a plain `submit`) is prefetched as usual.
+    /// holds more than [`ROOT_QUEUE_BYTES_PER_SLOT`] of results per slot and has a
+    /// task queued beyond its slots: roots are then not prefetched deeper, or a
+    /// worker would make dozens of large ones before running the tasks that
+    /// consume them (Dask queues root tasks the same way, whatever their size).
+    /// While workers hold little, roots are prefetched as deep as other tasks, so
+    /// graphs of small values keep their throughput. The tasks behind it in the
+    /// queue are new roots too, or new tasks whose inputs were there already: they
+    /// wait with it. A root nobody consumes (a plain `submit`) is never held back.
     fn root_task_waits(&self, task: TaskId) -> bool {
         let t = &self.tasks[&task];
         if !t.deps.is_empty() || t.dependents.is_empty() || !t.resources.is_empty() {
@@ -66,6 +73,7 @@ impl Scheduler {
         };
         let w = &self.workers[&least_loaded];
         w.load() > u64::from(w.slots)
+            && w.held_bytes > ROOT_QUEUE_BYTES_PER_SLOT * u64::from(w.slots.max(1))
     }
 
     /// The least loaded worker with room whose free resources cover the request of

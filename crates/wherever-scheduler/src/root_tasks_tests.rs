@@ -23,10 +23,16 @@ fn pairs() -> Vec<TaskSpec> {
     tasks
 }
 
+/// A result larger than the root queue's threshold.
+const LARGE: u64 = 2 * crate::placement::ROOT_QUEUE_BYTES_PER_SLOT;
+
 #[test]
-fn graph_roots_wait_while_a_worker_has_one_queued() {
+fn graph_roots_wait_while_a_full_worker_has_one_queued() {
     let mut s = deep();
     add_worker(&mut s, 1, 1);
+    // The worker holds a large result the client keeps.
+    submit(&mut s, vec![TaskSpec::new(1000)]);
+    finish(&mut s, 1, 1000, LARGE);
     let out = submit(&mut s, pairs());
     assert_eq!(
         computes(&out),
@@ -34,11 +40,19 @@ fn graph_roots_wait_while_a_worker_has_one_queued() {
         "one running, one queued"
     );
     // The pair is in memory: its consumer goes first, ahead of new roots.
-    assert_eq!(computes(&finish(&mut s, 1, 0, 8)), vec![(1, 2)]);
-    assert_eq!(computes(&finish(&mut s, 1, 1, 8)), vec![(1, 100)]);
+    assert_eq!(computes(&finish(&mut s, 1, 0, LARGE)), vec![(1, 2)]);
+    assert_eq!(computes(&finish(&mut s, 1, 1, LARGE)), vec![(1, 100)]);
     // Pair 0's consumer runs, root 3 waits queued behind it, root 4 waits here.
-    assert_eq!(computes(&finish(&mut s, 1, 2, 8)), vec![(1, 3)]);
+    assert_eq!(computes(&finish(&mut s, 1, 2, LARGE)), vec![(1, 3)]);
     assert_eq!(computes(&finish(&mut s, 1, 100, 8)), vec![(1, 4)]);
+}
+
+#[test]
+fn graph_roots_are_prefetched_deep_while_workers_hold_little() {
+    let mut s = deep();
+    add_worker(&mut s, 1, 1);
+    let out = submit(&mut s, pairs());
+    assert_eq!(computes(&out).len(), 20, "every root of the ten pairs");
 }
 
 #[test]
