@@ -171,11 +171,13 @@ fn threads_keep_a_few_leaves_alive_per_thread() {
     assert!(peak <= 16, "{peak} leaf buffers alive at once on threads:2");
 }
 
-/// The most a worker's peak resident memory may grow while it runs the tree: a
-/// few 1 MB leaves per slot (a combine's two inputs, their copy into its
-/// arguments, the decoded values, leaves made ahead by the one task queued ahead),
-/// not the 2,000 MB of all leaves.
-const WORKER_GROWTH_MB: u64 = 24;
+/// The most a worker's peak resident memory may grow while it runs the tree: the
+/// leaves prefetched to it before it held any (slots + 32 tasks, as for every
+/// task whose result size is not known yet), then one queued root at a time once
+/// it holds over 4 MiB per slot; not the 2,000 MB of all leaves (68–82 MB seen;
+/// queueing every root behind one task (Dask's rule) gave 15 MB but doubled the
+/// time of a tree of small values).
+const WORKER_GROWTH_MB: u64 = 96;
 
 fn processes_keep_leaves_on_the_workers_and_a_few_at_a_time() {
     let plan = "processes:2";
