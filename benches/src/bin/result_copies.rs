@@ -1,7 +1,10 @@
 //! Copies of a result on the worker path: one task makes a 160 MB result on
 //! `processes:1` (a 4 GB limit, so nothing spills), the client reads it, and the
 //! worker's peak resident memory (`VmHWM`) is printed beside its resident memory
-//! before the task, in MB: (peak - before) / 160 is the copies at the worst moment.
+//! before the task, in MB: (peak - before) / 160 is the copies at the worst moment
+//! (the task's value and its encoding, alive together while the registry encodes
+//! it), and (resident after - before) / 160 the copies the worker holds once the
+//! task returned (the encoding in its store; the result's future is still alive).
 //!
 //! ```text
 //! cargo build --release -p wherever-benches --bin result_copies
@@ -41,12 +44,16 @@ fn main() {
     let plan = std::env::var("PLAN").unwrap_or_else(|_| "processes:1,mem=4GB".to_string());
     let client = Plan::parse(&plan).unwrap().start().unwrap();
     let (before, _) = client.submit(memory, 0).value().unwrap();
-    let value = client.submit(result_of, megabytes).value().unwrap();
+    let result = client.submit(result_of, megabytes);
+    let value = result.value_ref().unwrap();
     assert_eq!(value.len(), megabytes as usize * 1_000_000);
-    let (_, peak) = client.submit(memory, 1).value().unwrap();
+    let (after, peak) = client.submit(memory, 1).value().unwrap();
     println!(
         "a {megabytes} MB result: worker resident {before:.0} MB before, peak {peak:.0} MB: \
-         {:.2} copies at the worst moment",
-        (peak - before) / megabytes as f64
+         {:.2} copies at the worst moment; resident {after:.0} MB after: {:.2} copies held \
+         once the task returned",
+        (peak - before) / megabytes as f64,
+        (after - before) / megabytes as f64
     );
+    drop(result);
 }

@@ -54,6 +54,10 @@ pub struct RemoteCall {
     pub resources: wherever_scheduler::Resources,
     /// The user's timeout (the worker exits if the task runs past it plus a grace).
     pub timeout: Option<std::time::Duration>,
+    /// Whether this client reads the result (see [`TaskMessage::wanted`]): if not
+    /// (a graph intermediate), the scheduler never reports it done and the
+    /// callback is dropped unrun; a failure shows in the tasks that depend on it.
+    pub wanted: bool,
 }
 
 /// A submitted task as its future reaches it: to cancel it, and to tell the
@@ -295,12 +299,15 @@ impl ClusterClient {
             priority: call.priority,
             resources: call.resources,
             timeout: call.timeout,
+            wanted: call.wanted,
         };
-        self.shared
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, callback);
+        if call.wanted {
+            self.shared
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, callback);
+        }
         let closed = self
             .shared
             .closed
@@ -350,10 +357,20 @@ impl ClusterClient {
     }
 
     /// A function that tells the scheduler this client no longer needs `task`'s
-    /// result (call it when the last handle to the result is dropped).
+    /// result (call it when the last handle to the result is dropped). The task's
+    /// callback is dropped unrun: the scheduler no longer reports it done.
     pub fn releaser(&self, task: TaskId) -> impl FnOnce() + Send + 'static {
         let commands = self.commands.clone();
+        let shared = Arc::downgrade(&self.shared);
         move || {
+            if let Some(shared) = shared.upgrade() {
+                let callback = shared
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&task);
+                drop(callback);
+            }
             let _ = commands.send(Message::Release { tasks: vec![task] });
         }
     }

@@ -565,7 +565,7 @@ impl TaskPool {
     /// left alone.
     fn compute(&self, task: TaskMessage) {
         if let Some(nbytes) = self.store.size(task.id) {
-            let inline = (nbytes <= INLINE_RESULT_LIMIT as u64)
+            let inline = (task.wanted && nbytes <= INLINE_RESULT_LIMIT as u64)
                 .then(|| self.store.get(task.id).map(|r| r.as_ref().clone()))
                 .flatten();
             let _ = self.outgoing.send(Message::Finished {
@@ -701,7 +701,9 @@ fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
     // bytes, not up to twice as many.
     result.shrink_to_fit();
     let result = Arc::new(result);
-    let inline = (result.len() <= INLINE_RESULT_LIMIT).then(|| result.as_ref().clone());
+    // Only a result the client reads travels with the report; others stay here.
+    let inline =
+        (task.wanted && result.len() <= INLINE_RESULT_LIMIT).then(|| result.as_ref().clone());
     store.insert(task.id, result);
     Message::Finished {
         task: task.id,

@@ -75,6 +75,8 @@ pub mod reactor;
 #[cfg(test)]
 mod resources_tests;
 #[cfg(test)]
+mod root_tasks_tests;
+#[cfg(test)]
 mod task_limit_tests;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,40 @@ use std::cmp::Reverse;
 use crate::task::{Status, StealFlag};
 use crate::{Command, Resources, Scheduler, TaskId, WorkerId};
 
+/// Results a worker may hold per slot before graph roots stop being prefetched to
+/// it beyond one queued task ([`Scheduler::root_task_waits`]).
+pub const ROOT_QUEUE_BYTES_PER_SLOT: u64 = 4 << 20;
+
+/// A kind of graph root whose results reach this size is queued one task deep
+/// from the start, whatever its worker holds ([`Scheduler::root_task_waits`]).
+pub const LARGE_ROOT_RESULT: u64 = 256 << 10;
+
+/// How many task kinds [`ResultSizes`] remembers; past it, it starts over.
+const KINDS_REMEMBERED: usize = 4096;
+
+/// The largest result seen per task kind (kind 0, no kind, is never learned).
+#[derive(Debug, Default)]
+pub(crate) struct ResultSizes(std::collections::HashMap<u64, u64>);
+
+impl ResultSizes {
+    /// Adds a result of `nbytes` made by a task of `kind`.
+    pub(crate) fn learn(&mut self, kind: u64, nbytes: u64) {
+        if kind == 0 {
+            return;
+        }
+        if self.0.len() >= KINDS_REMEMBERED && !self.0.contains_key(&kind) {
+            self.0.clear();
+        }
+        let largest = self.0.entry(kind).or_insert(0);
+        *largest = (*largest).max(nbytes);
+    }
+
+    /// Whether results of `kind` are large, or not known yet (kind 0: never).
+    fn large_or_unknown(&self, kind: u64) -> bool {
+        kind != 0 && self.0.get(&kind).is_none_or(|&n| n >= LARGE_ROOT_RESULT)
+    }
+}
+
 impl Scheduler {
     /// Assigns ready tasks, best first, while some worker has room. A task asking for
     /// resources that no worker with room has free is parked until resources or room
@@ -19,8 +53,11 @@ impl Scheduler {
             if self.with_room.is_empty() {
                 break;
             }
-            self.ready.remove(&key);
             let task = key.3;
+            if self.root_task_waits(task) {
+                break;
+            }
+            self.ready.remove(&key);
             let worker = if self.tasks[&task].resources.is_empty() {
                 Some(self.pick_worker(task))
             } else {
@@ -47,6 +84,34 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    /// Whether `task`, a root of a graph (no dependencies; other tasks submitted
+    /// read its result), waits in the queue because the least loaded worker already
+    /// holds more than [`ROOT_QUEUE_BYTES_PER_SLOT`] of results per slot and has a
+    /// task queued beyond its slots: roots are then not prefetched deeper, or a
+    /// worker would make dozens of large ones before running the tasks that
+    /// consume them (Dask queues root tasks the same way, whatever their size).
+    /// A root whose kind is known to make large results ([`LARGE_ROOT_RESULT`]), or
+    /// whose kind has made none yet, waits the same way from the start: otherwise
+    /// the first few dozen large roots are prefetched before any size is known.
+    /// While workers hold little and the root's kind makes small results, roots are
+    /// prefetched as deep as other tasks, so graphs of small values keep their
+    /// throughput (only the first of a new kind waits for its size). The tasks behind it in the
+    /// queue are new roots too, or new tasks whose inputs were there already: they
+    /// wait with it. A root nobody consumes (a plain `submit`) is never held back.
+    fn root_task_waits(&self, task: TaskId) -> bool {
+        let t = &self.tasks[&task];
+        if !t.deps.is_empty() || t.dependents.is_empty() || !t.resources.is_empty() {
+            return false;
+        }
+        let Some(&(_, least_loaded)) = self.with_room.iter().next() else {
+            return false;
+        };
+        let w = &self.workers[&least_loaded];
+        w.load() > u64::from(w.slots)
+            && (w.held_bytes > ROOT_QUEUE_BYTES_PER_SLOT * u64::from(w.slots.max(1))
+                || self.result_sizes.large_or_unknown(t.kind))
     }
 
     /// The least loaded worker with room whose free resources cover the request of

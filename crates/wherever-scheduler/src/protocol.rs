@@ -143,13 +143,18 @@ pub struct TaskMessage {
     /// still running the task after this plus a grace period exits, so that it is
     /// restarted (a thread cannot be stopped).
     pub timeout: Option<Duration>,
+    /// Whether the client reads this task's result (a graph output, a `map` result,
+    /// a submitted future): only then does the worker send a small result inline and
+    /// the scheduler tell the client the task is done. A graph's intermediates are
+    /// not wanted: their results stay on the workers that use them.
+    pub wanted: bool,
 }
 
 impl TaskMessage {
     /// Task `id` calling `name` on `args`, with every other field at its default:
     /// stream key of seed 0 (unseeded), position 0, no chunk, dependencies, holes,
-    /// chain, retries, priority, resources or timeout. Fill in the rest with struct
-    /// update syntax.
+    /// chain, retries, priority, resources or timeout; its result wanted by the
+    /// client. Fill in the rest with struct update syntax.
     pub fn new(id: TaskId, name: impl Into<String>, args: Vec<u8>) -> Self {
         TaskMessage {
             id,
@@ -166,6 +171,7 @@ impl TaskMessage {
             priority: 0,
             resources: Resources::new(),
             timeout: None,
+            wanted: true,
         }
     }
 }

@@ -38,6 +38,10 @@ impl Scheduler {
         if self.stale_report(worker, task, out) {
             return;
         }
+        if let Some(nbytes) = nbytes {
+            let kind = self.tasks[&task].kind;
+            self.result_sizes.learn(kind, nbytes);
+        }
         let t = &self.tasks[&task];
         match t.status {
             Status::Memory => self.add_holder(task, worker),

@@ -45,6 +45,8 @@ pub struct Scheduler {
     pub(crate) retiring: BTreeSet<WorkerId>,
     /// Durations learned per task kind, and the clock (see [`crate::walltime`]).
     pub(crate) walltime: crate::walltime::Walltime,
+    /// The largest result seen per task kind (see [`crate::placement`]'s root rule).
+    pub(crate) result_sizes: crate::placement::ResultSizes,
     /// Active tasks whose computation may have become unneeded (to drop).
     pub(crate) abandon_candidates: Vec<TaskId>,
     /// Workers that may have used all the tasks of their limit (see [`crate::task_limit`]).
@@ -80,6 +82,7 @@ impl Scheduler {
             release_candidates: Vec::new(),
             retiring: BTreeSet::new(),
             walltime: Default::default(),
+            result_sizes: Default::default(),
             abandon_candidates: Vec::new(),
             spent_candidates: BTreeSet::new(),
             limits_before_joining: BTreeMap::new(),

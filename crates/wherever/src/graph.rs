@@ -503,8 +503,11 @@ fn submit_graph(client: &Client, roots: &[NodeRef], submitted: &mut KeyMap<Arc<s
             graph,
             index: *chain.last().expect("non-empty") as u64,
         };
+        let wanted = outputs.contains(&last.0.key);
         let done = crate::local::with_graph_rank(rank, || {
-            submit_chain_nodes(client, &nodes, &positions, submitted)
+            crate::submission::with_result_wanted(wanted, || {
+                submit_chain_nodes(client, &nodes, &positions, submitted)
+            })
         });
         for dep in graph_inputs(nodes[0]) {
             let left = readers.get_mut(&dep.0.key).map(|left| {

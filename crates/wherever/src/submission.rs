@@ -32,6 +32,32 @@ pub(crate) struct ChainPart {
     pub(crate) run: LocalRun,
 }
 
+thread_local! {
+    /// Whether the client reads the results of the tasks this thread submits now:
+    /// `false` while a graph's intermediates are submitted.
+    static RESULT_WANTED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Runs `submit` with the results of the tasks it sends to a cluster marked as
+/// read by this client (`wanted`) or not (a graph's intermediates: they stay on
+/// the workers that use them, and the scheduler does not report them done).
+pub(crate) fn with_result_wanted<T>(wanted: bool, submit: impl FnOnce() -> T) -> T {
+    let before = RESULT_WANTED.with(|cell| cell.replace(wanted));
+    let restore = Restore(before);
+    let out = submit();
+    drop(restore);
+    out
+}
+
+/// Puts the thread's former [`RESULT_WANTED`] back, also on a panic.
+struct Restore(bool);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        RESULT_WANTED.with(|cell| cell.set(self.0));
+    }
+}
+
 /// A call as a cluster receives it.
 pub(crate) struct RemoteTask {
     pub(crate) registered: bool,
@@ -465,6 +491,7 @@ impl Client {
             chain: call.chain,
             resources: self.options.resources.clone(),
             timeout: self.options.timeout,
+            wanted: RESULT_WANTED.with(|cell| cell.get()),
         };
         let resolver = slot.clone();
         let options = self.options.clone();

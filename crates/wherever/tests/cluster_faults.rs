@@ -327,6 +327,7 @@ fn raw_call<A: Value, R: 'static, M>(
         chain: Vec::new(),
         resources: Default::default(),
         timeout: None,
+        wanted: true,
     }
 }
 

@@ -65,6 +65,16 @@ impl Reactor {
                     self.send_to_worker(worker, Message::Drop { task }, comm)
                 }
                 Command::Done { task } => {
+                    // Nobody reads a graph intermediate's or a released task's result
+                    // on the client: it stays on its workers, and the client hears
+                    // nothing (its failure still reaches it, as `Failed`).
+                    let Some(record) = self.records.get_mut(task) else {
+                        continue;
+                    };
+                    if !record.task.wanted() {
+                        record.result = None;
+                        continue;
+                    }
                     let owner = self.records.owner(task);
                     // A client whose queue is full fetches the result from a worker.
                     let result = self

@@ -430,6 +430,10 @@ impl Reactor {
             (None, Message::Release { tasks }) => {
                 for task in tasks {
                     if self.records.owner(task) == Some(peer) {
+                        // Not told when it is done, nor sent its result, from now on.
+                        if let Some(record) = self.records.get_mut(task) {
+                            record.task.unwant();
+                        }
                         self.events.emit_with(|| Observed::TaskReleased { task });
                         self.feed(Event::Release { task });
                         self.records.released(task, &self.scheduler);

@@ -44,6 +44,7 @@ pub(super) struct StoredTask {
     retries: u32,
     seeded: bool,
     chunk: bool,
+    wanted: bool,
     rest: Option<Box<Rest>>,
 }
 
@@ -56,6 +57,17 @@ impl StoredTask {
     /// The task's position in its client's submission order.
     pub fn position(&self) -> u64 {
         self.position
+    }
+
+    /// Whether the client wants this task's result sent to it
+    /// ([`TaskMessage::wanted`]).
+    pub fn wanted(&self) -> bool {
+        self.wanted
+    }
+
+    /// The client no longer wants the result sent (it released the task).
+    pub fn unwant(&mut self) {
+        self.wanted = false;
     }
 
     /// The task as it was submitted, under id `id`.
@@ -76,6 +88,7 @@ impl StoredTask {
             priority: self.priority,
             resources: rest.map(|r| r.resources.clone()).unwrap_or_default(),
             timeout: rest.and_then(|r| r.timeout),
+            wanted: self.wanted,
         }
     }
 }
@@ -106,6 +119,7 @@ impl TaskStore {
             priority,
             resources,
             timeout,
+            wanted,
         } = message;
         let plain = deps.is_empty()
             && holes.is_empty()
@@ -121,6 +135,7 @@ impl TaskStore {
             retries,
             seeded,
             chunk,
+            wanted,
             rest: (!plain).then(|| {
                 Box::new(Rest {
                     deps,
@@ -188,6 +203,7 @@ mod tests {
             priority: -3,
             resources: Resources::parse("gpu=1").expect("resources"),
             timeout: Some(Duration::from_millis(1500)),
+            wanted: false,
             ..TaskMessage::new(12, "crate::f", vec![1; 100])
         }
     }

@@ -59,6 +59,8 @@ struct SimClient {
     answers: HashMap<TaskId, u32>,
     /// Tasks answered with `Done` without the result, and where to fetch it.
     fetchable: Vec<(TaskId, Vec<SocketAddr>)>,
+    /// Tasks submitted as not wanted (graph intermediates): never `Done`.
+    unwanted: HashSet<TaskId>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -167,6 +169,8 @@ struct Sim {
     next_peer: PeerId,
     workers: Vec<SimWorker>,
     clients: Vec<SimClient>,
+    /// Whether some submitted tasks are not wanted by their client.
+    intermediates: bool,
 }
 
 impl Sim {
@@ -185,6 +189,7 @@ impl Sim {
             next_peer: 0,
             workers: Vec::new(),
             clients: Vec::new(),
+            intermediates: false,
         }
     }
 
@@ -227,6 +232,7 @@ impl Sim {
             released: HashSet::new(),
             answers: HashMap::new(),
             fetchable: Vec::new(),
+            unwanted: HashSet::new(),
         });
         self.reactor.peer_joined(
             peer,
@@ -332,6 +338,14 @@ impl Sim {
                 result,
                 holders,
             } => {
+                assert!(
+                    !client.unwanted.contains(&task),
+                    "Done for task {task}, whose result the client does not read"
+                );
+                assert!(
+                    !client.released.contains(&task),
+                    "Done for task {task}, which the client released"
+                );
                 match result {
                     Some(result) => {
                         assert_eq!(result, small_result(task), "the result of another task")
@@ -395,7 +409,16 @@ impl Sim {
                     }
                     c.live.push(id);
                     c.submitted.push(id);
-                    batch.push(task_message(id, deps, retries));
+                    // With intermediates, every third task is one the client does
+                    // not read (as a graph's intermediates).
+                    let wanted = !(self.intermediates && id.is_multiple_of(3));
+                    if !wanted {
+                        c.unwanted.insert(id);
+                    }
+                    batch.push(TaskMessage {
+                        wanted,
+                        ..task_message(id, deps, retries)
+                    });
                 }
                 let peer = self.clients[client].peer;
                 self.peer_sends(peer, vec![Message::Submit { tasks: batch }]);
@@ -630,7 +653,11 @@ impl Sim {
             for task in &client.submitted {
                 let answers = client.answers.get(task).copied().unwrap_or(0);
                 assert!(answers <= 1, "task {task} answered {answers} times");
-                if complete && client.alive && !client.released.contains(task) {
+                if complete
+                    && client.alive
+                    && !client.released.contains(task)
+                    && !client.unwanted.contains(task)
+                {
                     assert_eq!(
                         answers, 1,
                         "task {task} of a connected client never answered"
@@ -647,8 +674,10 @@ proptest! {
     #[test]
     fn every_task_is_answered_once_and_every_record_freed(
         actions in prop::collection::vec(action(), 1..80),
+        intermediates in any::<bool>(),
     ) {
         let mut sim = Sim::new();
+        sim.intermediates = intermediates;
         sim.add_client();
         for action in actions {
             sim.apply(action);
@@ -689,6 +718,53 @@ fn a_graph_intermediate_is_forgotten_once_its_dependent_finished() {
     sim.reactor.tick(sim.now, &mut sim.outbox);
     assert_eq!(sim.reactor.record_count(), 0, "released records are kept");
     assert!(sim.clients[0].alive);
+}
+
+#[test]
+fn a_graph_intermediate_is_not_done_and_its_result_stays_on_its_worker() {
+    // a <- b, `a` not wanted: the client hears only of `b`.
+    let mut sim = Sim::new();
+    sim.add_client();
+    sim.add_worker(1);
+    let (a, b) = (sim.new_id(0), sim.new_id(0));
+    let tasks = vec![
+        TaskMessage {
+            wanted: false,
+            ..task_message(a, vec![], 0)
+        },
+        task_message(b, vec![a], 0),
+    ];
+    sim.clients[0].unwanted.insert(a);
+    sim.clients[0].submitted.extend([a, b]);
+    let peer = sim.clients[0].peer;
+    sim.peer_sends(peer, vec![Message::Submit { tasks }]);
+    // (A `Done` for `a` fails in `Sim::receive`.)
+    sim.work(Outcome::Small);
+    assert_eq!(sim.clients[0].answers.get(&a), None, "answered");
+    assert_eq!(
+        sim.reactor.records.get(a).and_then(|r| r.result.as_ref()),
+        None,
+        "the intermediate's result is kept for the client"
+    );
+    sim.work(Outcome::Small);
+    assert_eq!(sim.clients[0].answers.get(&a), None);
+    assert_eq!(sim.clients[0].answers[&b], 1, "the output is not done");
+}
+
+#[test]
+fn a_task_released_before_it_finished_is_not_done() {
+    // a <- b: the client drops `a` (passed on as `b`'s argument) before it ran.
+    let mut sim = Sim::with_tasks(vec![vec![], vec![0]]);
+    let (a, b) = (sim.clients[0].live[0], sim.clients[0].live[1]);
+    sim.clients[0].live.retain(|t| *t == b);
+    sim.clients[0].released.insert(a);
+    let peer = sim.clients[0].peer;
+    sim.peer_sends(peer, vec![Message::Release { tasks: vec![a] }]);
+    // (A `Done` for `a` fails in `Sim::receive`.)
+    sim.work(Outcome::Small);
+    assert_eq!(sim.clients[0].answers.get(&a), None, "answered");
+    sim.work(Outcome::Small);
+    assert_eq!(sim.clients[0].answers[&b], 1);
 }
 
 #[test]
