@@ -103,7 +103,18 @@ pub fn delayed<A: Value, R: Value, M: 'static>(
     task: impl IntoTask<A, R, M>,
     args: impl IntoArgs<A>,
 ) -> Delayed<R> {
-    make_node(Resolved::new(task), args, false)
+    make_node(Resolved::new(task), args, false, None)
+}
+
+/// Like [`delayed`], with the node's key made from `label` rather than the task's
+/// name: a collection's node names its operation and the user's task
+/// (`bag-map[is_obama]-17`) while it runs the collection's built-in task.
+pub fn delayed_labelled<A: Value, R: Value, M: 'static>(
+    label: &str,
+    task: impl IntoTask<A, R, M>,
+    args: impl IntoArgs<A>,
+) -> Delayed<R> {
+    make_node(Resolved::new(task), args, false, Some(label))
 }
 
 /// Like [`delayed`], for a pure function (same arguments, same result): calls with
@@ -113,13 +124,14 @@ pub fn delayed_pure<A: Value, R: Value, M: 'static>(
     task: impl IntoTask<A, R, M>,
     args: impl IntoArgs<A>,
 ) -> Delayed<R> {
-    make_node(Resolved::new(task), args, true)
+    make_node(Resolved::new(task), args, true, None)
 }
 
 fn make_node<A: Value, R: Value, T: IntoTask<A, R>>(
     task: T,
     args: impl IntoArgs<A>,
     pure: bool,
+    label: Option<&str>,
 ) -> Delayed<R> {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let parts = match args.into_args() {
@@ -136,7 +148,7 @@ fn make_node<A: Value, R: Value, T: IntoTask<A, R>>(
         Args::Parts(PartsBox(parts)) => parts,
     };
     let name = task.task_name();
-    let short = short_name(name);
+    let short = label.unwrap_or_else(|| short_name(name));
     let key = if pure {
         Arc::from(format!("{short}-{:016x}", content_hash(name, &parts)))
     } else {
