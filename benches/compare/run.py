@@ -634,6 +634,12 @@ WORKLOADS = {
     # gen_pagecounts.py / prep_flights.py copied into peers/), then register it here.
 }
 
+# Workloads in modules of their own (a module per workload keeps parallel work apart).
+sys.path.insert(0, str(HERE))
+import workload_bag  # noqa: E402
+
+WORKLOADS["bag"] = workload_bag.workload(globals())
+
 
 # --------------------------------------------------------------------------------------------
 # Driver

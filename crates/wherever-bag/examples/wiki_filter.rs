@@ -166,7 +166,11 @@ pub fn generate(dir: &Path, files: usize, lines: usize, seed: u64) -> std::io::R
             let count: u64 = 1 + (-(rng.random::<f64>().max(1e-12)).ln() / 0.05) as u64;
             let bytes = count * rng.random_range(2000..40000u64);
             use std::fmt::Write as _;
-            let _ = writeln!(line, "20081113 {:02}0000 {lang} {title} {count} {bytes}", k % 24);
+            let _ = writeln!(
+                line,
+                "20081113 {:02}0000 {lang} {title} {count} {bytes}",
+                k % 24
+            );
             out.write_all(line.as_bytes())?;
         }
         out.finish()?.flush()?;

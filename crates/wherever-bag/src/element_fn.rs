@@ -30,10 +30,7 @@ impl<F: Fn(&T) -> R + Send + Sync + 'static, T, R> ElementFn<T, R, markers::Ref>
 pub trait BoundFn<T, E, R, M>: Send + Sync + 'static {}
 
 impl<F: Fn(T, &E) -> R + Send + Sync + 'static, T, E, R> BoundFn<T, E, R, markers::Owned> for F {}
-impl<F: Fn(&str, &E) -> R + Send + Sync + 'static, E, R> BoundFn<String, E, R, markers::Str>
-    for F
-{
-}
+impl<F: Fn(&str, &E) -> R + Send + Sync + 'static, E, R> BoundFn<String, E, R, markers::Str> for F {}
 impl<F: Fn(&T, &E) -> R + Send + Sync + 'static, T, E, R> BoundFn<T, E, R, markers::Ref> for F {}
 
 /// A function of an accumulator `A` and an element `T`, returning the accumulator.
@@ -62,10 +59,12 @@ pub(crate) fn registered_name<F: 'static>(used: Use) -> Result<&'static str, Str
              `#[wherever::task]` (closures cannot cross processes)"
         )
     })?;
-    let fns = entry.element.unwrap_or(wherever::__private::element::ElementFns {
-        apply: None,
-        fold: None,
-    });
+    let fns = entry
+        .element
+        .unwrap_or(wherever::__private::element::ElementFns {
+            apply: None,
+            fold: None,
+        });
     let ok = match used {
         Use::Apply => fns.apply.is_some(),
         Use::Fold => fns.fold.is_some(),

@@ -53,7 +53,11 @@ pub(crate) fn bag_combine(
 }
 
 /// Applies `job`'s operations to `partition` and finishes it.
-fn run_job(job: &PartitionJob, mut partition: Partition, ctx: &mut TaskContext) -> Result<Partial, TaskFailure> {
+fn run_job(
+    job: &PartitionJob,
+    mut partition: Partition,
+    ctx: &mut TaskContext,
+) -> Result<Partial, TaskFailure> {
     for op in &job.ops {
         partition = apply_op(op, &partition, ctx)?;
     }
@@ -62,7 +66,11 @@ fn run_job(job: &PartitionJob, mut partition: Partition, ctx: &mut TaskContext) 
 
 /// One element operation over a whole partition, through the user task's
 /// registered entry point.
-pub(crate) fn apply_op(op: &Op, partition: &Partition, ctx: &mut TaskContext) -> Result<Partition, TaskFailure> {
+pub(crate) fn apply_op(
+    op: &Op,
+    partition: &Partition,
+    ctx: &mut TaskContext,
+) -> Result<Partition, TaskFailure> {
     let apply = element::lookup(&op.task)
         .and_then(|fns| fns.apply)
         .ok_or_else(|| missing_task(&op.task))?;

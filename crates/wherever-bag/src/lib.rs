@@ -94,7 +94,10 @@ pub struct Item<T> {
 impl<T> Item<T> {
     /// Computes the value on `client`.
     pub fn compute(&self, client: &Client) -> Result<T, BagError> {
-        let node = self.node.as_ref().map_err(|e| BagError::Function(e.clone()))?;
+        let node = self
+            .node
+            .as_ref()
+            .map_err(|e| BagError::Function(e.clone()))?;
         let partial = compute(client, node)?;
         (self.decode)(partial).map_err(BagError::Decode)
     }
@@ -121,13 +124,19 @@ impl Bag<String> {
     /// [`Bag::read_text`], splitting plain files into blocks of `block_size` bytes.
     pub fn read_text_blocks(pattern: &str, block_size: u64) -> Result<Bag<String>, BagError> {
         let sources = read::sources(pattern, block_size.max(1))?;
-        Ok(Bag::of_sources(sources.into_iter().map(Source::Spec).collect()))
+        Ok(Bag::of_sources(
+            sources.into_iter().map(Source::Spec).collect(),
+        ))
     }
 
     /// Writes each partition as the text file `dir/NNNNN.part` (one element per
     /// line), computing the bag on `client`; returns the files. On a plan with
     /// remote workers, `dir` is on the workers' hosts.
-    pub fn to_textfiles(&self, dir: impl AsRef<Path>, client: &Client) -> Result<Vec<PathBuf>, BagError> {
+    pub fn to_textfiles(
+        &self,
+        dir: impl AsRef<Path>,
+        client: &Client,
+    ) -> Result<Vec<PathBuf>, BagError> {
         let dir = dir.as_ref();
         let paths: Vec<PathBuf> = (0..self.sources.len())
             .map(|i| dir.join(format!("{i:05}.part")))
@@ -153,10 +162,11 @@ impl<T: Value> Bag<T> {
         let mut start = 0;
         for i in 0..npartitions {
             let len = per + usize::from(i < extra);
-            let partition = Partition::from_values(&items[start..start + len]).unwrap_or_else(|e| {
-                error.get_or_insert(e);
-                Partition::empty()
-            });
+            let partition =
+                Partition::from_values(&items[start..start + len]).unwrap_or_else(|e| {
+                    error.get_or_insert(e);
+                    Partition::empty()
+                });
             sources.push(Source::Spec(SourceSpec::Inline(partition)));
             start += len;
         }
@@ -181,7 +191,11 @@ impl<T: Value> Bag<T> {
     }
 
     /// This bag with one more element operation, typed `U`.
-    fn with_op<U, F: 'static>(&self, op: ElementOp, bound: Option<Result<Vec<u8>, String>>) -> Bag<U> {
+    fn with_op<U, F: 'static>(
+        &self,
+        op: ElementOp,
+        bound: Option<Result<Vec<u8>, String>>,
+    ) -> Bag<U> {
         let mut error = self.error.clone();
         let name = registered_name::<F>(Use::Apply).unwrap_or_else(|e| {
             error.get_or_insert(e);
@@ -205,7 +219,10 @@ impl<T: Value> Bag<T> {
             ElementOp::Filter => "filter",
             ElementOp::FlatMap => "flat_map",
         };
-        labels.push(format!("{verb}[{}]", name.rsplit("::").next().unwrap_or(name)));
+        labels.push(format!(
+            "{verb}[{}]",
+            name.rsplit("::").next().unwrap_or(name)
+        ));
         Bag {
             sources: self.sources.clone(),
             ops,
@@ -232,12 +249,20 @@ impl<T: Value> Bag<T> {
 
     /// Each element becomes `f(element, &bound)`: `bound` is encoded once and
     /// decoded once per partition (for a compiled pattern, a lookup table...).
-    pub fn map_with<E: Serialize, R: Value, M>(&self, f: impl BoundFn<T, E, R, M>, bound: &E) -> Bag<R> {
+    pub fn map_with<E: Serialize, R: Value, M>(
+        &self,
+        f: impl BoundFn<T, E, R, M>,
+        bound: &E,
+    ) -> Bag<R> {
         self.with_op_of(&f, ElementOp::Map, Some(encode(bound)))
     }
 
     /// The elements for which `f(element, &bound)` is true.
-    pub fn filter_with<E: Serialize, M>(&self, f: impl BoundFn<T, E, bool, M>, bound: &E) -> Bag<T> {
+    pub fn filter_with<E: Serialize, M>(
+        &self,
+        f: impl BoundFn<T, E, bool, M>,
+        bound: &E,
+    ) -> Bag<T> {
         self.with_op_of(&f, ElementOp::Filter, Some(encode(bound)))
     }
 
@@ -250,7 +275,12 @@ impl<T: Value> Bag<T> {
         self.with_op_of(&f, ElementOp::FlatMap, Some(encode(bound)))
     }
 
-    fn with_op_of<U, F: 'static>(&self, _f: &F, op: ElementOp, bound: Option<Result<Vec<u8>, String>>) -> Bag<U> {
+    fn with_op_of<U, F: 'static>(
+        &self,
+        _f: &F,
+        op: ElementOp,
+        bound: Option<Result<Vec<u8>, String>>,
+    ) -> Bag<U> {
         self.with_op::<U, F>(op, bound)
     }
 
@@ -289,7 +319,12 @@ impl<T: Value> Bag<T> {
     }
 
     /// A tree reduction of every partition finished by `finish`, merged by `how`.
-    fn reduce(&self, finish_label: &str, finish: Finish, how: Combine) -> Result<Delayed<Partial>, String> {
+    fn reduce(
+        &self,
+        finish_label: &str,
+        finish: Finish,
+        how: Combine,
+    ) -> Result<Delayed<Partial>, String> {
         let mut level = self.partition_nodes_each(finish_label, |_| finish.clone())?;
         let label = format!("bag-{finish_label}-combine");
         while level.len() > 1 {
@@ -333,8 +368,13 @@ impl<T: Value> Bag<T> {
         Item {
             node: self.reduce("frequencies", Finish::Frequencies, Combine::Frequencies),
             decode: |partial| match partial {
-                Partial::Tally { keys, counts } => Ok(keys.values::<T>()?.into_iter().zip(counts).collect()),
-                other => Err(format!("a {} where frequencies were expected", other.kind())),
+                Partial::Tally { keys, counts } => {
+                    Ok(keys.values::<T>()?.into_iter().zip(counts).collect())
+                }
+                other => Err(format!(
+                    "a {} where frequencies were expected",
+                    other.kind()
+                )),
             },
         }
     }
@@ -346,7 +386,10 @@ impl<T: Value> Bag<T> {
             node: self.reduce("distinct", Finish::Distinct, Combine::Distinct),
             decode: |partial| match partial {
                 Partial::Tally { keys, .. } => keys.values::<T>(),
-                other => Err(format!("a {} where distinct values were expected", other.kind())),
+                other => Err(format!(
+                    "a {} where distinct values were expected",
+                    other.kind()
+                )),
             },
         }
     }
@@ -366,8 +409,13 @@ impl<T: Value> Bag<T> {
             let initial = one(&initial)?;
             self.reduce(
                 "fold",
-                Finish::Fold { binop: binop.into(), initial },
-                Combine::Fold { combine: combine.into() },
+                Finish::Fold {
+                    binop: binop.into(),
+                    initial,
+                },
+                Combine::Fold {
+                    combine: combine.into(),
+                },
             )
         })();
         Item {
@@ -399,16 +447,24 @@ impl<T: Value> Bag<T> {
             let initial = one(&initial)?;
             self.reduce(
                 "foldby",
-                Finish::FoldBy { key: key.into(), binop: binop.into(), initial },
-                Combine::FoldBy { combine: combine.into() },
+                Finish::FoldBy {
+                    key: key.into(),
+                    binop: binop.into(),
+                    initial,
+                },
+                Combine::FoldBy {
+                    combine: combine.into(),
+                },
             )
         })();
         Item {
             node,
             decode: |partial| match partial {
-                Partial::Groups { keys, accs } => {
-                    Ok(keys.values::<K>()?.into_iter().zip(accs.values::<A>()?).collect())
-                }
+                Partial::Groups { keys, accs } => Ok(keys
+                    .values::<K>()?
+                    .into_iter()
+                    .zip(accs.values::<A>()?)
+                    .collect()),
                 other => Err(format!("a {} where groups were expected", other.kind())),
             },
         }
@@ -430,7 +486,12 @@ impl<T: Value> Bag<T> {
                     let values = partition.values::<T>().map_err(BagError::Decode)?;
                     taken.extend(values.into_iter().take(n - taken.len()));
                 }
-                other => return Err(BagError::Decode(format!("a {} where elements were expected", other.kind()))),
+                other => {
+                    return Err(BagError::Decode(format!(
+                        "a {} where elements were expected",
+                        other.kind()
+                    )))
+                }
             }
         }
         Ok(taken)
@@ -444,8 +505,15 @@ impl<T: Value> Bag<T> {
         let mut values = Vec::new();
         for partial in compute(client, &nodes[..])? {
             match partial {
-                Partial::Part(partition) => values.extend(partition.values::<T>().map_err(BagError::Decode)?),
-                other => return Err(BagError::Decode(format!("a {} where elements were expected", other.kind()))),
+                Partial::Part(partition) => {
+                    values.extend(partition.values::<T>().map_err(BagError::Decode)?)
+                }
+                other => {
+                    return Err(BagError::Decode(format!(
+                        "a {} where elements were expected",
+                        other.kind()
+                    )))
+                }
             }
         }
         Ok(values)

@@ -103,7 +103,8 @@ fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
         }
         Compression::Bzip2 => {
             text.reserve(size.saturating_mul(4));
-            bzip2::read::MultiBzDecoder::new(std::io::BufReader::new(file)).read_to_end(&mut text)?;
+            bzip2::read::MultiBzDecoder::new(std::io::BufReader::new(file))
+                .read_to_end(&mut text)?;
         }
         Compression::Zstd => {
             text.reserve(size.saturating_mul(4));
@@ -271,18 +272,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let text = b"x y\nz\n".repeat(100);
         let gz = dir.path().join("a.data");
-        let mut encoder = flate2::write::GzEncoder::new(File::create(&gz).unwrap(), Default::default());
+        let mut encoder =
+            flate2::write::GzEncoder::new(File::create(&gz).unwrap(), Default::default());
         encoder.write_all(&text).unwrap();
         encoder.finish().unwrap();
         let bz = dir.path().join("b.data");
-        let mut encoder = bzip2::write::BzEncoder::new(File::create(&bz).unwrap(), Default::default());
+        let mut encoder =
+            bzip2::write::BzEncoder::new(File::create(&bz).unwrap(), Default::default());
         encoder.write_all(&text).unwrap();
         encoder.finish().unwrap();
         let zst = dir.path().join("c.data");
         std::fs::write(&zst, zstd::encode_all(&text[..], 3).unwrap()).unwrap();
-        for (path, compression) in [(gz, Compression::Gzip), (bz, Compression::Bzip2), (zst, Compression::Zstd)] {
+        for (path, compression) in [
+            (gz, Compression::Gzip),
+            (bz, Compression::Bzip2),
+            (zst, Compression::Zstd),
+        ] {
             assert_eq!(compression_of(&path).unwrap(), compression);
-            let source = SourceSpec::File { path: path.display().to_string() };
+            let source = SourceSpec::File {
+                path: path.display().to_string(),
+            };
             assert_eq!(read_source(&source).unwrap().data, text);
         }
     }
@@ -290,7 +299,13 @@ mod tests {
     #[test]
     fn a_pattern_matching_nothing_is_an_error_naming_it() {
         let error = expand("/nonexistent-dir-for-bag/*.gz").unwrap_err();
-        assert_eq!(error.to_string(), "no file matches `/nonexistent-dir-for-bag/*.gz`");
-        assert!(expand("[").unwrap_err().to_string().contains("not a valid file pattern"));
+        assert_eq!(
+            error.to_string(),
+            "no file matches `/nonexistent-dir-for-bag/*.gz`"
+        );
+        assert!(expand("[")
+            .unwrap_err()
+            .to_string()
+            .contains("not a valid file pattern"));
     }
 }

@@ -119,7 +119,11 @@ fn fail(message: impl std::fmt::Display) -> TaskFailure {
 }
 
 /// Finishes one partition.
-pub(crate) fn finish(how: &Finish, partition: Partition, ctx: &mut TaskContext) -> Result<Partial, TaskFailure> {
+pub(crate) fn finish(
+    how: &Finish,
+    partition: Partition,
+    ctx: &mut TaskContext,
+) -> Result<Partial, TaskFailure> {
     Ok(match how {
         Finish::Keep => Partial::Part(partition),
         Finish::Count => Partial::Count(partition.len() as u64),
@@ -128,19 +132,29 @@ pub(crate) fn finish(how: &Finish, partition: Partition, ctx: &mut TaskContext) 
         Finish::Distinct => tally([&partition], false),
         Finish::Take(n) => Partial::Part(first(&partition, *n)),
         Finish::Fold { binop, initial } => Partial::Part(fold(binop, initial, &partition, ctx)?),
-        Finish::FoldBy { key, binop, initial } => fold_by(key, binop, initial, &partition, ctx)?,
+        Finish::FoldBy {
+            key,
+            binop,
+            initial,
+        } => fold_by(key, binop, initial, &partition, ctx)?,
         Finish::WriteText { path } => Partial::Count(write_text(Path::new(path), &partition)?),
     })
 }
 
 /// Merges partial results.
-pub(crate) fn combine(how: &Combine, parts: Vec<Partial>, ctx: &mut TaskContext) -> Result<Partial, TaskFailure> {
+pub(crate) fn combine(
+    how: &Combine,
+    parts: Vec<Partial>,
+    ctx: &mut TaskContext,
+) -> Result<Partial, TaskFailure> {
     let mismatch = |part: &Partial| fail(format!("cannot combine a {} here", part.kind()));
     match how {
         Combine::Concat { limit } => {
             let mut all = Partition::empty();
             for part in &parts {
-                let Partial::Part(partition) = part else { return Err(mismatch(part)) };
+                let Partial::Part(partition) = part else {
+                    return Err(mismatch(part));
+                };
                 all.append(partition);
             }
             Ok(Partial::Part(match limit {
@@ -151,7 +165,9 @@ pub(crate) fn combine(how: &Combine, parts: Vec<Partial>, ctx: &mut TaskContext)
         Combine::Count => {
             let mut total = 0u64;
             for part in &parts {
-                let Partial::Count(n) = part else { return Err(mismatch(part)) };
+                let Partial::Count(n) = part else {
+                    return Err(mismatch(part));
+                };
                 total += n;
             }
             Ok(Partial::Count(total))
@@ -159,7 +175,9 @@ pub(crate) fn combine(how: &Combine, parts: Vec<Partial>, ctx: &mut TaskContext)
         Combine::Sum => {
             let mut all = Partition::empty();
             for part in &parts {
-                let Partial::Part(partition) = part else { return Err(mismatch(part)) };
+                let Partial::Part(partition) = part else {
+                    return Err(mismatch(part));
+                };
                 all.append(partition);
             }
             Ok(Partial::Part(sum(&all)?))
@@ -168,16 +186,24 @@ pub(crate) fn combine(how: &Combine, parts: Vec<Partial>, ctx: &mut TaskContext)
             let mut keys = Vec::new();
             let mut counts = Vec::new();
             for part in &parts {
-                let Partial::Tally { keys: k, counts: c } = part else { return Err(mismatch(part)) };
+                let Partial::Tally { keys: k, counts: c } = part else {
+                    return Err(mismatch(part));
+                };
                 keys.push(k);
                 counts.push(c.as_slice());
             }
-            Ok(merge_tallies(&keys, &counts, matches!(how, Combine::Frequencies)))
+            Ok(merge_tallies(
+                &keys,
+                &counts,
+                matches!(how, Combine::Frequencies),
+            ))
         }
         Combine::Fold { combine } => {
             let mut accs = Partition::empty();
             for part in &parts {
-                let Partial::Part(partition) = part else { return Err(mismatch(part)) };
+                let Partial::Part(partition) = part else {
+                    return Err(mismatch(part));
+                };
                 accs.append(partition);
             }
             Ok(Partial::Part(fold_records(combine, &accs, ctx)?))
@@ -187,7 +213,9 @@ pub(crate) fn combine(how: &Combine, parts: Vec<Partial>, ctx: &mut TaskContext)
             let mut groups: HashMap<Vec<u8>, (Layout, PartitionBuilder)> = HashMap::new();
             let mut key_layout = Layout::Text;
             for part in &parts {
-                let Partial::Groups { keys, accs } = part else { return Err(mismatch(part)) };
+                let Partial::Groups { keys, accs } = part else {
+                    return Err(mismatch(part));
+                };
                 if !keys.is_empty() {
                     key_layout = keys.layout;
                 }
@@ -206,7 +234,10 @@ pub(crate) fn combine(how: &Combine, parts: Vec<Partial>, ctx: &mut TaskContext)
                 keys.push_record(key_layout, &key);
                 accs.append(&fold_records(combine, &builder.finish(), ctx)?);
             }
-            Ok(Partial::Groups { keys: keys.finish(), accs })
+            Ok(Partial::Groups {
+                keys: keys.finish(),
+                accs,
+            })
         }
     }
 }
@@ -275,7 +306,10 @@ fn tally<'a>(partitions: impl IntoIterator<Item = &'a Partition>, counting: bool
             }
         }
     }
-    Partial::Tally { keys: keys.finish(), counts }
+    Partial::Tally {
+        keys: keys.finish(),
+        counts,
+    }
 }
 
 /// Merges tallies: counts of equal elements added.
@@ -298,18 +332,32 @@ fn merge_tallies(keys: &[&Partition], counts: &[&[u64]], counting: bool) -> Part
             }
         }
     }
-    Partial::Tally { keys: merged_keys.finish(), counts: merged_counts }
+    Partial::Tally {
+        keys: merged_keys.finish(),
+        counts: merged_counts,
+    }
 }
 
 /// Folds `partition` into `initial` with the registered fold function `binop`.
-fn fold(binop: &str, initial: &Partition, partition: &Partition, ctx: &mut TaskContext) -> Result<Partition, TaskFailure> {
-    let fold = element::lookup(binop).and_then(|f| f.fold).ok_or_else(|| missing_task(binop))?;
+fn fold(
+    binop: &str,
+    initial: &Partition,
+    partition: &Partition,
+    ctx: &mut TaskContext,
+) -> Result<Partition, TaskFailure> {
+    let fold = element::lookup(binop)
+        .and_then(|f| f.fold)
+        .ok_or_else(|| missing_task(binop))?;
     fold(initial, partition, ctx)
 }
 
 /// Folds accumulators (the records of `accs`) into one with `combine`, the first
 /// being the initial value.
-fn fold_records(combine: &str, accs: &Partition, ctx: &mut TaskContext) -> Result<Partition, TaskFailure> {
+fn fold_records(
+    combine: &str,
+    accs: &Partition,
+    ctx: &mut TaskContext,
+) -> Result<Partition, TaskFailure> {
     let mut records = accs.records();
     let Some(head) = records.next() else {
         return Ok(Partition::empty());
@@ -332,7 +380,9 @@ fn fold_by(
     partition: &Partition,
     ctx: &mut TaskContext,
 ) -> Result<Partial, TaskFailure> {
-    let apply = element::lookup(key).and_then(|f| f.apply).ok_or_else(|| missing_task(key))?;
+    let apply = element::lookup(key)
+        .and_then(|f| f.apply)
+        .ok_or_else(|| missing_task(key))?;
     let keys = apply(ElementCall {
         op: ElementOp::Map,
         input: partition,
@@ -357,7 +407,10 @@ fn fold_by(
         out_keys.push_record(keys.layout, key);
         accs.append(&fold(binop, initial, &group, ctx)?);
     }
-    Ok(Partial::Groups { keys: out_keys.finish(), accs })
+    Ok(Partial::Groups {
+        keys: out_keys.finish(),
+        accs,
+    })
 }
 
 /// Writes the partition's elements as lines of `path`; returns how many.

@@ -54,7 +54,10 @@ fn scaled(x: u64, factor: &u64) -> u64 {
 }
 
 fn start(plan: &str) -> Client {
-    Plan::parse(plan).expect("a valid plan").start().expect("the plan starts")
+    Plan::parse(plan)
+        .expect("a valid plan")
+        .start()
+        .expect("the plan starts")
 }
 
 fn bag_operations_give_the_same_results_on_every_plan() {
@@ -65,27 +68,50 @@ fn bag_operations_give_the_same_results_on_every_plan() {
         assert_eq!(numbers.count().compute(&client).unwrap(), 100, "{plan}");
         assert_eq!(numbers.sum().compute(&client).unwrap(), 4950, "{plan}");
         let doubled_evens = numbers.filter(is_even).map(double);
-        assert_eq!(doubled_evens.sum().compute(&client).unwrap(), 4900, "{plan}");
+        assert_eq!(
+            doubled_evens.sum().compute(&client).unwrap(),
+            4900,
+            "{plan}"
+        );
         assert_eq!(
             doubled_evens.compute(&client).unwrap(),
-            (0..100).filter(|x| x % 2 == 0).map(|x| x * 2).collect::<Vec<u64>>()
+            (0..100)
+                .filter(|x| x % 2 == 0)
+                .map(|x| x * 2)
+                .collect::<Vec<u64>>()
         );
-        assert_eq!(numbers.map_with(scaled, &3).sum().compute(&client).unwrap(), 14850);
+        assert_eq!(
+            numbers.map_with(scaled, &3).sum().compute(&client).unwrap(),
+            14850
+        );
         assert_eq!(numbers.take(3, &client).unwrap(), [0, 1, 2], "{plan}");
-        assert_eq!(numbers.fold(add, add, 0).compute(&client).unwrap(), 4950, "{plan}");
-        let mut by_parity = numbers.foldby(parity, add, 0, add).compute(&client).unwrap();
-        by_parity.sort();
-        assert_eq!(by_parity, [("even".to_string(), 2450), ("odd".to_string(), 2500)], "{plan}");
-
-        let lines = Bag::from_iter(
-            ["a b a", "c", "b b", ""].map(str::to_string),
-            3,
+        assert_eq!(
+            numbers.fold(add, add, 0).compute(&client).unwrap(),
+            4950,
+            "{plan}"
         );
+        let mut by_parity = numbers
+            .foldby(parity, add, 0, add)
+            .compute(&client)
+            .unwrap();
+        by_parity.sort();
+        assert_eq!(
+            by_parity,
+            [("even".to_string(), 2450), ("odd".to_string(), 2500)],
+            "{plan}"
+        );
+
+        let lines = Bag::from_iter(["a b a", "c", "b b", ""].map(str::to_string), 3);
         let all_words = lines.flat_map(words);
         assert_eq!(all_words.count().compute(&client).unwrap(), 7, "{plan}");
         assert_eq!(
             all_words.frequencies().compute(&client).unwrap(),
-            [("a".to_string(), 2), ("b".to_string(), 3), ("c".to_string(), 1), (String::new(), 1)],
+            [
+                ("a".to_string(), 2),
+                ("b".to_string(), 3),
+                ("c".to_string(), 1),
+                (String::new(), 1)
+            ],
             "{plan}"
         );
         assert_eq!(
@@ -93,7 +119,11 @@ fn bag_operations_give_the_same_results_on_every_plan() {
             ["a", "b", "c", ""],
             "{plan}"
         );
-        assert_eq!(all_words.map(length).sum().compute(&client).unwrap(), 6, "{plan}");
+        assert_eq!(
+            all_words.map(length).sum().compute(&client).unwrap(),
+            6,
+            "{plan}"
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let files = all_words.to_textfiles(dir.path(), &client).unwrap();
@@ -119,7 +149,11 @@ fn text_files_read_alike_plain_in_blocks_and_compressed() {
         assert!(blocks.npartitions() > 50);
         assert_eq!(blocks.compute(&client).unwrap(), expected, "{plan}");
         let gz = dir.path().join("b.gz").display().to_string();
-        assert_eq!(Bag::read_text(&gz).unwrap().compute(&client).unwrap(), expected, "{plan}");
+        assert_eq!(
+            Bag::read_text(&gz).unwrap().compute(&client).unwrap(),
+            expected,
+            "{plan}"
+        );
     }
 }
 
@@ -139,16 +173,36 @@ fn a_corrupt_file_among_good_ones_is_named_and_an_empty_file_counts_zero() {
     for plan in PLANS {
         let client = start(plan);
         let empty = dir.path().join("empty.txt").display().to_string();
-        assert_eq!(Bag::read_text(&empty).unwrap().count().compute(&client).unwrap(), 0, "{plan}");
+        assert_eq!(
+            Bag::read_text(&empty)
+                .unwrap()
+                .count()
+                .compute(&client)
+                .unwrap(),
+            0,
+            "{plan}"
+        );
         let all = dir.path().join("*").display().to_string();
-        let error = Bag::read_text(&all).unwrap().count().compute(&client).unwrap_err();
+        let error = Bag::read_text(&all)
+            .unwrap()
+            .count()
+            .compute(&client)
+            .unwrap_err();
         let message = error.to_string();
         assert!(
             message.contains(&format!("cannot read {}", corrupt_path.display())),
             "{plan}: {message}"
         );
         let good = dir.path().join("[02].gz").display().to_string();
-        assert_eq!(Bag::read_text(&good).unwrap().count().compute(&client).unwrap(), 4, "{plan}");
+        assert_eq!(
+            Bag::read_text(&good)
+                .unwrap()
+                .count()
+                .compute(&client)
+                .unwrap(),
+            4,
+            "{plan}"
+        );
     }
     let nothing = dir.path().join("*.zst").display().to_string();
     match Bag::read_text(&nothing) {
@@ -168,7 +222,10 @@ fn an_unregistered_function_is_a_clear_error() {
         .compute(&client)
         .unwrap_err()
         .to_string();
-    assert!(error.contains("not_a_task` is not a registered task"), "{error}");
+    assert!(
+        error.contains("not_a_task` is not a registered task"),
+        "{error}"
+    );
     assert!(error.contains("#[wherever::task]"), "{error}");
 }
 
@@ -198,7 +255,13 @@ fn wiki_filter_counts_agree_on_every_plan_and_with_zcat_awk() {
     for &(plan, l, m) in &found {
         assert_eq!((l, m), (lines, matches), "{plan} against sequential");
     }
-    let have = |tool: &str| Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    let have = |tool: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}"))
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
     if !(have("zcat") && have("awk")) {
         eprintln!("skipping the zcat | awk comparison: zcat or awk is not installed");
         return;

@@ -379,7 +379,9 @@ impl PartitionBuilder {
     pub fn push<T: Serialize + 'static>(&mut self, value: &T) -> Result<(), String> {
         let empty = self.partition.data.is_empty();
         if let Some(text) = (value as &dyn Any).downcast_ref::<String>() {
-            if self.partition.layout == Layout::Text && memchr::memchr(b'\n', text.as_bytes()).is_none() {
+            if self.partition.layout == Layout::Text
+                && memchr::memchr(b'\n', text.as_bytes()).is_none()
+            {
                 self.partition.data.extend_from_slice(text.as_bytes());
                 self.partition.data.push(b'\n');
                 return Ok(());
@@ -440,7 +442,10 @@ mod tests {
     fn lines_numbers_and_other_values_round_trip_in_their_layouts() {
         let lines = vec!["a b".to_string(), String::new(), "c".to_string()];
         let text = Partition::from_values(&lines).unwrap();
-        assert_eq!((text.layout, text.data.as_slice()), (Layout::Text, &b"a b\n\nc\n"[..]));
+        assert_eq!(
+            (text.layout, text.data.as_slice()),
+            (Layout::Text, &b"a b\n\nc\n"[..])
+        );
         assert_eq!(text.len(), 3);
         assert_eq!(text.values::<String>().unwrap(), lines);
 
@@ -448,7 +453,10 @@ mod tests {
         assert_eq!(numbers.layout, Layout::Numbers(NumberKind::F64));
         assert_eq!(numbers.data.len(), 16);
         assert_eq!(numbers.values::<f64>().unwrap(), vec![1.5, -2.0]);
-        assert!(numbers.values::<u64>().unwrap_err().contains("cannot be read as a u64"));
+        assert!(numbers
+            .values::<u64>()
+            .unwrap_err()
+            .contains("cannot be read as a u64"));
 
         let pairs = vec![(1u8, "x".to_string()), (2, "y\nz".to_string())];
         let encoded = Partition::from_values(&pairs).unwrap();
@@ -459,7 +467,11 @@ mod tests {
 
     #[test]
     fn a_string_with_a_newline_turns_text_into_encoded_strings() {
-        let values = vec!["one".to_string(), "two\nlines".to_string(), "three".to_string()];
+        let values = vec![
+            "one".to_string(),
+            "two\nlines".to_string(),
+            "three".to_string(),
+        ];
         let partition = Partition::from_values(&values).unwrap();
         assert_eq!(partition.layout, Layout::Encoded);
         assert_eq!(partition.values::<String>().unwrap(), values);
@@ -485,6 +497,9 @@ mod tests {
     #[test]
     fn a_text_element_read_as_a_number_is_a_clear_error() {
         let text = Partition::from_text(b"12\n".to_vec());
-        assert!(text.values::<u64>().unwrap_err().contains("line of text cannot be read as a u64"));
+        assert!(text
+            .values::<u64>()
+            .unwrap_err()
+            .contains("line of text cannot be read as a u64"));
     }
 }

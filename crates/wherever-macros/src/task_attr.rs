@@ -303,9 +303,7 @@ fn element_fns(
         None => quote!(::core::option::Option::None),
     };
     let fold = match arguments.as_slice() {
-        [(acc, Borrow::Owned), (ty, borrow)]
-            if quote!(#acc).to_string() == output.to_string() =>
-        {
+        [(acc, Borrow::Owned), (ty, borrow)] if quote!(#acc).to_string() == output.to_string() => {
             let (read, pass) = read(ty, *borrow);
             quote! {
                 ::core::option::Option::Some({
