@@ -190,14 +190,15 @@ impl<T: Value> Bag<T> {
         self.sources.len()
     }
 
-    /// This bag with one more element operation, typed `U`.
-    fn with_op<U, F: 'static>(
+    /// This bag with one more element operation (the task `F`, registered with
+    /// arguments `A` and result `R`), typed `U`.
+    fn with_op<U, F: 'static, A: 'static, R: 'static>(
         &self,
         op: ElementOp,
         bound: Option<Result<Vec<u8>, String>>,
     ) -> Bag<U> {
         let mut error = self.error.clone();
-        let name = registered_name::<F>(Use::Apply).unwrap_or_else(|e| {
+        let name = registered_name::<F, A, R>(Use::Apply).unwrap_or_else(|e| {
             error.get_or_insert(e);
             ""
         });
@@ -234,54 +235,51 @@ impl<T: Value> Bag<T> {
 
     /// Each element becomes `f(element)`; `f` is a `#[wherever::task]` function.
     pub fn map<R: Value, M>(&self, f: impl ElementFn<T, R, M>) -> Bag<R> {
-        self.with_op_of(&f, ElementOp::Map, None)
+        self.with_op_of::<R, _, (T,), R>(&f, ElementOp::Map, None)
     }
 
     /// The elements for which `f(element)` is true.
     pub fn filter<M>(&self, f: impl ElementFn<T, bool, M>) -> Bag<T> {
-        self.with_op_of(&f, ElementOp::Filter, None)
+        self.with_op_of::<T, _, (T,), bool>(&f, ElementOp::Filter, None)
     }
 
     /// Each element becomes the elements of `f(element)`.
     pub fn flat_map<U: Value, M>(&self, f: impl ElementFn<T, Vec<U>, M>) -> Bag<U> {
-        self.with_op_of(&f, ElementOp::FlatMap, None)
+        self.with_op_of::<U, _, (T,), Vec<U>>(&f, ElementOp::FlatMap, None)
     }
 
     /// Each element becomes `f(element, &bound)`: `bound` is encoded once and
     /// decoded once per partition (for a compiled pattern, a lookup table...).
-    pub fn map_with<E: Serialize, R: Value, M>(
+    pub fn map_with<E: Value, R: Value, M>(
         &self,
         f: impl BoundFn<T, E, R, M>,
         bound: &E,
     ) -> Bag<R> {
-        self.with_op_of(&f, ElementOp::Map, Some(encode(bound)))
+        self.with_op_of::<R, _, (T, E), R>(&f, ElementOp::Map, Some(encode(bound)))
     }
 
     /// The elements for which `f(element, &bound)` is true.
-    pub fn filter_with<E: Serialize, M>(
-        &self,
-        f: impl BoundFn<T, E, bool, M>,
-        bound: &E,
-    ) -> Bag<T> {
-        self.with_op_of(&f, ElementOp::Filter, Some(encode(bound)))
+    pub fn filter_with<E: Value, M>(&self, f: impl BoundFn<T, E, bool, M>, bound: &E) -> Bag<T> {
+        self.with_op_of::<T, _, (T, E), bool>(&f, ElementOp::Filter, Some(encode(bound)))
     }
 
     /// Each element becomes the elements of `f(element, &bound)`.
-    pub fn flat_map_with<E: Serialize, U: Value, M>(
+    pub fn flat_map_with<E: Value, U: Value, M>(
         &self,
         f: impl BoundFn<T, E, Vec<U>, M>,
         bound: &E,
     ) -> Bag<U> {
-        self.with_op_of(&f, ElementOp::FlatMap, Some(encode(bound)))
+        self.with_op_of::<U, _, (T, E), Vec<U>>(&f, ElementOp::FlatMap, Some(encode(bound)))
     }
 
-    fn with_op_of<U, F: 'static>(
+    /// [`Bag::with_op`] for the function `_f`.
+    fn with_op_of<U, F: 'static, A: 'static, R: 'static>(
         &self,
         _f: &F,
         op: ElementOp,
         bound: Option<Result<Vec<u8>, String>>,
     ) -> Bag<U> {
-        self.with_op::<U, F>(op, bound)
+        self.with_op::<U, F, A, R>(op, bound)
     }
 
     /// The graph node of every partition, finished by `finish(i)`.
@@ -404,8 +402,8 @@ impl<T: Value> Bag<T> {
         initial: A,
     ) -> Item<A> {
         let node = (|| {
-            let binop = fn_name(&binop, Use::Fold)?;
-            let combine = fn_name(&combine, Use::Fold)?;
+            let binop = fn_name::<_, (A, T), A>(&binop, Use::Fold)?;
+            let combine = fn_name::<_, (A, A), A>(&combine, Use::Fold)?;
             let initial = one(&initial)?;
             self.reduce(
                 "fold",
@@ -441,9 +439,9 @@ impl<T: Value> Bag<T> {
         combine: impl FoldFn<A, A, M2>,
     ) -> Item<Vec<(K, A)>> {
         let node = (|| {
-            let key = fn_name(&key, Use::Apply)?;
-            let binop = fn_name(&binop, Use::Fold)?;
-            let combine = fn_name(&combine, Use::Fold)?;
+            let key = fn_name::<_, (T,), K>(&key, Use::Apply)?;
+            let binop = fn_name::<_, (A, T), A>(&binop, Use::Fold)?;
+            let combine = fn_name::<_, (A, A), A>(&combine, Use::Fold)?;
             let initial = one(&initial)?;
             self.reduce(
                 "foldby",
@@ -529,8 +527,8 @@ impl<T: Value> Bag<T> {
 }
 
 /// The registered name of the function `f` (see [`registered_name`]).
-fn fn_name<F: 'static>(_f: &F, used: Use) -> Result<&'static str, String> {
-    registered_name::<F>(used)
+fn fn_name<F: 'static, A: 'static, R: 'static>(_f: &F, used: Use) -> Result<&'static str, String> {
+    registered_name::<F, A, R>(used)
 }
 
 /// `value` as a one-element partition.

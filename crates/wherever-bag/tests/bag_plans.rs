@@ -53,6 +53,11 @@ fn scaled(x: u64, factor: &u64) -> u64 {
     x * factor
 }
 
+#[wherever::task]
+fn parse_number(text: &str) -> Result<u64, String> {
+    text.parse().map_err(|_| format!("not a number: {text:?}"))
+}
+
 fn start(plan: &str) -> Client {
     Plan::parse(plan)
         .expect("a valid plan")
@@ -229,6 +234,39 @@ fn an_unregistered_function_is_a_clear_error() {
     assert!(error.contains("#[wherever::task]"), "{error}");
 }
 
+fn a_failing_element_function_fails_the_computation_with_its_message() {
+    for plan in PLANS {
+        let client = start(plan);
+        let good = Bag::from_iter(["1", "2", "39"].map(str::to_string), 2);
+        // A function returning `Result` could give either type: name the value's.
+        assert_eq!(
+            good.map::<u64, _>(parse_number)
+                .sum()
+                .compute(&client)
+                .unwrap(),
+            42,
+            "{plan}"
+        );
+        let bad = Bag::from_iter(["1", "x", "3"].map(str::to_string), 2);
+        let error = bad
+            .map::<u64, _>(parse_number)
+            .sum()
+            .compute(&client)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not a number: \"x\""), "{plan}: {error}");
+        let as_results = good
+            .map::<Result<u64, String>, _>(parse_number)
+            .count()
+            .compute(&client);
+        let error = as_results.unwrap_err().to_string();
+        assert!(
+            error.contains("registered with other argument or result types"),
+            "{error}"
+        );
+    }
+}
+
 fn wiki_filter_counts_agree_on_every_plan_and_with_zcat_awk() {
     let dir = tempfile::tempdir().unwrap();
     let glob = wiki_filter::generate(dir.path(), 4, 5_000, 7).unwrap();
@@ -280,7 +318,11 @@ fn wiki_filter_counts_agree_on_every_plan_and_with_zcat_awk() {
 
 fn main() {
     wherever::init();
-    let checks: [(&str, fn()); 5] = [
+    let checks: [(&str, fn()); 6] = [
+        (
+            "a_failing_element_function_fails_the_computation_with_its_message",
+            a_failing_element_function_fails_the_computation_with_its_message,
+        ),
         (
             "bag_operations_give_the_same_results_on_every_plan",
             bag_operations_give_the_same_results_on_every_plan,
