@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wherever::__private::element::ElementOp;
 use wherever::partition::{Partition, PartitionBuilder};
-use wherever::{compute, delayed_labelled, Client, Delayed, Value};
+use wherever::{compute, delayed_layer, Client, Delayed, Value};
 
 /// The block size `read_text` splits large plain files into.
 pub const DEFAULT_BLOCK_SIZE: u64 = 64 << 20;
@@ -300,20 +300,15 @@ impl<T: Value> Bag<T> {
             label.push('-');
             label.push_str(finish_label);
         }
-        Ok(self
-            .sources
-            .iter()
-            .enumerate()
-            .map(|(i, source)| {
-                let Source::Spec(spec) = source;
-                let job = PartitionJob {
-                    source: spec.clone(),
-                    ops: self.ops.clone(),
-                    finish: finish(i),
-                };
-                delayed_labelled(&label, bag_partition, job)
-            })
-            .collect())
+        let jobs = self.sources.iter().enumerate().map(|(i, source)| {
+            let Source::Spec(spec) = source;
+            PartitionJob {
+                source: spec.clone(),
+                ops: self.ops.clone(),
+                finish: finish(i),
+            }
+        });
+        Ok(delayed_layer(&label, bag_partition, jobs))
     }
 
     /// A tree reduction of every partition finished by `finish`, merged by `how`.
@@ -326,10 +321,8 @@ impl<T: Value> Bag<T> {
         let mut level = self.partition_nodes_each(finish_label, |_| finish.clone())?;
         let label = format!("bag-{finish_label}-combine");
         while level.len() > 1 {
-            level = level
-                .chunks(SPLIT_EVERY)
-                .map(|chunk| delayed_labelled(&label, job::bag_combine, (how.clone(), chunk)))
-                .collect();
+            let chunks = level.chunks(SPLIT_EVERY).map(|chunk| (how.clone(), chunk));
+            level = delayed_layer(&label, job::bag_combine, chunks);
         }
         Ok(level.pop().expect("a bag has at least one partition"))
     }

@@ -316,9 +316,22 @@ fn wiki_filter_counts_agree_on_every_plan_and_with_zcat_awk() {
     assert_eq!(matches, awk, "wiki_filter against zcat | awk");
 }
 
+fn a_bag_of_100000_partitions_builds_and_counts() {
+    for plan in ["sequential", "threads:2"] {
+        let client = start(plan);
+        let bag = Bag::from_iter(0..100_000u64, 100_000);
+        assert_eq!(bag.npartitions(), 100_000);
+        assert_eq!(bag.count().compute(&client).unwrap(), 100_000, "{plan}");
+    }
+}
+
 fn main() {
     wherever::init();
-    let checks: [(&str, fn()); 6] = [
+    let checks: [(&str, fn()); 7] = [
+        (
+            "a_bag_of_100000_partitions_builds_and_counts",
+            a_bag_of_100000_partitions_builds_and_counts,
+        ),
         (
             "a_failing_element_function_fails_the_computation_with_its_message",
             a_failing_element_function_fails_the_computation_with_its_message,

@@ -68,8 +68,8 @@ pub use dashboard::{DASHBOARD_PORT_VARIABLE, DASHBOARD_VARIABLE};
 pub use error::{Error, Result};
 pub use future::{as_completed, wait, AsCompleted, Future, ReturnWhen, Shared, WaitOutcome};
 pub use graph::{
-    compute, delayed, delayed_labelled, delayed_pure, optimize, persist, to_dot, Delayed,
-    FusedTask, GraphOutput, OptimizedGraph,
+    compute, delayed, delayed_labelled, delayed_layer, delayed_pure, optimize, persist, to_dot,
+    Delayed, FusedTask, GraphOutput, OptimizedGraph,
 };
 pub use graph_outputs::{ComputeOutputs, DelayedOutput};
 pub use local::QUEUE_BOUND;
