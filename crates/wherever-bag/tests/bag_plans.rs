@@ -25,7 +25,7 @@ fn double(x: u64) -> u64 {
 
 #[wherever::task]
 fn is_even(x: &u64) -> bool {
-    x % 2 == 0
+    x.is_multiple_of(2)
 }
 
 #[wherever::task]
@@ -45,7 +45,7 @@ fn add(total: u64, x: u64) -> u64 {
 
 #[wherever::task]
 fn parity(x: &u64) -> String {
-    if x % 2 == 0 { "even" } else { "odd" }.to_string()
+    if x.is_multiple_of(2) { "even" } else { "odd" }.to_string()
 }
 
 #[wherever::task]
