@@ -73,6 +73,13 @@ fn bag_operations_give_the_same_results_on_every_plan() {
         assert_eq!(numbers.count().compute(&client).unwrap(), 100, "{plan}");
         assert_eq!(numbers.sum().compute(&client).unwrap(), 4950, "{plan}");
         let doubled_evens = numbers.filter(is_even).map(double);
+        // One partition task per partition runs the whole chain; its key names it.
+        let dot = doubled_evens.sum().to_dot();
+        assert!(
+            dot.contains("bag-filter[is_even]-map[double]-sum-"),
+            "{dot}"
+        );
+        assert_eq!(dot.matches("bag_partition\\n").count(), 7, "{dot}");
         assert_eq!(
             doubled_evens.sum().compute(&client).unwrap(),
             4900,
@@ -198,6 +205,9 @@ fn a_corrupt_file_among_good_ones_is_named_and_an_empty_file_counts_zero() {
             message.contains(&format!("cannot read {}", corrupt_path.display())),
             "{plan}: {message}"
         );
+        // `take` reads only the partitions it needs: the corrupt file is the second.
+        let first_two = Bag::read_text(&all).unwrap().take(2, &client).unwrap();
+        assert_eq!(first_two, ["x", "y"], "{plan}");
         let good = dir.path().join("[02].gz").display().to_string();
         assert_eq!(
             Bag::read_text(&good)
