@@ -634,10 +634,13 @@ WORKLOADS = {
     # gen_pagecounts.py / prep_flights.py copied into peers/), then register it here.
 }
 
-# The array workload lives in its own module (issue 16), given this module's namespace.
+# Workloads in modules of their own (a module per workload keeps parallel work apart).
 sys.path.insert(0, str(HERE))
 import workload_array  # noqa: E402
+import workload_bag  # noqa: E402
+
 WORKLOADS["array"] = workload_array.workload(sys.modules[__name__])
+WORKLOADS["bag"] = workload_bag.workload(globals())
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@
 //! - [`TaskContext`]: what the runtime hands a running task;
 //! - [`panic_capture`]: running task code with panics turned into failures;
 //! - [`SharedRef`]: a value tasks share instead of decoding a copy each;
+//! - [`partition`] / [`element`]: a collection partition's elements in one buffer,
+//!   and registered tasks applied to each of them;
 //! - [`events`]: the stream of task and worker events that progress bars and the
 //!   dashboard read.
 
@@ -18,10 +20,12 @@ pub mod codec;
 mod context;
 pub mod crew;
 mod digest;
+pub mod element;
 mod error;
 pub mod events;
 pub mod holes;
 pub mod panic_capture;
+pub mod partition;
 pub mod registry;
 mod rng;
 pub mod scope;

@@ -47,6 +47,9 @@ pub struct TaskEntry {
     pub dispatch: Dispatch,
     /// The function as a typed task, found from the function's own type.
     pub function: Option<FunctionEntry>,
+    /// Entry points running the function over every element of a partition (for a
+    /// function of one element, or of an accumulator and an element).
+    pub element: Option<crate::element::ElementFns>,
 }
 
 /// How a client finds a registered task from the function passed to it
@@ -63,6 +66,23 @@ pub struct FunctionEntry {
 /// The `TypeId` of `value`'s type: of a function item, for [`FunctionEntry::type_id`].
 pub fn type_id_of_val<T: 'static>(_value: &T) -> TypeId {
     TypeId::of::<T>()
+}
+
+/// The registry entry of the function whose item type has `type_id`, if
+/// `#[wherever::task]` registered it (collections find a task's name and element
+/// entry points from the function passed to them).
+pub fn lookup_function_entry(type_id: TypeId) -> Option<&'static TaskEntry> {
+    static TABLE: OnceLock<HashMap<TypeId, &'static TaskEntry, BuildHasherDefault<TypeIdHasher>>> =
+        OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            inventory::iter::<TaskEntry>
+                .into_iter()
+                .filter_map(|entry| Some(((entry.function.as_ref()?.type_id)(), entry)))
+                .collect()
+        })
+        .get(&type_id)
+        .copied()
 }
 
 /// The registered task (a `Task<A, R>`, type-erased) of the function whose item type

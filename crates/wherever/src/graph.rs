@@ -63,19 +63,28 @@ type SubmitChain = Box<dyn Fn(&Client, ChainPart, Vec<ChainPart>) -> Submitted +
 pub(crate) struct Node {
     /// Shared, so the maps of a computation hold it without a copy.
     key: Arc<str>,
-    name: &'static str,
-    registered: bool,
     parts: Parts,
-    /// Submits the node alone.
-    submit: SubmitNode,
-    /// Submits a chain ending with this node (typed by this node's result).
-    submit_chain: SubmitChain,
-    /// Runs the node's task on encoded arguments (a link of a chain, locally).
-    run: LocalRun,
+    /// The task, shared by every node of one layer ([`delayed_layer`]).
+    task: Arc<NodeTask>,
     record: Mutex<Record>,
     /// The position the node got under each client key it was computed under: a
     /// recomputation under the same key reuses it, so it draws the same numbers.
     positions: Mutex<NodePositions>,
+}
+
+/// What the nodes calling one task share: its name, and how to submit and run it.
+/// A node made by [`delayed`] has one of its own; the nodes of a layer
+/// ([`delayed_layer`], a collection's partitions) share one, as the layers of
+/// Dask's high-level graphs do, so a node is its key, its arguments and its state.
+struct NodeTask {
+    name: &'static str,
+    registered: bool,
+    /// Submits a node alone.
+    submit: SubmitNode,
+    /// Submits a chain ending with a node of this task (typed by its result).
+    submit_chain: SubmitChain,
+    /// Runs the task on encoded arguments (a link of a chain, locally).
+    run: LocalRun,
 }
 
 /// What happened to a node in its last computation, for [`to_dot`].
@@ -103,7 +112,40 @@ pub fn delayed<A: Value, R: Value, M: 'static>(
     task: impl IntoTask<A, R, M>,
     args: impl IntoArgs<A>,
 ) -> Delayed<R> {
-    make_node(Resolved::new(task), args, false)
+    make_node(Resolved::new(task), args, false, None)
+}
+
+/// Like [`delayed`], with the node's key made from `label` rather than the task's
+/// name: a collection's node names its operation and the user's task
+/// (`bag-map[is_obama]-17`) while it runs the collection's built-in task.
+pub fn delayed_labelled<A: Value, R: Value, M: 'static>(
+    label: &str,
+    task: impl IntoTask<A, R, M>,
+    args: impl IntoArgs<A>,
+) -> Delayed<R> {
+    make_node(Resolved::new(task), args, false, Some(label))
+}
+
+/// Many nodes calling `task`, one per element of `args`, with keys made from
+/// `label` (as [`delayed_labelled`]). The nodes share one description of the task
+/// (its name and how to submit and run it), so each holds only its key, its
+/// arguments and its state: a collection's layer of 100,000 partitions is
+/// 100,000 small nodes.
+pub fn delayed_layer<A: Value, R: Value, M: 'static, I>(
+    label: &str,
+    task: impl IntoTask<A, R, M>,
+    args: I,
+) -> Vec<Delayed<R>>
+where
+    I: IntoIterator,
+    I::Item: IntoArgs<A>,
+{
+    let resolved = Resolved::new(task);
+    let name = resolved.task_name();
+    let shared = node_task(resolved);
+    args.into_iter()
+        .map(|args| new_node(shared.clone(), name, encode_args(args), false, Some(label)))
+        .collect()
 }
 
 /// Like [`delayed`], for a pure function (same arguments, same result): calls with
@@ -113,16 +155,23 @@ pub fn delayed_pure<A: Value, R: Value, M: 'static>(
     task: impl IntoTask<A, R, M>,
     args: impl IntoArgs<A>,
 ) -> Delayed<R> {
-    make_node(Resolved::new(task), args, true)
+    make_node(Resolved::new(task), args, true, None)
 }
 
 fn make_node<A: Value, R: Value, T: IntoTask<A, R>>(
     task: T,
     args: impl IntoArgs<A>,
     pure: bool,
+    label: Option<&str>,
 ) -> Delayed<R> {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let parts = match args.into_args() {
+    let name = task.task_name();
+    new_node(node_task(task), name, encode_args(args), pure, label)
+}
+
+/// The arguments of a node, encoded (an encoding error is kept, and reported when
+/// the node is computed).
+fn encode_args<A: Value>(args: impl IntoArgs<A>) -> Parts {
+    match args.into_args() {
         Args::Plain(args) => match wherever_core::codec::encode(&args) {
             Ok(bytes) => Parts {
                 bytes,
@@ -134,14 +183,39 @@ fn make_node<A: Value, R: Value, T: IntoTask<A, R>>(
             },
         },
         Args::Parts(PartsBox(parts)) => parts,
-    };
-    let name = task.task_name();
-    let short = short_name(name);
+    }
+}
+
+/// A node of `task` (named `name`) on `parts`, keyed by `label` or the task's name.
+fn new_node<R>(
+    task: Arc<NodeTask>,
+    name: &str,
+    parts: Parts,
+    pure: bool,
+    label: Option<&str>,
+) -> Delayed<R> {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let short = label.unwrap_or_else(|| short_name(name));
     let key = if pure {
         Arc::from(format!("{short}-{:016x}", content_hash(name, &parts)))
     } else {
         numbered_key(short, NEXT.fetch_add(1, Ordering::Relaxed))
     };
+    Delayed {
+        node: NodeRef(Arc::new(Node {
+            key,
+            parts,
+            task,
+            record: Mutex::default(),
+            positions: Mutex::default(),
+        })),
+        _value: PhantomData,
+    }
+}
+
+/// The shared description of nodes calling `task`.
+fn node_task<A: Value, R: Value, T: IntoTask<A, R>>(task: T) -> Arc<NodeTask> {
+    let name = task.task_name();
     let registered = task.registered().is_some();
     let task = Arc::new(task);
     let for_submit = task.clone();
@@ -167,20 +241,13 @@ fn make_node<A: Value, R: Value, T: IntoTask<A, R>>(
         wherever_core::codec::encode(&result)
             .map_err(|e| TaskFailure::from_error(format!("cannot encode the result: {e}")))
     });
-    Delayed {
-        node: NodeRef(Arc::new(Node {
-            key,
-            name,
-            registered,
-            parts,
-            submit,
-            submit_chain,
-            run,
-            record: Mutex::default(),
-            positions: Mutex::default(),
-        })),
-        _value: PhantomData,
-    }
+    Arc::new(NodeTask {
+        name,
+        registered,
+        submit,
+        submit_chain,
+        run,
+    })
 }
 
 /// FNV-1a over the task name, the encoded arguments and the dependencies' keys.
@@ -560,14 +627,14 @@ fn submit_chain_nodes(
 ) -> Submitted {
     let last = *nodes.last().expect("non-empty");
     if nodes.len() == 1 {
-        return (last.0.submit)(client, parts_for(last, submitted), positions[0]);
+        return (last.0.task.submit)(client, parts_for(last, submitted), positions[0]);
     }
     let part = |node: &NodeRef, parts: Parts, position: u64| ChainPart {
-        name: node.0.name,
-        registered: node.0.registered,
+        name: node.0.task.name,
+        registered: node.0.task.registered,
         parts,
         position,
-        run: node.0.run.clone(),
+        run: node.0.task.run.clone(),
     };
     let head = part(nodes[0], parts_for(nodes[0], submitted), positions[0]);
     let links = nodes[1..]
@@ -575,7 +642,7 @@ fn submit_chain_nodes(
         .zip(&positions[1..])
         .map(|(node, &position)| part(node, node.0.parts.duplicate(), position))
         .collect();
-    (last.0.submit_chain)(client, head, links)
+    (last.0.task.submit_chain)(client, head, links)
 }
 
 /// The graph nodes among `node`'s inputs.
@@ -618,7 +685,7 @@ impl GraphDescription {
             .collect();
         self.tasks.push(GraphTask {
             task,
-            name: last.0.name.to_string(),
+            name: last.0.task.name.to_string(),
             deps,
         });
         self.task_of.insert(last.0.key.clone(), task);
@@ -704,7 +771,12 @@ pub fn to_dot<G: GraphOutput>(outputs: &[&G]) -> String {
             .clone();
         let mut label = format!(
             "{}\\n{}",
-            node.0.name.rsplit("::").next().unwrap_or(node.0.name),
+            node.0
+                .task
+                .name
+                .rsplit("::")
+                .next()
+                .unwrap_or(node.0.task.name),
             node.0.key
         );
         if let Some(state) = record.state {
@@ -728,4 +800,30 @@ pub fn to_dot<G: GraphOutput>(outputs: &[&G]) -> String {
     }
     dot.push_str("}\n");
     dot
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Plan;
+
+    fn triple(x: u64) -> u64 {
+        3 * x
+    }
+
+    #[test]
+    fn a_layer_of_nodes_shares_one_task_and_computes_like_single_nodes() {
+        let layer = delayed_layer("triples", triple, 0..1000u64);
+        assert_eq!(layer.len(), 1000);
+        assert!(layer
+            .iter()
+            .all(|d| Arc::ptr_eq(&d.node.0.task, &layer[0].node.0.task)));
+        assert!(layer[7].key().starts_with("triples-"), "{}", layer[7].key());
+        let single = delayed(triple, 5u64);
+        assert!(!Arc::ptr_eq(&single.node.0.task, &layer[0].node.0.task));
+        let client = Plan::parse("threads:2").unwrap().start().unwrap();
+        let values = compute(&client, &layer[..]).unwrap();
+        assert_eq!(values, (0..1000u64).map(|x| 3 * x).collect::<Vec<_>>());
+        assert_eq!(compute(&client, &single).unwrap(), 15);
+    }
 }

@@ -68,8 +68,8 @@ pub use dashboard::{DASHBOARD_PORT_VARIABLE, DASHBOARD_VARIABLE};
 pub use error::{Error, Result};
 pub use future::{as_completed, wait, AsCompleted, Future, ReturnWhen, Shared, WaitOutcome};
 pub use graph::{
-    compute, delayed, delayed_pure, optimize, persist, to_dot, Delayed, FusedTask, GraphOutput,
-    OptimizedGraph,
+    compute, delayed, delayed_labelled, delayed_layer, delayed_pure, optimize, persist, to_dot,
+    Delayed, FusedTask, GraphOutput, OptimizedGraph,
 };
 pub use graph_outputs::{ComputeOutputs, DelayedOutput};
 pub use local::QUEUE_BOUND;
@@ -85,6 +85,8 @@ pub use wherever_cluster::launcher::AdaptOptions;
 pub use wherever_cluster::{ResourceError, Resources};
 /// The event stream: task and worker events for progress bars and the dashboard.
 pub use wherever_core::events;
+/// Partition payloads: a collection partition's elements in one byte buffer.
+pub use wherever_core::partition;
 pub use wherever_core::{
     markers, IntoTask, Resolved, SharedRef, StreamKey, StreamLabel, Task, TaskContext, TaskError,
     TaskErrorDetails, TaskErrorKind, TaskFailure, TaskRng,
@@ -115,5 +117,6 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use inventory;
+    pub use wherever_core::element;
     pub use wherever_core::registry;
 }
