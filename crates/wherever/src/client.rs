@@ -159,7 +159,9 @@ impl Plan {
     fn start_counting_joined(&self, launcher: &dyn Launcher) -> Result<Executor, Error> {
         let mut executor = outside_async_runtime(|| self.start_launched(launcher))?;
         if let Executor::Cluster(cluster) = &mut executor {
-            cluster.slots = None;
+            // A per-task plan starts a job per task, up to its cap at once: `map`
+            // chunks for that many slots, not for the workers it has at the time.
+            cluster.slots = launcher.per_task_max_pending();
         }
         Ok(executor)
     }

@@ -308,10 +308,33 @@ fn a_bad_partition_is_an_error_at_start() {
     assert!(scene.jobs().is_empty(), "{:?}", scene.jobs());
 }
 
+fn map_chunks_for_as_many_slots_as_jobs_may_start_at_once() {
+    if !checks_need_slurm() {
+        return;
+    }
+    let scene = Scene::new("slots");
+    let client = SlurmPlan::new()
+        .per_task()
+        .max_pending(3)
+        .partition("debug")
+        .job_name(&scene.name)
+        .start()
+        .expect("start");
+    // `map`'s default chunking counts slots: not the one a plan without workers
+    // would have, so the items do not all go into one job.
+    assert_eq!(client.workers(), 3);
+    drop(client);
+    assert!(scene.jobs().is_empty(), "{:?}", scene.jobs());
+}
+
 #[wherever::main]
 fn main() {
     std::env::set_var("WHEREVER_DASHBOARD", "off");
     harness::run_checks(&[
+        (
+            "map_chunks_for_as_many_slots_as_jobs_may_start_at_once",
+            map_chunks_for_as_many_slots_as_jobs_may_start_at_once,
+        ),
         (
             "six_tasks_run_in_six_jobs_that_complete_with_sequentials_results",
             six_tasks_run_in_six_jobs_that_complete_with_sequentials_results,
