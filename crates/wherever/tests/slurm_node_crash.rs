@@ -24,7 +24,9 @@ use wherever_cluster::launcher::SLURM_DIR_VARIABLE;
 const HANG_GUARD: Duration = Duration::from_secs(240);
 
 /// Where the shared CI scripts are.
-const CI_DIR: &str = "/work/shared/ci";
+/// The CI scripts: `shared/ci/` beside the project (the workspace is two levels up
+/// from this crate).
+const CI_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/ci");
 
 /// Writes `DIR/started-I-NODE-PID`, waits until `DIR/go` exists, and returns
 /// `(i * i, node)`.
@@ -114,12 +116,17 @@ struct Restore {
 impl Drop for Restore {
     fn drop(&mut self) {
         let script = |name: &str| Path::new(CI_DIR).join(name);
+        // Daemons restarted here keep the working directory they are started in:
+        // the scripts' own, not one a test or a worktree may delete (a slurmd in a
+        // deleted directory makes every job step print an error into its output).
         let slurm = Command::new("bash")
+            .current_dir(CI_DIR)
             .arg(script("start-slurm.sh"))
             .env("CI_SLURM_CPUS", "8")
             .env("CI_SLURM_NETNS_NODES", "3")
             .output();
         let hosts = Command::new("bash")
+            .current_dir(CI_DIR)
             .arg(script("netns-hosts.sh"))
             .arg("up")
             .env("CI_NETNS_SSHD", "1")
