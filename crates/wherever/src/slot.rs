@@ -23,6 +23,10 @@ pub(crate) type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
 /// Copies a value that several handles share (through the codec).
 pub(crate) type Copier<R> = fn(&R) -> Result<R, String>;
 
+/// Fetches a result left where it was computed (see [`Slot::resolve_held`]);
+/// blocks the calling thread.
+pub(crate) type Fetcher<R> = Box<dyn FnOnce() -> Result<R, TaskError> + Send>;
+
 /// A resolved slot's outcome, shared by the handles reading it.
 pub(crate) type Outcome<R> = Arc<Result<R, TaskError>>;
 
@@ -74,6 +78,9 @@ struct SlotState<R> {
     /// Set once resolved, until a reader shares it: a sole handle takes the
     /// outcome from here, without an `Arc` allocated per task.
     owned: Option<Result<R, TaskError>>,
+    /// Set once resolved with a result held elsewhere, until the first read
+    /// fetches it into `owned`.
+    held: Option<Fetcher<R>>,
     resolved: bool,
     resolving: bool,
     waiting: bool,
@@ -102,6 +109,7 @@ impl<R> Slot<R> {
             state: Mutex::new(SlotState {
                 outcome: None,
                 owned: None,
+                held: None,
                 resolved: false,
                 resolving: false,
                 waiting: false,
@@ -184,6 +192,41 @@ impl<R> Slot<R> {
         self.settle(callbacks, outcome);
     }
 
+    /// Resolves the slot with a result that stays where it is until read: the
+    /// first read runs `fetch` (blocking). Gives `fetch` back if the slot cannot
+    /// wait for a reader (callbacks wait for the value, or it is resolved).
+    pub(crate) fn resolve_held(&self, fetch: Fetcher<R>) -> Result<(), Fetcher<R>> {
+        let mut state = self.lock();
+        let no_callbacks = state
+            .waiters
+            .as_ref()
+            .is_none_or(|w| w.callbacks.is_empty());
+        if !no_callbacks || state.resolved || state.resolving {
+            return Err(fetch);
+        }
+        state.held = Some(fetch);
+        state.resolved = true;
+        let waiters = state.waiters.take();
+        if state.waiting {
+            self.resolved_signal.notify_all();
+        }
+        drop(state);
+        if let Some(waiters) = waiters {
+            for (listener, index) in waiters.listeners {
+                let _ = listener.send(index);
+            }
+            waiters.wakers.into_iter().for_each(Waker::wake);
+        }
+        Ok(())
+    }
+
+    /// Fetches a held result into `owned` (under the lock: other readers wait).
+    fn fetch_held(state: &mut SlotState<R>) {
+        if let Some(fetch) = state.held.take() {
+            state.owned = Some(fetch());
+        }
+    }
+
     /// Makes the caller the one that resolves the slot, taking the callbacks to run;
     /// `None` if it is resolved or being resolved already.
     fn claim(state: &mut SlotState<R>) -> Option<Vec<Callback<R>>> {
@@ -254,6 +297,7 @@ impl<R> Slot<R> {
 
     /// The outcome as a shared `Arc`, moved into one on the first shared read.
     fn share(state: &mut SlotState<R>) -> Option<Outcome<R>> {
+        Self::fetch_held(state);
         if let Some(owned) = state.owned.take() {
             state.outcome = Some(Arc::new(owned));
         }
@@ -284,6 +328,7 @@ impl<R> Slot<R> {
         &self,
         state: &mut SlotState<R>,
     ) -> Result<Result<R, TaskError>, Outcome<R>> {
+        Self::fetch_held(state);
         if self.handles.load(Ordering::Acquire) == 1 {
             if let Some(owned) = state.owned.take() {
                 return Ok(owned);
