@@ -91,3 +91,6 @@ fn forward_to(sender: std::sync::mpsc::SyncSender<Result<Vec<u8>, TaskError>>) -
         }
     })
 }
+
+#[cfg(test)]
+mod tests;
