@@ -81,6 +81,9 @@ struct SlotState<R> {
     /// Set once resolved with a result held elsewhere, until the first read
     /// fetches it into `owned`.
     held: Option<Fetcher<R>>,
+    /// Set when a reader is about to read the value ([`Slot::fetch_when_done`]):
+    /// a held result is then fetched as soon as the task ends.
+    eager: bool,
     resolved: bool,
     resolving: bool,
     waiting: bool,
@@ -110,6 +113,7 @@ impl<R> Slot<R> {
                 outcome: None,
                 owned: None,
                 held: None,
+                eager: false,
                 resolved: false,
                 resolving: false,
                 waiting: false,
@@ -194,14 +198,15 @@ impl<R> Slot<R> {
 
     /// Resolves the slot with a result that stays where it is until read: the
     /// first read runs `fetch` (blocking). Gives `fetch` back if the slot cannot
-    /// wait for a reader (callbacks wait for the value, or it is resolved).
+    /// wait for a reader (callbacks wait for the value, a reader asked for it with
+    /// [`Slot::fetch_when_done`], or it is resolved).
     pub(crate) fn resolve_held(&self, fetch: Fetcher<R>) -> Result<(), Fetcher<R>> {
         let mut state = self.lock();
         let no_callbacks = state
             .waiters
             .as_ref()
             .is_none_or(|w| w.callbacks.is_empty());
-        if !no_callbacks || state.resolved || state.resolving {
+        if !no_callbacks || state.eager || state.resolved || state.resolving {
             return Err(fetch);
         }
         state.held = Some(fetch);
@@ -218,6 +223,13 @@ impl<R> Slot<R> {
             waiters.wakers.into_iter().for_each(Waker::wake);
         }
         Ok(())
+    }
+
+    /// Says the value will be read: if the result is held elsewhere when the task
+    /// ends, it is fetched at once (with the other results read together, as
+    /// `gather` does) rather than when read.
+    pub(crate) fn fetch_when_done(&self) {
+        self.lock().eager = true;
     }
 
     /// Fetches a held result into `owned` (under the lock: other readers wait).

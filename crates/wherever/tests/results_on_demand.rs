@@ -143,12 +143,40 @@ fn a_holder_killed_before_the_read_is_recomputed_not_a_hang() {
     let _ = std::fs::remove_file(&note);
 }
 
+fn gather_map_and_compute_read_large_results_equal() {
+    let client = Plan::parse("processes:2")
+        .unwrap()
+        .start()
+        .unwrap()
+        .progress(false);
+    let futures: Vec<_> = (0..6u64).map(|i| client.submit(ten_megabytes, i)).collect();
+    let gathered = client.gather(futures).unwrap();
+    for (i, value) in gathered.iter().enumerate() {
+        assert!(is_result(value, i as u64), "gathered result {i}");
+    }
+    drop(gathered);
+    let mapped = client.map(ten_megabytes, 0..6u64).unwrap();
+    for (i, value) in mapped.iter().enumerate() {
+        assert!(is_result(value, i as u64), "mapped result {i}");
+    }
+    drop(mapped);
+    let outputs: Vec<Delayed<ByteBuf>> = (0..4u64).map(|i| delayed(ten_megabytes, i)).collect();
+    let computed = compute(&client, outputs.as_slice()).unwrap();
+    for (i, value) in computed.iter().enumerate() {
+        assert!(is_result(value, i as u64), "computed result {i}");
+    }
+}
+
 #[wherever::main]
 fn main() {
     harness::run_checks(&[
         (
             "forty_results_of_10_mb_are_fetched_only_when_read",
             forty_results_of_10_mb_are_fetched_only_when_read,
+        ),
+        (
+            "gather_map_and_compute_read_large_results_equal",
+            gather_map_and_compute_read_large_results_equal,
         ),
         (
             "a_holder_killed_before_the_read_is_recomputed_not_a_hang",
