@@ -570,4 +570,39 @@ mod tests {
             Ok(_) => panic!("the outcome was shared already"),
         }
     }
+
+    #[test]
+    fn a_held_result_resolves_the_slot_and_is_fetched_once_by_the_first_read() {
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let counted = fetches.clone();
+        let slot = Slot::<u64>::new();
+        slot.add_handle();
+        let (listener, heard) = crossbeam_channel::unbounded();
+        slot.listen(&listener, 2);
+        let fetch: Fetcher<u64> = Box::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(9)
+        });
+        assert!(slot.resolve_held(fetch).is_ok());
+        assert!(slot.is_resolved());
+        assert_eq!(heard.try_recv(), Ok(2));
+        assert_eq!(fetches.load(Ordering::SeqCst), 0, "fetched before a read");
+        assert!(matches!(*slot.wait(None).expect("resolved"), Ok(9)));
+        assert!(matches!(*slot.wait(None).expect("resolved"), Ok(9)));
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_held_result_is_given_back_when_something_waits_for_the_value() {
+        let waited = Slot::<u64>::new();
+        waited.when_resolved(Box::new(|_| {}));
+        assert!(waited.resolve_held(Box::new(|| Ok(1))).is_err());
+        assert!(!waited.is_resolved());
+        let gathered = Slot::<u64>::new();
+        gathered.fetch_when_done();
+        assert!(gathered.resolve_held(Box::new(|| Ok(1))).is_err());
+        let done = Slot::<u64>::new();
+        done.resolve(Ok(3));
+        assert!(done.resolve_held(Box::new(|| Ok(1))).is_err());
+    }
 }
