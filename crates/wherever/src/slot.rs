@@ -84,6 +84,9 @@ struct SlotState<R> {
     /// Set when a reader is about to read the value ([`Slot::fetch_when_done`]):
     /// a held result is then fetched as soon as the task ends.
     eager: bool,
+    /// Set while a reader fetches the held result (outside the lock); other
+    /// readers wait for `resolved_signal`.
+    fetching: bool,
     resolved: bool,
     resolving: bool,
     waiting: bool,
@@ -114,6 +117,7 @@ impl<R> Slot<R> {
                 owned: None,
                 held: None,
                 eager: false,
+                fetching: false,
                 resolved: false,
                 resolving: false,
                 waiting: false,
@@ -136,6 +140,7 @@ impl<R> Slot<R> {
 
     /// Runs `then` with the outcome once resolved (at once if it is).
     pub(crate) fn when_resolved(&self, then: Callback<R>) {
+        self.fetch_if_held();
         let mut state = self.lock();
         if !state.resolved {
             state.waiters().callbacks.push(then);
@@ -232,7 +237,32 @@ impl<R> Slot<R> {
         self.lock().eager = true;
     }
 
-    /// Fetches a held result into `owned` (under the lock: other readers wait).
+    /// Fetches a held result into `owned`, outside the lock (so `is_resolved` and
+    /// listeners never wait for the network); a reader that comes meanwhile waits
+    /// for it. Call before reading a resolved slot's outcome.
+    fn fetch_if_held(&self) {
+        let mut state = self.lock();
+        if let Some(fetch) = state.held.take() {
+            state.fetching = true;
+            drop(state);
+            let outcome = fetch();
+            let mut state = self.lock();
+            state.owned = Some(outcome);
+            state.fetching = false;
+            drop(state);
+            self.resolved_signal.notify_all();
+            return;
+        }
+        while state.fetching {
+            state = self
+                .resolved_signal
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    /// Fetches a held result into `owned` under the lock (a fallback: readers
+    /// call [`Slot::fetch_if_held`] first).
     fn fetch_held(state: &mut SlotState<R>) {
         if let Some(fetch) = state.held.take() {
             state.owned = Some(fetch());
@@ -321,6 +351,7 @@ impl<R> Slot<R> {
     pub(crate) fn ready_outcome_for_last_handle(
         &self,
     ) -> Option<Result<Result<R, TaskError>, Outcome<R>>> {
+        self.fetch_if_held();
         let mut state = self.lock();
         if !state.resolved {
             return None;
@@ -332,6 +363,7 @@ impl<R> Slot<R> {
     /// if it is the only handle (nothing can read it through a future any more):
     /// `Ok` if it was never shared, else `Err` with the shared outcome.
     pub(crate) fn outcome_for_last_handle(&self) -> Result<Result<R, TaskError>, Outcome<R>> {
+        self.fetch_if_held();
         self.outcome_of_resolved(&mut self.lock())
     }
 
@@ -443,6 +475,11 @@ impl<R> Slot<R> {
                         .0
                 }
             };
+        }
+        if state.held.is_some() || state.fetching {
+            drop(state);
+            self.fetch_if_held();
+            state = self.lock();
         }
         Some(Self::shared_outcome(&mut state))
     }
@@ -604,5 +641,29 @@ mod tests {
         let done = Slot::<u64>::new();
         done.resolve(Ok(3));
         assert!(done.resolve_held(Box::new(|| Ok(1))).is_err());
+    }
+
+    #[test]
+    fn a_fetch_in_progress_does_not_hold_the_slot_locked() {
+        let slot = Arc::new(Slot::<u64>::new());
+        slot.add_handle();
+        let (started, fetch_started) = std::sync::mpsc::channel();
+        let (finish, finishing) = std::sync::mpsc::channel::<()>();
+        let fetch: Fetcher<u64> = Box::new(move || {
+            started.send(()).unwrap();
+            finishing.recv().unwrap();
+            Ok(4)
+        });
+        assert!(slot.resolve_held(fetch).is_ok());
+        let reader = {
+            let slot = slot.clone();
+            std::thread::spawn(move || matches!(*slot.wait(None).unwrap(), Ok(4)))
+        };
+        fetch_started.recv().unwrap();
+        // The fetch is running: the slot still answers.
+        assert!(slot.is_resolved());
+        finish.send(()).unwrap();
+        assert!(reader.join().unwrap());
+        assert!(matches!(*slot.wait(None).unwrap(), Ok(4)));
     }
 }
