@@ -1,7 +1,7 @@
 //! A map whose results total 1 GB under a 200 MB memory limit per worker
 //! (`processes:2,mem=200MB`): 100 results of 10 MB kept alive as futures, then
 //! checked on the workers (as task inputs, read back from disk) and read back on
-//! the client one by one. Prints the wall time, each worker's peak resident
+//! the client one by one, each value dropped before the next. Prints the wall time, each worker's peak resident
 //! memory (`VmHWM`, the kernel's high-water mark over its whole life) and what
 //! its spill directory held at the end of the map.
 //!
@@ -106,9 +106,9 @@ fn main() {
     let futures: Vec<_> = (0..COUNT)
         .map(|i| client.submit(ten_megabytes, i))
         .collect();
-    for future in &futures {
-        future.value_timeout(LONG).unwrap();
-    }
+    // Waiting reads no value: each result stays on its worker until read.
+    let outcome = wherever::wait(&futures, Some(LONG), wherever::ReturnWhen::AllCompleted);
+    assert!(outcome.not_done.is_empty());
     let made = start.elapsed();
     let spilled: Vec<f64> = pids.iter().map(|&pid| spilled_mb(pid)).collect();
     let checks: Vec<_> = futures
@@ -119,8 +119,11 @@ fn main() {
     for check in &checks {
         assert_eq!(check.value_timeout(LONG).ok(), Some(&true));
     }
-    for (i, future) in futures.iter().enumerate() {
-        assert!(is_result(future.value_timeout(LONG).unwrap(), i as u64));
+    // Read back one by one, each value dropped before the next (as Dask's
+    // `f.result()` in a loop).
+    drop(checks);
+    for (i, future) in futures.into_iter().enumerate() {
+        assert!(is_result(&future.value().unwrap(), i as u64));
     }
     let wall = start.elapsed();
     let peaks: Vec<String> = pids

@@ -19,11 +19,13 @@ use wherever_core::{StreamKey, TaskError, TaskErrorKind};
 use wherever_scheduler::dense_table::DenseTable;
 
 pub mod backlog;
+mod held;
 mod no_workers;
+pub use held::{Arrival, HeldResult};
 pub use no_workers::{DEFAULT_NOTICE, NOTICE_VARIABLE, TIMEOUT_VARIABLE};
 
-/// Called once with a task's encoded result or its error.
-pub type Callback = Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>;
+/// Called once with a task's encoded result (or where it is held) or its error.
+pub type Callback = Box<dyn FnOnce(Result<Arrival, TaskError>) + Send>;
 
 /// One call to submit: a registered task's name and encoded arguments.
 #[derive(Debug, Clone)]
@@ -599,7 +601,7 @@ async fn fetch_result(
             if let Some(commands) = commands.upgrade() {
                 let _ = commands.send(Message::Fetched { task });
             }
-            return complete(&shared, task, Ok(result));
+            return complete(&shared, task, Ok(Arrival::Bytes(result)));
         }
         // Recomputing would not make it smaller: the task fails.
         Err(FetchError::TooLarge(reason)) => {
@@ -647,18 +649,21 @@ async fn read_answers(
                     task,
                     result: Some(result),
                     ..
-                } => complete(&shared, task, Ok(result)),
+                } => complete(&shared, task, Ok(Arrival::Bytes(result))),
+                // Left on its workers until its reader fetches it.
                 Message::Done {
                     task,
                     result: None,
                     holders,
                 } => {
-                    tokio::spawn(fetch_result(
+                    let held = HeldResult {
                         task,
                         holders,
-                        shared.clone(),
-                        commands.clone(),
-                    ));
+                        shared: shared.clone(),
+                        commands: commands.clone(),
+                        runtime: tokio::runtime::Handle::current(),
+                    };
+                    complete(&shared, task, Ok(Arrival::Held(held)));
                 }
                 Message::Failed { task, error } => complete(&shared, task, Err(*error)),
                 Message::Workers { count, slots } => {
@@ -704,7 +709,7 @@ fn announce(shared: &Shared) {
     shared.announced.notify_all();
 }
 
-fn complete(shared: &Shared, task: TaskId, outcome: Result<Vec<u8>, TaskError>) {
+fn complete(shared: &Shared, task: TaskId, outcome: Result<Arrival, TaskError>) {
     let callback = shared
         .pending
         .lock()

@@ -12,7 +12,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-mod batched;
+pub(crate) mod batched;
 
 pub use batched::{fetch_batched, fetch_many_from, REQUEST_WINDOW};
 

@@ -21,7 +21,9 @@ pub mod server;
 pub mod worker;
 
 pub use auth::Secret;
-pub use client::{Callback, ClusterClient, ClusterRuntime, RemoteCall, TaskHandle};
+pub use client::{
+    Arrival, Callback, ClusterClient, ClusterRuntime, HeldResult, RemoteCall, TaskHandle,
+};
 pub use launcher::LocalCluster;
 pub use wherever_scheduler::{ResourceError, Resources};
 

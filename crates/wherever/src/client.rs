@@ -415,6 +415,8 @@ impl Client {
         &self,
         futures: impl IntoIterator<Item = Future<R>>,
     ) -> Result<Vec<R>, TaskError> {
+        let futures: Vec<Future<R>> = futures.into_iter().collect();
+        fetch_when_done(&futures);
         let futures = futures.into_iter();
         let progress = self.track_gather(&futures);
         let values: Result<Vec<R>, TaskError> = futures.map(Future::value).collect();
@@ -450,6 +452,8 @@ impl Client {
         &self,
         futures: impl IntoIterator<Item = Future<R>>,
     ) -> Vec<Result<R, TaskError>> {
+        let futures: Vec<Future<R>> = futures.into_iter().collect();
+        fetch_when_done(&futures);
         let futures = futures.into_iter();
         let progress = self.track_gather(&futures);
         let outcomes = futures.map(Future::value).collect();
@@ -525,5 +529,13 @@ impl std::fmt::Debug for Client {
             self.shared.plan,
             self.workers()
         )
+    }
+}
+
+/// Asks for the results of `futures` as their tasks end: a gather reads them all,
+/// so large ones are fetched together, not one by one when read.
+fn fetch_when_done<R>(futures: &[Future<R>]) {
+    for future in futures {
+        future.slot.fetch_when_done();
     }
 }

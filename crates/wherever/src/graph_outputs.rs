@@ -63,8 +63,13 @@ impl<E: DelayedOutput> ComputeOutputs for &[E] {
         self.iter().map(|output| output.delayed().node()).collect()
     }
     fn futures(&self, graph: &SubmittedGraph) -> Self::Futures {
+        // Every output is read: fetch large ones as their tasks end.
         self.iter()
-            .map(|output| graph.future(output.delayed()))
+            .map(|output| {
+                let future = graph.future(output.delayed());
+                future.slot.fetch_when_done();
+                future
+            })
             .collect()
     }
     fn values(futures: Self::Futures) -> Result<Self::Values, TaskError> {

@@ -151,6 +151,7 @@ impl Client {
                 dependent => {
                     self.flush_chunk(&task, &mut chunk, first, chunk_offset, &mut collector);
                     let future = self.submit_at(task.clone(), dependent, position);
+                    future.slot.fetch_when_done();
                     collector.parts.push(Part::One { future, offset });
                 }
             }
@@ -203,6 +204,8 @@ impl Client {
             Pending::Encoded(items) => {
                 let (len, position) = (items.len(), first + offset as u64);
                 let slot = Slot::new();
+                // The map reads every result: fetch a large one as its chunk ends.
+                slot.fetch_when_done();
                 let future = Future::new(slot.clone(), task.task_name(), position);
                 match self.cluster() {
                     Some(cluster) => {

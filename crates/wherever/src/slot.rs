@@ -23,6 +23,10 @@ pub(crate) type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
 /// Copies a value that several handles share (through the codec).
 pub(crate) type Copier<R> = fn(&R) -> Result<R, String>;
 
+/// Fetches a result left where it was computed (see [`Slot::resolve_held`]);
+/// blocks the calling thread.
+pub(crate) type Fetcher<R> = Box<dyn FnOnce() -> Result<R, TaskError> + Send>;
+
 /// A resolved slot's outcome, shared by the handles reading it.
 pub(crate) type Outcome<R> = Arc<Result<R, TaskError>>;
 
@@ -74,6 +78,15 @@ struct SlotState<R> {
     /// Set once resolved, until a reader shares it: a sole handle takes the
     /// outcome from here, without an `Arc` allocated per task.
     owned: Option<Result<R, TaskError>>,
+    /// Set once resolved with a result held elsewhere, until the first read
+    /// fetches it into `owned`.
+    held: Option<Fetcher<R>>,
+    /// Set when a reader is about to read the value ([`Slot::fetch_when_done`]):
+    /// a held result is then fetched as soon as the task ends.
+    eager: bool,
+    /// Set while a reader fetches the held result (outside the lock); other
+    /// readers wait for `resolved_signal`.
+    fetching: bool,
     resolved: bool,
     resolving: bool,
     waiting: bool,
@@ -102,6 +115,9 @@ impl<R> Slot<R> {
             state: Mutex::new(SlotState {
                 outcome: None,
                 owned: None,
+                held: None,
+                eager: false,
+                fetching: false,
                 resolved: false,
                 resolving: false,
                 waiting: false,
@@ -124,6 +140,7 @@ impl<R> Slot<R> {
 
     /// Runs `then` with the outcome once resolved (at once if it is).
     pub(crate) fn when_resolved(&self, then: Callback<R>) {
+        self.fetch_if_held();
         let mut state = self.lock();
         if !state.resolved {
             state.waiters().callbacks.push(then);
@@ -182,6 +199,74 @@ impl<R> Slot<R> {
         };
         drop(state);
         self.settle(callbacks, outcome);
+    }
+
+    /// Resolves the slot with a result that stays where it is until read: the
+    /// first read runs `fetch` (blocking). Gives `fetch` back if the slot cannot
+    /// wait for a reader (callbacks wait for the value, a reader asked for it with
+    /// [`Slot::fetch_when_done`], or it is resolved).
+    pub(crate) fn resolve_held(&self, fetch: Fetcher<R>) -> Result<(), Fetcher<R>> {
+        let mut state = self.lock();
+        let no_callbacks = state
+            .waiters
+            .as_ref()
+            .is_none_or(|w| w.callbacks.is_empty());
+        if !no_callbacks || state.eager || state.resolved || state.resolving {
+            return Err(fetch);
+        }
+        state.held = Some(fetch);
+        state.resolved = true;
+        let waiters = state.waiters.take();
+        if state.waiting {
+            self.resolved_signal.notify_all();
+        }
+        drop(state);
+        if let Some(waiters) = waiters {
+            for (listener, index) in waiters.listeners {
+                let _ = listener.send(index);
+            }
+            waiters.wakers.into_iter().for_each(Waker::wake);
+        }
+        Ok(())
+    }
+
+    /// Says the value will be read: if the result is held elsewhere when the task
+    /// ends, it is fetched at once (with the other results read together, as
+    /// `gather` does) rather than when read.
+    pub(crate) fn fetch_when_done(&self) {
+        self.lock().eager = true;
+    }
+
+    /// Fetches a held result into `owned`, outside the lock (so `is_resolved` and
+    /// listeners never wait for the network); a reader that comes meanwhile waits
+    /// for it. Call before reading a resolved slot's outcome.
+    fn fetch_if_held(&self) {
+        let mut state = self.lock();
+        if let Some(fetch) = state.held.take() {
+            state.fetching = true;
+            drop(state);
+            let outcome = fetch();
+            let mut state = self.lock();
+            state.owned = Some(outcome);
+            state.fetching = false;
+            drop(state);
+            self.resolved_signal.notify_all();
+            return;
+        }
+        while state.fetching {
+            state = self
+                .resolved_signal
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    /// Fetches a held result into `owned` under the lock (a fallback: readers
+    /// call [`Slot::fetch_if_held`] first).
+    fn fetch_held(state: &mut SlotState<R>) {
+        if let Some(fetch) = state.held.take() {
+            state.owned = Some(fetch());
+        }
     }
 
     /// Makes the caller the one that resolves the slot, taking the callbacks to run;
@@ -254,6 +339,7 @@ impl<R> Slot<R> {
 
     /// The outcome as a shared `Arc`, moved into one on the first shared read.
     fn share(state: &mut SlotState<R>) -> Option<Outcome<R>> {
+        Self::fetch_held(state);
         if let Some(owned) = state.owned.take() {
             state.outcome = Some(Arc::new(owned));
         }
@@ -265,6 +351,7 @@ impl<R> Slot<R> {
     pub(crate) fn ready_outcome_for_last_handle(
         &self,
     ) -> Option<Result<Result<R, TaskError>, Outcome<R>>> {
+        self.fetch_if_held();
         let mut state = self.lock();
         if !state.resolved {
             return None;
@@ -276,6 +363,7 @@ impl<R> Slot<R> {
     /// if it is the only handle (nothing can read it through a future any more):
     /// `Ok` if it was never shared, else `Err` with the shared outcome.
     pub(crate) fn outcome_for_last_handle(&self) -> Result<Result<R, TaskError>, Outcome<R>> {
+        self.fetch_if_held();
         self.outcome_of_resolved(&mut self.lock())
     }
 
@@ -284,6 +372,7 @@ impl<R> Slot<R> {
         &self,
         state: &mut SlotState<R>,
     ) -> Result<Result<R, TaskError>, Outcome<R>> {
+        Self::fetch_held(state);
         if self.handles.load(Ordering::Acquire) == 1 {
             if let Some(owned) = state.owned.take() {
                 return Ok(owned);
@@ -386,6 +475,11 @@ impl<R> Slot<R> {
                         .0
                 }
             };
+        }
+        if state.held.is_some() || state.fetching {
+            drop(state);
+            self.fetch_if_held();
+            state = self.lock();
         }
         Some(Self::shared_outcome(&mut state))
     }
@@ -512,5 +606,64 @@ mod tests {
             Err(again) => assert!(Arc::ptr_eq(&shared, &again)),
             Ok(_) => panic!("the outcome was shared already"),
         }
+    }
+
+    #[test]
+    fn a_held_result_resolves_the_slot_and_is_fetched_once_by_the_first_read() {
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let counted = fetches.clone();
+        let slot = Slot::<u64>::new();
+        slot.add_handle();
+        let (listener, heard) = crossbeam_channel::unbounded();
+        slot.listen(&listener, 2);
+        let fetch: Fetcher<u64> = Box::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(9)
+        });
+        assert!(slot.resolve_held(fetch).is_ok());
+        assert!(slot.is_resolved());
+        assert_eq!(heard.try_recv(), Ok(2));
+        assert_eq!(fetches.load(Ordering::SeqCst), 0, "fetched before a read");
+        assert!(matches!(*slot.wait(None).expect("resolved"), Ok(9)));
+        assert!(matches!(*slot.wait(None).expect("resolved"), Ok(9)));
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_held_result_is_given_back_when_something_waits_for_the_value() {
+        let waited = Slot::<u64>::new();
+        waited.when_resolved(Box::new(|_| {}));
+        assert!(waited.resolve_held(Box::new(|| Ok(1))).is_err());
+        assert!(!waited.is_resolved());
+        let gathered = Slot::<u64>::new();
+        gathered.fetch_when_done();
+        assert!(gathered.resolve_held(Box::new(|| Ok(1))).is_err());
+        let done = Slot::<u64>::new();
+        done.resolve(Ok(3));
+        assert!(done.resolve_held(Box::new(|| Ok(1))).is_err());
+    }
+
+    #[test]
+    fn a_fetch_in_progress_does_not_hold_the_slot_locked() {
+        let slot = Arc::new(Slot::<u64>::new());
+        slot.add_handle();
+        let (started, fetch_started) = std::sync::mpsc::channel();
+        let (finish, finishing) = std::sync::mpsc::channel::<()>();
+        let fetch: Fetcher<u64> = Box::new(move || {
+            started.send(()).unwrap();
+            finishing.recv().unwrap();
+            Ok(4)
+        });
+        assert!(slot.resolve_held(fetch).is_ok());
+        let reader = {
+            let slot = slot.clone();
+            std::thread::spawn(move || matches!(*slot.wait(None).unwrap(), Ok(4)))
+        };
+        fetch_started.recv().unwrap();
+        // The fetch is running: the slot still answers.
+        assert!(slot.is_resolved());
+        finish.send(()).unwrap();
+        assert!(reader.join().unwrap());
+        assert!(matches!(*slot.wait(None).unwrap(), Ok(4)));
     }
 }

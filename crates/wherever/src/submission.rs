@@ -6,11 +6,13 @@ use crate::arguments::{dependency_failed, DepRef, Parts};
 use crate::client::{Client, Cluster, Executor};
 use crate::future::{Future, Slot};
 use crate::local::{current_graph_rank, current_worker_label, host_name, GraphRank, Job};
+use crate::options::TaskOptions;
+use crate::slot::Fetcher;
 use crate::task_events::TaskWatch;
 use crate::{IntoTask, StreamKey, TaskContext, TaskError, TaskErrorKind, TaskFailure, Value};
 use std::sync::{Arc, Mutex};
 use wherever_cluster::protocol::ChainLink;
-use wherever_cluster::RemoteCall;
+use wherever_cluster::{Arrival, HeldResult, RemoteCall};
 use wherever_core::codec;
 use wherever_core::holes::{fill_holes, Hole};
 use wherever_core::panic_capture::run_caught;
@@ -493,26 +495,11 @@ impl Client {
             timeout: self.options.timeout,
             wanted: RESULT_WANTED.with(|cell| cell.get()),
         };
-        let resolver = slot.clone();
-        let options = self.options.clone();
         // The stream of a cluster plan is the scheduler's (in this process, or
         // forwarded by it).
         let items = call.items;
-        let id = cluster.client.submit(
-            remote,
-            // Captures one name, position, slot and options: it lives per pending task.
-            Box::new(move |outcome| {
-                let outcome = outcome.and_then(|bytes| {
-                    codec::decode::<R>(&bytes).map_err(|e| {
-                        let message = format!("cannot decode the result: {e}");
-                        TaskError::new(name, position, TaskErrorKind::Runtime, message)
-                    })
-                });
-                resolver.resolve(
-                    outcome.map_err(|error| options.label(name_unnamed(error, name, position))),
-                );
-            }),
-        );
+        let callback = remote_callback(slot.clone(), self.options.clone(), name, position);
+        let id = cluster.client.submit(remote, callback);
         crate::progress::note_submitted(id, items);
         crate::task_events::note_task_key(id);
         if let Some(timeout) = self.options.timeout {
@@ -527,6 +514,69 @@ impl Client {
         }
         slot.set_remote(cluster.client.id(), cluster.client.handle(id));
     }
+}
+
+/// The callback of a task submitted to a cluster: resolves `slot` with the decoded
+/// result. A result held on its workers is fetched when the slot is first read;
+/// if something waits for the value itself (a callback), it is fetched now.
+/// Captures one name, position, slot and options: it lives per pending task.
+fn remote_callback<R: Value>(
+    slot: Arc<Slot<R>>,
+    options: Arc<TaskOptions>,
+    name: &'static str,
+    position: u64,
+) -> wherever_cluster::Callback {
+    Box::new(move |arrival| match arrival {
+        Ok(Arrival::Held(held)) => {
+            let cell = Arc::new(Mutex::new(Some(held)));
+            let fetch: Fetcher<R> = Box::new({
+                let (cell, options) = (cell.clone(), options.clone());
+                move || {
+                    let held = cell.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    let bytes = held.map_or_else(
+                        || {
+                            Err(TaskError::new(
+                                name,
+                                position,
+                                TaskErrorKind::Runtime,
+                                "its result was fetched already",
+                            ))
+                        },
+                        HeldResult::fetch_blocking,
+                    );
+                    decode_remote(bytes, &options, name, position)
+                }
+            });
+            if slot.resolve_held(fetch).is_err() {
+                // Something waits for the value itself: fetch it now.
+                let held = cell.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(held) = held {
+                    held.fetch_then(remote_callback(slot, options, name, position));
+                }
+            }
+        }
+        Ok(Arrival::Bytes(bytes)) => {
+            slot.resolve(decode_remote(Ok(bytes), &options, name, position))
+        }
+        Err(error) => slot.resolve(decode_remote(Err(error), &options, name, position)),
+    })
+}
+
+/// A cluster task's outcome decoded, its error labelled and named.
+fn decode_remote<R: Value>(
+    outcome: Result<Vec<u8>, TaskError>,
+    options: &TaskOptions,
+    name: &'static str,
+    position: u64,
+) -> Result<R, TaskError> {
+    outcome
+        .and_then(|bytes| {
+            codec::decode::<R>(&bytes).map_err(|e| {
+                let message = format!("cannot decode the result: {e}");
+                TaskError::new(name, position, TaskErrorKind::Runtime, message)
+            })
+        })
+        .map_err(|error| options.label(name_unnamed(error, name, position)))
 }
 
 struct Waiting {

@@ -371,7 +371,12 @@ fn a_large_result_whose_holder_died_before_the_fetch_is_recomputed() {
     cluster.add_worker();
     release_tx.send(()).unwrap();
     let result = result_rx.recv_timeout(HANG_GUARD).unwrap();
-    let value: Vec<u8> = wherever_core::codec::decode(&result.unwrap()).unwrap();
+    // The result stays on its (new) holder until fetched.
+    let encoded = match result.unwrap() {
+        wherever_cluster::Arrival::Bytes(bytes) => bytes,
+        wherever_cluster::Arrival::Held(held) => held.fetch_blocking().unwrap(),
+    };
+    let value: Vec<u8> = wherever_core::codec::decode(&encoded).unwrap();
     assert_eq!(value.len() as u64, bytes);
     assert!(value.iter().all(|&v| v == 7));
     let _ = std::fs::remove_dir_all(dir);

@@ -100,6 +100,13 @@ fn peak_rss(pid: u32) -> u64 {
     kib * 1024
 }
 
+/// Resets this process's peak resident memory (`VmHWM`) to its resident memory
+/// now, and returns that.
+fn reset_client_peak() -> u64 {
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset VmHWM");
+    peak_rss(std::process::id())
+}
+
 /// The spill directories of worker `pid` and the bytes of the files in them.
 fn spilled_on_disk(pid: u32) -> (Vec<PathBuf>, u64) {
     let prefix = format!("wherever-spill-{pid}-");
@@ -128,12 +135,21 @@ fn a_1_gb_map_under_a_200_mb_limit_spills_and_stays_under_it() {
         .progress(false);
     let pids = worker_pids();
     assert_eq!(pids.len(), 2, "not two worker processes: {pids:?}");
+    let client_before = reset_client_peak();
     let futures: Vec<_> = (0..COUNT)
         .map(|i| client.submit(ten_megabytes, i))
         .collect();
-    for future in &futures {
-        future.value_timeout(HANG_GUARD).unwrap();
-    }
+    // Waiting reads no value: the results stay on the workers.
+    let outcome = wherever::wait(
+        &futures,
+        Some(HANG_GUARD),
+        wherever::ReturnWhen::AllCompleted,
+    );
+    assert!(
+        outcome.not_done.is_empty(),
+        "not done: {:?}",
+        outcome.not_done
+    );
     // All 1 GB is held on the workers now (the futures live): most of it on disk.
     let spilled: u64 = pids.iter().map(|&pid| spilled_on_disk(pid).1).sum();
     assert!(
@@ -154,10 +170,17 @@ fn a_1_gb_map_under_a_200_mb_limit_spills_and_stays_under_it() {
             "result {i} on a worker"
         );
     }
-    for (i, future) in futures.iter().enumerate() {
-        let value = future.value_timeout(HANG_GUARD).unwrap();
-        assert!(is_result(value, i as u64), "result {i} on the client");
+    // Each value is fetched when read and dropped before the next.
+    for (i, future) in futures.into_iter().enumerate() {
+        let value = future.value().unwrap();
+        assert!(is_result(&value, i as u64), "result {i} on the client");
     }
+    let client_growth = peak_rss(std::process::id()).saturating_sub(client_before);
+    println!("peak RSS growth of the client over the map: {client_growth} bytes");
+    assert!(
+        client_growth < LIMIT,
+        "the client grew by {client_growth} bytes: it held the map's results"
+    );
     let peaks: Vec<u64> = pids.iter().map(|&pid| peak_rss(pid)).collect();
     println!("peak RSS of the workers under a {LIMIT}-byte limit: {peaks:?} bytes");
     for (pid, peak) in pids.iter().zip(&peaks) {
@@ -167,7 +190,6 @@ fn a_1_gb_map_under_a_200_mb_limit_spills_and_stays_under_it() {
         );
     }
     drop(checks);
-    drop(futures);
     drop(client);
     // The workers removed their spill directories when they exited.
     for &pid in &pids {

@@ -135,7 +135,7 @@ async fn ask_many(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::connection::{accept, split};
     use std::collections::HashMap;
@@ -145,7 +145,7 @@ mod tests {
 
     /// A data port serving `held` that reports the tasks of each request frame and
     /// closes every connection after `answers_per_connection` requests.
-    async fn holder(
+    pub(crate) async fn holder(
         secret: Secret,
         held: HashMap<TaskId, Vec<u8>>,
         answers_per_connection: usize,
