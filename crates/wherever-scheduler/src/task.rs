@@ -382,7 +382,10 @@ mod tests {
             d.is_empty() && matches!(d, super::Dependents::None),
             "the empty set is freed"
         );
-        assert!(d.insert(5) && matches!(d, super::Dependents::One(5)), "one is inline");
+        assert!(
+            d.insert(5) && matches!(d, super::Dependents::One(5)),
+            "one is inline"
+        );
         assert!(!d.insert(5) && d.contains(&5) && !d.contains(&6));
         assert_eq!((&d).into_iter().copied().collect::<Vec<_>>(), [5]);
         assert!(!d.remove(&6) && d.remove(&5) && matches!(d, super::Dependents::None));
