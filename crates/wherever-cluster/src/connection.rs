@@ -193,7 +193,7 @@ pub async fn accept(
         .map_err(|_| "no handshake within 10 s".to_string())??
         .ok_or("closed during the handshake")?;
     let hello = match batch.as_slice() {
-        [Message::Hello(hello)] => hello.clone(),
+        [Message::Hello(hello)] => hello.as_ref().clone(),
         _ => return Err("the first frame was not a hello".to_string()),
     };
     if !secret.verify(&nonce, &hello.proof) {
@@ -274,7 +274,7 @@ pub async fn join(
         host: crate::host_name().to_string(),
         pid: std::process::id(),
     };
-    write_batch(writer, &[Message::Hello(hello)]).await?;
+    write_batch(writer, &[Message::Hello(Box::new(hello))]).await?;
     if !expect_welcome {
         reader.decoder_mut().authenticate();
         return Ok((0, Vec::new()));

@@ -56,8 +56,10 @@ impl Default for ServerOptions {
 /// How many tasks a worker may hold queued beyond its slots. Deep enough that a
 /// worker is never idle waiting for the round trip to the scheduler (trivial tasks
 /// run at ~2x the rate of a prefetch of 1); an idle worker steals queued tasks
-/// back, so long tasks still spread over all workers.
-pub const PREFETCH_PER_WORKER: u32 = 32;
+/// back, so long tasks still spread over all workers. 128 rather than 32: the
+/// tasks and reports of a deeper window travel in fewer, larger frames (the
+/// processes:2 tree of 200,006 trivial tasks: system time about halved).
+pub const PREFETCH_PER_WORKER: u32 = 128;
 
 type ConnId = PeerId;
 

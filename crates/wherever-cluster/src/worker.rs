@@ -349,6 +349,7 @@ async fn serve_connection(
         for message in batch {
             match message {
                 Message::Compute { task, inputs } => {
+                    let task = *task;
                     let missing: Vec<Input> = inputs
                         .into_iter()
                         .filter(|input| !store.contains(input.task))

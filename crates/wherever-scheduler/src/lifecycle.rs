@@ -65,7 +65,8 @@ impl Scheduler {
         let t = self.tasks.get_mut(&task).expect("task");
         t.status = Status::Memory;
         t.clear_avoid();
-        let dependents: Vec<TaskId> = t.dependents.iter().copied().collect();
+        // Inline for the usual one or few dependents: no allocation per task.
+        let dependents: smallvec::SmallVec<[TaskId; 4]> = t.dependents.iter().copied().collect();
         self.report_end(task, out);
         self.add_holder(task, worker);
         self.stop_waiting_on_deps(task);

@@ -209,8 +209,9 @@ pub enum Message {
         /// A fresh random nonce.
         nonce: [u8; 32],
     },
-    /// Peer → scheduler: the answer to the challenge.
-    Hello(Hello),
+    /// Peer → scheduler: the answer to the challenge (boxed: it is large and
+    /// sent once per connection).
+    Hello(Box<Hello>),
     /// Scheduler → peer: accepted; `id` is the worker id or the client number.
     Welcome {
         /// The worker id or client number.
@@ -278,8 +279,9 @@ pub enum Message {
     },
     /// Scheduler → worker: run this task.
     Compute {
-        /// The task.
-        task: TaskMessage,
+        /// The task (boxed: every message is as large as the largest variant, and
+        /// this one is the only large one; the wire format is the same).
+        task: Box<TaskMessage>,
         /// Its dependencies and where they are.
         inputs: Vec<Input>,
     },
@@ -548,6 +550,14 @@ pub fn decode_batch(frame: &[u8]) -> Result<Vec<Message>, postcard::Error> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_message_stays_small() {
+        // Every message queued, batched or decoded is moved at this size (a
+        // `Compute` boxes its task: 248 bytes a message before).
+        let size = std::mem::size_of::<Message>();
+        assert!(size <= 96, "a message is {size} bytes");
+    }
+
     use super::*;
 
     #[test]

@@ -87,42 +87,85 @@ pub(crate) type ReadyKey = (Reverse<i64>, u8, u64, TaskId);
 /// [`Task::ready_tier`] of a task not in the ready set.
 pub(crate) const NOT_QUEUED: u8 = u8::MAX;
 
-/// The tasks that depend on one task: none for most, so the set is boxed and made
-/// on first use (a pointer in every record instead of a whole hash set).
+/// The tasks that depend on one task: none for most and one for most others (a
+/// tree, a chain), so a single dependent is kept inline and a hash set is made,
+/// boxed, only for a second one (no allocation per task for the usual graphs).
 #[derive(Debug, Default)]
-pub(crate) struct Dependents(Option<Box<IdSet>>);
+pub(crate) enum Dependents {
+    /// No dependents.
+    #[default]
+    None,
+    /// Exactly one.
+    One(TaskId),
+    /// Two or more (never empty).
+    Many(Box<IdSet>),
+}
 
 impl Dependents {
     /// Adds `task`; `false` if it was there.
     pub(crate) fn insert(&mut self, task: TaskId) -> bool {
-        self.0.get_or_insert_with(Box::default).insert(task)
+        match self {
+            Dependents::None => {
+                *self = Dependents::One(task);
+                true
+            }
+            Dependents::One(one) if *one == task => false,
+            Dependents::One(one) => {
+                let mut set = Box::<IdSet>::default();
+                set.insert(*one);
+                set.insert(task);
+                *self = Dependents::Many(set);
+                true
+            }
+            Dependents::Many(set) => set.insert(task),
+        }
     }
 
     /// Removes `task`; `false` if it was not there. The set goes with its last member.
     pub(crate) fn remove(&mut self, task: &TaskId) -> bool {
-        let Some(set) = &mut self.0 else {
-            return false;
-        };
-        let removed = set.remove(task);
-        if set.is_empty() {
-            self.0 = None;
+        match self {
+            Dependents::None => false,
+            Dependents::One(one) if one == task => {
+                *self = Dependents::None;
+                true
+            }
+            Dependents::One(_) => false,
+            Dependents::Many(set) => {
+                let removed = set.remove(task);
+                if set.is_empty() {
+                    *self = Dependents::None;
+                }
+                removed
+            }
         }
-        removed
     }
 
     /// Whether `task` is one of them.
     pub(crate) fn contains(&self, task: &TaskId) -> bool {
-        self.0.as_ref().is_some_and(|set| set.contains(task))
+        match self {
+            Dependents::None => false,
+            Dependents::One(one) => one == task,
+            Dependents::Many(set) => set.contains(task),
+        }
     }
 
     /// Whether there are none.
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.as_ref().is_none_or(|set| set.is_empty())
+        match self {
+            Dependents::None => true,
+            Dependents::One(_) => false,
+            Dependents::Many(set) => set.is_empty(),
+        }
     }
 
     /// Each of them, in no order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &TaskId> {
-        self.0.iter().flat_map(|set| set.iter())
+        let (one, many) = match self {
+            Dependents::None => (None, None),
+            Dependents::One(one) => (Some(one), None),
+            Dependents::Many(set) => (None, Some(set.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
     }
 }
 
@@ -318,13 +361,15 @@ mod tests {
     #[test]
     fn a_task_record_stays_small() {
         // Every byte here is paid once per pending task (issue 14 item 5): rarely used
-        // parts live in `Task::rare`, one holder and one per-worker count inline.
+        // parts live in `Task::rare`, one holder and one per-worker count inline,
+        // and one dependent inline (8 bytes more than a boxed set, which cost a box
+        // and a hash table for every task with a dependent).
         let size = std::mem::size_of::<Task>();
-        assert!(size <= 232, "a task record is {size} bytes");
+        assert!(size <= 240, "a task record is {size} bytes");
     }
 
     #[test]
-    fn dependents_are_a_set_boxed_only_while_not_empty() {
+    fn dependents_are_inline_when_one_and_a_set_boxed_only_while_two_or_more() {
         let mut d = super::Dependents::default();
         assert!(d.is_empty() && !d.contains(&1) && !d.remove(&1));
         assert!(d.insert(1) && !d.insert(1) && d.insert(u64::MAX));
@@ -333,7 +378,17 @@ mod tests {
         seen.sort_unstable();
         assert_eq!(seen, [1, u64::MAX]);
         assert!(d.remove(&1) && d.remove(&u64::MAX) && !d.remove(&1));
-        assert!(d.is_empty() && d.0.is_none(), "the empty set is freed");
+        assert!(
+            d.is_empty() && matches!(d, super::Dependents::None),
+            "the empty set is freed"
+        );
+        assert!(
+            d.insert(5) && matches!(d, super::Dependents::One(5)),
+            "one is inline"
+        );
+        assert!(!d.insert(5) && d.contains(&5) && !d.contains(&6));
+        assert_eq!((&d).into_iter().copied().collect::<Vec<_>>(), [5]);
+        assert!(!d.remove(&6) && d.remove(&5) && matches!(d, super::Dependents::None));
     }
 
     #[test]

@@ -385,7 +385,7 @@ fn a_large_result_whose_holder_died_before_the_fetch_is_recomputed() {
 /// The `Compute` of `total` (task `id`) on the result of task 1, held at `holders`.
 fn compute_total(id: u64, holders: Vec<std::net::SocketAddr>) -> Message {
     Message::Compute {
-        task: TaskMessage {
+        task: Box::new(TaskMessage {
             deps: vec![1],
             holes: vec![wherever_core::holes::Hole { offset: 0, dep: 0 }],
             ..TaskMessage::new(
@@ -393,7 +393,7 @@ fn compute_total(id: u64, holders: Vec<std::net::SocketAddr>) -> Message {
                 IntoTask::<(Vec<u8>,), u64>::task_name(&total),
                 Vec::new(),
             )
-        },
+        }),
         inputs: vec![Input { task: 1, holders }],
     }
 }

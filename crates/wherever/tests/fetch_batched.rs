@@ -34,7 +34,7 @@ fn compute_sum3(id: TaskId, holder: SocketAddr) -> Message {
         .map(|dep| wherever_core::holes::Hole { offset: 0, dep })
         .collect();
     Message::Compute {
-        task: TaskMessage {
+        task: Box::new(TaskMessage {
             deps: vec![1, 2, 3],
             holes,
             ..TaskMessage::new(
@@ -42,7 +42,7 @@ fn compute_sum3(id: TaskId, holder: SocketAddr) -> Message {
                 IntoTask::<(Vec<u8>, Vec<u8>, Vec<u8>), u64>::task_name(&sum3),
                 Vec::new(),
             )
-        },
+        }),
         inputs: (1..=3)
             .map(|task| Input {
                 task,

@@ -382,7 +382,7 @@ pub fn test_hello(
     host: String,
 ) -> wherever_cluster::protocol::Message {
     use wherever_cluster::protocol::{BuildInfo, Hello, Message, Role};
-    Message::Hello(Hello {
+    Message::Hello(Box::new(Hello {
         protocol,
         proof,
         role: Role::Client { inner_plan: None },
@@ -393,7 +393,7 @@ pub fn test_hello(
         },
         host,
         pid: 1,
-    })
+    }))
 }
 
 /// Writes `messages` as one frame.

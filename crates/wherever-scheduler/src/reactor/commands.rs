@@ -36,7 +36,7 @@ impl Reactor {
                         })
                         .collect();
                     let message = Message::Compute {
-                        task: record.task.message(task),
+                        task: Box::new(record.task.message(task)),
                         inputs,
                     };
                     if self.scheduler.tasks_left(worker).is_some() {
