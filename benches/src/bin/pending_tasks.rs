@@ -209,3 +209,33 @@ fn main() -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::reap;
+    use std::process::Command;
+
+    /// The failure modes of the `wait4` call: a pid that is not our child is an
+    /// error (not a wait on someone else's process, not a bogus figure); a running
+    /// child is `None`; an ended one gives its status and a peak, once.
+    #[test]
+    // The child is waited for by `reap` itself (`wait4`), which is what is tested.
+    #[allow(clippy::zombie_processes)]
+    fn reap_tells_running_ended_and_foreign_processes_apart() {
+        assert!(reap(1).is_err(), "pid 1 is no child of this test");
+        assert!(reap(u32::MAX).is_err(), "a pid that cannot exist");
+        let mut running = Command::new("sleep").arg("30").spawn().expect("sleep");
+        assert_eq!(reap(running.id()).expect("our child"), None);
+        running.kill().expect("kill");
+        let (status, peak) = loop {
+            // Kill is asynchronous: wait4 with WNOHANG may still see it running.
+            if let Some(ended) = reap(running.id()).expect("our child") {
+                break ended;
+            }
+            std::thread::yield_now();
+        };
+        assert_ne!(status, 0, "killed by a signal");
+        assert!(peak > 0, "a peak resident size");
+        assert!(reap(running.id()).is_err(), "reaped once, gone after");
+    }
+}

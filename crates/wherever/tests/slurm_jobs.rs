@@ -7,12 +7,16 @@
 
 #[path = "common/harness.rs"]
 mod harness;
+#[path = "common/slurm.rs"]
+mod slurm;
+
+use slurm::checks_need_slurm;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wherever::prelude::*;
 use wherever::SlurmPlan;
 use wherever_cluster::launcher::{
@@ -79,27 +83,8 @@ fn node_after_go(i: u64, dir: String) -> String {
     std::env::var("SLURMD_NODENAME").unwrap_or_default()
 }
 
-fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + HANG_GUARD;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "waited {HANG_GUARD:?} for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Why Slurm cannot run these tests here, if it cannot.
-fn slurm_missing() -> Option<String> {
-    match Command::new("sinfo").arg("-h").output() {
-        Err(error) => Some(format!("no `sinfo` on PATH ({error})")),
-        Ok(output) if !output.status.success() => Some(format!(
-            "`sinfo` fails: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )),
-        Ok(_) => None,
-    }
+fn wait_for(condition: impl FnMut() -> bool, what: &str) {
+    slurm::wait_for(condition, what, HANG_GUARD)
 }
 
 /// A test's own directory (the jobs' run directories go there) and job name;
@@ -192,14 +177,6 @@ impl Drop for Scene {
 /// The jobs' run directories go into the scene's directory.
 fn use_dir(scene: &Scene) {
     std::env::set_var(SLURM_DIR_VARIABLE, &scene.dir);
-}
-
-fn checks_need_slurm() -> bool {
-    if let Some(why) = slurm_missing() {
-        eprintln!("SKIPPED: Slurm is not available here ({why})");
-        return false;
-    }
-    true
 }
 
 /// Two jobs of two workers each: every worker is named `JOBID.PROCID`, its group is

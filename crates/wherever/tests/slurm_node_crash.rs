@@ -12,10 +12,12 @@
 
 #[path = "common/harness.rs"]
 mod harness;
+#[path = "common/slurm.rs"]
+mod slurm;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wherever::SlurmPlan;
 use wherever_cluster::launcher::SLURM_DIR_VARIABLE;
 
@@ -40,15 +42,8 @@ fn square_on_node_after_go(i: u64, dir: String) -> (u64, String) {
     (i * i, node)
 }
 
-fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + HANG_GUARD;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "waited {HANG_GUARD:?} for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_for(condition: impl FnMut() -> bool, what: &str) {
+    slurm::wait_for(condition, what, HANG_GUARD)
 }
 
 /// Why the test cannot run here, if it cannot.

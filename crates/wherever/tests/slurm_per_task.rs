@@ -7,10 +7,14 @@
 
 #[path = "common/harness.rs"]
 mod harness;
+#[path = "common/slurm.rs"]
+mod slurm;
+
+use slurm::checks_need_slurm;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wherever::prelude::*;
 use wherever::{Future, SlurmPlan, TaskErrorKind};
 use wherever_cluster::launcher::SLURM_DIR_VARIABLE;
@@ -47,35 +51,8 @@ fn even_only(i: u64) -> Result<String, String> {
     Ok(std::env::var("SLURM_JOB_ID").unwrap_or_default())
 }
 
-fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + HANG_GUARD;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "waited {HANG_GUARD:?} for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Why Slurm cannot run these tests here, if it cannot.
-fn slurm_missing() -> Option<String> {
-    match Command::new("sinfo").arg("-h").output() {
-        Err(error) => Some(format!("no `sinfo` on PATH ({error})")),
-        Ok(output) if !output.status.success() => Some(format!(
-            "`sinfo` fails: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )),
-        Ok(_) => None,
-    }
-}
-
-fn checks_need_slurm() -> bool {
-    if let Some(why) = slurm_missing() {
-        eprintln!("SKIPPED: Slurm is not available here ({why})");
-        return false;
-    }
-    true
+fn wait_for(condition: impl FnMut() -> bool, what: &str) {
+    slurm::wait_for(condition, what, HANG_GUARD)
 }
 
 /// A test's own directory (the jobs' run directories go there) and job-name

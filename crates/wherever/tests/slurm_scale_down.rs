@@ -7,35 +7,21 @@
 
 #[path = "common/harness.rs"]
 mod harness;
+#[path = "common/slurm.rs"]
+mod slurm;
+
+use slurm::multi_nodes;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wherever::SlurmPlan;
 use wherever_cluster::launcher::SLURM_DIR_VARIABLE;
 
 /// How long any wait may take before the test counts as hung.
 const HANG_GUARD: Duration = Duration::from_secs(120);
 
-fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + HANG_GUARD;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "waited {HANG_GUARD:?} for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The number of nodes of partition `multi`, 0 without Slurm.
-fn multi_nodes() -> usize {
-    Command::new("sinfo")
-        .args(["-h", "-p", "multi", "-o", "%D"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(0)
+fn wait_for(condition: impl FnMut() -> bool, what: &str) {
+    slurm::wait_for(condition, what, HANG_GUARD)
 }
 
 /// `(id, state)` of every job named `name` Slurm still knows.

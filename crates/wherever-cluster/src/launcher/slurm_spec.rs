@@ -59,6 +59,37 @@ pub struct SlurmJobsSpec {
     prologue: Vec<String>,
 }
 
+/// Checks one `KEY=VALUE` option of a `slurm:jobs` or `slurm:per-task` level whose
+/// key is allowed there: not given twice (`seen` holds the keys so far), printable,
+/// and a value of the key's kind (counts, seconds, a walltime, a memory size).
+fn check_option<'a>(seen: &mut Vec<&'a str>, key: &'a str, value: &str) -> Result<(), String> {
+    if seen.contains(&key) {
+        return Err(format!("the slurm option `{key}` is given twice"));
+    }
+    seen.push(key);
+    check_value(key, value)?;
+    match key {
+        "jobs" | "workers-per-job" | "threads-per-worker" | "cpus-per-task" | "nodes"
+        | "ntasks-per-node" | "max-pending" => {
+            parse_count(key, value)?;
+        }
+        "death-timeout" => {
+            parse_seconds(value).ok_or_else(|| {
+                format!(
+                    "slurm option death-timeout=`{value}`: expected a whole number of \
+                     seconds from 0 to 86400"
+                )
+            })?;
+        }
+        "time" => {
+            parse_walltime(value)?;
+        }
+        "mem" => check_memory(value)?,
+        _ => {}
+    }
+    Ok(())
+}
+
 impl SlurmJobsSpec {
     /// Checks the `KEY=VALUE` options of a `slurm:jobs=N,...` level (see
     /// [`SBATCH_OPTIONS`] and [`JOBS_KEYS`]); `jobs` must be among them. The
@@ -74,30 +105,7 @@ impl SlurmJobsSpec {
                     JOBS_KEYS.join(", ")
                 ));
             }
-            if seen.contains(&key.as_str()) {
-                return Err(format!("the slurm option `{key}` is given twice"));
-            }
-            seen.push(key);
-            check_value(key, value)?;
-            match key.as_str() {
-                "jobs" | "workers-per-job" | "threads-per-worker" | "cpus-per-task" | "nodes"
-                | "ntasks-per-node" => {
-                    parse_count(key, value)?;
-                }
-                "death-timeout" => {
-                    parse_seconds(value).ok_or_else(|| {
-                        format!(
-                            "slurm option death-timeout=`{value}`: expected a whole number of \
-                             seconds from 0 to 86400"
-                        )
-                    })?;
-                }
-                "time" => {
-                    parse_walltime(value)?;
-                }
-                "mem" => check_memory(value)?,
-                _ => {}
-            }
+            check_option(&mut seen, key, value)?;
         }
         let spec = SlurmJobsSpec {
             per_task: false,
@@ -148,29 +156,7 @@ impl SlurmJobsSpec {
                     keys.join(", ")
                 ));
             }
-            if seen.contains(&key.as_str()) {
-                return Err(format!("the slurm option `{key}` is given twice"));
-            }
-            seen.push(key);
-            check_value(key, value)?;
-            match key.as_str() {
-                "threads-per-worker" | "cpus-per-task" | "max-pending" => {
-                    parse_count(key, value)?;
-                }
-                "death-timeout" => {
-                    parse_seconds(value).ok_or_else(|| {
-                        format!(
-                            "slurm option death-timeout=`{value}`: expected a whole number of \
-                             seconds from 0 to 86400"
-                        )
-                    })?;
-                }
-                "time" => {
-                    parse_walltime(value)?;
-                }
-                "mem" => check_memory(value)?,
-                _ => {}
-            }
+            check_option(&mut seen, key, value)?;
         }
         Ok(SlurmJobsSpec {
             per_task: true,
