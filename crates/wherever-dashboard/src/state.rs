@@ -161,11 +161,24 @@ pub struct TaskRun {
     pub failed: bool,
 }
 
+/// A task the dashboard counts until it ends: one per submitted task, so it is kept
+/// small (24 bytes): the name as an index into the names seen, and the rarer
+/// running part boxed only once the task starts.
 #[derive(Debug)]
 struct LiveTask {
-    name: usize,
+    /// Index into [`Aggregate::names`].
+    name: u32,
+    /// How many items it computes.
     items: u64,
-    running_on: Option<(String, Duration)>,
+    /// The worker it runs on and when it started, once it started.
+    running_on: Option<Box<(String, Duration)>>,
+}
+
+impl LiveTask {
+    /// Its index into the names seen.
+    fn name(&self) -> usize {
+        self.name as usize
+    }
 }
 
 /// The aggregate: everything the pages and endpoints show.
@@ -197,7 +210,7 @@ impl Aggregate {
                 if let Some(old) = self.tasks.insert(
                     task,
                     LiveTask {
-                        name: index,
+                        name: u32::try_from(index).expect("fewer than 2^32 task names"),
                         items,
                         running_on: None,
                     },
@@ -212,8 +225,8 @@ impl Aggregate {
                 if live.running_on.is_some() {
                     return;
                 }
-                let (name, items) = (live.name, live.items);
-                live.running_on = Some((worker.clone(), at));
+                let (name, items) = (live.name(), live.items);
+                live.running_on = Some(Box::new((worker.clone(), at)));
                 let counts = &mut self.names[name];
                 counts.queued = counts.queued.saturating_sub(items);
                 counts.running += items;
@@ -230,7 +243,7 @@ impl Aggregate {
                 let Some(live) = self.tasks.remove(&task) else {
                     return;
                 };
-                let counts = &mut self.names[live.name];
+                let counts = &mut self.names[live.name()];
                 match &live.running_on {
                     Some(_) => counts.running = counts.running.saturating_sub(live.items),
                     None => counts.queued = counts.queued.saturating_sub(live.items),
@@ -241,7 +254,7 @@ impl Aggregate {
                     counts.done += live.items;
                 }
                 let name = counts.name.clone();
-                let (ran_on, start) = match live.running_on {
+                let (ran_on, start) = match live.running_on.map(|running| *running) {
                     Some((on, start)) => (Some(on), start),
                     None => (None, at.saturating_sub(ran_for)),
                 };
@@ -256,8 +269,8 @@ impl Aggregate {
             }
             Observation::Retried { task } => {
                 if let Some(live) = self.tasks.get_mut(&task) {
-                    if let Some((on, _)) = live.running_on.take() {
-                        let counts = &mut self.names[live.name];
+                    if let Some((on, _)) = live.running_on.take().map(|running| *running) {
+                        let counts = &mut self.names[live.name()];
                         counts.running = counts.running.saturating_sub(live.items);
                         counts.queued += live.items;
                         if let Some(view) = self.workers.get_mut(&on) {
@@ -390,11 +403,11 @@ impl Aggregate {
 
     /// Takes a task that will never end out of the counts.
     fn forget(&mut self, live: LiveTask) {
-        let counts = &mut self.names[live.name];
-        match live.running_on {
+        let counts = &mut self.names[live.name()];
+        match live.running_on.as_deref() {
             Some((on, _)) => {
                 counts.running = counts.running.saturating_sub(live.items);
-                if let Some(view) = self.workers.get_mut(&on) {
+                if let Some(view) = self.workers.get_mut(on) {
                     view.running = view.running.saturating_sub(1);
                 }
             }
@@ -431,6 +444,14 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_pending_task_costs_the_dashboard_a_small_entry() {
+        // One per submitted task (issue 14 item 5): 2 M pending tasks must not cost
+        // the dashboard a worker name and a start time each.
+        let size = std::mem::size_of::<super::LiveTask>();
+        assert!(size <= 24, "a live task entry is {size} bytes");
     }
 
     fn submitted(task: u64, name: &str) -> Observation {
