@@ -39,17 +39,17 @@ impl Scheduler {
                     .tasks
                     .get(&t)
                     .ok_or(format!("worker {w} runs unknown {t}"))?;
-                held_resources.add(&task.resources);
-                if task.status != Status::Processing(w) || task.assign_seq != s {
+                held_resources.add(&task.resources());
+                if task.status != Status::Processing(w) || task.placed().assign_seq != s {
                     return Err(format!("task {t} on worker {w} is {:?}", task.status));
                 }
-                if task.seceded {
+                if task.placed().seceded {
                     seceded += 1;
-                    if task.steal != StealFlag::None {
+                    if task.placed().steal != StealFlag::None {
                         return Err(format!("seceded task {t} on {w} under a steal request"));
                     }
                 }
-                match task.steal {
+                match task.placed().steal {
                     StealFlag::Pending => pending += 1,
                     StealFlag::Refused => refused += 1,
                     StealFlag::None => {}
@@ -74,10 +74,10 @@ impl Scheduler {
                     .tasks
                     .get(&t)
                     .ok_or(format!("worker {w} holds unknown {t}"))?;
-                if task.status != Status::Memory || !task.who_has.contains(&w) {
+                if task.status != Status::Memory || !task.placed().who_has.contains(&w) {
                     return Err(format!("worker {w} holds {t} in {:?}", task.status));
                 }
-                bytes += task.nbytes;
+                bytes += task.placed().nbytes;
             }
             if bytes != wk.held_bytes {
                 return Err(format!("worker {w} held bytes"));
@@ -146,16 +146,16 @@ impl Scheduler {
                     if self
                         .workers
                         .get(&w)
-                        .and_then(|wk| wk.processing.get(&t.assign_seq))
+                        .and_then(|wk| wk.processing.get(&t.placed().assign_seq))
                         != Some(&id) =>
                 {
                     return Err(format!("task {id} processing on {w} unknown to it"));
                 }
                 Status::Memory => {
-                    if t.who_has.is_empty() {
+                    if t.placed().who_has.is_empty() {
                         return Err(format!("task {id} in memory nowhere"));
                     }
-                    for w in &t.who_has {
+                    for w in &t.placed().who_has {
                         if !self.workers.get(w).is_some_and(|wk| wk.held.contains(&id)) {
                             return Err(format!("task {id} on {w} unknown to it"));
                         }
@@ -166,10 +166,10 @@ impl Scheduler {
                 }
                 _ => {}
             }
-            if t.seceded && !matches!(t.status, Status::Processing(_)) {
+            if t.placed().seceded && !matches!(t.status, Status::Processing(_)) {
                 return Err(format!("task {id} seceded in {:?}", t.status));
             }
-            if t.status != Status::Memory && !t.who_has.is_empty() {
+            if t.status != Status::Memory && !t.placed().who_has.is_empty() {
                 return Err(format!("task {id} has holders in {:?}", t.status));
             }
             if t.status.active() && t.status != Status::Waiting {

@@ -22,7 +22,7 @@ impl Scheduler {
             let failure = t.deps.iter().find_map(|d| {
                 let dt = &self.tasks[d];
                 match dt.status {
-                    Status::Erred => Some(Failure::Erred(dt.cause)),
+                    Status::Erred => Some(Failure::Erred(dt.cause(*d))),
                     Status::Lost => Some(Failure::Erred(*d)),
                     Status::Cancelled => Some(Failure::Cancelled),
                     _ => None,
@@ -110,7 +110,7 @@ impl Scheduler {
                 Failure::Cancelled => (Status::Cancelled, task, kind),
             };
             t.status = new_state;
-            t.cause = cause;
+            t.set_cause(task, cause);
             self.report_end(task, out);
             let t = self.tasks.get_mut(&task).expect("task");
             let deps = std::mem::take(&mut t.deps);
@@ -151,11 +151,11 @@ impl Scheduler {
             Status::Memory => Command::Done { task },
             Status::Erred => Command::Erred {
                 task,
-                cause: t.cause,
+                cause: t.cause(task),
             },
             Status::Lost => Command::Lost {
                 task,
-                attempts: t.attempts,
+                attempts: t.placed().attempts,
             },
             Status::Cancelled => Command::Cancelled { task },
             s => unreachable!("task {task} reported as ended while {s:?}"),

@@ -94,7 +94,7 @@ impl Scheduler {
         rare.client_waits = true;
         rare.client_missing_reports += 1;
         if rare.client_missing_reports > MISSING_DATA_LIMIT && !t.status.failed() {
-            for worker in t.who_has.clone() {
+            for worker in t.placed().who_has.clone() {
                 self.forget_holder(task, worker);
                 self.free(worker, task, out);
             }

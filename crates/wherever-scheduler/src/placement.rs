@@ -58,7 +58,7 @@ impl Scheduler {
                 break;
             }
             self.ready.remove(&key);
-            let worker = if self.tasks[&task].resources.is_empty() {
+            let worker = if self.tasks[&task].resources().is_empty() {
                 Some(self.pick_worker(task))
             } else {
                 self.pick_worker_with_resources(task)
@@ -102,7 +102,7 @@ impl Scheduler {
     /// wait with it. A root nobody consumes (a plain `submit`) is never held back.
     fn root_task_waits(&self, task: TaskId) -> bool {
         let t = &self.tasks[&task];
-        if !t.deps.is_empty() || t.dependents.is_empty() || !t.resources.is_empty() {
+        if !t.deps.is_empty() || t.dependents.is_empty() || !t.resources().is_empty() {
             return false;
         }
         let Some(&(_, least_loaded)) = self.with_room.iter().next() else {
@@ -120,7 +120,7 @@ impl Scheduler {
         let t = &self.tasks[&task];
         let mut fallback = None;
         for &(_, w) in &self.with_room {
-            if self.workers[&w].free.covers(&t.resources) {
+            if self.workers[&w].free.covers(&t.resources()) {
                 if Some(w) != t.avoid() {
                     return Some(w);
                 }
@@ -133,7 +133,7 @@ impl Scheduler {
     /// Whether a worker other than `victim` has an idle slot and free resources that
     /// cover the request of `task` (stealing it for anyone else would only park it).
     pub(crate) fn another_worker_fits(&self, task: TaskId, victim: WorkerId) -> bool {
-        let request = &self.tasks[&task].resources;
+        let request = &self.tasks[&task].resources();
         self.workers.iter().any(|(&id, w)| {
             id != victim && w.retiring.is_none() && w.idle_slots() > 0 && w.free.covers(request)
         })
@@ -182,13 +182,13 @@ impl Scheduler {
         let mut bytes: Vec<(WorkerId, u64)> = Vec::new();
         for d in &t.deps {
             let dt = &self.tasks[d];
-            for &h in &dt.who_has {
+            for &h in &dt.placed().who_has {
                 if Some(h) == t.avoid() {
                     continue;
                 }
                 match bytes.iter_mut().find(|(w, _)| *w == h) {
-                    Some((_, b)) => *b += dt.nbytes,
-                    None => bytes.push((h, dt.nbytes)),
+                    Some((_, b)) => *b += dt.placed().nbytes,
+                    None => bytes.push((h, dt.placed().nbytes)),
                 }
             }
         }
@@ -227,22 +227,22 @@ impl Scheduler {
         self.unindex(worker);
         let now_ms = self.walltime.now_ms;
         let t = self.tasks.get_mut(&task).expect("task");
-        if !t.resources.is_empty() {
+        if !t.resources().is_empty() {
             let w = self.workers.get_mut(&worker).expect("worker");
-            w.free.subtract(&t.resources);
+            w.free.subtract(&t.resources());
         }
-        t.assigned_at_ms = now_ms;
-        t.assigned_queued = queued;
+        t.placed_mut().assigned_at_ms = now_ms;
+        t.placed_mut().assigned_queued = queued;
         t.status = Status::Processing(worker);
-        t.assign_seq = seq;
+        t.placed_mut().assign_seq = seq;
         t.clear_avoid();
-        t.steal = StealFlag::None;
-        t.seceded = false;
+        t.placed_mut().steal = StealFlag::None;
+        t.placed_mut().seceded = false;
         t.expect_report(worker);
         let deps = t.deps.clone();
         for d in &deps {
             let dt = self.tasks.get_mut(d).expect("dependency");
-            if !dt.who_has.contains(&worker) {
+            if !dt.placed().who_has.contains(&worker) {
                 dt.expect_report(worker); // it fetches a copy
             }
         }
@@ -262,7 +262,7 @@ impl Scheduler {
         let inputs = self.tasks[&task]
             .deps
             .iter()
-            .map(|&d| (d, self.tasks[&d].who_has.to_vec()))
+            .map(|&d| (d, self.tasks[&d].placed().who_has.to_vec()))
             .collect();
         Command::Compute {
             worker,

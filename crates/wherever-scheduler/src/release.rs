@@ -25,9 +25,9 @@ impl Scheduler {
                 };
                 if t.status == Status::Memory && !t.wanted && t.active_dependents == 0 {
                     t.status = Status::Released;
-                    let holders = std::mem::take(&mut t.who_has);
-                    t.holder_since.clear();
-                    let nbytes = t.nbytes;
+                    let holders = std::mem::take(&mut t.placed_mut().who_has);
+                    t.placed_mut().holder_since.clear();
+                    let nbytes = t.placed().nbytes;
                     for w in holders {
                         let wk = self.workers.get_mut(&w).expect("holder");
                         wk.held.remove(&task);

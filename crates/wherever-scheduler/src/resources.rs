@@ -48,8 +48,10 @@ impl std::error::Error for ResourceError {}
 
 impl Resources {
     /// No resources.
-    pub fn new() -> Self {
-        Resources::default()
+    pub const fn new() -> Self {
+        Resources {
+            amounts: Vec::new(),
+        }
     }
 
     /// Parses `NAME=AMOUNT[,NAME=AMOUNT…]` (spaces around items allowed; an empty

@@ -47,7 +47,7 @@ impl Scheduler {
             Status::Memory => self.add_holder(task, worker),
             s if s.active() => {
                 if let Some(nbytes) = nbytes {
-                    self.tasks.get_mut(&task).expect("task").nbytes = nbytes;
+                    self.tasks.get_mut(&task).expect("task").placed_mut().nbytes = nbytes;
                 }
                 self.make_memory(task, worker, out);
             }
@@ -59,13 +59,13 @@ impl Scheduler {
     pub(crate) fn add_holder(&mut self, task: TaskId, worker: WorkerId) {
         let seq = self.next_seq();
         let t = self.tasks.get_mut(&task).expect("task");
-        if t.who_has.contains(&worker) {
+        if t.placed().who_has.contains(&worker) {
             return;
         }
-        t.who_has.push(worker);
-        t.holder_since.push(seq);
+        t.placed_mut().who_has.push(worker);
+        t.placed_mut().holder_since.push(seq);
         let w = self.workers.get_mut(&worker).expect("worker");
         w.held.insert(task);
-        w.held_bytes += t.nbytes;
+        w.held_bytes += t.placed().nbytes;
     }
 }

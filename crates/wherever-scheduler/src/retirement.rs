@@ -89,12 +89,12 @@ impl Scheduler {
             .copied()
             .filter(|id| {
                 let t = &self.tasks[id];
-                t.steal == StealFlag::None && !t.seceded
+                t.placed().steal == StealFlag::None && !t.placed().seceded
             })
             .collect();
         for task in queued {
             self.unindex(worker);
-            self.tasks.get_mut(&task).expect("task").steal = StealFlag::Pending;
+            self.tasks.get_mut(&task).expect("task").placed_mut().steal = StealFlag::Pending;
             self.workers.get_mut(&worker).expect("worker").steal_pending += 1;
             self.steals_in_flight += 1;
             self.index(worker);
@@ -106,11 +106,15 @@ impl Scheduler {
     /// sequence number `before` (any time if `None`).
     fn held_elsewhere(&self, task: TaskId, worker: WorkerId, before: Option<u64>) -> bool {
         let t = &self.tasks[&task];
-        t.who_has.iter().zip(&t.holder_since).any(|(&h, &since)| {
-            h != worker
-                && self.workers.get(&h).is_some_and(|w| w.retiring.is_none())
-                && before.is_none_or(|b| since < b)
-        })
+        t.placed()
+            .who_has
+            .iter()
+            .zip(&t.placed().holder_since)
+            .any(|(&h, &since)| {
+                h != worker
+                    && self.workers.get(&h).is_some_and(|w| w.retiring.is_none())
+                    && before.is_none_or(|b| since < b)
+            })
     }
 
     /// Asks for a copy of each result only `worker` holds that is still needed;
@@ -143,7 +147,7 @@ impl Scheduler {
             let waits = t.dependents.iter().any(|d| {
                 let dt = &self.tasks[d];
                 matches!(dt.status, Status::Processing(w) if w != worker)
-                    && !self.held_elsewhere(task, worker, Some(dt.assign_seq))
+                    && !self.held_elsewhere(task, worker, Some(dt.placed().assign_seq))
             });
             done &= !waits;
         }
@@ -178,7 +182,7 @@ impl Scheduler {
             r.replicating.retain(|task, _| {
                 self.tasks
                     .get(task)
-                    .is_some_and(|t| t.who_has.contains(&worker))
+                    .is_some_and(|t| t.placed().who_has.contains(&worker))
             });
             r.replicating.extend(asked);
         }

@@ -191,7 +191,7 @@ impl Scheduler {
 
     /// The workers holding the result of `task` (empty unless it is in memory).
     pub fn who_has(&self, task: TaskId) -> &[WorkerId] {
-        self.tasks.get(&task).map_or(&[], |t| &t.who_has)
+        self.tasks.get(&task).map_or(&[], |t| &t.placed().who_has)
     }
 
     /// The state of `task`; `None` once it is forgotten (or was never known).
@@ -209,7 +209,14 @@ impl Scheduler {
 
     /// How many times a worker died while running `task`.
     pub fn attempts(&self, task: TaskId) -> Option<u32> {
-        self.tasks.get(&task).map(|t| t.attempts)
+        self.tasks.get(&task).map(|t| t.placed().attempts)
+    }
+
+    /// Whether `task`'s record is still the compact one a submitted task starts with
+    /// (no placement part made yet: it was never assigned, held, stolen or re-queued);
+    /// `None` for an unknown task. For memory tests.
+    pub fn has_compact_record(&self, task: TaskId) -> Option<bool> {
+        self.tasks.get(&task).map(Task::is_compact)
     }
 
     /// How many tasks the scheduler still tracks, in any state (for leak checks).

@@ -16,7 +16,7 @@ use crate::{Command, Scheduler, TaskId, WorkerId};
 impl Task {
     /// A compute sent to `worker` may make it report holding this result once more.
     pub(crate) fn expect_report(&mut self, worker: WorkerId) {
-        bump(&mut self.reports_due, worker);
+        bump(&mut self.placed_mut().reports_due, worker);
     }
 }
 
@@ -26,8 +26,13 @@ impl Scheduler {
     pub(crate) fn free(&mut self, worker: WorkerId, task: TaskId, out: &mut Vec<Command>) {
         out.push(Command::Free { worker, task });
         if let Some(t) = self.tasks.get_mut(&task) {
-            if let Some(i) = t.reports_due.iter().position(|(w, _)| *w == worker) {
-                let (_, due) = t.reports_due.swap_remove(i);
+            if let Some(i) = t
+                .placed()
+                .reports_due
+                .iter()
+                .position(|(w, _)| *w == worker)
+            {
+                let (_, due) = t.placed_mut().reports_due.swap_remove(i);
                 add(&mut t.rare_mut().stale_reports, worker, due);
             }
         }
@@ -44,11 +49,10 @@ impl Scheduler {
     ) -> bool {
         let t = self.tasks.get_mut(&task).expect("task");
         let stale = t
-            .rare
-            .as_mut()
+            .rare_if_made_mut()
             .is_some_and(|rare| take_one(&mut rare.stale_reports, worker));
         if !stale {
-            take_one(&mut t.reports_due, worker);
+            take_one(&mut t.placed_mut().reports_due, worker);
             return false;
         }
         if t.status == Status::Processing(worker) {
@@ -82,7 +86,7 @@ mod tests {
         // a compute of 2 since, which was taken back before it answered.
         let t = s.tasks.get_mut(&2).expect("task");
         t.rare_mut().stale_reports = [(1, 1)].into_iter().collect();
-        t.reports_due = [(1, 1)].into_iter().collect();
+        t.placed_mut().reports_due = [(1, 1)].into_iter().collect();
         let free = vec![Command::Free { worker: 1, task: 2 }];
         assert_eq!(finish(&mut s, 1, 2, 1), free);
         // The answer to that compute was sent before worker 1 got this second `Free`.

@@ -17,15 +17,15 @@ impl Scheduler {
             let w = &self.workers[&victim];
             let task = w.processing.values().rev().copied().find(|&id| {
                 let t = &self.tasks[&id];
-                t.steal == StealFlag::None
-                    && !t.seceded
-                    && (t.resources.is_empty() || self.another_worker_fits(id, victim))
+                t.placed().steal == StealFlag::None
+                    && !t.placed().seceded
+                    && (t.resources().is_empty() || self.another_worker_fits(id, victim))
             });
             let Some(task) = task else {
                 break;
             };
             self.unindex(victim);
-            self.tasks.get_mut(&task).expect("task").steal = StealFlag::Pending;
+            self.tasks.get_mut(&task).expect("task").placed_mut().steal = StealFlag::Pending;
             self.workers.get_mut(&victim).expect("worker").steal_pending += 1;
             self.steals_in_flight += 1;
             self.index(victim);
@@ -50,13 +50,12 @@ impl Scheduler {
         // Answers carry no assignment number, but a worker answers in order: while requests
         // forgotten unanswered are still to be answered, this answers one of them.
         let stale = t
-            .rare
-            .as_mut()
+            .rare_if_made_mut()
             .is_some_and(|rare| take_one(&mut rare.stale_steal_answers, worker));
         if stale {
             return Ok(());
         }
-        if t.status != Status::Processing(worker) || t.steal != StealFlag::Pending {
+        if t.status != Status::Processing(worker) || t.placed().steal != StealFlag::Pending {
             return Ok(()); // late: the task finished or moved meanwhile
         }
         // The request is answered.
@@ -65,9 +64,9 @@ impl Scheduler {
         let w = self.workers.get_mut(&worker).expect("worker");
         w.steal_pending -= 1;
         self.steals_in_flight -= 1;
-        t.steal = StealFlag::None;
+        t.placed_mut().steal = StealFlag::None;
         if !stolen {
-            t.steal = StealFlag::Refused;
+            t.placed_mut().steal = StealFlag::Refused;
             w.steal_refused += 1;
         }
         self.index(worker);

@@ -68,7 +68,7 @@ impl Scheduler {
             }
             let unfit = self.why_no_worker_fits(&s.resources);
             let mut task = Task::new(s.id, deps, s.priority, s.retries, s.wanted);
-            task.resources = s.resources;
+            task.set_resources(s.resources);
             task.kind = s.kind;
             self.tasks.insert(s.id, task);
             match unfit {
@@ -106,7 +106,7 @@ impl Scheduler {
         record.ended = true;
         record.scattered = true;
         record.status = Status::Memory;
-        record.nbytes = nbytes;
+        record.placed_mut().nbytes = nbytes;
         self.tasks.insert(task, record);
         for w in known {
             self.add_holder(task, w);

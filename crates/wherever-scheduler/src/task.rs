@@ -181,37 +181,59 @@ impl<'a> IntoIterator for &'a Dependents {
 /// The workers holding a result: one is kept inline (the usual case).
 pub(crate) type Holders = SmallVec<[WorkerId; 1]>;
 
-/// The scheduler's record of one task.
+/// The scheduler's record of one task, split by phase of its life: the core is what
+/// a submitted task needs while it waits or is ready (issue 14 item 5: every byte
+/// here is paid once per pending task, 2 M of them in a large submit), and
+/// [`Placed`] what a task needs once it is assigned, holds a result, is stolen, has
+/// failed or was re-queued: boxed, made on the first write to it
+/// ([`Task::placed_mut`]); until then reads see [`NOT_PLACED`]'s defaults.
 #[derive(Debug)]
 pub(crate) struct Task {
     /// Dependencies, without duplicates, in the spec's order.
-    pub(crate) deps: Vec<TaskId>,
+    pub(crate) deps: Box<[TaskId]>,
     /// Tasks that depend on this one and are not forgotten.
     pub(crate) dependents: Dependents,
     /// User priority; higher runs first.
     pub(crate) priority: i64,
-    /// How many worker deaths while running it are retried.
-    pub(crate) retries: u32,
-    /// What it holds on its worker while assigned there (usually nothing).
-    pub(crate) resources: Resources,
     /// Its kind (0: unknown), for learning durations.
     pub(crate) kind: u64,
-    /// The scheduler's clock when it was last assigned (ms).
-    pub(crate) assigned_at_ms: u64,
-    /// Whether its worker's slots were all taken when it was last assigned there.
-    pub(crate) assigned_queued: bool,
+    /// Where it is in its life.
+    pub(crate) status: Status,
+    /// What it holds on its worker while assigned there: `None` for nothing (the
+    /// usual case), see [`Task::resources`].
+    resources: Option<Box<Resources>>,
+    /// The parts of a task that has been placed (or otherwise needed them).
+    placed: Option<Box<Placed>>,
+    /// How many worker deaths while running it are retried.
+    pub(crate) retries: u32,
+    /// For waiting tasks: dependencies not in memory.
+    pub(crate) missing_deps: u32,
+    /// Dependents that are waiting, ready or processing.
+    pub(crate) active_dependents: u32,
+    /// While it is in the ready set (or parked): the tier of its key there
+    /// (see [`ReadyKey`]), or [`FRESH`] for tier 1 ordered by its id; [`NOT_QUEUED`]
+    /// otherwise.
+    ready_tier: u8,
     /// The client holds a future for it.
     pub(crate) wanted: bool,
     /// The client-view terminal state was reached (first finish, or failure).
     pub(crate) ended: bool,
     /// Data put on workers by the client: no lineage to recompute it from.
     pub(crate) scattered: bool,
-    /// Where it is in its life.
-    pub(crate) status: Status,
-    /// For waiting tasks: dependencies not in memory.
-    pub(crate) missing_deps: u32,
-    /// Dependents that are waiting, ready or processing.
-    pub(crate) active_dependents: u32,
+}
+
+/// [`Task::ready_tier`] of a task queued in tier 1 with its id as its order (every
+/// fresh submission): no order is stored.
+const FRESH: u8 = u8::MAX - 1;
+
+/// The parts of a task's record that a task waiting or ready since its submission
+/// does not use (see [`Task`]).
+#[derive(Debug)]
+pub(crate) struct Placed {
+    /// The scheduler's clock when it was last assigned (ms).
+    pub(crate) assigned_at_ms: u64,
+    /// Whether its worker's slots were all taken when it was last assigned there.
+    pub(crate) assigned_queued: bool,
     /// Workers holding the result (in memory only); one holder is kept inline.
     pub(crate) who_has: Holders,
     /// Sequence number at which each holder was added (parallel to `who_has`).
@@ -220,12 +242,8 @@ pub(crate) struct Task {
     pub(crate) nbytes: u64,
     /// How many times a worker died while running it.
     pub(crate) attempts: u32,
-    /// For an erred task, the task whose failure caused it.
-    pub(crate) cause: TaskId,
-    /// While it is in the ready set (or parked): the tier of its key there
-    /// (see [`ReadyKey`]); [`NOT_QUEUED`] otherwise.
-    pub(crate) ready_tier: u8,
-    /// While queued: the order within the tier of its key in the ready set.
+    /// While queued with a tier other than [`FRESH`]: the order within the tier of
+    /// its key in the ready set.
     pub(crate) ready_order: u64,
     /// Sequence number of its current assignment (its key in the worker's `processing`).
     pub(crate) assign_seq: u64,
@@ -242,7 +260,27 @@ pub(crate) struct Task {
     pub(crate) rare: Option<Box<Rare>>,
 }
 
-/// The parts of a task's record that most tasks never use (see [`Task::rare`]).
+/// What [`Task::placed`] reads for a task whose placed part was never made: the
+/// values a new task starts with.
+pub(crate) static NOT_PLACED: Placed = Placed {
+    assigned_at_ms: 0,
+    assigned_queued: false,
+    who_has: Holders::new_const(),
+    holder_since: SmallVec::new_const(),
+    nbytes: 0,
+    attempts: 0,
+    ready_order: 0,
+    assign_seq: 0,
+    steal: StealFlag::None,
+    seceded: false,
+    reports_due: PerWorker::new_const(),
+    rare: None,
+};
+
+/// What [`Task::resources`] reads for a task that asks for none.
+static NO_RESOURCES: Resources = Resources::new();
+
+/// The parts of a task's record that most tasks never use (see [`Placed::rare`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Rare {
     /// A worker not to assign it to next (the one it was just stolen from).
@@ -260,61 +298,112 @@ pub(crate) struct Rare {
     /// forgotten while pending (the task was taken back or seceded): its next that many
     /// answers about this task are stale.
     pub(crate) stale_steal_answers: PerWorker,
+    /// For an erred task, the task whose failure caused it, if not itself.
+    pub(crate) cause: Option<TaskId>,
 }
 
 impl Task {
     /// A released task (not yet activated) with these dependencies and settings.
     pub(crate) fn new(
-        id: TaskId,
+        _id: TaskId,
         deps: Vec<TaskId>,
         priority: i64,
         retries: u32,
         wanted: bool,
     ) -> Self {
         Task {
-            deps,
+            deps: deps.into_boxed_slice(),
             dependents: Dependents::default(),
             priority,
-            retries,
-            resources: Resources::new(),
             kind: 0,
-            assigned_at_ms: 0,
-            assigned_queued: false,
+            status: Status::Released,
+            resources: None,
+            placed: None,
+            retries,
+            missing_deps: 0,
+            active_dependents: 0,
+            ready_tier: NOT_QUEUED,
             wanted,
             ended: false,
             scattered: false,
-            status: Status::Released,
-            missing_deps: 0,
-            active_dependents: 0,
-            who_has: Holders::new(),
-            holder_since: SmallVec::new(),
-            nbytes: 0,
-            attempts: 0,
-            cause: id,
-            ready_tier: NOT_QUEUED,
-            ready_order: 0,
-            assign_seq: 0,
-            steal: StealFlag::None,
-            seceded: false,
-            reports_due: PerWorker::new(),
-            rare: None,
+        }
+    }
+
+    /// The parts of a placed task (the starting values if it was never placed).
+    pub(crate) fn placed(&self) -> &Placed {
+        self.placed.as_deref().unwrap_or(&NOT_PLACED)
+    }
+
+    /// The parts of a placed task, made on first use.
+    pub(crate) fn placed_mut(&mut self) -> &mut Placed {
+        self.placed.get_or_insert_with(|| {
+            Box::new(Placed {
+                assigned_at_ms: 0,
+                assigned_queued: false,
+                who_has: Holders::new(),
+                holder_since: SmallVec::new(),
+                nbytes: 0,
+                attempts: 0,
+                ready_order: 0,
+                assign_seq: 0,
+                steal: StealFlag::None,
+                seceded: false,
+                reports_due: PerWorker::new(),
+                rare: None,
+            })
+        })
+    }
+
+    /// Whether its placed part was never made (for tests of the compact record).
+    pub(crate) fn is_compact(&self) -> bool {
+        self.placed.is_none()
+    }
+
+    /// What it holds on its worker while assigned there (usually nothing).
+    pub(crate) fn resources(&self) -> &Resources {
+        self.resources.as_deref().unwrap_or(&NO_RESOURCES)
+    }
+
+    /// Sets what it holds on its worker while assigned there.
+    pub(crate) fn set_resources(&mut self, resources: Resources) {
+        self.resources = (!resources.is_empty()).then(|| Box::new(resources));
+    }
+
+    /// For an erred task (`id`), the task whose failure caused it.
+    pub(crate) fn cause(&self, id: TaskId) -> TaskId {
+        self.placed()
+            .rare
+            .as_ref()
+            .and_then(|r| r.cause)
+            .unwrap_or(id)
+    }
+
+    /// Sets the task whose failure caused this one (`id`) to fail.
+    pub(crate) fn set_cause(&mut self, id: TaskId, cause: TaskId) {
+        if cause != id || self.cause(id) != id {
+            self.rare_mut().cause = Some(cause);
         }
     }
 
     /// Its key in the ready set (or among the parked), while it is queued there.
     pub(crate) fn ready_key(&self, id: TaskId) -> Option<ReadyKey> {
-        (self.ready_tier != NOT_QUEUED).then_some((
-            Reverse(self.priority),
-            self.ready_tier,
-            self.ready_order,
-            id,
-        ))
+        match self.ready_tier {
+            NOT_QUEUED => None,
+            FRESH => Some((Reverse(self.priority), 1, id, id)),
+            tier => Some((Reverse(self.priority), tier, self.placed().ready_order, id)),
+        }
     }
 
     /// Notes that it is queued under `key`.
     pub(crate) fn set_ready_key(&mut self, key: ReadyKey) {
-        debug_assert_ne!(key.1, NOT_QUEUED);
-        (self.ready_tier, self.ready_order) = (key.1, key.2);
+        debug_assert!(key.1 < FRESH);
+        debug_assert_eq!(key.0, Reverse(self.priority));
+        if key.1 == 1 && key.2 == key.3 {
+            self.ready_tier = FRESH;
+        } else {
+            self.ready_tier = key.1;
+            self.placed_mut().ready_order = key.2;
+        }
     }
 
     /// Notes that it is no longer queued, returning the key it was queued under.
@@ -326,29 +415,39 @@ impl Task {
 
     /// The rarely used parts, made on first use.
     pub(crate) fn rare_mut(&mut self) -> &mut Rare {
-        self.rare.get_or_insert_with(Box::default)
+        self.placed_mut().rare.get_or_insert_with(Box::default)
+    }
+
+    /// The rarely used parts, if they were made.
+    pub(crate) fn rare(&self) -> Option<&Rare> {
+        self.placed().rare.as_deref()
+    }
+
+    /// The rarely used parts, if they were made.
+    pub(crate) fn rare_if_made_mut(&mut self) -> Option<&mut Rare> {
+        self.placed.as_mut().and_then(|p| p.rare.as_deref_mut())
     }
 
     /// A worker not to assign it to next (the one it was just stolen from).
     pub(crate) fn avoid(&self) -> Option<WorkerId> {
-        self.rare.as_ref().and_then(|r| r.avoid)
+        self.rare().and_then(|r| r.avoid)
     }
 
     /// Forgets the worker to avoid.
     pub(crate) fn clear_avoid(&mut self) {
-        if let Some(rare) = &mut self.rare {
+        if let Some(rare) = self.rare_if_made_mut() {
             rare.avoid = None;
         }
     }
 
     /// Whether a client reported the result missing and waits to be told again.
     pub(crate) fn client_waits(&self) -> bool {
-        self.rare.as_ref().is_some_and(|r| r.client_waits)
+        self.rare().is_some_and(|r| r.client_waits)
     }
 
     /// Sets whether a client waits to be told again how it ends.
     pub(crate) fn set_client_waits(&mut self, waits: bool) {
-        if waits || self.rare.is_some() {
+        if waits || self.rare().is_some() {
             self.rare_mut().client_waits = waits;
         }
     }
@@ -360,12 +459,13 @@ mod tests {
 
     #[test]
     fn a_task_record_stays_small() {
-        // Every byte here is paid once per pending task (issue 14 item 5): rarely used
-        // parts live in `Task::rare`, one holder and one per-worker count inline,
-        // and one dependent inline (8 bytes more than a boxed set, which cost a box
+        // Every byte here is paid once per pending task (issue 14 item 5): what a
+        // task needs once placed lives in `Placed` (boxed, made when placed), rarely
+        // used parts in `Rare`, one dependent inline (8 bytes more than a boxed set,
+        // which cost a box
         // and a hash table for every task with a dependent).
         let size = std::mem::size_of::<Task>();
-        assert!(size <= 240, "a task record is {size} bytes");
+        assert!(size <= 96, "a task record is {size} bytes");
     }
 
     #[test]

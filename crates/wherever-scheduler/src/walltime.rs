@@ -117,7 +117,7 @@ impl Scheduler {
     /// The least loaded worker with room that would finish `task` in time and has
     /// the resources it asks for free.
     pub(crate) fn pick_worker_in_time(&self, task: TaskId) -> Option<WorkerId> {
-        let request = &self.tasks[&task].resources;
+        let request = &self.tasks[&task].resources();
         self.with_room
             .iter()
             .map(|&(_, w)| w)
@@ -133,7 +133,11 @@ impl Scheduler {
         if t.status != crate::task::Status::Processing(worker) {
             return;
         }
-        let (kind, assigned, queued) = (t.kind, t.assigned_at_ms, t.assigned_queued);
+        let (kind, assigned, queued) = (
+            t.kind,
+            t.placed().assigned_at_ms,
+            t.placed().assigned_queued,
+        );
         let Some(w) = self.workers.get_mut(&worker) else {
             return;
         };

@@ -104,7 +104,7 @@ pub(crate) fn clear_steal(
     id: WorkerId,
     steals_in_flight: &mut u64,
 ) {
-    match task.steal {
+    match task.placed().steal {
         StealFlag::Pending => {
             worker.steal_pending -= 1;
             *steals_in_flight -= 1;
@@ -113,7 +113,7 @@ pub(crate) fn clear_steal(
         StealFlag::Refused => worker.steal_refused -= 1,
         StealFlag::None => {}
     }
-    task.steal = StealFlag::None;
+    task.placed_mut().steal = StealFlag::None;
 }
 
 impl Scheduler {
@@ -224,14 +224,14 @@ impl Scheduler {
         self.unindex(worker);
         let t = self.tasks.get_mut(&task).expect("processing task");
         let w = self.workers.get_mut(&worker).expect("worker");
-        w.processing.remove(&t.assign_seq);
-        if !t.resources.is_empty() {
-            w.free.add(&t.resources);
+        w.processing.remove(&t.placed().assign_seq);
+        if !t.resources().is_empty() {
+            w.free.add(&t.resources());
             self.unpark_pending |= !self.parked.is_empty();
         }
         clear_steal(t, w, worker, &mut self.steals_in_flight);
-        if t.seceded {
-            t.seceded = false;
+        if t.placed().seceded {
+            t.placed_mut().seceded = false;
             w.seceded -= 1;
         }
         self.index(worker);
@@ -252,13 +252,13 @@ impl Scheduler {
         if t.status != crate::task::Status::Processing(worker) {
             return Err(SchedulerError::NotProcessing { task, worker });
         }
-        if t.seceded == seceded {
+        if t.placed().seceded == seceded {
             return Ok(()); // seceding twice, or rejoining a task that did not secede
         }
         self.unindex(worker);
         let t = self.tasks.get_mut(&task).expect("task");
         let w = self.workers.get_mut(&worker).expect("worker");
-        t.seceded = seceded;
+        t.placed_mut().seceded = seceded;
         // A seceded task is running: any steal request for it is moot (the answer,
         // `stolen: false`, is stale and ignored).
         clear_steal(t, w, worker, &mut self.steals_in_flight);
@@ -267,7 +267,7 @@ impl Scheduler {
         } else {
             w.seceded -= 1;
             // Known to be running: never ask for it back.
-            t.steal = StealFlag::Refused;
+            t.placed_mut().steal = StealFlag::Refused;
             w.steal_refused += 1;
         }
         self.index(worker);

@@ -20,9 +20,9 @@ impl Scheduler {
         for task in processing {
             let t = self.tasks.get_mut(&task).expect("processing task");
             clear_steal(t, &mut w, worker, &mut self.steals_in_flight);
-            t.seceded = false;
-            t.attempts += 1;
-            if t.attempts > t.retries {
+            t.placed_mut().seceded = false;
+            t.placed_mut().attempts += 1;
+            if t.placed().attempts > t.retries {
                 self.fail(task, Failure::Lost, None, out);
             } else {
                 self.make_ready(task, false);
@@ -46,14 +46,14 @@ impl Scheduler {
     /// A removed worker's own bookkeeping is gone already.
     pub(crate) fn forget_holder(&mut self, task: TaskId, worker: WorkerId) -> bool {
         let t = self.tasks.get_mut(&task).expect("task");
-        let Some(i) = t.who_has.iter().position(|&w| w == worker) else {
+        let Some(i) = t.placed().who_has.iter().position(|&w| w == worker) else {
             return false;
         };
-        t.who_has.remove(i);
-        t.holder_since.remove(i);
+        t.placed_mut().who_has.remove(i);
+        t.placed_mut().holder_since.remove(i);
         if let Some(w) = self.workers.get_mut(&worker) {
             w.held.remove(&task);
-            w.held_bytes -= t.nbytes;
+            w.held_bytes -= t.placed().nbytes;
         }
         true
     }
@@ -65,14 +65,14 @@ impl Scheduler {
         let t = self.tasks.get_mut(&task).expect("task");
         let mut dependents: Vec<TaskId> = t.dependents.iter().copied().collect();
         dependents.sort_unstable();
-        if !t.who_has.is_empty() {
+        if !t.placed().who_has.is_empty() {
             // Dependents sent to compute before any remaining holder had the data cannot
             // fetch it: pull them back and send them again with fresh locations.
-            let seqs = t.holder_since.clone();
+            let seqs = t.placed().holder_since.clone();
             for d in dependents {
                 let dt = &self.tasks[&d];
                 if let Status::Processing(_) = dt.status {
-                    if !seqs.iter().any(|&s| s < dt.assign_seq) {
+                    if !seqs.iter().any(|&s| s < dt.placed().assign_seq) {
                         self.dequeue(d, None, out);
                         self.make_ready(d, false);
                     }

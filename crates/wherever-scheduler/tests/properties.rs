@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use wherever_scheduler::{
     Command, Event, Resources, Scheduler, SchedulerConfig, SchedulerError, TaskId, TaskSpec,
-    WorkerId, MISSING_DATA_LIMIT,
+    TaskState, WorkerId, MISSING_DATA_LIMIT,
 };
 
 /// The kinds of commands and events a run counts: a fixed sample of cases must see each.
@@ -246,6 +246,9 @@ struct Sim {
     workers: BTreeMap<WorkerId, SimWorker>,
     next_worker: WorkerId,
     assigned: HashMap<TaskId, WorkerId>,
+    /// Tasks that were ever in a `Compute` (the others must keep a compact record
+    /// while they are fresh roots waiting for a worker).
+    ever_computed: HashSet<TaskId>,
     deaths: HashMap<TaskId, u32>,
     terminal: HashMap<TaskId, Vec<Command>>,
     client_cancels: HashSet<TaskId>,
@@ -320,6 +323,7 @@ impl Sim {
         }
         for c in &out {
             if let Command::Compute { worker, task, .. } = c {
+                self.ever_computed.insert(*task);
                 assert!(
                     paused_had.contains(&(*worker, *task))
                         || !self.s.workers().iter().any(|w| w.id == *worker && w.paused),
@@ -335,6 +339,7 @@ impl Sim {
         if let Err(e) = self.s.check_invariants() {
             panic!("invariants broken after {event:?}: {e}");
         }
+        self.check_record_phases();
         if r.is_err() {
             assert!(out.is_empty(), "a refused event emitted commands");
         }
@@ -342,6 +347,31 @@ impl Sim {
             self.apply(c);
         }
         r
+    }
+
+    /// The scheduler's record of a task is split by phase (issue 14 item 5): a root
+    /// that was never computed and waits ready for a worker keeps the compact record;
+    /// a task running or holding a result has its placement part.
+    fn check_record_phases(&self) {
+        for (&task, deps) in &self.deps {
+            let (Some(state), Some(compact)) =
+                (self.s.state(task), self.s.has_compact_record(task))
+            else {
+                continue;
+            };
+            match state {
+                TaskState::Ready if deps.is_empty() && !self.ever_computed.contains(&task) => {
+                    assert!(compact, "fresh ready root {task} lost its compact record")
+                }
+                TaskState::Processing => {
+                    assert!(!compact, "processing task {task} has no placement part")
+                }
+                TaskState::Memory => {
+                    assert!(!compact, "task {task} in memory has no placement part")
+                }
+                _ => {}
+            }
+        }
     }
 
     fn is_ancestor_or_self(&self, a: TaskId, t: TaskId) -> bool {
@@ -982,6 +1012,7 @@ fn run_case(case: Case) -> Stats {
         workers: BTreeMap::new(),
         next_worker: 1,
         assigned: HashMap::new(),
+        ever_computed: HashSet::new(),
         deaths: HashMap::new(),
         terminal: HashMap::new(),
         client_cancels: HashSet::new(),
