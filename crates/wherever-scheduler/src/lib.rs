@@ -53,6 +53,7 @@ mod missing_data;
 mod paused;
 mod per_worker;
 mod placement;
+mod ready_set;
 mod release;
 mod resources;
 mod results;

@@ -49,7 +49,7 @@ impl Scheduler {
             let parked = std::mem::take(&mut self.parked);
             self.ready.extend(parked);
         }
-        while let Some(&key) = self.ready.first() {
+        while let Some(key) = self.ready.first() {
             if self.with_room.is_empty() {
                 break;
             }

@@ -20,8 +20,8 @@ pub struct Scheduler {
     pub(crate) tasks: DenseTable<Task>,
     /// Every worker not removed.
     pub(crate) workers: BTreeMap<WorkerId, Worker>,
-    /// Ready tasks, best first.
-    pub(crate) ready: BTreeSet<ReadyKey>,
+    /// Ready tasks, best first (fresh submissions in id order at 8 bytes each).
+    pub(crate) ready: crate::ready_set::ReadySet,
     /// Ready tasks that ask for resources no worker with room has free now, best first;
     /// put back into `ready` when resources or room free up ([`Scheduler::unpark_pending`]).
     pub(crate) parked: BTreeSet<ReadyKey>,
@@ -70,7 +70,7 @@ impl Scheduler {
             config,
             tasks: DenseTable::default(),
             workers: BTreeMap::new(),
-            ready: BTreeSet::new(),
+            ready: Default::default(),
             parked: BTreeSet::new(),
             unpark_pending: false,
             with_room: BTreeSet::new(),
