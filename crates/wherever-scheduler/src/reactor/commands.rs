@@ -81,6 +81,7 @@ impl Reactor {
                         .records
                         .get_mut(task)
                         .and_then(|r| r.result.take())
+                        .map(Vec::from)
                         .filter(|bytes| owner.is_none_or(|peer| comm.has_room(peer, bytes.len())));
                     let holders = if result.is_some() {
                         delivered.push(task);

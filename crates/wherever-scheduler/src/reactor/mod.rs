@@ -462,7 +462,7 @@ impl Reactor {
                 },
             ) => {
                 if let Some(record) = self.records.get_mut(task) {
-                    record.result = result;
+                    record.result = result.map(Vec::into_boxed_slice);
                 }
                 if !self.lost_reasons.is_empty() {
                     self.lost_reasons.remove(&task);

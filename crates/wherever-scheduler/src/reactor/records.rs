@@ -12,21 +12,18 @@ use wherever_core::{TaskError, TaskErrorKind};
 
 /// One task as the server keeps it.
 pub(super) struct Record {
-    /// The task as submitted (see [`StoredTask::message`]).
+    /// The task as submitted (see [`StoredTask::message`]), and its client.
     pub task: StoredTask,
-    /// The client that submitted it.
-    pub owner: PeerId,
     /// An inline result waiting for the scheduler's `Done`.
-    pub result: Option<Vec<u8>>,
+    pub result: Option<Box<[u8]>>,
     /// The error its worker reported.
     pub error: Option<TaskError>,
 }
 
 impl Record {
-    pub fn new(task: StoredTask, owner: PeerId) -> Self {
+    pub fn new(task: StoredTask) -> Self {
         Record {
             task,
-            owner,
             result: None,
             error: None,
         }
@@ -72,14 +69,14 @@ impl Records {
     }
 
     pub fn owner(&self, task: TaskId) -> Option<PeerId> {
-        self.map.get(&task).map(|r| r.owner)
+        self.map.get(&task).map(|r| r.task.owner())
     }
 
     /// Records `message`, submitted by `owner`.
     pub fn insert(&mut self, message: TaskMessage, owner: PeerId) {
         let id = message.id;
-        let task = self.store.store(message);
-        self.map.insert(id, Record::new(task, owner));
+        let task = self.store.store(message, owner);
+        self.map.insert(id, Record::new(task));
     }
 
     pub fn remove(&mut self, task: TaskId) {
@@ -91,7 +88,7 @@ impl Records {
         let mut owned: Vec<TaskId> = self
             .map
             .iter()
-            .filter(|(_, r)| r.owner == owner)
+            .filter(|(_, r)| r.task.owner() == owner)
             .map(|(id, _)| id)
             .collect();
         owned.sort_unstable();
@@ -154,5 +151,16 @@ impl Records {
             TaskErrorKind::DependencyFailed { cause: cause_name },
             &cause_error.message,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_record_stays_small() {
+        // One per pending task (issue 14 item 5): the stored task, an inline result
+        // slot and a boxed error.
+        let size = std::mem::size_of::<super::Record>();
+        assert!(size <= 80, "a server record is {size} bytes");
     }
 }

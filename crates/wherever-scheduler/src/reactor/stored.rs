@@ -1,9 +1,10 @@
 //! A submitted task as the server keeps it until the scheduler forgets it: the
 //! fields of its [`TaskMessage`] in less memory. What many tasks share (the task
-//! name, the client's stream key) is stored once and shared; small arguments sit
-//! in the record itself; the fields most tasks leave empty (dependencies, holes,
-//! chain, resources, timeout) live in one optional box. [`StoredTask::message`]
-//! gives the message back, field for field.
+//! name, the client's stream key, the client) is stored once and shared behind one
+//! pointer; small arguments sit in the record itself; the fields most tasks leave
+//! at their defaults (dependencies, holes, chain, resources, timeout, priority,
+//! retries) live in one optional box. [`StoredTask::message`] gives the message
+//! back, field for field.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use smallvec::SmallVec;
 use wherever_core::holes::Hole;
 
+use super::PeerId;
 use crate::protocol::{ChainLink, TaskId, TaskMessage};
 use crate::Resources;
 use wherever_core::StreamKey;
@@ -19,8 +21,8 @@ use wherever_core::StreamKey;
 /// Arguments up to this many bytes are kept inline in the record.
 const INLINE_ARGS: usize = 16;
 
-/// How many distinct names (and keys) the sharing tables hold before they start
-/// over; a peer sending a new name with every task cannot grow them past this.
+/// How many distinct origins (name, key, client) the sharing table holds before it
+/// starts over; a peer sending a new name with every task cannot grow it past this.
 pub(super) const SHARED_CAP: usize = 4096;
 
 /// The fields of a [`TaskMessage`] that most tasks leave at their defaults.
@@ -31,27 +33,42 @@ struct Rest {
     chain: Vec<ChainLink>,
     resources: Resources,
     timeout: Option<Duration>,
+    priority: i64,
+    retries: u32,
+}
+
+/// What the tasks of one kind from one client share.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Origin {
+    /// The registered task name.
+    name: Box<str>,
+    /// The submitting client's stream key.
+    key: StreamKey,
+    /// The client that submitted it.
+    owner: PeerId,
 }
 
 /// One submitted task, compact (see the [module documentation](self)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct StoredTask {
-    name: Arc<str>,
-    key: Arc<StreamKey>,
+    origin: Arc<Origin>,
     args: SmallVec<[u8; INLINE_ARGS]>,
     position: u64,
-    priority: i64,
-    retries: u32,
+    rest: Option<Box<Rest>>,
     seeded: bool,
     chunk: bool,
     wanted: bool,
-    rest: Option<Box<Rest>>,
 }
 
 impl StoredTask {
     /// The registered task name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.origin.name
+    }
+
+    /// The client that submitted it.
+    pub fn owner(&self) -> PeerId {
+        self.origin.owner
     }
 
     /// The task's position in its client's submission order.
@@ -75,17 +92,17 @@ impl StoredTask {
         let rest = self.rest.as_deref();
         TaskMessage {
             id,
-            name: self.name.to_string(),
+            name: self.origin.name.to_string(),
             args: self.args.to_vec(),
-            key: *self.key,
+            key: self.origin.key,
             seeded: self.seeded,
             position: self.position,
             chunk: self.chunk,
             deps: rest.map(|r| r.deps.clone()).unwrap_or_default(),
             holes: rest.map(|r| r.holes.clone()).unwrap_or_default(),
             chain: rest.map(|r| r.chain.clone()).unwrap_or_default(),
-            retries: self.retries,
-            priority: self.priority,
+            retries: rest.map_or(0, |r| r.retries),
+            priority: rest.map_or(0, |r| r.priority),
             resources: rest.map(|r| r.resources.clone()).unwrap_or_default(),
             timeout: rest.and_then(|r| r.timeout),
             wanted: self.wanted,
@@ -93,16 +110,16 @@ impl StoredTask {
     }
 }
 
-/// Stores tasks, sharing their names and stream keys.
+/// Stores tasks, sharing their names, stream keys and clients.
 #[derive(Default)]
 pub(super) struct TaskStore {
-    names: HashSet<Arc<str>>,
-    keys: HashSet<Arc<StreamKey>>,
+    origins: HashSet<Arc<Origin>>,
 }
 
 impl TaskStore {
-    /// `message` as a compact record (its id is the caller's key for it).
-    pub fn store(&mut self, message: TaskMessage) -> StoredTask {
+    /// `message`, submitted by `owner`, as a compact record (its id is the
+    /// caller's key for it).
+    pub fn store(&mut self, message: TaskMessage, owner: PeerId) -> StoredTask {
         // Every field named: a field added to the message must be stored too.
         let TaskMessage {
             id: _,
@@ -125,14 +142,17 @@ impl TaskStore {
             && holes.is_empty()
             && chain.is_empty()
             && resources.is_empty()
-            && timeout.is_none();
+            && timeout.is_none()
+            && priority == 0
+            && retries == 0;
         StoredTask {
-            name: self.name(&name),
-            key: self.key(key),
+            origin: self.origin(Origin {
+                name: name.into_boxed_str(),
+                key,
+                owner,
+            }),
             args: SmallVec::from_vec(args),
             position,
-            priority,
-            retries,
             seeded,
             chunk,
             wanted,
@@ -143,34 +163,23 @@ impl TaskStore {
                     chain,
                     resources,
                     timeout,
+                    priority,
+                    retries,
                 })
             }),
         }
     }
 
-    /// The shared copy of `name`.
-    fn name(&mut self, name: &str) -> Arc<str> {
-        if let Some(shared) = self.names.get(name) {
+    /// The shared copy of `origin`.
+    fn origin(&mut self, origin: Origin) -> Arc<Origin> {
+        if let Some(shared) = self.origins.get(&origin) {
             return shared.clone();
         }
-        if self.names.len() >= SHARED_CAP {
-            self.names.clear();
+        if self.origins.len() >= SHARED_CAP {
+            self.origins.clear();
         }
-        let shared: Arc<str> = Arc::from(name);
-        self.names.insert(shared.clone());
-        shared
-    }
-
-    /// The shared copy of `key`.
-    fn key(&mut self, key: StreamKey) -> Arc<StreamKey> {
-        if let Some(shared) = self.keys.get(&key) {
-            return shared.clone();
-        }
-        if self.keys.len() >= SHARED_CAP {
-            self.keys.clear();
-        }
-        let shared = Arc::new(key);
-        self.keys.insert(shared.clone());
+        let shared = Arc::new(origin);
+        self.origins.insert(shared.clone());
         shared
     }
 }
@@ -217,8 +226,9 @@ mod tests {
             TaskMessage::new(u64::MAX, "", Vec::new()),
             TaskMessage::new(2, "crate::inc", vec![0; INLINE_ARGS + 1]),
         ] {
-            let stored = store.store(message.clone());
+            let stored = store.store(message.clone(), 3);
             assert_eq!(stored.message(message.id), message);
+            assert_eq!(stored.owner(), 3);
             assert_eq!(stored.name(), message.name);
             assert_eq!(stored.position(), message.position);
         }
@@ -227,14 +237,20 @@ mod tests {
     #[test]
     fn plain_tasks_share_names_and_keys_and_box_nothing() {
         let mut store = TaskStore::default();
-        let a = store.store(TaskMessage::new(1, "crate::inc", vec![1]));
-        let b = store.store(TaskMessage::new(2, "crate::inc", vec![2]));
-        assert!(Arc::ptr_eq(&a.name, &b.name));
-        assert!(Arc::ptr_eq(&a.key, &b.key));
+        let a = store.store(TaskMessage::new(1, "crate::inc", vec![1]), 1);
+        let b = store.store(TaskMessage::new(2, "crate::inc", vec![2]), 1);
+        let c = store.store(TaskMessage::new(3, "crate::inc", vec![2]), 2);
+        assert!(Arc::ptr_eq(&a.origin, &b.origin));
+        assert!(!Arc::ptr_eq(&a.origin, &c.origin), "another client's");
+        assert_eq!((a.owner(), c.owner()), (1, 2));
         assert!(a.rest.is_none() && !a.args.spilled());
-        assert!(store.store(every_field_set()).rest.is_some());
+        assert!(store.store(every_field_set(), 1).rest.is_some());
+        let mut prioritised = TaskMessage::new(4, "crate::inc", vec![2]);
+        prioritised.priority = 1;
+        assert!(store.store(prioritised, 1).rest.is_some());
+        // Every byte is paid once per pending task (issue 14 item 5).
         assert!(
-            std::mem::size_of::<StoredTask>() <= 96,
+            std::mem::size_of::<StoredTask>() <= 56,
             "a stored task is {} bytes",
             std::mem::size_of::<StoredTask>()
         );
@@ -247,9 +263,9 @@ mod tests {
         for i in 0..3 * SHARED_CAP as u64 {
             let mut message = TaskMessage::new(i, format!("name{i}"), vec![]);
             message.key = StreamKey::from_seed(i);
-            kept.push((message.clone(), store.store(message)));
+            kept.push((message.clone(), store.store(message, 1)));
         }
-        assert!(store.names.len() <= SHARED_CAP && store.keys.len() <= SHARED_CAP);
+        assert!(store.origins.len() <= SHARED_CAP);
         for (message, stored) in &kept {
             assert_eq!(&stored.message(message.id), message);
         }
