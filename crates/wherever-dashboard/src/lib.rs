@@ -55,6 +55,7 @@
 mod assets;
 pub mod feed;
 pub mod graph;
+mod live;
 mod server;
 pub mod state;
 

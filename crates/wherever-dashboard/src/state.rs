@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::graph::{GraphNode, GraphState, NodeView};
+use crate::live::LiveTask;
+use wherever_scheduler::dense_table::DenseTable;
 
 /// How many finished task runs the task-stream window keeps (the oldest go first).
 pub const STREAM_WINDOW: usize = 5_000;
@@ -161,32 +163,13 @@ pub struct TaskRun {
     pub failed: bool,
 }
 
-/// A task the dashboard counts until it ends: one per submitted task, so it is kept
-/// small (24 bytes): the name as an index into the names seen, and the rarer
-/// running part boxed only once the task starts.
-#[derive(Debug)]
-struct LiveTask {
-    /// Index into [`Aggregate::names`].
-    name: u32,
-    /// How many items it computes.
-    items: u64,
-    /// The worker it runs on and when it started, once it started.
-    running_on: Option<Box<(String, Duration)>>,
-}
-
-impl LiveTask {
-    /// Its index into the names seen.
-    fn name(&self) -> usize {
-        self.name as usize
-    }
-}
-
 /// The aggregate: everything the pages and endpoints show.
 #[derive(Debug, Default)]
 pub struct Aggregate {
     names: Vec<NameProgress>,
     name_index: HashMap<String, usize>,
-    tasks: HashMap<u64, LiveTask>,
+    /// The tasks not ended, by id (a client numbers its tasks one after another).
+    tasks: DenseTable<LiveTask>,
     workers: BTreeMap<String, WorkerView>,
     window: VecDeque<TaskRun>,
     next_seq: u64,
@@ -207,14 +190,7 @@ impl Aggregate {
             Observation::Submitted { task, name, items } => {
                 let index = self.name_slot(name);
                 self.names[index].queued += items;
-                if let Some(old) = self.tasks.insert(
-                    task,
-                    LiveTask {
-                        name: u32::try_from(index).expect("fewer than 2^32 task names"),
-                        items,
-                        running_on: None,
-                    },
-                ) {
+                if let Some(old) = self.tasks.insert(task, LiveTask::queued(index, items)) {
                     self.forget(old);
                 }
             }
@@ -222,11 +198,11 @@ impl Aggregate {
                 let Some(live) = self.tasks.get_mut(&task) else {
                     return;
                 };
-                if live.running_on.is_some() {
+                if live.running_on().is_some() {
                     return;
                 }
-                let (name, items) = (live.name(), live.items);
-                live.running_on = Some(Box::new((worker.clone(), at)));
+                let (name, items) = (live.name(), live.items());
+                live.start(worker.clone(), at);
                 let counts = &mut self.names[name];
                 counts.queued = counts.queued.saturating_sub(items);
                 counts.running += items;
@@ -243,18 +219,19 @@ impl Aggregate {
                 let Some(live) = self.tasks.remove(&task) else {
                     return;
                 };
+                let (items, mut live) = (live.items(), live);
                 let counts = &mut self.names[live.name()];
-                match &live.running_on {
-                    Some(_) => counts.running = counts.running.saturating_sub(live.items),
-                    None => counts.queued = counts.queued.saturating_sub(live.items),
+                match live.running_on() {
+                    Some(_) => counts.running = counts.running.saturating_sub(items),
+                    None => counts.queued = counts.queued.saturating_sub(items),
                 }
                 if failed {
-                    counts.failed += live.items;
+                    counts.failed += items;
                 } else {
-                    counts.done += live.items;
+                    counts.done += items;
                 }
                 let name = counts.name.clone();
-                let (ran_on, start) = match live.running_on.map(|running| *running) {
+                let (ran_on, start) = match live.take_running() {
                     Some((on, start)) => (Some(on), start),
                     None => (None, at.saturating_sub(ran_for)),
                 };
@@ -269,10 +246,10 @@ impl Aggregate {
             }
             Observation::Retried { task } => {
                 if let Some(live) = self.tasks.get_mut(&task) {
-                    if let Some((on, _)) = live.running_on.take().map(|running| *running) {
+                    if let Some((on, _)) = live.take_running() {
                         let counts = &mut self.names[live.name()];
-                        counts.running = counts.running.saturating_sub(live.items);
-                        counts.queued += live.items;
+                        counts.running = counts.running.saturating_sub(live.items());
+                        counts.queued += live.items();
                         if let Some(view) = self.workers.get_mut(&on) {
                             view.running = view.running.saturating_sub(1);
                         }
@@ -404,14 +381,14 @@ impl Aggregate {
     /// Takes a task that will never end out of the counts.
     fn forget(&mut self, live: LiveTask) {
         let counts = &mut self.names[live.name()];
-        match live.running_on.as_deref() {
+        match live.running_on() {
             Some((on, _)) => {
-                counts.running = counts.running.saturating_sub(live.items);
+                counts.running = counts.running.saturating_sub(live.items());
                 if let Some(view) = self.workers.get_mut(on) {
                     view.running = view.running.saturating_sub(1);
                 }
             }
-            None => counts.queued = counts.queued.saturating_sub(live.items),
+            None => counts.queued = counts.queued.saturating_sub(live.items()),
         }
     }
 
@@ -444,14 +421,6 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
-    }
-
-    #[test]
-    fn a_pending_task_costs_the_dashboard_a_small_entry() {
-        // One per submitted task (issue 14 item 5): 2 M pending tasks must not cost
-        // the dashboard a worker name and a start time each.
-        let size = std::mem::size_of::<super::LiveTask>();
-        assert!(size <= 24, "a live task entry is {size} bytes");
     }
 
     fn submitted(task: u64, name: &str) -> Observation {
