@@ -68,21 +68,16 @@ impl Reactor {
                     // Nobody reads a graph intermediate's or a released task's result
                     // on the client: it stays on its workers, and the client hears
                     // nothing (its failure still reaches it, as `Failed`).
-                    let Some(record) = self.records.get_mut(task) else {
+                    let Some(record) = self.records.get(task) else {
                         continue;
                     };
-                    if !record.task.wanted() {
-                        record.result = None;
+                    let (wanted, owner) = (record.task.wanted(), record.task.owner());
+                    let result = self.records.take_result(task);
+                    if !wanted {
                         continue;
                     }
-                    let owner = self.records.owner(task);
                     // A client whose queue is full fetches the result from a worker.
-                    let result = self
-                        .records
-                        .get_mut(task)
-                        .and_then(|r| r.result.take())
-                        .map(Vec::from)
-                        .filter(|bytes| owner.is_none_or(|peer| comm.has_room(peer, bytes.len())));
+                    let result = result.filter(|bytes| comm.has_room(owner, bytes.len()));
                     let holders = if result.is_some() {
                         delivered.push(task);
                         Vec::new()
@@ -114,9 +109,7 @@ impl Reactor {
                     let error = self
                         .records
                         .new_error(task, TaskErrorKind::Runtime, &reason);
-                    if let Some(record) = self.records.get_mut(task) {
-                        record.error = Some(error);
-                    }
+                    self.records.set_error(task, error);
                 }
                 Command::Lost { task, attempts } => {
                     self.events.emit_with(|| Observed::TaskFailed {

@@ -461,9 +461,7 @@ impl Reactor {
                     ran_for,
                 },
             ) => {
-                if let Some(record) = self.records.get_mut(task) {
-                    record.result = result.map(Vec::into_boxed_slice);
-                }
+                self.records.set_result(task, result);
                 if !self.lost_reasons.is_empty() {
                     self.lost_reasons.remove(&task);
                 }
@@ -480,9 +478,7 @@ impl Reactor {
                 });
             }
             (Some(worker), Message::TaskFailed { task, error }) => {
-                if let Some(record) = self.records.get_mut(task) {
-                    record.error = Some(*error);
-                }
+                self.records.set_error(task, *error);
                 self.feed(Event::TaskErred { worker, task });
             }
             (Some(worker), Message::StealResponse { task, stolen }) => {

@@ -742,7 +742,7 @@ fn a_graph_intermediate_is_not_done_and_its_result_stays_on_its_worker() {
     sim.work(Outcome::Small);
     assert_eq!(sim.clients[0].answers.get(&a), None, "answered");
     assert_eq!(
-        sim.reactor.records.get(a).and_then(|r| r.result.as_ref()),
+        sim.reactor.records.result(a),
         None,
         "the intermediate's result is kept for the client"
     );
