@@ -40,8 +40,8 @@ impl Scheduler {
                     .get(&t)
                     .ok_or(format!("worker {w} runs unknown {t}"))?;
                 held_resources.add(&task.resources());
-                if task.status != Status::Processing(w) || task.placed().assign_seq != s {
-                    return Err(format!("task {t} on worker {w} is {:?}", task.status));
+                if task.status() != Status::Processing(w) || task.placed().assign_seq != s {
+                    return Err(format!("task {t} on worker {w} is {:?}", task.status()));
                 }
                 if task.placed().seceded {
                     seceded += 1;
@@ -74,8 +74,8 @@ impl Scheduler {
                     .tasks
                     .get(&t)
                     .ok_or(format!("worker {w} holds unknown {t}"))?;
-                if task.status != Status::Memory || !task.placed().who_has.contains(&w) {
-                    return Err(format!("worker {w} holds {t} in {:?}", task.status));
+                if task.status() != Status::Memory || !task.placed().who_has.contains(&w) {
+                    return Err(format!("worker {w} holds {t} in {:?}", task.status()));
                 }
                 bytes += task.placed().nbytes;
             }
@@ -103,7 +103,7 @@ impl Scheduler {
             let unfinished = t
                 .dependents
                 .iter()
-                .filter(|d| self.tasks[*d].status.active())
+                .filter(|d| self.tasks[*d].status().active())
                 .count() as u32;
             if unfinished != t.active_dependents {
                 return Err(format!(
@@ -122,12 +122,12 @@ impl Scheduler {
                     return Err(format!("task {d} listed as dependent of {id}"));
                 }
             }
-            match t.status {
+            match t.status() {
                 Status::Waiting => {
                     let missing = t
                         .deps
                         .iter()
-                        .filter(|d| self.tasks[*d].status != Status::Memory)
+                        .filter(|d| self.tasks[*d].status() != Status::Memory)
                         .count() as u32;
                     if missing != t.missing_deps || missing == 0 {
                         return Err(format!("task {id} missing {} != {missing}", t.missing_deps));
@@ -166,26 +166,26 @@ impl Scheduler {
                 }
                 _ => {}
             }
-            if t.placed().seceded && !matches!(t.status, Status::Processing(_)) {
-                return Err(format!("task {id} seceded in {:?}", t.status));
+            if t.placed().seceded && !matches!(t.status(), Status::Processing(_)) {
+                return Err(format!("task {id} seceded in {:?}", t.status()));
             }
-            if t.status != Status::Memory && !t.placed().who_has.is_empty() {
-                return Err(format!("task {id} has holders in {:?}", t.status));
+            if t.status() != Status::Memory && !t.placed().who_has.is_empty() {
+                return Err(format!("task {id} has holders in {:?}", t.status()));
             }
-            if t.status.active() && t.status != Status::Waiting {
+            if t.status().active() && t.status() != Status::Waiting {
                 if let Some(d) = t
                     .deps
                     .iter()
-                    .find(|d| self.tasks[*d].status != Status::Memory)
+                    .find(|d| self.tasks[*d].status() != Status::Memory)
                 {
                     return Err(format!(
                         "task {id} {:?} but dep {d} not in memory",
-                        t.status
+                        t.status()
                     ));
                 }
             }
             if matches!(
-                t.status,
+                t.status(),
                 Status::Released | Status::Erred | Status::Lost | Status::Cancelled
             ) && !t.wanted
                 && t.dependents.is_empty()

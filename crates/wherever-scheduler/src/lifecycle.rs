@@ -11,17 +11,17 @@ impl Scheduler {
         let mut activated = Vec::new();
         while let Some(task) = stack.pop() {
             let t = &self.tasks[&task];
-            if t.status != Status::Released {
+            if t.status() != Status::Released {
                 continue;
             }
-            if t.scattered {
+            if t.placed().scattered {
                 // Released scattered data has no lineage: it is lost for good.
                 self.fail(task, Failure::Lost, None, out);
                 continue;
             }
             let failure = t.deps.iter().find_map(|d| {
                 let dt = &self.tasks[d];
-                match dt.status {
+                match dt.status() {
                     Status::Erred => Some(Failure::Erred(dt.cause(*d))),
                     Status::Lost => Some(Failure::Erred(*d)),
                     Status::Cancelled => Some(Failure::Cancelled),
@@ -37,7 +37,7 @@ impl Scheduler {
             for d in deps {
                 let dt = self.tasks.get_mut(&d).expect("dependency");
                 dt.active_dependents += 1;
-                match dt.status {
+                match dt.status() {
                     Status::Memory => {}
                     Status::Released => {
                         missing += 1;
@@ -47,13 +47,13 @@ impl Scheduler {
                 }
             }
             let t = self.tasks.get_mut(&task).expect("task");
-            t.status = Status::Waiting;
+            t.set_status(Status::Waiting);
             t.missing_deps = missing;
             activated.push(task);
         }
         for task in activated {
             let t = &self.tasks[&task];
-            if t.status == Status::Waiting && t.missing_deps == 0 {
+            if t.status() == Status::Waiting && t.missing_deps == 0 {
                 self.make_ready(task, fresh && task == root);
             }
         }
@@ -63,7 +63,7 @@ impl Scheduler {
     pub(crate) fn make_memory(&mut self, task: TaskId, worker: WorkerId, out: &mut Vec<Command>) {
         self.dequeue(task, Some(worker), out);
         let t = self.tasks.get_mut(&task).expect("task");
-        t.status = Status::Memory;
+        t.set_status(Status::Memory);
         t.clear_avoid();
         // Inline for the usual one or few dependents: no allocation per task.
         let dependents: smallvec::SmallVec<[TaskId; 4]> = t.dependents.iter().copied().collect();
@@ -73,7 +73,7 @@ impl Scheduler {
         let mut now_ready = Vec::new();
         for d in dependents {
             let dt = self.tasks.get_mut(&d).expect("dependent");
-            if dt.status == Status::Waiting {
+            if dt.status() == Status::Waiting {
                 dt.missing_deps -= 1;
                 if dt.missing_deps == 0 {
                     now_ready.push(d);
@@ -98,7 +98,7 @@ impl Scheduler {
     ) {
         let mut work = vec![(task, kind)];
         while let Some((task, kind)) = work.pop() {
-            let state = self.tasks[&task].status;
+            let state = self.tasks[&task].status();
             if state.failed() {
                 continue;
             }
@@ -109,7 +109,7 @@ impl Scheduler {
                 Failure::Lost => (Status::Lost, task, Failure::Erred(task)),
                 Failure::Cancelled => (Status::Cancelled, task, kind),
             };
-            t.status = new_state;
+            t.set_status(new_state);
             t.set_cause(task, cause);
             self.report_end(task, out);
             let t = self.tasks.get_mut(&task).expect("task");
@@ -126,7 +126,7 @@ impl Scheduler {
                 self.release_candidates.push(d);
             }
             for d in dependents.into_iter().rev() {
-                if self.tasks[&d].status.active() {
+                if self.tasks[&d].status().active() {
                     work.push((d, next));
                 }
             }
@@ -147,7 +147,7 @@ impl Scheduler {
         if !t.wanted {
             return;
         }
-        out.push(match t.status {
+        out.push(match t.status() {
             Status::Memory => Command::Done { task },
             Status::Erred => Command::Erred {
                 task,

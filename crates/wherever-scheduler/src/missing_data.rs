@@ -31,7 +31,7 @@ impl Scheduler {
         // A worker's report counts only if the dependent is still assigned to it.
         let requester = requester.filter(|&(worker, dependent)| {
             t.dependents.contains(&dependent)
-                && self.tasks[&dependent].status == Status::Processing(worker)
+                && self.tasks[&dependent].status() == Status::Processing(worker)
         });
         let mut lost_holder = false;
         for worker in holders {
@@ -60,25 +60,25 @@ impl Scheduler {
         input: TaskId,
         out: &mut Vec<Command>,
     ) {
-        if self.tasks[&dependent].status == Status::Processing(worker) {
+        if self.tasks[&dependent].status() == Status::Processing(worker) {
             self.dequeue(dependent, None, out);
             let missing = self.tasks[&dependent]
                 .deps
                 .iter()
-                .filter(|d| self.tasks[*d].status != Status::Memory)
+                .filter(|d| self.tasks[*d].status() != Status::Memory)
                 .count() as u32;
             if missing == 0 {
                 self.make_ready(dependent, false);
             } else {
                 let t = self.tasks.get_mut(&dependent).expect("dependent");
-                t.status = Status::Waiting;
+                t.set_status(Status::Waiting);
                 t.missing_deps = missing;
             }
         }
         let t = self.tasks.get_mut(&dependent).expect("dependent");
         let rare = t.rare_mut();
         rare.missing_input_reports += 1;
-        if rare.missing_input_reports > MISSING_DATA_LIMIT && t.status.active() {
+        if rare.missing_input_reports > MISSING_DATA_LIMIT && t.status().active() {
             self.fail(dependent, Failure::Erred(input), None, out);
         }
     }
@@ -93,14 +93,14 @@ impl Scheduler {
         let rare = t.rare_mut();
         rare.client_waits = true;
         rare.client_missing_reports += 1;
-        if rare.client_missing_reports > MISSING_DATA_LIMIT && !t.status.failed() {
+        if rare.client_missing_reports > MISSING_DATA_LIMIT && !t.status().failed() {
             for worker in t.placed().who_has.clone() {
                 self.forget_holder(task, worker);
                 self.free(worker, task, out);
             }
             self.fail(task, Failure::Lost, None, out);
         }
-        let status = self.tasks[&task].status;
+        let status = self.tasks[&task].status();
         if status == Status::Memory || status.failed() {
             self.report_end(task, out);
         }

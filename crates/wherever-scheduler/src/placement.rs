@@ -233,7 +233,7 @@ impl Scheduler {
         }
         t.placed_mut().assigned_at_ms = now_ms;
         t.placed_mut().assigned_queued = queued;
-        t.status = Status::Processing(worker);
+        t.set_status(Status::Processing(worker));
         t.placed_mut().assign_seq = seq;
         t.clear_avoid();
         t.placed_mut().steal = StealFlag::None;
@@ -282,7 +282,7 @@ impl Scheduler {
         } else {
             (Reverse(t.priority), 0, u64::MAX - unlock_count, task)
         };
-        t.status = Status::Ready;
+        t.set_status(Status::Ready);
         t.missing_deps = 0;
         t.set_ready_key(key);
         self.ready.insert(key);
@@ -297,7 +297,7 @@ impl Scheduler {
         reporter: Option<WorkerId>,
         out: &mut Vec<Command>,
     ) {
-        match self.tasks[&task].status {
+        match self.tasks[&task].status() {
             Status::Processing(w) if self.workers.contains_key(&w) => {
                 self.remove_processing(w, task);
                 if Some(w) != reporter {

@@ -12,19 +12,22 @@ impl Scheduler {
                 let Some(t) = self.tasks.get(&task) else {
                     continue;
                 };
-                if !(t.status.active() && !t.wanted && t.active_dependents == 0) {
+                if !(t.status().active() && !t.wanted && t.active_dependents == 0) {
                     continue;
                 }
                 self.dequeue(task, None, out);
-                self.tasks.get_mut(&task).expect("task").status = Status::Released;
+                self.tasks
+                    .get_mut(&task)
+                    .expect("task")
+                    .set_status(Status::Released);
                 self.stop_waiting_on_deps(task);
                 self.release_candidates.push(task);
             } else if let Some(task) = self.release_candidates.pop() {
                 let Some(t) = self.tasks.get_mut(&task) else {
                     continue;
                 };
-                if t.status == Status::Memory && !t.wanted && t.active_dependents == 0 {
-                    t.status = Status::Released;
+                if t.status() == Status::Memory && !t.wanted && t.active_dependents == 0 {
+                    t.set_status(Status::Released);
                     let holders = std::mem::take(&mut t.placed_mut().who_has);
                     t.placed_mut().holder_since.clear();
                     let nbytes = t.placed().nbytes;
@@ -36,7 +39,7 @@ impl Scheduler {
                     }
                     self.release_candidates.push(task);
                 } else if matches!(
-                    t.status,
+                    t.status(),
                     Status::Released | Status::Erred | Status::Lost | Status::Cancelled
                 ) && !t.wanted
                     && t.dependents.is_empty()

@@ -12,7 +12,7 @@ impl Scheduler {
         out: &mut Vec<Command>,
     ) -> Result<(), SchedulerError> {
         self.known_worker(worker)?;
-        if self.tasks.get(&task).is_some_and(|t| t.status.active()) {
+        if self.tasks.get(&task).is_some_and(|t| t.status().active()) {
             self.fail(task, Failure::Erred(task), Some(worker), out);
         }
         Ok(())
@@ -43,7 +43,7 @@ impl Scheduler {
             self.result_sizes.learn(kind, nbytes);
         }
         let t = &self.tasks[&task];
-        match t.status {
+        match t.status() {
             Status::Memory => self.add_holder(task, worker),
             s if s.active() => {
                 if let Some(nbytes) = nbytes {

@@ -146,7 +146,7 @@ impl Scheduler {
             // may still fetch it from here: wait until it ends.
             let waits = t.dependents.iter().any(|d| {
                 let dt = &self.tasks[d];
-                matches!(dt.status, Status::Processing(w) if w != worker)
+                matches!(dt.status(), Status::Processing(w) if w != worker)
                     && !self.held_elsewhere(task, worker, Some(dt.placed().assign_seq))
             });
             done &= !waits;

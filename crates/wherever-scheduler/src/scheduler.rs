@@ -150,7 +150,7 @@ impl Scheduler {
                     .tasks
                     .get(&task)
                     .ok_or(SchedulerError::UnknownTask(task))?;
-                if t.status.active() && (!t.ended || t.client_waits()) {
+                if t.status().active() && (!t.ended || t.client_waits()) {
                     self.fail(task, Failure::Cancelled, None, out);
                 }
             }
@@ -196,12 +196,12 @@ impl Scheduler {
 
     /// The state of `task`; `None` once it is forgotten (or was never known).
     pub fn state(&self, task: TaskId) -> Option<TaskState> {
-        self.tasks.get(&task).map(|t| t.status.public())
+        self.tasks.get(&task).map(|t| t.status().public())
     }
 
     /// The worker `task` is assigned to, if it is processing.
     pub fn processing_on(&self, task: TaskId) -> Option<WorkerId> {
-        match self.tasks.get(&task)?.status {
+        match self.tasks.get(&task)?.status() {
             Status::Processing(w) => Some(w),
             _ => None,
         }

@@ -55,7 +55,7 @@ impl Scheduler {
             take_one(&mut t.placed_mut().reports_due, worker);
             return false;
         }
-        if t.status == Status::Processing(worker) {
+        if t.status() == Status::Processing(worker) {
             t.expect_report(worker);
             let compute = self.compute_command(task, worker);
             out.push(compute);

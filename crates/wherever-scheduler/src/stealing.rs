@@ -55,7 +55,7 @@ impl Scheduler {
         if stale {
             return Ok(());
         }
-        if t.status != Status::Processing(worker) || t.placed().steal != StealFlag::Pending {
+        if t.status() != Status::Processing(worker) || t.placed().steal != StealFlag::Pending {
             return Ok(()); // late: the task finished or moved meanwhile
         }
         // The request is answered.

@@ -104,8 +104,8 @@ impl Scheduler {
         }
         let mut record = Task::new(task, Vec::new(), 0, 0, true);
         record.ended = true;
-        record.scattered = true;
-        record.status = Status::Memory;
+        record.placed_mut().scattered = true;
+        record.set_status(Status::Memory);
         record.placed_mut().nbytes = nbytes;
         self.tasks.insert(task, record);
         for w in known {

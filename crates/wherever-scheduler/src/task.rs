@@ -197,8 +197,9 @@ pub(crate) struct Task {
     pub(crate) priority: i64,
     /// Its kind (0: unknown), for learning durations.
     pub(crate) kind: u64,
-    /// Where it is in its life.
-    pub(crate) status: Status,
+    /// Where it is in its life (the worker of [`Status::Processing`] is in
+    /// [`Placed::processing_on`]); see [`Task::status`].
+    status: Tag,
     /// What it holds on its worker while assigned there: `None` for nothing (the
     /// usual case), see [`Task::resources`].
     resources: Option<Box<Resources>>,
@@ -218,18 +219,33 @@ pub(crate) struct Task {
     pub(crate) wanted: bool,
     /// The client-view terminal state was reached (first finish, or failure).
     pub(crate) ended: bool,
-    /// Data put on workers by the client: no lineage to recompute it from.
-    pub(crate) scattered: bool,
 }
 
 /// [`Task::ready_tier`] of a task queued in tier 1 with its id as its order (every
 /// fresh submission): no order is stored.
 const FRESH: u8 = u8::MAX - 1;
 
+/// [`Status`] without the worker: one byte in the task's core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tag {
+    Waiting,
+    Ready,
+    Processing,
+    Memory,
+    Released,
+    Erred,
+    Lost,
+    Cancelled,
+}
+
 /// The parts of a task's record that a task waiting or ready since its submission
 /// does not use (see [`Task`]).
 #[derive(Debug)]
 pub(crate) struct Placed {
+    /// While processing: the worker it is assigned to.
+    pub(crate) processing_on: WorkerId,
+    /// Data put on workers by the client: no lineage to recompute it from.
+    pub(crate) scattered: bool,
     /// The scheduler's clock when it was last assigned (ms).
     pub(crate) assigned_at_ms: u64,
     /// Whether its worker's slots were all taken when it was last assigned there.
@@ -263,6 +279,8 @@ pub(crate) struct Placed {
 /// What [`Task::placed`] reads for a task whose placed part was never made: the
 /// values a new task starts with.
 pub(crate) static NOT_PLACED: Placed = Placed {
+    processing_on: 0,
+    scattered: false,
     assigned_at_ms: 0,
     assigned_queued: false,
     who_has: Holders::new_const(),
@@ -316,7 +334,7 @@ impl Task {
             dependents: Dependents::default(),
             priority,
             kind: 0,
-            status: Status::Released,
+            status: Tag::Released,
             resources: None,
             placed: None,
             retries,
@@ -325,7 +343,6 @@ impl Task {
             ready_tier: NOT_QUEUED,
             wanted,
             ended: false,
-            scattered: false,
         }
     }
 
@@ -338,6 +355,8 @@ impl Task {
     pub(crate) fn placed_mut(&mut self) -> &mut Placed {
         self.placed.get_or_insert_with(|| {
             Box::new(Placed {
+                processing_on: 0,
+                scattered: false,
                 assigned_at_ms: 0,
                 assigned_queued: false,
                 who_has: Holders::new(),
@@ -352,6 +371,37 @@ impl Task {
                 rare: None,
             })
         })
+    }
+
+    /// Where it is in its life.
+    pub(crate) fn status(&self) -> Status {
+        match self.status {
+            Tag::Waiting => Status::Waiting,
+            Tag::Ready => Status::Ready,
+            Tag::Processing => Status::Processing(self.placed().processing_on),
+            Tag::Memory => Status::Memory,
+            Tag::Released => Status::Released,
+            Tag::Erred => Status::Erred,
+            Tag::Lost => Status::Lost,
+            Tag::Cancelled => Status::Cancelled,
+        }
+    }
+
+    /// Sets where it is in its life.
+    pub(crate) fn set_status(&mut self, status: Status) {
+        self.status = match status {
+            Status::Waiting => Tag::Waiting,
+            Status::Ready => Tag::Ready,
+            Status::Processing(worker) => {
+                self.placed_mut().processing_on = worker;
+                Tag::Processing
+            }
+            Status::Memory => Tag::Memory,
+            Status::Released => Tag::Released,
+            Status::Erred => Tag::Erred,
+            Status::Lost => Tag::Lost,
+            Status::Cancelled => Tag::Cancelled,
+        };
     }
 
     /// Whether its placed part was never made (for tests of the compact record).
@@ -465,7 +515,7 @@ mod tests {
         // which cost a box
         // and a hash table for every task with a dependent).
         let size = std::mem::size_of::<Task>();
-        assert!(size <= 96, "a task record is {size} bytes");
+        assert!(size <= 80, "a task record is {size} bytes");
     }
 
     #[test]

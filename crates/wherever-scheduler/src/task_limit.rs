@@ -106,7 +106,7 @@ impl Scheduler {
     pub(crate) fn client_has_it(&self, task: TaskId, worker: WorkerId, has_target: bool) -> bool {
         let t = &self.tasks[&task];
         t.active_dependents == 0
-            && !t.scattered
+            && !t.placed().scattered
             && self.delivered.contains(&task)
             && (!has_target || self.workers[&worker].tasks_left.is_some())
     }

@@ -130,7 +130,7 @@ impl Scheduler {
         let Some(t) = self.tasks.get(&task) else {
             return;
         };
-        if t.status != crate::task::Status::Processing(worker) {
+        if t.status() != crate::task::Status::Processing(worker) {
             return;
         }
         let (kind, assigned, queued) = (

@@ -249,7 +249,7 @@ impl Scheduler {
             .tasks
             .get(&task)
             .ok_or(SchedulerError::UnknownTask(task))?;
-        if t.status != crate::task::Status::Processing(worker) {
+        if t.status() != crate::task::Status::Processing(worker) {
             return Err(SchedulerError::NotProcessing { task, worker });
         }
         if t.placed().seceded == seceded {

@@ -71,7 +71,7 @@ impl Scheduler {
             let seqs = t.placed().holder_since.clone();
             for d in dependents {
                 let dt = &self.tasks[&d];
-                if let Status::Processing(_) = dt.status {
+                if let Status::Processing(_) = dt.status() {
                     if !seqs.iter().any(|&s| s < dt.placed().assign_seq) {
                         self.dequeue(d, None, out);
                         self.make_ready(d, false);
@@ -80,21 +80,21 @@ impl Scheduler {
             }
             return;
         }
-        if t.scattered {
+        if t.placed().scattered {
             self.fail(task, Failure::Lost, None, out);
             return;
         }
         // The client has the value of a delivered result: only dependents need it.
         let needed = (t.wanted && !self.delivered.contains(&task)) || t.active_dependents > 0;
-        t.status = Status::Released;
+        t.set_status(Status::Released);
         for d in dependents {
-            let state = self.tasks[&d].status;
+            let state = self.tasks[&d].status();
             match state {
                 Status::Waiting => self.tasks.get_mut(&d).expect("task").missing_deps += 1,
                 Status::Ready | Status::Processing(_) => {
                     self.dequeue(d, None, out);
                     let dt = self.tasks.get_mut(&d).expect("task");
-                    dt.status = Status::Waiting;
+                    dt.set_status(Status::Waiting);
                     dt.missing_deps = 1;
                 }
                 _ => {}
