@@ -6,6 +6,42 @@
 
 use std::time::Duration;
 
+use wherever_scheduler::dense_table::DenseTable;
+
+/// How many ids a new task may skip past the last one seen and still be kept in
+/// [`LiveTasks`]' run: the dashboard's subscription drops events when it reads too
+/// slowly, so the ids it sees have holes (an empty slot costs 16 bytes; past this,
+/// a task's entry goes to a hash map).
+const MAX_ID_GAP: u64 = 1 << 20;
+
+/// The tasks not ended, by id: a client numbers its tasks one after another, so
+/// they sit in a run indexed by id (no key, no hash bucket per task).
+#[derive(Debug)]
+pub(crate) struct LiveTasks(DenseTable<LiveTask>);
+
+impl Default for LiveTasks {
+    fn default() -> Self {
+        LiveTasks(DenseTable::with_max_gap(MAX_ID_GAP))
+    }
+}
+
+impl LiveTasks {
+    /// Sets the entry of `task`, returning the one it replaces.
+    pub(crate) fn insert(&mut self, task: u64, live: LiveTask) -> Option<LiveTask> {
+        self.0.insert(task, live)
+    }
+
+    /// The entry of `task`.
+    pub(crate) fn get_mut(&mut self, task: &u64) -> Option<&mut LiveTask> {
+        self.0.get_mut(task)
+    }
+
+    /// Removes the entry of `task`, returning it.
+    pub(crate) fn remove(&mut self, task: &u64) -> Option<LiveTask> {
+        self.0.remove(task)
+    }
+}
+
 /// One task the dashboard counts until it ends.
 #[derive(Debug)]
 pub(crate) enum LiveTask {

@@ -8,8 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::graph::{GraphNode, GraphState, NodeView};
-use crate::live::LiveTask;
-use wherever_scheduler::dense_table::DenseTable;
+use crate::live::{LiveTask, LiveTasks};
 
 /// How many finished task runs the task-stream window keeps (the oldest go first).
 pub const STREAM_WINDOW: usize = 5_000;
@@ -169,7 +168,7 @@ pub struct Aggregate {
     names: Vec<NameProgress>,
     name_index: HashMap<String, usize>,
     /// The tasks not ended, by id (a client numbers its tasks one after another).
-    tasks: DenseTable<LiveTask>,
+    tasks: LiveTasks,
     workers: BTreeMap<String, WorkerView>,
     window: VecDeque<TaskRun>,
     next_seq: u64,
@@ -474,6 +473,30 @@ mod tests {
         assert_eq!((runs[0].start_us, runs[0].end_us), (1_000, 5_000));
         assert_eq!(runs[1].worker, "w1");
         assert!(runs[1].failed);
+    }
+
+    #[test]
+    fn tasks_seen_with_holes_in_their_ids_and_from_other_clients_are_all_counted() {
+        // Dropped events leave holes in the ids the dashboard sees; another client's
+        // ids are far away. Every task is still counted until it ends.
+        let mut state = Aggregate::default();
+        let ids: Vec<u64> = (0..50)
+            .map(|i| 10 + i * 5_000)
+            .chain([1 << 40, 3, u64::MAX])
+            .collect();
+        for &id in &ids {
+            state.apply(submitted(id, "square"));
+        }
+        assert_eq!(state.progress()[0].queued, ids.len() as u64);
+        for (i, &id) in ids.iter().enumerate().rev() {
+            state.apply(started(id, "w0", i as u64));
+            state.apply(ended(id, "w0", i as u64 + 1, false));
+        }
+        let square = &state.progress()[0];
+        assert_eq!(
+            (square.queued, square.running, square.done),
+            (0, 0, ids.len() as u64)
+        );
     }
 
     #[test]

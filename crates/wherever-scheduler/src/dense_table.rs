@@ -15,7 +15,8 @@ use std::ops::Index;
 use crate::id_hash::IdMap;
 
 /// How many missing ids a new id may skip past the end (or before the start) of the
-/// run and still join it (the skipped ones are empty slots).
+/// run and still join it (the skipped ones are empty slots), unless the table was
+/// made with another limit ([`DenseTable::with_max_gap`]).
 const MAX_GAP: u64 = 64;
 
 /// Below this many slots, a sparse run is not compacted.
@@ -34,6 +35,8 @@ pub struct DenseTable<V> {
     in_run: usize,
     /// Values whose ids did not fit the run.
     sparse: IdMap<V>,
+    /// How many missing ids a new id may skip and still join the run.
+    max_gap: u64,
 }
 
 impl<V> Default for DenseTable<V> {
@@ -43,6 +46,7 @@ impl<V> Default for DenseTable<V> {
             run: VecDeque::new(),
             in_run: 0,
             sparse: IdMap::default(),
+            max_gap: MAX_GAP,
         }
     }
 }
@@ -51,6 +55,16 @@ impl<V> DenseTable<V> {
     /// An empty table.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty table whose run takes a new id up to `max_gap` ids past its end (or
+    /// before its start), filling the skipped ones with empty slots: for ids that
+    /// come in order with holes, such as those of a lossy event stream.
+    pub fn with_max_gap(max_gap: u64) -> Self {
+        DenseTable {
+            max_gap,
+            ..Self::default()
+        }
     }
 
     /// How many ids have a value.
@@ -118,13 +132,13 @@ impl<V> DenseTable<V> {
             return old;
         }
         let end = self.base.saturating_add(self.run.len() as u64);
-        if id >= end && id - end <= MAX_GAP {
+        if id >= end && id - end <= self.max_gap {
             for _ in end..id {
                 self.run.push_back(None);
             }
             self.run.push_back(Some(value));
             self.in_run += 1;
-        } else if id < self.base && self.base - id <= MAX_GAP + 1 {
+        } else if id < self.base && self.base - id <= self.max_gap + 1 {
             for _ in id + 1..self.base {
                 self.run.push_front(None);
             }
@@ -346,5 +360,23 @@ mod tests {
     fn indexing_a_missing_id_panics_with_the_id() {
         let t: DenseTable<u8> = DenseTable::new();
         let _ = t[&7];
+    }
+
+    #[test]
+    fn a_wider_gap_keeps_ids_with_holes_in_the_run() {
+        let mut t = DenseTable::with_max_gap(1000);
+        t.insert(1, 'a');
+        t.insert(900, 'b');
+        t.insert(1_901, 'c');
+        t.insert(2_903, 'd'); // past the gap: to the hash map
+        assert_eq!((t.in_run, t.sparse.len()), (3, 1));
+        assert_eq!(
+            t.iter().collect::<Vec<_>>(),
+            [(1, &'a'), (900, &'b'), (1_901, &'c'), (2_903, &'d')]
+        );
+        let mut narrow = DenseTable::new();
+        narrow.insert(1, 'a');
+        narrow.insert(900, 'b');
+        assert_eq!((narrow.in_run, narrow.sparse.len()), (1, 1));
     }
 }

@@ -2,8 +2,8 @@
 //! fields of its [`TaskMessage`] in less memory. What many tasks share (the task
 //! name, the client's stream key, the client) is stored once and shared behind one
 //! pointer; small arguments sit in the record itself; the fields most tasks leave
-//! at their defaults (dependencies, holes, chain, resources, timeout, priority,
-//! retries) live in one optional box. [`StoredTask::message`] gives the message
+//! at their defaults (dependencies, holes, chain, resources, timeout, priority)
+//! live in one optional box. [`StoredTask::message`] gives the message
 //! back, field for field.
 
 use std::collections::HashSet;
@@ -34,7 +34,6 @@ struct Rest {
     resources: Resources,
     timeout: Option<Duration>,
     priority: i64,
-    retries: u32,
 }
 
 /// What the tasks of one kind from one client share.
@@ -55,6 +54,7 @@ pub(super) struct StoredTask {
     args: SmallVec<[u8; INLINE_ARGS]>,
     position: u64,
     rest: Option<Box<Rest>>,
+    retries: u32,
     seeded: bool,
     chunk: bool,
     wanted: bool,
@@ -101,7 +101,7 @@ impl StoredTask {
             deps: rest.map(|r| r.deps.clone()).unwrap_or_default(),
             holes: rest.map(|r| r.holes.clone()).unwrap_or_default(),
             chain: rest.map(|r| r.chain.clone()).unwrap_or_default(),
-            retries: rest.map_or(0, |r| r.retries),
+            retries: self.retries,
             priority: rest.map_or(0, |r| r.priority),
             resources: rest.map(|r| r.resources.clone()).unwrap_or_default(),
             timeout: rest.and_then(|r| r.timeout),
@@ -143,8 +143,7 @@ impl TaskStore {
             && chain.is_empty()
             && resources.is_empty()
             && timeout.is_none()
-            && priority == 0
-            && retries == 0;
+            && priority == 0;
         StoredTask {
             origin: self.origin(Origin {
                 name: name.into_boxed_str(),
@@ -153,6 +152,7 @@ impl TaskStore {
             }),
             args: SmallVec::from_vec(args),
             position,
+            retries,
             seeded,
             chunk,
             wanted,
@@ -164,7 +164,6 @@ impl TaskStore {
                     resources,
                     timeout,
                     priority,
-                    retries,
                 })
             }),
         }
@@ -244,6 +243,9 @@ mod tests {
         assert!(!Arc::ptr_eq(&a.origin, &c.origin), "another client's");
         assert_eq!((a.owner(), c.owner()), (1, 2));
         assert!(a.rest.is_none() && !a.args.spilled());
+        let mut retried = TaskMessage::new(5, "crate::inc", vec![2]);
+        retried.retries = 3; // the client's default: kept inline
+        assert!(store.store(retried, 1).rest.is_none());
         assert!(store.store(every_field_set(), 1).rest.is_some());
         let mut prioritised = TaskMessage::new(4, "crate::inc", vec![2]);
         prioritised.priority = 1;
