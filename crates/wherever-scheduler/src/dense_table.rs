@@ -4,15 +4,16 @@
 //! A hash map of a million records costs each record its size again in empty buckets
 //! on average, and twice when it grows (old and new table alive together, every page
 //! of both touched). Here the records of the current run of consecutive ids sit in a
-//! double-ended queue indexed by `id - base`: no key, no empty bucket, and growing it
-//! is a `realloc` that the allocator can do without copying (large blocks are
-//! remapped). Ids that do not extend the run (another client's, far-off or reused
+//! double-ended queue indexed by `id - base`: no key, no empty bucket, and the queue
+//! ([`SlotDeque`]) grows and shrinks by chunks of about 64 KiB, so it holds little
+//! room beyond its records and never copies one (a doubling `VecDeque` held room for
+//! up to twice its records, all of it touched once used as a ring). Ids that do not extend the run (another client's, far-off or reused
 //! ones) go to a hash map, so any id works; only the memory layout differs.
 
-use std::collections::VecDeque;
 use std::ops::Index;
 
 use crate::id_hash::IdMap;
+use crate::slot_deque::SlotDeque;
 
 /// How many missing ids a new id may skip past the end (or before the start) of the
 /// run and still join it (the skipped ones are empty slots), unless the table was
@@ -30,7 +31,7 @@ pub struct DenseTable<V> {
     base: u64,
     /// The values of ids `base..base + run.len()`; `None` for ids not in the run
     /// (such an id may still be in `sparse`).
-    run: VecDeque<Option<V>>,
+    run: SlotDeque<V>,
     /// How many slots of `run` hold a value.
     in_run: usize,
     /// Values whose ids did not fit the run.
@@ -43,7 +44,7 @@ impl<V> Default for DenseTable<V> {
     fn default() -> Self {
         DenseTable {
             base: 0,
-            run: VecDeque::new(),
+            run: SlotDeque::default(),
             in_run: 0,
             sparse: IdMap::default(),
             max_gap: MAX_GAP,
@@ -85,7 +86,7 @@ impl<V> DenseTable<V> {
 
     /// The value of `id`.
     pub fn get(&self, id: &u64) -> Option<&V> {
-        if let Some(Some(value)) = self.index(*id).map(|i| &self.run[i]) {
+        if let Some(Some(value)) = self.index(*id).and_then(|i| self.run.get(i)) {
             return Some(value);
         }
         if self.sparse.is_empty() {
@@ -97,7 +98,9 @@ impl<V> DenseTable<V> {
     /// The value of `id`, to change.
     pub fn get_mut(&mut self, id: &u64) -> Option<&mut V> {
         match self.index(*id) {
-            Some(i) if self.run[i].is_some() => self.run[i].as_mut(),
+            Some(i) if self.run.get(i).is_some_and(Option::is_some) => {
+                self.run.get_mut(i).and_then(Option::as_mut)
+            }
             _ if self.sparse.is_empty() => None,
             _ => self.sparse.get_mut(id),
         }
@@ -108,9 +111,10 @@ impl<V> DenseTable<V> {
         self.get(id).is_some()
     }
 
-    /// Makes room for `additional` more values at the end of the run.
+    /// Makes room for `additional` more values at the end of the run (the run
+    /// grows by chunks as values come, so this only keeps the old signature).
     pub fn reserve(&mut self, additional: usize) {
-        self.run.reserve(additional);
+        let _ = additional;
     }
 
     /// Sets the value of `id`, returning the one it replaces.
@@ -125,7 +129,7 @@ impl<V> DenseTable<V> {
             self.base = id;
         }
         if let Some(i) = self.index(id) {
-            let old = self.run[i].replace(value);
+            let old = self.run.get_mut(i).expect("in the run").replace(value);
             if old.is_none() {
                 self.in_run += 1;
             }
@@ -153,10 +157,14 @@ impl<V> DenseTable<V> {
 
     /// Removes the value of `id`, returning it.
     pub fn remove(&mut self, id: &u64) -> Option<V> {
-        let Some(i) = self.index(*id).filter(|&i| self.run[i].is_some()) else {
+        let Some(slot) = self
+            .index(*id)
+            .and_then(|i| self.run.get_mut(i))
+            .filter(|slot| slot.is_some())
+        else {
             return self.sparse.remove(id);
         };
-        let value = self.run[i].take();
+        let value = slot.take();
         self.in_run -= 1;
         self.trim();
         value
@@ -174,15 +182,12 @@ impl<V> DenseTable<V> {
         }
         if self.run.len() >= MIN_COMPACT && self.in_run * 4 < self.run.len() {
             let base = self.base;
-            for (i, slot) in std::mem::take(&mut self.run).into_iter().enumerate() {
+            for (i, slot) in std::mem::take(&mut self.run).into_iter_slots().enumerate() {
                 if let Some(value) = slot {
                     self.sparse.insert(base + i as u64, value);
                 }
             }
             self.in_run = 0;
-        }
-        if self.run.is_empty() && self.run.capacity() > MIN_COMPACT {
-            self.run = VecDeque::new();
         }
     }
 
@@ -201,7 +206,7 @@ impl<V> DenseTable<V> {
         let base = self.base;
         let run = std::mem::take(&mut self.run);
         self.in_run = 0;
-        run.into_iter()
+        run.into_iter_slots()
             .enumerate()
             .filter_map(move |(i, slot)| slot.map(|v| (base + i as u64, v)))
             .chain(std::mem::take(&mut self.sparse))

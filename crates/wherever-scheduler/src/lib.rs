@@ -59,6 +59,7 @@ mod resources;
 mod results;
 pub mod retirement;
 mod scheduler;
+mod slot_deque;
 mod spec;
 mod stale_reports;
 mod stealing;
