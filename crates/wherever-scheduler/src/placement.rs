@@ -278,9 +278,9 @@ impl Scheduler {
         let unlock_count = self.unlock_count;
         let t = self.tasks.get_mut(&task).expect("task");
         let key = if fresh {
-            (Reverse(t.priority), 1, task, task)
+            (Reverse(t.priority()), 1, task, task)
         } else {
-            (Reverse(t.priority), 0, u64::MAX - unlock_count, task)
+            (Reverse(t.priority()), 0, u64::MAX - unlock_count, task)
         };
         t.set_status(Status::Ready);
         t.missing_deps = 0;

@@ -193,16 +193,11 @@ pub(crate) struct Task {
     pub(crate) deps: Box<[TaskId]>,
     /// Tasks that depend on this one and are not forgotten.
     pub(crate) dependents: Dependents,
-    /// User priority; higher runs first.
-    pub(crate) priority: i64,
     /// Its kind (0: unknown), for learning durations.
     pub(crate) kind: u64,
     /// Where it is in its life (the worker of [`Status::Processing`] is in
     /// [`Placed::processing_on`]); see [`Task::status`].
     status: Tag,
-    /// What it holds on its worker while assigned there: `None` for nothing (the
-    /// usual case), see [`Task::resources`].
-    resources: Option<Box<Resources>>,
     /// The parts of a task that has been placed (or otherwise needed them).
     placed: Option<Box<Placed>>,
     /// How many worker deaths while running it are retried.
@@ -244,6 +239,12 @@ enum Tag {
 pub(crate) struct Placed {
     /// While processing: the worker it is assigned to.
     pub(crate) processing_on: WorkerId,
+    /// User priority; higher runs first (a task with another than 0 makes its
+    /// placed part when submitted).
+    pub(crate) priority: i64,
+    /// What it holds on its worker while assigned there (a task asking for some
+    /// makes its placed part when submitted).
+    pub(crate) resources: Resources,
     /// Data put on workers by the client: no lineage to recompute it from.
     pub(crate) scattered: bool,
     /// The scheduler's clock when it was last assigned (ms).
@@ -280,6 +281,8 @@ pub(crate) struct Placed {
 /// values a new task starts with.
 pub(crate) static NOT_PLACED: Placed = Placed {
     processing_on: 0,
+    priority: 0,
+    resources: Resources::new(),
     scattered: false,
     assigned_at_ms: 0,
     assigned_queued: false,
@@ -294,9 +297,6 @@ pub(crate) static NOT_PLACED: Placed = Placed {
     reports_due: PerWorker::new_const(),
     rare: None,
 };
-
-/// What [`Task::resources`] reads for a task that asks for none.
-static NO_RESOURCES: Resources = Resources::new();
 
 /// The parts of a task's record that most tasks never use (see [`Placed::rare`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -329,13 +329,11 @@ impl Task {
         retries: u32,
         wanted: bool,
     ) -> Self {
-        Task {
+        let mut task = Task {
             deps: deps.into_boxed_slice(),
             dependents: Dependents::default(),
-            priority,
             kind: 0,
             status: Tag::Released,
-            resources: None,
             placed: None,
             retries,
             missing_deps: 0,
@@ -343,7 +341,11 @@ impl Task {
             ready_tier: NOT_QUEUED,
             wanted,
             ended: false,
+        };
+        if priority != 0 {
+            task.placed_mut().priority = priority;
         }
+        task
     }
 
     /// The parts of a placed task (the starting values if it was never placed).
@@ -356,6 +358,8 @@ impl Task {
         self.placed.get_or_insert_with(|| {
             Box::new(Placed {
                 processing_on: 0,
+                priority: 0,
+                resources: Resources::new(),
                 scattered: false,
                 assigned_at_ms: 0,
                 assigned_queued: false,
@@ -411,12 +415,19 @@ impl Task {
 
     /// What it holds on its worker while assigned there (usually nothing).
     pub(crate) fn resources(&self) -> &Resources {
-        self.resources.as_deref().unwrap_or(&NO_RESOURCES)
+        &self.placed().resources
     }
 
     /// Sets what it holds on its worker while assigned there.
     pub(crate) fn set_resources(&mut self, resources: Resources) {
-        self.resources = (!resources.is_empty()).then(|| Box::new(resources));
+        if !resources.is_empty() || self.placed.is_some() {
+            self.placed_mut().resources = resources;
+        }
+    }
+
+    /// User priority; higher runs first.
+    pub(crate) fn priority(&self) -> i64 {
+        self.placed().priority
     }
 
     /// For an erred task (`id`), the task whose failure caused it.
@@ -439,15 +450,20 @@ impl Task {
     pub(crate) fn ready_key(&self, id: TaskId) -> Option<ReadyKey> {
         match self.ready_tier {
             NOT_QUEUED => None,
-            FRESH => Some((Reverse(self.priority), 1, id, id)),
-            tier => Some((Reverse(self.priority), tier, self.placed().ready_order, id)),
+            FRESH => Some((Reverse(self.priority()), 1, id, id)),
+            tier => Some((
+                Reverse(self.priority()),
+                tier,
+                self.placed().ready_order,
+                id,
+            )),
         }
     }
 
     /// Notes that it is queued under `key`.
     pub(crate) fn set_ready_key(&mut self, key: ReadyKey) {
         debug_assert!(key.1 < FRESH);
-        debug_assert_eq!(key.0, Reverse(self.priority));
+        debug_assert_eq!(key.0, Reverse(self.priority()));
         if key.1 == 1 && key.2 == key.3 {
             self.ready_tier = FRESH;
         } else {
@@ -515,7 +531,7 @@ mod tests {
         // which cost a box
         // and a hash table for every task with a dependent).
         let size = std::mem::size_of::<Task>();
-        assert!(size <= 80, "a task record is {size} bytes");
+        assert!(size <= 64, "a task record is {size} bytes");
     }
 
     #[test]
