@@ -5,7 +5,9 @@
 //! room for up to 4 M; and a queue used as a ring (records removed at the front as
 //! tasks end, added at the back) touches all of that room. Here the slots sit in
 //! chunks of about 64 KiB, made as the back grows and freed as the front empties:
-//! at most two chunks are not full, and growing never copies a slot.
+//! at most two chunks are not full, and growing never copies a slot. One emptied
+//! chunk is kept for the next one needed, so a queue that fills and empties again
+//! and again (one task at a time) neither allocates nor clears a chunk each time.
 
 use std::collections::VecDeque;
 
@@ -22,6 +24,8 @@ pub(crate) struct SlotDeque<V> {
     head: usize,
     /// How many slots are in use (from `head` on).
     len: usize,
+    /// An emptied chunk (every slot `None`) kept for the next one needed.
+    spare: Option<Box<[Option<V>]>>,
 }
 
 impl<V> Default for SlotDeque<V> {
@@ -30,6 +34,7 @@ impl<V> Default for SlotDeque<V> {
             chunks: VecDeque::new(),
             head: 0,
             len: 0,
+            spare: None,
         }
     }
 }
@@ -40,11 +45,20 @@ impl<V> SlotDeque<V> {
         (CHUNK_BYTES / std::mem::size_of::<Option<V>>().max(1)).max(16)
     }
 
-    /// A chunk of empty slots.
-    fn new_chunk() -> Box<[Option<V>]> {
-        std::iter::repeat_with(|| None)
-            .take(Self::chunk_len())
-            .collect()
+    /// A chunk of empty slots: the spare one, or a new one.
+    fn new_chunk(&mut self) -> Box<[Option<V>]> {
+        self.spare.take().unwrap_or_else(|| {
+            std::iter::repeat_with(|| None)
+                .take(Self::chunk_len())
+                .collect()
+        })
+    }
+
+    /// Keeps `chunk`, whose slots are all `None`, as the spare if there is none.
+    fn keep_spare(&mut self, chunk: Option<Box<[Option<V>]>>) {
+        if self.spare.is_none() {
+            self.spare = chunk;
+        }
     }
 
     /// How many slots are in use.
@@ -100,7 +114,8 @@ impl<V> SlotDeque<V> {
     pub(crate) fn push_back(&mut self, slot: Option<V>) {
         let (c, j) = self.locate(self.len);
         if c == self.chunks.len() {
-            self.chunks.push_back(Self::new_chunk());
+            let chunk = self.new_chunk();
+            self.chunks.push_back(chunk);
         }
         self.chunks[c][j] = slot;
         self.len += 1;
@@ -109,7 +124,8 @@ impl<V> SlotDeque<V> {
     /// Adds a slot at the front.
     pub(crate) fn push_front(&mut self, slot: Option<V>) {
         if self.head == 0 {
-            self.chunks.push_front(Self::new_chunk());
+            let chunk = self.new_chunk();
+            self.chunks.push_front(chunk);
             self.head = Self::chunk_len();
         }
         self.head -= 1;
@@ -128,7 +144,8 @@ impl<V> SlotDeque<V> {
         if self.len == 0 {
             self.clear();
         } else if self.head == Self::chunk_len() {
-            self.chunks.pop_front();
+            let emptied = self.chunks.pop_front();
+            self.keep_spare(emptied);
             self.head = 0;
         }
         Some(slot)
@@ -145,16 +162,32 @@ impl<V> SlotDeque<V> {
         if self.len == 0 {
             self.clear();
         } else if j == 0 {
-            self.chunks.pop_back();
+            let emptied = self.chunks.pop_back();
+            self.keep_spare(emptied);
         }
         Some(slot)
     }
 
-    /// Removes every slot and frees the chunks.
+    /// Removes every slot and frees the chunks (but one kept as the spare).
     pub(crate) fn clear(&mut self) {
+        for slot in self.iter_mut_in_use() {
+            *slot = None;
+        }
+        let first = self.chunks.pop_front();
+        self.keep_spare(first);
         self.chunks = VecDeque::new();
         self.head = 0;
         self.len = 0;
+    }
+
+    /// The slots in use, to change.
+    fn iter_mut_in_use(&mut self) -> impl Iterator<Item = &mut Option<V>> {
+        let (head, len) = (self.head, self.len);
+        self.chunks
+            .iter_mut()
+            .flat_map(|c| c.iter_mut())
+            .skip(head)
+            .take(len)
     }
 
     /// The slots in use, front to back.
@@ -214,10 +247,31 @@ mod tests {
                 prop_assert_eq!(d.front(), model.front());
                 prop_assert!(d.capacity() < d.len() + 2 * per_chunk, "at most two chunks not full");
                 prop_assert!(d.len() > 0 || d.capacity() == 0, "an empty deque frees its chunks");
+                prop_assert!(
+                    d.spare.as_ref().is_none_or(|c| c.iter().all(Option::is_none)),
+                    "the spare chunk is empty"
+                );
             }
             prop_assert!(d.iter().eq(model.iter()));
             prop_assert!(d.clone().into_iter_slots().eq(model.into_iter()));
         }
+    }
+
+    #[test]
+    fn filling_and_emptying_again_reuses_one_chunk() {
+        let mut d: SlotDeque<u64> = SlotDeque::default();
+        d.push_back(Some(1));
+        let chunk = d.chunks[0].as_ptr();
+        for i in 1..1_000 {
+            assert_eq!(d.pop_front(), Some(Some(i)));
+            d.push_back(Some(i + 1));
+        }
+        d.pop_front();
+        d.push_front(Some(7));
+        d.clear();
+        d.push_back(Some(8));
+        assert_eq!(d.chunks[0].as_ptr(), chunk, "no new chunk was made");
+        assert_eq!(d.front(), Some(&Some(8)));
     }
 
     #[test]
