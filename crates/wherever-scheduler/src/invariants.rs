@@ -39,7 +39,7 @@ impl Scheduler {
                     .tasks
                     .get(&t)
                     .ok_or(format!("worker {w} runs unknown {t}"))?;
-                held_resources.add(&task.resources());
+                held_resources.add(task.resources());
                 if task.status() != Status::Processing(w) || task.placed().assign_seq != s {
                     return Err(format!("task {t} on worker {w} is {:?}", task.status()));
                 }

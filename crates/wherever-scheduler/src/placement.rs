@@ -120,7 +120,7 @@ impl Scheduler {
         let t = &self.tasks[&task];
         let mut fallback = None;
         for &(_, w) in &self.with_room {
-            if self.workers[&w].free.covers(&t.resources()) {
+            if self.workers[&w].free.covers(t.resources()) {
                 if Some(w) != t.avoid() {
                     return Some(w);
                 }
@@ -133,7 +133,7 @@ impl Scheduler {
     /// Whether a worker other than `victim` has an idle slot and free resources that
     /// cover the request of `task` (stealing it for anyone else would only park it).
     pub(crate) fn another_worker_fits(&self, task: TaskId, victim: WorkerId) -> bool {
-        let request = &self.tasks[&task].resources();
+        let request = self.tasks[&task].resources();
         self.workers.iter().any(|(&id, w)| {
             id != victim && w.retiring.is_none() && w.idle_slots() > 0 && w.free.covers(request)
         })
@@ -229,7 +229,7 @@ impl Scheduler {
         let t = self.tasks.get_mut(&task).expect("task");
         if !t.resources().is_empty() {
             let w = self.workers.get_mut(&worker).expect("worker");
-            w.free.subtract(&t.resources());
+            w.free.subtract(t.resources());
         }
         t.placed_mut().assigned_at_ms = now_ms;
         t.placed_mut().assigned_queued = queued;

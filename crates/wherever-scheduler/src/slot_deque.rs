@@ -246,7 +246,7 @@ mod tests {
                 prop_assert_eq!(d.len(), model.len());
                 prop_assert_eq!(d.front(), model.front());
                 prop_assert!(d.capacity() < d.len() + 2 * per_chunk, "at most two chunks not full");
-                prop_assert!(d.len() > 0 || d.capacity() == 0, "an empty deque frees its chunks");
+                prop_assert!(!d.is_empty() || d.capacity() == 0, "an empty deque frees its chunks");
                 prop_assert!(
                     d.spare.as_ref().is_none_or(|c| c.iter().all(Option::is_none)),
                     "the spare chunk is empty"

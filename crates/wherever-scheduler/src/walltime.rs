@@ -117,7 +117,7 @@ impl Scheduler {
     /// The least loaded worker with room that would finish `task` in time and has
     /// the resources it asks for free.
     pub(crate) fn pick_worker_in_time(&self, task: TaskId) -> Option<WorkerId> {
-        let request = &self.tasks[&task].resources();
+        let request = self.tasks[&task].resources();
         self.with_room
             .iter()
             .map(|&(_, w)| w)

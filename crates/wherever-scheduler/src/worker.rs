@@ -226,7 +226,7 @@ impl Scheduler {
         let w = self.workers.get_mut(&worker).expect("worker");
         w.processing.remove(&t.placed().assign_seq);
         if !t.resources().is_empty() {
-            w.free.add(&t.resources());
+            w.free.add(t.resources());
             self.unpark_pending |= !self.parked.is_empty();
         }
         clear_steal(t, w, worker, &mut self.steals_in_flight);
