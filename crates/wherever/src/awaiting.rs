@@ -152,8 +152,8 @@ mod tests {
 
     #[test]
     fn a_borrowed_future_is_awaited_again_and_again_and_still_read_after() {
-        let slot = Slot::new();
-        let future: Future<u64> = Future::new(slot.clone(), "halve", 0);
+        let slot = Slot::new("halve", 0);
+        let future: Future<u64> = Future::new(slot.clone());
         let flag = Arc::new(Flag(AtomicBool::new(false)));
         let waker = std::task::Waker::from(flag.clone());
         let mut cx = Context::from_waker(&waker);
@@ -175,8 +175,8 @@ mod tests {
 
     #[test]
     fn a_borrowed_failed_future_gives_its_error_each_time() {
-        let slot = Slot::new();
-        let future: Future<u64> = Future::new(slot.clone(), "halve", 3);
+        let slot = Slot::new("halve", 3);
+        let future: Future<u64> = Future::new(slot.clone());
         slot.resolve(Err(TaskError::new(
             "halve",
             3,

@@ -57,7 +57,7 @@ impl HeldResult {
             .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(task, then);
+            .insert(task, then.into());
         runtime.spawn(fetch_result(task, holders, shared, commands));
     }
 
