@@ -390,7 +390,7 @@ fn check_memory(value: &str) -> Result<(), String> {
 
 /// The bytes of an sbatch memory size (checked by `check_memory`): MB without a
 /// suffix, else K, M, G or T as powers of 1024.
-fn memory_bytes(value: &str) -> Option<u64> {
+pub(super) fn memory_bytes(value: &str) -> Option<u64> {
     let (digits, unit) = match value.chars().last()?.to_ascii_uppercase() {
         'K' => (&value[..value.len() - 1], 1u64 << 10),
         'M' => (&value[..value.len() - 1], 1 << 20),
