@@ -84,6 +84,7 @@ pub use plan_args::PlanArgs;
 pub use slurm_plan::SlurmPlan;
 pub use task_events::DEFAULT_EVENT_CAPACITY;
 pub use wherever_cluster::launcher::AdaptOptions;
+pub use wherever_cluster::worker::{worker_memory_limits, MemoryLimits};
 pub use wherever_cluster::{ResourceError, Resources};
 /// The event stream: task and worker events for progress bars and the dashboard.
 pub use wherever_core::events;

@@ -1,7 +1,7 @@
 //! Every launcher gives its workers a memory limit (issue 14, item 2): the plan's
 //! `mem=SIZE`, else the memory of the machine the worker runs on divided by the
 //! workers sharing it. Each check asks every worker, through a task, for the limit
-//! it runs under ([`wherever_cluster::worker::worker_memory_limits`]):
+//! it runs under ([`wherever::worker_memory_limits`]):
 //! - `ssh:` against the namespace hosts cih1, cih2 (skipped with a message when
 //!   they cannot be reached): `;mem=` on every worker, and by default each host's
 //!   memory divided by the workers started on it;
@@ -46,7 +46,7 @@ fn report_limit(dir: String, workers: u64) -> Report {
     {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let limits = wherever_cluster::worker::worker_memory_limits().expect("run in a worker");
+    let limits = wherever::worker_memory_limits().expect("run in a worker");
     let machine = wherever_cluster::worker::machine_memory().expect("/proc/meminfo");
     (pid, limits.limit, machine)
 }
