@@ -76,9 +76,7 @@ pub use local::QUEUE_BOUND;
 pub use map::{Scheduling, AUTO_CHUNKS_PER_WORKER};
 pub use nested::client;
 pub use options::Options;
-pub use plan::{
-    Level, MpiOptions, Plan, PlanError, ProcessesOptions, SshHost, SshLevel, Workers,
-};
+pub use plan::{Level, MpiOptions, Plan, PlanError, ProcessesOptions, SshHost, SshLevel, Workers};
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;
 pub use slurm_plan::SlurmPlan;

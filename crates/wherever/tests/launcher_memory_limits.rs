@@ -53,10 +53,8 @@ fn report_limit(dir: String, workers: u64) -> Report {
 
 /// A fresh, empty directory for one round of reports.
 fn fresh_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "wherever-test-limits-{tag}-{}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("wherever-test-limits-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -106,7 +104,14 @@ fn machine(reports: &[Report]) -> u64 {
 fn ssh_hosts_up(test: &str, hosts: &[&str]) -> bool {
     for host in hosts {
         let ok = Command::new("ssh")
-            .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", host, "true"])
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=5",
+                host,
+                "true",
+            ])
             .stdin(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -235,7 +240,10 @@ fn mpi_mem_option_and_the_default_share_of_the_node() {
         return;
     }
     let given = limits_under_mpirun("mpi:2,mem=300MB");
-    assert!(given.iter().all(|&(limit, _)| limit == 300_000_000), "{given:?}");
+    assert!(
+        given.iter().all(|&(limit, _)| limit == 300_000_000),
+        "{given:?}"
+    );
     let default = limits_under_mpirun("mpi");
     let machine = default[0].1;
     assert!(
@@ -248,7 +256,10 @@ fn mpi_mem_option_and_the_default_share_of_the_node() {
 /// too; `processes:1` scaled to 2: the added one gets the first one's share (the
 /// whole machine), not a share of its own.
 fn workers_added_by_scale_get_the_first_ones_limit() {
-    let client = Plan::parse("processes:1,mem=250MB").unwrap().start().unwrap();
+    let client = Plan::parse("processes:1,mem=250MB")
+        .unwrap()
+        .start()
+        .unwrap();
     client.scale(3).unwrap();
     let reports = ask_every_worker(&client, 3, "scale-mem");
     assert_eq!(limits(&reports), [250_000_000; 3], "{reports:?}");
@@ -275,9 +286,8 @@ fn slurm_jobs_share_the_node_without_mem_and_scaled_jobs_too() {
         let _ = Command::new("scancel").args(["-n", &name]).status();
     };
     let outcome = std::panic::catch_unwind(|| {
-        let plan = format!(
-            "slurm:jobs=1,workers-per-job=2,partition=debug,time=00:05:00,job-name={name}"
-        );
+        let plan =
+            format!("slurm:jobs=1,workers-per-job=2,partition=debug,time=00:05:00,job-name={name}");
         let client = Plan::parse(&plan).unwrap().start().unwrap();
         client.scale(4).unwrap();
         let reports = ask_every_worker(&client, 4, "slurm-default");

@@ -313,11 +313,15 @@ pub fn serve_rank(rank: &MpiRank) -> ! {
 /// MPI's `OMPI_COMM_WORLD_LOCAL_SIZE`, MPICH's `MPI_LOCALNRANKS`, PMIx's
 /// `PMIX_LOCAL_SIZE`); `None` when none of them says (or says nonsense).
 fn local_ranks(env: &dyn Fn(&str) -> Option<String>) -> Option<u64> {
-    ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMIX_LOCAL_SIZE"]
-        .iter()
-        .find_map(|name| env(name))
-        .and_then(|text| text.trim().parse::<u64>().ok())
-        .filter(|&n| n > 0)
+    [
+        "OMPI_COMM_WORLD_LOCAL_SIZE",
+        "MPI_LOCALNRANKS",
+        "PMIX_LOCAL_SIZE",
+    ]
+    .iter()
+    .find_map(|name| env(name))
+    .and_then(|text| text.trim().parse::<u64>().ok())
+    .filter(|&n| n > 0)
 }
 
 #[cfg(test)]

@@ -275,7 +275,10 @@ impl SlurmJobs {
         if !set(MEMORY_LIMIT_VARIABLE) && !set(MEMORY_SHARE_VARIABLE) {
             match self.spec.worker_memory_limit() {
                 Some(limit) => command.env(MEMORY_LIMIT_VARIABLE, limit.to_string()),
-                None => command.env(MEMORY_SHARE_VARIABLE, self.spec.workers_per_node().to_string()),
+                None => command.env(
+                    MEMORY_SHARE_VARIABLE,
+                    self.spec.workers_per_node().to_string(),
+                ),
             };
         }
         command

@@ -114,7 +114,10 @@ impl SshLauncher {
                     .filter(|spec| spec.host == host)
                     .map(|spec| spec.workers)
                     .sum();
-                (MEMORY_SHARE_VARIABLE.to_string(), sharing.max(1).to_string())
+                (
+                    MEMORY_SHARE_VARIABLE.to_string(),
+                    sharing.max(1).to_string(),
+                )
             }
         }
     }

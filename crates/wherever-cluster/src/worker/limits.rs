@@ -203,8 +203,9 @@ mod tests {
             );
         }
         for fraction in ["0", "1.5", "-0.2", "half", "NaN"] {
-            let error = MemoryLimits::parse(Some("100"), None, [None, Some(fraction), None], || None)
-                .unwrap_err();
+            let error =
+                MemoryLimits::parse(Some("100"), None, [None, Some(fraction), None], || None)
+                    .unwrap_err();
             assert!(
                 error.contains(&format!("{PAUSE_VARIABLE}=`{fraction}`")),
                 "{error}"
