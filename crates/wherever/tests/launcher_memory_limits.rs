@@ -26,8 +26,9 @@ use wherever::prelude::*;
 /// Generous: a hang guard, never a timing assertion.
 const HANG_GUARD: Duration = Duration::from_secs(180);
 
-/// Set (to the report directory) for this binary's runs under mpirun.
-const MPI_RUN: &str = "WHEREVER_TEST_LIMITS_MPI_RUN";
+/// Set for this binary's runs under mpirun or in a Slurm batch job: it then runs
+/// [`program_printing_limits`].
+const PROGRAM_RUN: &str = "WHEREVER_TEST_LIMITS_PROGRAM_RUN";
 
 /// One worker's answer: its process id, the limit it runs under and its machine's
 /// memory, both in bytes.
@@ -170,7 +171,7 @@ fn mpirun_works() -> bool {
 /// rank 0 prints one `limit L machine M` line per worker rank.
 fn limits_under_mpirun(plan: &str) -> Vec<(u64, u64)> {
     let dir = fresh_dir("mpi");
-    let mut mpirun = Command::new("mpirun")
+    let mpirun = Command::new("mpirun")
         .args([
             "--allow-run-as-root",
             "--oversubscribe",
@@ -181,22 +182,14 @@ fn limits_under_mpirun(plan: &str) -> Vec<(u64, u64)> {
         ])
         .arg(std::env::current_exe().unwrap())
         .args(["--plan", plan])
-        .env(MPI_RUN, &dir)
+        .env(PROGRAM_RUN, "1")
         .env_remove("WHEREVER_PLAN")
         .current_dir(&dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + HANG_GUARD;
-    while mpirun.try_wait().unwrap().is_none() {
-        if Instant::now() >= deadline {
-            let _ = mpirun.kill();
-            panic!("mpirun -n 3 --plan {plan} never ended");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = mpirun.wait_with_output().unwrap();
+    let output = wait_with_guard(mpirun, &format!("mpirun -n 3 --plan {plan}"));
     let _ = std::fs::remove_dir_all(&dir);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -204,6 +197,22 @@ fn limits_under_mpirun(plan: &str) -> Vec<(u64, u64)> {
         "mpirun --plan {plan}: {stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    printed_limits(&stdout, 2)
+}
+
+/// The program run under mpirun or in a Slurm batch job: starts the plan of
+/// `--plan` and prints `limit L machine M` for each of its workers.
+fn program_printing_limits() {
+    let client = Plan::from_args_or("sequential").unwrap().start().unwrap();
+    let workers = client.workers();
+    for (_, limit, machine) in ask_every_worker(&client, workers, "program") {
+        println!("limit {limit} machine {machine}");
+    }
+}
+
+/// The `(limit, machine)` pairs of the `limit L machine M` lines of `stdout`,
+/// sorted; there must be `workers` of them.
+fn printed_limits(stdout: &str, workers: usize) -> Vec<(u64, u64)> {
     let mut found: Vec<(u64, u64)> = stdout
         .lines()
         .filter_map(|line| {
@@ -217,20 +226,65 @@ fn limits_under_mpirun(plan: &str) -> Vec<(u64, u64)> {
         })
         .collect();
     found.sort_unstable();
-    assert_eq!(found.len(), 2, "two worker ranks: {stdout}");
+    assert_eq!(found.len(), workers, "{workers} workers: {stdout}");
     found
 }
 
-/// The program under mpirun: start the plan of `--plan`, ask both worker ranks.
-fn mpi_rank_program(dir: &str) {
-    let client = Plan::from_args_or("mpi").unwrap().start().unwrap();
-    let futures: Vec<_> = (0..2)
-        .map(|_| client.submit(report_limit, (dir.to_string(), 2u64)))
-        .collect();
-    let reports: Vec<Report> = client.gather(futures).unwrap();
-    for (_, limit, machine) in reports {
-        println!("limit {limit} machine {machine}");
+/// Waits (up to the hang guard) for `child`, killed then, named `what` in the panic.
+fn wait_with_guard(mut child: std::process::Child, what: &str) -> std::process::Output {
+    let deadline = Instant::now() + HANG_GUARD;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("{what} never ended");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
+    child.wait_with_output().unwrap()
+}
+
+/// `slurm` inside `sbatch -n 3` (one node): without `--mem` each worker has a third
+/// of the node's memory; with `--mem=600M` (per node) each has 200 MiB.
+fn slurm_allocation_workers_share_the_nodes_or_the_jobs_memory() {
+    if !slurm::checks_need_slurm() {
+        return;
+    }
+    let run = |sbatch_args: &[&str]| {
+        let dir = fresh_dir("srun");
+        let out = dir.join("out.txt");
+        let command = format!(
+            "{} --plan slurm",
+            std::env::current_exe().unwrap().display()
+        );
+        let child = Command::new("sbatch")
+            .args(["--wait", "--partition=debug", "--time=5", "-n", "3"])
+            .arg(format!("--chdir={}", dir.display()))
+            .arg(format!("--output={}", out.display()))
+            .args(sbatch_args)
+            .args(["--wrap", &command])
+            .env(PROGRAM_RUN, "1")
+            .env_remove("WHEREVER_PLAN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = wait_with_guard(child, "sbatch --wait");
+        let printed = std::fs::read_to_string(&out).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(output.status.success(), "sbatch: {output:?}\n{printed}");
+        printed_limits(&printed, 3)
+    };
+    let shared = run(&[]);
+    let machine = shared[0].1;
+    assert!(
+        shared.iter().all(|&(limit, _)| limit == machine / 3),
+        "{shared:?} (machine {machine})"
+    );
+    let given = run(&["--mem=600M"]);
+    assert!(
+        given.iter().all(|&(limit, _)| limit == 200 << 20),
+        "{given:?}"
+    );
 }
 
 /// `mpi:2,mem=300MB` gives both worker ranks 300 MB; plain `mpi` gives each the
@@ -312,8 +366,8 @@ fn slurm_jobs_share_the_node_without_mem_and_scaled_jobs_too() {
 
 #[wherever::main]
 fn main() {
-    if let Some(dir) = std::env::var_os(MPI_RUN) {
-        mpi_rank_program(&dir.to_string_lossy());
+    if std::env::var_os(PROGRAM_RUN).is_some() {
+        program_printing_limits();
         return;
     }
     harness::run_checks(&[
@@ -328,6 +382,10 @@ fn main() {
         (
             "mpi_mem_option_and_the_default_share_of_the_node",
             mpi_mem_option_and_the_default_share_of_the_node,
+        ),
+        (
+            "slurm_allocation_workers_share_the_nodes_or_the_jobs_memory",
+            slurm_allocation_workers_share_the_nodes_or_the_jobs_memory,
         ),
         (
             "workers_added_by_scale_get_the_first_ones_limit",
