@@ -34,8 +34,8 @@ mod store;
 mod watchdog;
 pub use identity::{DEADLINE_VARIABLE, MAX_TASKS_VARIABLE};
 pub use limits::{
-    machine_memory, MemoryLimits, DEFAULT_FRACTIONS, MEMORY_LIMIT_VARIABLE, PAUSE_VARIABLE,
-    TARGET_VARIABLE, TERMINATE_VARIABLE,
+    machine_memory, worker_memory_limits, MemoryLimits, DEFAULT_FRACTIONS, MEMORY_LIMIT_VARIABLE,
+    MEMORY_SHARE_VARIABLE, PAUSE_VARIABLE, TARGET_VARIABLE, TERMINATE_VARIABLE,
 };
 pub use monitor::EXIT_STATUS as MEMORY_EXIT_STATUS;
 pub use reconnect::{death_timeout, DEATH_TIMEOUT_VARIABLE, DEFAULT_DEATH_TIMEOUT};

@@ -76,12 +76,13 @@ pub use local::QUEUE_BOUND;
 pub use map::{Scheduling, AUTO_CHUNKS_PER_WORKER};
 pub use nested::client;
 pub use options::Options;
-pub use plan::{Level, Plan, PlanError, ProcessesOptions, SshHost, SshLevel, Workers};
+pub use plan::{Level, MpiOptions, Plan, PlanError, ProcessesOptions, SshHost, SshLevel, Workers};
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;
 pub use slurm_plan::SlurmPlan;
 pub use task_events::DEFAULT_EVENT_CAPACITY;
 pub use wherever_cluster::launcher::AdaptOptions;
+pub use wherever_cluster::worker::{worker_memory_limits, MemoryLimits};
 pub use wherever_cluster::{ResourceError, Resources};
 /// The event stream: task and worker events for progress bars and the dashboard.
 pub use wherever_core::events;
