@@ -90,6 +90,9 @@ struct SlotState<R> {
     resolved: bool,
     resolving: bool,
     waiting: bool,
+    /// Set when the last `Future` handle went before the task ended, and the
+    /// scheduler was told the result will not be read (see [`Slot::drop_handle`]).
+    unwanted: bool,
     /// Listeners, callbacks and wakers, once one registered.
     waiters: Option<Box<Waiters<R>>>,
 }
@@ -121,6 +124,7 @@ impl<R> Slot<R> {
                 resolved: false,
                 resolving: false,
                 waiting: false,
+                unwanted: false,
                 waiters: None,
             }),
             handles: AtomicUsize::new(0),
@@ -142,6 +146,17 @@ impl<R> Slot<R> {
     pub(crate) fn when_resolved(&self, then: Callback<R>) {
         self.fetch_if_held();
         let mut state = self.lock();
+        if !state.resolved && state.unwanted {
+            // Its cluster will not send the result here: say so rather than hang.
+            drop(state);
+            return then(&Err(TaskError::new(
+                "?",
+                0,
+                TaskErrorKind::Runtime,
+                "its result is not sent to this process: every future of it was \
+                 dropped before it ended (keep a future to read it here)",
+            )));
+        }
         if !state.resolved {
             state.waiters().callbacks.push(then);
             return;
@@ -317,9 +332,34 @@ impl<R> Slot<R> {
         self.handles.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Forgets a dropped `Future` handle.
+    /// Forgets a dropped `Future` handle; the last one unwants the result
+    /// ([`Slot::unwant_unread`]).
     pub(crate) fn drop_handle(&self) {
-        self.handles.fetch_sub(1, Ordering::AcqRel);
+        if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.unwant_unread();
+        }
+    }
+
+    /// The last `Future` handle went (none can be made again): if the task runs
+    /// on a cluster and has not ended, and nothing here waits for its value,
+    /// nobody will read its result. The scheduler is told so: it sends neither
+    /// `Done` nor the result, which stays on its workers for the tasks that take
+    /// it as an argument (issue 14 item 3).
+    fn unwant_unread(&self) {
+        let Some(Hooks::Remote { handle, .. }) = self.hooks.get() else {
+            return;
+        };
+        let mut state = self.lock();
+        let waited_on = state
+            .waiters
+            .as_ref()
+            .is_some_and(|w| !w.callbacks.is_empty());
+        if state.resolved || state.resolving || state.eager || waited_on {
+            return;
+        }
+        state.unwanted = true;
+        drop(state);
+        handle.unwant();
     }
 
     /// Sets how to copy a value that several handles share.
