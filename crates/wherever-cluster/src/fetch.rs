@@ -88,6 +88,22 @@ pub async fn fetch(
     Err(FetchError::Unreachable(last_error))
 }
 
+/// Requests this process sent to data ports (one per key fetched alone, one per
+/// window of a batched fetch).
+static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many requests this process has sent to workers' data ports so far: one
+/// per result fetched alone, one per window of keys of a batched fetch (for tests
+/// and diagnostics: a gather of results held by two workers is about two).
+pub fn requests_sent() -> u64 {
+    REQUESTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts one request sent to a data port.
+pub(crate) fn count_request() {
+    REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 type DataConnection = (Reader, Writer);
 
 /// Idle authenticated connections to data ports, by holder (a handshake per
@@ -142,6 +158,7 @@ async fn ask(connection: &mut DataConnection, task: TaskId) -> Result<Option<Vec
     let (reader, writer) = connection;
     let timeout = answer_timeout();
     let no_answer = || format!("no answer within {:.0} s", timeout.as_secs_f64());
+    count_request();
     write_batch(writer, &[Message::GetData { task }]).await?;
     // Each frame (a whole answer, or one chunk of a large one) within the timeout.
     loop {

@@ -23,9 +23,10 @@ pub(crate) type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
 /// Copies a value that several handles share (through the codec).
 pub(crate) type Copier<R> = fn(&R) -> Result<R, String>;
 
-/// Fetches a result left where it was computed (see [`Slot::resolve_held`]);
-/// blocks the calling thread.
-pub(crate) type Fetcher<R> = Box<dyn FnOnce() -> Result<R, TaskError> + Send>;
+/// Fetches a result left where it was computed (see [`Slot::resolve_held`]):
+/// blocking the calling thread, off it, or with others
+/// ([`held_fetch`](crate::held_fetch)).
+pub(crate) type Fetcher<R> = Box<dyn crate::held_fetch::Fetch<R>>;
 
 /// A resolved slot's outcome, shared by the handles reading it.
 pub(crate) type Outcome<R> = Arc<Result<R, TaskError>>;
@@ -260,13 +261,7 @@ impl<R> Slot<R> {
         if let Some(fetch) = state.held.take() {
             state.fetching = true;
             drop(state);
-            let outcome = fetch();
-            let mut state = self.lock();
-            state.owned = Some(outcome);
-            state.fetching = false;
-            drop(state);
-            self.resolved_signal.notify_all();
-            return;
+            return self.put_fetched(fetch.fetch());
         }
         while state.fetching {
             state = self
@@ -280,8 +275,59 @@ impl<R> Slot<R> {
     /// call [`Slot::fetch_if_held`] first).
     fn fetch_held(state: &mut SlotState<R>) {
         if let Some(fetch) = state.held.take() {
-            state.owned = Some(fetch());
+            state.owned = Some(fetch.fetch());
         }
+    }
+
+    /// Takes the held result of a resolved slot to fetch it elsewhere (with
+    /// others: [`crate::held_fetch::fetch_together`]); readers wait until
+    /// [`Slot::put_fetched`]. `None` if there is none to fetch.
+    pub(crate) fn take_held(&self) -> Option<Fetcher<R>> {
+        let mut state = self.lock();
+        let fetch = state.held.take()?;
+        state.fetching = true;
+        Some(fetch)
+    }
+
+    /// Stores the outcome of a fetch started by [`Slot::take_held`] (or by a
+    /// reader) and wakes the readers waiting for it, blocked or async.
+    pub(crate) fn put_fetched(&self, outcome: Result<R, TaskError>) {
+        let mut state = self.lock();
+        state.owned = Some(outcome);
+        state.fetching = false;
+        let wakers = state
+            .waiters
+            .as_mut()
+            .map(|w| std::mem::take(&mut w.wakers))
+            .unwrap_or_default();
+        drop(state);
+        self.resolved_signal.notify_all();
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Whether a resolved slot's outcome can be read without waiting for the
+    /// network. If its result is held elsewhere, the fetch starts off this
+    /// thread (on the cluster connection's runtime), and `waker` is woken once
+    /// the outcome is here: an async reader never blocks its executor.
+    pub(crate) fn poll_fetched(self: &Arc<Self>, waker: &Waker) -> bool
+    where
+        R: Send + Sync + 'static,
+    {
+        let mut state = self.lock();
+        if state.held.is_none() && !state.fetching {
+            return true;
+        }
+        let wakers = &mut state.waiters().wakers;
+        if !wakers.iter().any(|known| known.will_wake(waker)) {
+            wakers.push(waker.clone());
+        }
+        if let Some(fetch) = state.held.take() {
+            state.fetching = true;
+            drop(state);
+            let slot = self.clone();
+            fetch.fetch_then(Box::new(move |outcome| slot.put_fetched(outcome)));
+        }
+        false
     }
 
     /// Makes the caller the one that resolves the slot, taking the callbacks to run;

@@ -12,7 +12,8 @@ use crate::task_events::TaskWatch;
 use crate::{IntoTask, StreamKey, TaskContext, TaskError, TaskErrorKind, TaskFailure, Value};
 use std::sync::{Arc, Mutex};
 use wherever_cluster::protocol::ChainLink;
-use wherever_cluster::{Arrival, HeldResult, RemoteCall};
+use crate::held_fetch::{Decoder, RemoteFetch};
+use wherever_cluster::{Arrival, RemoteCall};
 use wherever_core::codec;
 use wherever_core::holes::{fill_holes, Hole};
 use wherever_core::panic_capture::run_caught;
@@ -528,29 +529,14 @@ fn remote_callback<R: Value>(
 ) -> wherever_cluster::Callback {
     Box::new(move |arrival| match arrival {
         Ok(Arrival::Held(held)) => {
-            let cell = Arc::new(Mutex::new(Some(held)));
-            let fetch: Fetcher<R> = Box::new({
-                let (cell, options) = (cell.clone(), options.clone());
-                move || {
-                    let held = cell.lock().unwrap_or_else(|p| p.into_inner()).take();
-                    let bytes = held.map_or_else(
-                        || {
-                            Err(TaskError::new(
-                                name,
-                                position,
-                                TaskErrorKind::Runtime,
-                                "its result was fetched already",
-                            ))
-                        },
-                        HeldResult::fetch_blocking,
-                    );
-                    decode_remote(bytes, &options, name, position)
-                }
+            let decode: Decoder<R> = Box::new({
+                let options = options.clone();
+                move |bytes| decode_remote(bytes, &options, name, position)
             });
-            if slot.resolve_held(fetch).is_err() {
+            let fetch: Fetcher<R> = Box::new(RemoteFetch { held, decode });
+            if let Err(fetch) = slot.resolve_held(fetch) {
                 // Something waits for the value itself: fetch it now.
-                let held = cell.lock().unwrap_or_else(|p| p.into_inner()).take();
-                if let Some(held) = held {
+                if let Ok((held, _)) = fetch.into_held() {
                     held.fetch_then(remote_callback(slot, options, name, position));
                 }
             }

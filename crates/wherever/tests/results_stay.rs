@@ -107,6 +107,106 @@ fn a_value_the_user_keeps_still_reaches_the_client() {
     let _ = std::fs::remove_file(&gate);
 }
 
+/// Result `i`: 2 MB (over the inline limit: it stays on its worker until read).
+#[wherever::task]
+fn two_megabytes(i: u64) -> serde_bytes::ByteBuf {
+    serde_bytes::ByteBuf::from(vec![(i % 251) as u8; 2_000_000])
+}
+
+/// A client on `processes:2` with both workers connected, and `count` results
+/// of 2 MB all ended (held by the workers, not fetched).
+fn ended_large_results(count: u64) -> (Client, Vec<wherever::Future<serde_bytes::ByteBuf>>) {
+    let client = Plan::parse("processes:2")
+        .unwrap()
+        .start()
+        .unwrap()
+        .progress(false);
+    let futures: Vec<_> = (0..count)
+        .map(|i| client.submit(two_megabytes, i))
+        .collect();
+    let outcome = wherever::wait(&futures, Some(HANG_GUARD), wherever::ReturnWhen::AllCompleted);
+    assert!(outcome.not_done.is_empty(), "not done: {:?}", outcome.not_done);
+    (client, futures)
+}
+
+fn a_gather_after_every_task_ended_fetches_in_one_request_per_worker() {
+    let count = 40;
+    let (client, futures) = ended_large_results(count);
+    let before = wherever_cluster::fetch::requests_sent();
+    let values = client.gather(futures).unwrap();
+    let requests = wherever_cluster::fetch::requests_sent() - before;
+    println!("gathering {count} ended results of 2 MB took {requests} fetch requests");
+    for (i, value) in values.iter().enumerate() {
+        assert!(value.len() == 2_000_000 && value.iter().all(|&b| b == (i % 251) as u8));
+    }
+    assert!(
+        requests <= 2,
+        "{requests} fetch requests for {count} results held by 2 workers"
+    );
+}
+
+/// A waker that tells a channel each time it is woken.
+struct ChannelWaker(std::sync::Mutex<std::sync::mpsc::Sender<()>>);
+
+impl std::task::Wake for ChannelWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        let _ = self.0.lock().unwrap().send(());
+    }
+}
+
+fn awaiting_a_held_value_fetches_it_off_the_executor() {
+    use std::future::{Future as _, IntoFuture};
+    use std::task::{Context, Poll};
+    let (_client, mut futures) = ended_large_results(3);
+    let (woken, wakes) = std::sync::mpsc::channel();
+    let waker = std::task::Waker::from(std::sync::Arc::new(ChannelWaker(woken.into())));
+    let mut cx = Context::from_waker(&waker);
+    // Ended, but its value is on a worker: the first poll starts the fetch and
+    // returns at once rather than blocking this (executor's) thread.
+    let mut first = std::pin::pin!(futures.remove(0).into_future());
+    assert!(
+        first.as_mut().poll(&mut cx).is_pending(),
+        "the poll fetched the held value before returning"
+    );
+    wakes.recv_timeout(HANG_GUARD).expect("woken once fetched");
+    match first.as_mut().poll(&mut cx) {
+        Poll::Ready(value) => assert_eq!(value.unwrap().as_slice(), &[0u8; 2_000_000][..]),
+        Poll::Pending => panic!("woken but not ready"),
+    }
+    // The two others, joined on a single-threaded executor.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let third = futures.pop().unwrap();
+    let second = futures.pop().unwrap();
+    let (second, third) = runtime.block_on(async {
+        let mut second = std::pin::pin!(second.into_future());
+        let mut third = std::pin::pin!((&third).into_future());
+        let (mut a, mut b) = (None, None);
+        std::future::poll_fn(|cx| {
+            if a.is_none() {
+                if let Poll::Ready(value) = second.as_mut().poll(cx) {
+                    a = Some(value);
+                }
+            }
+            if b.is_none() {
+                if let Poll::Ready(value) = third.as_mut().poll(cx) {
+                    b = Some(value);
+                }
+            }
+            if a.is_some() && b.is_some() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        (a.unwrap(), b.unwrap())
+    });
+    assert!(second.unwrap().iter().all(|&b| b == 1));
+    assert!(third.unwrap().iter().all(|&b| b == 2));
+}
+
 #[wherever::main]
 fn main() {
     harness::run_checks(&[
@@ -117,6 +217,14 @@ fn main() {
         (
             "a_value_the_user_keeps_still_reaches_the_client",
             a_value_the_user_keeps_still_reaches_the_client,
+        ),
+        (
+            "a_gather_after_every_task_ended_fetches_in_one_request_per_worker",
+            a_gather_after_every_task_ended_fetches_in_one_request_per_worker,
+        ),
+        (
+            "awaiting_a_held_value_fetches_it_off_the_executor",
+            awaiting_a_held_value_fetches_it_off_the_executor,
         ),
     ]);
 }

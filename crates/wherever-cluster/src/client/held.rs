@@ -1,10 +1,13 @@
 //! A large result left on its worker until read: the scheduler said `Done` with
 //! the workers holding it, and the client fetches it only when asked
-//! ([`HeldResult::fetch_blocking`]) or when its reader cannot wait
-//! ([`HeldResult::fetch_then`]).
+//! ([`HeldResult::fetch_blocking`]), when its reader cannot wait
+//! ([`HeldResult::fetch_then`]), off the reader's thread
+//! ([`HeldResult::fetch_bytes_then`]), or with others in one batched fetch
+//! ([`HeldResult::fetch_all`]).
 
 use super::{fetch_result, Callback, Shared};
-use crate::protocol::{Message, TaskId};
+use crate::fetch::fetch_batched;
+use crate::protocol::{Input, Message, TaskId};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc::WeakUnboundedSender;
@@ -76,6 +79,83 @@ impl HeldResult {
             ))
         })
     }
+
+    /// Fetches the result in the background and calls `then` with its bytes (or
+    /// the error), once: a result its holders lost is recomputed and fetched
+    /// again. `then` runs on the cluster connection's runtime thread.
+    pub fn fetch_bytes_then(self, then: Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>) {
+        self.fetch_then(bytes_to(then));
+    }
+
+    /// Fetches all of `held` together, blocking this thread: one request per
+    /// holder for all the results it holds ([`fetch_batched`]); a result that
+    /// does not come that way is fetched alone ([`HeldResult::fetch_blocking`],
+    /// which reports it missing and waits for its recomputation if need be). One
+    /// entry per result, in order. Must not be called on the cluster runtime's
+    /// thread.
+    pub fn fetch_all(held: Vec<HeldResult>) -> Vec<Result<Vec<u8>, TaskError>> {
+        // Results of different connections go to different clusters.
+        let mut outcomes: Vec<Option<Result<Vec<u8>, TaskError>>> = Vec::new();
+        outcomes.resize_with(held.len(), || None);
+        let mut left: Vec<(usize, HeldResult)> = held.into_iter().enumerate().collect();
+        while let Some((_, first)) = left.first() {
+            let shared = first.shared.clone();
+            let (group, rest): (Vec<_>, Vec<_>) = left
+                .into_iter()
+                .partition(|(_, held)| Arc::ptr_eq(&held.shared, &shared));
+            left = rest;
+            let (indices, group): (Vec<usize>, Vec<HeldResult>) = group.into_iter().unzip();
+            for (index, outcome) in indices.into_iter().zip(fetch_group(group)) {
+                outcomes[index] = Some(outcome);
+            }
+        }
+        outcomes.into_iter().flatten().collect()
+    }
+}
+
+/// [`HeldResult::fetch_all`] for results of one connection.
+fn fetch_group(group: Vec<HeldResult>) -> Vec<Result<Vec<u8>, TaskError>> {
+    let Some(first) = group.first() else {
+        return Vec::new();
+    };
+    let (runtime, secret) = (first.runtime.clone(), first.shared.secret.clone());
+    let inputs: Vec<Input> = group
+        .iter()
+        .map(|held| Input {
+            task: held.task,
+            holders: held.holders.clone(),
+        })
+        .collect();
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = sender.send(fetch_batched(&inputs, &secret).await);
+    });
+    // A closed runtime sends nothing: each is then fetched alone, and fails so.
+    let fetched = receiver.recv().unwrap_or_else(|_| vec![None; group.len()]);
+    group
+        .into_iter()
+        .zip(fetched)
+        .map(|(held, fetched)| match fetched {
+            Some(bytes) => {
+                // A worker that retires need not keep it for this client any more.
+                if let Some(commands) = held.commands.upgrade() {
+                    let _ = commands.send(Message::Fetched { task: held.task });
+                }
+                Ok(bytes)
+            }
+            None => held.fetch_blocking(),
+        })
+        .collect()
+}
+
+/// A callback that hands fetched bytes (or the error) to `then`, fetching again
+/// when the recomputed result is held once more.
+fn bytes_to(then: Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>) -> Callback {
+    Box::new(move |outcome| match outcome {
+        Ok(Arrival::Held(held)) => held.fetch_then(bytes_to(then)),
+        Ok(Arrival::Bytes(bytes)) => then(Ok(bytes)),
+        Err(error) => then(Err(error)),
+    })
 }
 
 /// A callback that hands fetched bytes (or the error) to `sender`, fetching

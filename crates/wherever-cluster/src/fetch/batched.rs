@@ -96,6 +96,7 @@ async fn ask_many(
             .iter()
             .map(|&task| Message::GetData { task })
             .collect();
+        super::count_request();
         let sent = match tokio::time::timeout(timeout, write_batch(writer, &request)).await {
             Ok(sent) => sent,
             Err(_) => Err(format!(
