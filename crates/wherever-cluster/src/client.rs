@@ -551,7 +551,10 @@ fn refuse_oversize(shared: &Shared, task: TaskMessage, size: usize) {
 fn drop_callbacks(shared: &Shared, tasks: &[TaskId]) {
     let callbacks: Vec<Callback> = {
         let mut pending = shared.pending.lock().unwrap_or_else(|p| p.into_inner());
-        tasks.iter().filter_map(|task| pending.remove(task)).collect()
+        tasks
+            .iter()
+            .filter_map(|task| pending.remove(task))
+            .collect()
     };
     // Dropped outside the lock: a callback may hold the last reference to what
     // releases its task.

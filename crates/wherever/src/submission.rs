@@ -5,6 +5,7 @@
 use crate::arguments::{dependency_failed, DepRef, Parts};
 use crate::client::{Client, Cluster, Executor};
 use crate::future::{Future, Slot};
+use crate::held_fetch::{Decoder, RemoteFetch};
 use crate::local::{current_graph_rank, current_worker_label, host_name, GraphRank, Job};
 use crate::options::TaskOptions;
 use crate::slot::Fetcher;
@@ -12,7 +13,6 @@ use crate::task_events::TaskWatch;
 use crate::{IntoTask, StreamKey, TaskContext, TaskError, TaskErrorKind, TaskFailure, Value};
 use std::sync::{Arc, Mutex};
 use wherever_cluster::protocol::ChainLink;
-use crate::held_fetch::{Decoder, RemoteFetch};
 use wherever_cluster::{Arrival, RemoteCall};
 use wherever_core::codec;
 use wherever_core::holes::{fill_holes, Hole};

@@ -124,8 +124,16 @@ fn ended_large_results(count: u64) -> (Client, Vec<wherever::Future<serde_bytes:
     let futures: Vec<_> = (0..count)
         .map(|i| client.submit(two_megabytes, i))
         .collect();
-    let outcome = wherever::wait(&futures, Some(HANG_GUARD), wherever::ReturnWhen::AllCompleted);
-    assert!(outcome.not_done.is_empty(), "not done: {:?}", outcome.not_done);
+    let outcome = wherever::wait(
+        &futures,
+        Some(HANG_GUARD),
+        wherever::ReturnWhen::AllCompleted,
+    );
+    assert!(
+        outcome.not_done.is_empty(),
+        "not done: {:?}",
+        outcome.not_done
+    );
     (client, futures)
 }
 

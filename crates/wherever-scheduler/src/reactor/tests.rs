@@ -797,7 +797,12 @@ fn unwanting_another_clients_task_changes_nothing() {
     sim.add_client();
     let a = sim.clients[0].live[0];
     let other = sim.clients[1].peer;
-    sim.peer_sends(other, vec![Message::Unwanted { tasks: vec![a, 999] }]);
+    sim.peer_sends(
+        other,
+        vec![Message::Unwanted {
+            tasks: vec![a, 999],
+        }],
+    );
     sim.work(Outcome::Small);
     assert_eq!(sim.clients[0].answers[&a], 1, "the owner is still told");
 }
