@@ -14,7 +14,9 @@ use tokio::net::TcpStream;
 
 pub(crate) mod batched;
 
-pub use batched::{fetch_batched, fetch_many_from, REQUEST_WINDOW};
+pub use batched::{
+    fetch_batched, fetch_batched_each, fetch_many_from, fetch_many_from_each, REQUEST_WINDOW,
+};
 
 /// The environment variable giving the seconds a fetch may wait for a data
 /// port's answer (default [`DEFAULT_ANSWER_TIMEOUT`]).

@@ -95,10 +95,13 @@ pub(crate) fn fetch_together<'a, R: 'a>(slots: impl Iterator<Item = &'a Arc<Slot
             Err(fetch) => alone.push((slot, fetch)),
         }
     }
-    let fetched = HeldResult::fetch_all(held);
-    for ((slot, decode), bytes) in together.into_iter().zip(fetched) {
-        slot.put_fetched(decode(bytes));
-    }
+    // Each decoded here as it arrives, while the next are read.
+    let mut together: Vec<Option<_>> = together.into_iter().map(Some).collect();
+    HeldResult::fetch_all(held, |index, bytes| {
+        if let Some((slot, decode)) = together.get_mut(index).and_then(Option::take) {
+            slot.put_fetched(decode(bytes));
+        }
+    });
     for (slot, fetch) in alone {
         slot.put_fetched(fetch.fetch());
     }

@@ -6,7 +6,7 @@
 //! ([`HeldResult::fetch_all`]).
 
 use super::{fetch_result, Callback, Shared};
-use crate::fetch::fetch_batched;
+use crate::fetch::fetch_batched_each;
 use crate::protocol::{Input, Message, TaskId};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,16 +87,19 @@ impl HeldResult {
         self.fetch_then(bytes_to(then));
     }
 
-    /// Fetches all of `held` together, blocking this thread: one request per
-    /// holder for all the results it holds ([`fetch_batched`]); a result that
-    /// does not come that way is fetched alone ([`HeldResult::fetch_blocking`],
-    /// which reports it missing and waits for its recomputation if need be). One
-    /// entry per result, in order. Must not be called on the cluster runtime's
-    /// thread.
-    pub fn fetch_all(held: Vec<HeldResult>) -> Vec<Result<Vec<u8>, TaskError>> {
+    /// Fetches all of `held` together, blocking this thread, and hands each
+    /// result (with its index in `held`) to `each` on this thread as soon as it
+    /// is here, so that it is used while the next arrive: one request per holder
+    /// for all the results it holds ([`fetch_batched_each`]); a result that does
+    /// not come that way is fetched alone afterwards
+    /// ([`HeldResult::fetch_blocking`], which reports it missing and waits for
+    /// its recomputation if need be). Every index gets exactly one call. Must
+    /// not be called on the cluster runtime's thread.
+    pub fn fetch_all(
+        held: Vec<HeldResult>,
+        mut each: impl FnMut(usize, Result<Vec<u8>, TaskError>),
+    ) {
         // Results of different connections go to different clusters.
-        let mut outcomes: Vec<Option<Result<Vec<u8>, TaskError>>> = Vec::new();
-        outcomes.resize_with(held.len(), || None);
         let mut left: Vec<(usize, HeldResult)> = held.into_iter().enumerate().collect();
         while let Some((_, first)) = left.first() {
             let shared = first.shared.clone();
@@ -105,18 +108,15 @@ impl HeldResult {
                 .partition(|(_, held)| Arc::ptr_eq(&held.shared, &shared));
             left = rest;
             let (indices, group): (Vec<usize>, Vec<HeldResult>) = group.into_iter().unzip();
-            for (index, outcome) in indices.into_iter().zip(fetch_group(group)) {
-                outcomes[index] = Some(outcome);
-            }
+            fetch_group(group, |at, outcome| each(indices[at], outcome));
         }
-        outcomes.into_iter().flatten().collect()
     }
 }
 
 /// [`HeldResult::fetch_all`] for results of one connection.
-fn fetch_group(group: Vec<HeldResult>) -> Vec<Result<Vec<u8>, TaskError>> {
+fn fetch_group(group: Vec<HeldResult>, mut each: impl FnMut(usize, Result<Vec<u8>, TaskError>)) {
     let Some(first) = group.first() else {
-        return Vec::new();
+        return;
     };
     let (runtime, secret) = (first.runtime.clone(), first.shared.secret.clone());
     let inputs: Vec<Input> = group
@@ -126,26 +126,35 @@ fn fetch_group(group: Vec<HeldResult>) -> Vec<Result<Vec<u8>, TaskError>> {
             holders: held.holders.clone(),
         })
         .collect();
-    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    let (sender, arrived) = std::sync::mpsc::channel();
     runtime.spawn(async move {
-        let _ = sender.send(fetch_batched(&inputs, &secret).await);
+        fetch_batched_each(&inputs, &secret, |index, answer| {
+            let _ = sender.send((index, answer));
+        })
+        .await;
     });
-    // A closed runtime sends nothing: each is then fetched alone, and fails so.
-    let fetched = receiver.recv().unwrap_or_else(|_| vec![None; group.len()]);
-    group
-        .into_iter()
-        .zip(fetched)
-        .map(|(held, fetched)| match fetched {
+    let mut group: Vec<Option<HeldResult>> = group.into_iter().map(Some).collect();
+    // Ends when the fetch task ends (or the runtime is gone, dropping it).
+    for (index, answer) in arrived {
+        let Some(held) = group.get_mut(index).and_then(Option::take) else {
+            continue;
+        };
+        match answer {
             Some(bytes) => {
                 // A worker that retires need not keep it for this client any more.
                 if let Some(commands) = held.commands.upgrade() {
                     let _ = commands.send(Message::Fetched { task: held.task });
                 }
-                Ok(bytes)
+                each(index, Ok(bytes));
             }
-            None => held.fetch_blocking(),
-        })
-        .collect()
+            None => group[index] = Some(held),
+        }
+    }
+    for (index, held) in group.into_iter().enumerate() {
+        if let Some(held) = held {
+            each(index, held.fetch_blocking());
+        }
+    }
 }
 
 /// A callback that hands fetched bytes (or the error) to `then`, fetching again
