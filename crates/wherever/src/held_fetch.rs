@@ -106,3 +106,63 @@ pub(crate) fn fetch_together<'a, R: 'a>(slots: impl Iterator<Item = &'a Arc<Slot
         slot.put_fetched(fetch.fetch());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// How long a test waits for an event before it is considered hung.
+    const HANG_GUARD: Duration = Duration::from_secs(60);
+
+    /// A waker that tells a channel when it is woken.
+    struct ChannelWaker(std::sync::Mutex<mpsc::Sender<()>>);
+
+    impl std::task::Wake for ChannelWaker {
+        fn wake(self: Arc<Self>) {
+            let _ = self.0.lock().unwrap().send(());
+        }
+    }
+
+    #[test]
+    fn polling_a_held_result_fetches_it_off_the_polling_thread_and_wakes_once_here() {
+        let slot = Slot::<u64>::new();
+        slot.add_handle();
+        let (finish, finishing) = mpsc::channel::<()>();
+        let polling_thread = std::thread::current().id();
+        let fetch: Fetcher<u64> = Box::new(move || {
+            assert_ne!(std::thread::current().id(), polling_thread);
+            finishing.recv_timeout(HANG_GUARD).expect("told to finish");
+            Ok(11)
+        });
+        assert!(slot.resolve_held(fetch).is_ok());
+        let (woken, wakes) = mpsc::channel();
+        let waker = std::task::Waker::from(Arc::new(ChannelWaker(woken.into())));
+        // The fetch waits for `finish`: a poll that fetched here would hang.
+        assert!(!slot.poll_fetched(&waker));
+        assert!(!slot.poll_fetched(&waker), "polled again while fetching");
+        finish.send(()).unwrap();
+        wakes.recv_timeout(HANG_GUARD).expect("woken once fetched");
+        assert!(slot.poll_fetched(&waker));
+        assert!(matches!(slot.outcome_for_last_handle(), Ok(Ok(11))));
+    }
+
+    #[test]
+    fn fetching_together_leaves_pending_slots_alone_and_fills_held_ones() {
+        let held: Vec<Arc<Slot<u64>>> = (0..3).map(|_| Slot::new()).collect();
+        for (i, slot) in held.iter().enumerate() {
+            slot.add_handle();
+            let value = i as u64 * 10;
+            assert!(slot.resolve_held(Box::new(move || Ok(value))).is_ok());
+        }
+        let pending = Slot::<u64>::new();
+        pending.add_handle();
+        fetch_together(held.iter().chain(std::iter::once(&pending)));
+        for (i, slot) in held.iter().enumerate() {
+            assert!(slot.take_held().is_none(), "slot {i} still held");
+            assert!(matches!(slot.outcome_for_last_handle(), Ok(Ok(v)) if v == i as u64 * 10));
+        }
+        assert!(!pending.is_resolved());
+    }
+}
