@@ -110,6 +110,17 @@ impl TaskHandle {
         });
     }
 
+    /// Tells the scheduler this client will not read the task's result (every
+    /// handle on it is gone; only the tasks that take it as an argument use it):
+    /// it sends neither `Done` nor the result for it, and the task's callback is
+    /// dropped unrun. The result stays on its workers for those tasks until
+    /// [`TaskHandle::release`].
+    pub fn unwant(&self) {
+        let _ = self.link.commands.send(Message::Unwanted {
+            tasks: vec![self.task],
+        });
+    }
+
     /// Tells the scheduler the client no longer needs the task's result (call it
     /// when the last handle to the result is dropped).
     pub fn release(self) {
@@ -280,10 +291,12 @@ impl ClusterClient {
         let _in_runtime = runtime.handle().enter();
         let refused = shared.clone();
         let reject = move |task: TaskMessage, size: usize| refuse_oversize(&refused, task, size);
+        let unwanting = shared.clone();
+        let unwant = move |tasks: &[TaskId]| drop_callbacks(&unwanting, tasks);
         let writing = shared.clone();
         runtime.handle().spawn(run_writer_with(
             writer,
-            merge_submits(queue, reject),
+            merge_submits(queue, reject, unwant),
             move |messages| writing.backlog.sent(submitted_tasks(messages)),
         ));
         runtime.handle().spawn(read_answers(
@@ -576,13 +589,31 @@ fn refuse_oversize(shared: &Shared, task: TaskMessage, size: usize) {
     }
 }
 
+/// Drops the callbacks of `tasks` unrun: the scheduler will not report them done
+/// (see [`TaskHandle::unwant`]).
+fn drop_callbacks(shared: &Shared, tasks: &[TaskId]) {
+    let callbacks: Vec<TaskEnd> = {
+        let mut pending = shared.pending.lock().unwrap_or_else(|p| p.into_inner());
+        tasks
+            .iter()
+            .filter_map(|task| pending.remove(task))
+            .collect()
+    };
+    // Dropped outside the lock: a callback may hold the last reference to what
+    // releases its task.
+    drop(callbacks);
+}
+
 /// Merges consecutive `Submit`s into as few as fit, so a burst of submissions is a
 /// few messages: a merged `Submit` holds tasks up to [`FRAME_BUDGET`] bytes (a task
 /// larger than that goes alone), and a task larger than the largest value
 /// ([`max_value_size`]) is handed to `reject` with its size instead of being sent.
+/// The tasks of an `Unwanted` are handed to `unwant` as it passes (after the
+/// submissions before it), to drop their callbacks.
 fn merge_submits(
     mut queue: UnboundedReceiver<Message>,
     reject: impl Fn(TaskMessage, usize) + Send + 'static,
+    unwant: impl Fn(&[TaskId]) + Send + 'static,
 ) -> UnboundedReceiver<Message> {
     let (merged, out) = unbounded_channel();
     tokio::spawn(async move {
@@ -598,6 +629,9 @@ fn merge_submits(
                                 tasks: std::mem::take(&mut tasks),
                             });
                             bytes = 0;
+                        }
+                        if let Message::Unwanted { tasks } = &other {
+                            unwant(tasks);
                         }
                         let _ = merged.send(other);
                         continue;

@@ -540,4 +540,6 @@ fn fetch_when_done<R>(futures: &[Future<R>]) {
     for future in futures {
         future.slot.fetch_when_done();
     }
+    // Those that ended already are fetched now, together.
+    crate::held_fetch::fetch_together(futures.iter().map(|future| &future.slot));
 }

@@ -447,7 +447,15 @@ mod tests {
         let (future, slot, mut sent) = remote_future();
         let copy = future.clone();
         drop(future);
+        assert!(sent.try_recv().is_err(), "a handle is left");
         drop(copy);
+        assert!(
+            matches!(
+                sent.try_recv(),
+                Ok(wherever_cluster::protocol::Message::Unwanted { tasks }) if tasks == [7]
+            ),
+            "the last handle of a pending task unwants its result"
+        );
         assert!(sent.try_recv().is_err(), "the slot still lives");
         drop(slot);
         assert!(matches!(

@@ -37,6 +37,7 @@ mod error;
 mod future;
 mod graph;
 mod graph_outputs;
+mod held_fetch;
 mod local;
 mod map;
 mod map_dependent;

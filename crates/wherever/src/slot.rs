@@ -37,6 +37,9 @@ const FETCHING: u8 = 1 << 4;
 const STARTED: u8 = 1 << 5;
 /// The task was cancelled before it started.
 const CANCELLED: u8 = 1 << 6;
+/// The last `Future` handle went before the task ended, and the scheduler was
+/// told the result will not be read (see [`Slot::drop_handle`]).
+const UNWANTED: u8 = 1 << 7;
 
 /// Called with the outcome when a slot resolves.
 pub(crate) type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
@@ -44,9 +47,10 @@ pub(crate) type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
 /// Copies a value that several handles share (through the codec).
 pub(crate) type Copier<R> = fn(&R) -> Result<R, String>;
 
-/// Fetches a result left where it was computed (see [`Slot::resolve_held`]);
-/// blocks the calling thread.
-pub(crate) type Fetcher<R> = Box<dyn FnOnce() -> Result<R, TaskError> + Send>;
+/// Fetches a result left where it was computed (see [`Slot::resolve_held`]):
+/// blocking the calling thread, off it, or with others
+/// ([`held_fetch`](crate::held_fetch)).
+pub(crate) type Fetcher<R> = Box<dyn crate::held_fetch::Fetch<R>>;
 
 /// A resolved slot's outcome, shared by the handles reading it.
 pub(crate) type Outcome<R> = Arc<Result<R, TaskError>>;
@@ -119,7 +123,7 @@ impl<R> Resolution<R> {
 struct SlotState<R> {
     resolution: Resolution<R>,
     /// [`RESOLVED`], [`RESOLVING`], [`WAITING`], [`EAGER`], [`FETCHING`],
-    /// [`STARTED`], [`CANCELLED`].
+    /// [`STARTED`], [`CANCELLED`], [`UNWANTED`].
     flags: u8,
     /// How to copy a value that several handles share (set for value types).
     copier: Option<Copier<R>>,
@@ -210,6 +214,17 @@ impl<R> Slot<R> {
     pub(crate) fn when_resolved(&self, then: Callback<R>) {
         self.fetch_if_held();
         let mut state = self.lock();
+        if !state.has(RESOLVED) && state.has(UNWANTED) {
+            // Its cluster will not send the result here: say so rather than hang.
+            drop(state);
+            return then(&Err(TaskError::new(
+                "?",
+                0,
+                TaskErrorKind::Runtime,
+                "its result is not sent to this process: every future of it was \
+                 dropped before it ended (keep a future to read it here)",
+            )));
+        }
         if !state.has(RESOLVED) {
             state.waiters().callbacks.push(then);
             return;
@@ -287,21 +302,10 @@ impl<R> Slot<R> {
     /// for it. Call before reading a resolved slot's outcome.
     fn fetch_if_held(&self) {
         let mut state = self.lock();
-        if let Resolution::Held(_) = state.resolution {
-            let Resolution::Held(fetch) =
-                std::mem::replace(&mut state.resolution, Resolution::Empty)
-            else {
-                unreachable!("matched above")
-            };
+        if let Some(fetch) = Self::take_held_fetch(&mut state) {
             state.set(FETCHING, true);
             drop(state);
-            let outcome = fetch();
-            let mut state = self.lock();
-            state.resolution = Resolution::of(outcome);
-            state.set(FETCHING, false);
-            drop(state);
-            self.resolved_signal.notify_all();
-            return;
+            return self.put_fetched(fetch.fetch());
         }
         while state.has(FETCHING) {
             state = self
@@ -314,13 +318,72 @@ impl<R> Slot<R> {
     /// Fetches a held result into the slot under the lock (a fallback: readers
     /// call [`Slot::fetch_if_held`] first).
     fn fetch_held(state: &mut SlotState<R>) {
-        if let Resolution::Held(_) = state.resolution {
-            if let Resolution::Held(fetch) =
-                std::mem::replace(&mut state.resolution, Resolution::Empty)
-            {
-                state.resolution = Resolution::of(fetch());
-            }
+        if let Some(fetch) = Self::take_held_fetch(state) {
+            state.resolution = Resolution::of(fetch.fetch());
         }
+    }
+
+    /// Takes the fetch of a held result out of the state (leaving it empty);
+    /// `None` if the slot holds no such result.
+    fn take_held_fetch(state: &mut SlotState<R>) -> Option<Box<Fetcher<R>>> {
+        if !matches!(state.resolution, Resolution::Held(_)) {
+            return None;
+        }
+        match std::mem::replace(&mut state.resolution, Resolution::Empty) {
+            Resolution::Held(fetch) => Some(fetch),
+            _ => unreachable!("matched above"),
+        }
+    }
+
+    /// Takes the held result of a resolved slot to fetch it elsewhere (with
+    /// others: [`crate::held_fetch::fetch_together`]); readers wait until
+    /// [`Slot::put_fetched`]. `None` if there is none to fetch.
+    pub(crate) fn take_held(&self) -> Option<Fetcher<R>> {
+        let mut state = self.lock();
+        let fetch = Self::take_held_fetch(&mut state)?;
+        state.set(FETCHING, true);
+        Some(*fetch)
+    }
+
+    /// Stores the outcome of a fetch started by [`Slot::take_held`] (or by a
+    /// reader) and wakes the readers waiting for it, blocked or async.
+    pub(crate) fn put_fetched(&self, outcome: Result<R, TaskError>) {
+        let mut state = self.lock();
+        state.resolution = Resolution::of(outcome);
+        state.set(FETCHING, false);
+        let wakers = state
+            .waiters
+            .as_mut()
+            .map(|w| std::mem::take(&mut w.wakers))
+            .unwrap_or_default();
+        drop(state);
+        self.resolved_signal.notify_all();
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Whether a resolved slot's outcome can be read without waiting for the
+    /// network. If its result is held elsewhere, the fetch starts off this
+    /// thread (on the cluster connection's runtime), and `waker` is woken once
+    /// the outcome is here: an async reader never blocks its executor.
+    pub(crate) fn poll_fetched(self: &Arc<Self>, waker: &Waker) -> bool
+    where
+        R: Send + Sync + 'static,
+    {
+        let mut state = self.lock();
+        if !matches!(state.resolution, Resolution::Held(_)) && !state.has(FETCHING) {
+            return true;
+        }
+        let wakers = &mut state.waiters().wakers;
+        if !wakers.iter().any(|known| known.will_wake(waker)) {
+            wakers.push(waker.clone());
+        }
+        if let Some(fetch) = Self::take_held_fetch(&mut state) {
+            state.set(FETCHING, true);
+            drop(state);
+            let slot = self.clone();
+            fetch.fetch_then(Box::new(move |outcome| slot.put_fetched(outcome)));
+        }
+        false
     }
 
     /// Makes the caller the one that resolves the slot, taking the callbacks to run;
@@ -371,9 +434,34 @@ impl<R> Slot<R> {
         self.handles.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Forgets a dropped `Future` handle.
+    /// Forgets a dropped `Future` handle; the last one unwants the result
+    /// ([`Slot::unwant_unread`]).
     pub(crate) fn drop_handle(&self) {
-        self.handles.fetch_sub(1, Ordering::AcqRel);
+        if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.unwant_unread();
+        }
+    }
+
+    /// The last `Future` handle went (none can be made again): if the task runs
+    /// on a cluster and has not ended, and nothing here waits for its value,
+    /// nobody will read its result. The scheduler is told so: it sends neither
+    /// `Done` nor the result, which stays on its workers for the tasks that take
+    /// it as an argument (issue 14 item 3).
+    fn unwant_unread(&self) {
+        let mut state = self.lock();
+        let waited_on = state
+            .waiters
+            .as_ref()
+            .is_some_and(|w| !w.callbacks.is_empty());
+        if state.remote.is_none() || state.has(RESOLVED | RESOLVING | EAGER) || waited_on {
+            return;
+        }
+        state.set(UNWANTED, true);
+        let handle = state.remote.as_ref().map(|remote| remote.handle.clone());
+        drop(state);
+        if let Some(handle) = handle {
+            handle.unwant();
+        }
     }
 
     /// Sets how to copy a value that several handles share.

@@ -5,6 +5,7 @@
 use crate::arguments::{dependency_failed, DepRef, Parts};
 use crate::client::{Client, Cluster, Executor};
 use crate::future::{Future, Slot};
+use crate::held_fetch::{Decoder, RemoteFetch};
 use crate::local::{current_graph_rank, current_worker_label, host_name, GraphRank, Job};
 use crate::options::TaskOptions;
 use crate::slot::Fetcher;
@@ -12,7 +13,7 @@ use crate::task_events::TaskWatch;
 use crate::{IntoTask, StreamKey, TaskContext, TaskError, TaskErrorKind, TaskFailure, Value};
 use std::sync::{Arc, Mutex};
 use wherever_cluster::protocol::ChainLink;
-use wherever_cluster::{Arrival, Arrive, HeldResult, RemoteCall, TaskEnd};
+use wherever_cluster::{Arrival, Arrive, RemoteCall, TaskEnd};
 use wherever_core::codec;
 use wherever_core::holes::{fill_holes, Hole};
 use wherever_core::panic_capture::run_caught;
@@ -529,30 +530,14 @@ impl<R: Value> Arrive for Slot<R> {
         let options = self.remote_options().unwrap_or_default();
         match outcome {
             Ok(Arrival::Held(held)) => {
-                let cell = Arc::new(Mutex::new(Some(held)));
-                let fetch: Fetcher<R> = Box::new({
-                    let cell = cell.clone();
-                    move || {
-                        let held = cell.lock().unwrap_or_else(|p| p.into_inner()).take();
-                        let bytes = held.map_or_else(
-                            || {
-                                Err(TaskError::new(
-                                    name,
-                                    position,
-                                    TaskErrorKind::Runtime,
-                                    "its result was fetched already",
-                                ))
-                            },
-                            HeldResult::fetch_blocking,
-                        );
-                        decode_remote(bytes, &options, name, position)
-                    }
+                let decode: Decoder<R> = Box::new({
+                    let options = options.clone();
+                    move |bytes| decode_remote(bytes, &options, name, position)
                 });
+                let fetch: Fetcher<R> = Box::new(RemoteFetch { held, decode });
                 if let Err(fetch) = self.resolve_held(fetch) {
                     // Something waits for the value itself: fetch it now.
-                    drop(fetch);
-                    let held = cell.lock().unwrap_or_else(|p| p.into_inner()).take();
-                    if let Some(held) = held {
+                    if let Ok((held, _)) = fetch.into_held() {
                         held.fetch_then(Box::new(move |arrival| self.arrive(arrival)));
                     }
                 }
