@@ -423,6 +423,8 @@ enum Phase {
 thread_local! {
     /// The task the current task thread runs.
     static RUNNING: std::cell::Cell<Option<TaskId>> = const { std::cell::Cell::new(None) };
+    /// How long the last task of the current task thread ran (none yet: `MAX`).
+    static LAST_RAN: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::MAX) };
 }
 
 /// What the worker's task threads do. A task that blocks waiting on other tasks
@@ -462,7 +464,12 @@ impl wherever_core::crew::CrewWork for TaskThreads {
         RUNNING.with(|running| running.set(Some(task.id)));
         let observed = memory::OBSERVED.load(std::sync::atomic::Ordering::Relaxed);
         if observed {
-            let _ = self.outgoing.send(Message::Started { task: task.id });
+            // Held with the reports when the thread's last task was short: this
+            // one likely is too, and its report follows soon.
+            let started = Message::Started { task: task.id };
+            let now = std::time::Instant::now();
+            self.reports
+                .report(started, LAST_RAN.with(|ran| ran.get()), now, true);
             if let Some(rss_bytes) = memory::due_report() {
                 let _ = self.outgoing.send(Message::Memory {
                     rss_bytes,
@@ -477,6 +484,7 @@ impl wherever_core::crew::CrewWork for TaskThreads {
         let mut message = run_task(&task, &self.label, &self.store);
         let ended = std::time::Instant::now();
         let ran = ended.saturating_duration_since(started);
+        LAST_RAN.with(|last| last.set(ran));
         // Told only while somebody reads the stream (the dashboard's task stream).
         if let (true, Message::Finished { ran_for, .. }) = (observed, &mut message) {
             *ran_for = Some(ran);

@@ -5,7 +5,8 @@
 //!
 //! A task thread holds a report only while more tasks are queued behind it, the
 //! task that made it was short, and the held batch is small and young; anything
-//! else sends the batch at once. A report can still wait behind one long task
+//! else sends the batch at once. While the event stream is read, the `Started`
+//! of a task is held the same way when the thread's previous task was short. A report can still wait behind one long task
 //! that started while it was held: before a task blocks (secedes) the batch goes
 //! out, and the memory monitor sends batches older than [`HOLD_AT_MOST_FOR`] on
 //! its rounds, so that wait is bounded by the monitor's period.
