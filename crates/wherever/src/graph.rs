@@ -636,7 +636,11 @@ fn submit_graph(client: &Client, roots: &[NodeRef]) -> KeyMap<Arc<str>, Submitte
             }
         }
         for &i in chain {
-            *layout.order[i].0.record.lock().unwrap_or_else(|p| p.into_inner()) = Record {
+            *layout.order[i]
+                .0
+                .record
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Record {
                 state: Some("processing"),
                 duration: None,
             };

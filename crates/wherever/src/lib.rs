@@ -45,8 +45,8 @@ mod map_results;
 mod nested;
 mod node_index;
 mod node_keys;
-mod node_tasks;
 mod node_positions;
+mod node_tasks;
 mod options;
 pub mod plan;
 #[cfg(feature = "clap")]

@@ -74,7 +74,10 @@ mod tests {
         index.insert(NO_NUMBER, &b, 1);
         assert_eq!(index.get(1, &a), Some(0));
         // Another pure node with an equal key is the same node.
-        assert_eq!(index.get(NO_NUMBER, &Arc::from("add-0123456789abcdef")), Some(1));
+        assert_eq!(
+            index.get(NO_NUMBER, &Arc::from("add-0123456789abcdef")),
+            Some(1)
+        );
         assert_eq!(index.get(2, &"add-2".into()), None);
         assert_eq!(index.get(NO_NUMBER, &a), None, "a number is not a key");
     }

@@ -156,7 +156,11 @@ mod tests {
         let start = Instant::now();
         reports.report(finished(1), SHORT, start, true);
         reports.report(finished(2), SHORT_TASK, start, true);
-        assert_eq!(sent(&mut queue).len(), 2, "a long task's report is not held");
+        assert_eq!(
+            sent(&mut queue).len(),
+            2,
+            "a long task's report is not held"
+        );
         reports.report(finished(3), SHORT, start, true);
         reports.report(finished(4), SHORT, start + HOLD_AT_MOST_FOR, true);
         assert_eq!(sent(&mut queue).len(), 2, "a batch held that long goes");
