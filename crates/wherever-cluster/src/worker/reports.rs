@@ -9,7 +9,8 @@
 //! of a task is held the same way when the thread's previous task was short. A report can still wait behind one long task
 //! that started while it was held: before a task blocks (secedes) the batch goes
 //! out, and the memory monitor sends batches older than [`HOLD_AT_MOST_FOR`] on
-//! its rounds, so that wait is bounded by the monitor's period.
+//! its rounds, so that wait is bounded by the monitor's period (where it runs:
+//! wherever resident memory can be read; elsewhere, by that one task).
 
 use crate::protocol::Message;
 use std::sync::Mutex;
