@@ -44,8 +44,10 @@ mod map_dependent;
 mod map_output;
 mod map_results;
 mod nested;
+mod node_index;
 mod node_keys;
 mod node_positions;
+mod node_tasks;
 mod options;
 pub mod plan;
 #[cfg(feature = "clap")]
