@@ -21,8 +21,10 @@ use wherever_scheduler::dense_table::DenseTable;
 pub mod backlog;
 mod held;
 mod no_workers;
+mod task_end;
 pub use held::{Arrival, HeldResult};
 pub use no_workers::{DEFAULT_NOTICE, NOTICE_VARIABLE, TIMEOUT_VARIABLE};
+pub use task_end::{Arrive, TaskEnd};
 
 /// Called once with a task's encoded result (or where it is held) or its error.
 pub type Callback = Box<dyn FnOnce(Result<Arrival, TaskError>) + Send>;
@@ -63,23 +65,58 @@ pub struct RemoteCall {
 }
 
 /// A submitted task as its future reaches it: to cancel it, and to tell the
-/// scheduler its result is no longer needed. One sender and an id, no allocation;
-/// usable after its client is gone (then it does nothing).
+/// scheduler its result is no longer needed. Its connection (shared by all its
+/// tasks) and an id, 16 bytes, no allocation; usable after its client is gone
+/// (then it does nothing).
 #[derive(Debug, Clone)]
 pub struct TaskHandle {
-    commands: UnboundedSender<Message>,
+    link: Arc<Link>,
     task: TaskId,
 }
 
+/// What every [`TaskHandle`] of one connection shares.
+#[derive(Debug)]
+struct Link {
+    /// The connection's identity in this process ([`ClusterClient::id`]).
+    cluster: u64,
+    commands: UnboundedSender<Message>,
+}
+
 impl TaskHandle {
+    /// A handle whose cancel and release go to `commands`, as from a connection
+    /// with identity `cluster` (a test stands in for a connection with it).
+    pub fn on_channel(cluster: u64, commands: UnboundedSender<Message>, task: TaskId) -> Self {
+        TaskHandle {
+            link: Arc::new(Link { cluster, commands }),
+            task,
+        }
+    }
+
     /// The task's id.
     pub fn task(&self) -> TaskId {
         self.task
     }
 
+    /// The identity of the connection the task was submitted on
+    /// ([`ClusterClient::id`]).
+    pub fn cluster(&self) -> u64 {
+        self.link.cluster
+    }
+
     /// Asks the scheduler to cancel the task if it has not finished.
     pub fn cancel(&self) {
-        let _ = self.commands.send(Message::Cancel {
+        let _ = self.link.commands.send(Message::Cancel {
+            tasks: vec![self.task],
+        });
+    }
+
+    /// Tells the scheduler this client will not read the task's result (every
+    /// handle on it is gone; only the tasks that take it as an argument use it):
+    /// it sends neither `Done` nor the result for it, and the task's callback is
+    /// dropped unrun. The result stays on its workers for those tasks until
+    /// [`TaskHandle::release`].
+    pub fn unwant(&self) {
+        let _ = self.link.commands.send(Message::Unwanted {
             tasks: vec![self.task],
         });
     }
@@ -87,7 +124,7 @@ impl TaskHandle {
     /// Tells the scheduler the client no longer needs the task's result (call it
     /// when the last handle to the result is dropped).
     pub fn release(self) {
-        let _ = self.commands.send(Message::Release {
+        let _ = self.link.commands.send(Message::Release {
             tasks: vec![self.task],
         });
     }
@@ -142,8 +179,8 @@ impl Drop for ClusterRuntime {
 }
 
 struct Shared {
-    /// Callbacks of submitted tasks not ended, by id (dense: ids are consecutive).
-    pending: Mutex<DenseTable<Callback>>,
+    /// Receivers of submitted tasks not ended, by id (dense: ids are consecutive).
+    pending: Mutex<DenseTable<TaskEnd>>,
     closed: Mutex<Option<String>>,
     workers: AtomicU32,
     slots: AtomicU32,
@@ -166,7 +203,8 @@ struct Shared {
 /// connection's own runtime thread); results come back through
 /// callbacks run on the connection's thread.
 pub struct ClusterClient {
-    id: u64,
+    /// The id and commands every task handle shares.
+    link: Arc<Link>,
     shared: Arc<Shared>,
     commands: UnboundedSender<Message>,
     first_id: u64,
@@ -253,10 +291,12 @@ impl ClusterClient {
         let _in_runtime = runtime.handle().enter();
         let refused = shared.clone();
         let reject = move |task: TaskMessage, size: usize| refuse_oversize(&refused, task, size);
+        let unwanting = shared.clone();
+        let unwant = move |tasks: &[TaskId]| drop_callbacks(&unwanting, tasks);
         let writing = shared.clone();
         runtime.handle().spawn(run_writer_with(
             writer,
-            merge_submits(queue, reject),
+            merge_submits(queue, reject, unwant),
             move |messages| writing.backlog.sent(submitted_tasks(messages)),
         ));
         runtime.handle().spawn(read_answers(
@@ -271,7 +311,10 @@ impl ClusterClient {
         ));
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(ClusterClient {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            link: Arc::new(Link {
+                cluster: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                commands: commands.clone(),
+            }),
             shared,
             commands,
             first_id: number << CLIENT_TASK_BITS,
@@ -284,7 +327,21 @@ impl ClusterClient {
     /// Submits a call; `callback` runs once when it ends. Returns the task id. Waits
     /// while too many submitted tasks are not yet written (see [`backlog`]).
     pub fn submit(&self, call: RemoteCall, callback: Callback) -> TaskId {
-        let id = self.first_id + self.next.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_task_id();
+        self.submit_as(id, call, callback.into());
+        id
+    }
+
+    /// A new task id of this connection, for [`ClusterClient::submit_as`] (so that
+    /// what receives the task's end can know its handle before it is submitted).
+    pub fn next_task_id(&self) -> TaskId {
+        self.first_id + self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Submits a call under `id` (from [`ClusterClient::next_task_id`], used once);
+    /// `end` receives its end (not kept for a call whose result is not wanted).
+    /// Waits while too many submitted tasks are not yet written (see [`backlog`]).
+    pub fn submit_as(&self, id: TaskId, call: RemoteCall, end: TaskEnd) {
         let (name, position) = (call.name, call.position);
         let task = TaskMessage {
             id,
@@ -308,7 +365,7 @@ impl ClusterClient {
                 .pending
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(id, callback);
+                .insert(id, end);
         }
         let closed = self
             .shared
@@ -332,13 +389,12 @@ impl ClusterClient {
                 .backlog
                 .queued(tokio::runtime::Handle::try_current().is_err()),
         }
-        id
     }
 
     /// This connection's identity in this process: futures of one connection can
     /// only be arguments of tasks on the same one.
     pub fn id(&self) -> u64 {
-        self.id
+        self.link.cluster
     }
 
     /// Puts `data` on every worker (and, through them, on workers that join later)
@@ -353,7 +409,7 @@ impl ClusterClient {
                 limit,
             ));
         }
-        let id = self.first_id + self.next.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_task_id();
         let _ = self.commands.send(Message::Scatter { task: id, data });
         Ok(id)
     }
@@ -399,7 +455,7 @@ impl ClusterClient {
     /// The handle of `task` for its future: cancel it, release its result.
     pub fn handle(&self, task: TaskId) -> TaskHandle {
         TaskHandle {
-            commands: self.commands.clone(),
+            link: self.link.clone(),
             task,
         }
     }
@@ -480,12 +536,12 @@ fn fail(shared: &Shared, task: TaskId, name: &str, position: u64, reason: &str) 
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&task);
-    if let Some(callback) = callback {
+    if let Some(end) = callback {
         let message = format!(
             "lost the connection to the scheduler at {}: {reason}",
             shared.scheduler
         );
-        callback(Err(TaskError::new(
+        end.arrive(Err(TaskError::new(
             name,
             position,
             TaskErrorKind::Runtime,
@@ -524,7 +580,7 @@ fn refuse_oversize(shared: &Shared, task: TaskMessage, size: usize) {
             "not submitted: {}",
             over_the_limit("the task with its arguments", size as u64, max_value_size())
         );
-        callback(Err(TaskError::new(
+        callback.arrive(Err(TaskError::new(
             &task.name,
             task.position,
             TaskErrorKind::Runtime,
@@ -533,13 +589,31 @@ fn refuse_oversize(shared: &Shared, task: TaskMessage, size: usize) {
     }
 }
 
+/// Drops the callbacks of `tasks` unrun: the scheduler will not report them done
+/// (see [`TaskHandle::unwant`]).
+fn drop_callbacks(shared: &Shared, tasks: &[TaskId]) {
+    let callbacks: Vec<TaskEnd> = {
+        let mut pending = shared.pending.lock().unwrap_or_else(|p| p.into_inner());
+        tasks
+            .iter()
+            .filter_map(|task| pending.remove(task))
+            .collect()
+    };
+    // Dropped outside the lock: a callback may hold the last reference to what
+    // releases its task.
+    drop(callbacks);
+}
+
 /// Merges consecutive `Submit`s into as few as fit, so a burst of submissions is a
 /// few messages: a merged `Submit` holds tasks up to [`FRAME_BUDGET`] bytes (a task
 /// larger than that goes alone), and a task larger than the largest value
 /// ([`max_value_size`]) is handed to `reject` with its size instead of being sent.
+/// The tasks of an `Unwanted` are handed to `unwant` as it passes (after the
+/// submissions before it), to drop their callbacks.
 fn merge_submits(
     mut queue: UnboundedReceiver<Message>,
     reject: impl Fn(TaskMessage, usize) + Send + 'static,
+    unwant: impl Fn(&[TaskId]) + Send + 'static,
 ) -> UnboundedReceiver<Message> {
     let (merged, out) = unbounded_channel();
     tokio::spawn(async move {
@@ -555,6 +629,9 @@ fn merge_submits(
                                 tasks: std::mem::take(&mut tasks),
                             });
                             bytes = 0;
+                        }
+                        if let Message::Unwanted { tasks } = &other {
+                            unwant(tasks);
                         }
                         let _ = merged.send(other);
                         continue;
@@ -685,18 +762,18 @@ async fn read_answers(
     shared.backlog.close();
     announce(&shared);
     *shared.closed.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
-    let pending: Vec<(TaskId, Callback)> = shared
+    let pending: Vec<(TaskId, TaskEnd)> = shared
         .pending
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .drain()
         .collect();
-    for (_, callback) in pending {
+    for (_, end) in pending {
         let message = format!(
             "lost the connection to the scheduler at {}: {reason}",
             shared.scheduler
         );
-        callback(Err(TaskError::new("?", 0, TaskErrorKind::Runtime, message)));
+        end.arrive(Err(TaskError::new("?", 0, TaskErrorKind::Runtime, message)));
     }
 }
 
@@ -715,8 +792,8 @@ fn complete(shared: &Shared, task: TaskId, outcome: Result<Arrival, TaskError>) 
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&task);
-    if let Some(callback) = callback {
-        callback(outcome);
+    if let Some(end) = callback {
+        end.arrive(outcome);
     }
 }
 

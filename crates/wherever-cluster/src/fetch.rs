@@ -14,7 +14,9 @@ use tokio::net::TcpStream;
 
 pub(crate) mod batched;
 
-pub use batched::{fetch_batched, fetch_many_from, REQUEST_WINDOW};
+pub use batched::{
+    fetch_batched, fetch_batched_each, fetch_many_from, fetch_many_from_each, REQUEST_WINDOW,
+};
 
 /// The environment variable giving the seconds a fetch may wait for a data
 /// port's answer (default [`DEFAULT_ANSWER_TIMEOUT`]).
@@ -88,6 +90,22 @@ pub async fn fetch(
     Err(FetchError::Unreachable(last_error))
 }
 
+/// Requests this process sent to data ports (one per key fetched alone, one per
+/// window of a batched fetch).
+static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many requests this process has sent to workers' data ports so far: one
+/// per result fetched alone, one per window of keys of a batched fetch (for tests
+/// and diagnostics: a gather of results held by two workers is about two).
+pub fn requests_sent() -> u64 {
+    REQUESTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts one request sent to a data port.
+pub(crate) fn count_request() {
+    REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 type DataConnection = (Reader, Writer);
 
 /// Idle authenticated connections to data ports, by holder (a handshake per
@@ -142,6 +160,7 @@ async fn ask(connection: &mut DataConnection, task: TaskId) -> Result<Option<Vec
     let (reader, writer) = connection;
     let timeout = answer_timeout();
     let no_answer = || format!("no answer within {:.0} s", timeout.as_secs_f64());
+    count_request();
     write_batch(writer, &[Message::GetData { task }]).await?;
     // Each frame (a whole answer, or one chunk of a large one) within the timeout.
     loop {

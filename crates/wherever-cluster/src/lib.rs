@@ -22,7 +22,8 @@ pub mod worker;
 
 pub use auth::Secret;
 pub use client::{
-    Arrival, Callback, ClusterClient, ClusterRuntime, HeldResult, RemoteCall, TaskHandle,
+    Arrival, Arrive, Callback, ClusterClient, ClusterRuntime, HeldResult, RemoteCall, TaskEnd,
+    TaskHandle,
 };
 pub use launcher::LocalCluster;
 pub use wherever_scheduler::{ResourceError, Resources};

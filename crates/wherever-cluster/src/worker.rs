@@ -28,14 +28,15 @@ mod limits;
 mod memory;
 mod monitor;
 mod reconnect;
+mod reports;
 mod resources;
 mod spill;
 mod store;
 mod watchdog;
 pub use identity::{DEADLINE_VARIABLE, MAX_TASKS_VARIABLE};
 pub use limits::{
-    machine_memory, MemoryLimits, DEFAULT_FRACTIONS, MEMORY_LIMIT_VARIABLE, PAUSE_VARIABLE,
-    TARGET_VARIABLE, TERMINATE_VARIABLE,
+    machine_memory, worker_memory_limits, MemoryLimits, DEFAULT_FRACTIONS, MEMORY_LIMIT_VARIABLE,
+    MEMORY_SHARE_VARIABLE, PAUSE_VARIABLE, TARGET_VARIABLE, TERMINATE_VARIABLE,
 };
 pub use monitor::EXIT_STATUS as MEMORY_EXIT_STATUS;
 pub use reconnect::{death_timeout, DEATH_TIMEOUT_VARIABLE, DEFAULT_DEATH_TIMEOUT};
@@ -320,12 +321,14 @@ async fn serve_connection(
         .abort_handle(),
     );
     let pause = Arc::new(monitor::Pause::default());
+    let reports = Arc::new(reports::HeldReports::new(outgoing.clone()));
     let _monitor = monitor::start(
         limits,
         Arc::downgrade(&store),
         pause.clone(),
         outgoing.clone(),
         flushed,
+        reports.clone(),
     );
     let pool = Arc::new(TaskPool::start(
         slots,
@@ -333,6 +336,7 @@ async fn serve_connection(
         store.clone(),
         pause,
         outgoing.clone(),
+        reports,
     ));
 
     let silence = silence_timeout();
@@ -419,6 +423,8 @@ enum Phase {
 thread_local! {
     /// The task the current task thread runs.
     static RUNNING: std::cell::Cell<Option<TaskId>> = const { std::cell::Cell::new(None) };
+    /// How long the last task of the current task thread ran (none yet: `MAX`).
+    static LAST_RAN: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::MAX) };
 }
 
 /// What the worker's task threads do. A task that blocks waiting on other tasks
@@ -430,6 +436,10 @@ struct TaskThreads {
     /// Tasks start only while the worker is not paused (over its memory pause threshold).
     pause: Arc<monitor::Pause>,
     outgoing: UnboundedSender<Message>,
+    /// Reports of finished tasks, held briefly to go out a batch at a time.
+    reports: Arc<reports::HeldReports>,
+    /// The queue the threads take tasks from (to see whether more are waiting).
+    queued: crossbeam_channel::Receiver<TaskMessage>,
     label: Arc<str>,
 }
 
@@ -454,7 +464,12 @@ impl wherever_core::crew::CrewWork for TaskThreads {
         RUNNING.with(|running| running.set(Some(task.id)));
         let observed = memory::OBSERVED.load(std::sync::atomic::Ordering::Relaxed);
         if observed {
-            let _ = self.outgoing.send(Message::Started { task: task.id });
+            // Held with the reports when the thread's last task was short: this
+            // one likely is too, and its report follows soon.
+            let started = Message::Started { task: task.id };
+            let now = std::time::Instant::now();
+            self.reports
+                .report(started, LAST_RAN.with(|ran| ran.get()), now, true);
             if let Some(rss_bytes) = memory::due_report() {
                 let _ = self.outgoing.send(Message::Memory {
                     rss_bytes,
@@ -465,11 +480,14 @@ impl wherever_core::crew::CrewWork for TaskThreads {
             }
         }
         let watch = watchdog::watch(&task);
-        // Timed only while somebody reads the stream (the dashboard's task stream).
-        let started = observed.then(std::time::Instant::now);
+        let started = std::time::Instant::now();
         let mut message = run_task(&task, &self.label, &self.store);
-        if let (Some(started), Message::Finished { ran_for, .. }) = (started, &mut message) {
-            *ran_for = Some(started.elapsed());
+        let ended = std::time::Instant::now();
+        let ran = ended.saturating_duration_since(started);
+        LAST_RAN.with(|last| last.set(ran));
+        // Told only while somebody reads the stream (the dashboard's task stream).
+        if let (true, Message::Finished { ran_for, .. }) = (observed, &mut message) {
+            *ran_for = Some(ran);
         }
         drop(watch);
         RUNNING.with(|running| running.set(None));
@@ -484,11 +502,15 @@ impl wherever_core::crew::CrewWork for TaskThreads {
                 }
             }
         }
-        self.outgoing.send(message).is_ok()
+        let more_queued = !self.queued.is_empty();
+        self.reports.report(message, ran, ended, more_queued)
     }
 
-    /// Only a running task secedes; its stand-in is named for it.
+    /// Only a running task secedes (after the held reports went out); its
+    /// stand-in is named for it.
     fn stand_in(&self) -> Option<wherever_core::crew::StandIn<Self>> {
+        // A task that waits may wait for tasks whose reports are held here.
+        self.reports.flush();
         let task = RUNNING.with(|running| running.get())?;
         Some(wherever_core::crew::StandIn {
             name: format!("wherever-stand-in for {task}"),
@@ -538,6 +560,7 @@ impl TaskPool {
         store: Arc<Store>,
         pause: Arc<monitor::Pause>,
         outgoing: UnboundedSender<Message>,
+        reports: Arc<reports::HeldReports>,
     ) -> Self {
         let (jobs, receiver) = crossbeam_channel::unbounded::<TaskMessage>();
         let phases: Arc<Mutex<HashMap<TaskId, Phase>>> = Arc::default();
@@ -546,6 +569,8 @@ impl TaskPool {
             store: store.clone(),
             pause,
             outgoing: outgoing.clone(),
+            reports,
+            queued: receiver.clone(),
             label: label.into(),
         };
         let crew = wherever_core::crew::Crew::new(threads, receiver);

@@ -15,7 +15,7 @@ use std::time::Duration;
 use wherever_core::{StreamKey, TaskError};
 
 /// The protocol version; peers with another version are refused at the handshake.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// The most events a scheduler holds unsent for one subscribed client (a slow one
 /// loses the oldest, and is told how many).
@@ -481,6 +481,14 @@ pub enum Message {
         /// The task.
         task: TaskId,
     },
+    /// Client → scheduler: the client will not read these results (every handle
+    /// on them is gone; only tasks that take them as arguments use them): send
+    /// neither `Done` nor the result for them. Each stays on its workers, for
+    /// its dependents, until `Release`.
+    Unwanted {
+        /// The tasks.
+        tasks: Vec<TaskId>,
+    },
 }
 
 impl Message {
@@ -529,6 +537,7 @@ impl Message {
             Message::SubscribeEvents { .. } => "SubscribeEvents",
             Message::Events { .. } => "Events",
             Message::Fetched { .. } => "Fetched",
+            Message::Unwanted { .. } => "Unwanted",
         }
     }
 }
@@ -571,6 +580,7 @@ mod tests {
                 ran_for: None,
             },
             Message::Release { tasks: vec![1, 2] },
+            Message::Unwanted { tasks: vec![3] },
         ];
         let bytes = encode_batch(&batch).unwrap();
         assert_eq!(decode_batch(&bytes).unwrap(), batch);

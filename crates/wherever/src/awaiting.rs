@@ -15,7 +15,7 @@ pub struct FutureValue<R> {
     future: Option<Future<R>>,
 }
 
-impl<R> std::future::Future for FutureValue<R> {
+impl<R: Send + Sync + 'static> std::future::Future for FutureValue<R> {
     type Output = Result<R, TaskError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -23,7 +23,8 @@ impl<R> std::future::Future for FutureValue<R> {
             .future
             .as_ref()
             .expect("a FutureValue is not polled after it is ready");
-        if !future.slot.poll_resolved(cx.waker()) {
+        // A result held on its workers is fetched off this thread.
+        if !future.slot.poll_resolved(cx.waker()) || !future.slot.poll_fetched(cx.waker()) {
             return Poll::Pending;
         }
         let future = self.future.take().expect("checked above");
@@ -31,7 +32,7 @@ impl<R> std::future::Future for FutureValue<R> {
     }
 }
 
-impl<R> IntoFuture for Future<R> {
+impl<R: Send + Sync + 'static> IntoFuture for Future<R> {
     type Output = Result<R, TaskError>;
     type IntoFuture = FutureValue<R>;
 
@@ -72,11 +73,12 @@ pub struct FutureValueRef<'a, R> {
     future: &'a Future<R>,
 }
 
-impl<R: Clone> std::future::Future for FutureValueRef<'_, R> {
+impl<R: Clone + Send + Sync + 'static> std::future::Future for FutureValueRef<'_, R> {
     type Output = Result<R, TaskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if !self.future.slot.poll_resolved(cx.waker()) {
+        let slot = &self.future.slot;
+        if !slot.poll_resolved(cx.waker()) || !slot.poll_fetched(cx.waker()) {
             return Poll::Pending;
         }
         // Resolved: reading it does not block.
@@ -84,7 +86,7 @@ impl<R: Clone> std::future::Future for FutureValueRef<'_, R> {
     }
 }
 
-impl<'a, R: Clone> IntoFuture for &'a Future<R> {
+impl<'a, R: Clone + Send + Sync + 'static> IntoFuture for &'a Future<R> {
     type Output = Result<R, TaskError>;
     type IntoFuture = FutureValueRef<'a, R>;
 
@@ -152,8 +154,8 @@ mod tests {
 
     #[test]
     fn a_borrowed_future_is_awaited_again_and_again_and_still_read_after() {
-        let slot = Slot::new();
-        let future: Future<u64> = Future::new(slot.clone(), "halve", 0);
+        let slot = Slot::new("halve", 0);
+        let future: Future<u64> = Future::new(slot.clone());
         let flag = Arc::new(Flag(AtomicBool::new(false)));
         let waker = std::task::Waker::from(flag.clone());
         let mut cx = Context::from_waker(&waker);
@@ -175,8 +177,8 @@ mod tests {
 
     #[test]
     fn a_borrowed_failed_future_gives_its_error_each_time() {
-        let slot = Slot::new();
-        let future: Future<u64> = Future::new(slot.clone(), "halve", 3);
+        let slot = Slot::new("halve", 3);
+        let future: Future<u64> = Future::new(slot.clone());
         slot.resolve(Err(TaskError::new(
             "halve",
             3,

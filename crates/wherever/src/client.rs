@@ -136,15 +136,16 @@ impl Plan {
                 let launcher = SlurmJobsLauncher::new(spec.clone());
                 self.start_counting_joined(&launcher)?
             }
-            Level::Mpi(workers) => {
+            Level::Mpi(workers, options) => {
                 // A worker rank whose main went on to start the plan serves instead.
                 crate::worker_mode::serve_if_mpi_worker_rank();
                 let expected = match workers {
                     Workers::Auto => None,
                     Workers::Exactly(n) => Some(*n),
                 };
-                let launcher =
-                    MpiLauncher::from_env(expected).map_err(|reason| start_error(self, reason))?;
+                let launcher = MpiLauncher::from_env(expected)
+                    .map_err(|reason| start_error(self, reason))?
+                    .with_memory_limit(options.memory_limit);
                 self.start_counting_joined(&launcher)?
             }
         };
@@ -225,6 +226,7 @@ fn ssh_launcher(level: &crate::plan::SshLevel) -> Result<SshLauncher, String> {
         level.partial,
         level.connect_timeout.map(std::time::Duration::from_secs),
     )
+    .map(|launcher| launcher.with_memory_limit(level.memory_limit))
 }
 
 /// Runs `start` on a thread of its own: the cluster machinery blocks on its own
@@ -538,4 +540,6 @@ fn fetch_when_done<R>(futures: &[Future<R>]) {
     for future in futures {
         future.slot.fetch_when_done();
     }
+    // Those that ended already are fetched now, together.
+    crate::held_fetch::fetch_together(futures.iter().map(|future| &future.slot));
 }

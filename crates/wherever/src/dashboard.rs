@@ -81,7 +81,7 @@ pub(crate) fn on_by_default(plan: &Plan) -> bool {
         | Level::Ssh(_)
         | Level::Slurm(_)
         | Level::SlurmJobs(_)
-        | Level::Mpi(_) => true,
+        | Level::Mpi(..) => true,
     }
 }
 

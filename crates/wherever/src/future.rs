@@ -5,7 +5,8 @@ use crate::slot::{run_release, Outcome, Release};
 pub(crate) use crate::slot::{ErasedSlot, Slot};
 use crate::{TaskError, TaskErrorKind};
 use crossbeam_channel::{Receiver, Sender};
-use std::sync::{Arc, OnceLock};
+use once_cell::race::OnceBox;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The data behind a [`Shared`] value.
@@ -98,18 +99,18 @@ impl<T> std::fmt::Debug for Shared<T> {
 /// ```
 #[must_use = "a future does nothing unless its value is asked for"]
 pub struct Future<R> {
+    /// The task's result slot (which also knows the task's name and position).
     pub(crate) slot: Arc<Slot<R>>,
-    task: &'static str,
-    position: u64,
-    /// The outcome once this handle has read it (what `value_ref` borrows from).
-    read: OnceLock<Outcome<R>>,
+    /// The outcome once this handle has read it (what `value_ref` borrows from);
+    /// one pointer, boxed on the first read, so that a future is 16 bytes.
+    read: OnceBox<Outcome<R>>,
 }
 
 impl<R: crate::Value> Clone for Future<R> {
     /// Another handle on the same task and result (nothing is recomputed).
     fn clone(&self) -> Self {
         self.slot.set_copier(copy_value::<R>);
-        Future::new(self.slot.clone(), self.task, self.position)
+        Future::new(self.slot.clone())
     }
 }
 
@@ -135,13 +136,12 @@ impl<R: crate::Value> Future<R> {
 }
 
 impl<R> Future<R> {
-    pub(crate) fn new(slot: Arc<Slot<R>>, task: &'static str, position: u64) -> Self {
+    /// A new handle on `slot`.
+    pub(crate) fn new(slot: Arc<Slot<R>>) -> Self {
         slot.add_handle();
         Future {
             slot,
-            task,
-            position,
-            read: OnceLock::new(),
+            read: OnceBox::new(),
         }
     }
 
@@ -164,7 +164,8 @@ impl<R> Future<R> {
         };
         // This handle's own read of the outcome goes first, so that the shared
         // outcome may be the last reference and move out.
-        let (slot, task, position) = (self.slot.clone(), self.task, self.position);
+        let slot = self.slot.clone();
+        let (task, position) = (slot.task(), slot.position());
         drop(self);
         match Arc::try_unwrap(shared) {
             Ok(outcome) => outcome,
@@ -212,8 +213,8 @@ impl<R> Future<R> {
         };
         if outcome.is_none() {
             return Err(TaskError::new(
-                self.task,
-                self.position,
+                self.slot.task(),
+                self.slot.position(),
                 TaskErrorKind::TimedOut,
                 format!("no result within {timeout:?}; the task goes on"),
             ));
@@ -225,7 +226,7 @@ impl<R> Future<R> {
     fn borrow_outcome(&self, outcome: Option<Outcome<R>>) -> Result<&R, TaskError> {
         let outcome = self
             .read
-            .get_or_init(|| outcome.expect("read once resolved"));
+            .get_or_init(|| Box::new(outcome.expect("read once resolved")));
         outcome.as_ref().as_ref().map_err(Clone::clone)
     }
 
@@ -242,8 +243,8 @@ impl<R> Future<R> {
     pub fn cancel(&self) -> bool {
         self.slot.cancel(|| {
             TaskError::new(
-                self.task,
-                self.position,
+                self.slot.task(),
+                self.slot.position(),
                 TaskErrorKind::Cancelled,
                 "cancelled before it started",
             )
@@ -252,12 +253,12 @@ impl<R> Future<R> {
 
     /// The registered name of the task (or `closure`).
     pub fn task_name(&self) -> &'static str {
-        self.task
+        self.slot.task()
     }
 
     /// The task's position in its client's submission order.
     pub fn position(&self) -> u64 {
-        self.position
+        self.slot.position()
     }
 }
 
@@ -268,7 +269,12 @@ impl<R> std::fmt::Debug for Future<R> {
         } else {
             "pending"
         };
-        write!(f, "Future({} #{}, {state})", self.task, self.position)
+        write!(
+            f,
+            "Future({} #{}, {state})",
+            self.task_name(),
+            self.position()
+        )
     }
 }
 
@@ -397,41 +403,73 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::sync::Mutex;
 
+    /// What a test's stand-in connection received.
+    type Sent = tokio::sync::mpsc::UnboundedReceiver<wherever_cluster::protocol::Message>;
+
     /// A future as a multi-process plan makes it: resolved by the connection, never
-    /// started through [`Slot::start`], with a canceller for the scheduler.
-    fn remote_future(
-        cancels: Arc<std::sync::atomic::AtomicUsize>,
-    ) -> (Future<u64>, Arc<Slot<u64>>) {
-        let slot = Slot::new();
-        slot.set_canceller(move || {
-            cancels.fetch_add(1, Ordering::SeqCst);
-        });
-        (Future::new(slot.clone(), "remote", 0), slot)
+    /// started through [`Slot::start`], with a handle whose commands go to `Sent`.
+    fn remote_future() -> (Future<u64>, Arc<Slot<u64>>, Sent) {
+        let (commands, sent) = tokio::sync::mpsc::unbounded_channel();
+        let slot = Slot::new("remote", 0);
+        let handle = wherever_cluster::TaskHandle::on_channel(1, commands, 7);
+        slot.set_remote(handle, Arc::default());
+        (Future::new(slot.clone()), slot, sent)
+    }
+
+    /// How many `Cancel`s were sent so far.
+    fn cancels(sent: &mut Sent) -> usize {
+        std::iter::from_fn(|| sent.try_recv().ok())
+            .filter(|m| matches!(m, wherever_cluster::protocol::Message::Cancel { .. }))
+            .count()
     }
 
     #[test]
     fn cancelling_a_finished_remote_future_fails_and_keeps_its_value() {
-        let cancels = Arc::default();
-        let (future, slot) = remote_future(Arc::clone(&cancels));
+        let (future, slot, mut sent) = remote_future();
         slot.resolve(Ok(42));
         assert!(!future.cancel(), "a finished task cannot be cancelled");
-        assert_eq!(
-            cancels.load(Ordering::SeqCst),
-            0,
-            "the scheduler is not told"
-        );
+        assert_eq!(cancels(&mut sent), 0, "the scheduler is not told");
         assert_eq!(future.value().unwrap(), 42);
     }
 
     #[test]
     fn cancelling_a_pending_remote_future_resolves_it_as_cancelled() {
-        let cancels = Arc::default();
-        let (future, slot) = remote_future(Arc::clone(&cancels));
+        let (future, slot, mut sent) = remote_future();
         assert!(future.cancel());
         assert!(!future.cancel(), "only once");
         slot.resolve(Ok(42));
-        assert_eq!(cancels.load(Ordering::SeqCst), 1);
+        assert_eq!(cancels(&mut sent), 1);
         assert_eq!(future.value().unwrap_err().kind, TaskErrorKind::Cancelled);
+    }
+
+    #[test]
+    fn dropping_the_last_handle_of_a_remote_future_releases_its_task() {
+        let (future, slot, mut sent) = remote_future();
+        let copy = future.clone();
+        drop(future);
+        assert!(sent.try_recv().is_err(), "a handle is left");
+        drop(copy);
+        assert!(
+            matches!(
+                sent.try_recv(),
+                Ok(wherever_cluster::protocol::Message::Unwanted { tasks }) if tasks == [7]
+            ),
+            "the last handle of a pending task unwants its result"
+        );
+        assert!(sent.try_recv().is_err(), "the slot still lives");
+        drop(slot);
+        assert!(matches!(
+            sent.try_recv(),
+            Ok(wherever_cluster::protocol::Message::Release { tasks }) if tasks == [7]
+        ));
+    }
+
+    #[test]
+    fn a_future_is_two_pointers() {
+        // 48 bytes before the task's name and position moved into the slot and
+        // the read outcome became one lazily boxed pointer (issue 14 item 5).
+        assert_eq!(std::mem::size_of::<Future<u64>>(), 16);
+        assert_eq!(std::mem::size_of::<Future<Vec<u8>>>(), 16);
     }
 
     fn listeners<R>(future: &Future<R>) -> usize {
@@ -441,7 +479,7 @@ mod tests {
     #[test]
     fn wait_that_times_out_leaves_no_listener_behind() {
         let pending: Vec<Future<u64>> = (0..3)
-            .map(|i| Future::new(Slot::new(), "pending", i))
+            .map(|i| Future::new(Slot::new("pending", i)))
             .collect();
         for _ in 0..5 {
             let outcome = wait(&pending, Some(Duration::ZERO), ReturnWhen::AllCompleted);
@@ -452,15 +490,12 @@ mod tests {
 
     #[test]
     fn an_as_completed_dropped_early_leaves_no_listener_behind() {
-        let slots: Vec<Arc<Slot<u64>>> = (0..3).map(|_| Slot::new()).collect();
-        let futures = slots
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Future::new(s.clone(), "t", i as u64));
+        let slots: Vec<Arc<Slot<u64>>> = (0..3).map(|i| Slot::new("t", i)).collect();
+        let futures = slots.iter().map(|s| Future::new(s.clone()));
         let mut completed = as_completed(futures);
         slots[1].resolve(Ok(1));
         assert_eq!(completed.next().unwrap().value().unwrap(), 1);
-        let probe = Future::new(slots[0].clone(), "t", 0);
+        let probe = Future::new(slots[0].clone());
         assert_eq!(listeners(&probe), 1);
         drop(completed);
         assert_eq!(listeners(&probe), 0);
@@ -468,8 +503,8 @@ mod tests {
 
     #[test]
     fn a_deadline_on_a_pending_future_is_a_timeout_and_the_future_stays_usable() {
-        let slot = Slot::new();
-        let future = Future::new(slot.clone(), "pending", 3);
+        let slot = Slot::new("pending", 3);
+        let future = Future::new(slot.clone());
         let error = future.value_timeout(Duration::ZERO).unwrap_err();
         assert_eq!(error.kind, TaskErrorKind::TimedOut);
         assert_eq!((error.task.as_str(), error.position), ("pending", 3));
@@ -481,8 +516,8 @@ mod tests {
 
     #[test]
     fn the_last_handle_takes_the_value_and_earlier_ones_copy_it() {
-        let slot = Slot::new();
-        let future = Future::new(slot.clone(), "t", 0);
+        let slot = Slot::new("t", 0);
+        let future = Future::new(slot.clone());
         let clone = future.clone();
         slot.resolve(Ok(vec![1u64, 2, 3]));
         assert_eq!(future.value().unwrap(), vec![1, 2, 3]);
@@ -508,8 +543,8 @@ mod tests {
     #[test]
     fn awaiting_registers_a_waker_that_resolution_wakes() {
         use std::future::{Future as _, IntoFuture};
-        let slot = Slot::new();
-        let mut awaiting = Future::new(slot.clone(), "t", 0).into_future();
+        let slot = Slot::new("t", 0);
+        let mut awaiting = Future::new(slot.clone()).into_future();
         let counter = Arc::new(CountingWaker(Default::default()));
         let waker = std::task::Waker::from(counter.clone());
         let mut cx = std::task::Context::from_waker(&waker);

@@ -17,7 +17,8 @@ use crate::client::Client;
 use crate::future::{ErasedSlot, Future};
 use crate::graph_outputs::ComputeOutputs;
 use crate::local::GraphRank;
-use crate::node_keys::{numbered_key, short_name, KeyMap, KeySet};
+use crate::node_index::{NodeIndex, NO_NUMBER};
+use crate::node_keys::{numbered_key, short_name, KeyMap};
 use crate::node_positions::NodePositions;
 use crate::submission::{ChainPart, LocalRun};
 use crate::{IntoTask, Resolved, StreamKey, TaskContext, TaskError, TaskFailure, Value};
@@ -63,6 +64,9 @@ type SubmitChain = Box<dyn Fn(&Client, ChainPart, Vec<ChainPart>) -> Submitted +
 pub(crate) struct Node {
     /// Shared, so the maps of a computation hold it without a copy.
     key: Arc<str>,
+    /// The node's number, unique in this process ([`NO_NUMBER`] for a pure node,
+    /// which is known by its key): what a graph's layout finds it by.
+    number: u64,
     parts: Parts,
     /// The task, shared by every node of one layer ([`delayed_layer`]).
     task: Arc<NodeTask>,
@@ -76,8 +80,8 @@ pub(crate) struct Node {
 /// A node made by [`delayed`] has one of its own; the nodes of a layer
 /// ([`delayed_layer`], a collection's partitions) share one, as the layers of
 /// Dask's high-level graphs do, so a node is its key, its arguments and its state.
-struct NodeTask {
-    name: &'static str,
+pub(crate) struct NodeTask {
+    pub(crate) name: &'static str,
     registered: bool,
     /// Submits a node alone.
     submit: SubmitNode,
@@ -112,7 +116,7 @@ pub fn delayed<A: Value, R: Value, M: 'static>(
     task: impl IntoTask<A, R, M>,
     args: impl IntoArgs<A>,
 ) -> Delayed<R> {
-    make_node(Resolved::new(task), args, false, None)
+    make_node(task, args, false, None)
 }
 
 /// Like [`delayed`], with the node's key made from `label` rather than the task's
@@ -123,7 +127,7 @@ pub fn delayed_labelled<A: Value, R: Value, M: 'static>(
     task: impl IntoTask<A, R, M>,
     args: impl IntoArgs<A>,
 ) -> Delayed<R> {
-    make_node(Resolved::new(task), args, false, Some(label))
+    make_node(task, args, false, Some(label))
 }
 
 /// Many nodes calling `task`, one per element of `args`, with keys made from
@@ -155,17 +159,33 @@ pub fn delayed_pure<A: Value, R: Value, M: 'static>(
     task: impl IntoTask<A, R, M>,
     args: impl IntoArgs<A>,
 ) -> Delayed<R> {
-    make_node(Resolved::new(task), args, true, None)
+    make_node(task, args, true, None)
 }
 
-fn make_node<A: Value, R: Value, T: IntoTask<A, R>>(
-    task: T,
+fn make_node<A: Value, R: Value, M: 'static>(
+    task: impl IntoTask<A, R, M>,
     args: impl IntoArgs<A>,
     pure: bool,
     label: Option<&str>,
 ) -> Delayed<R> {
-    let name = task.task_name();
-    new_node(node_task(task), name, encode_args(args), pure, label)
+    let shared = shared_node_task(task);
+    let name = shared.name;
+    new_node(shared, name, encode_args(args), pure, label)
+}
+
+/// The description of nodes calling `task`: one per call, except for a task that
+/// is a plain function (a value of size zero, so every value of its type is the
+/// same function), whose description this thread made once and shares (making one
+/// took four allocations and a registry lookup per node).
+fn shared_node_task<A: Value, R: Value, M: 'static, T: IntoTask<A, R, M>>(
+    task: T,
+) -> Arc<NodeTask> {
+    if std::mem::size_of::<T>() != 0 {
+        return node_task(Resolved::new(task));
+    }
+    crate::node_tasks::shared(std::any::TypeId::of::<(T, A, R, M)>(), || {
+        node_task(Resolved::new(task))
+    })
 }
 
 /// The arguments of a node, encoded (an encoding error is kept, and reported when
@@ -196,14 +216,17 @@ fn new_node<R>(
 ) -> Delayed<R> {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let short = label.unwrap_or_else(|| short_name(name));
-    let key = if pure {
-        Arc::from(format!("{short}-{:016x}", content_hash(name, &parts)))
+    let (key, number) = if pure {
+        let key = Arc::from(format!("{short}-{:016x}", content_hash(name, &parts)));
+        (key, NO_NUMBER)
     } else {
-        numbered_key(short, NEXT.fetch_add(1, Ordering::Relaxed))
+        let number = NEXT.fetch_add(1, Ordering::Relaxed);
+        (numbered_key(short, number), number)
     };
     Delayed {
         node: NodeRef(Arc::new(Node {
             key,
+            number,
             parts,
             task,
             record: Mutex::default(),
@@ -347,8 +370,7 @@ pub fn compute<O: ComputeOutputs>(client: &Client, outputs: O) -> Result<O::Valu
 /// futures without waiting: results stay on the workers until the futures are
 /// asked or dropped.
 pub fn persist<O: ComputeOutputs>(client: &Client, outputs: O) -> O::Futures {
-    let mut submitted = KeyMap::default();
-    submit_graph(client, &outputs.nodes(), &mut submitted);
+    let submitted = submit_graph(client, &outputs.nodes());
     outputs.futures(&SubmittedGraph(submitted))
 }
 
@@ -382,8 +404,7 @@ pub(crate) fn submit_nodes_in(client: &Client, parts: Parts) -> Parts {
     if roots.is_empty() {
         return parts;
     }
-    let mut submitted = KeyMap::default();
-    submit_graph(client, &roots, &mut submitted);
+    let submitted = submit_graph(client, &roots);
     let holes = parts
         .holes
         .into_iter()
@@ -434,7 +455,7 @@ impl OptimizedGraph {
 /// [`compute`] and [`persist`] will submit.
 pub fn optimize<G: GraphOutput>(outputs: &[&G]) -> OptimizedGraph {
     let roots: Vec<NodeRef> = outputs.iter().map(|o| o.graph_node()).collect();
-    let layout = Layout::of(&roots, &KeyMap::default());
+    let layout = Layout::of(&roots);
     let tasks = layout
         .chains
         .iter()
@@ -466,94 +487,128 @@ struct Layout {
     order: Vec<NodeRef>,
     /// Indices into `order`; each chain head first; chains in submission order.
     chains: Vec<Vec<usize>>,
+    /// The positions in `order` of each node's graph inputs, in the order of its
+    /// holes: node `i`'s are `inputs[input_start[i]..input_start[i + 1]]`.
+    inputs: Vec<usize>,
+    input_start: Vec<usize>,
+    /// Whether each node is one of the outputs.
+    is_output: Vec<bool>,
+}
+
+impl NodeRef {
+    /// This node's position in `index`, if it has one.
+    fn position_in(&self, index: &NodeIndex) -> Option<usize> {
+        index.get(self.0.number, &self.0.key)
+    }
 }
 
 impl Layout {
-    fn of(roots: &[NodeRef], submitted: &KeyMap<Arc<str>, Submitted>) -> Layout {
+    fn of(roots: &[NodeRef]) -> Layout {
         // Depth-first post-order, iteratively (long chains do not exhaust the stack).
         let mut order: Vec<NodeRef> = Vec::new();
-        let mut index: KeyMap<Arc<str>, usize> = KeyMap::default();
+        let mut index = NodeIndex::default();
         let mut stack: Vec<(NodeRef, bool)> =
             roots.iter().rev().map(|r| (r.clone(), false)).collect();
         while let Some((node, deps_done)) = stack.pop() {
-            let key = &node.0.key;
-            if index.contains_key(key) || submitted.contains_key(key) {
+            if node.position_in(&index).is_some() {
                 continue;
             }
             if deps_done {
-                index.insert(key.clone(), order.len());
+                index.insert(node.0.number, &node.0.key, order.len());
                 order.push(node);
                 continue;
             }
             stack.push((node.clone(), true));
             for (_, dep) in node.0.parts.holes.iter().rev() {
                 if let DepRef::Node(dep) = dep {
-                    if !index.contains_key(&dep.0.key) && !submitted.contains_key(&dep.0.key) {
+                    if dep.position_in(&index).is_none() {
                         stack.push((dep.clone(), false));
                     }
                 }
             }
         }
-        // How many holes of nodes in the graph each node fills.
+        // Each node's graph inputs, and how many holes of nodes in the graph each
+        // node fills.
         let mut uses = vec![0usize; order.len()];
+        let (mut inputs, mut input_start) = (Vec::new(), Vec::with_capacity(order.len() + 1));
         for node in &order {
-            for (_, dep) in &node.0.parts.holes {
-                if let DepRef::Node(dep) = dep {
-                    if let Some(&i) = index.get(&dep.0.key) {
-                        uses[i] += 1;
-                    }
-                }
+            input_start.push(inputs.len());
+            for dep in graph_inputs(node) {
+                let i = dep
+                    .position_in(&index)
+                    .expect("a node's inputs are laid out before it");
+                uses[i] += 1;
+                inputs.push(i);
             }
         }
-        let outputs: KeySet<&str> = roots.iter().map(|r| &*r.0.key).collect();
+        input_start.push(inputs.len());
+        let mut is_output = vec![false; order.len()];
+        for root in roots {
+            if let Some(i) = root.position_in(&index) {
+                is_output[i] = true;
+            }
+        }
+        let layout_inputs = |i: usize| &inputs[input_start[i]..input_start[i + 1]];
         // A node's only input, when that input is a node of this graph.
-        let only_input = |node: &NodeRef| -> Option<usize> {
-            match node.0.parts.holes.as_slice() {
-                [(_, DepRef::Node(dep))] => index.get(&dep.0.key).copied(),
+        let only_input = |i: usize| -> Option<usize> {
+            match (order[i].0.parts.holes.as_slice(), layout_inputs(i)) {
+                ([_], [input]) => Some(*input),
                 _ => None,
             }
         };
         // Fused into its dependent: used once, by a node whose only input it is.
         let mut fused = vec![false; order.len()];
-        for node in &order {
+        for node in 0..order.len() {
             if let Some(i) = only_input(node) {
-                fused[i] = uses[i] == 1 && !outputs.contains(&*order[i].0.key);
+                fused[i] = uses[i] == 1 && !is_output[i];
             }
         }
         let mut chains = Vec::new();
-        for (last, node) in order.iter().enumerate() {
+        for last in 0..order.len() {
             if fused[last] {
                 continue;
             }
             let mut chain = vec![last];
-            let mut current = node;
+            let mut current = last;
             while let Some(i) = only_input(current).filter(|&i| fused[i]) {
                 chain.push(i);
-                current = &order[i];
+                current = i;
             }
             chain.reverse();
             chains.push(chain);
         }
         chains.sort_by_key(|chain| *chain.last().expect("non-empty"));
-        Layout { order, chains }
-    }
-}
-
-/// Submits everything `roots` need that is not in `submitted`, chain by chain.
-/// Every node gets the position it would have unfused (its depth-first rank), so
-/// random streams do not depend on fusion.
-fn submit_graph(client: &Client, roots: &[NodeRef], submitted: &mut KeyMap<Arc<str>, Submitted>) {
-    let layout = Layout::of(roots, submitted);
-    let all_positions = positions_under(client, &layout.order);
-    let outputs: KeySet<Arc<str>> = roots.iter().map(|r| r.0.key.clone()).collect();
-    // How many chains still to submit read each node's result: once none does, its
-    // future is dropped here, so its value is freed as soon as its consumers ran.
-    let mut readers: KeyMap<Arc<str>, usize> = KeyMap::default();
-    for chain in &layout.chains {
-        for dep in graph_inputs(&layout.order[chain[0]]) {
-            *readers.entry(dep.0.key.clone()).or_default() += 1;
+        Layout {
+            order,
+            chains,
+            inputs,
+            input_start,
+            is_output,
         }
     }
+
+    /// The positions of node `i`'s graph inputs, in the order of its holes.
+    fn inputs_of(&self, i: usize) -> &[usize] {
+        &self.inputs[self.input_start[i]..self.input_start[i + 1]]
+    }
+}
+/// Submits everything `roots` need, chain by chain, and returns the outputs'
+/// submissions by key. Every node gets the position it would have unfused (its
+/// depth-first rank), so random streams do not depend on fusion.
+fn submit_graph(client: &Client, roots: &[NodeRef]) -> KeyMap<Arc<str>, Submitted> {
+    let layout = Layout::of(roots);
+    let all_positions = positions_under(client, &layout.order);
+    // How many chains still to submit read each node's result: once none does, its
+    // future is dropped here, so its value is freed as soon as its consumers ran.
+    let mut readers = vec![0usize; layout.order.len()];
+    for chain in &layout.chains {
+        for &input in layout.inputs_of(chain[0]) {
+            readers[input] += 1;
+        }
+    }
+    // The submission of each chain, at the position of its last node.
+    let mut submitted: Vec<Option<Submitted>> = Vec::with_capacity(layout.order.len());
+    submitted.resize_with(layout.order.len(), || None);
     let graph = next_graph_number();
     let mut described = (client.event_bus().is_observed()
         && layout.chains.len() <= MAX_GRAPH_TASKS)
@@ -563,38 +618,37 @@ fn submit_graph(client: &Client, roots: &[NodeRef], submitted: &mut KeyMap<Arc<s
             crate::task_events::take_last_task_key();
         }
         let started = Instant::now();
-        let nodes: Vec<&NodeRef> = chain.iter().map(|&i| &layout.order[i]).collect();
-        let positions: Vec<u64> = chain.iter().map(|&i| all_positions[i]).collect();
-        let last = *nodes.last().expect("non-empty");
+        let last = *chain.last().expect("non-empty");
         let rank = GraphRank {
             graph,
-            index: *chain.last().expect("non-empty") as u64,
+            index: last as u64,
         };
-        let wanted = outputs.contains(&last.0.key);
+        let wanted = layout.is_output[last];
         let done = crate::local::with_graph_rank(rank, || {
             crate::submission::with_result_wanted(wanted, || {
-                submit_chain_nodes(client, &nodes, &positions, submitted)
+                submit_chain_nodes(client, &layout, chain, &all_positions, &submitted)
             })
         });
-        for dep in graph_inputs(nodes[0]) {
-            let left = readers.get_mut(&dep.0.key).map(|left| {
-                *left -= 1;
-                *left
-            });
-            if left == Some(0) && !outputs.contains(&dep.0.key) {
-                submitted.remove(&dep.0.key);
+        for &input in layout.inputs_of(chain[0]) {
+            readers[input] -= 1;
+            if readers[input] == 0 && !layout.is_output[input] {
+                submitted[input] = None;
             }
         }
-        for node in &nodes {
-            *node.0.record.lock().unwrap_or_else(|p| p.into_inner()) = Record {
+        for &i in chain {
+            *layout.order[i]
+                .0
+                .record
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Record {
                 state: Some("processing"),
                 duration: None,
             };
         }
         if let Some(described) = &mut described {
-            described.add(nodes[0], last);
+            described.add(&layout.order[chain[0]], &layout.order[last]);
         }
-        let records: Vec<NodeRef> = nodes.iter().map(|n| (*n).clone()).collect();
+        let records: Vec<NodeRef> = chain.iter().map(|&i| layout.order[i].clone()).collect();
         done.slot.when_resolved_encoded(Box::new(move |outcome| {
             let state = if outcome.is_ok() { "memory" } else { "erred" };
             let fused = records.len() > 1;
@@ -609,40 +663,48 @@ fn submit_graph(client: &Client, roots: &[NodeRef], submitted: &mut KeyMap<Arc<s
                 };
             }
         }));
-        submitted.insert(last.0.key.clone(), done);
+        submitted[last] = Some(done);
     }
     if let Some(described) = described.filter(|d| !d.tasks.is_empty()) {
         client.event_bus().emit(Event::GraphSubmitted {
             tasks: described.tasks,
         });
     }
+    let mut outputs = KeyMap::default();
+    for (i, node) in layout.order.iter().enumerate() {
+        if let Some(done) = submitted[i].take().filter(|_| layout.is_output[i]) {
+            outputs.insert(node.0.key.clone(), done);
+        }
+    }
+    outputs
 }
 
-/// Submits one chain (or a lone node) with its dependencies taken from `submitted`.
+/// Submits one chain (or a lone node) of `layout`, its inputs taken from `submitted`.
 fn submit_chain_nodes(
     client: &Client,
-    nodes: &[&NodeRef],
+    layout: &Layout,
+    chain: &[usize],
     positions: &[u64],
-    submitted: &KeyMap<Arc<str>, Submitted>,
+    submitted: &[Option<Submitted>],
 ) -> Submitted {
-    let last = *nodes.last().expect("non-empty");
-    if nodes.len() == 1 {
-        return (last.0.task.submit)(client, parts_for(last, submitted), positions[0]);
+    let node = |i: usize| &layout.order[i];
+    let (head, last) = (chain[0], *chain.last().expect("non-empty"));
+    let head_parts = parts_for(layout, head, submitted);
+    if chain.len() == 1 {
+        return (node(last).0.task.submit)(client, head_parts, positions[last]);
     }
-    let part = |node: &NodeRef, parts: Parts, position: u64| ChainPart {
-        name: node.0.task.name,
-        registered: node.0.task.registered,
+    let part = |i: usize, parts: Parts| ChainPart {
+        name: node(i).0.task.name,
+        registered: node(i).0.task.registered,
         parts,
-        position,
-        run: node.0.task.run.clone(),
+        position: positions[i],
+        run: node(i).0.task.run.clone(),
     };
-    let head = part(nodes[0], parts_for(nodes[0], submitted), positions[0]);
-    let links = nodes[1..]
+    let links = chain[1..]
         .iter()
-        .zip(&positions[1..])
-        .map(|(node, &position)| part(node, node.0.parts.duplicate(), position))
+        .map(|&i| part(i, node(i).0.parts.duplicate()))
         .collect();
-    (last.0.task.submit_chain)(client, head, links)
+    (node(last).0.task.submit_chain)(client, part(head, head_parts), links)
 }
 
 /// The graph nodes among `node`'s inputs.
@@ -726,12 +788,18 @@ impl NodeRef {
     }
 }
 
-/// The node's arguments with its graph dependencies replaced by their futures.
-fn parts_for(node: &NodeRef, submitted: &KeyMap<Arc<str>, Submitted>) -> Parts {
-    let mut parts = node.0.parts.duplicate();
+/// The arguments of node `i` of `layout` with its graph inputs replaced by their
+/// futures (from `submitted`, by position).
+fn parts_for(layout: &Layout, i: usize, submitted: &[Option<Submitted>]) -> Parts {
+    let mut parts = layout.order[i].0.parts.duplicate();
+    let mut inputs = layout.inputs_of(i).iter();
     for (_, dep) in parts.holes.iter_mut() {
-        if let DepRef::Node(inner) = dep {
-            *dep = DepRef::Future(submitted[&inner.0.key].slot.clone());
+        if let DepRef::Node(_) = dep {
+            let input = *inputs.next().expect("one input per node hole");
+            let done = submitted[input]
+                .as_ref()
+                .expect("an input is submitted before its readers, and kept until they are");
+            *dep = DepRef::Future(done.slot.clone());
         }
     }
     parts
@@ -802,6 +870,15 @@ pub fn to_dot<G: GraphOutput>(outputs: &[&G]) -> String {
     dot
 }
 
+/// A node description, for tests of the modules that keep them.
+#[cfg(test)]
+pub(crate) fn test_node_task() -> Arc<NodeTask> {
+    fn one(x: u64) -> u64 {
+        x
+    }
+    node_task::<(u64,), u64, _>(Resolved::new(one))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -809,6 +886,10 @@ mod tests {
 
     fn triple(x: u64) -> u64 {
         3 * x
+    }
+
+    fn add_pair(x: u64, y: u64) -> u64 {
+        x + y
     }
 
     #[test]
@@ -825,5 +906,26 @@ mod tests {
         let values = compute(&client, &layer[..]).unwrap();
         assert_eq!(values, (0..1000u64).map(|x| 3 * x).collect::<Vec<_>>());
         assert_eq!(compute(&client, &single).unwrap(), 15);
+    }
+
+    #[test]
+    fn nodes_of_one_plain_function_share_its_description_and_keep_their_own_keys() {
+        let (a, b) = (delayed(triple, 1u64), delayed(triple, 2u64));
+        assert!(Arc::ptr_eq(&a.node.0.task, &b.node.0.task));
+        assert_ne!(a.key(), b.key());
+        let pure = (delayed_pure(triple, 3u64), delayed_pure(triple, 3u64));
+        assert_eq!(pure.0.key(), pure.1.key());
+        assert_eq!(pure.0.node.0.number, NO_NUMBER);
+        // A closure that captures a value is a description of its own each time.
+        let factor = 5u64;
+        let (c, d) = (
+            delayed(move |x: u64| x * factor, 1u64),
+            delayed(move |x: u64| x * factor, 1u64),
+        );
+        assert!(!Arc::ptr_eq(&c.node.0.task, &d.node.0.task));
+        let client = Plan::parse("threads:2").unwrap().start().unwrap();
+        let both = delayed(add_pair, (&pure.0, &pure.1));
+        assert_eq!(compute(&client, (&a, &b, &both)).unwrap(), (3, 6, 18));
+        assert_eq!(compute(&client, (&c, &d)).unwrap(), (5, 5));
     }
 }

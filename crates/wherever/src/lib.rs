@@ -37,14 +37,17 @@ mod error;
 mod future;
 mod graph;
 mod graph_outputs;
+mod held_fetch;
 mod local;
 mod map;
 mod map_dependent;
 mod map_output;
 mod map_results;
 mod nested;
+mod node_index;
 mod node_keys;
 mod node_positions;
+mod node_tasks;
 mod options;
 pub mod plan;
 #[cfg(feature = "clap")]
@@ -76,12 +79,13 @@ pub use local::QUEUE_BOUND;
 pub use map::{Scheduling, AUTO_CHUNKS_PER_WORKER};
 pub use nested::client;
 pub use options::Options;
-pub use plan::{Level, Plan, PlanError, ProcessesOptions, SshHost, SshLevel, Workers};
+pub use plan::{Level, MpiOptions, Plan, PlanError, ProcessesOptions, SshHost, SshLevel, Workers};
 #[cfg(feature = "clap")]
 pub use plan_args::PlanArgs;
 pub use slurm_plan::SlurmPlan;
 pub use task_events::DEFAULT_EVENT_CAPACITY;
 pub use wherever_cluster::launcher::AdaptOptions;
+pub use wherever_cluster::worker::{worker_memory_limits, MemoryLimits};
 pub use wherever_cluster::{ResourceError, Resources};
 /// The event stream: task and worker events for progress bars and the dashboard.
 pub use wherever_core::events;

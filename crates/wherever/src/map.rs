@@ -141,8 +141,8 @@ impl Client {
                                 chunk_offset,
                                 &mut collector,
                             );
-                            let slot = Slot::new();
-                            let future = Future::new(slot.clone(), name, position);
+                            let slot = Slot::new(name, position);
+                            let future = Future::new(slot.clone());
                             slot.resolve(Err(self.options.label(error)));
                             collector.parts.push(Part::One { future, offset });
                         }
@@ -203,10 +203,10 @@ impl Client {
             }
             Pending::Encoded(items) => {
                 let (len, position) = (items.len(), first + offset as u64);
-                let slot = Slot::new();
+                let slot = Slot::new(task.task_name(), position);
                 // The map reads every result: fetch a large one as its chunk ends.
                 slot.fetch_when_done();
-                let future = Future::new(slot.clone(), task.task_name(), position);
+                let future = Future::new(slot.clone());
                 match self.cluster() {
                     Some(cluster) => {
                         let mut call = remote_chunk(task.as_ref(), items, position);
@@ -239,8 +239,8 @@ impl Client {
         let position = first + offset as u64;
         let len = items.len();
         if let Some(cluster) = self.cluster() {
-            let slot = Slot::new();
-            let future = Future::new(slot.clone(), name, position);
+            let slot = Slot::new(name, position);
+            let future = Future::new(slot.clone());
             let mut call = RemoteTask::of(task.as_ref(), encoded_parts(&items), position, true);
             call.items = len as u64;
             self.submit_remote(cluster, call, slot);
@@ -250,8 +250,8 @@ impl Client {
                 len,
             };
         }
-        let slot = Slot::new();
-        let future = Future::new(slot.clone(), name, position);
+        let slot = Slot::new(name, position);
+        let future = Future::new(slot.clone());
         let (key, seeded, runner, target) = (
             self.key,
             self.seeded,

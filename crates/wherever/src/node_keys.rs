@@ -4,7 +4,7 @@
 //! do not need and which cost a tenth of a tree graph's instructions.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use wherever_core::Fnv1a;
@@ -34,9 +34,6 @@ pub(crate) type KeyBuild = BuildHasherDefault<KeyHasher>;
 
 /// A map keyed by node keys.
 pub(crate) type KeyMap<K, V> = HashMap<K, V, KeyBuild>;
-
-/// A set of node keys.
-pub(crate) type KeySet<K> = HashSet<K, KeyBuild>;
 
 /// The last part of a task's path name (`f` for `crate::module::f`).
 pub(crate) fn short_name(name: &str) -> &str {

@@ -29,12 +29,15 @@
 //!                                          KEY as for jobs= but nodes, ntasks-per-node,
 //!                                          workers-per-job, plus max-pending (jobs queued at
 //!                                          once, default 16)
-//!          | "mpi" [ ":" N ]               under mpirun: rank 0 runs main, the other
+//!          | "mpi" [ ":" N ] ( "," mpi-option )*
+//!                                          under mpirun: rank 0 runs main, the other
 //!                                          ranks (N of them, checked) are the workers
 //! processes-option := "mem=" SIZE          each worker's memory limit (default: the machine's
 //!                                          memory divided by the workers): past 60% it spills
 //!                                          results to disk, past 80% it pauses, past 95% it is
 //!                                          restarted (WHEREVER_MEMORY_TARGET/_PAUSE/_TERMINATE)
+//! mpi-option := "mem=" SIZE                each worker rank's memory limit (default: its
+//!                                          node's memory divided by the ranks on that node)
 //! SIZE    := a number and a unit: B, KB, MB, GB, TB (decimal) or KiB, MiB, GiB, TiB
 //! N       := a whole number from 1 to 65535
 //! hosts   := HOST ["*" N] ( "," HOST ["*" N] )*
@@ -43,6 +46,8 @@
 //! ssh-option := "ship"                     copy the executable to each host once (cached by build)
 //!          | "partial"                     go on without hosts that cannot be reached
 //!          | "connect-timeout=" SECONDS    give up on a host after this long (default 30)
+//!          | "mem=" SIZE                   each worker's memory limit (default: its host's
+//!                                          memory divided by the workers started on that host)
 //! ```
 //!
 //! A hostfile is read when the plan is parsed. Its path may contain `/`: the level
@@ -100,6 +105,9 @@ pub struct SshLevel {
     /// `connect-timeout=SECONDS`: how long to wait for a host before giving up
     /// (`None`: `WHEREVER_SSH_CONNECT_TIMEOUT`, else 30 s).
     pub connect_timeout: Option<u64>,
+    /// `mem=SIZE`: each worker's memory limit in bytes; `None`: each host's memory
+    /// divided by the workers started on it.
+    pub memory_limit: Option<u64>,
 }
 
 /// The options of a `processes` level.
@@ -107,6 +115,14 @@ pub struct SshLevel {
 pub struct ProcessesOptions {
     /// Each worker's memory limit in bytes (`mem=SIZE`); `None`: the machine's memory
     /// divided by the workers.
+    pub memory_limit: Option<u64>,
+}
+
+/// The options of an `mpi` level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MpiOptions {
+    /// Each worker rank's memory limit in bytes (`mem=SIZE`); `None`: its node's
+    /// memory divided by the ranks on that node.
     pub memory_limit: Option<u64>,
 }
 
@@ -135,7 +151,7 @@ pub enum Level {
     SlurmJobs(wherever_cluster::launcher::SlurmJobsSpec),
     /// Under `mpirun`: rank 0 runs `main` and the scheduler, the other ranks are the
     /// workers; a count, if given, must match them.
-    Mpi(Workers),
+    Mpi(Workers, MpiOptions),
 }
 
 /// How and where tasks run: one [`Level`] per nesting depth.
@@ -317,7 +333,7 @@ fn parse_level(level: &str) -> Result<Level, String> {
         ("sequential", Some(_)) => Err("`sequential` takes no `:` argument".to_string()),
         ("threads", argument) => Ok(Level::Threads(parse_workers("threads", argument)?)),
         ("processes", argument) => parse_processes(argument),
-        ("mpi", argument) => Ok(Level::Mpi(parse_workers("mpi", argument)?)),
+        ("mpi", argument) => parse_mpi(argument),
         ("ssh", Some(hosts)) => parse_ssh(hosts),
         ("ssh", None) => {
             Err("expected ssh:HOST[*N][,HOST[*N]...] or ssh:@HOSTFILE (no hosts given)".to_string())
@@ -334,34 +350,54 @@ fn parse_level(level: &str) -> Result<Level, String> {
 
 /// `processes[:N][,mem=SIZE]` (also `processes:mem=SIZE`), after `processes:`.
 fn parse_processes(argument: Option<&str>) -> Result<Level, String> {
+    let (workers, memory_limit) = parse_workers_and_memory("processes", argument)?;
+    Ok(Level::Processes(workers, ProcessesOptions { memory_limit }))
+}
+
+/// `mpi[:N][,mem=SIZE]` (also `mpi:mem=SIZE`), after `mpi:`.
+fn parse_mpi(argument: Option<&str>) -> Result<Level, String> {
+    let (workers, memory_limit) = parse_workers_and_memory("mpi", argument)?;
+    Ok(Level::Mpi(workers, MpiOptions { memory_limit }))
+}
+
+/// `WORD[:N][,mem=SIZE]` (also `WORD:mem=SIZE`), after `WORD:`: the worker count
+/// and the memory limit; errors name `word` and the option.
+fn parse_workers_and_memory(
+    word: &str,
+    argument: Option<&str>,
+) -> Result<(Workers, Option<u64>), String> {
     let Some(argument) = argument else {
-        return Ok(Level::Processes(Workers::Auto, ProcessesOptions::default()));
+        return Ok((Workers::Auto, None));
     };
     let mut parts = argument.split(',');
     let first = parts.next().unwrap_or_default();
     let (workers, options) = if first.contains('=') {
         (Workers::Auto, argument.split(','))
     } else {
-        (parse_workers("processes", Some(first))?, parts)
+        (parse_workers(word, Some(first))?, parts)
     };
-    let mut parsed = ProcessesOptions::default();
+    let mut memory_limit = None;
     for option in options {
         match option.split_once('=') {
-            Some(("mem", size)) if parsed.memory_limit.is_none() => {
-                let bytes = crate::plan_memory::parse_memory_size(size)
-                    .map_err(|why| format!("processes option mem=SIZE: {why}"))?;
-                parsed.memory_limit = Some(bytes);
+            Some(("mem", size)) if memory_limit.is_none() => {
+                memory_limit = Some(parse_memory_option(word, size)?);
             }
-            Some(("mem", _)) => return Err("processes option `mem` is given twice".to_string()),
+            Some(("mem", _)) => return Err(format!("{word} option `mem` is given twice")),
             _ => {
                 return Err(format!(
-                    "unknown processes option `{option}`; expected mem=SIZE (e.g. \
-                     processes:2,mem=4GB)"
+                    "unknown {word} option `{option}`; expected mem=SIZE (e.g. \
+                     {word}:2,mem=4GB)"
                 ))
             }
         }
     }
-    Ok(Level::Processes(workers, parsed))
+    Ok((workers, memory_limit))
+}
+
+/// The bytes of `word`'s option `mem=SIZE`; the error names the plan and the option.
+fn parse_memory_option(word: &str, size: &str) -> Result<u64, String> {
+    crate::plan_memory::parse_memory_size(size)
+        .map_err(|why| format!("{word} option mem=SIZE: {why}"))
 }
 
 fn parse_workers(word: &str, argument: Option<&str>) -> Result<Workers, String> {
@@ -423,6 +459,12 @@ fn parse_ssh(argument: &str) -> Result<Level, String> {
         match option.trim().split_once('=') {
             None if option.trim() == "ship" => level.ship = true,
             None if option.trim() == "partial" => level.partial = true,
+            Some((key, size)) if key.trim() == "mem" => {
+                if level.memory_limit.is_some() {
+                    return Err("ssh option `mem` is given twice".to_string());
+                }
+                level.memory_limit = Some(parse_memory_option("ssh", size)?);
+            }
             Some((key, seconds)) if key.trim() == "connect-timeout" => {
                 level.connect_timeout = Some(
                     seconds
@@ -441,8 +483,8 @@ fn parse_ssh(argument: &str) -> Result<Level, String> {
             }
             _ => {
                 return Err(format!(
-                    "unknown ssh option `{}`; expected ship, partial or connect-timeout=SECONDS \
-                     after `;`",
+                    "unknown ssh option `{}`; expected ship, partial, connect-timeout=SECONDS \
+                     or mem=SIZE after `;`",
                     option.trim()
                 ))
             }
@@ -618,6 +660,19 @@ impl fmt::Display for Workers {
     }
 }
 
+/// `,mem=BYTESB` after a worker count (`:mem=BYTESB` without one), if a limit is set.
+fn write_memory_option(
+    f: &mut fmt::Formatter<'_>,
+    workers: Workers,
+    memory_limit: Option<u64>,
+) -> fmt::Result {
+    if let Some(bytes) = memory_limit {
+        let separator = if workers == Workers::Auto { ':' } else { ',' };
+        write!(f, "{separator}mem={bytes}B")?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -625,11 +680,7 @@ impl fmt::Display for Level {
             Level::Threads(n) => write!(f, "threads{n}"),
             Level::Processes(n, options) => {
                 write!(f, "processes{n}")?;
-                if let Some(bytes) = options.memory_limit {
-                    let separator = if *n == Workers::Auto { ':' } else { ',' };
-                    write!(f, "{separator}mem={bytes}B")?;
-                }
-                Ok(())
+                write_memory_option(f, *n, options.memory_limit)
             }
             Level::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Level::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
@@ -658,6 +709,9 @@ impl fmt::Display for Level {
                 if let Some(seconds) = level.connect_timeout {
                     write!(f, ";connect-timeout={seconds}")?;
                 }
+                if let Some(bytes) = level.memory_limit {
+                    write!(f, ";mem={bytes}B")?;
+                }
                 Ok(())
             }
             Level::Slurm(options) if options.is_empty() => write!(f, "slurm"),
@@ -681,7 +735,10 @@ impl fmt::Display for Level {
                 }
                 write!(f, "slurm:{}", options.join(","))
             }
-            Level::Mpi(n) => write!(f, "mpi{n}"),
+            Level::Mpi(n, options) => {
+                write!(f, "mpi{n}")?;
+                write_memory_option(f, *n, options.memory_limit)
+            }
         }
     }
 }
@@ -736,7 +793,25 @@ mod tests {
                     port: 8786,
                 },
             ),
-            ("mpi", Level::Mpi(Workers::Auto)),
+            ("mpi", Level::Mpi(Workers::Auto, MpiOptions::default())),
+            (
+                "mpi:3,mem=300000000B",
+                Level::Mpi(
+                    Workers::Exactly(3),
+                    MpiOptions {
+                        memory_limit: Some(300_000_000),
+                    },
+                ),
+            ),
+            (
+                "mpi:mem=4096B",
+                Level::Mpi(
+                    Workers::Auto,
+                    MpiOptions {
+                        memory_limit: Some(4096),
+                    },
+                ),
+            ),
             (
                 "ssh:node1*8,node2",
                 Level::Ssh(SshLevel {
@@ -763,6 +838,23 @@ mod tests {
                     ship: true,
                     partial: true,
                     connect_timeout: Some(5),
+                    ..SshLevel::default()
+                }),
+            ),
+            (
+                "ssh:node1*2,node2;mem=2000000000B",
+                Level::Ssh(SshLevel {
+                    hosts: vec![
+                        SshHost {
+                            host: "node1".into(),
+                            workers: 2,
+                        },
+                        SshHost {
+                            host: "node2".into(),
+                            workers: 1,
+                        },
+                    ],
+                    memory_limit: Some(2_000_000_000),
                     ..SshLevel::default()
                 }),
             ),
@@ -900,7 +992,20 @@ mod tests {
             ("ssh:a,,b", "got an empty or blank host in `a,,b`"),
             ("ssh:*3", "got an empty or blank host"),
             ("ssh:-oProxyCommand=x", "which would be an ssh option"),
-            ("ssh:a;b", "unknown ssh option `b`; expected ship, partial or connect-timeout"),
+            ("ssh:a;b", "unknown ssh option `b`; expected ship, partial, connect-timeout=SECONDS or mem=SIZE"),
+            ("ssh:a*2;mem=2", "ssh option mem=SIZE: `2` has no unit"),
+            ("ssh:a;mem=0GB", "ssh option mem=SIZE: `0GB` is zero"),
+            ("ssh:a;mem=lots", "ssh option mem=SIZE: expected a size with a unit"),
+            ("ssh:a;mem=", "ssh option mem=SIZE: expected a size with a unit"),
+            ("ssh:a;mem=1GB;mem=2GB", "ssh option `mem` is given twice"),
+            ("ssh:a;memory=1GB", "unknown ssh option `memory=1GB`"),
+            ("ssh:a;mem=9000TB", "ssh option mem=SIZE: `9000TB` is too large"),
+            ("mpi:2,mem=2", "mpi option mem=SIZE: `2` has no unit"),
+            ("mpi:mem=zero", "mpi option mem=SIZE: expected a size with a unit"),
+            ("mpi:2,mem=1GB,mem=1GB", "mpi option `mem` is given twice"),
+            ("mpi:2,ram=1GB", "unknown mpi option `ram=1GB`; expected mem=SIZE"),
+            ("mpi:0,mem=1GB", "expected mpi:N with N a worker count"),
+            ("mpi:2,", "unknown mpi option ``"),
             ("ssh:a;connect-timeout=0", "connect-timeout=SECONDS with SECONDS a whole number"),
             ("ssh:a;connect-timeout=soon", "got `soon`"),
             ("ssh:@", "no file name after `@`"),

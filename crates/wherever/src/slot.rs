@@ -1,21 +1,45 @@
 //! Where a future's result is written: shared by every handle of the future, the
 //! job that runs its task and the tasks that depend on it. The outcome is written
-//! once, behind an `Arc`, so any number of handles can read it, blocking
-//! ([`Slot::wait`]), with a deadline, or from an async task (a [`Waker`] registered
-//! here is woken on resolution; no thread blocks for it). The last handle may take
-//! it out ([`Slot::outcome_for_last_handle`]); the slot counts its handles for that.
+//! once, so any number of handles can read it, blocking ([`Slot::wait`]), with a
+//! deadline, or from an async task (a [`Waker`] registered here is woken on
+//! resolution; no thread blocks for it). The last handle may take it out
+//! ([`Slot::outcome_for_last_handle`]); the slot counts its handles for that.
+//!
+//! A slot is paid once per pending task (issue 14 item 5), so it is kept small:
+//! one resolution enum instead of several options, one flag byte instead of
+//! several bools and an atomic phase, the task's name and position here rather
+//! than in every handle, and what only some slots need (waiters, a held result's
+//! fetch) boxed when it is needed. On a multi-process plan the slot is itself what
+//! the cluster connection hands the task's end to ([`wherever_cluster::Arrive`]).
 
+use crate::options::TaskOptions;
 use crate::{TaskError, TaskErrorKind};
 use crossbeam_channel::Sender;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Instant;
 use wherever_cluster::TaskHandle;
 
-const QUEUED: u8 = 0;
-const RUNNING: u8 = 1;
-const CANCELLED: u8 = 2;
+/// The slot holds its outcome (or a held result's fetch).
+const RESOLVED: u8 = 1;
+/// A caller runs the callbacks and is about to store the outcome.
+const RESOLVING: u8 = 1 << 1;
+/// A reader blocks on `resolved_signal`.
+const WAITING: u8 = 1 << 2;
+/// A reader is about to read the value ([`Slot::fetch_when_done`]): a held
+/// result is then fetched as soon as the task ends.
+const EAGER: u8 = 1 << 3;
+/// A reader fetches the held result (outside the lock); other readers wait for
+/// `resolved_signal`.
+const FETCHING: u8 = 1 << 4;
+/// The task was started here ([`Slot::start`]).
+const STARTED: u8 = 1 << 5;
+/// The task was cancelled before it started.
+const CANCELLED: u8 = 1 << 6;
+/// The last `Future` handle went before the task ended, and the scheduler was
+/// told the result will not be read (see [`Slot::drop_handle`]).
+const UNWANTED: u8 = 1 << 7;
 
 /// Called with the outcome when a slot resolves.
 pub(crate) type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
@@ -23,9 +47,10 @@ pub(crate) type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
 /// Copies a value that several handles share (through the codec).
 pub(crate) type Copier<R> = fn(&R) -> Result<R, String>;
 
-/// Fetches a result left where it was computed (see [`Slot::resolve_held`]);
-/// blocks the calling thread.
-pub(crate) type Fetcher<R> = Box<dyn FnOnce() -> Result<R, TaskError> + Send>;
+/// Fetches a result left where it was computed (see [`Slot::resolve_held`]):
+/// blocking the calling thread, off it, or with others
+/// ([`held_fetch`](crate::held_fetch)).
+pub(crate) type Fetcher<R> = Box<dyn crate::held_fetch::Fetch<R>>;
 
 /// A resolved slot's outcome, shared by the handles reading it.
 pub(crate) type Outcome<R> = Arc<Result<R, TaskError>>;
@@ -34,23 +59,21 @@ pub(crate) type Outcome<R> = Arc<Result<R, TaskError>>;
 pub(crate) struct Slot<R> {
     state: Mutex<SlotState<R>>,
     /// How many `Future` handles exist.
-    handles: AtomicUsize,
-    /// How to copy a value that several handles share (set for value types).
-    copier: OnceLock<Copier<R>>,
+    handles: AtomicU32,
     resolved_signal: Condvar,
-    phase: AtomicU8,
-    /// What `cancel` must also do, and for a task of a multi-process plan where it
-    /// runs (its handle is released when the last handle of the future goes).
-    hooks: OnceLock<Hooks>,
+    /// The task's registered name (or `closure`), for its errors.
+    task: &'static str,
+    /// The task's position in its client's submission order.
+    position: u64,
 }
 
-/// How a slot reaches what runs its task (see [`Slot::set_remote`]).
-enum Hooks {
-    /// What `cancel` must also do (tests stand in for a scheduler with it).
-    #[cfg(test)]
-    Local(Box<dyn Fn() + Send + Sync>),
-    /// A task of a multi-process plan: its cluster connection and its handle there.
-    Remote { cluster: u64, handle: TaskHandle },
+/// How a slot reaches where a task of a multi-process plan runs (see
+/// [`Slot::set_remote`]).
+struct Remote {
+    /// The task's handle on its cluster connection.
+    handle: TaskHandle,
+    /// The options its errors are labelled with.
+    options: Arc<TaskOptions>,
 }
 
 /// Who waits for a slot besides blocked readers: made on first use, so that a slot
@@ -71,33 +94,67 @@ impl<R> Default for Waiters<R> {
     }
 }
 
+/// What a slot holds of its outcome.
+enum Resolution<R> {
+    /// Nothing: not resolved yet, being fetched, or taken by the last handle.
+    Empty,
+    /// Resolved with a value no reader shares yet: a sole handle takes it from
+    /// here, without an `Arc` allocated per task.
+    Value(R),
+    /// Resolved with an error no reader shares yet (boxed: errors are rare, and
+    /// the enum stays the size of the value).
+    Failed(Box<TaskError>),
+    /// Resolved and read by more than one reader (see [`Slot::share`]).
+    Shared(Outcome<R>),
+    /// Resolved with a result held elsewhere, until the first read fetches it.
+    Held(Box<Fetcher<R>>),
+}
+
+impl<R> Resolution<R> {
+    /// An outcome given to the slot, unshared.
+    fn of(outcome: Result<R, TaskError>) -> Self {
+        match outcome {
+            Ok(value) => Resolution::Value(value),
+            Err(error) => Resolution::Failed(Box::new(error)),
+        }
+    }
+}
+
 struct SlotState<R> {
-    /// Set once resolved and read by more than one reader (see [`Slot::share`]);
-    /// `None` again once the last handle took it.
-    outcome: Option<Outcome<R>>,
-    /// Set once resolved, until a reader shares it: a sole handle takes the
-    /// outcome from here, without an `Arc` allocated per task.
-    owned: Option<Result<R, TaskError>>,
-    /// Set once resolved with a result held elsewhere, until the first read
-    /// fetches it into `owned`.
-    held: Option<Fetcher<R>>,
-    /// Set when a reader is about to read the value ([`Slot::fetch_when_done`]):
-    /// a held result is then fetched as soon as the task ends.
-    eager: bool,
-    /// Set while a reader fetches the held result (outside the lock); other
-    /// readers wait for `resolved_signal`.
-    fetching: bool,
-    resolved: bool,
-    resolving: bool,
-    waiting: bool,
+    resolution: Resolution<R>,
+    /// [`RESOLVED`], [`RESOLVING`], [`WAITING`], [`EAGER`], [`FETCHING`],
+    /// [`STARTED`], [`CANCELLED`], [`UNWANTED`].
+    flags: u8,
+    /// How to copy a value that several handles share (set for value types).
+    copier: Option<Copier<R>>,
+    /// For a task of a multi-process plan, where it runs: `cancel` cancels it there,
+    /// and its handle is released when the last handle of the future goes.
+    remote: Option<Remote>,
     /// Listeners, callbacks and wakers, once one registered.
     waiters: Option<Box<Waiters<R>>>,
 }
 
 impl<R> SlotState<R> {
+    fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
+
     /// The waiters, made on first use.
     fn waiters(&mut self) -> &mut Waiters<R> {
         self.waiters.get_or_insert_with(Box::default)
+    }
+
+    /// Whether no callback waits for the outcome.
+    fn no_callbacks(&self) -> bool {
+        self.waiters.as_ref().is_none_or(|w| w.callbacks.is_empty())
     }
 
     /// Takes the callbacks registered so far.
@@ -110,39 +167,65 @@ impl<R> SlotState<R> {
 }
 
 impl<R> Slot<R> {
-    pub(crate) fn new() -> Arc<Self> {
+    /// A pending slot for the task `task` at `position`.
+    pub(crate) fn new(task: &'static str, position: u64) -> Arc<Self> {
         Arc::new(Slot {
             state: Mutex::new(SlotState {
-                outcome: None,
-                owned: None,
-                held: None,
-                eager: false,
-                fetching: false,
-                resolved: false,
-                resolving: false,
-                waiting: false,
+                resolution: Resolution::Empty,
+                flags: 0,
+                copier: None,
+                remote: None,
                 waiters: None,
             }),
-            handles: AtomicUsize::new(0),
-            copier: OnceLock::new(),
+            handles: AtomicU32::new(0),
             resolved_signal: Condvar::new(),
-            phase: AtomicU8::new(QUEUED),
-            hooks: OnceLock::new(),
+            task,
+            position,
         })
     }
 
-    /// Records that the task runs on cluster connection `cluster` under `handle`:
-    /// `cancel` cancels it there, and its result is released there when the last
-    /// handle to this slot is dropped. A slot has one canceller or remote handle.
-    pub(crate) fn set_remote(&self, cluster: u64, handle: TaskHandle) {
-        let _ = self.hooks.set(Hooks::Remote { cluster, handle });
+    /// The task's registered name (or `closure`).
+    pub(crate) fn task(&self) -> &'static str {
+        self.task
+    }
+
+    /// The task's position in its client's submission order.
+    pub(crate) fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Records that the task runs on a cluster connection under `handle`, its
+    /// errors labelled with `options`: `cancel` cancels it there, and its result is
+    /// released there when the last handle to this slot is dropped. A slot has one
+    /// remote handle. Call before the task is submitted.
+    pub(crate) fn set_remote(&self, handle: TaskHandle, options: Arc<TaskOptions>) {
+        self.lock().remote.get_or_insert(Remote { handle, options });
+    }
+
+    /// The options a remote task's errors are labelled with (see [`Slot::set_remote`]).
+    pub(crate) fn remote_options(&self) -> Option<Arc<TaskOptions>> {
+        self.lock()
+            .remote
+            .as_ref()
+            .map(|remote| remote.options.clone())
     }
 
     /// Runs `then` with the outcome once resolved (at once if it is).
     pub(crate) fn when_resolved(&self, then: Callback<R>) {
         self.fetch_if_held();
         let mut state = self.lock();
-        if !state.resolved {
+        if !state.has(RESOLVED) && state.has(UNWANTED) {
+            // Its cluster will not send the result here: say so rather than hang.
+            drop(state);
+            return then(&Err(TaskError::new(
+                "?",
+                0,
+                TaskErrorKind::Runtime,
+                "its result is not sent to this process: every future of it was \
+                 dropped before it ended (keep a future to read it here)",
+            )));
+        }
+        if !state.has(RESOLVED) {
             state.waiters().callbacks.push(then);
             return;
         }
@@ -163,12 +246,6 @@ impl<R> Slot<R> {
         }
     }
 
-    /// Sets what `cancel` must also do (a test's stand-in for a scheduler).
-    #[cfg(test)]
-    pub(crate) fn set_canceller(&self, canceller: impl Fn() + Send + Sync + 'static) {
-        let _ = self.hooks.set(Hooks::Local(Box::new(canceller)));
-    }
-
     fn lock(&self) -> MutexGuard<'_, SlotState<R>> {
         self.state
             .lock()
@@ -177,22 +254,21 @@ impl<R> Slot<R> {
 
     /// Marks the task as started; `false` if it was cancelled first (then do not run it).
     pub(crate) fn start(&self) -> bool {
-        self.phase
-            .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        let mut state = self.lock();
+        if state.has(STARTED | CANCELLED) {
+            return false;
+        }
+        state.set(STARTED, true);
+        true
     }
 
     /// Stores the outcome and wakes whoever waits; a second outcome is ignored.
     /// Callbacks run outside the lock, before any handle can read the outcome.
     pub(crate) fn resolve(&self, outcome: Result<R, TaskError>) {
         let mut state = self.lock();
-        let no_callbacks = state
-            .waiters
-            .as_ref()
-            .is_none_or(|w| w.callbacks.is_empty());
-        if no_callbacks && !state.resolved && !state.resolving {
+        if state.no_callbacks() && !state.has(RESOLVED | RESOLVING) {
             // Nothing to call outside the lock (the usual case): store it at once.
-            return self.store(state, outcome);
+            return self.store(state, Resolution::of(outcome));
         }
         let Some(callbacks) = Self::claim(&mut state) else {
             return;
@@ -206,27 +282,11 @@ impl<R> Slot<R> {
     /// wait for a reader (callbacks wait for the value, a reader asked for it with
     /// [`Slot::fetch_when_done`], or it is resolved).
     pub(crate) fn resolve_held(&self, fetch: Fetcher<R>) -> Result<(), Fetcher<R>> {
-        let mut state = self.lock();
-        let no_callbacks = state
-            .waiters
-            .as_ref()
-            .is_none_or(|w| w.callbacks.is_empty());
-        if !no_callbacks || state.eager || state.resolved || state.resolving {
+        let state = self.lock();
+        if !state.no_callbacks() || state.has(EAGER | RESOLVED | RESOLVING) {
             return Err(fetch);
         }
-        state.held = Some(fetch);
-        state.resolved = true;
-        let waiters = state.waiters.take();
-        if state.waiting {
-            self.resolved_signal.notify_all();
-        }
-        drop(state);
-        if let Some(waiters) = waiters {
-            for (listener, index) in waiters.listeners {
-                let _ = listener.send(index);
-            }
-            waiters.wakers.into_iter().for_each(Waker::wake);
-        }
+        self.store(state, Resolution::Held(Box::new(fetch)));
         Ok(())
     }
 
@@ -234,26 +294,20 @@ impl<R> Slot<R> {
     /// ends, it is fetched at once (with the other results read together, as
     /// `gather` does) rather than when read.
     pub(crate) fn fetch_when_done(&self) {
-        self.lock().eager = true;
+        self.lock().set(EAGER, true);
     }
 
-    /// Fetches a held result into `owned`, outside the lock (so `is_resolved` and
+    /// Fetches a held result into the slot, outside the lock (so `is_resolved` and
     /// listeners never wait for the network); a reader that comes meanwhile waits
     /// for it. Call before reading a resolved slot's outcome.
     fn fetch_if_held(&self) {
         let mut state = self.lock();
-        if let Some(fetch) = state.held.take() {
-            state.fetching = true;
+        if let Some(fetch) = Self::take_held_fetch(&mut state) {
+            state.set(FETCHING, true);
             drop(state);
-            let outcome = fetch();
-            let mut state = self.lock();
-            state.owned = Some(outcome);
-            state.fetching = false;
-            drop(state);
-            self.resolved_signal.notify_all();
-            return;
+            return self.put_fetched(fetch.fetch());
         }
-        while state.fetching {
+        while state.has(FETCHING) {
             state = self
                 .resolved_signal
                 .wait(state)
@@ -261,21 +315,84 @@ impl<R> Slot<R> {
         }
     }
 
-    /// Fetches a held result into `owned` under the lock (a fallback: readers
+    /// Fetches a held result into the slot under the lock (a fallback: readers
     /// call [`Slot::fetch_if_held`] first).
     fn fetch_held(state: &mut SlotState<R>) {
-        if let Some(fetch) = state.held.take() {
-            state.owned = Some(fetch());
+        if let Some(fetch) = Self::take_held_fetch(state) {
+            state.resolution = Resolution::of(fetch.fetch());
         }
+    }
+
+    /// Takes the fetch of a held result out of the state (leaving it empty);
+    /// `None` if the slot holds no such result.
+    fn take_held_fetch(state: &mut SlotState<R>) -> Option<Box<Fetcher<R>>> {
+        if !matches!(state.resolution, Resolution::Held(_)) {
+            return None;
+        }
+        match std::mem::replace(&mut state.resolution, Resolution::Empty) {
+            Resolution::Held(fetch) => Some(fetch),
+            _ => unreachable!("matched above"),
+        }
+    }
+
+    /// Takes the held result of a resolved slot to fetch it elsewhere (with
+    /// others: [`crate::held_fetch::fetch_together`]); readers wait until
+    /// [`Slot::put_fetched`]. `None` if there is none to fetch.
+    pub(crate) fn take_held(&self) -> Option<Fetcher<R>> {
+        let mut state = self.lock();
+        let fetch = Self::take_held_fetch(&mut state)?;
+        state.set(FETCHING, true);
+        Some(*fetch)
+    }
+
+    /// Stores the outcome of a fetch started by [`Slot::take_held`] (or by a
+    /// reader) and wakes the readers waiting for it, blocked or async.
+    pub(crate) fn put_fetched(&self, outcome: Result<R, TaskError>) {
+        let mut state = self.lock();
+        state.resolution = Resolution::of(outcome);
+        state.set(FETCHING, false);
+        let wakers = state
+            .waiters
+            .as_mut()
+            .map(|w| std::mem::take(&mut w.wakers))
+            .unwrap_or_default();
+        drop(state);
+        self.resolved_signal.notify_all();
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Whether a resolved slot's outcome can be read without waiting for the
+    /// network. If its result is held elsewhere, the fetch starts off this
+    /// thread (on the cluster connection's runtime), and `waker` is woken once
+    /// the outcome is here: an async reader never blocks its executor.
+    pub(crate) fn poll_fetched(self: &Arc<Self>, waker: &Waker) -> bool
+    where
+        R: Send + Sync + 'static,
+    {
+        let mut state = self.lock();
+        if !matches!(state.resolution, Resolution::Held(_)) && !state.has(FETCHING) {
+            return true;
+        }
+        let wakers = &mut state.waiters().wakers;
+        if !wakers.iter().any(|known| known.will_wake(waker)) {
+            wakers.push(waker.clone());
+        }
+        if let Some(fetch) = Self::take_held_fetch(&mut state) {
+            state.set(FETCHING, true);
+            drop(state);
+            let slot = self.clone();
+            fetch.fetch_then(Box::new(move |outcome| slot.put_fetched(outcome)));
+        }
+        false
     }
 
     /// Makes the caller the one that resolves the slot, taking the callbacks to run;
     /// `None` if it is resolved or being resolved already.
     fn claim(state: &mut SlotState<R>) -> Option<Vec<Callback<R>>> {
-        if state.resolved || state.resolving {
+        if state.has(RESOLVED | RESOLVING) {
             return None;
         }
-        state.resolving = true;
+        state.set(RESOLVING, true);
         Some(state.take_callbacks())
     }
 
@@ -288,15 +405,15 @@ impl<R> Slot<R> {
         for late in state.take_callbacks() {
             late(&outcome);
         }
-        self.store(state, outcome);
+        self.store(state, Resolution::of(outcome));
     }
 
-    /// Stores the outcome (no callback left to run) and wakes whoever waits.
-    fn store(&self, mut state: MutexGuard<'_, SlotState<R>>, outcome: Result<R, TaskError>) {
-        state.owned = Some(outcome);
-        state.resolved = true;
+    /// Stores the resolution (no callback left to run) and wakes whoever waits.
+    fn store(&self, mut state: MutexGuard<'_, SlotState<R>>, resolution: Resolution<R>) {
+        state.resolution = resolution;
+        state.set(RESOLVED, true);
         let waiters = state.waiters.take();
-        if state.waiting {
+        if state.has(WAITING) {
             self.resolved_signal.notify_all();
         }
         drop(state);
@@ -309,7 +426,7 @@ impl<R> Slot<R> {
     }
 
     pub(crate) fn is_resolved(&self) -> bool {
-        self.lock().resolved
+        self.lock().has(RESOLVED)
     }
 
     /// Counts a new `Future` handle.
@@ -317,19 +434,44 @@ impl<R> Slot<R> {
         self.handles.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Forgets a dropped `Future` handle.
+    /// Forgets a dropped `Future` handle; the last one unwants the result
+    /// ([`Slot::unwant_unread`]).
     pub(crate) fn drop_handle(&self) {
-        self.handles.fetch_sub(1, Ordering::AcqRel);
+        if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.unwant_unread();
+        }
+    }
+
+    /// The last `Future` handle went (none can be made again): if the task runs
+    /// on a cluster and has not ended, and nothing here waits for its value,
+    /// nobody will read its result. The scheduler is told so: it sends neither
+    /// `Done` nor the result, which stays on its workers for the tasks that take
+    /// it as an argument (issue 14 item 3).
+    fn unwant_unread(&self) {
+        let mut state = self.lock();
+        let waited_on = state
+            .waiters
+            .as_ref()
+            .is_some_and(|w| !w.callbacks.is_empty());
+        if state.remote.is_none() || state.has(RESOLVED | RESOLVING | EAGER) || waited_on {
+            return;
+        }
+        state.set(UNWANTED, true);
+        let handle = state.remote.as_ref().map(|remote| remote.handle.clone());
+        drop(state);
+        if let Some(handle) = handle {
+            handle.unwant();
+        }
     }
 
     /// Sets how to copy a value that several handles share.
     pub(crate) fn set_copier(&self, copier: Copier<R>) {
-        let _ = self.copier.get_or_init(|| copier);
+        self.lock().copier.get_or_insert(copier);
     }
 
     /// The copier, if set.
     pub(crate) fn copier(&self) -> Option<Copier<R>> {
-        self.copier.get().copied()
+        self.lock().copier
     }
 
     /// The outcome of a resolved slot (shared), for a handle that stays.
@@ -340,10 +482,15 @@ impl<R> Slot<R> {
     /// The outcome as a shared `Arc`, moved into one on the first shared read.
     fn share(state: &mut SlotState<R>) -> Option<Outcome<R>> {
         Self::fetch_held(state);
-        if let Some(owned) = state.owned.take() {
-            state.outcome = Some(Arc::new(owned));
-        }
-        state.outcome.clone()
+        let unshared = std::mem::replace(&mut state.resolution, Resolution::Empty);
+        let shared = match unshared {
+            Resolution::Value(value) => Arc::new(Ok(value)),
+            Resolution::Failed(error) => Arc::new(Err(*error)),
+            Resolution::Shared(shared) => shared,
+            Resolution::Empty | Resolution::Held(_) => return None,
+        };
+        state.resolution = Resolution::Shared(shared.clone());
+        Some(shared)
     }
 
     /// [`Slot::outcome_for_last_handle`] if the slot is resolved, else `None`
@@ -353,7 +500,7 @@ impl<R> Slot<R> {
     ) -> Option<Result<Result<R, TaskError>, Outcome<R>>> {
         self.fetch_if_held();
         let mut state = self.lock();
-        if !state.resolved {
+        if !state.has(RESOLVED) {
             return None;
         }
         Some(self.outcome_of_resolved(&mut state))
@@ -374,11 +521,11 @@ impl<R> Slot<R> {
     ) -> Result<Result<R, TaskError>, Outcome<R>> {
         Self::fetch_held(state);
         if self.handles.load(Ordering::Acquire) == 1 {
-            if let Some(owned) = state.owned.take() {
-                return Ok(owned);
-            }
-            if let Some(outcome) = state.outcome.take() {
-                return Err(outcome);
+            match std::mem::replace(&mut state.resolution, Resolution::Empty) {
+                Resolution::Value(value) => return Ok(Ok(value)),
+                Resolution::Failed(error) => return Ok(Err(*error)),
+                Resolution::Shared(shared) => return Err(shared),
+                other => state.resolution = other,
             }
         }
         Err(Self::shared_outcome(state))
@@ -387,7 +534,7 @@ impl<R> Slot<R> {
     /// Tells `listener` (with `index`) when the slot resolves.
     pub(crate) fn listen(&self, listener: &Sender<usize>, index: usize) {
         let mut state = self.lock();
-        if state.resolved {
+        if state.has(RESOLVED) {
             let _ = listener.send(index);
         } else {
             state.waiters().listeners.push((listener.clone(), index));
@@ -415,7 +562,7 @@ impl<R> Slot<R> {
     /// Whether resolved; if not, `waker` is woken when it is.
     pub(crate) fn poll_resolved(&self, waker: &Waker) -> bool {
         let mut state = self.lock();
-        if state.resolved {
+        if state.has(RESOLVED) {
             return true;
         }
         let wakers = &mut state.waiters().wakers;
@@ -431,24 +578,19 @@ impl<R> Slot<R> {
     pub(crate) fn cancel(&self, cancelled: impl FnOnce() -> TaskError) -> bool {
         let callbacks = {
             let mut state = self.lock();
-            if state.resolved || state.resolving {
+            if state.has(RESOLVED | RESOLVING | STARTED | CANCELLED) {
                 return false;
             }
-            let queued = self
-                .phase
-                .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
-            match queued.then(|| Self::claim(&mut state)).flatten() {
-                Some(callbacks) => callbacks,
-                None => return false,
+            state.set(CANCELLED, true);
+            let Some(callbacks) = Self::claim(&mut state) else {
+                return false;
+            };
+            // Sends on a channel: nothing that could come back to this slot.
+            if let Some(remote) = &state.remote {
+                remote.handle.cancel();
             }
+            callbacks
         };
-        match self.hooks.get() {
-            #[cfg(test)]
-            Some(Hooks::Local(canceller)) => canceller(),
-            Some(Hooks::Remote { handle, .. }) => handle.cancel(),
-            None => {}
-        }
         self.settle(callbacks, Err(cancelled()));
         true
     }
@@ -457,8 +599,8 @@ impl<R> Slot<R> {
     /// then returns the outcome (`None` if the deadline passed first).
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> Option<Outcome<R>> {
         let mut state = self.lock();
-        while !state.resolved {
-            state.waiting = true;
+        while !state.has(RESOLVED) {
+            state.set(WAITING, true);
             state = match deadline {
                 None => self
                     .resolved_signal
@@ -476,7 +618,7 @@ impl<R> Slot<R> {
                 }
             };
         }
-        if state.held.is_some() || state.fetching {
+        if matches!(state.resolution, Resolution::Held(_)) || state.has(FETCHING) {
             drop(state);
             self.fetch_if_held();
             state = self.lock();
@@ -488,8 +630,12 @@ impl<R> Slot<R> {
 impl<R> Drop for Slot<R> {
     /// The last handle went: a remote result may be freed.
     fn drop(&mut self) {
-        if let Some(Hooks::Remote { handle, .. }) = self.hooks.take() {
-            handle.release();
+        let state = self
+            .state
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(remote) = state.remote.take() {
+            remote.handle.release();
         }
     }
 }
@@ -518,10 +664,10 @@ impl<R: crate::Value> ErasedSlot for Slot<R> {
     }
 
     fn remote(&self) -> Option<(u64, u64)> {
-        match self.hooks.get() {
-            Some(Hooks::Remote { cluster, handle }) => Some((*cluster, handle.task())),
-            _ => None,
-        }
+        self.lock()
+            .remote
+            .as_ref()
+            .map(|remote| (remote.handle.cluster(), remote.handle.task()))
     }
 }
 
@@ -543,14 +689,19 @@ fn encoded<R: crate::Value>(outcome: &Result<R, TaskError>) -> Result<Vec<u8>, T
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     #[test]
     fn a_slot_stays_small_and_allocates_waiters_only_when_waited_on() {
         // Paid once per pending future (issue 14 item 5): about 185 bytes before the
-        // waiters were boxed and the remote hooks became one handle.
+        // waiters were boxed and the remote hooks became one handle, 136 before one
+        // resolution enum and one flag byte (with the task's name and position,
+        // moved here from every handle, and the options of a remote task, moved
+        // here from a boxed callback per task). With the `Arc`'s two counts it
+        // fits a 128-byte allocation.
         let size = std::mem::size_of::<Slot<u64>>();
-        assert!(size <= 136, "a slot is {size} bytes");
-        let slot = Slot::<u64>::new();
+        assert!(size <= 104, "a slot is {size} bytes");
+        let slot = Slot::<u64>::new("t", 0);
         assert!(slot.lock().waiters.is_none());
         let (listener, heard) = crossbeam_channel::unbounded();
         slot.listen(&listener, 3);
@@ -562,7 +713,7 @@ mod tests {
 
     #[test]
     fn a_sole_handle_takes_the_outcome_unshared() {
-        let slot = Slot::<u64>::new();
+        let slot = Slot::<u64>::new("t", 0);
         slot.add_handle();
         slot.resolve(Ok(5));
         assert!(matches!(slot.outcome_for_last_handle(), Ok(Ok(5))));
@@ -570,7 +721,7 @@ mod tests {
 
     #[test]
     fn a_ready_read_is_none_until_resolved_and_a_second_outcome_is_ignored() {
-        let slot = Slot::<u64>::new();
+        let slot = Slot::<u64>::new("t", 0);
         slot.add_handle();
         assert!(slot.ready_outcome_for_last_handle().is_none());
         let seen = Arc::new(Mutex::new(None));
@@ -585,7 +736,7 @@ mod tests {
             slot.ready_outcome_for_last_handle(),
             Some(Ok(Ok(7)))
         ));
-        let plain = Slot::<u64>::new();
+        let plain = Slot::<u64>::new("t", 0);
         plain.add_handle();
         plain.resolve(Ok(1));
         plain.resolve(Ok(2));
@@ -597,7 +748,7 @@ mod tests {
 
     #[test]
     fn a_shared_read_shares_the_one_outcome() {
-        let slot = Slot::<u64>::new();
+        let slot = Slot::<u64>::new("t", 0);
         slot.add_handle();
         slot.resolve(Ok(6));
         let shared = slot.wait(None).expect("resolved");
@@ -612,7 +763,7 @@ mod tests {
     fn a_held_result_resolves_the_slot_and_is_fetched_once_by_the_first_read() {
         let fetches = Arc::new(AtomicUsize::new(0));
         let counted = fetches.clone();
-        let slot = Slot::<u64>::new();
+        let slot = Slot::<u64>::new("t", 0);
         slot.add_handle();
         let (listener, heard) = crossbeam_channel::unbounded();
         slot.listen(&listener, 2);
@@ -631,21 +782,21 @@ mod tests {
 
     #[test]
     fn a_held_result_is_given_back_when_something_waits_for_the_value() {
-        let waited = Slot::<u64>::new();
+        let waited = Slot::<u64>::new("t", 0);
         waited.when_resolved(Box::new(|_| {}));
         assert!(waited.resolve_held(Box::new(|| Ok(1))).is_err());
         assert!(!waited.is_resolved());
-        let gathered = Slot::<u64>::new();
+        let gathered = Slot::<u64>::new("t", 0);
         gathered.fetch_when_done();
         assert!(gathered.resolve_held(Box::new(|| Ok(1))).is_err());
-        let done = Slot::<u64>::new();
+        let done = Slot::<u64>::new("t", 0);
         done.resolve(Ok(3));
         assert!(done.resolve_held(Box::new(|| Ok(1))).is_err());
     }
 
     #[test]
     fn a_fetch_in_progress_does_not_hold_the_slot_locked() {
-        let slot = Arc::new(Slot::<u64>::new());
+        let slot = Slot::<u64>::new("t", 0);
         slot.add_handle();
         let (started, fetch_started) = std::sync::mpsc::channel();
         let (finish, finishing) = std::sync::mpsc::channel::<()>();

@@ -139,7 +139,9 @@ impl SlurmPlan {
         self.option("time", time)
     }
 
-    /// `--mem`, per node (`4G`, `500M`).
+    /// `--mem`, per node (`4G`, `500M`): shared by the job's workers on a node, it is
+    /// each worker's memory limit; without it, each worker takes its node's memory
+    /// divided by the job's workers on that node.
     pub fn mem(self, mem: &str) -> Self {
         self.option("mem", mem)
     }

@@ -5,6 +5,7 @@
 use crate::arguments::{dependency_failed, DepRef, Parts};
 use crate::client::{Client, Cluster, Executor};
 use crate::future::{Future, Slot};
+use crate::held_fetch::{Decoder, RemoteFetch};
 use crate::local::{current_graph_rank, current_worker_label, host_name, GraphRank, Job};
 use crate::options::TaskOptions;
 use crate::slot::Fetcher;
@@ -12,7 +13,7 @@ use crate::task_events::TaskWatch;
 use crate::{IntoTask, StreamKey, TaskContext, TaskError, TaskErrorKind, TaskFailure, Value};
 use std::sync::{Arc, Mutex};
 use wherever_cluster::protocol::ChainLink;
-use wherever_cluster::{Arrival, HeldResult, RemoteCall};
+use wherever_cluster::{Arrival, Arrive, RemoteCall, TaskEnd};
 use wherever_core::codec;
 use wherever_core::holes::{fill_holes, Hole};
 use wherever_core::panic_capture::run_caught;
@@ -114,8 +115,8 @@ impl Client {
         args: A,
         position: u64,
     ) -> Future<R> {
-        let slot = Slot::new();
-        let future = Future::new(slot.clone(), task.task_name(), position);
+        let slot = Slot::new(task.task_name(), position);
+        let future = Future::new(slot.clone());
         match &self.shared.executor {
             Executor::Cluster(cluster) => {
                 let call = RemoteTask::of(task.as_ref(), encoded_parts(&args), position, false);
@@ -239,8 +240,8 @@ impl Client {
         position: u64,
     ) -> Future<R> {
         let name = task.task_name();
-        let slot = Slot::new();
-        let future = Future::new(slot.clone(), name, position);
+        let slot = Slot::new(name, position);
+        let future = Future::new(slot.clone());
         if let Executor::Cluster(cluster) = &self.shared.executor {
             self.submit_remote(
                 cluster,
@@ -281,8 +282,8 @@ impl Client {
     ) -> Future<R> {
         let last = links.last().map_or(head.name, |link| link.name);
         let last_position = links.last().map_or(head.position, |link| link.position);
-        let slot = Slot::new();
-        let future = Future::new(slot.clone(), last, last_position);
+        let slot = Slot::new(last, last_position);
+        let future = Future::new(slot.clone());
         if let Executor::Cluster(cluster) = &self.shared.executor {
             let chain = links
                 .iter()
@@ -498,8 +499,13 @@ impl Client {
         // The stream of a cluster plan is the scheduler's (in this process, or
         // forwarded by it).
         let items = call.items;
-        let callback = remote_callback(slot.clone(), self.options.clone(), name, position);
-        let id = cluster.client.submit(remote, callback);
+        // The slot is what the connection hands the task's end to (no closure per
+        // task); it knows its handle and options before it can be reached.
+        let id = cluster.client.next_task_id();
+        slot.set_remote(cluster.client.handle(id), self.options.clone());
+        cluster
+            .client
+            .submit_as(id, remote, TaskEnd::from(slot.clone()));
         crate::progress::note_submitted(id, items);
         crate::task_events::note_task_key(id);
         if let Some(timeout) = self.options.timeout {
@@ -512,54 +518,36 @@ impl Client {
                 }
             });
         }
-        slot.set_remote(cluster.client.id(), cluster.client.handle(id));
     }
 }
 
-/// The callback of a task submitted to a cluster: resolves `slot` with the decoded
-/// result. A result held on its workers is fetched when the slot is first read;
-/// if something waits for the value itself (a callback), it is fetched now.
-/// Captures one name, position, slot and options: it lives per pending task.
-fn remote_callback<R: Value>(
-    slot: Arc<Slot<R>>,
-    options: Arc<TaskOptions>,
-    name: &'static str,
-    position: u64,
-) -> wherever_cluster::Callback {
-    Box::new(move |arrival| match arrival {
-        Ok(Arrival::Held(held)) => {
-            let cell = Arc::new(Mutex::new(Some(held)));
-            let fetch: Fetcher<R> = Box::new({
-                let (cell, options) = (cell.clone(), options.clone());
-                move || {
-                    let held = cell.lock().unwrap_or_else(|p| p.into_inner()).take();
-                    let bytes = held.map_or_else(
-                        || {
-                            Err(TaskError::new(
-                                name,
-                                position,
-                                TaskErrorKind::Runtime,
-                                "its result was fetched already",
-                            ))
-                        },
-                        HeldResult::fetch_blocking,
-                    );
-                    decode_remote(bytes, &options, name, position)
-                }
-            });
-            if slot.resolve_held(fetch).is_err() {
-                // Something waits for the value itself: fetch it now.
-                let held = cell.lock().unwrap_or_else(|p| p.into_inner()).take();
-                if let Some(held) = held {
-                    held.fetch_then(remote_callback(slot, options, name, position));
+/// A task submitted to a cluster ends in its slot: the slot resolves with the
+/// decoded result. A result held on its workers is fetched when the slot is first
+/// read; if something waits for the value itself (a callback), it is fetched now.
+impl<R: Value> Arrive for Slot<R> {
+    fn arrive(self: Arc<Self>, outcome: Result<Arrival, TaskError>) {
+        let (name, position) = (self.task(), self.position());
+        let options = self.remote_options().unwrap_or_default();
+        match outcome {
+            Ok(Arrival::Held(held)) => {
+                let decode: Decoder<R> = Box::new({
+                    let options = options.clone();
+                    move |bytes| decode_remote(bytes, &options, name, position)
+                });
+                let fetch: Fetcher<R> = Box::new(RemoteFetch { held, decode });
+                if let Err(fetch) = self.resolve_held(fetch) {
+                    // Something waits for the value itself: fetch it now.
+                    if let Ok((held, _)) = fetch.into_held() {
+                        held.fetch_then(Box::new(move |arrival| self.arrive(arrival)));
+                    }
                 }
             }
+            Ok(Arrival::Bytes(bytes)) => {
+                self.resolve(decode_remote(Ok(bytes), &options, name, position))
+            }
+            Err(error) => self.resolve(decode_remote(Err(error), &options, name, position)),
         }
-        Ok(Arrival::Bytes(bytes)) => {
-            slot.resolve(decode_remote(Ok(bytes), &options, name, position))
-        }
-        Err(error) => slot.resolve(decode_remote(Err(error), &options, name, position)),
-    })
+    }
 }
 
 /// A cluster task's outcome decoded, its error labelled and named.

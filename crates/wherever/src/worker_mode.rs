@@ -51,7 +51,7 @@ fn plan_is_mpi() -> bool {
         Err(_) => return false,
     };
     Plan::parse(&text)
-        .map(|plan| matches!(plan.first(), Level::Mpi(_)))
+        .map(|plan| matches!(plan.first(), Level::Mpi(..)))
         .unwrap_or(false)
 }
 

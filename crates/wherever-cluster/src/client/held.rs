@@ -1,10 +1,13 @@
 //! A large result left on its worker until read: the scheduler said `Done` with
 //! the workers holding it, and the client fetches it only when asked
-//! ([`HeldResult::fetch_blocking`]) or when its reader cannot wait
-//! ([`HeldResult::fetch_then`]).
+//! ([`HeldResult::fetch_blocking`]), when its reader cannot wait
+//! ([`HeldResult::fetch_then`]), off the reader's thread
+//! ([`HeldResult::fetch_bytes_then`]), or with others in one batched fetch
+//! ([`HeldResult::fetch_all`]).
 
 use super::{fetch_result, Callback, Shared};
-use crate::protocol::{Message, TaskId};
+use crate::fetch::fetch_batched_each;
+use crate::protocol::{Input, Message, TaskId};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc::WeakUnboundedSender;
@@ -57,7 +60,7 @@ impl HeldResult {
             .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(task, then);
+            .insert(task, then.into());
         runtime.spawn(fetch_result(task, holders, shared, commands));
     }
 
@@ -76,6 +79,92 @@ impl HeldResult {
             ))
         })
     }
+
+    /// Fetches the result in the background and calls `then` with its bytes (or
+    /// the error), once: a result its holders lost is recomputed and fetched
+    /// again. `then` runs on the cluster connection's runtime thread.
+    pub fn fetch_bytes_then(self, then: Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>) {
+        self.fetch_then(bytes_to(then));
+    }
+
+    /// Fetches all of `held` together, blocking this thread, and hands each
+    /// result (with its index in `held`) to `each` on this thread as soon as it
+    /// is here, so that it is used while the next arrive: one request per holder
+    /// for all the results it holds ([`fetch_batched_each`]); a result that does
+    /// not come that way is fetched alone afterwards
+    /// ([`HeldResult::fetch_blocking`], which reports it missing and waits for
+    /// its recomputation if need be). Every index gets exactly one call. Must
+    /// not be called on the cluster runtime's thread.
+    pub fn fetch_all(
+        held: Vec<HeldResult>,
+        mut each: impl FnMut(usize, Result<Vec<u8>, TaskError>),
+    ) {
+        // Results of different connections go to different clusters.
+        let mut left: Vec<(usize, HeldResult)> = held.into_iter().enumerate().collect();
+        while let Some((_, first)) = left.first() {
+            let shared = first.shared.clone();
+            let (group, rest): (Vec<_>, Vec<_>) = left
+                .into_iter()
+                .partition(|(_, held)| Arc::ptr_eq(&held.shared, &shared));
+            left = rest;
+            let (indices, group): (Vec<usize>, Vec<HeldResult>) = group.into_iter().unzip();
+            fetch_group(group, |at, outcome| each(indices[at], outcome));
+        }
+    }
+}
+
+/// [`HeldResult::fetch_all`] for results of one connection.
+fn fetch_group(group: Vec<HeldResult>, mut each: impl FnMut(usize, Result<Vec<u8>, TaskError>)) {
+    let Some(first) = group.first() else {
+        return;
+    };
+    let (runtime, secret) = (first.runtime.clone(), first.shared.secret.clone());
+    let inputs: Vec<Input> = group
+        .iter()
+        .map(|held| Input {
+            task: held.task,
+            holders: held.holders.clone(),
+        })
+        .collect();
+    let (sender, arrived) = std::sync::mpsc::channel();
+    runtime.spawn(async move {
+        fetch_batched_each(&inputs, &secret, |index, answer| {
+            let _ = sender.send((index, answer));
+        })
+        .await;
+    });
+    let mut group: Vec<Option<HeldResult>> = group.into_iter().map(Some).collect();
+    // Ends when the fetch task ends (or the runtime is gone, dropping it).
+    for (index, answer) in arrived {
+        let Some(held) = group.get_mut(index).and_then(Option::take) else {
+            continue;
+        };
+        match answer {
+            Some(bytes) => {
+                // A worker that retires need not keep it for this client any more.
+                if let Some(commands) = held.commands.upgrade() {
+                    let _ = commands.send(Message::Fetched { task: held.task });
+                }
+                each(index, Ok(bytes));
+            }
+            None => group[index] = Some(held),
+        }
+    }
+    for (index, held) in group.into_iter().enumerate() {
+        if let Some(held) = held {
+            each(index, held.fetch_blocking());
+        }
+    }
+}
+
+/// A callback that hands fetched bytes (or the error) to `then`, fetching again
+/// when the recomputed result is held once more.
+fn bytes_to(then: Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>) -> Callback {
+    Box::new(move |outcome| match outcome {
+        Ok(Arrival::Held(held)) => held.fetch_then(bytes_to(then)),
+        Ok(Arrival::Bytes(bytes)) => then(Ok(bytes)),
+        Err(error) => then(Err(error)),
+    })
 }
 
 /// A callback that hands fetched bytes (or the error) to `sender`, fetching

@@ -127,7 +127,7 @@ pub(super) async fn watch(shared: Weak<Shared>, commands: WeakUnboundedSender<Me
 /// Fails every waiting task with an error saying there were no workers, and
 /// cancels them at the scheduler.
 fn fail_waiting(shared: &Arc<Shared>, commands: &WeakUnboundedSender<Message>, waited: Duration) {
-    let waiting: Vec<(TaskId, super::Callback)> = shared
+    let waiting: Vec<(TaskId, super::TaskEnd)> = shared
         .pending
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -143,8 +143,8 @@ fn fail_waiting(shared: &Arc<Shared>, commands: &WeakUnboundedSender<Message>, w
         shared.scheduler,
         waited.as_secs_f64()
     );
-    for (_, callback) in waiting {
-        callback(Err(TaskError::new(
+    for (_, end) in waiting {
+        end.arrive(Err(TaskError::new(
             "?",
             0,
             TaskErrorKind::Runtime,

@@ -22,24 +22,56 @@ pub const REQUEST_WINDOW: usize = 4096;
 /// large for this process). Fetch those with [`fetch`](super::fetch), which says
 /// why.
 pub async fn fetch_batched(inputs: &[Input], secret: &Secret) -> Vec<Option<Vec<u8>>> {
+    let mut fetched: Vec<Option<Vec<u8>>> = vec![None; inputs.len()];
+    fetch_batched_each(inputs, secret, |index, answer| fetched[index] = answer).await;
+    fetched
+}
+
+/// [`fetch_batched`], handing each input's answer to `each` (with the input's
+/// index) as soon as it is read, so that the caller can use one result while the
+/// next arrive. Every input gets exactly one call; `None` as in
+/// [`fetch_batched`].
+pub async fn fetch_batched_each(
+    inputs: &[Input],
+    secret: &Secret,
+    mut each: impl FnMut(usize, Option<Vec<u8>>),
+) {
     let mut by_holder: HashMap<SocketAddr, Vec<usize>> = HashMap::new();
+    let mut answered = vec![false; inputs.len()];
     for (index, input) in inputs.iter().enumerate() {
         if let Some(holder) = input.holders.first() {
             by_holder.entry(*holder).or_default().push(index);
         }
     }
-    let requests = by_holder.into_iter().map(|(holder, indices)| async move {
-        let tasks: Vec<TaskId> = indices.iter().map(|&index| inputs[index].task).collect();
-        (indices, fetch_many_from(holder, &tasks, secret).await)
-    });
-    let mut fetched: Vec<Option<Vec<u8>>> = vec![None; inputs.len()];
-    for (indices, answers) in futures_util::future::join_all(requests).await {
-        let Ok(answers) = answers else { continue };
-        for (index, answer) in indices.into_iter().zip(answers) {
-            fetched[index] = answer;
+    // Each holder's answers come through this channel as they are read.
+    let (sender, mut arrived) = tokio::sync::mpsc::unbounded_channel();
+    let requests: Vec<_> = by_holder
+        .into_iter()
+        .map(|(holder, indices)| {
+            let sender = sender.clone();
+            async move {
+                let tasks: Vec<TaskId> = indices.iter().map(|&index| inputs[index].task).collect();
+                let _ = fetch_many_from_each(holder, &tasks, secret, |at, answer| {
+                    let _ = sender.send((indices[at], answer));
+                })
+                .await;
+            }
+        })
+        .collect();
+    drop(sender);
+    let all = futures_util::future::join_all(requests);
+    let drain = async {
+        while let Some((index, answer)) = arrived.recv().await {
+            answered[index] = true;
+            each(index, answer);
+        }
+    };
+    futures_util::future::join(all, drain).await;
+    for (index, answered) in answered.into_iter().enumerate() {
+        if !answered {
+            each(index, None);
         }
     }
-    fetched
 }
 
 /// Asks `holder` for all of `tasks`, on a pooled connection if one is idle (a
@@ -51,6 +83,20 @@ pub async fn fetch_many_from(
     tasks: &[TaskId],
     secret: &Secret,
 ) -> Result<Vec<Option<Vec<u8>>>, String> {
+    let mut answers = Vec::with_capacity(tasks.len());
+    fetch_many_from_each(holder, tasks, secret, |_, answer| answers.push(answer)).await?;
+    Ok(answers)
+}
+
+/// [`fetch_many_from`], handing each answer to `each` (with its index in
+/// `tasks`) as soon as it is read, in order. On `Err`, the tasks not handed over
+/// got no answer.
+pub async fn fetch_many_from_each(
+    holder: SocketAddr,
+    tasks: &[TaskId],
+    secret: &Secret,
+    mut each: impl FnMut(usize, Option<Vec<u8>>),
+) -> Result<(), String> {
     let mut pooled = take_idle(holder);
     loop {
         let reused = pooled.is_some();
@@ -58,10 +104,10 @@ pub async fn fetch_many_from(
             Some(connection) => connection,
             None => open(holder, secret).await?,
         };
-        match ask_many(&mut connection, tasks).await {
-            Ok(answers) => {
+        match ask_many(&mut connection, tasks, &mut each).await {
+            Ok(()) => {
                 put_back(holder, connection);
-                return Ok(answers);
+                return Ok(());
             }
             // A stale pooled connection (the holder closed it) fails before any
             // answer: try a new one.
@@ -77,16 +123,18 @@ enum Unanswered {
     Partly(String),
 }
 
-/// Asks `connection` for `tasks`, a window at a time, waiting at most
-/// [`answer_timeout`] for sending each request and for each frame of the answers;
-/// the connection is fit for reuse only on `Ok`.
+/// Asks `connection` for `tasks`, a window at a time, handing each answer to
+/// `each` in order, waiting at most [`answer_timeout`] for sending each request
+/// and for each frame of the answers; the connection is fit for reuse only on
+/// `Ok`.
 async fn ask_many(
     connection: &mut DataConnection,
     tasks: &[TaskId],
-) -> Result<Vec<Option<Vec<u8>>>, Unanswered> {
+    each: &mut impl FnMut(usize, Option<Vec<u8>>),
+) -> Result<(), Unanswered> {
     let (reader, writer) = connection;
     let timeout = answer_timeout();
-    let mut answers = Vec::with_capacity(tasks.len());
+    let mut answered = 0;
     let failed = |answered: usize, error: String| match answered {
         0 => Unanswered::Nothing(error),
         _ => Unanswered::Partly(error),
@@ -96,6 +144,7 @@ async fn ask_many(
             .iter()
             .map(|&task| Message::GetData { task })
             .collect();
+        super::count_request();
         let sent = match tokio::time::timeout(timeout, write_batch(writer, &request)).await {
             Ok(sent) => sent,
             Err(_) => Err(format!(
@@ -103,7 +152,7 @@ async fn ask_many(
                 timeout.as_secs_f64()
             )),
         };
-        sent.map_err(|error| failed(answers.len(), error))?;
+        sent.map_err(|error| failed(answered, error))?;
         // Answers come in the order asked, in as many frames as the holder likes
         // (a large result in chunks, each chunk a frame).
         let mut expected = window.iter();
@@ -115,23 +164,24 @@ async fn ask_many(
                 Ok(Ok(None)) => Err("the data port closed the connection".to_string()),
                 Ok(Ok(Some(batch))) => Ok(batch),
             }
-            .map_err(|error| failed(answers.len(), error))?;
+            .map_err(|error| failed(answered, error))?;
             for message in batch {
                 match (message, next) {
                     (Message::Heartbeat, _) => {}
                     (Message::Data { task: got, result }, Some(&task)) if got == task => {
-                        answers.push(result);
+                        each(answered, result);
+                        answered += 1;
                         next = expected.next();
                     }
                     _ => {
                         let error = "unexpected answer from the data port".to_string();
-                        return Err(failed(answers.len(), error));
+                        return Err(failed(answered, error));
                     }
                 }
             }
         }
     }
-    Ok(answers)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 
 use super::mpi_rendezvous::{self, Rendezvous};
 use super::{BindScope, LaunchStatus, LaunchedWorkers, Launcher, WorkerLaunch};
-use crate::worker::{DEATH_TIMEOUT_VARIABLE, THREADS_VARIABLE};
+use crate::worker::{
+    DEATH_TIMEOUT_VARIABLE, MEMORY_LIMIT_VARIABLE, MEMORY_SHARE_VARIABLE, THREADS_VARIABLE,
+};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -108,6 +110,9 @@ impl MpiRank {
 pub struct MpiLauncher {
     rank: MpiRank,
     path: PathBuf,
+    /// Each worker rank's memory limit in bytes (`mpi:mem=SIZE`); `None`: its
+    /// node's memory divided by the ranks on that node ([`local_ranks`]).
+    memory_limit: Option<u64>,
 }
 
 impl MpiLauncher {
@@ -149,7 +154,18 @@ impl MpiLauncher {
             ));
         }
         let path = rank.rendezvous_path()?;
-        Ok(MpiLauncher { rank, path })
+        Ok(MpiLauncher {
+            rank,
+            path,
+            memory_limit: None,
+        })
+    }
+
+    /// The same launcher with each worker rank's memory limit (`mpi:mem=SIZE`), or,
+    /// with `None`, each node's memory shared by the ranks on it.
+    pub fn with_memory_limit(mut self, memory_limit: Option<u64>) -> Self {
+        self.memory_limit = memory_limit;
+        self
     }
 
     /// Where rank 0 writes the rendezvous file.
@@ -191,6 +207,10 @@ impl Launcher for MpiLauncher {
             // has nothing to wait for.
             (DEATH_TIMEOUT_VARIABLE.to_string(), "0".to_string()),
         ];
+        if let Some(limit) = self.memory_limit {
+            env.push((MEMORY_LIMIT_VARIABLE.to_string(), limit.to_string()));
+        }
+        // The launch's own settings come last: they win.
         env.extend(launch.env.iter().cloned());
         let rendezvous = Rendezvous {
             scheduler: launch.scheduler.clone(),
@@ -274,10 +294,34 @@ pub fn serve_rank(rank: &MpiRank) -> ! {
     for (key, value) in &rendezvous.env {
         std::env::set_var(key, value);
     }
+    // Without a limit from the plan, the ranks on this node share its memory.
+    let limited = [MEMORY_LIMIT_VARIABLE, MEMORY_SHARE_VARIABLE]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some());
+    if !limited {
+        if let Some(ranks) = local_ranks(&|name| std::env::var(name).ok()) {
+            std::env::set_var(MEMORY_SHARE_VARIABLE, ranks.to_string());
+        }
+    }
     // Read back, then removed from the environment, by `Secret::take_for_worker`
     // before any thread or task starts.
     std::env::set_var(crate::auth::SECRET_VARIABLE, &rendezvous.secret_hex);
     crate::worker::run(&format!("tcp://{}", rendezvous.scheduler))
+}
+
+/// How many ranks of this run are on this node, as the MPI runtime says (Open
+/// MPI's `OMPI_COMM_WORLD_LOCAL_SIZE`, MPICH's `MPI_LOCALNRANKS`, PMIx's
+/// `PMIX_LOCAL_SIZE`); `None` when none of them says (or says nonsense).
+fn local_ranks(env: &dyn Fn(&str) -> Option<String>) -> Option<u64> {
+    [
+        "OMPI_COMM_WORLD_LOCAL_SIZE",
+        "MPI_LOCALNRANKS",
+        "PMIX_LOCAL_SIZE",
+    ]
+    .iter()
+    .find_map(|name| env(name))
+    .and_then(|text| text.trim().parse::<u64>().ok())
+    .filter(|&n| n > 0)
 }
 
 #[cfg(test)]
@@ -291,6 +335,22 @@ mod tests {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
         }
+    }
+
+    #[test]
+    fn the_ranks_on_a_node_are_read_from_open_mpi_mpich_or_pmix() {
+        assert_eq!(
+            local_ranks(&env(&[("OMPI_COMM_WORLD_LOCAL_SIZE", "3")])),
+            Some(3)
+        );
+        assert_eq!(local_ranks(&env(&[("MPI_LOCALNRANKS", "2")])), Some(2));
+        assert_eq!(local_ranks(&env(&[("PMIX_LOCAL_SIZE", "4")])), Some(4));
+        assert_eq!(local_ranks(&env(&[])), None);
+        assert_eq!(
+            local_ranks(&env(&[("OMPI_COMM_WORLD_LOCAL_SIZE", "0")])),
+            None
+        );
+        assert_eq!(local_ranks(&env(&[("MPI_LOCALNRANKS", "many")])), None);
     }
 
     #[test]

@@ -7,9 +7,41 @@
 
 use super::{BindScope, LaunchStatus, LaunchedWorkers, Launcher, WorkerLaunch, WORKER_VARIABLE};
 use crate::auth::SECRET_STDIN_VARIABLE;
-use crate::worker::{DEATH_TIMEOUT_VARIABLE, THREADS_VARIABLE};
+use crate::worker::{
+    DEATH_TIMEOUT_VARIABLE, MEMORY_LIMIT_VARIABLE, MEMORY_SHARE_VARIABLE, THREADS_VARIABLE,
+};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Each worker's memory setting, `(VARIABLE, VALUE)`: the node's memory of the step
+/// (the plan's `mem`) or of the allocation (`SLURM_MEM_PER_NODE`, set by `--mem`)
+/// divided by the workers on a node, as [`MEMORY_LIMIT_VARIABLE`]; without either,
+/// how many workers share a node, as [`MEMORY_SHARE_VARIABLE`] (each worker then
+/// divides its node's memory). Workers on a node: `ntasks-per-node`, else the
+/// tasks spread over the nodes (`nodes`, else `SLURM_NNODES`, else 1), rounded up.
+fn worker_memory(
+    env: &dyn Fn(&str) -> Option<String>,
+    option: &dyn Fn(&str) -> Option<String>,
+    tasks: usize,
+) -> (String, String) {
+    let number = |text: Option<String>| {
+        text.and_then(|t| t.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0)
+    };
+    let nodes = number(option("nodes"))
+        .or_else(|| number(env("SLURM_NNODES")))
+        .unwrap_or(1);
+    let per_node = number(option("ntasks-per-node"))
+        .unwrap_or_else(|| tasks.div_ceil(nodes))
+        .max(1);
+    let node_memory = option("mem")
+        .or_else(|| env("SLURM_MEM_PER_NODE"))
+        .and_then(|text| super::slurm_spec::memory_bytes(text.trim()));
+    match node_memory.map(|bytes| bytes / per_node as u64) {
+        Some(limit) if limit > 0 => (MEMORY_LIMIT_VARIABLE.to_string(), limit.to_string()),
+        _ => (MEMORY_SHARE_VARIABLE.to_string(), per_node.to_string()),
+    }
+}
 
 /// The `srun` long options a `slurm:KEY=VALUE,...` plan may pass through.
 pub const SRUN_OPTIONS: &[&str] = &[
@@ -41,6 +73,8 @@ pub struct SlurmLauncher {
     threads: Option<usize>,
     options: Vec<(String, String)>,
     peer: Option<String>,
+    /// The workers' memory setting, `(VARIABLE, VALUE)`: see [`worker_memory`].
+    memory: (String, String),
 }
 
 impl SlurmLauncher {
@@ -118,6 +152,7 @@ impl SlurmLauncher {
             threads,
             options: options.to_vec(),
             peer: None,
+            memory: worker_memory(env, &option, tasks),
         })
     }
 
@@ -153,6 +188,8 @@ impl SlurmLauncher {
         // Slurm cannot restart one task of a step: a worker that lost its
         // scheduler has nothing to wait for.
         arguments.push(format!("{DEATH_TIMEOUT_VARIABLE}=0"));
+        arguments.push(format!("{}={}", self.memory.0, self.memory.1));
+        // The launch's own settings come after: `env` takes the last one.
         for (key, value) in &launch.env {
             arguments.push(format!("{key}={value}"));
         }
@@ -387,6 +424,48 @@ mod tests {
             .srun_arguments(&launch())
             .iter()
             .any(|a| a.starts_with("--cpus-per-task")));
+    }
+
+    #[test]
+    fn workers_share_the_node_memory_of_the_step_or_the_allocation() {
+        let memory = |pairs: &'static [(&'static str, &'static str)], plan: &[(&str, &str)]| {
+            let launcher = SlurmLauncher::new(&env(pairs), &options(plan)).unwrap();
+            launcher
+                .srun_arguments(&launch())
+                .into_iter()
+                .find(|a| a.starts_with("WHEREVER_WORKER_MEMORY_"))
+                .unwrap()
+        };
+        let four_on_two = &[
+            ("SLURM_JOB_ID", "42"),
+            ("SLURM_NTASKS", "4"),
+            ("SLURM_NNODES", "2"),
+        ];
+        assert_eq!(memory(four_on_two, &[]), "WHEREVER_WORKER_MEMORY_SHARE=2");
+        assert_eq!(
+            memory(four_on_two, &[("mem", "4G")]),
+            format!("WHEREVER_WORKER_MEMORY_LIMIT={}", 2u64 << 30)
+        );
+        assert_eq!(
+            memory(
+                &[
+                    ("SLURM_JOB_ID", "42"),
+                    ("SLURM_NTASKS", "3"),
+                    ("SLURM_MEM_PER_NODE", "3000"),
+                ],
+                &[]
+            ),
+            format!("WHEREVER_WORKER_MEMORY_LIMIT={}", 1000u64 << 20)
+        );
+        assert_eq!(
+            memory(four_on_two, &[("ntasks-per-node", "1"), ("nodes", "4")]),
+            "WHEREVER_WORKER_MEMORY_SHARE=1"
+        );
+        // An unreadable size falls back to sharing the node.
+        assert_eq!(
+            memory(four_on_two, &[("mem", "lots")]),
+            "WHEREVER_WORKER_MEMORY_SHARE=2"
+        );
     }
 
     #[test]

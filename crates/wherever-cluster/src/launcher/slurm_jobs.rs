@@ -26,7 +26,7 @@ use super::slurm_script::{job_script, RUN_DIR_VARIABLE};
 use super::slurm_spec::SlurmJobsSpec;
 use super::{BindScope, LaunchStatus, LaunchedWorkers, Launcher, WorkerLaunch, WORKER_VARIABLE};
 use crate::auth::{Secret, SECRET_FILE_VARIABLE};
-use crate::worker::MEMORY_LIMIT_VARIABLE;
+use crate::worker::{MEMORY_LIMIT_VARIABLE, MEMORY_SHARE_VARIABLE};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -269,11 +269,17 @@ impl SlurmJobs {
             .env(RUN_DIR_VARIABLE, &self.run_dir)
             .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         // The job's `mem`, shared by its workers on a node, is each worker's limit
-        // (spilling, pausing and exiting by it), unless the caller set one.
-        if let Some(limit) = self.spec.worker_memory_limit() {
-            if !launch.env.iter().any(|(k, _)| k == MEMORY_LIMIT_VARIABLE) {
-                command.env(MEMORY_LIMIT_VARIABLE, limit.to_string());
-            }
+        // (spilling, pausing and exiting by it), unless the caller set one. Without
+        // `mem`, each worker divides its node's memory by the workers on that node.
+        let set = |name: &str| launch.env.iter().any(|(k, _)| k == name);
+        if !set(MEMORY_LIMIT_VARIABLE) && !set(MEMORY_SHARE_VARIABLE) {
+            match self.spec.worker_memory_limit() {
+                Some(limit) => command.env(MEMORY_LIMIT_VARIABLE, limit.to_string()),
+                None => command.env(
+                    MEMORY_SHARE_VARIABLE,
+                    self.spec.workers_per_node().to_string(),
+                ),
+            };
         }
         command
     }

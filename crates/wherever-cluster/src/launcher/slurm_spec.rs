@@ -267,12 +267,18 @@ impl SlurmJobsSpec {
     /// Each worker's memory limit in bytes (issue 14's limits), from the job's
     /// `mem` (sbatch's `--mem`, per node, in MB unless suffixed K, M, G or T,
     /// powers of 1024 as Slurm counts) shared by the workers on one node; `None`
-    /// without `mem` (the worker then takes the machine's memory).
+    /// without `mem` (each worker then takes its node's memory divided by
+    /// [`SlurmJobsSpec::workers_per_node`]).
     pub fn worker_memory_limit(&self) -> Option<u64> {
         let bytes = memory_bytes(self.option("mem")?)?;
+        Some(bytes / self.workers_per_node() as u64).filter(|&limit| limit > 0)
+    }
+
+    /// How many of a job's workers share one of its nodes (at least 1): its
+    /// `workers-per-job` spread over its `nodes`, rounded up.
+    pub fn workers_per_node(&self) -> usize {
         let nodes = self.count("nodes").unwrap_or(1).max(1);
-        let per_node = self.workers_per_job().div_ceil(nodes).max(1);
-        Some(bytes / per_node as u64).filter(|&limit| limit > 0)
+        self.workers_per_job().div_ceil(nodes).max(1)
     }
 
     /// Seconds a worker waits for a scheduler it lost before it exits.
@@ -384,7 +390,7 @@ fn check_memory(value: &str) -> Result<(), String> {
 
 /// The bytes of an sbatch memory size (checked by `check_memory`): MB without a
 /// suffix, else K, M, G or T as powers of 1024.
-fn memory_bytes(value: &str) -> Option<u64> {
+pub(super) fn memory_bytes(value: &str) -> Option<u64> {
     let (digits, unit) = match value.chars().last()?.to_ascii_uppercase() {
         'K' => (&value[..value.len() - 1], 1u64 << 10),
         'M' => (&value[..value.len() - 1], 1 << 20),
@@ -465,6 +471,25 @@ mod tests {
             Some(2 << 30)
         );
         assert_eq!(limit("jobs=1,mem=2048K"), Some(2 << 20));
+    }
+
+    #[test]
+    fn without_mem_the_workers_on_one_node_share_it() {
+        let per_node = |options: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = options
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            super::SlurmJobsSpec::from_options(&pairs)
+                .unwrap()
+                .workers_per_node()
+        };
+        assert_eq!(per_node(&[("jobs", "1")]), 1);
+        assert_eq!(per_node(&[("jobs", "1"), ("workers-per-job", "3")]), 3);
+        assert_eq!(
+            per_node(&[("jobs", "1"), ("nodes", "2"), ("ntasks-per-node", "2")]),
+            2
+        );
     }
 
     use super::*;

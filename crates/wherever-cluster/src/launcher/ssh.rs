@@ -15,7 +15,9 @@ use super::ssh_command::{
 };
 use super::{BindScope, LaunchStatus, LaunchedWorkers, Launcher, WorkerLaunch, WORKER_VARIABLE};
 use crate::auth::{this_build, SECRET_STDIN_VARIABLE};
-use crate::worker::{DEATH_TIMEOUT_VARIABLE, THREADS_VARIABLE};
+use crate::worker::{
+    DEATH_TIMEOUT_VARIABLE, MEMORY_LIMIT_VARIABLE, MEMORY_SHARE_VARIABLE, THREADS_VARIABLE,
+};
 use std::collections::VecDeque;
 use std::process::Stdio;
 use std::sync::{mpsc, Arc, Mutex};
@@ -66,6 +68,9 @@ pub struct SshLauncher {
     pub partial: bool,
     /// How long a host may take to start its workers before it counts as unreachable.
     pub connect_timeout: Duration,
+    /// Each worker's memory limit in bytes (`;mem=SIZE`); `None`: each worker takes
+    /// its host's memory divided by the workers started on that host.
+    pub memory_limit: Option<u64>,
 }
 
 impl SshLauncher {
@@ -86,7 +91,35 @@ impl SshLauncher {
             ship,
             partial,
             connect_timeout,
+            memory_limit: None,
         })
+    }
+
+    /// The same launcher with each worker's memory limit (`;mem=SIZE`), or, with
+    /// `None`, each host's memory shared by the workers started there.
+    pub fn with_memory_limit(mut self, memory_limit: Option<u64>) -> Self {
+        self.memory_limit = memory_limit;
+        self
+    }
+
+    /// The memory setting of the workers on `host`: the plan's limit, else how
+    /// many workers share that host (all the plan's entries naming it).
+    fn memory_env(&self, host: &str) -> (String, String) {
+        match self.memory_limit {
+            Some(limit) => (MEMORY_LIMIT_VARIABLE.to_string(), limit.to_string()),
+            None => {
+                let sharing: usize = self
+                    .hosts
+                    .iter()
+                    .filter(|spec| spec.host == host)
+                    .map(|spec| spec.workers)
+                    .sum();
+                (
+                    MEMORY_SHARE_VARIABLE.to_string(),
+                    sharing.max(1).to_string(),
+                )
+            }
+        }
     }
 }
 
@@ -169,6 +202,15 @@ impl Launcher for SshLauncher {
         let (done_tx, done_rx) = mpsc::channel();
         let mut hosts = Vec::with_capacity(self.hosts.len());
         for spec in &self.hosts {
+            let mut env = env.clone();
+            // The launch's own settings win.
+            let memory = self.memory_env(&spec.host);
+            if !env
+                .iter()
+                .any(|(k, _)| k == MEMORY_LIMIT_VARIABLE || k == MEMORY_SHARE_VARIABLE)
+            {
+                env.push(memory);
+            }
             let command = start_workers_command(&remote, spec.workers, &env)?;
             let state = Arc::new(HostState::default());
             let session = Session {
@@ -545,6 +587,30 @@ mod tests {
         assert_eq!(launcher.workers(), 5);
         assert_eq!(launcher.bind_scope(), BindScope::Routable);
         assert_eq!(launcher.describe(), "ssh:root@10.0.0.7*2,b*3");
+    }
+
+    #[test]
+    fn ssh_workers_get_the_plans_limit_or_share_their_hosts_memory() {
+        let spec = |host: &str, workers| SshHostSpec {
+            host: host.into(),
+            workers,
+        };
+        let launcher = SshLauncher::new(
+            vec![spec("a", 2), spec("b", 1), spec("a", 3)],
+            false,
+            false,
+            Some(Duration::from_secs(5)),
+        )
+        .unwrap();
+        let share = |n: &str| (MEMORY_SHARE_VARIABLE.to_string(), n.to_string());
+        // Host `a` appears twice: its five workers share it.
+        assert_eq!(launcher.memory_env("a"), share("5"));
+        assert_eq!(launcher.memory_env("b"), share("1"));
+        let limited = launcher.with_memory_limit(Some(2_000_000_000));
+        assert_eq!(
+            limited.memory_env("b"),
+            (MEMORY_LIMIT_VARIABLE.to_string(), "2000000000".to_string())
+        );
     }
 
     #[test]

@@ -3,8 +3,27 @@
 
 /// The environment variable giving a worker's memory limit in bytes (a whole
 /// number); launchers set it (`processes:N,mem=SIZE`, by default the machine's
-/// memory divided by the workers). Without it a worker takes the machine's memory.
+/// memory divided by the workers). Without it a worker takes the machine's memory,
+/// divided by [`MEMORY_SHARE_VARIABLE`] when that is set.
 pub const MEMORY_LIMIT_VARIABLE: &str = "WHEREVER_WORKER_MEMORY_LIMIT";
+
+/// The environment variable giving how many workers share the memory of the
+/// machine a worker runs on (a whole number, at least 1): without
+/// [`MEMORY_LIMIT_VARIABLE`], the worker's limit is that machine's memory (its own
+/// `/proc/meminfo`) divided by it. Launchers of remote workers set it (the ssh
+/// workers started on one host, the MPI ranks on one node, the workers of a Slurm
+/// job on one node), since only the worker can read its own machine's memory.
+pub const MEMORY_SHARE_VARIABLE: &str = "WHEREVER_WORKER_MEMORY_SHARE";
+
+/// The limits this process runs under as a worker, once [`MemoryLimits::from_env`]
+/// has read them.
+static THIS_WORKER: std::sync::OnceLock<MemoryLimits> = std::sync::OnceLock::new();
+
+/// The memory limits this worker process runs under (`None` outside a worker, or
+/// before it read them): a task can report its worker's limit with it.
+pub fn worker_memory_limits() -> Option<MemoryLimits> {
+    THIS_WORKER.get().copied()
+}
 
 /// The fraction of the limit past which held results spill to disk (default 0.6).
 pub const TARGET_VARIABLE: &str = "WHEREVER_MEMORY_TARGET";
@@ -34,27 +53,46 @@ pub struct MemoryLimits {
 
 impl MemoryLimits {
     /// This worker's limits, from the environment; an error naming the variable
-    /// for a malformed value.
+    /// for a malformed value. The first call's limits are kept for
+    /// [`worker_memory_limits`].
     pub fn from_env() -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok();
-        Self::parse(
+        let limits = Self::parse(
             var(MEMORY_LIMIT_VARIABLE).as_deref(),
+            var(MEMORY_SHARE_VARIABLE).as_deref(),
             [
                 var(TARGET_VARIABLE).as_deref(),
                 var(PAUSE_VARIABLE).as_deref(),
                 var(TERMINATE_VARIABLE).as_deref(),
             ],
             machine_memory,
-        )
+        )?;
+        let _ = THIS_WORKER.set(limits);
+        Ok(limits)
     }
 
-    /// The limits from the text of the four variables; `machine` gives the
-    /// machine's memory when no limit is given.
+    /// The limits from the text of the five variables; `machine` gives the
+    /// machine's memory when no limit is given, divided by `share` if given.
     fn parse(
         limit: Option<&str>,
+        share: Option<&str>,
         fractions: [Option<&str>; 3],
         machine: impl FnOnce() -> Option<u64>,
     ) -> Result<Self, String> {
+        let share = match share {
+            None => 1,
+            Some(text) => text
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| {
+                    format!(
+                        "{MEMORY_SHARE_VARIABLE}=`{text}`: expected a whole number of workers \
+                         sharing this machine's memory (at least 1)"
+                    )
+                })?,
+        };
         let limit = match limit {
             Some(text) => text
                 .trim()
@@ -67,7 +105,7 @@ impl MemoryLimits {
                          (at least 1)"
                     )
                 })?,
-            None => machine().unwrap_or(u64::MAX),
+            None => machine().map_or(u64::MAX, |total| (total / share).max(1)),
         };
         let names = [TARGET_VARIABLE, PAUSE_VARIABLE, TERMINATE_VARIABLE];
         let defaults = [
@@ -128,7 +166,7 @@ mod tests {
 
     #[test]
     fn defaults_are_dasks_fractions_of_the_machine() {
-        let limits = MemoryLimits::parse(None, [None; 3], || Some(1000)).unwrap();
+        let limits = MemoryLimits::parse(None, None, [None; 3], || Some(1000)).unwrap();
         assert_eq!(
             limits,
             MemoryLimits {
@@ -144,6 +182,7 @@ mod tests {
     fn a_given_limit_and_fractions_are_taken_and_off_turns_a_step_off() {
         let limits = MemoryLimits::parse(
             Some("200000000"),
+            Some("7"),
             [Some("0.5"), Some("off"), Some("1")],
             || None,
         )
@@ -157,17 +196,36 @@ mod tests {
     #[test]
     fn malformed_values_are_errors_naming_the_variable() {
         for limit in ["", "0", "-5", "200MB", "1.5"] {
-            let error = MemoryLimits::parse(Some(limit), [None; 3], || None).unwrap_err();
+            let error = MemoryLimits::parse(Some(limit), None, [None; 3], || None).unwrap_err();
             assert!(
                 error.contains(&format!("{MEMORY_LIMIT_VARIABLE}=`{limit}`")),
                 "{error}"
             );
         }
         for fraction in ["0", "1.5", "-0.2", "half", "NaN"] {
-            let error = MemoryLimits::parse(Some("100"), [None, Some(fraction), None], || None)
-                .unwrap_err();
+            let error =
+                MemoryLimits::parse(Some("100"), None, [None, Some(fraction), None], || None)
+                    .unwrap_err();
             assert!(
                 error.contains(&format!("{PAUSE_VARIABLE}=`{fraction}`")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_limit_the_machine_is_shared_by_the_workers_on_it() {
+        let limits = MemoryLimits::parse(None, Some("4"), [None; 3], || Some(1000)).unwrap();
+        assert_eq!(limits.limit, 250);
+        assert_eq!(limits.target, Some(150));
+        // A limit given wins over the share (checked in the test above, share 7).
+        let unreadable = MemoryLimits::parse(None, Some("4"), [None; 3], || None).unwrap();
+        assert_eq!(unreadable.limit, u64::MAX);
+        for share in ["0", "", "two", "-1", "1.5"] {
+            let error =
+                MemoryLimits::parse(None, Some(share), [None; 3], || Some(1000)).unwrap_err();
+            assert!(
+                error.contains(&format!("{MEMORY_SHARE_VARIABLE}=`{share}`")),
                 "{error}"
             );
         }

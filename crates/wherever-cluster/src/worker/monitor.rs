@@ -99,12 +99,15 @@ pub fn start(
     pause: Arc<Pause>,
     outgoing: UnboundedSender<Message>,
     flushed: Arc<Flushed>,
+    reports: Arc<super::reports::HeldReports>,
 ) -> Option<Monitor> {
     resident_bytes()?;
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
     let watch = move || {
         while !stopped.load(Ordering::Relaxed) {
+            // Reports held behind a long task go out (see `reports.rs`).
+            reports.flush_if_old(std::time::Instant::now());
             let Some(store) = store.upgrade() else { break };
             let Some(rss) = resident_bytes() else { break };
             store.set_unmanaged(rss);

@@ -440,6 +440,17 @@ impl Reactor {
                     }
                 }
             }
+            (None, Message::Unwanted { tasks }) => {
+                for task in tasks {
+                    if self.records.owner(task) == Some(peer) {
+                        // Kept for its dependents until released, but not sent.
+                        if let Some(record) = self.records.get_mut(task) {
+                            record.task.unwant();
+                        }
+                        self.records.set_result(task, None);
+                    }
+                }
+            }
             (None, Message::Fetched { task }) => {
                 if self.records.owner(task) == Some(peer) {
                     self.feed(Event::Delivered { task });

@@ -768,6 +768,46 @@ fn a_task_released_before_it_finished_is_not_done() {
 }
 
 #[test]
+fn an_unwanted_task_is_not_done_and_stays_until_released() {
+    // a <- b: every handle on `a` is gone, only `b` reads it (issue 14 item 3).
+    let mut sim = Sim::with_tasks(vec![vec![], vec![0]]);
+    let (a, b) = (sim.clients[0].live[0], sim.clients[0].live[1]);
+    sim.clients[0].unwanted.insert(a);
+    let peer = sim.clients[0].peer;
+    sim.peer_sends(peer, vec![Message::Unwanted { tasks: vec![a] }]);
+    // (A `Done` for `a` fails in `Sim::receive`.)
+    sim.work(Outcome::Small);
+    assert_eq!(sim.clients[0].answers.get(&a), None, "answered");
+    sim.work(Outcome::Small);
+    assert_eq!(sim.clients[0].answers[&b], 1);
+    assert!(
+        !sim.reactor.scheduler().who_has(a).is_empty(),
+        "an unwanted result is kept until released"
+    );
+    sim.clients[0].live.retain(|t| *t == b);
+    sim.peer_sends(peer, vec![Message::Release { tasks: vec![a] }]);
+    sim.drain();
+    assert!(sim.reactor.scheduler().who_has(a).is_empty());
+    assert!(sim.clients[0].alive);
+}
+
+#[test]
+fn unwanting_another_clients_task_changes_nothing() {
+    let mut sim = Sim::with_tasks(vec![vec![]]);
+    sim.add_client();
+    let a = sim.clients[0].live[0];
+    let other = sim.clients[1].peer;
+    sim.peer_sends(
+        other,
+        vec![Message::Unwanted {
+            tasks: vec![a, 999],
+        }],
+    );
+    sim.work(Outcome::Small);
+    assert_eq!(sim.clients[0].answers[&a], 1, "the owner is still told");
+}
+
+#[test]
 fn a_silent_client_is_disconnected_and_its_tasks_released() {
     let mut sim = Sim::with_tasks(vec![vec![]]);
     sim.peer_sends(sim.workers[0].peer, vec![Message::Heartbeat]);
