@@ -279,24 +279,31 @@ pub(crate) struct Placed {
 
 /// What [`Task::placed`] reads for a task whose placed part was never made: the
 /// values a new task starts with.
-pub(crate) static NOT_PLACED: Placed = Placed {
-    processing_on: 0,
-    priority: 0,
-    resources: Resources::new(),
-    scattered: false,
-    assigned_at_ms: 0,
-    assigned_queued: false,
-    who_has: Holders::new_const(),
-    holder_since: SmallVec::new_const(),
-    nbytes: 0,
-    attempts: 0,
-    ready_order: 0,
-    assign_seq: 0,
-    steal: StealFlag::None,
-    seceded: false,
-    reports_due: PerWorker::new_const(),
-    rare: None,
-};
+pub(crate) static NOT_PLACED: Placed = Placed::unplaced();
+
+impl Placed {
+    /// The values a new task's placed part starts with.
+    const fn unplaced() -> Placed {
+        Placed {
+            processing_on: 0,
+            priority: 0,
+            resources: Resources::new(),
+            scattered: false,
+            assigned_at_ms: 0,
+            assigned_queued: false,
+            who_has: Holders::new_const(),
+            holder_since: SmallVec::new_const(),
+            nbytes: 0,
+            attempts: 0,
+            ready_order: 0,
+            assign_seq: 0,
+            steal: StealFlag::None,
+            seceded: false,
+            reports_due: PerWorker::new_const(),
+            rare: None,
+        }
+    }
+}
 
 /// The parts of a task's record that most tasks never use (see [`Placed::rare`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -355,26 +362,8 @@ impl Task {
 
     /// The parts of a placed task, made on first use.
     pub(crate) fn placed_mut(&mut self) -> &mut Placed {
-        self.placed.get_or_insert_with(|| {
-            Box::new(Placed {
-                processing_on: 0,
-                priority: 0,
-                resources: Resources::new(),
-                scattered: false,
-                assigned_at_ms: 0,
-                assigned_queued: false,
-                who_has: Holders::new(),
-                holder_since: SmallVec::new(),
-                nbytes: 0,
-                attempts: 0,
-                ready_order: 0,
-                assign_seq: 0,
-                steal: StealFlag::None,
-                seceded: false,
-                reports_due: PerWorker::new(),
-                rare: None,
-            })
-        })
+        self.placed
+            .get_or_insert_with(|| Box::new(Placed::unplaced()))
     }
 
     /// Where it is in its life.
