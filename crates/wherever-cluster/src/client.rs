@@ -392,7 +392,6 @@ impl ClusterClient {
                         .send(Message::Submit { tasks: Vec::new() })
                         .is_ok()
                 })
-                .err()
                 .map(|_| "closed".to_string()),
         };
         match reason {
@@ -830,20 +829,18 @@ mod tests {
         let messages = runtime.handle().block_on(async move {
             let mut merged = merge_submits(received, move || taking.take(), |_, _| {}, |_| {});
             for id in 1..=3 {
-                staging
-                    .push(TaskMessage::new(id, "t", Vec::new()), || {
-                        queue.send(Message::Submit { tasks: Vec::new() }).is_ok()
-                    })
-                    .expect("staged");
+                let back = staging.push(TaskMessage::new(id, "t", Vec::new()), || {
+                    queue.send(Message::Submit { tasks: Vec::new() }).is_ok()
+                });
+                assert!(back.is_none(), "task {id} not staged");
             }
             queue
                 .send(Message::Cancel { tasks: vec![2] })
                 .expect("queued");
-            staging
-                .push(TaskMessage::new(4, "t", Vec::new()), || {
-                    queue.send(Message::Submit { tasks: Vec::new() }).is_ok()
-                })
-                .expect("staged");
+            let back = staging.push(TaskMessage::new(4, "t", Vec::new()), || {
+                queue.send(Message::Submit { tasks: Vec::new() }).is_ok()
+            });
+            assert!(back.is_none(), "task 4 not staged");
             drop(queue);
             let mut messages = Vec::new();
             while let Some(message) = merged.recv().await {

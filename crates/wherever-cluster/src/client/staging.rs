@@ -29,20 +29,21 @@ pub(crate) struct Staging {
 }
 
 impl Staging {
-    /// Adds `task`. When the list was empty, `mark` runs (under the list's lock)
-    /// to queue the marker; if it fails (the connection's queue is gone), the task
-    /// is handed back and the list stays empty.
+    /// Adds `task`, giving `None`. When the list was empty, `mark` runs (under the
+    /// list's lock) to queue the marker; if it fails (the connection's queue is
+    /// gone), the task is handed back (`Some`) and the list stays empty.
+    #[must_use = "a task handed back was not submitted"]
     pub(crate) fn push(
         &self,
         task: TaskMessage,
         mark: impl FnOnce() -> bool,
-    ) -> Result<(), TaskMessage> {
+    ) -> Option<TaskMessage> {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         if tasks.is_empty() && !mark() {
-            return Err(task);
+            return Some(task);
         }
         tasks.push(task);
-        Ok(())
+        None
     }
 
     /// Takes every task added so far, in order, leaving room for as many (up to
@@ -68,12 +69,12 @@ mod tests {
         let staging = Staging::default();
         let mut marks = 0;
         for id in 1..=3 {
-            staging
+            assert!(staging
                 .push(task(id), || {
                     marks += 1;
                     true
                 })
-                .unwrap();
+                .is_none());
         }
         assert_eq!(marks, 1);
         let taken: Vec<u64> = staging.take().into_iter().map(|t| t.id).collect();
@@ -92,7 +93,7 @@ mod tests {
     #[test]
     fn a_task_whose_marker_cannot_be_queued_is_handed_back() {
         let staging = Staging::default();
-        let back = staging.push(task(7), || false).unwrap_err();
+        let back = staging.push(task(7), || false).expect("handed back");
         assert_eq!(back.id, 7);
         assert!(staging.take().is_empty());
         // The next submission tries to queue a marker again.
@@ -110,10 +111,10 @@ mod tests {
     fn a_taken_list_leaves_bounded_room() {
         let staging = Staging::default();
         for id in 0..(MAX_ROOM as u64 + 10) {
-            staging.push(task(id), || true).unwrap();
+            assert!(staging.push(task(id), || true).is_none());
         }
         assert_eq!(staging.take().len(), MAX_ROOM + 10);
         let room = staging.tasks.lock().unwrap().capacity();
-        assert!(room >= MAX_ROOM && room < MAX_ROOM + 10, "room {room}");
+        assert!((MAX_ROOM..MAX_ROOM + 10).contains(&room), "room {room}");
     }
 }
