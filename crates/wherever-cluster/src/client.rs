@@ -21,6 +21,7 @@ use wherever_scheduler::dense_table::DenseTable;
 pub mod backlog;
 mod held;
 mod no_workers;
+mod staging;
 mod task_end;
 pub use held::{Arrival, HeldResult};
 pub use no_workers::{DEFAULT_NOTICE, NOTICE_VARIABLE, TIMEOUT_VARIABLE};
@@ -196,6 +197,8 @@ struct Shared {
     subscribed: AtomicBool,
     /// Submitted tasks not yet written to the scheduler (back-pressure).
     backlog: backlog::Backlog,
+    /// Submitted tasks not yet taken by the connection's thread.
+    staging: staging::Staging,
 }
 
 /// A connection to a scheduler. Submitting blocks only while more than
@@ -285,6 +288,7 @@ impl ClusterClient {
             events: Default::default(),
             subscribed: AtomicBool::new(false),
             backlog: backlog::Backlog::default(),
+            staging: staging::Staging::default(),
         });
         let (commands, queue) = unbounded_channel();
         let connected = Arc::new(AtomicBool::new(true));
@@ -294,9 +298,11 @@ impl ClusterClient {
         let unwanting = shared.clone();
         let unwant = move |tasks: &[TaskId]| drop_callbacks(&unwanting, tasks);
         let writing = shared.clone();
+        let staged = shared.clone();
+        let take_staged = move || staged.staging.take();
         runtime.handle().spawn(run_writer_with(
             writer,
-            merge_submits(queue, reject, unwant),
+            merge_submits(queue, take_staged, reject, unwant),
             move |messages| writing.backlog.sent(submitted_tasks(messages)),
         ));
         runtime.handle().spawn(read_answers(
@@ -375,10 +381,17 @@ impl ClusterClient {
             .clone();
         let reason = match closed {
             Some(reason) => Some(reason),
+            // One shared list, not a message per task (see `staging`); an empty
+            // `Submit` marks where the connection's thread takes it.
+            None if self.commands.is_closed() => Some("closed".to_string()),
             None => self
-                .commands
-                .send(Message::Submit { tasks: vec![task] })
-                .err()
+                .shared
+                .staging
+                .push(task, || {
+                    self.commands
+                        .send(Message::Submit { tasks: Vec::new() })
+                        .is_ok()
+                })
                 .map(|_| "closed".to_string()),
         };
         match reason {
@@ -609,9 +622,12 @@ fn drop_callbacks(shared: &Shared, tasks: &[TaskId]) {
 /// larger than that goes alone), and a task larger than the largest value
 /// ([`max_value_size`]) is handed to `reject` with its size instead of being sent.
 /// The tasks of an `Unwanted` are handed to `unwant` as it passes (after the
-/// submissions before it), to drop their callbacks.
+/// submissions before it), to drop their callbacks. An empty `Submit` is a
+/// marker: it stands for the tasks `take_staged` gives at that point (see
+/// [`staging`]).
 fn merge_submits(
     mut queue: UnboundedReceiver<Message>,
+    take_staged: impl Fn() -> Vec<TaskMessage> + Send + 'static,
     reject: impl Fn(TaskMessage, usize) + Send + 'static,
     unwant: impl Fn(&[TaskId]) + Send + 'static,
 ) -> UnboundedReceiver<Message> {
@@ -622,6 +638,7 @@ fn merge_submits(
             let (mut tasks, mut bytes) = (Vec::new(), 0usize);
             for message in batch.drain(..) {
                 let more = match message {
+                    Message::Submit { tasks: more } if more.is_empty() => take_staged(),
                     Message::Submit { tasks: more } => more,
                     other => {
                         if !tasks.is_empty() {
@@ -800,6 +817,56 @@ fn complete(shared: &Shared, task: TaskId, outcome: Result<Arrival, TaskError>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Staged tasks leave in the order they were submitted, before anything queued
+    /// after their marker (a cancel of one of them here).
+    #[test]
+    fn a_marker_takes_the_staged_tasks_before_what_follows_it() {
+        let runtime = ClusterRuntime::start().expect("runtime");
+        let staging = Arc::new(staging::Staging::default());
+        let (queue, received) = unbounded_channel();
+        let taking = staging.clone();
+        let messages = runtime.handle().block_on(async move {
+            let mut merged = merge_submits(received, move || taking.take(), |_, _| {}, |_| {});
+            for id in 1..=3 {
+                let back = staging.push(TaskMessage::new(id, "t", Vec::new()), || {
+                    queue.send(Message::Submit { tasks: Vec::new() }).is_ok()
+                });
+                assert!(back.is_none(), "task {id} not staged");
+            }
+            queue
+                .send(Message::Cancel { tasks: vec![2] })
+                .expect("queued");
+            let back = staging.push(TaskMessage::new(4, "t", Vec::new()), || {
+                queue.send(Message::Submit { tasks: Vec::new() }).is_ok()
+            });
+            assert!(back.is_none(), "task 4 not staged");
+            drop(queue);
+            let mut messages = Vec::new();
+            while let Some(message) = merged.recv().await {
+                messages.push(message);
+            }
+            messages
+        });
+        let shape: Vec<String> = messages
+            .iter()
+            .map(|m| match m {
+                Message::Submit { tasks } => {
+                    format!(
+                        "submit {:?}",
+                        tasks.iter().map(|t| t.id).collect::<Vec<_>>()
+                    )
+                }
+                Message::Cancel { tasks } => format!("cancel {tasks:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        // Task 4 joined the list before its marker's list was taken, so it leaves
+        // with 1-3, ahead of the cancel queued before it: allowed, as nothing about
+        // task 4 was queued before it. What matters: task 2 is submitted before its
+        // cancel, every task once, in submission order.
+        assert_eq!(shape, ["submit [1, 2, 3, 4]", "cancel [2]"]);
+    }
 
     #[test]
     fn the_newest_worker_announcement_in_a_batch_counts() {
