@@ -636,6 +636,9 @@ fn merge_submits(
         let mut batch = Vec::new();
         while queue.recv_many(&mut batch, 4096).await > 0 {
             let (mut tasks, mut bytes) = (Vec::new(), 0usize);
+            // Read once per batch: it reads the environment (a lock and a scan),
+            // which per task cost about as much as the rest of this loop.
+            let limit = max_value_size();
             for message in batch.drain(..) {
                 let more = match message {
                     Message::Submit { tasks: more } if more.is_empty() => take_staged(),
@@ -656,7 +659,7 @@ fn merge_submits(
                 };
                 for task in more {
                     let size = encoded_size(&task);
-                    if size as u64 > max_value_size() {
+                    if size as u64 > limit {
                         reject(task, size);
                         continue;
                     }

@@ -42,7 +42,30 @@ struct FreshRun {
 impl FreshRun {
     /// Whether `id` is in the run and not removed.
     fn contains(&self, id: TaskId) -> bool {
-        self.ids.binary_search(&id).is_ok() && !self.removed.contains(&id)
+        self.holds(id) && !self.removed.contains(&id)
+    }
+
+    /// Whether `id` is in `ids` (removed or not). The ids ascend without repeats, so
+    /// `id` can sit no further than `id - front` from the front: with no gaps before
+    /// it, that one probe finds it, else a binary search does. The probe keeps the
+    /// scheduler's take of the best fresh task O(1) and one cache line, where a
+    /// binary search over 2 M ids touched ~20 lines (issue 14 item 5).
+    fn holds(&self, id: TaskId) -> bool {
+        let Some(&front) = self.ids.front() else {
+            return false;
+        };
+        if id < front {
+            return false;
+        }
+        let last = self.ids.len() - 1;
+        let probe = usize::try_from(id - front).map_or(last, |d| d.min(last));
+        match self.ids[probe].cmp(&id) {
+            std::cmp::Ordering::Equal => true,
+            // Gaps before `id`: it is before the probe, if anywhere.
+            std::cmp::Ordering::Greater => self.ids.binary_search(&id).is_ok(),
+            // The probe is the last id and smaller.
+            std::cmp::Ordering::Less => false,
+        }
     }
 
     /// Drops removed ids from the front, and compacts the run once removed ids are
@@ -110,7 +133,7 @@ impl ReadySet {
                     true
                 }
                 // In the run: back in the set if it had been removed.
-                Some(_) if run.ids.binary_search(&id).is_ok() => run.removed.remove(&id),
+                Some(_) if run.holds(id) => run.removed.remove(&id),
                 // Out of order: to the tree.
                 Some(_) => self.tree.insert(key),
             };
@@ -248,5 +271,30 @@ mod tests {
         // A task made ready again (tier 0) runs before the fresh ones of its priority.
         set.insert((Reverse(0), 0, u64::MAX - 1, 5));
         assert_eq!(set.first(), Some((Reverse(0), 0, u64::MAX - 1, 5)));
+    }
+
+    /// The one-probe lookup finds ids after gaps and ids behind the front, and no id
+    /// beyond the run's ends or in its gaps.
+    #[test]
+    fn a_run_with_gaps_is_searched_past_its_probe() {
+        let mut set = ReadySet::default();
+        let ids = [3u64, 4, 9, 10, 11, 40, 41];
+        for id in ids {
+            assert!(set.insert((Reverse(0), 1, id, id)));
+        }
+        let run = &set.fresh[&Reverse(0)];
+        for id in 0..50 {
+            assert_eq!(run.holds(id), ids.contains(&id), "id {id}");
+            assert_eq!(set.contains(&(Reverse(0), 1, id, id)), ids.contains(&id));
+        }
+        // Taking the front repeatedly (the scheduler's usual removal) moves the
+        // probe's origin; the rest stay found.
+        assert!(set.remove(&(Reverse(0), 1, 3, 3)));
+        assert!(set.remove(&(Reverse(0), 1, 4, 4)));
+        let run = &set.fresh[&Reverse(0)];
+        assert_eq!(run.ids.front(), Some(&9));
+        for id in 0..50 {
+            assert_eq!(run.holds(id), id >= 9 && ids.contains(&id), "id {id}");
+        }
     }
 }
