@@ -113,6 +113,10 @@ fn a_worker_that_loses_its_scheduler_serves_the_restarted_one() {
     let (address, secret_file) = (first.address.clone(), first.secret_file.clone());
     let mut worker = worker(&address, &secret_file, "120");
     first.wait_for_log("joined:");
+    // "joined:" is logged before the welcome goes out: a study that runs on the
+    // worker shows it finished its handshake (killed in between, the worker would
+    // see a connection closed during its handshake, as with a wrong secret).
+    study_succeeds(&address, &secret_file);
     drop(first);
     assert!(
         worker.says_before_exit("connecting again"),
