@@ -251,12 +251,14 @@ impl<R> Future<R> {
         })
     }
 
-    /// The registered name of the task (or `closure`).
+    /// The registered name of the task (or `closure`; `?` for a name that came
+    /// after 65,535 distinct others in this process).
     pub fn task_name(&self) -> &'static str {
         self.slot.task()
     }
 
-    /// The task's position in its client's submission order.
+    /// The task's position in its client's submission order (positions from
+    /// 2^48 − 1 on, past what a process submits in practice, read as 2^48 − 1).
     pub fn position(&self) -> u64 {
         self.slot.position()
     }

@@ -59,6 +59,7 @@ mod slot;
 mod slurm_plan;
 mod submission;
 mod task_events;
+mod task_names;
 mod timer;
 mod worker_mode;
 
