@@ -7,6 +7,8 @@
 mod fake_peers;
 #[path = "common/harness.rs"]
 mod harness;
+#[path = "common/poll.rs"]
+mod poll;
 
 use fake_peers::{dead_address, FakeScheduler, Holder};
 use wherever_cluster::protocol::{Input, Message, TaskMessage};
@@ -14,7 +16,7 @@ use wherever_cluster::protocol::{Input, Message, TaskMessage};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wherever::prelude::*;
 use wherever::{IntoTask, StreamKey, Value};
 use wherever_cluster::auth::SECRET_VARIABLE;
@@ -86,15 +88,8 @@ fn abort_first_time(dir: String) -> u64 {
 }
 
 /// Polls `condition` (a hang guard, not a timing assertion).
-fn wait_until(mut condition: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + HANG_GUARD;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "waited {HANG_GUARD:?} for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn wait_until(condition: impl FnMut() -> bool, what: &str) {
+    poll::wait_until(what, HANG_GUARD, condition);
 }
 
 /// The process ids that wrote `started-PID` files in `dir`.

@@ -4,9 +4,11 @@
 
 #[path = "common/harness.rs"]
 mod harness;
+#[path = "common/poll.rs"]
+mod poll;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wherever::prelude::*;
 use wherever::AdaptOptions;
 use wherever_cluster::auth::SECRET_VARIABLE;
@@ -57,11 +59,9 @@ fn executions_of(dir: &Path, kind: &str) -> usize {
         .count()
 }
 
-/// Waits until `path` exists.
+/// Waits until `path` exists (the test creates it; a hang guard fails the task).
 fn wait_for(path: &str) {
-    while !Path::new(path).exists() {
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    poll::wait_for_path(Path::new(path), HANG_GUARD);
 }
 
 #[wherever::task]
@@ -108,12 +108,8 @@ fn records_dir(name: &str) -> PathBuf {
 }
 
 /// Polls `condition` until it holds; panics with `what` after the hang guard.
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + HANG_GUARD;
-    while !condition() {
-        assert!(Instant::now() < deadline, "hang guard: never {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn wait_until(what: &str, condition: impl FnMut() -> bool) {
+    poll::wait_until(what, HANG_GUARD, condition);
 }
 
 /// The live (not zombie) child processes of this process.

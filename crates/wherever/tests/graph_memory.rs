@@ -8,6 +8,8 @@
 
 #[path = "common/harness.rs"]
 mod harness;
+#[path = "common/procs.rs"]
+mod procs;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use wherever::prelude::*;
@@ -95,50 +97,6 @@ fn tree() -> (Delayed<u64>, u64) {
     (level.pop().expect("one root"), expected)
 }
 
-/// The process's peak RSS in MB since the last reset.
-fn peak_rss_mb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024)
-}
-
-/// The peak resident memory (`VmHWM`) of process `pid` in MB, over its life.
-fn peak_rss_mb_of(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM");
-    let kb: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .expect("kB")
-        .parse()
-        .expect("kB");
-    kb / 1024
-}
-
-/// The process ids of this process's children: the worker processes.
-fn worker_pids() -> Vec<u32> {
-    let mut pids = Vec::new();
-    for thread in std::fs::read_dir("/proc/self/task")
-        .expect("tasks")
-        .flatten()
-    {
-        if let Ok(children) = std::fs::read_to_string(thread.path().join("children")) {
-            pids.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok()),
-            );
-        }
-    }
-    pids.sort_unstable();
-    pids.dedup();
-    pids
-}
-
 /// Computes the tree on `plan`; returns the most leaf buffers alive at once in
 /// this process (the client's, for a cluster plan).
 fn run_tree(plan: &str) -> i64 {
@@ -156,7 +114,7 @@ fn run_tree_on(plan: &str, client: &Client) -> i64 {
     let peak = PEAK.load(Ordering::SeqCst);
     println!(
         "{plan}: at most {peak} leaf buffers of 1 MB alive at once; peak RSS {} MB",
-        peak_rss_mb().map_or("unknown".into(), |mb| mb.to_string())
+        procs::peak_rss(std::process::id()) >> 20
     );
     peak
 }
@@ -190,11 +148,11 @@ fn processes_keep_leaves_on_the_workers_and_a_few_at_a_time() {
         client.map(add, (0..8u64).map(|i| (i, i))).expect("warm"),
         (0..8u64).map(|i| 2 * i).collect::<Vec<_>>()
     );
-    let pids = worker_pids();
+    let pids = procs::worker_pids();
     assert_eq!(pids.len(), 2, "not two worker processes: {pids:?}");
-    let before: Vec<u64> = pids.iter().map(|&pid| peak_rss_mb_of(pid)).collect();
+    let before: Vec<u64> = pids.iter().map(|&pid| procs::peak_rss(pid) >> 20).collect();
     let client_peak = run_tree_on(plan, &client);
-    let after: Vec<u64> = pids.iter().map(|&pid| peak_rss_mb_of(pid)).collect();
+    let after: Vec<u64> = pids.iter().map(|&pid| procs::peak_rss(pid) >> 20).collect();
     println!("{plan}: workers' peak RSS {before:?} MB before the tree, {after:?} MB after");
     assert_eq!(
         client_peak, 0,

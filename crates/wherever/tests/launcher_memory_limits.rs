@@ -18,9 +18,11 @@ mod harness;
 #[path = "common/slurm.rs"]
 mod slurm;
 
+use slurm::poll;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wherever::prelude::*;
 
 /// Generous: a hang guard, never a timing assertion.
@@ -41,12 +43,11 @@ type Report = (u32, u64, u64);
 fn report_limit(dir: String, workers: u64) -> Report {
     let pid = std::process::id();
     std::fs::write(Path::new(&dir).join(pid.to_string()), b"").expect("a record");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while (std::fs::read_dir(&dir).map_or(0, |d| d.count()) as u64) < workers
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    // Every worker reports at once, so each task holds its worker until all have
+    // started: the reports come from `workers` different processes.
+    poll::wait_until("every worker's record", HANG_GUARD, || {
+        std::fs::read_dir(&dir).map_or(0, |d| d.count()) as u64 >= workers
+    });
     let limits = wherever::worker_memory_limits().expect("run in a worker");
     let machine = wherever_cluster::worker::machine_memory().expect("/proc/meminfo");
     (pid, limits.limit, machine)
@@ -189,7 +190,7 @@ fn limits_under_mpirun(plan: &str) -> Vec<(u64, u64)> {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let output = wait_with_guard(mpirun, &format!("mpirun -n 3 --plan {plan}"));
+    let output = poll::wait_for_child(mpirun, &format!("mpirun -n 3 --plan {plan}"), HANG_GUARD);
     let _ = std::fs::remove_dir_all(&dir);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -230,19 +231,6 @@ fn printed_limits(stdout: &str, workers: usize) -> Vec<(u64, u64)> {
     found
 }
 
-/// Waits (up to the hang guard) for `child`, killed then, named `what` in the panic.
-fn wait_with_guard(mut child: std::process::Child, what: &str) -> std::process::Output {
-    let deadline = Instant::now() + HANG_GUARD;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("{what} never ended");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
 /// `slurm` inside `sbatch -n 3` (one node): without `--mem` each worker has a third
 /// of the node's memory; with `--mem=600M` (per node) each has 200 MiB.
 fn slurm_allocation_workers_share_the_nodes_or_the_jobs_memory() {
@@ -268,7 +256,7 @@ fn slurm_allocation_workers_share_the_nodes_or_the_jobs_memory() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let output = wait_with_guard(child, "sbatch --wait");
+        let output = poll::wait_for_child(child, "sbatch --wait", HANG_GUARD);
         let printed = std::fs::read_to_string(&out).unwrap_or_default();
         let _ = std::fs::remove_dir_all(&dir);
         assert!(output.status.success(), "sbatch: {output:?}\n{printed}");

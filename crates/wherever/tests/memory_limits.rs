@@ -6,6 +6,8 @@
 
 #[path = "common/harness.rs"]
 mod harness;
+#[path = "common/procs.rs"]
+mod procs;
 
 use serde_bytes::ByteBuf;
 use std::path::PathBuf;
@@ -74,39 +76,6 @@ fn worker_pid(_i: u64) -> u32 {
     std::process::id()
 }
 
-/// The process ids of this process's children: the worker processes.
-fn worker_pids() -> Vec<u32> {
-    let mut pids = Vec::new();
-    for thread in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        if let Ok(children) = std::fs::read_to_string(thread.path().join("children")) {
-            pids.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok()),
-            );
-        }
-    }
-    pids.sort_unstable();
-    pids.dedup();
-    pids
-}
-
-/// The peak resident memory (`VmHWM`) of process `pid` in bytes, sampled by the
-/// kernel over the process's whole life.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
-
-/// Resets this process's peak resident memory (`VmHWM`) to its resident memory
-/// now, and returns that.
-fn reset_client_peak() -> u64 {
-    std::fs::write("/proc/self/clear_refs", "5").expect("reset VmHWM");
-    peak_rss(std::process::id())
-}
-
 /// The spill directories of worker `pid` and the bytes of the files in them.
 fn spilled_on_disk(pid: u32) -> (Vec<PathBuf>, u64) {
     let prefix = format!("wherever-spill-{pid}-");
@@ -133,9 +102,9 @@ fn a_1_gb_map_under_a_200_mb_limit_spills_and_stays_under_it() {
         .start()
         .unwrap()
         .progress(false);
-    let pids = worker_pids();
+    let pids = procs::worker_pids();
     assert_eq!(pids.len(), 2, "not two worker processes: {pids:?}");
-    let client_before = reset_client_peak();
+    let client_before = procs::reset_own_peak();
     let futures: Vec<_> = (0..COUNT)
         .map(|i| client.submit(ten_megabytes, i))
         .collect();
@@ -175,13 +144,13 @@ fn a_1_gb_map_under_a_200_mb_limit_spills_and_stays_under_it() {
         let value = future.value().unwrap();
         assert!(is_result(&value, i as u64), "result {i} on the client");
     }
-    let client_growth = peak_rss(std::process::id()).saturating_sub(client_before);
+    let client_growth = procs::peak_rss(std::process::id()).saturating_sub(client_before);
     println!("peak RSS growth of the client over the map: {client_growth} bytes");
     assert!(
         client_growth < LIMIT,
         "the client grew by {client_growth} bytes: it held the map's results"
     );
-    let peaks: Vec<u64> = pids.iter().map(|&pid| peak_rss(pid)).collect();
+    let peaks: Vec<u64> = pids.iter().map(|&pid| procs::peak_rss(pid)).collect();
     println!("peak RSS of the workers under a {LIMIT}-byte limit: {peaks:?} bytes");
     for (pid, peak) in pids.iter().zip(&peaks) {
         assert!(
@@ -218,7 +187,7 @@ fn a_task_past_95_percent_restarts_its_worker_and_fails_naming_the_memory() {
         .start()
         .unwrap()
         .progress(false);
-    let first = worker_pids();
+    let first = procs::worker_pids();
     let hog = client.options().retries(2).submit(hog_memory, 400u64);
     let error = hog.value_timeout(HANG_GUARD).unwrap_err();
     assert_eq!(
@@ -234,7 +203,7 @@ fn a_task_past_95_percent_restarts_its_worker_and_fails_naming_the_memory() {
     );
     // Its workers were restarted (three times), and the new ones run tasks.
     let pids: Vec<u32> = client.map(worker_pid, 0..8u64).unwrap();
-    let now = worker_pids();
+    let now = procs::worker_pids();
     assert!(
         now.iter().any(|pid| !first.contains(pid)),
         "no worker was restarted: {first:?} then {now:?}"

@@ -6,8 +6,11 @@
 //! test, which starts itself under `mpirun -n 3` (skipping with a message when
 //! mpirun is absent); under mpirun it is the program.
 
+#[path = "common/poll.rs"]
+mod poll;
+
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wherever::prelude::*;
 
 /// Set for the runs under mpirun.
@@ -86,7 +89,7 @@ fn run_under_mpirun(mode: &str, args: &[&str]) -> String {
     let directory =
         std::env::temp_dir().join(format!("wherever-test-mpi-fallback-{}", std::process::id()));
     std::fs::create_dir_all(&directory).unwrap();
-    let mut mpirun = Command::new("mpirun")
+    let mpirun = Command::new("mpirun")
         .args([
             "--allow-run-as-root",
             "--oversubscribe",
@@ -102,16 +105,11 @@ fn run_under_mpirun(mode: &str, args: &[&str]) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Hang guard only; nothing asserts on time.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while mpirun.try_wait().unwrap().is_none() {
-        if Instant::now() >= deadline {
-            let _ = mpirun.kill();
-            panic!("mpirun -n 3 of the test program never ended");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = mpirun.wait_with_output().unwrap();
+    let output = poll::wait_for_child(
+        mpirun,
+        "mpirun -n 3 of the test program",
+        Duration::from_secs(120),
+    );
     let (stdout, stderr) = (
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),

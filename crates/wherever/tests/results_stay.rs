@@ -6,11 +6,13 @@
 
 #[path = "common/harness.rs"]
 mod harness;
+#[path = "common/poll.rs"]
+mod poll;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wherever::prelude::*;
 
 /// How long any wait may take before the test is considered hung.
@@ -35,11 +37,7 @@ impl<'de> Deserialize<'de> for Part {
 /// has ended when its futures are dropped).
 #[wherever::task]
 fn gated_part(i: u64, gate: String) -> Part {
-    let deadline = Instant::now() + HANG_GUARD;
-    // Polls the condition with a hang guard; asserts nothing about time.
-    while !Path::new(&gate).exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    poll::wait_for_path(Path::new(&gate), HANG_GUARD);
     Part(serde_bytes::ByteBuf::from(vec![(i % 251) as u8; 10_000]))
 }
 

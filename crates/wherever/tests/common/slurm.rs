@@ -8,18 +8,17 @@
 #![allow(dead_code)]
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How often [`wait_for`] looks again.
+#[path = "poll.rs"]
+pub mod poll;
+
+/// How often [`wait_for`] looks again (a Slurm query starts a process).
 const POLL: Duration = Duration::from_millis(50);
 
 /// Waits until `condition` holds; fails the test naming `what` after `guard`.
-pub fn wait_for(mut condition: impl FnMut() -> bool, what: &str, guard: Duration) {
-    let deadline = Instant::now() + guard;
-    while !condition() {
-        assert!(Instant::now() < deadline, "waited {guard:?} for {what}");
-        std::thread::sleep(POLL);
-    }
+pub fn wait_for(condition: impl FnMut() -> bool, what: &str, guard: Duration) {
+    poll::wait_until_every(what, guard, POLL, condition);
 }
 
 /// Why Slurm cannot run these tests here, if it cannot.
