@@ -65,6 +65,13 @@ function bytes(n) {
   return n.toFixed(unit ? 1 : 0) + " " + units[unit];
 }
 
+// Resident memory, and the limit when known ("12.0 MiB of 1.9 GiB").
+function memory(w) {
+  const rss = bytes(w.rss_bytes);
+  if (!w.memory_limits) return rss;
+  return (rss || "?") + " of " + bytes(w.memory_limits.limit);
+}
+
 function renderWorkers(workers) {
   const body = document.getElementById("worker-rows");
   body.replaceChildren();
@@ -76,7 +83,7 @@ function renderWorkers(workers) {
     cell(row, w.slots || "");
     cell(row, w.running);
     cell(row, w.finished);
-    cell(row, bytes(w.rss_bytes));
+    cell(row, memory(w));
     cell(row, w.cpu_percent == null ? "" : w.cpu_percent + "%");
     cell(row, (w.last_seen_ms / 1000).toFixed(1) + " s");
     cell(row, w.left === null ? "up" : "left: " + w.left);

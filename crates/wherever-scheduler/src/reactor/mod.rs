@@ -18,6 +18,9 @@ mod elastic_tests;
 mod events_tests;
 #[cfg(test)]
 mod inner_plan_tests;
+mod memory_limits;
+#[cfg(test)]
+mod memory_limits_tests;
 #[cfg(test)]
 mod memory_tests;
 #[cfg(test)]
@@ -218,8 +221,15 @@ impl Reactor {
                 group,
                 time_left_ms,
                 max_tasks,
+                memory,
             } => {
-                let identity = match Identity::new(name, group, data_address) {
+                let checked = Identity::new(name, group, data_address).and_then(|identity| {
+                    memory
+                        .as_deref()
+                        .map_or(Ok(()), memory_limits::check_limits)?;
+                    Ok(identity)
+                });
+                let identity = match checked {
                     Ok(identity) => identity,
                     Err(reason) => {
                         comm.send(
@@ -241,6 +251,9 @@ impl Reactor {
                     name: identity.name.clone(),
                 });
                 self.identities.insert(id, identity);
+                if let Some(limits) = memory {
+                    self.worker_limits_are(id, *limits);
+                }
                 self.workers.insert(id, (peer, data_address));
                 self.by_address.insert(data_address, id);
                 let slots = slots.max(1);
@@ -560,6 +573,11 @@ impl Reactor {
             (Some(worker), Message::Paused { paused }) => {
                 self.feed(Event::WorkerPaused { worker, paused })
             }
+            (Some(worker), Message::MemoryLimits { limits }) => {
+                memory_limits::check_limits(&limits)
+                    .map_err(|why| format!("protocol violation: {why}"))?;
+                self.worker_limits_are(worker, limits);
+            }
             (Some(worker), Message::Exiting { reason }) => {
                 self.exit_reasons.insert(worker, reason);
             }
@@ -780,6 +798,7 @@ impl Reactor {
                             slots: info.slots.max(1),
                             name,
                         });
+                        self.emit_known_limits(info.id);
                     }
                 }
             }
