@@ -40,6 +40,21 @@ impl Reactor {
             .emit_with(|| Observed::WorkerLimits { worker, limits });
     }
 
+    /// Tells the worker that joined as `peer` with `announced` limits the
+    /// cluster's limit, when [`Reactor::set_memory_limit`] set another.
+    pub(super) fn correct_joined_limit(
+        &self,
+        peer: super::PeerId,
+        announced: Option<&MemoryThresholds>,
+        comm: &mut impl Comm,
+    ) {
+        if let Some(limit) = self.memory_limit {
+            if announced.map(|limits| limits.limit) != Some(limit) {
+                comm.send(peer, Message::SetMemoryLimit { limit });
+            }
+        }
+    }
+
     /// Emits the limits of `worker`, if it announced any (for a stream that
     /// gained its first reader after the worker joined).
     pub(super) fn emit_known_limits(&self, worker: WorkerId) {
@@ -52,8 +67,11 @@ impl Reactor {
     /// Tells every connected worker to run under a memory limit of `limit`
     /// bytes from now on (each keeps its spill, pause and terminate fractions and
     /// reports its new thresholds); returns how many were told.
+    /// Workers that join later get it too, whatever limit they started with (a
+    /// worker started before the change but not yet connected).
     pub fn set_memory_limit(&mut self, limit: u64, comm: &mut impl Comm) -> usize {
         let limit = limit.max(1);
+        self.memory_limit = Some(limit);
         for (peer, _) in self.workers.values() {
             comm.send(*peer, Message::SetMemoryLimit { limit });
         }

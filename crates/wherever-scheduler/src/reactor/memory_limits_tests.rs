@@ -209,3 +209,28 @@ fn the_limit_messages_round_trip_and_truncated_frames_are_errors() {
         assert!(decode_batch(&longer).is_err());
     }
 }
+
+#[test]
+fn a_worker_that_joins_after_a_new_limit_is_told_it() {
+    let (mut reactor, _events) = observed_reactor();
+    let mut outbox = Outbox::default();
+    let now = Instant::now();
+    reactor.peer_joined(7, worker(9, Some(LIMITS)), now, &mut outbox);
+    reactor.set_memory_limit(333, &mut outbox);
+    outbox.sent.clear();
+    // Started before the change (with the old limit), connected after it.
+    reactor.peer_joined(8, worker(10, Some(LIMITS)), now, &mut outbox);
+    let at_333 = MemoryThresholds {
+        limit: 333,
+        ..LIMITS
+    };
+    reactor.peer_joined(9, worker(11, Some(at_333)), now, &mut outbox);
+    let told: Vec<PeerId> = outbox
+        .sent
+        .iter()
+        .filter_map(|(peer, message)| {
+            matches!(message, Message::SetMemoryLimit { limit: 333 }).then_some(*peer)
+        })
+        .collect();
+    assert_eq!(told, [8], "{:?}", outbox.sent);
+}

@@ -119,6 +119,9 @@ pub struct Reactor {
     lost_reasons: HashMap<TaskId, String, IdBuild>,
     /// Each connected worker's name, group and deadline (retired ones until they leave).
     identities: HashMap<WorkerId, Identity, IdBuild>,
+    /// The memory limit every worker runs under, once the launcher set one for
+    /// all ([`Reactor::set_memory_limit`]).
+    memory_limit: Option<u64>,
     /// Workers the scheduler retired that are still connected.
     retired: std::collections::HashSet<WorkerId, IdBuild>,
     /// Groups whose last worker left after being retired, not yet taken.
@@ -158,6 +161,7 @@ impl Reactor {
             exit_reasons: HashMap::default(),
             lost_reasons: HashMap::default(),
             identities: HashMap::default(),
+            memory_limit: None,
             retired: Default::default(),
             groups_left: Vec::new(),
             limited_placements: Default::default(),
@@ -251,6 +255,7 @@ impl Reactor {
                     name: identity.name.clone(),
                 });
                 self.identities.insert(id, identity);
+                self.correct_joined_limit(peer, memory.as_deref(), comm);
                 if let Some(limits) = memory {
                     self.worker_limits_are(id, *limits);
                 }
