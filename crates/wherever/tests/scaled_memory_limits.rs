@@ -95,6 +95,46 @@ fn with_mem_scaling_leaves_the_limit_alone() {
     assert!(reported.iter().all(|&l| l == 250_000_000), "{reported:?}");
 }
 
+/// Whether `ssh host true` works without a password; says SKIPPED when not.
+fn ssh_reaches(test: &str, host: &str) -> bool {
+    let reached = std::process::Command::new("ssh")
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            host,
+            "true",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !reached {
+        eprintln!("SKIPPED {test}: `ssh {host} true` fails (start the CI's sshd hosts)");
+    }
+    reached
+}
+
+/// An `ssh:` plan's workers are the ones its hosts started: `scale` and `adapt`
+/// are errors naming the plan (as the README says), and the workers go on.
+fn an_ssh_plan_cannot_scale_and_says_so() {
+    if !ssh_reaches("an_ssh_plan_cannot_scale_and_says_so", "cih1") {
+        return;
+    }
+    let client = Plan::parse("ssh:cih1;mem=200MB").unwrap().start().unwrap();
+    for error in [
+        client.scale(2).unwrap_err().to_string(),
+        client.adapt(1, 3).unwrap_err().to_string(),
+    ] {
+        assert!(
+            error.contains("`ssh:cih1*1` runs a fixed set of workers"),
+            "{error}"
+        );
+    }
+    assert_eq!(client.submit(limit_here, 0).value(), Ok(200_000_000));
+}
+
 #[wherever::main]
 fn main() {
     harness::run_checks(&[
@@ -105,6 +145,10 @@ fn main() {
         (
             "with_mem_scaling_leaves_the_limit_alone",
             with_mem_scaling_leaves_the_limit_alone,
+        ),
+        (
+            "an_ssh_plan_cannot_scale_and_says_so",
+            an_ssh_plan_cannot_scale_and_says_so,
         ),
     ])
 }
