@@ -1,5 +1,7 @@
-//! `wherever run --plan processes:N -- PROGRAM ARGS...`: starts a scheduler and N
-//! worker processes of PROGRAM (a program whose `main` has `#[wherever::main]`), runs
+//! `wherever run --plan PLAN -- PROGRAM ARGS...`: starts a scheduler and the
+//! workers of PLAN's first level (`processes:N[,mem=SIZE]`: N worker processes of
+//! PROGRAM, a program whose `main` has `#[wherever::main]`; also `ssh:`, `slurm`
+//! and `slurm:jobs=`, read by the library's plan parser), runs
 //! PROGRAM as the scheduler's client with `WHEREVER_PLAN=tcp://ADDRESS`, shows one
 //! progress bar over all its tasks on stderr when stderr is a terminal, serves the
 //! dashboard, and exits with PROGRAM's exit status.
@@ -144,14 +146,16 @@ fn wait_for_workers(
     wait: Duration,
 ) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + wait;
-    let mut seen = 0;
-    while seen < workers && std::time::Instant::now() < deadline {
+    let (mut seen, mut expected, mut lost_reported) = (0, workers, 0);
+    while seen < expected && std::time::Instant::now() < deadline {
         match launched.poll() {
             LaunchStatus::Failed(reason) => anyhow::bail!("cannot start the workers: {reason}"),
-            LaunchStatus::Lost { reason, .. } => {
-                tracing::warn!("{reason}; going on without them");
+            // (A `partial` ssh plan: the other hosts go on.)
+            LaunchStatus::Lost { workers: lost, .. } if lost > lost_reported => {
+                lost_reported = lost;
+                expected = workers.saturating_sub(lost);
             }
-            LaunchStatus::Running => {}
+            LaunchStatus::Lost { .. } | LaunchStatus::Running => {}
         }
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if let Some(stamped) = joined.recv_timeout(left.min(Duration::from_millis(200))) {

@@ -228,3 +228,29 @@ fn an_ssh_plan_starts_the_program_s_workers_on_the_hosts_with_their_limit() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_slurm_jobs_plan_submits_the_program_s_workers_with_sbatch_s_mem() {
+    let slurm = Command::new("sinfo").arg("-h").output();
+    if !slurm.is_ok_and(|output| output.status.success()) {
+        eprintln!("SKIPPED slurm_jobs plan: `sinfo -h` fails (Slurm is not available here)");
+        return;
+    }
+    let program = std::path::absolute(example("worker_limits")).unwrap();
+    let output = wherever_run(&[
+        "--plan",
+        "slurm:jobs=1,partition=debug,mem=300M",
+        "--dashboard",
+        "off",
+        "--",
+        program.to_str().unwrap(),
+    ]);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // sbatch's sizes: 300M is 300 MiB.
+    assert_eq!(
+        text(&output.stdout),
+        "limit=314572800 target=188743680 pause=251658240 terminate=298844160\n",
+        "{stderr}"
+    );
+}
