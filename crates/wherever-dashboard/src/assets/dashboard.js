@@ -72,6 +72,14 @@ function memory(w) {
   return (rss || "?") + " of " + bytes(w.memory_limits.limit);
 }
 
+// The spill, pause and terminate thresholds, for the memory cell's tooltip.
+function thresholds(limits) {
+  if (!limits) return "";
+  const at = (n) => (n === null ? "off" : bytes(n));
+  return "spills past " + at(limits.target) + ", pauses past " + at(limits.pause) +
+    ", restarts past " + at(limits.terminate);
+}
+
 function renderWorkers(workers) {
   const body = document.getElementById("worker-rows");
   body.replaceChildren();
@@ -83,7 +91,7 @@ function renderWorkers(workers) {
     cell(row, w.slots || "");
     cell(row, w.running);
     cell(row, w.finished);
-    cell(row, memory(w));
+    cell(row, memory(w)).title = thresholds(w.memory_limits);
     cell(row, w.cpu_percent == null ? "" : w.cpu_percent + "%");
     cell(row, (w.last_seen_ms / 1000).toFixed(1) + " s");
     cell(row, w.left === null ? "up" : "left: " + w.left);
