@@ -114,7 +114,11 @@ enum Commands {
     /// progress bar over all its tasks on stderr when stderr is a terminal, and the
     /// dashboard. Exits with PROGRAM's exit status.
     Run {
-        /// The plan: `processes:N` (N worker processes of PROGRAM on this machine).
+        /// The plan, any plan string a program takes whose first level starts
+        /// workers: `processes[:N][,mem=SIZE]` (N worker processes of PROGRAM on
+        /// this machine, each with a memory limit), `ssh:HOST[*N],...[;mem=SIZE]`,
+        /// `slurm[:KEY=VALUE,...]` (inside an allocation) or `slurm:jobs=N,...`;
+        /// levels after `/` are the plan of the tasks PROGRAM's tasks submit.
         #[arg(long, value_parser = run::parse_run_plan)]
         plan: run::RunPlan,
         /// The live dashboard: `on` or `off`. Default: $WHEREVER_DASHBOARD, else on.

@@ -3,7 +3,10 @@
 //! PROGRAM, byte for byte (as dask-jobqueue's `cluster.job_script()`).
 
 use std::path::{Path, PathBuf};
-use wherever_cluster::launcher::{job_script, SlurmJobsSpec};
+use wherever::{Level, Plan};
+use wherever_cluster::launcher::job_script;
+#[cfg(test)]
+use wherever_cluster::launcher::SlurmJobsSpec;
 
 /// The program a script names when `--program` is not given.
 pub const PLACEHOLDER_PROGRAM: &str = "/path/to/your/program";
@@ -12,42 +15,26 @@ pub const PLACEHOLDER_PROGRAM: &str = "/path/to/your/program";
 /// `/` do not change it) for `program` (made absolute); an error says what is
 /// wrong with the plan.
 pub fn script_for(plan: &str, program: Option<&Path>) -> Result<String, String> {
-    let level = plan.trim().split('/').next().unwrap_or_default().trim();
-    let Some(options) = level.strip_prefix("slurm:") else {
+    let parsed = Plan::parse(plan).map_err(|e| e.to_string())?;
+    let Level::SlurmJobs(spec) = parsed.first() else {
+        let hint = match parsed.first() {
+            Level::Slurm(_) => {
+                " (a `slurm:` plan without jobs=N starts its workers with srun \
+                                inside an allocation, and submits no script: add jobs=N)"
+            }
+            _ => "",
+        };
         return Err(format!(
-            "invalid plan `{plan}`: slurm-script needs a plan `slurm:jobs=N,KEY=VALUE,...`"
+            "invalid plan `{plan}`: slurm-script needs a plan `slurm:jobs=N,KEY=VALUE,...` or \
+             `slurm:per-task,KEY=VALUE,...`{hint}"
         ));
     };
-    let per_task_word = wherever_cluster::launcher::slurm_spec::PER_TASK_WORD;
-    let (per_task, options) = match options.split_once(',') {
-        _ if options == per_task_word => (true, ""),
-        Some((first, rest)) if first == per_task_word => (true, rest),
-        _ => (false, options),
-    };
-    let options = options
-        .split(',')
-        .filter(|pair| !(per_task && options.is_empty() && pair.is_empty()))
-        .map(|pair| match pair.split_once('=') {
-            Some((key, value)) if !key.trim().is_empty() && !value.trim().is_empty() => {
-                Ok((key.trim().to_string(), value.trim().to_string()))
-            }
-            _ => Err(format!(
-                "invalid plan `{plan}`: expected slurm:KEY=VALUE[,KEY=VALUE...], got `{pair}`"
-            )),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let spec = if per_task {
-        SlurmJobsSpec::per_task_from_options(&options)
-    } else {
-        SlurmJobsSpec::from_options(&options)
-    }
-    .map_err(|why| format!("invalid plan `{plan}`: {why}"))?;
     let program = match program {
         Some(path) => std::path::absolute(path)
             .map_err(|e| format!("cannot make `{}` absolute: {e}", path.display()))?,
         None => PathBuf::from(PLACEHOLDER_PROGRAM),
     };
-    job_script(&spec, &program)
+    job_script(spec, &program)
 }
 
 #[cfg(test)]
@@ -91,7 +78,7 @@ mod tests {
     fn malformed_plans_are_errors() {
         for (plan, expected) in [
             ("processes:2", "needs a plan `slurm:jobs=N"),
-            ("slurm:partition=debug", "needs jobs=N"),
+            ("slurm:partition=debug", "add jobs=N"),
             ("slurm:jobs=2,,", "got ``"),
             ("slurm:jobs=2,qos", "got `qos`"),
             ("slurm:jobs=0", "jobs=`0`"),

@@ -96,10 +96,20 @@ fn a_terminal_shows_one_bar_over_all_the_tasks() {
 
 #[test]
 fn malformed_invocations_are_refused_with_a_reason() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--plan", "processes:2"], "PROGRAM"),
-        (&["--plan", "threads:2", "--", "true"], "processes:N"),
-        (&["--plan", "processes:0", "--", "true"], "whole number"),
+        (
+            &["--plan", "threads:2", "--", "true"],
+            "inside the program itself",
+        ),
+        (
+            &["--plan", "processes:0", "--", "true"],
+            "worker count from 1",
+        ),
+        (
+            &["--plan", "processes:2,mem=lots", "--", "true"],
+            "processes option mem=SIZE",
+        ),
         (&["--", "true"], "--plan"),
         (
             &[
@@ -134,4 +144,113 @@ fn a_program_that_does_not_exist_is_an_error_not_a_hang() {
     let stderr = text(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("/nonexistent/wherever-program"), "{stderr}");
+}
+
+#[test]
+fn a_processes_plan_with_mem_gives_each_worker_that_limit() {
+    let program = example("worker_limits");
+    let output = wherever_run(&[
+        "--plan",
+        "processes:2,mem=300MB",
+        "--dashboard",
+        "off",
+        "--",
+        program.to_str().unwrap(),
+    ]);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(
+        text(&output.stdout),
+        "limit=300000000 target=180000000 pause=240000000 terminate=285000000\n",
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_nested_plan_is_taken_and_its_first_level_starts_the_workers() {
+    let program = example("worker_limits");
+    let output = wherever_run(&[
+        "--plan",
+        "processes:1,mem=200MB/threads:2",
+        "--dashboard",
+        "off",
+        "--",
+        program.to_str().unwrap(),
+    ]);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        text(&output.stdout).starts_with("limit=200000000 "),
+        "{stderr}"
+    );
+}
+
+/// Whether `ssh host true` works without a password; else prints why the test
+/// that needs it is skipped.
+fn ssh_reaches(test: &str, host: &str) -> bool {
+    let reached = Command::new("ssh")
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            host,
+            "true",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !reached {
+        eprintln!("SKIPPED {test}: `ssh {host} true` fails (start the CI's sshd hosts)");
+    }
+    reached
+}
+
+#[test]
+fn an_ssh_plan_starts_the_program_s_workers_on_the_hosts_with_their_limit() {
+    if !ssh_reaches("ssh_plan", "cih1") {
+        return;
+    }
+    let program = std::path::absolute(example("worker_limits")).unwrap();
+    let output = wherever_run(&[
+        "--plan",
+        "ssh:cih1*2;mem=250MB",
+        "--dashboard",
+        "off",
+        "--",
+        program.to_str().unwrap(),
+    ]);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(
+        text(&output.stdout),
+        "limit=250000000 target=150000000 pause=200000000 terminate=237500000\n",
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_slurm_jobs_plan_submits_the_program_s_workers_with_sbatch_s_mem() {
+    let slurm = Command::new("sinfo").arg("-h").output();
+    if !slurm.is_ok_and(|output| output.status.success()) {
+        eprintln!("SKIPPED slurm_jobs plan: `sinfo -h` fails (Slurm is not available here)");
+        return;
+    }
+    let program = std::path::absolute(example("worker_limits")).unwrap();
+    let output = wherever_run(&[
+        "--plan",
+        "slurm:jobs=1,partition=debug,mem=300M",
+        "--dashboard",
+        "off",
+        "--",
+        program.to_str().unwrap(),
+    ]);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // sbatch's sizes: 300M is 300 MiB.
+    assert_eq!(
+        text(&output.stdout),
+        "limit=314572800 target=188743680 pause=251658240 terminate=298844160\n",
+        "{stderr}"
+    );
 }

@@ -189,6 +189,8 @@ async fn serve_until_given_up(
     loop {
         let stream = reconnect::connect_within(&target, death_timeout, first).await?;
         first = false;
+        // A limit the scheduler changed holds on the next connection too.
+        let limits = worker_memory_limits().unwrap_or(limits);
         let ended = serve_scheduler(stream, &secret, slots, limits).await;
         if !matches!(ended, Ended::Unanswered(_)) {
             unanswered = None;
@@ -294,6 +296,7 @@ async fn serve_connection(
         group: identity::group()?,
         time_left_ms: identity::deadline()?.map(identity::time_left_ms),
         max_tasks: identity::max_tasks()?,
+        memory: limits.thresholds().map(Box::new),
     };
     let (id, mut early) = join(&mut reader, &mut writer, secret, role, this_build(), true).await?;
     // A new connection is a new worker: the scheduler says the inner plan again.
@@ -322,8 +325,9 @@ async fn serve_connection(
     );
     let pause = Arc::new(monitor::Pause::default());
     let reports = Arc::new(reports::HeldReports::new(outgoing.clone()));
+    let limits = Arc::new(std::sync::Mutex::new(limits));
     let _monitor = monitor::start(
-        limits,
+        limits.clone(),
         Arc::downgrade(&store),
         pause.clone(),
         outgoing.clone(),
@@ -401,6 +405,14 @@ async fn serve_connection(
                 Message::Shutdown => return Ok(Ended::Removed),
                 Message::Goodbye => return Ok(Ended::Goodbye),
                 Message::InnerPlan { plan } => set_inner_plan(plan),
+                Message::SetMemoryLimit { limit } => {
+                    let changed = limits::change_limit(limit);
+                    *limits.lock().unwrap_or_else(|p| p.into_inner()) = changed;
+                    store.set_target(changed.target.unwrap_or(u64::MAX));
+                    if let Some(limits) = changed.thresholds() {
+                        let _ = outgoing.send(Message::MemoryLimits { limits });
+                    }
+                }
                 // The scheduler's connection says it is alive when idle.
                 Message::Heartbeat => {}
                 other => {

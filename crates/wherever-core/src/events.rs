@@ -209,6 +209,16 @@ pub enum Event {
         /// Whether it is paused (over its memory pause threshold, starting no task).
         paused: bool,
     },
+    /// A worker's memory limit and the thresholds derived from it: emitted right
+    /// after its [`Event::WorkerJoined`] (when the worker runs under a limit), and
+    /// again whenever its limit changes (a plan without `mem=` that scales gives
+    /// every worker its new share of the machine).
+    WorkerLimits {
+        /// The worker.
+        worker: WorkerKey,
+        /// Its limit and thresholds, in bytes.
+        limits: MemoryThresholds,
+    },
     /// This reader was too slow: `count` older events were dropped before the next one.
     Dropped {
         /// How many events were lost.
@@ -222,6 +232,22 @@ pub enum Event {
         /// The tasks, dependencies before dependents.
         tasks: Vec<GraphTask>,
     },
+}
+
+/// A worker's memory limit and the resident memory past which it spills results
+/// to disk, pauses (starts no new task) and exits to be restarted, all in bytes
+/// (`None`: that step is off), as [`Event::WorkerLimits`] and the cluster's
+/// handshake carry them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryThresholds {
+    /// The memory limit.
+    pub limit: u64,
+    /// Past this, held results spill to disk (by default 60% of the limit).
+    pub target: Option<u64>,
+    /// Past this, the worker starts no new task (by default 80%).
+    pub pause: Option<u64>,
+    /// Past this, the worker exits and is restarted (by default 95%).
+    pub terminate: Option<u64>,
 }
 
 /// The most tasks a graph may have for [`Event::GraphSubmitted`] to describe it.
@@ -264,6 +290,7 @@ impl Event {
             Event::WorkerJoined { .. } => "WorkerJoined",
             Event::WorkerLeft { .. } => "WorkerLeft",
             Event::WorkerMemory { .. } => "WorkerMemory",
+            Event::WorkerLimits { .. } => "WorkerLimits",
             Event::Dropped { .. } => "Dropped",
             Event::GraphSubmitted { .. } => "GraphSubmitted",
         }

@@ -87,6 +87,11 @@ pub fn observation(stamped: Stamped) -> Option<Observation> {
             cpu,
             at,
         },
+        Event::WorkerLimits { worker, limits } => Observation::WorkerLimits {
+            worker: worker_name(worker),
+            limits,
+            at,
+        },
         Event::Dropped { count } => Observation::Dropped { count },
         Event::GraphSubmitted { tasks } => Observation::Graph {
             tasks: tasks

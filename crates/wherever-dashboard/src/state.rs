@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use serde::Serialize;
+use wherever_core::events::MemoryThresholds;
 
 use crate::graph::{GraphNode, GraphState, NodeView};
 use crate::live::{LiveTask, LiveTasks};
@@ -90,6 +91,15 @@ pub enum Observation {
         /// When.
         at: Duration,
     },
+    /// A worker's memory limit and thresholds (when it joined, or changed).
+    WorkerLimits {
+        /// The worker's name.
+        worker: String,
+        /// Its limit and the spill, pause and terminate thresholds, in bytes.
+        limits: MemoryThresholds,
+        /// When.
+        at: Duration,
+    },
     /// The dashboard's subscription lost `count` old events (it read too slowly).
     Dropped {
         /// How many were lost.
@@ -134,6 +144,9 @@ pub struct WorkerView {
     pub finished: u64,
     /// The memory it last reported, in bytes.
     pub rss_bytes: Option<u64>,
+    /// Its memory limit and the spill, pause and terminate thresholds, in bytes
+    /// (`null` while unknown).
+    pub memory_limits: Option<MemoryThresholds>,
     /// The CPU time its process used so far, in milliseconds (from its last report).
     pub cpu_ms: Option<u64>,
     /// Its CPU use between its last two reports, in percent of one core (150: one and
@@ -294,6 +307,9 @@ impl Aggregate {
                             Some((used.as_secs_f64() / wall.as_secs_f64() * 100.0).round() as u64);
                     }
                 }
+            }
+            Observation::WorkerLimits { worker, limits, at } => {
+                self.worker(&worker, at).memory_limits = Some(limits);
             }
             Observation::Dropped { count } => self.dropped_events += count,
             Observation::Graph { .. } => {}

@@ -12,10 +12,11 @@ use crate::Resources;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
+use wherever_core::events::MemoryThresholds;
 use wherever_core::{StreamKey, TaskError};
 
 /// The protocol version; peers with another version are refused at the handshake.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// The most events a scheduler holds unsent for one subscribed client (a slow one
 /// loses the oldest, and is told how many).
@@ -74,6 +75,10 @@ pub enum Role {
         /// `slurm:per-task` job's worker takes 1); `None`: no limit. The scheduler
         /// assigns it no more and retires it once they are done.
         max_tasks: Option<u32>,
+        /// Its memory limit and thresholds (`WHEREVER_WORKER_MEMORY_LIMIT` or its
+        /// share of its machine, and the spill, pause and terminate fractions), for
+        /// the event stream; `None`: it runs under no limit it knows of.
+        memory: Option<Box<MemoryThresholds>>,
     },
     /// A worker or client fetching results from a worker's data address.
     DataFetch,
@@ -457,6 +462,20 @@ pub enum Message {
         /// Why, in words (`its worker exceeded 95% of its memory limit ...`).
         reason: String,
     },
+    /// Scheduler → worker: from now on, run under this memory limit in bytes (a
+    /// plan without `mem=` that scaled: every worker gets its new share of the
+    /// machine); the worker keeps its spill, pause and terminate fractions and
+    /// answers with [`Message::MemoryLimits`].
+    SetMemoryLimit {
+        /// The new limit in bytes (at least 1).
+        limit: u64,
+    },
+    /// Worker → scheduler: the memory limit and thresholds it runs under now
+    /// (after a [`Message::SetMemoryLimit`]), for the event stream.
+    MemoryLimits {
+        /// The limit and thresholds in bytes.
+        limits: MemoryThresholds,
+    },
     /// Scheduler → worker: whether anybody reads the event stream; while nobody does,
     /// workers send no [`Message::Started`] or [`Message::Memory`] (they cost nothing).
     Observed {
@@ -533,6 +552,8 @@ impl Message {
             Message::Memory { .. } => "Memory",
             Message::Paused { .. } => "Paused",
             Message::Exiting { .. } => "Exiting",
+            Message::SetMemoryLimit { .. } => "SetMemoryLimit",
+            Message::MemoryLimits { .. } => "MemoryLimits",
             Message::Observed { .. } => "Observed",
             Message::SubscribeEvents { .. } => "SubscribeEvents",
             Message::Events { .. } => "Events",

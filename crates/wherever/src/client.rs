@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wherever_cluster::launcher::{
     start_cluster, ClusterOptions, LaunchedCluster, Launcher, MpiLauncher, ProcessesLauncher,
-    SlurmJobsLauncher, SlurmLauncher, SshHostSpec, SshLauncher,
+    SlurmJobsLauncher, SlurmLauncher,
 };
 use wherever_cluster::{ClusterClient, ClusterRuntime, Secret};
 use wherever_core::codec;
@@ -123,7 +123,8 @@ impl Plan {
             }
             Level::Tcp { host, port } => outside_async_runtime(|| self.connect_tcp(host, *port))?,
             Level::Ssh(level) => {
-                let launcher = ssh_launcher(level).map_err(|reason| start_error(self, reason))?;
+                let launcher = crate::plan_launcher::ssh_launcher(level)
+                    .map_err(|reason| start_error(self, reason))?;
                 // Hosts may be lost (`partial`) or go away: count the slots that joined.
                 self.start_counting_joined(&launcher)?
             }
@@ -208,25 +209,6 @@ impl Plan {
             launched: None,
         }))
     }
-}
-
-/// The launcher of an `ssh:` level.
-fn ssh_launcher(level: &crate::plan::SshLevel) -> Result<SshLauncher, String> {
-    let hosts = level
-        .hosts
-        .iter()
-        .map(|h| SshHostSpec {
-            host: h.host.clone(),
-            workers: h.workers,
-        })
-        .collect();
-    SshLauncher::new(
-        hosts,
-        level.ship,
-        level.partial,
-        level.connect_timeout.map(std::time::Duration::from_secs),
-    )
-    .map(|launcher| launcher.with_memory_limit(level.memory_limit))
 }
 
 /// Runs `start` on a thread of its own: the cluster machinery blocks on its own

@@ -52,6 +52,7 @@ mod options;
 pub mod plan;
 #[cfg(feature = "clap")]
 mod plan_args;
+mod plan_launcher;
 mod plan_memory;
 pub mod progress;
 mod readiness;

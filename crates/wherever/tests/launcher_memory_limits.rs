@@ -7,9 +7,10 @@
 //!   memory divided by the workers started on it;
 //! - `mpi` under the real `mpirun` (skipped without it): `mpi:N,mem=`, and by
 //!   default the node's memory divided by the ranks on it;
-//! - workers added by `scale` get the limit of the first ones (`processes`, and
-//!   `slurm:jobs`, skipped without Slurm), and `slurm:jobs` without `mem` divides
-//!   the node's memory by the job's workers on it.
+//! - workers added by `scale` get the limit of the first ones (`processes` with
+//!   `mem=`, and `slurm:jobs`, skipped without Slurm), `processes` without `mem=`
+//!   shares the machine among all its workers, and `slurm:jobs` without `mem`
+//!   divides the node's memory by the job's workers on it.
 //!
 //! The test binary is its own worker executable (`harness = false`).
 
@@ -295,8 +296,8 @@ fn mpi_mem_option_and_the_default_share_of_the_node() {
 }
 
 /// `processes:1,mem=250MB` scaled to 3: the two added workers run under 250 MB
-/// too; `processes:1` scaled to 2: the added one gets the first one's share (the
-/// whole machine), not a share of its own.
+/// too; `processes:1` scaled to 2: the two share the machine, half each (the
+/// first one's limit is lowered; see `scaled_memory_limits.rs`).
 fn workers_added_by_scale_get_the_first_ones_limit() {
     let client = Plan::parse("processes:1,mem=250MB")
         .unwrap()
@@ -311,7 +312,7 @@ fn workers_added_by_scale_get_the_first_ones_limit() {
     client.scale(2).unwrap();
     let reports = ask_every_worker(&client, 2, "scale-default");
     let machine = machine(&reports);
-    assert_eq!(limits(&reports), [machine; 2], "{reports:?}");
+    assert_eq!(limits(&reports), [machine / 2; 2], "{reports:?}");
 }
 
 /// `slurm:jobs=1,workers-per-job=2` without `mem`: each worker has half the

@@ -147,6 +147,17 @@ pub trait LaunchedWorkers: Send {
         let _ = (units, launch);
         Err("this plan's workers are a fixed set: it cannot start more".to_string())
     }
+    /// For workers whose default memory limit is a share of one machine
+    /// (`processes:N` without `mem=`): the limit each gets once the workers it
+    /// runs now and `extra` more about to start share the machine. The launcher
+    /// gives it to the workers it starts or restarts from now on; the caller tells
+    /// the connected ones. `None` (the default): the limit does not follow the
+    /// number of workers (the plan gave `mem=`, or the workers are on machines of
+    /// their own).
+    fn share_memory(&mut self, extra: usize) -> Option<u64> {
+        let _ = extra;
+        None
+    }
     /// Workers started by [`LaunchedWorkers::add`] (or at launch) that have not
     /// connected yet (queued Slurm jobs), so that adapting does not flood a queue.
     fn starting(&self) -> usize {
@@ -343,7 +354,7 @@ pub fn start_cluster(
     }
     workers.started(&handle);
     let workers = Arc::new(Mutex::new(workers));
-    scale::reap_groups_that_left(groups_left, workers.clone());
+    scale::reap_groups_that_left(groups_left, workers.clone(), control.clone());
     let cluster = LaunchedCluster {
         scaler: Arc::new(scale::Scaler {
             workers,

@@ -15,7 +15,7 @@ use crate::worker::{
     MEMORY_LIMIT_VARIABLE, THREADS_VARIABLE,
 };
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::process::{Child, Command};
 
@@ -36,7 +36,8 @@ pub struct ProcessesLauncher {
     /// How many worker processes.
     pub workers: usize,
     /// Each worker's memory limit in bytes (`processes:N,mem=SIZE`); `None`: the
-    /// machine's memory divided by the workers (as first started).
+    /// machine's memory divided by the workers, following their number when the
+    /// cluster scales ([`LaunchedWorkers::share_memory`]).
     pub memory_limit: Option<u64>,
 }
 
@@ -49,12 +50,9 @@ impl ProcessesLauncher {
     }
 
     /// What every worker's environment gets besides the launch's own settings
-    /// (which win): its memory limit and the allocator setting.
+    /// (which win) and its memory limit: the allocator setting.
     fn memory_env(&self) -> Vec<(String, String)> {
         let mut env = Vec::new();
-        if let Some(limit) = self.worker_memory_limit() {
-            env.push((MEMORY_LIMIT_VARIABLE.to_string(), limit.to_string()));
-        }
         let (name, value) = MALLOC_TRIM_VARIABLE;
         if std::env::var_os(name).is_none() {
             env.push((name.to_string(), value.to_string()));
@@ -85,6 +83,8 @@ impl Launcher for ProcessesLauncher {
             launch: launch.clone(),
             next: Arc::new(AtomicUsize::new(0)),
             memory_env: Arc::new(self.memory_env()),
+            memory_limit: Arc::new(AtomicU64::new(self.worker_memory_limit().unwrap_or(0))),
+            shares_the_machine: self.memory_limit.is_none(),
             spawned: Arc::default(),
         });
         if let Err(error) = workers.spawn_more(self.workers, launch) {
@@ -101,13 +101,26 @@ struct Spawner {
     launch: WorkerLaunch,
     /// The number of the next worker: its name and group are `processes-N`.
     next: Arc<AtomicUsize>,
-    /// Settings every worker gets before the launch's own (its memory limit).
+    /// Settings every worker gets before the launch's own (the allocator's).
     memory_env: Arc<Vec<(String, String)>>,
+    /// The memory limit in bytes of the workers it starts from now on (0: none).
+    memory_limit: Arc<AtomicU64>,
+    /// Whether that limit is a share of the machine that follows the number of
+    /// workers (no `mem=` given), rather than the plan's.
+    shares_the_machine: bool,
     /// The process ids of every worker started, for the clean-up at the end.
     spawned: Arc<Mutex<Vec<u32>>>,
 }
 
 impl Spawner {
+    /// The memory limit setting of a worker started now, if there is a limit.
+    fn memory_limit_env(&self) -> Option<(&'static str, String)> {
+        match self.memory_limit.load(Ordering::Relaxed) {
+            0 => None,
+            limit => Some((MEMORY_LIMIT_VARIABLE, limit.to_string())),
+        }
+    }
+
     /// A new name (and group) for a worker process.
     fn new_name(&self) -> String {
         format!("processes-{}", self.next.fetch_add(1, Ordering::Relaxed))
@@ -123,6 +136,7 @@ impl Spawner {
             .env(DEATH_TIMEOUT_VARIABLE, "0")
             .env(WORKER_NAME_VARIABLE, name)
             .env(WORKER_GROUP_VARIABLE, name)
+            .envs(self.memory_limit_env())
             .envs(
                 self.memory_env
                     .iter()
@@ -268,6 +282,19 @@ impl LaunchedWorkers for LocalWorkers {
 
     fn add(&mut self, units: usize, launch: &WorkerLaunch) -> Result<(), String> {
         self.spawn_more(units, launch)
+    }
+
+    /// Without `mem=`: the machine's memory divided by the worker processes
+    /// running (retiring and starting ones included, so that the shares never add
+    /// up to more than the machine) plus `extra`.
+    fn share_memory(&mut self, extra: usize) -> Option<u64> {
+        if !self.spawner.shares_the_machine {
+            return None;
+        }
+        let workers = (lock(&self.children).len() + extra).max(1);
+        let limit = (machine_memory()? / workers as u64).max(1);
+        self.spawner.memory_limit.store(limit, Ordering::Relaxed);
+        Some(limit)
     }
 
     /// Worker processes running whose name has never connected.
@@ -418,6 +445,8 @@ mod tests {
             launch,
             next: Arc::new(AtomicUsize::new(0)),
             memory_env: Arc::default(),
+            memory_limit: Arc::default(),
+            shares_the_machine: false,
             spawned: Arc::default(),
         });
         for name in ["processes-0", "processes-1"] {
@@ -449,9 +478,6 @@ mod tests {
             memory_limit: Some(200_000_000),
         };
         assert_eq!(given.worker_memory_limit(), Some(200_000_000));
-        assert!(given
-            .memory_env()
-            .contains(&(MEMORY_LIMIT_VARIABLE.to_string(), "200000000".to_string())));
         let divided = ProcessesLauncher {
             workers: 4,
             memory_limit: None,
@@ -460,6 +486,58 @@ mod tests {
             divided.worker_memory_limit(),
             machine_memory().map(|total| total / 4)
         );
+    }
+
+    /// Two running worker processes (`sleep`) of a launcher whose memory limit
+    /// is `limit` bytes, shared by the workers or not.
+    fn two_workers(limit: u64, shares_the_machine: bool) -> LocalWorkers {
+        let launch = WorkerLaunch {
+            scheduler: "127.0.0.1:9".into(),
+            secret_hex: String::new(),
+            executable: "sleep".into(),
+            threads: 1,
+            env: Vec::new(),
+        };
+        let workers = LocalWorkers::new(Spawner {
+            launch,
+            next: Arc::new(AtomicUsize::new(0)),
+            memory_env: Arc::default(),
+            memory_limit: Arc::new(AtomicU64::new(limit)),
+            shares_the_machine,
+            spawned: Arc::default(),
+        });
+        for name in ["processes-0", "processes-1"] {
+            let child = Command::new("sleep")
+                .arg("60")
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            lock(&workers.children).push(LocalWorker {
+                name: name.to_string(),
+                child,
+            });
+        }
+        workers
+    }
+
+    #[tokio::test]
+    async fn without_mem_the_limit_follows_the_number_of_workers() {
+        let Some(machine) = machine_memory() else {
+            return;
+        };
+        let mut shared = two_workers(machine / 2, true);
+        assert_eq!(shared.share_memory(1), Some(machine / 3));
+        let expected = (MEMORY_LIMIT_VARIABLE, (machine / 3).to_string());
+        assert_eq!(shared.spawner.memory_limit_env(), Some(expected));
+        shared.left(&["processes-1".to_string()]);
+        assert_eq!(shared.share_memory(0), Some(machine));
+        shared.stop();
+
+        let mut given = two_workers(200_000_000, false);
+        assert_eq!(given.share_memory(1), None);
+        let expected = (MEMORY_LIMIT_VARIABLE, "200000000".to_string());
+        assert_eq!(given.spawner.memory_limit_env(), Some(expected));
+        given.stop();
     }
 
     #[tokio::test]

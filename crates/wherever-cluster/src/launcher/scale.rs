@@ -104,6 +104,11 @@ impl Scaler {
             let per_unit = launched.workers_per_unit().max(1);
             step.units_added = (target - have).div_ceil(per_unit).min(max_units);
             if step.units_added > 0 {
+                // The workers there are get their lower share before the new
+                // ones start, so the shares never add up to more than the machine.
+                if let Some(limit) = launched.share_memory(step.units_added * per_unit) {
+                    self.control.set_memory_limit(limit)?;
+                }
                 launched.add(step.units_added, &self.launch)?;
             }
         } else if target < have && cancel_queued {
@@ -166,18 +171,25 @@ struct GroupLoad {
 }
 
 /// Calls [`LaunchedWorkers::left`] for each batch of groups the scheduler reports
-/// as gone, on a thread of its own, until the scheduler stops.
+/// as gone, on a thread of its own, until the scheduler stops; where the workers'
+/// memory limit is a share of the machine, the workers that stay get their larger
+/// share once the others have gone.
 pub(super) fn reap_groups_that_left(
     groups_left: mpsc::Receiver<Vec<String>>,
     workers: Arc<Mutex<Box<dyn LaunchedWorkers>>>,
+    control: Control,
 ) {
     let reaper = move || {
         while let Ok(groups) = groups_left.recv() {
             tracing::info!("workers retired and left: {}", groups.join(", "));
-            workers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .left(&groups);
+            let mut workers = workers.lock().unwrap_or_else(|p| p.into_inner());
+            workers.left(&groups);
+            if let Some(limit) = workers.share_memory(0) {
+                drop(workers);
+                if let Err(error) = control.set_memory_limit(limit) {
+                    tracing::warn!("cannot give the workers their new memory limit: {error}");
+                }
+            }
         }
     };
     if let Err(error) = std::thread::Builder::new()

@@ -101,6 +101,15 @@ impl Builds {
             .sum()
     }
 
+    /// Tells every worker of every build to run under a memory limit of `limit`
+    /// bytes; returns how many were told.
+    pub(super) fn set_memory_limit(&mut self, limit: u64, comm: &mut impl Comm) -> usize {
+        self.reactors
+            .values_mut()
+            .map(|reactor| reactor.set_memory_limit(limit, comm))
+            .sum()
+    }
+
     /// The groups whose retired workers have all left, in every build.
     pub(super) fn take_groups_left(&mut self) -> Vec<String> {
         self.reactors

@@ -17,6 +17,9 @@ pub(super) enum Request {
     Status(mpsc::Sender<ClusterStatus>),
     /// Retire these groups; answer with how many workers are retiring for them.
     Retire(Vec<String>, mpsc::Sender<usize>),
+    /// Tell every worker its new memory limit in bytes; answer with how many
+    /// were told.
+    SetMemoryLimit(u64, mpsc::Sender<usize>),
     /// From now on, send `()` whenever a task goes to a worker with a task limit.
     WatchPlacements(mpsc::SyncSender<()>),
 }
@@ -62,6 +65,14 @@ impl Control {
         self.ask(Request::Retire(groups, answer), answered)
     }
 
+    /// Tells every connected worker to run under a memory limit of `limit` bytes
+    /// from now on (keeping its spill, pause and terminate fractions); returns how
+    /// many were told.
+    pub fn set_memory_limit(&self, limit: u64) -> Result<usize, String> {
+        let (answer, answered) = mpsc::channel();
+        self.ask(Request::SetMemoryLimit(limit, answer), answered)
+    }
+
     /// A receiver that gets `()` soon after a task went to a worker with a task
     /// limit (a `slurm:per-task` job's), so that its launcher names the job while
     /// it still runs; several placements may give one `()`.
@@ -100,6 +111,9 @@ pub(super) fn answer(
         }
         Request::Retire(groups, answer) => {
             let _ = answer.send(builds.retire_groups(&groups, comm));
+        }
+        Request::SetMemoryLimit(limit, answer) => {
+            let _ = answer.send(builds.set_memory_limit(limit, comm));
         }
     }
 }

@@ -1,6 +1,8 @@
 //! A worker's memory limit and the fractions of it where it spills, pauses and
 //! exits, as Dask's `memory_limit` and `distributed.worker.memory.*`.
 
+use wherever_core::events::MemoryThresholds;
+
 /// The environment variable giving a worker's memory limit in bytes (a whole
 /// number); launchers set it (`processes:N,mem=SIZE`, by default the machine's
 /// memory divided by the workers). Without it a worker takes the machine's memory,
@@ -16,14 +18,35 @@ pub const MEMORY_LIMIT_VARIABLE: &str = "WHEREVER_WORKER_MEMORY_LIMIT";
 pub const MEMORY_SHARE_VARIABLE: &str = "WHEREVER_WORKER_MEMORY_SHARE";
 
 /// The limits this process runs under as a worker, once [`MemoryLimits::from_env`]
-/// has read them.
-static THIS_WORKER: std::sync::OnceLock<MemoryLimits> = std::sync::OnceLock::new();
+/// has read them (changed by [`change_limit`]).
+static THIS_WORKER: std::sync::Mutex<Option<MemoryLimits>> = std::sync::Mutex::new(None);
 
-/// The memory limits this worker process runs under (`None` outside a worker, or
-/// before it read them): a task can report its worker's limit with it.
+/// The fractions of the limit this worker's thresholds are at (`None`: off), as
+/// [`MemoryLimits::from_env`] read them.
+static FRACTIONS: std::sync::OnceLock<[Option<f64>; 3]> = std::sync::OnceLock::new();
+
+/// The memory limits this worker process runs under now (`None` outside a
+/// worker, or before it read them): a task can report its worker's limit with it.
 pub fn worker_memory_limits() -> Option<MemoryLimits> {
-    THIS_WORKER.get().copied()
+    *THIS_WORKER.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// Makes `limit` bytes (at least 1) this worker's memory limit from now on, its
+/// thresholds at the same fractions of it as before; returns the new limits,
+/// which [`worker_memory_limits`] gives from now on.
+pub fn change_limit(limit: u64) -> MemoryLimits {
+    let fractions = FRACTIONS.get().copied().unwrap_or(DEFAULT_STEPS);
+    let limits = MemoryLimits::at_fractions(limit.max(1), fractions);
+    *THIS_WORKER.lock().unwrap_or_else(|p| p.into_inner()) = Some(limits);
+    limits
+}
+
+/// [`DEFAULT_FRACTIONS`], each step on.
+const DEFAULT_STEPS: [Option<f64>; 3] = [
+    Some(DEFAULT_FRACTIONS.0),
+    Some(DEFAULT_FRACTIONS.1),
+    Some(DEFAULT_FRACTIONS.2),
+];
 
 /// The fraction of the limit past which held results spill to disk (default 0.6).
 pub const TARGET_VARIABLE: &str = "WHEREVER_MEMORY_TARGET";
@@ -57,7 +80,7 @@ impl MemoryLimits {
     /// [`worker_memory_limits`].
     pub fn from_env() -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok();
-        let limits = Self::parse(
+        let (limits, fractions) = Self::parse_with_fractions(
             var(MEMORY_LIMIT_VARIABLE).as_deref(),
             var(MEMORY_SHARE_VARIABLE).as_deref(),
             [
@@ -67,18 +90,55 @@ impl MemoryLimits {
             ],
             machine_memory,
         )?;
-        let _ = THIS_WORKER.set(limits);
+        let _ = FRACTIONS.set(fractions);
+        THIS_WORKER
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(limits);
         Ok(limits)
     }
 
-    /// The limits from the text of the five variables; `machine` gives the
-    /// machine's memory when no limit is given, divided by `share` if given.
+    /// The limit and thresholds as the event stream and the handshake carry
+    /// them; `None` for no limit (the machine's memory could not be read).
+    pub fn thresholds(&self) -> Option<MemoryThresholds> {
+        (self.limit != u64::MAX).then_some(MemoryThresholds {
+            limit: self.limit,
+            target: self.target,
+            pause: self.pause,
+            terminate: self.terminate,
+        })
+    }
+
+    /// The limits at `limit` bytes with thresholds at `fractions` of it.
+    fn at_fractions(limit: u64, fractions: [Option<f64>; 3]) -> Self {
+        let at = |fraction: Option<f64>| fraction.map(|f| (limit as f64 * f) as u64);
+        MemoryLimits {
+            limit,
+            target: at(fractions[0]),
+            pause: at(fractions[1]),
+            terminate: at(fractions[2]),
+        }
+    }
+
+    #[cfg(test)]
     fn parse(
         limit: Option<&str>,
         share: Option<&str>,
         fractions: [Option<&str>; 3],
         machine: impl FnOnce() -> Option<u64>,
     ) -> Result<Self, String> {
+        Self::parse_with_fractions(limit, share, fractions, machine).map(|(limits, _)| limits)
+    }
+
+    /// The limits from the text of the five variables, and the fractions read;
+    /// `machine` gives the machine's memory when no limit is given, divided by
+    /// `share` if given.
+    fn parse_with_fractions(
+        limit: Option<&str>,
+        share: Option<&str>,
+        fractions: [Option<&str>; 3],
+        machine: impl FnOnce() -> Option<u64>,
+    ) -> Result<(Self, [Option<f64>; 3]), String> {
         let share = match share {
             None => 1,
             Some(text) => text
@@ -113,7 +173,7 @@ impl MemoryLimits {
             DEFAULT_FRACTIONS.1,
             DEFAULT_FRACTIONS.2,
         ];
-        let mut bytes = [None; 3];
+        let mut read = [None; 3];
         for i in 0..3 {
             let fraction = match fractions[i].map(str::trim) {
                 None => Some(defaults[i]),
@@ -131,14 +191,9 @@ impl MemoryLimits {
                         })?,
                 ),
             };
-            bytes[i] = fraction.map(|f| (limit as f64 * f) as u64);
+            read[i] = fraction;
         }
-        Ok(MemoryLimits {
-            limit,
-            target: bytes[0],
-            pause: bytes[1],
-            terminate: bytes[2],
-        })
+        Ok((Self::at_fractions(limit, read), read))
     }
 }
 
@@ -229,6 +284,24 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn a_changed_limit_keeps_the_fractions() {
+        let limits = MemoryLimits::at_fractions(1000, [Some(0.5), None, Some(0.9)]);
+        assert_eq!(
+            limits,
+            MemoryLimits {
+                limit: 1000,
+                target: Some(500),
+                pause: None,
+                terminate: Some(900),
+            }
+        );
+        let thresholds = limits.thresholds().unwrap();
+        assert_eq!((thresholds.limit, thresholds.pause), (1000, None));
+        let unlimited = MemoryLimits::at_fractions(u64::MAX, DEFAULT_STEPS);
+        assert_eq!(unlimited.thresholds(), None);
     }
 
     #[test]

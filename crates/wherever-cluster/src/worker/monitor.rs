@@ -94,7 +94,7 @@ impl Drop for Monitor {
 /// Starts the monitor of `store` (it stops when the store is gone or the
 /// returned value dropped); `None` where resident memory cannot be read.
 pub fn start(
-    limits: MemoryLimits,
+    limits: Arc<Mutex<MemoryLimits>>,
     store: Weak<Store>,
     pause: Arc<Pause>,
     outgoing: UnboundedSender<Message>,
@@ -111,6 +111,8 @@ pub fn start(
             let Some(store) = store.upgrade() else { break };
             let Some(rss) = resident_bytes() else { break };
             store.set_unmanaged(rss);
+            // The scheduler may lower or raise the limit (a plan that scaled).
+            let limits = *limits.lock().unwrap_or_else(|p| p.into_inner());
             match decide(&limits, rss, store.bytes().memory > 0) {
                 Step::Exit => exit(&limits, rss, &outgoing, &flushed),
                 Step::Spill => {

@@ -56,7 +56,7 @@ pub struct Store {
     files: SpillFiles,
     /// Past this many bytes in memory, less [`Store::unmanaged`], least recently
     /// used values go to disk (`u64::MAX`: never).
-    target_bytes: u64,
+    target_bytes: AtomicU64,
     /// The process's resident memory besides the values held, as last sampled.
     unmanaged: AtomicU64,
 }
@@ -67,9 +67,14 @@ impl Store {
         Store {
             held: Mutex::default(),
             files,
-            target_bytes,
+            target_bytes: AtomicU64::new(target_bytes),
             unmanaged: AtomicU64::new(0),
         }
+    }
+
+    /// Spills past `target_bytes` from now on (the worker's memory limit changed).
+    pub fn set_target(&self, target_bytes: u64) {
+        self.target_bytes.store(target_bytes, Ordering::Relaxed);
     }
 
     /// Takes `rss` as the process's resident memory now: what of it is not the
@@ -83,6 +88,7 @@ impl Store {
     /// The bytes values may take in memory before they spill.
     fn room(&self) -> u64 {
         self.target_bytes
+            .load(Ordering::Relaxed)
             .saturating_sub(self.unmanaged.load(Ordering::Relaxed))
     }
 

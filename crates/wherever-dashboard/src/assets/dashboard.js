@@ -65,6 +65,21 @@ function bytes(n) {
   return n.toFixed(unit ? 1 : 0) + " " + units[unit];
 }
 
+// Resident memory, and the limit when known ("12.0 MiB of 1.9 GiB").
+function memory(w) {
+  const rss = bytes(w.rss_bytes);
+  if (!w.memory_limits) return rss;
+  return (rss || "?") + " of " + bytes(w.memory_limits.limit);
+}
+
+// The spill, pause and terminate thresholds, for the memory cell's tooltip.
+function thresholds(limits) {
+  if (!limits) return "";
+  const at = (n) => (n === null ? "off" : bytes(n));
+  return "spills past " + at(limits.target) + ", pauses past " + at(limits.pause) +
+    ", restarts past " + at(limits.terminate);
+}
+
 function renderWorkers(workers) {
   const body = document.getElementById("worker-rows");
   body.replaceChildren();
@@ -76,7 +91,7 @@ function renderWorkers(workers) {
     cell(row, w.slots || "");
     cell(row, w.running);
     cell(row, w.finished);
-    cell(row, bytes(w.rss_bytes));
+    cell(row, memory(w)).title = thresholds(w.memory_limits);
     cell(row, w.cpu_percent == null ? "" : w.cpu_percent + "%");
     cell(row, (w.last_seen_ms / 1000).toFixed(1) + " s");
     cell(row, w.left === null ? "up" : "left: " + w.left);

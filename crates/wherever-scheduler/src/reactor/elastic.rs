@@ -22,6 +22,8 @@ pub(super) struct Identity {
     /// With a task limit: the tasks sent to it (name, position), for its launcher
     /// to name its job after.
     pub(super) limited_tasks: Vec<(String, u64)>,
+    /// The memory limit and thresholds it runs under, when it said.
+    pub(super) memory: Option<wherever_core::events::MemoryThresholds>,
 }
 
 impl Identity {
@@ -44,6 +46,7 @@ impl Identity {
             name,
             group,
             limited_tasks: Vec::new(),
+            memory: None,
         })
     }
 }

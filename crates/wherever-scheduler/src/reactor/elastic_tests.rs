@@ -56,6 +56,7 @@ fn worker(port: u16, name: Option<&str>, group: Option<&str>) -> Role {
         group: group.map(str::to_string),
         time_left_ms: None,
         max_tasks: None,
+        memory: None,
     }
 }
 

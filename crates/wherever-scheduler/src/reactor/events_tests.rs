@@ -55,6 +55,7 @@ fn worker_role() -> Role {
         group: None,
         time_left_ms: None,
         max_tasks: None,
+        memory: None,
     }
 }
 

@@ -50,6 +50,7 @@ fn worker(port: u16) -> Role {
         group: None,
         time_left_ms: None,
         max_tasks: None,
+        memory: None,
     }
 }
 

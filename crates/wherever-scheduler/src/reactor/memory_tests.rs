@@ -57,6 +57,7 @@ fn reactor(outbox: &mut Outbox, events: EventBus) -> Reactor {
         group: None,
         time_left_ms: None,
         max_tasks: None,
+        memory: None,
     };
     reactor.peer_joined(WORKER, worker, now, outbox);
     reactor
@@ -133,6 +134,7 @@ fn a_task_lost_with_a_worker_that_said_nothing_has_no_reason_of_an_earlier_loss(
         group: None,
         time_left_ms: None,
         max_tasks: None,
+        memory: None,
     };
     reactor.peer_joined(3, worker, Instant::now(), &mut outbox);
     assert_eq!(outbox.computes_for(3).len(), 1);

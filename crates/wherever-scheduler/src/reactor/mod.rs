@@ -18,6 +18,9 @@ mod elastic_tests;
 mod events_tests;
 #[cfg(test)]
 mod inner_plan_tests;
+mod memory_limits;
+#[cfg(test)]
+mod memory_limits_tests;
 #[cfg(test)]
 mod memory_tests;
 #[cfg(test)]
@@ -116,6 +119,9 @@ pub struct Reactor {
     lost_reasons: HashMap<TaskId, String, IdBuild>,
     /// Each connected worker's name, group and deadline (retired ones until they leave).
     identities: HashMap<WorkerId, Identity, IdBuild>,
+    /// The memory limit every worker runs under, once the launcher set one for
+    /// all ([`Reactor::set_memory_limit`]).
+    memory_limit: Option<u64>,
     /// Workers the scheduler retired that are still connected.
     retired: std::collections::HashSet<WorkerId, IdBuild>,
     /// Groups whose last worker left after being retired, not yet taken.
@@ -155,6 +161,7 @@ impl Reactor {
             exit_reasons: HashMap::default(),
             lost_reasons: HashMap::default(),
             identities: HashMap::default(),
+            memory_limit: None,
             retired: Default::default(),
             groups_left: Vec::new(),
             limited_placements: Default::default(),
@@ -218,8 +225,15 @@ impl Reactor {
                 group,
                 time_left_ms,
                 max_tasks,
+                memory,
             } => {
-                let identity = match Identity::new(name, group, data_address) {
+                let checked = Identity::new(name, group, data_address).and_then(|identity| {
+                    memory
+                        .as_deref()
+                        .map_or(Ok(()), memory_limits::check_limits)?;
+                    Ok(identity)
+                });
+                let identity = match checked {
                     Ok(identity) => identity,
                     Err(reason) => {
                         comm.send(
@@ -241,6 +255,10 @@ impl Reactor {
                     name: identity.name.clone(),
                 });
                 self.identities.insert(id, identity);
+                self.correct_joined_limit(peer, memory.as_deref(), comm);
+                if let Some(limits) = memory {
+                    self.worker_limits_are(id, *limits);
+                }
                 self.workers.insert(id, (peer, data_address));
                 self.by_address.insert(data_address, id);
                 let slots = slots.max(1);
@@ -560,6 +578,11 @@ impl Reactor {
             (Some(worker), Message::Paused { paused }) => {
                 self.feed(Event::WorkerPaused { worker, paused })
             }
+            (Some(worker), Message::MemoryLimits { limits }) => {
+                memory_limits::check_limits(&limits)
+                    .map_err(|why| format!("protocol violation: {why}"))?;
+                self.worker_limits_are(worker, limits);
+            }
             (Some(worker), Message::Exiting { reason }) => {
                 self.exit_reasons.insert(worker, reason);
             }
@@ -780,6 +803,7 @@ impl Reactor {
                             slots: info.slots.max(1),
                             name,
                         });
+                        self.emit_known_limits(info.id);
                     }
                 }
             }

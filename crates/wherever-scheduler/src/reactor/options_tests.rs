@@ -45,6 +45,7 @@ fn a_higher_priority_task_is_computed_first() {
         group: None,
         time_left_ms: None,
         max_tasks: None,
+        memory: None,
     };
     reactor.peer_joined(worker, role, now, &mut outbox);
     let computed: Vec<TaskId> = outbox
@@ -67,6 +68,7 @@ fn worker_with(resources: &str, port: u16) -> Role {
         group: None,
         time_left_ms: None,
         max_tasks: None,
+        memory: None,
     }
 }
 

@@ -50,6 +50,7 @@ fn one_task_worker(port: u16, group: &str) -> Role {
         group: Some(group.to_string()),
         time_left_ms: None,
         max_tasks: Some(1),
+        memory: None,
     }
 }
 

@@ -213,6 +213,7 @@ impl Sim {
             group: None,
             time_left_ms: None,
             max_tasks: None,
+            memory: None,
         };
         self.reactor
             .peer_joined(peer, role, self.now, &mut self.outbox);
