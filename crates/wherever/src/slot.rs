@@ -32,17 +32,17 @@ const RESOLVED: u8 = 1;
 const RESOLVING: u8 = 1 << 1;
 /// A reader is about to read the value ([`Slot::fetch_when_done`]): a held
 /// result is then fetched as soon as the task ends.
-const EAGER: u8 = 1 << 3;
+const EAGER: u8 = 1 << 2;
 /// A reader fetches the held result (outside the lock); other readers wait
 /// (parked) until it is in.
-const FETCHING: u8 = 1 << 4;
+const FETCHING: u8 = 1 << 3;
 /// The task was started here ([`Slot::start`]).
-const STARTED: u8 = 1 << 5;
+const STARTED: u8 = 1 << 4;
 /// The task was cancelled before it started.
-const CANCELLED: u8 = 1 << 6;
+const CANCELLED: u8 = 1 << 5;
 /// The last `Future` handle went before the task ended, and the scheduler was
 /// told the result will not be read (see [`Slot::drop_handle`]).
-const UNWANTED: u8 = 1 << 7;
+const UNWANTED: u8 = 1 << 6;
 
 /// Called with the outcome when a slot resolves.
 pub(crate) type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
@@ -131,12 +131,10 @@ impl<R> Default for Waiters<R> {
     }
 }
 
-impl<R> Waiters<R> {
-    /// Wakes the parked readers and async readers (outside the slot's lock).
-    fn wake_readers(threads: Vec<Thread>, wakers: Vec<Waker>) {
-        threads.iter().for_each(Thread::unpark);
-        wakers.into_iter().for_each(Waker::wake);
-    }
+/// Wakes parked readers and async readers (outside the slot's lock).
+fn wake_readers(threads: Vec<Thread>, wakers: Vec<Waker>) {
+    threads.iter().for_each(Thread::unpark);
+    wakers.into_iter().for_each(Waker::wake);
 }
 
 /// What a slot holds of its outcome.
@@ -464,7 +462,7 @@ impl<R> Slot<R> {
             })
             .unwrap_or_default();
         drop(state);
-        Waiters::<R>::wake_readers(threads, wakers);
+        wake_readers(threads, wakers);
     }
 
     /// Whether a resolved slot's outcome can be read without waiting for the
@@ -532,7 +530,7 @@ impl<R> Slot<R> {
             for (listener, index) in waiters.listeners {
                 let _ = listener.send(index);
             }
-            Waiters::<R>::wake_readers(waiters.threads, waiters.wakers);
+            wake_readers(waiters.threads, waiters.wakers);
         }
     }
 
