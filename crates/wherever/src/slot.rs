@@ -451,18 +451,12 @@ impl<R> Slot<R> {
         let copier = state.resolution.copier();
         state.resolution = Resolution::of(outcome, copier);
         state.set(FETCHING, false);
-        let (threads, wakers) = state
-            .waiters
-            .as_mut()
-            .map(|w| {
-                (
-                    std::mem::take(&mut w.threads),
-                    std::mem::take(&mut w.wakers),
-                )
-            })
-            .unwrap_or_default();
+        // Resolved already: only readers waiting for the fetch can be in it.
+        let waiters = state.waiters.take();
         drop(state);
-        wake_readers(threads, wakers);
+        if let Some(waiters) = waiters {
+            wake_readers(waiters.threads, waiters.wakers);
+        }
     }
 
     /// Whether a resolved slot's outcome can be read without waiting for the
@@ -936,9 +930,20 @@ mod tests {
         fetch_started.recv().unwrap();
         // The fetch is running: the slot still answers.
         assert!(slot.is_resolved());
+        // A second reader waits (parked) for the fetch rather than fetching again.
+        let second = {
+            let slot = slot.clone();
+            std::thread::spawn(move || matches!(slot.wait(None).unwrap().result, Ok(4)))
+        };
+        until("a reader parked on the fetch", || parked(&slot) == 1);
         finish.send(()).unwrap();
         assert!(reader.join().unwrap());
+        assert!(second.join().unwrap());
         assert!(matches!(slot.wait(None).unwrap().result, Ok(4)));
+        assert!(
+            slot.lock().waiters.is_none(),
+            "the fetch's end frees the waiters"
+        );
     }
 
     /// Waits (a hang guard of 60 s, never asserted on) until `ready` holds.
