@@ -168,10 +168,10 @@ impl<R> Future<R> {
         let (task, position) = (slot.task(), slot.position());
         drop(self);
         match Arc::try_unwrap(shared) {
-            Ok(outcome) => outcome,
+            Ok(outcome) => outcome.result,
             Err(shared) => {
-                let value = shared.as_ref().as_ref().map_err(Clone::clone)?;
-                let copy = slot
+                let value = shared.result.as_ref().map_err(Clone::clone)?;
+                let copy = shared
                     .copier()
                     .ok_or_else(|| "the result is shared and cannot be copied".to_string())
                     .and_then(|copy| copy(value));
@@ -227,7 +227,7 @@ impl<R> Future<R> {
         let outcome = self
             .read
             .get_or_init(|| Box::new(outcome.expect("read once resolved")));
-        outcome.as_ref().as_ref().map_err(Clone::clone)
+        outcome.result.as_ref().map_err(Clone::clone)
     }
 
     /// Whether the task has finished (with a value or an error); never blocks.

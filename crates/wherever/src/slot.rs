@@ -9,16 +9,20 @@
 //! one resolution enum instead of several options, one flag byte instead of
 //! several bools and an atomic phase, the task's name and position here rather
 //! than in every handle, and what only some slots need (waiters, a held result's
-//! fetch) boxed when it is needed. On a multi-process plan the slot is itself what
+//! fetch) boxed when it is needed. One lock guards it all, the handle count
+//! included; blocked readers park their threads (registered with the other
+//! waiters) rather than wait on a condition variable, and how to copy a shared
+//! value travels with the resolution, so that the slot with its `Arc` counts fits
+//! a 96-byte allocation. On a multi-process plan the slot is itself what
 //! the cluster connection hands the task's end to ([`wherever_cluster::Arrive`]).
 
 use crate::options::TaskOptions;
 use crate::task_names::TaskIdentity;
 use crate::{TaskError, TaskErrorKind};
 use crossbeam_channel::Sender;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Waker;
+use std::thread::Thread;
 use std::time::Instant;
 use wherever_cluster::TaskHandle;
 
@@ -26,21 +30,19 @@ use wherever_cluster::TaskHandle;
 const RESOLVED: u8 = 1;
 /// A caller runs the callbacks and is about to store the outcome.
 const RESOLVING: u8 = 1 << 1;
-/// A reader blocks on `resolved_signal`.
-const WAITING: u8 = 1 << 2;
 /// A reader is about to read the value ([`Slot::fetch_when_done`]): a held
 /// result is then fetched as soon as the task ends.
-const EAGER: u8 = 1 << 3;
-/// A reader fetches the held result (outside the lock); other readers wait for
-/// `resolved_signal`.
-const FETCHING: u8 = 1 << 4;
+const EAGER: u8 = 1 << 2;
+/// A reader fetches the held result (outside the lock); other readers wait
+/// (parked) until it is in.
+const FETCHING: u8 = 1 << 3;
 /// The task was started here ([`Slot::start`]).
-const STARTED: u8 = 1 << 5;
+const STARTED: u8 = 1 << 4;
 /// The task was cancelled before it started.
-const CANCELLED: u8 = 1 << 6;
+const CANCELLED: u8 = 1 << 5;
 /// The last `Future` handle went before the task ended, and the scheduler was
 /// told the result will not be read (see [`Slot::drop_handle`]).
-const UNWANTED: u8 = 1 << 7;
+const UNWANTED: u8 = 1 << 6;
 
 /// Called with the outcome when a slot resolves.
 pub(crate) type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
@@ -54,14 +56,46 @@ pub(crate) type Copier<R> = fn(&R) -> Result<R, String>;
 pub(crate) type Fetcher<R> = Box<dyn crate::held_fetch::Fetch<R>>;
 
 /// A resolved slot's outcome, shared by the handles reading it.
-pub(crate) type Outcome<R> = Arc<Result<R, TaskError>>;
+pub(crate) type Outcome<R> = Arc<SharedOutcome<R>>;
+
+/// An outcome read by more than one reader, with how to copy its value for a
+/// handle that takes it while others still read it ([`Future::value`](crate::Future::value)).
+pub(crate) struct SharedOutcome<R> {
+    /// The task's value or error.
+    pub(crate) result: Result<R, TaskError>,
+    /// How to copy the value (set once a handle of a value type is cloned or the
+    /// future is made a dependency).
+    copier: OnceLock<Copier<R>>,
+}
+
+impl<R> SharedOutcome<R> {
+    /// `result`, shared, copied with `copier` if given.
+    fn new(result: Result<R, TaskError>, copier: Option<Copier<R>>) -> Arc<Self> {
+        let shared = SharedOutcome {
+            result,
+            copier: OnceLock::new(),
+        };
+        if let Some(copier) = copier {
+            let _ = shared.copier.set(copier);
+        }
+        Arc::new(shared)
+    }
+
+    /// How to copy the value, if known.
+    pub(crate) fn copier(&self) -> Option<Copier<R>> {
+        self.copier.get().copied()
+    }
+}
+
+/// A held result's fetch, with how to copy the value once fetched.
+struct HeldResult<R> {
+    fetch: Fetcher<R>,
+    copier: Option<Copier<R>>,
+}
 
 /// A task's result cell (see the module documentation).
 pub(crate) struct Slot<R> {
     state: Mutex<SlotState<R>>,
-    /// How many `Future` handles exist.
-    handles: AtomicU32,
-    resolved_signal: Condvar,
     /// The task's registered name (or `closure`), for its errors, and its
     /// position in its client's submission order, in one word.
     identity: TaskIdentity,
@@ -76,12 +110,14 @@ struct Remote {
     options: Arc<TaskOptions>,
 }
 
-/// Who waits for a slot besides blocked readers: made on first use, so that a slot
-/// nobody listens to carries one pointer for them.
+/// Who waits for a slot: made on first use, so that a slot nobody waits for
+/// carries one pointer for them.
 struct Waiters<R> {
     listeners: Vec<(Sender<usize>, usize)>,
     callbacks: Vec<Callback<R>>,
     wakers: Vec<Waker>,
+    /// Readers parked until the slot resolves or its held result is fetched.
+    threads: Vec<Thread>,
 }
 
 impl<R> Default for Waiters<R> {
@@ -90,14 +126,22 @@ impl<R> Default for Waiters<R> {
             listeners: Vec::new(),
             callbacks: Vec::new(),
             wakers: Vec::new(),
+            threads: Vec::new(),
         }
     }
 }
 
+/// Wakes parked readers and async readers (outside the slot's lock).
+fn wake_readers(threads: Vec<Thread>, wakers: Vec<Waker>) {
+    threads.iter().for_each(Thread::unpark);
+    wakers.into_iter().for_each(Waker::wake);
+}
+
 /// What a slot holds of its outcome.
 enum Resolution<R> {
-    /// Nothing: not resolved yet, being fetched, or taken by the last handle.
-    Empty,
+    /// Nothing: not resolved yet, being fetched, or taken by the last handle;
+    /// with how to copy the value once it is in, if set.
+    Empty(Option<Copier<R>>),
     /// Resolved with a value no reader shares yet: a sole handle takes it from
     /// here, without an `Arc` allocated per task.
     Value(R),
@@ -107,31 +151,49 @@ enum Resolution<R> {
     /// Resolved and read by more than one reader (see [`Slot::share`]).
     Shared(Outcome<R>),
     /// Resolved with a result held elsewhere, until the first read fetches it.
-    Held(Box<Fetcher<R>>),
+    Held(Box<HeldResult<R>>),
 }
 
 impl<R> Resolution<R> {
-    /// An outcome given to the slot, unshared.
-    fn of(outcome: Result<R, TaskError>) -> Self {
-        match outcome {
-            Ok(value) => Resolution::Value(value),
-            Err(error) => Resolution::Failed(Box::new(error)),
+    /// An outcome given to the slot: unshared, unless it must keep `copier`
+    /// (a value alone has no room for it).
+    fn of(outcome: Result<R, TaskError>, copier: Option<Copier<R>>) -> Self {
+        match (outcome, copier) {
+            (Ok(value), None) => Resolution::Value(value),
+            (Ok(value), copier) => Resolution::Shared(SharedOutcome::new(Ok(value), copier)),
+            (Err(error), _) => Resolution::Failed(Box::new(error)),
         }
+    }
+
+    /// How to copy the value, if set (an error needs no copy).
+    fn copier(&self) -> Option<Copier<R>> {
+        match self {
+            Resolution::Empty(copier) => *copier,
+            Resolution::Shared(shared) => shared.copier(),
+            Resolution::Held(held) => held.copier,
+            Resolution::Value(_) | Resolution::Failed(_) => None,
+        }
+    }
+
+    /// Takes the resolution out, leaving it empty (with the copier).
+    fn take(&mut self) -> Self {
+        let copier = self.copier();
+        std::mem::replace(self, Resolution::Empty(copier))
     }
 }
 
 struct SlotState<R> {
     resolution: Resolution<R>,
-    /// [`RESOLVED`], [`RESOLVING`], [`WAITING`], [`EAGER`], [`FETCHING`],
-    /// [`STARTED`], [`CANCELLED`], [`UNWANTED`].
-    flags: u8,
-    /// How to copy a value that several handles share (set for value types).
-    copier: Option<Copier<R>>,
     /// For a task of a multi-process plan, where it runs: `cancel` cancels it there,
     /// and its handle is released when the last handle of the future goes.
     remote: Option<Remote>,
-    /// Listeners, callbacks and wakers, once one registered.
+    /// Listeners, callbacks, wakers and parked readers, once one registered.
     waiters: Option<Box<Waiters<R>>>,
+    /// How many `Future` handles exist.
+    handles: u32,
+    /// [`RESOLVED`], [`RESOLVING`], [`EAGER`], [`FETCHING`], [`STARTED`],
+    /// [`CANCELLED`], [`UNWANTED`].
+    flags: u8,
 }
 
 impl<R> SlotState<R> {
@@ -164,6 +226,24 @@ impl<R> SlotState<R> {
             .map(|w| std::mem::take(&mut w.callbacks))
             .unwrap_or_default()
     }
+
+    /// Registers the calling thread to be unparked when the slot resolves or its
+    /// held result is fetched (once, however often it parks).
+    fn register_reader(&mut self) {
+        let me = std::thread::current();
+        let threads = &mut self.waiters().threads;
+        if !threads.iter().any(|known| known.id() == me.id()) {
+            threads.push(me);
+        }
+    }
+
+    /// Forgets the calling thread as a parked reader (it stopped waiting).
+    fn unregister_reader(&mut self) {
+        let me = std::thread::current().id();
+        if let Some(waiters) = &mut self.waiters {
+            waiters.threads.retain(|known| known.id() != me);
+        }
+    }
 }
 
 impl<R> Slot<R> {
@@ -171,14 +251,12 @@ impl<R> Slot<R> {
     pub(crate) fn new(task: &'static str, position: u64) -> Arc<Self> {
         Arc::new(Slot {
             state: Mutex::new(SlotState {
-                resolution: Resolution::Empty,
-                flags: 0,
-                copier: None,
+                resolution: Resolution::Empty(None),
                 remote: None,
                 waiters: None,
+                handles: 0,
+                flags: 0,
             }),
-            handles: AtomicU32::new(0),
-            resolved_signal: Condvar::new(),
             identity: TaskIdentity::new(task, position),
         })
     }
@@ -231,7 +309,7 @@ impl<R> Slot<R> {
         match Self::share(&mut state) {
             Some(outcome) => {
                 drop(state);
-                then(&outcome)
+                then(&outcome.result)
             }
             None => {
                 drop(state);
@@ -251,6 +329,25 @@ impl<R> Slot<R> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Parks the calling thread, registered as a reader, with the lock released
+    /// (until unparked, `deadline` passes, or spuriously: callers re-check), and
+    /// takes the lock again.
+    fn park_reader<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, SlotState<R>>,
+        deadline: Option<Instant>,
+    ) -> MutexGuard<'a, SlotState<R>> {
+        state.register_reader();
+        drop(state);
+        match deadline {
+            None => std::thread::park(),
+            Some(deadline) => {
+                std::thread::park_timeout(deadline.saturating_duration_since(Instant::now()))
+            }
+        }
+        self.lock()
+    }
+
     /// Marks the task as started; `false` if it was cancelled first (then do not run it).
     pub(crate) fn start(&self) -> bool {
         let mut state = self.lock();
@@ -267,7 +364,7 @@ impl<R> Slot<R> {
         let mut state = self.lock();
         if state.no_callbacks() && !state.has(RESOLVED | RESOLVING) {
             // Nothing to call outside the lock (the usual case): store it at once.
-            return self.store(state, Resolution::of(outcome));
+            return self.store(state, Ok(outcome));
         }
         let Some(callbacks) = Self::claim(&mut state) else {
             return;
@@ -285,7 +382,8 @@ impl<R> Slot<R> {
         if !state.no_callbacks() || state.has(EAGER | RESOLVED | RESOLVING) {
             return Err(fetch);
         }
-        self.store(state, Resolution::Held(Box::new(fetch)));
+        let copier = state.resolution.copier();
+        self.store(state, Err(HeldResult { fetch, copier }));
         Ok(())
     }
 
@@ -306,11 +404,12 @@ impl<R> Slot<R> {
             drop(state);
             return self.put_fetched(fetch.fetch());
         }
-        while state.has(FETCHING) {
-            state = self
-                .resolved_signal
-                .wait(state)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if state.has(FETCHING) {
+            while state.has(FETCHING) {
+                state = self.park_reader(state, None);
+            }
+            // `put_fetched` took the parked readers; this is in case it did not.
+            state.unregister_reader();
         }
     }
 
@@ -318,18 +417,19 @@ impl<R> Slot<R> {
     /// call [`Slot::fetch_if_held`] first).
     fn fetch_held(state: &mut SlotState<R>) {
         if let Some(fetch) = Self::take_held_fetch(state) {
-            state.resolution = Resolution::of(fetch.fetch());
+            let copier = state.resolution.copier();
+            state.resolution = Resolution::of(fetch.fetch(), copier);
         }
     }
 
     /// Takes the fetch of a held result out of the state (leaving it empty);
     /// `None` if the slot holds no such result.
-    fn take_held_fetch(state: &mut SlotState<R>) -> Option<Box<Fetcher<R>>> {
+    fn take_held_fetch(state: &mut SlotState<R>) -> Option<Fetcher<R>> {
         if !matches!(state.resolution, Resolution::Held(_)) {
             return None;
         }
-        match std::mem::replace(&mut state.resolution, Resolution::Empty) {
-            Resolution::Held(fetch) => Some(fetch),
+        match state.resolution.take() {
+            Resolution::Held(held) => Some(held.fetch),
             _ => unreachable!("matched above"),
         }
     }
@@ -341,23 +441,22 @@ impl<R> Slot<R> {
         let mut state = self.lock();
         let fetch = Self::take_held_fetch(&mut state)?;
         state.set(FETCHING, true);
-        Some(*fetch)
+        Some(fetch)
     }
 
     /// Stores the outcome of a fetch started by [`Slot::take_held`] (or by a
     /// reader) and wakes the readers waiting for it, blocked or async.
     pub(crate) fn put_fetched(&self, outcome: Result<R, TaskError>) {
         let mut state = self.lock();
-        state.resolution = Resolution::of(outcome);
+        let copier = state.resolution.copier();
+        state.resolution = Resolution::of(outcome, copier);
         state.set(FETCHING, false);
-        let wakers = state
-            .waiters
-            .as_mut()
-            .map(|w| std::mem::take(&mut w.wakers))
-            .unwrap_or_default();
+        // Resolved already: only readers waiting for the fetch can be in it.
+        let waiters = state.waiters.take();
         drop(state);
-        self.resolved_signal.notify_all();
-        wakers.into_iter().for_each(Waker::wake);
+        if let Some(waiters) = waiters {
+            wake_readers(waiters.threads, waiters.wakers);
+        }
     }
 
     /// Whether a resolved slot's outcome can be read without waiting for the
@@ -404,23 +503,28 @@ impl<R> Slot<R> {
         for late in state.take_callbacks() {
             late(&outcome);
         }
-        self.store(state, Resolution::of(outcome));
+        self.store(state, Ok(outcome));
     }
 
-    /// Stores the resolution (no callback left to run) and wakes whoever waits.
-    fn store(&self, mut state: MutexGuard<'_, SlotState<R>>, resolution: Resolution<R>) {
-        state.resolution = resolution;
+    /// Stores the outcome (`Ok`) or a held result's fetch (`Err`), no callback
+    /// left to run, and wakes whoever waits.
+    fn store(
+        &self,
+        mut state: MutexGuard<'_, SlotState<R>>,
+        resolved: Result<Result<R, TaskError>, HeldResult<R>>,
+    ) {
+        state.resolution = match resolved {
+            Ok(outcome) => Resolution::of(outcome, state.resolution.copier()),
+            Err(held) => Resolution::Held(Box::new(held)),
+        };
         state.set(RESOLVED, true);
         let waiters = state.waiters.take();
-        if state.has(WAITING) {
-            self.resolved_signal.notify_all();
-        }
         drop(state);
         if let Some(waiters) = waiters {
             for (listener, index) in waiters.listeners {
                 let _ = listener.send(index);
             }
-            waiters.wakers.into_iter().for_each(Waker::wake);
+            wake_readers(waiters.threads, waiters.wakers);
         }
     }
 
@@ -430,14 +534,17 @@ impl<R> Slot<R> {
 
     /// Counts a new `Future` handle.
     pub(crate) fn add_handle(&self) {
-        self.handles.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.lock();
+        state.handles = state.handles.saturating_add(1);
     }
 
     /// Forgets a dropped `Future` handle; the last one unwants the result
     /// ([`Slot::unwant_unread`]).
     pub(crate) fn drop_handle(&self) {
-        if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.unwant_unread();
+        let mut state = self.lock();
+        state.handles = state.handles.saturating_sub(1);
+        if state.handles == 0 {
+            self.unwant_unread(state);
         }
     }
 
@@ -446,8 +553,7 @@ impl<R> Slot<R> {
     /// nobody will read its result. The scheduler is told so: it sends neither
     /// `Done` nor the result, which stays on its workers for the tasks that take
     /// it as an argument (issue 14 item 3).
-    fn unwant_unread(&self) {
-        let mut state = self.lock();
+    fn unwant_unread(&self, mut state: MutexGuard<'_, SlotState<R>>) {
         let waited_on = state
             .waiters
             .as_ref()
@@ -463,14 +569,34 @@ impl<R> Slot<R> {
         }
     }
 
-    /// Sets how to copy a value that several handles share.
+    /// Sets how to copy a value that several handles share: kept with the
+    /// resolution (a resolved value is shared for it).
     pub(crate) fn set_copier(&self, copier: Copier<R>) {
-        self.lock().copier.get_or_insert(copier);
+        let mut state = self.lock();
+        let resolution = &mut state.resolution;
+        match resolution {
+            Resolution::Empty(known) => {
+                known.get_or_insert(copier);
+            }
+            Resolution::Held(held) => {
+                held.copier.get_or_insert(copier);
+            }
+            Resolution::Shared(shared) => {
+                let _ = shared.copier.set(copier);
+            }
+            Resolution::Failed(_) => {}
+            Resolution::Value(_) => {
+                if let Resolution::Value(value) = resolution.take() {
+                    *resolution = Resolution::Shared(SharedOutcome::new(Ok(value), Some(copier)));
+                }
+            }
+        }
     }
 
-    /// The copier, if set.
+    /// How to copy a value that several handles share, if set (for tests).
+    #[cfg(test)]
     pub(crate) fn copier(&self) -> Option<Copier<R>> {
-        self.lock().copier
+        self.lock().resolution.copier()
     }
 
     /// The outcome of a resolved slot (shared), for a handle that stays.
@@ -481,12 +607,14 @@ impl<R> Slot<R> {
     /// The outcome as a shared `Arc`, moved into one on the first shared read.
     fn share(state: &mut SlotState<R>) -> Option<Outcome<R>> {
         Self::fetch_held(state);
-        let unshared = std::mem::replace(&mut state.resolution, Resolution::Empty);
-        let shared = match unshared {
-            Resolution::Value(value) => Arc::new(Ok(value)),
-            Resolution::Failed(error) => Arc::new(Err(*error)),
+        let shared = match state.resolution.take() {
+            Resolution::Value(value) => SharedOutcome::new(Ok(value), None),
+            Resolution::Failed(error) => SharedOutcome::new(Err(*error), None),
             Resolution::Shared(shared) => shared,
-            Resolution::Empty | Resolution::Held(_) => return None,
+            other @ (Resolution::Empty(_) | Resolution::Held(_)) => {
+                state.resolution = other;
+                return None;
+            }
         };
         state.resolution = Resolution::Shared(shared.clone());
         Some(shared)
@@ -519,8 +647,8 @@ impl<R> Slot<R> {
         state: &mut SlotState<R>,
     ) -> Result<Result<R, TaskError>, Outcome<R>> {
         Self::fetch_held(state);
-        if self.handles.load(Ordering::Acquire) == 1 {
-            match std::mem::replace(&mut state.resolution, Resolution::Empty) {
+        if state.handles == 1 {
+            match state.resolution.take() {
                 Resolution::Value(value) => return Ok(Ok(value)),
                 Resolution::Failed(error) => return Ok(Err(*error)),
                 Resolution::Shared(shared) => return Err(shared),
@@ -599,23 +727,11 @@ impl<R> Slot<R> {
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> Option<Outcome<R>> {
         let mut state = self.lock();
         while !state.has(RESOLVED) {
-            state.set(WAITING, true);
-            state = match deadline {
-                None => self
-                    .resolved_signal
-                    .wait(state)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return None;
-                    }
-                    self.resolved_signal
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .0
-                }
-            };
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                state.unregister_reader();
+                return None;
+            }
+            state = self.park_reader(state, deadline);
         }
         if matches!(state.resolution, Resolution::Held(_)) || state.has(FETCHING) {
             drop(state);
@@ -688,7 +804,7 @@ fn encoded<R: crate::Value>(outcome: &Result<R, TaskError>) -> Result<Vec<u8>, T
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn a_slot_stays_small_and_allocates_waiters_only_when_waited_on() {
@@ -697,10 +813,11 @@ mod tests {
         // resolution enum and one flag byte (with the task's name and position,
         // moved here from every handle, and the options of a remote task, moved
         // here from a boxed callback per task), 104 before the name and position
-        // became one word. With the `Arc`'s two counts it fits a 112-byte
-        // allocation (glibc: a request of up to 104 bytes).
+        // became one word, 88 before the condition variable, the copier and the
+        // atomic handle count left (one lock for all). With the `Arc`'s two counts
+        // it fits a 96-byte allocation (glibc: a request of up to 88 bytes).
         let size = std::mem::size_of::<Slot<u64>>();
-        assert!(size <= 88, "a slot is {size} bytes");
+        assert!(size <= 72, "a slot is {size} bytes");
         let slot = Slot::<u64>::new("t", 0);
         assert!(slot.lock().waiters.is_none());
         let (listener, heard) = crossbeam_channel::unbounded();
@@ -752,7 +869,7 @@ mod tests {
         slot.add_handle();
         slot.resolve(Ok(6));
         let shared = slot.wait(None).expect("resolved");
-        assert!(matches!(*shared, Ok(6)));
+        assert!(matches!(shared.result, Ok(6)));
         match slot.outcome_for_last_handle() {
             Err(again) => assert!(Arc::ptr_eq(&shared, &again)),
             Ok(_) => panic!("the outcome was shared already"),
@@ -775,8 +892,8 @@ mod tests {
         assert!(slot.is_resolved());
         assert_eq!(heard.try_recv(), Ok(2));
         assert_eq!(fetches.load(Ordering::SeqCst), 0, "fetched before a read");
-        assert!(matches!(*slot.wait(None).expect("resolved"), Ok(9)));
-        assert!(matches!(*slot.wait(None).expect("resolved"), Ok(9)));
+        assert!(matches!(slot.wait(None).expect("resolved").result, Ok(9)));
+        assert!(matches!(slot.wait(None).expect("resolved").result, Ok(9)));
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
     }
 
@@ -808,13 +925,161 @@ mod tests {
         assert!(slot.resolve_held(fetch).is_ok());
         let reader = {
             let slot = slot.clone();
-            std::thread::spawn(move || matches!(*slot.wait(None).unwrap(), Ok(4)))
+            std::thread::spawn(move || matches!(slot.wait(None).unwrap().result, Ok(4)))
         };
         fetch_started.recv().unwrap();
         // The fetch is running: the slot still answers.
         assert!(slot.is_resolved());
+        // A second reader waits (parked) for the fetch rather than fetching again.
+        let second = {
+            let slot = slot.clone();
+            std::thread::spawn(move || matches!(slot.wait(None).unwrap().result, Ok(4)))
+        };
+        until("a reader parked on the fetch", || parked(&slot) == 1);
         finish.send(()).unwrap();
         assert!(reader.join().unwrap());
-        assert!(matches!(*slot.wait(None).unwrap(), Ok(4)));
+        assert!(second.join().unwrap());
+        assert!(matches!(slot.wait(None).unwrap().result, Ok(4)));
+        assert!(
+            slot.lock().waiters.is_none(),
+            "the fetch's end frees the waiters"
+        );
+    }
+
+    /// Waits (a hang guard of 60 s, never asserted on) until `ready` holds.
+    fn until(what: &str, ready: impl Fn() -> bool) {
+        let give_up = Instant::now() + std::time::Duration::from_secs(60);
+        while !ready() {
+            assert!(Instant::now() < give_up, "still waiting for {what}");
+            std::thread::yield_now();
+        }
+    }
+
+    /// How many readers are parked on `slot`.
+    fn parked(slot: &Slot<u64>) -> usize {
+        slot.lock().waiters.as_ref().map_or(0, |w| w.threads.len())
+    }
+
+    #[test]
+    fn many_readers_blocked_on_one_slot_are_all_woken_by_a_resolution_from_another_thread() {
+        let slot = Slot::<u64>::new("t", 0);
+        slot.add_handle();
+        let readers: Vec<_> = (0..8)
+            .map(|_| {
+                let slot = slot.clone();
+                std::thread::spawn(move || slot.wait(None).map(|o| o.result.clone().ok()))
+            })
+            .collect();
+        until("8 parked readers", || parked(&slot) == 8);
+        let resolver = {
+            let slot = slot.clone();
+            std::thread::spawn(move || slot.resolve(Ok(42)))
+        };
+        resolver.join().unwrap();
+        for reader in readers {
+            assert_eq!(reader.join().unwrap(), Some(Some(42)));
+        }
+        assert!(
+            slot.lock().waiters.is_none(),
+            "resolving frees the parked readers"
+        );
+    }
+
+    #[test]
+    fn a_timed_wait_expires_unresolved_and_forgets_its_reader() {
+        let slot = Slot::<u64>::new("t", 0);
+        let deadline = Instant::now() + std::time::Duration::from_millis(20);
+        assert!(slot.wait(Some(deadline)).is_none());
+        assert_eq!(parked(&slot), 0, "the expired reader is not kept");
+        // Expired again at once (a deadline in the past), then read once resolved:
+        // an outcome in wins over a passed deadline.
+        assert!(slot.wait(Some(deadline)).is_none());
+        slot.resolve(Ok(3));
+        assert!(matches!(slot.wait(Some(deadline)).unwrap().result, Ok(3)));
+    }
+
+    #[test]
+    fn a_timed_wait_is_woken_by_a_resolution_before_its_deadline() {
+        let slot = Slot::<u64>::new("t", 0);
+        let reader = {
+            let slot = slot.clone();
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + std::time::Duration::from_secs(600);
+                slot.wait(Some(deadline)).map(|o| o.result.clone().ok())
+            })
+        };
+        until("a parked timed reader", || parked(&slot) == 1);
+        slot.resolve(Ok(8));
+        assert_eq!(reader.join().unwrap(), Some(Some(8)));
+    }
+
+    #[test]
+    fn a_blocked_reader_reads_the_value_after_the_last_other_handle_drops() {
+        let (commands, mut sent) = tokio::sync::mpsc::unbounded_channel();
+        let slot = Slot::<u64>::new("t", 0);
+        slot.set_remote(
+            wherever_cluster::TaskHandle::on_channel(1, commands, 7),
+            Arc::default(),
+        );
+        let future = crate::Future::new(slot.clone());
+        let other = future.clone();
+        let reader = std::thread::spawn(move || future.value_ref().ok().copied());
+        until("a parked reader", || parked(&slot) == 1);
+        drop(other);
+        assert_eq!(slot.lock().handles, 1);
+        assert!(
+            !slot.lock().has(UNWANTED),
+            "the reader's handle still wants it"
+        );
+        assert!(sent.try_recv().is_err(), "nothing told to the scheduler");
+        slot.resolve(Ok(5));
+        assert_eq!(reader.join().unwrap(), Some(5));
+        assert_eq!(slot.lock().handles, 0);
+    }
+
+    #[test]
+    fn the_copier_stays_with_the_resolution_whenever_it_is_set() {
+        fn copy(value: &u64) -> Result<u64, String> {
+            Ok(*value)
+        }
+        // Set while pending: the value is shared with it on resolution.
+        let pending = Slot::<u64>::new("t", 0);
+        pending.set_copier(copy);
+        pending.resolve(Ok(1));
+        assert!(pending.copier().is_some());
+        // Set on a resolved value, on a shared outcome, on an error.
+        let resolved = Slot::<u64>::new("t", 0);
+        resolved.resolve(Ok(2));
+        resolved.set_copier(copy);
+        assert!(resolved.copier().is_some());
+        let shared = Slot::<u64>::new("t", 0);
+        shared.resolve(Ok(3));
+        let outcome = shared.wait(None).unwrap();
+        shared.set_copier(copy);
+        assert!(outcome.copier().is_some());
+        let failed = Slot::<u64>::new("t", 0);
+        failed.resolve(Err(TaskError::new("t", 0, TaskErrorKind::Runtime, "no")));
+        failed.set_copier(copy);
+        assert!(failed.wait(None).unwrap().result.is_err());
+        // Set on a held result, and kept through its fetch.
+        let held = Slot::<u64>::new("t", 0);
+        assert!(held.resolve_held(Box::new(|| Ok(4))).is_ok());
+        held.set_copier(copy);
+        let fetched = held.wait(None).unwrap();
+        assert!(matches!(fetched.result, Ok(4)));
+        assert!(fetched.copier().is_some());
+        let before = Slot::<u64>::new("t", 0);
+        before.set_copier(copy);
+        assert!(before.resolve_held(Box::new(|| Ok(5))).is_ok());
+        assert!(before.wait(None).unwrap().copier().is_some());
+    }
+
+    #[test]
+    fn a_handle_count_is_kept_under_the_lock() {
+        let slot = Slot::<u64>::new("t", 0);
+        let futures: Vec<_> = (0..4).map(|_| crate::Future::new(slot.clone())).collect();
+        assert_eq!(slot.lock().handles, 4);
+        drop(futures);
+        assert_eq!(slot.lock().handles, 0);
     }
 }
