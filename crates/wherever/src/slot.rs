@@ -495,15 +495,21 @@ impl<R> Slot<R> {
     }
 
     /// Runs the claimed `callbacks` and stores the outcome (after [`Slot::claim`]).
-    fn settle(&self, callbacks: Vec<Callback<R>>, outcome: Result<R, TaskError>) {
-        for callback in callbacks {
-            callback(&outcome);
+    /// Callbacks registered while these run (the slot is not resolved yet) run
+    /// next, also outside the lock: a callback may clone or drop a handle of this
+    /// very slot, which takes the lock. The outcome is stored under the same lock
+    /// that found no callback left, so none can slip in unrun.
+    fn settle(&self, mut callbacks: Vec<Callback<R>>, outcome: Result<R, TaskError>) {
+        loop {
+            for callback in callbacks {
+                callback(&outcome);
+            }
+            let mut state = self.lock();
+            callbacks = state.take_callbacks();
+            if callbacks.is_empty() {
+                return self.store(state, Ok(outcome));
+            }
         }
-        let mut state = self.lock();
-        for late in state.take_callbacks() {
-            late(&outcome);
-        }
-        self.store(state, Ok(outcome));
     }
 
     /// Stores the outcome (`Ok`) or a held result's fetch (`Err`), no callback
@@ -805,6 +811,34 @@ fn encoded<R: crate::Value>(outcome: &Result<R, TaskError>) -> Result<Vec<u8>, T
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn a_callback_registered_while_callbacks_run_may_drop_a_handle_of_the_slot() {
+        // The second callback is registered while the first runs (the slot is
+        // resolving, not resolved), so it runs late; it owns a handle of the same
+        // slot and drops it, which takes the slot's lock: it must not run under it.
+        let slot = Slot::<u64>::new("t", 0);
+        let future = crate::Future::new(slot.clone());
+        let handle = future.clone();
+        let (ran, heard) = std::sync::mpsc::channel();
+        let same = slot.clone();
+        slot.when_resolved(Box::new(move |_| {
+            same.when_resolved(Box::new(move |outcome| {
+                drop(handle);
+                ran.send(outcome.as_ref().ok().copied()).unwrap();
+            }));
+        }));
+        let resolver = slot.clone();
+        std::thread::spawn(move || resolver.resolve(Ok(5)));
+        // A hang guard: a deadlock never sends.
+        let Ok(seen) = heard.recv_timeout(std::time::Duration::from_secs(60)) else {
+            // Dropping the handle would wait for the lock the resolver holds.
+            std::mem::forget(future);
+            panic!("the late callback never ran: a deadlock on the slot's lock");
+        };
+        assert_eq!(seen, Some(5));
+        assert_eq!(future.value().unwrap(), 5);
+    }
 
     #[test]
     fn a_slot_stays_small_and_allocates_waiters_only_when_waited_on() {
