@@ -1,11 +1,18 @@
 //! async/await on futures: `future.await` gives the task's result without blocking
 //! a thread (a [`Waker`](std::task::Waker) registered on the future's result slot is
-//! woken when it resolves), and [`Client::gather_async`] awaits many.
+//! woken when it resolves), and [`Client::gather_async`] awaits many, fetching the
+//! results held on their workers together (one request per worker for those that
+//! ended together), off the executor's thread.
 
+use crate::held_fetch::fetch_taken_then;
+use crate::slot::{Fetcher, Slot};
 use crate::{Client, Future, TaskError, Value};
+use crossbeam_channel::{Receiver, Sender};
 use std::future::IntoFuture;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 /// What `future.await` polls: resolves to the task's result or error (the same as
 /// [`Future::value`], without blocking the async runtime's thread).
@@ -119,18 +126,179 @@ impl Client {
     /// async [`Client::gather`]); the first error met is returned (the other tasks
     /// still run to the end). The futures are taken when this is called, so the
     /// returned value borrows nothing and can be spawned on a runtime.
+    ///
+    /// Results held on their workers (large ones) are fetched together: those
+    /// that ended by the time the gather is polled in one request per worker,
+    /// and the ones that end while a fetch is on its way with the next. They are
+    /// fetched and decoded on the cluster connection's runtime, never on the
+    /// awaiting thread.
     pub fn gather_async<R: Value>(
         &self,
         futures: impl IntoIterator<Item = Future<R>>,
     ) -> impl std::future::Future<Output = Result<Vec<R>, TaskError>> + Send + 'static {
-        let futures: Vec<Future<R>> = futures.into_iter().collect();
-        async move {
-            let mut values = Vec::with_capacity(futures.len());
-            for future in futures {
-                values.push(future.await?);
-            }
-            Ok(values)
+        Gathering::new(futures.into_iter().collect())
+    }
+}
+
+/// What [`Client::gather_async`] polls (see there).
+struct Gathering<R> {
+    /// The futures not read yet (those before `values.len()` were).
+    futures: Vec<Option<Future<R>>>,
+    /// The values read so far, in order.
+    values: Vec<R>,
+    /// Whether each future's resolution was seen on `resolved` (its held
+    /// result, if any, then taken to fetch).
+    seen: Vec<bool>,
+    /// Indices of the futures that resolved, as they resolve.
+    resolved: Receiver<usize>,
+    /// The sending side the slots were given (`None` until the first poll).
+    listener: Option<Sender<usize>>,
+    /// Held results that ended and wait for the next batched fetch.
+    ended: Vec<(Arc<Slot<R>>, Fetcher<R>)>,
+    /// Whether a batched fetch's requests are on their way: the next batch
+    /// waits for them, gathering what ends meanwhile.
+    fetching: Arc<AtomicBool>,
+    /// Wakes the task that last polled this gather.
+    wake: Arc<LatestWaker>,
+    /// `wake` as a waker, registered in the slots.
+    waker: Waker,
+}
+
+impl<R> Unpin for Gathering<R> {}
+
+impl<R> Gathering<R> {
+    fn new(futures: Vec<Future<R>>) -> Self {
+        let (_, resolved) = crossbeam_channel::unbounded();
+        let wake = Arc::new(LatestWaker(Mutex::new(None)));
+        Gathering {
+            seen: vec![false; futures.len()],
+            values: Vec::with_capacity(futures.len()),
+            futures: futures.into_iter().map(Some).collect(),
+            resolved,
+            listener: None,
+            ended: Vec::new(),
+            fetching: Arc::new(AtomicBool::new(false)),
+            waker: Waker::from(wake.clone()),
+            wake,
         }
+    }
+
+    /// Asks every slot to say when it resolves (on `resolved`) and to wake
+    /// this gather then.
+    fn listen(&mut self) {
+        let (listener, resolved) = crossbeam_channel::unbounded();
+        for (index, future) in self.futures.iter().enumerate() {
+            let slot = &future.as_ref().expect("none read yet").slot;
+            slot.listen(&listener, index);
+            slot.poll_resolved(&self.waker);
+        }
+        self.resolved = resolved;
+        self.listener = Some(listener);
+    }
+
+    /// Takes the held results of the futures that resolved since the last
+    /// poll, to fetch together.
+    fn take_ended(&mut self) {
+        while let Ok(index) = self.resolved.try_recv() {
+            if std::mem::replace(&mut self.seen[index], true) {
+                continue;
+            }
+            let Some(future) = &self.futures[index] else {
+                continue;
+            };
+            if let Some(fetch) = future.slot.take_held() {
+                self.ended.push((future.slot.clone(), fetch));
+            }
+        }
+    }
+
+    /// Fetches the ended held results together, unless a batch is on its way
+    /// (its end wakes this gather to send the next).
+    fn fetch_ended(&mut self)
+    where
+        R: Send + Sync + 'static,
+    {
+        if self.ended.is_empty() || self.fetching.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (fetching, wake) = (self.fetching.clone(), self.wake.clone());
+        fetch_taken_then(std::mem::take(&mut self.ended), move || {
+            fetching.store(false, Ordering::Release);
+            wake.wake_latest();
+        });
+    }
+}
+
+impl<R: Value> std::future::Future for Gathering<R> {
+    type Output = Result<Vec<R>, TaskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.wake.set(cx.waker());
+        if this.listener.is_none() {
+            this.listen();
+        }
+        this.take_ended();
+        this.fetch_ended();
+        // Read in order, as far as the outcomes are here.
+        while let Some(index) = Some(this.values.len()).filter(|&i| i < this.futures.len()) {
+            let future = this.futures[index].as_ref().expect("not read yet");
+            if !this.seen[index] || !future.slot.poll_fetched(&this.waker) {
+                return Poll::Pending;
+            }
+            let future = this.futures[index].take().expect("checked above");
+            match future.value() {
+                Ok(value) => this.values.push(value),
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+        Poll::Ready(Ok(std::mem::take(&mut this.values)))
+    }
+}
+
+impl<R> Drop for Gathering<R> {
+    /// Futures not read forget this gather (it stopped listening); results
+    /// being fetched still reach their slots.
+    fn drop(&mut self) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        for (future, seen) in self.futures.iter().zip(&self.seen) {
+            if let (Some(future), false) = (future, seen) {
+                future.slot.unlisten(listener);
+            }
+        }
+    }
+}
+
+/// Wakes the task that polled last (a gather may move between tasks).
+struct LatestWaker(Mutex<Option<Waker>>);
+
+impl LatestWaker {
+    /// Keeps `waker` as the one to wake.
+    fn set(&self, waker: &Waker) {
+        let mut latest = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !latest.as_ref().is_some_and(|known| known.will_wake(waker)) {
+            *latest = Some(waker.clone());
+        }
+    }
+
+    /// Wakes the task that polled last.
+    fn wake_latest(&self) {
+        let latest = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(waker) = latest {
+            waker.wake();
+        }
+    }
+}
+
+impl std::task::Wake for LatestWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_latest();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wake_latest();
     }
 }
 

@@ -280,16 +280,41 @@ impl<R> std::fmt::Debug for Future<R> {
     }
 }
 
+/// The most results [`AsCompleted`] fetches together ahead of its consumer.
+pub(crate) const AS_COMPLETED_PREFETCH_RESULTS: usize = 64;
+
+/// Once [`AsCompleted`] has seen the size of the results it fetches, it fetches
+/// together at most as many as fit this many bytes (by the largest of the last
+/// batch).
+pub(crate) const AS_COMPLETED_PREFETCH_BYTES: usize = 256 << 20;
+
 /// Yields futures in the order their tasks finish (Dask's `as_completed`).
+///
+/// When the future it yields has its result held on a worker (a large one, on a
+/// multi-process plan), the results of the futures that have finished by then
+/// and wait to be yielded are fetched with it, in one request per worker rather
+/// than one per read: at most 64 results together, and once their sizes are
+/// known (from the previous batch) at most as many as fit 256 MiB. So the results
+/// fetched ahead of the consumer stay bounded, and nothing is fetched for a task
+/// that has not finished yet. The prefetched results are fetched whether or not
+/// their futures are read.
 pub struct AsCompleted<R> {
     futures: Vec<Option<Future<R>>>,
     remaining: usize,
     finished: Receiver<usize>,
     /// The sending side the futures were given, to take it back from them.
     listener: Sender<usize>,
+    /// Futures that finished and were not yielded yet, in the order they finished.
+    ready: std::collections::VecDeque<usize>,
+    /// How many at the front of `ready` were looked at for a held result to
+    /// fetch (and taken if they had one).
+    looked_at: usize,
+    /// The most results to fetch together.
+    window: usize,
 }
 
 /// Iterates over `futures` as they finish, each yielded once, already resolved.
+/// Held results are fetched together as [`AsCompleted`] says.
 pub fn as_completed<R>(futures: impl IntoIterator<Item = Future<R>>) -> AsCompleted<R> {
     let (sender, finished) = crossbeam_channel::unbounded();
     let futures: Vec<Option<Future<R>>> = futures.into_iter().map(Some).collect();
@@ -305,6 +330,31 @@ pub fn as_completed<R>(futures: impl IntoIterator<Item = Future<R>>) -> AsComple
         futures,
         finished,
         listener: sender,
+        ready: std::collections::VecDeque::new(),
+        looked_at: 0,
+        window: AS_COMPLETED_PREFETCH_RESULTS,
+    }
+}
+
+impl<R> AsCompleted<R> {
+    /// Fetches `first`'s held result (`fetch`) together with those of the
+    /// futures finished by now and waiting to be yielded, up to `window`.
+    fn fetch_with_finished(&mut self, first: &Future<R>, fetch: crate::slot::Fetcher<R>) {
+        self.ready.extend(self.finished.try_iter());
+        let mut taken = vec![(&first.slot, fetch)];
+        while taken.len() < self.window && self.looked_at < self.ready.len() {
+            let index = self.ready[self.looked_at];
+            self.looked_at += 1;
+            let slot = &self.futures[index].as_ref().expect("not yielded").slot;
+            if let Some(fetch) = slot.take_held() {
+                taken.push((slot, fetch));
+            }
+        }
+        let largest = crate::held_fetch::fetch_taken(taken);
+        if largest > 0 {
+            self.window =
+                (AS_COMPLETED_PREFETCH_BYTES / largest).clamp(1, AS_COMPLETED_PREFETCH_RESULTS);
+        }
     }
 }
 
@@ -315,12 +365,22 @@ impl<R> Iterator for AsCompleted<R> {
         if self.remaining == 0 {
             return None;
         }
-        let index = self
-            .finished
-            .recv()
-            .expect("every future resolves exactly once");
+        let index = match self.ready.pop_front() {
+            Some(index) => {
+                self.looked_at = self.looked_at.saturating_sub(1);
+                index
+            }
+            None => self
+                .finished
+                .recv()
+                .expect("every future resolves exactly once"),
+        };
         self.remaining -= 1;
-        self.futures[index].take()
+        let future = self.futures[index].take().expect("yielded once");
+        if let Some(fetch) = future.slot.take_held() {
+            self.fetch_with_finished(&future, fetch);
+        }
+        Some(future)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

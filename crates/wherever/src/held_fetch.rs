@@ -80,13 +80,22 @@ impl<R: Send + 'static> Fetch<R> for RemoteFetch<R> {
 /// of these slots meanwhile wait for the fetch; a slot not ended or already
 /// fetched is left as it is.
 pub(crate) fn fetch_together<'a, R: 'a>(slots: impl Iterator<Item = &'a Arc<Slot<R>>>) {
+    fetch_taken(
+        slots
+            .filter_map(|slot| slot.take_held().map(|fetch| (slot, fetch)))
+            .collect(),
+    );
+}
+
+/// Fetches results taken from their slots ([`Slot::take_held`]) together,
+/// blocking this thread, and puts each into its slot, decoded here as it
+/// arrives while the next are read. Returns the size of the largest encoded
+/// result that came in the batch (0 if none did).
+pub(crate) fn fetch_taken<R>(taken: Vec<(&Arc<Slot<R>>, Fetcher<R>)>) -> usize {
     let mut together: Vec<(&Arc<Slot<R>>, Decoder<R>)> = Vec::new();
     let mut held = Vec::new();
     let mut alone = Vec::new();
-    for slot in slots {
-        let Some(fetch) = slot.take_held() else {
-            continue;
-        };
+    for (slot, fetch) in taken {
         match fetch.into_held() {
             Ok((result, decode)) => {
                 held.push(result);
@@ -95,16 +104,46 @@ pub(crate) fn fetch_together<'a, R: 'a>(slots: impl Iterator<Item = &'a Arc<Slot
             Err(fetch) => alone.push((slot, fetch)),
         }
     }
-    // Each decoded here as it arrives, while the next are read.
+    let mut largest = 0;
     let mut together: Vec<Option<_>> = together.into_iter().map(Some).collect();
     HeldResult::fetch_all(held, |index, bytes| {
         if let Some((slot, decode)) = together.get_mut(index).and_then(Option::take) {
+            if let Ok(bytes) = &bytes {
+                largest = largest.max(bytes.len());
+            }
             slot.put_fetched(decode(bytes));
         }
     });
     for (slot, fetch) in alone {
         slot.put_fetched(fetch.fetch());
     }
+    largest
+}
+
+/// Fetches results taken from their slots ([`Slot::take_held`]) together, off
+/// this thread: one request per worker for the results it holds, each decoded
+/// and put into its slot (waking its readers) on the cluster connection's
+/// runtime as it arrives. `batched` runs once the batched requests have ended
+/// (at once if there are none); a result that did not come that way is then
+/// still being fetched alone, as a read of it alone would, and reaches its slot
+/// later. Other fetches (not a cluster's) run on their own.
+pub(crate) fn fetch_taken_then<R: Send + Sync + 'static>(
+    taken: Vec<(Arc<Slot<R>>, Fetcher<R>)>,
+    batched: impl FnOnce() + Send + 'static,
+) {
+    let mut held: Vec<(HeldResult, wherever_cluster::client::BytesThen)> = Vec::new();
+    for (slot, fetch) in taken {
+        match fetch.into_held() {
+            Ok((result, decode)) => {
+                held.push((result, Box::new(move |bytes| slot.put_fetched(decode(bytes)))));
+            }
+            Err(fetch) => fetch.fetch_then(Box::new(move |outcome| slot.put_fetched(outcome))),
+        }
+    }
+    if held.is_empty() {
+        return batched();
+    }
+    HeldResult::fetch_all_then(held, batched);
 }
 
 #[cfg(test)]
