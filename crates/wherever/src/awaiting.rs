@@ -308,8 +308,7 @@ mod tests {
     use crate::slot::Slot;
     use crate::TaskErrorKind;
     use std::future::Future as _;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
     use std::task::Wake;
 
     struct Flag(AtomicBool);
@@ -341,6 +340,68 @@ mod tests {
         let again = runtime.block_on(async { (&future).await });
         assert_eq!(again.unwrap(), 4);
         assert_eq!(future.value().unwrap(), 4);
+    }
+
+    /// How long a test waits for an event before it is considered hung.
+    const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// A waker that tells a channel each time it is woken.
+    struct ChannelWaker(Mutex<std::sync::mpsc::Sender<()>>);
+
+    impl Wake for ChannelWaker {
+        fn wake(self: Arc<Self>) {
+            let _ = self.0.lock().unwrap().send(());
+        }
+    }
+
+    #[test]
+    fn a_gather_fetches_held_results_off_the_polling_thread_and_reads_them_in_order() {
+        let slots: Vec<Arc<Slot<u64>>> = (0..3).map(|i| Slot::new("t", i)).collect();
+        let futures: Vec<Future<u64>> = slots.iter().map(|s| Future::new(s.clone())).collect();
+        let polling_thread = std::thread::current().id();
+        let (finish, finishing) = std::sync::mpsc::channel::<()>();
+        let finishing = Arc::new(Mutex::new(finishing));
+        for (i, slot) in slots.iter().enumerate().skip(1) {
+            let finishing = finishing.clone();
+            let fetch: crate::slot::Fetcher<u64> = Box::new(move || {
+                assert_ne!(std::thread::current().id(), polling_thread);
+                let told = finishing.lock().unwrap().recv_timeout(HANG_GUARD);
+                told.expect("told to finish");
+                Ok(i as u64 * 10)
+            });
+            assert!(slot.resolve_held(fetch).is_ok());
+        }
+        let (woken, wakes) = std::sync::mpsc::channel();
+        let waker = Waker::from(Arc::new(ChannelWaker(Mutex::new(woken))));
+        let mut cx = Context::from_waker(&waker);
+        let mut gathering = Gathering::new(futures);
+        // The fetches wait for `finish`: a poll that fetched here would hang.
+        assert!(Pin::new(&mut gathering).poll(&mut cx).is_pending());
+        slots[0].resolve(Ok(0));
+        finish.send(()).unwrap();
+        finish.send(()).unwrap();
+        let values = loop {
+            match Pin::new(&mut gathering).poll(&mut cx) {
+                Poll::Ready(values) => break values.unwrap(),
+                Poll::Pending => wakes.recv_timeout(HANG_GUARD).expect("woken"),
+            }
+        };
+        assert_eq!(values, vec![0, 10, 20]);
+    }
+
+    #[test]
+    fn a_gather_gives_the_first_error_in_order_without_waiting_for_later_ones() {
+        let slots: Vec<Arc<Slot<u64>>> = (0..3).map(|i| Slot::new("t", i)).collect();
+        let futures: Vec<Future<u64>> = slots.iter().map(|s| Future::new(s.clone())).collect();
+        slots[0].resolve(Ok(1));
+        slots[1].resolve(Err(TaskError::new("t", 1, TaskErrorKind::Failed, "no")));
+        let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+        let mut cx = Context::from_waker(&waker);
+        match Pin::new(&mut Gathering::new(futures)).poll(&mut cx) {
+            Poll::Ready(Err(error)) => assert_eq!(error.position, 1),
+            other => panic!("not the error of future 1: {:?}", other.map(|r| r.is_ok())),
+        }
+        assert_eq!(slots[2].listeners(), 0, "the gather stopped listening");
     }
 
     #[test]

@@ -564,6 +564,37 @@ mod tests {
     }
 
     #[test]
+    fn as_completed_fetches_the_finished_held_results_together_at_most_a_window_ahead() {
+        let count = AS_COMPLETED_PREFETCH_RESULTS + 6;
+        let fetched = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let slots: Vec<Arc<Slot<u64>>> = (0..count as u64).map(|i| Slot::new("t", i)).collect();
+        let futures: Vec<Future<u64>> = slots.iter().map(|s| Future::new(s.clone())).collect();
+        for (i, slot) in slots.iter().enumerate() {
+            let fetched = fetched.clone();
+            let fetch: crate::slot::Fetcher<u64> = Box::new(move || {
+                fetched.fetch_add(1, Ordering::SeqCst);
+                Ok(i as u64)
+            });
+            assert!(slot.resolve_held(fetch).is_ok());
+        }
+        let pending = Slot::new("t", count as u64);
+        let mut completed = as_completed(futures.into_iter().chain([Future::new(pending.clone())]));
+        for i in 0..count {
+            let future = completed.next().unwrap();
+            let expected = if i < AS_COMPLETED_PREFETCH_RESULTS {
+                AS_COMPLETED_PREFETCH_RESULTS
+            } else {
+                count
+            };
+            assert_eq!(fetched.load(Ordering::SeqCst), expected, "at read {i}");
+            assert_eq!(future.value().unwrap(), i as u64, "in the order they finished");
+        }
+        pending.resolve(Ok(7));
+        assert_eq!(completed.next().unwrap().value().unwrap(), 7);
+        assert!(completed.next().is_none());
+    }
+
+    #[test]
     fn a_deadline_on_a_pending_future_is_a_timeout_and_the_future_stays_usable() {
         let slot = Slot::new("pending", 3);
         let future = Future::new(slot.clone());
