@@ -241,7 +241,8 @@ impl<R: Value> std::future::Future for Gathering<R> {
         this.take_ended();
         this.fetch_ended();
         // Read in order, as far as the outcomes are here.
-        while let Some(index) = Some(this.values.len()).filter(|&i| i < this.futures.len()) {
+        while this.values.len() < this.futures.len() {
+            let index = this.values.len();
             let future = this.futures[index].as_ref().expect("not read yet");
             if !this.seen[index] || !future.slot.poll_fetched(&this.waker) {
                 return Poll::Pending;

@@ -351,9 +351,9 @@ impl<R> AsCompleted<R> {
             }
         }
         let largest = crate::held_fetch::fetch_taken(taken);
-        if largest > 0 {
-            self.window =
-                (AS_COMPLETED_PREFETCH_BYTES / largest).clamp(1, AS_COMPLETED_PREFETCH_RESULTS);
+        // Nothing came in the batch (0): the window stays.
+        if let Some(fit) = AS_COMPLETED_PREFETCH_BYTES.checked_div(largest) {
+            self.window = fit.clamp(1, AS_COMPLETED_PREFETCH_RESULTS);
         }
     }
 }
@@ -587,7 +587,11 @@ mod tests {
                 count
             };
             assert_eq!(fetched.load(Ordering::SeqCst), expected, "at read {i}");
-            assert_eq!(future.value().unwrap(), i as u64, "in the order they finished");
+            assert_eq!(
+                future.value().unwrap(),
+                i as u64,
+                "in the order they finished"
+            );
         }
         pending.resolve(Ok(7));
         assert_eq!(completed.next().unwrap().value().unwrap(), 7);

@@ -135,7 +135,10 @@ pub(crate) fn fetch_taken_then<R: Send + Sync + 'static>(
     for (slot, fetch) in taken {
         match fetch.into_held() {
             Ok((result, decode)) => {
-                held.push((result, Box::new(move |bytes| slot.put_fetched(decode(bytes)))));
+                held.push((
+                    result,
+                    Box::new(move |bytes| slot.put_fetched(decode(bytes))),
+                ));
             }
             Err(fetch) => fetch.fetch_then(Box::new(move |outcome| slot.put_fetched(outcome))),
         }

@@ -42,7 +42,10 @@ fn gated_two_megabytes(i: u64, gate: String) -> ByteBuf {
 /// Result `i`; the worker making it writes its process id to `dir/i`.
 #[wherever::task]
 fn two_megabytes_noting_pid(i: u64, dir: String) -> ByteBuf {
-    let _ = std::fs::write(Path::new(&dir).join(i.to_string()), std::process::id().to_string());
+    let _ = std::fs::write(
+        Path::new(&dir).join(i.to_string()),
+        std::process::id().to_string(),
+    );
     ByteBuf::from(vec![(i % 251) as u8; VALUE])
 }
 
@@ -105,7 +108,9 @@ where
 
 fn gather_async_of_ended_held_results_takes_one_request_per_worker() {
     let client = client();
-    let futures: Vec<_> = (0..COUNT).map(|i| client.submit(two_megabytes, i)).collect();
+    let futures: Vec<_> = (0..COUNT)
+        .map(|i| client.submit(two_megabytes, i))
+        .collect();
     wait_all(&futures);
     let before = wherever_cluster::fetch::requests_sent();
     let values = gather_on_a_runtime(client.gather_async(futures)).unwrap();
@@ -123,7 +128,9 @@ fn gather_async_of_ended_held_results_takes_one_request_per_worker() {
 
 fn as_completed_of_ended_held_results_takes_one_request_per_worker() {
     let client = client();
-    let futures: Vec<_> = (0..COUNT).map(|i| client.submit(two_megabytes, i)).collect();
+    let futures: Vec<_> = (0..COUNT)
+        .map(|i| client.submit(two_megabytes, i))
+        .collect();
     wait_all(&futures);
     let before = wherever_cluster::fetch::requests_sent();
     let mut positions = Vec::new();
@@ -212,7 +219,10 @@ fn a_worker_killed_during_a_batched_fetch_leaves_no_element_hanging() {
     // Both requests are out; the victim, stopped, has not answered its own.
     let deadline = Instant::now() + HANG_GUARD;
     while wherever_cluster::fetch::requests_sent() - before < holders {
-        assert!(Instant::now() < deadline, "the batched requests never went out");
+        assert!(
+            Instant::now() < deadline,
+            "the batched requests never went out"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     signal(victim, "-KILL");

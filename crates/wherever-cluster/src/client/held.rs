@@ -122,7 +122,10 @@ impl HeldResult {
     /// `batched` runs once every batched request has ended (after each answer
     /// that came that way was handed over; results fetched alone may still be
     /// on their way).
-    pub fn fetch_all_then(held: Vec<(HeldResult, BytesThen)>, batched: impl FnOnce() + Send + 'static) {
+    pub fn fetch_all_then(
+        held: Vec<(HeldResult, BytesThen)>,
+        batched: impl FnOnce() + Send + 'static,
+    ) {
         // Runs when the last connection's batched requests end (or are dropped).
         let batched = Arc::new(OnDrop(std::sync::Mutex::new(Some(Box::new(batched)))));
         let mut left = held;

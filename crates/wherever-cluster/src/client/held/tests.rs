@@ -120,7 +120,10 @@ fn a_held_result_is_fetched_when_asked_and_then_reported_fetched() {
 async fn holder_replying(
     secret: Secret,
     reply: fn(&[TaskId]) -> Vec<Message>,
-) -> (std::net::SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Vec<TaskId>>) {
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<Vec<TaskId>>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (requests, asked) = tokio::sync::mpsc::unbounded_channel();
@@ -203,16 +206,19 @@ async fn scheduler_failing_missing(
     }
 }
 
+/// What [`fetch_three_all_then`] saw.
+struct ThreeFetched {
+    /// Each task's outcome, in the order submitted.
+    outcomes: Vec<Result<Vec<u8>, TaskError>>,
+    /// The tasks of each request the holder read.
+    requests: Vec<Vec<TaskId>>,
+    /// What the scheduler received.
+    heard: Vec<Message>,
+}
+
 /// Submits three tasks against a holder answering with `reply`, fetches their
-/// held results with [`HeldResult::fetch_all_then`], and returns each outcome
-/// (by task), the requests the holder read and what the scheduler heard.
-fn fetch_three_all_then(
-    reply: fn(&[TaskId]) -> Vec<Message>,
-) -> (
-    Vec<Result<Vec<u8>, TaskError>>,
-    Vec<Vec<TaskId>>,
-    Vec<Message>,
-) {
+/// held results with [`HeldResult::fetch_all_then`], and says what came.
+fn fetch_three_all_then(reply: fn(&[TaskId]) -> Vec<Message>) -> ThreeFetched {
     let runtime = Arc::new(ClusterRuntime::start().expect("runtime"));
     let secret = Secret::generate();
     let listener = runtime
@@ -243,10 +249,12 @@ fn fetch_three_all_then(
         );
     }
     let held: Vec<HeldResult> = (0..3)
-        .map(|_| match arrival.recv_timeout(HANG_GUARD).expect("the task's end") {
-            Ok(Arrival::Held(held)) => held,
-            other => panic!("not held: {other:?}"),
-        })
+        .map(
+            |_| match arrival.recv_timeout(HANG_GUARD).expect("the task's end") {
+                Ok(Arrival::Held(held)) => held,
+                other => panic!("not held: {other:?}"),
+            },
+        )
         .collect();
     let tasks: Vec<TaskId> = held.iter().map(HeldResult::task).collect();
     let (fetched, outcomes) = std::sync::mpsc::channel();
@@ -260,7 +268,9 @@ fn fetch_three_all_then(
         })
         .collect();
     HeldResult::fetch_all_then(each, move || batched.send(()).unwrap());
-    batch_ended.recv_timeout(HANG_GUARD).expect("the batch ended");
+    batch_ended
+        .recv_timeout(HANG_GUARD)
+        .expect("the batch ended");
     let mut by_task: HashMap<TaskId, Result<Vec<u8>, TaskError>> = HashMap::new();
     while by_task.len() < 3 {
         let (task, outcome) = outcomes.recv_timeout(HANG_GUARD).expect("every outcome");
@@ -268,8 +278,15 @@ fn fetch_three_all_then(
     }
     let requests = std::iter::from_fn(|| asked.try_recv().ok()).collect();
     let heard = std::iter::from_fn(|| hearing.try_recv().ok()).collect();
-    let outcomes = tasks.iter().map(|task| by_task.remove(task).unwrap()).collect();
-    (outcomes, requests, heard)
+    let outcomes = tasks
+        .iter()
+        .map(|task| by_task.remove(task).unwrap())
+        .collect();
+    ThreeFetched {
+        outcomes,
+        requests,
+        heard,
+    }
 }
 
 /// Answers only the first task asked for.
@@ -296,7 +313,11 @@ fn first_then_a_stranger(tasks: &[TaskId]) -> Vec<Message> {
 
 /// The checks of a batched fetch whose answer broke off after the first result.
 fn check_one_answered_two_failed(reply: fn(&[TaskId]) -> Vec<Message>) {
-    let (outcomes, requests, heard) = fetch_three_all_then(reply);
+    let ThreeFetched {
+        outcomes,
+        requests,
+        heard,
+    } = fetch_three_all_then(reply);
     assert_eq!(outcomes[0].as_ref().expect("answered"), &vec![1, 2, 3]);
     for outcome in &outcomes[1..] {
         let error = outcome.as_ref().expect_err("not answered");
@@ -305,7 +326,11 @@ fn check_one_answered_two_failed(reply: fn(&[TaskId]) -> Vec<Message>) {
             "the error of a read alone: {error}"
         );
     }
-    assert_eq!(requests[0].len(), 3, "one request for the three: {requests:?}");
+    assert_eq!(
+        requests[0].len(),
+        3,
+        "one request for the three: {requests:?}"
+    );
     let missing = heard
         .iter()
         .filter(|message| matches!(message, Message::MissingData { .. }))
