@@ -8,6 +8,7 @@
 //! cargo build --release -p wherever --example gather_held_async
 //! target/release/examples/gather_held_async gather_async [COUNT]   # default 200
 //! target/release/examples/gather_held_async as_completed [COUNT]
+//! target/release/examples/gather_held_async gather [COUNT]         # blocking, for comparison
 //! ```
 
 use serde_bytes::ByteBuf;
@@ -33,7 +34,7 @@ fn is_result(value: &[u8], i: u64) -> bool {
 
 #[wherever::main]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let usage = "usage: gather_held_async gather_async|as_completed [COUNT]";
+    let usage = "usage: gather_held_async gather_async|as_completed|gather [COUNT]";
     let mode = std::env::args().nth(1).ok_or(usage)?;
     let count: u64 = match std::env::args().nth(2) {
         Some(text) => text
@@ -61,13 +62,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         }
+        "gather" => {
+            for (i, value) in client.gather(futures)?.iter().enumerate() {
+                if !is_result(value, i as u64) {
+                    return Err(format!("result {i} is wrong").into());
+                }
+            }
+        }
         "as_completed" => {
+            let mut first = None;
             for future in wherever::as_completed(futures) {
+                first.get_or_insert_with(|| started.elapsed().as_secs_f64());
                 let position = future.position();
                 if !is_result(&future.value()?, position) {
                     return Err(format!("result {position} is wrong").into());
                 }
             }
+            println!("as_completed: first future after {:.3} s", first.unwrap_or(0.0));
         }
         other => return Err(format!("unknown mode `{other}`; {usage}").into()),
     }
