@@ -78,7 +78,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     return Err(format!("result {position} is wrong").into());
                 }
             }
-            println!("as_completed: first future after {:.3} s", first.unwrap_or(0.0));
+            println!(
+                "as_completed: first future after {:.3} s",
+                first.unwrap_or(0.0)
+            );
         }
         other => return Err(format!("unknown mode `{other}`; {usage}").into()),
     }

@@ -222,7 +222,7 @@ impl<R> Gathering<R> {
             return;
         }
         let (fetching, wake) = (self.fetching.clone(), self.wake.clone());
-        fetch_taken_then(std::mem::take(&mut self.ended), move || {
+        fetch_taken_then(std::mem::take(&mut self.ended), None, move || {
             fetching.store(false, Ordering::Release);
             wake.wake_latest();
         });

@@ -284,8 +284,7 @@ impl<R> std::fmt::Debug for Future<R> {
 pub(crate) const AS_COMPLETED_PREFETCH_RESULTS: usize = 64;
 
 /// Once [`AsCompleted`] has seen the size of the results it fetches, it fetches
-/// together at most as many as fit this many bytes (by the largest of the last
-/// batch).
+/// together at most as many as fit this many bytes (by the largest seen).
 pub(crate) const AS_COMPLETED_PREFETCH_BYTES: usize = 256 << 20;
 
 /// Yields futures in the order their tasks finish (Dask's `as_completed`).
@@ -294,9 +293,11 @@ pub(crate) const AS_COMPLETED_PREFETCH_BYTES: usize = 256 << 20;
 /// multi-process plan), the results of the futures that have finished by then
 /// and wait to be yielded are fetched with it, in one request per worker rather
 /// than one per read: at most 64 results together, and once their sizes are
-/// known (from the previous batch) at most as many as fit 256 MiB. So the results
-/// fetched ahead of the consumer stay bounded, and nothing is fetched for a task
-/// that has not finished yet. The prefetched results are fetched whether or not
+/// known at most as many as fit 256 MiB. The fetch runs off this thread: the
+/// yielded future's value can be read as soon as its own result is here, while
+/// the others still come. So the results fetched ahead of the consumer stay
+/// bounded (by about two such batches), and nothing is fetched for a task that
+/// has not finished yet. The prefetched results are fetched whether or not
 /// their futures are read.
 pub struct AsCompleted<R> {
     futures: Vec<Option<Future<R>>>,
@@ -311,6 +312,8 @@ pub struct AsCompleted<R> {
     looked_at: usize,
     /// The most results to fetch together.
     window: usize,
+    /// The size of the largest encoded result fetched so far.
+    largest: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Iterates over `futures` as they finish, each yielded once, already resolved.
@@ -333,32 +336,35 @@ pub fn as_completed<R>(futures: impl IntoIterator<Item = Future<R>>) -> AsComple
         ready: std::collections::VecDeque::new(),
         looked_at: 0,
         window: AS_COMPLETED_PREFETCH_RESULTS,
+        largest: Arc::default(),
     }
 }
 
-impl<R> AsCompleted<R> {
-    /// Fetches `first`'s held result (`fetch`) together with those of the
-    /// futures finished by now and waiting to be yielded, up to `window`.
+impl<R: Send + Sync + 'static> AsCompleted<R> {
+    /// Starts fetching `first`'s held result (`fetch`) together with those of
+    /// the futures finished by now and waiting to be yielded, up to `window`.
     fn fetch_with_finished(&mut self, first: &Future<R>, fetch: crate::slot::Fetcher<R>) {
+        // The window as the sizes seen so far allow (0: none seen yet).
+        let largest = self.largest.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(fit) = AS_COMPLETED_PREFETCH_BYTES.checked_div(largest) {
+            self.window = fit.clamp(1, AS_COMPLETED_PREFETCH_RESULTS);
+        }
         self.ready.extend(self.finished.try_iter());
-        let mut taken = vec![(&first.slot, fetch)];
+        let mut taken = vec![(first.slot.clone(), fetch)];
         while taken.len() < self.window && self.looked_at < self.ready.len() {
             let index = self.ready[self.looked_at];
             self.looked_at += 1;
             let slot = &self.futures[index].as_ref().expect("not yielded").slot;
             if let Some(fetch) = slot.take_held() {
-                taken.push((slot, fetch));
+                taken.push((slot.clone(), fetch));
             }
         }
-        let largest = crate::held_fetch::fetch_taken(taken);
-        // Nothing came in the batch (0): the window stays.
-        if let Some(fit) = AS_COMPLETED_PREFETCH_BYTES.checked_div(largest) {
-            self.window = fit.clamp(1, AS_COMPLETED_PREFETCH_RESULTS);
-        }
+        let largest = Some(self.largest.clone());
+        crate::held_fetch::fetch_taken_then(taken, largest, || {});
     }
 }
 
-impl<R> Iterator for AsCompleted<R> {
+impl<R: Send + Sync + 'static> Iterator for AsCompleted<R> {
     type Item = Future<R>;
 
     fn next(&mut self) -> Option<Future<R>> {
@@ -563,17 +569,47 @@ mod tests {
         assert_eq!(listeners(&probe), 0);
     }
 
+    /// A held result's fetch that notes in `started`, on the thread that
+    /// starts it, that it started, and fetches on a helper thread.
+    struct Noted {
+        value: u64,
+        started: Arc<Mutex<Vec<u64>>>,
+    }
+
+    impl crate::held_fetch::Fetch<u64> for Noted {
+        fn fetch(self: Box<Self>) -> Result<u64, TaskError> {
+            self.started.lock().unwrap().push(self.value);
+            Ok(self.value)
+        }
+
+        fn fetch_then(self: Box<Self>, then: crate::held_fetch::Then<u64>) {
+            self.started.lock().unwrap().push(self.value);
+            std::thread::spawn(move || then(Ok(self.value)));
+        }
+
+        fn into_held(
+            self: Box<Self>,
+        ) -> Result<
+            (
+                wherever_cluster::HeldResult,
+                crate::held_fetch::Decoder<u64>,
+            ),
+            crate::slot::Fetcher<u64>,
+        > {
+            Err(self)
+        }
+    }
+
     #[test]
     fn as_completed_fetches_the_finished_held_results_together_at_most_a_window_ahead() {
         let count = AS_COMPLETED_PREFETCH_RESULTS + 6;
-        let fetched = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let started = Arc::new(Mutex::new(Vec::new()));
         let slots: Vec<Arc<Slot<u64>>> = (0..count as u64).map(|i| Slot::new("t", i)).collect();
         let futures: Vec<Future<u64>> = slots.iter().map(|s| Future::new(s.clone())).collect();
         for (i, slot) in slots.iter().enumerate() {
-            let fetched = fetched.clone();
-            let fetch: crate::slot::Fetcher<u64> = Box::new(move || {
-                fetched.fetch_add(1, Ordering::SeqCst);
-                Ok(i as u64)
+            let fetch = Box::new(Noted {
+                value: i as u64,
+                started: started.clone(),
             });
             assert!(slot.resolve_held(fetch).is_ok());
         }
@@ -586,7 +622,7 @@ mod tests {
             } else {
                 count
             };
-            assert_eq!(fetched.load(Ordering::SeqCst), expected, "at read {i}");
+            assert_eq!(started.lock().unwrap().len(), expected, "at read {i}");
             assert_eq!(
                 future.value().unwrap(),
                 i as u64,

@@ -5,6 +5,7 @@
 
 use crate::slot::{Fetcher, Slot};
 use crate::TaskError;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use wherever_cluster::HeldResult;
 
@@ -89,9 +90,8 @@ pub(crate) fn fetch_together<'a, R: 'a>(slots: impl Iterator<Item = &'a Arc<Slot
 
 /// Fetches results taken from their slots ([`Slot::take_held`]) together,
 /// blocking this thread, and puts each into its slot, decoded here as it
-/// arrives while the next are read. Returns the size of the largest encoded
-/// result that came in the batch (0 if none did).
-pub(crate) fn fetch_taken<R>(taken: Vec<(&Arc<Slot<R>>, Fetcher<R>)>) -> usize {
+/// arrives while the next are read.
+fn fetch_taken<R>(taken: Vec<(&Arc<Slot<R>>, Fetcher<R>)>) {
     let mut together: Vec<(&Arc<Slot<R>>, Decoder<R>)> = Vec::new();
     let mut held = Vec::new();
     let mut alone = Vec::new();
@@ -104,20 +104,15 @@ pub(crate) fn fetch_taken<R>(taken: Vec<(&Arc<Slot<R>>, Fetcher<R>)>) -> usize {
             Err(fetch) => alone.push((slot, fetch)),
         }
     }
-    let mut largest = 0;
     let mut together: Vec<Option<_>> = together.into_iter().map(Some).collect();
     HeldResult::fetch_all(held, |index, bytes| {
         if let Some((slot, decode)) = together.get_mut(index).and_then(Option::take) {
-            if let Ok(bytes) = &bytes {
-                largest = largest.max(bytes.len());
-            }
             slot.put_fetched(decode(bytes));
         }
     });
     for (slot, fetch) in alone {
         slot.put_fetched(fetch.fetch());
     }
-    largest
 }
 
 /// Fetches results taken from their slots ([`Slot::take_held`]) together, off
@@ -126,19 +121,25 @@ pub(crate) fn fetch_taken<R>(taken: Vec<(&Arc<Slot<R>>, Fetcher<R>)>) -> usize {
 /// runtime as it arrives. `batched` runs once the batched requests have ended
 /// (at once if there are none); a result that did not come that way is then
 /// still being fetched alone, as a read of it alone would, and reaches its slot
-/// later. Other fetches (not a cluster's) run on their own.
+/// later. Other fetches (not a cluster's) run on their own. `largest`, if
+/// given, is raised to the size of each encoded result that comes.
 pub(crate) fn fetch_taken_then<R: Send + Sync + 'static>(
     taken: Vec<(Arc<Slot<R>>, Fetcher<R>)>,
+    largest: Option<Arc<AtomicUsize>>,
     batched: impl FnOnce() + Send + 'static,
 ) {
     let mut held: Vec<(HeldResult, wherever_cluster::client::BytesThen)> = Vec::new();
     for (slot, fetch) in taken {
         match fetch.into_held() {
             Ok((result, decode)) => {
-                held.push((
-                    result,
-                    Box::new(move |bytes| slot.put_fetched(decode(bytes))),
-                ));
+                let largest = largest.clone();
+                let then: wherever_cluster::client::BytesThen = Box::new(move |bytes| {
+                    if let (Ok(bytes), Some(largest)) = (&bytes, largest) {
+                        largest.fetch_max(bytes.len(), Ordering::Relaxed);
+                    }
+                    slot.put_fetched(decode(bytes));
+                });
+                held.push((result, then));
             }
             Err(fetch) => fetch.fetch_then(Box::new(move |outcome| slot.put_fetched(outcome))),
         }
