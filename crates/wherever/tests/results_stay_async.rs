@@ -187,7 +187,16 @@ fn signal(pid: u32, signal: &str) {
     assert!(status.success(), "kill {signal} {pid}");
 }
 
-fn a_worker_killed_during_a_batched_fetch_leaves_no_element_hanging() {
+/// Reads the futures to the end on a thread of its own, returning their
+/// values by position.
+type Reader = Box<dyn FnOnce() -> Result<Vec<ByteBuf>, wherever::TaskError> + Send>;
+
+/// Reads held results with `read` while the worker holding the first is stopped,
+/// kills that worker once the batched requests are out, and checks that every
+/// element still comes right (those it held recomputed, as a read alone does).
+fn kill_a_holder_during_a_batched_read(
+    read: impl FnOnce(&Client, Vec<wherever::Future<ByteBuf>>) -> Reader,
+) {
     let client = client();
     let dir = fresh_path("pids");
     std::fs::create_dir(&dir).unwrap();
@@ -212,9 +221,9 @@ fn a_worker_killed_during_a_batched_fetch_leaves_no_element_hanging() {
     signal(victim, "-STOP");
     let before = wherever_cluster::fetch::requests_sent();
     let (sender, receiver) = std::sync::mpsc::channel();
-    let gather = client.gather_async(futures);
+    let reader = read(&client, futures);
     std::thread::spawn(move || {
-        let _ = sender.send(runtime().block_on(gather));
+        let _ = sender.send(reader());
     });
     // Both requests are out; the victim, stopped, has not answered its own.
     let deadline = Instant::now() + HANG_GUARD;
@@ -228,12 +237,33 @@ fn a_worker_killed_during_a_batched_fetch_leaves_no_element_hanging() {
     signal(victim, "-KILL");
     let values = receiver
         .recv_timeout(HANG_GUARD)
-        .expect("gather_async hung after a worker died during its fetch")
+        .expect("the read hung after a worker died during its fetch")
         .expect("the lost results are recomputed, as when read alone");
+    assert_eq!(values.len(), COUNT as usize);
     for (i, value) in values.iter().enumerate() {
         assert!(is_result(value, i as u64), "result {i} differs");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn a_worker_killed_during_a_batched_gather_async_leaves_no_element_hanging() {
+    kill_a_holder_during_a_batched_read(|client, futures| {
+        let gather = client.gather_async(futures);
+        Box::new(move || runtime().block_on(gather))
+    });
+}
+
+fn a_worker_killed_during_a_batched_as_completed_leaves_no_element_hanging() {
+    kill_a_holder_during_a_batched_read(|_, futures| {
+        Box::new(move || {
+            let mut values = Vec::new();
+            for future in wherever::as_completed(futures) {
+                values.push((future.position(), future.value()?));
+            }
+            values.sort_by_key(|(position, _)| *position);
+            Ok(values.into_iter().map(|(_, value)| value).collect())
+        })
+    });
 }
 
 #[wherever::main]
@@ -252,8 +282,12 @@ fn main() {
             gather_async_of_results_ending_later_gives_them_right_and_in_order,
         ),
         (
-            "a_worker_killed_during_a_batched_fetch_leaves_no_element_hanging",
-            a_worker_killed_during_a_batched_fetch_leaves_no_element_hanging,
+            "a_worker_killed_during_a_batched_gather_async_leaves_no_element_hanging",
+            a_worker_killed_during_a_batched_gather_async_leaves_no_element_hanging,
+        ),
+        (
+            "a_worker_killed_during_a_batched_as_completed_leaves_no_element_hanging",
+            a_worker_killed_during_a_batched_as_completed_leaves_no_element_hanging,
         ),
     ]);
 }
