@@ -72,14 +72,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "as_completed" => {
             let mut first = None;
             for future in wherever::as_completed(futures) {
-                first.get_or_insert_with(|| started.elapsed().as_secs_f64());
                 let position = future.position();
-                if !is_result(&future.value()?, position) {
+                let value = future.value()?;
+                first.get_or_insert_with(|| started.elapsed().as_secs_f64());
+                if !is_result(&value, position) {
                     return Err(format!("result {position} is wrong").into());
                 }
             }
             println!(
-                "as_completed: first future after {:.3} s",
+                "as_completed: first value after {:.3} s",
                 first.unwrap_or(0.0)
             );
         }
