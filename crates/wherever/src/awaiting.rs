@@ -130,8 +130,8 @@ impl Client {
     /// Results held on their workers (large ones) are fetched together: those
     /// that ended by the time the gather is polled in one request per worker,
     /// and the ones that end while a fetch is on its way with the next. They are
-    /// fetched and decoded on the cluster connection's runtime, never on the
-    /// awaiting thread.
+    /// fetched on the cluster connection's runtime and decoded on a thread of
+    /// their batch's own, never on the awaiting thread.
     pub fn gather_async<R: Value>(
         &self,
         futures: impl IntoIterator<Item = Future<R>>,
@@ -141,7 +141,7 @@ impl Client {
 }
 
 /// What [`Client::gather_async`] polls (see there).
-struct Gathering<R> {
+struct Gathering<R: Send + Sync + 'static> {
     /// The futures not read yet (those before `values.len()` were).
     futures: Vec<Option<Future<R>>>,
     /// The values read so far, in order.
@@ -164,9 +164,9 @@ struct Gathering<R> {
     waker: Waker,
 }
 
-impl<R> Unpin for Gathering<R> {}
+impl<R: Send + Sync + 'static> Unpin for Gathering<R> {}
 
-impl<R> Gathering<R> {
+impl<R: Send + Sync + 'static> Gathering<R> {
     fn new(futures: Vec<Future<R>>) -> Self {
         let (_, resolved) = crossbeam_channel::unbounded();
         let wake = Arc::new(LatestWaker(Mutex::new(None)));
@@ -214,10 +214,7 @@ impl<R> Gathering<R> {
 
     /// Fetches the ended held results together, unless a batch is on its way
     /// (its end wakes this gather to send the next).
-    fn fetch_ended(&mut self)
-    where
-        R: Send + Sync + 'static,
-    {
+    fn fetch_ended(&mut self) {
         if self.ended.is_empty() || self.fetching.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -257,9 +254,10 @@ impl<R: Value> std::future::Future for Gathering<R> {
     }
 }
 
-impl<R> Drop for Gathering<R> {
+impl<R: Send + Sync + 'static> Drop for Gathering<R> {
     /// Futures not read forget this gather (it stopped listening); results
-    /// being fetched still reach their slots.
+    /// being fetched still reach their slots, and so do those taken for the
+    /// next batch (other handles of theirs may read them).
     fn drop(&mut self) {
         let Some(listener) = &self.listener else {
             return;
@@ -268,6 +266,9 @@ impl<R> Drop for Gathering<R> {
             if let (Some(future), false) = (future, seen) {
                 future.slot.unlisten(listener);
             }
+        }
+        for (slot, fetch) in std::mem::take(&mut self.ended) {
+            fetch.fetch_then(Box::new(move |outcome| slot.put_fetched(outcome)));
         }
     }
 }
