@@ -23,7 +23,7 @@ mod held;
 mod no_workers;
 mod staging;
 mod task_end;
-pub use held::{Arrival, HeldResult};
+pub use held::{Arrival, BytesThen, HeldResult};
 pub use no_workers::{DEFAULT_NOTICE, NOTICE_VARIABLE, TIMEOUT_VARIABLE};
 pub use task_end::{Arrive, TaskEnd};
 

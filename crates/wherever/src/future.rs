@@ -280,16 +280,44 @@ impl<R> std::fmt::Debug for Future<R> {
     }
 }
 
+/// The most results [`AsCompleted`] fetches together ahead of its consumer.
+pub(crate) const AS_COMPLETED_PREFETCH_RESULTS: usize = 64;
+
+/// Once [`AsCompleted`] has seen the size of the results it fetches, it fetches
+/// together at most as many as fit this many bytes (by the largest seen).
+pub(crate) const AS_COMPLETED_PREFETCH_BYTES: usize = 256 << 20;
+
 /// Yields futures in the order their tasks finish (Dask's `as_completed`).
+///
+/// When the future it yields has its result held on a worker (a large one, on a
+/// multi-process plan), the results of the futures that have finished by then
+/// and wait to be yielded are fetched with it, in one request per worker rather
+/// than one per read: at most 64 results together, and once their sizes are
+/// known at most as many as fit 256 MiB. The fetch runs off this thread: the
+/// yielded future's value can be read as soon as its own result is here, while
+/// the others still come. So the results fetched ahead of the consumer stay
+/// bounded (by about two such batches), and nothing is fetched for a task that
+/// has not finished yet. The prefetched results are fetched whether or not
+/// their futures are read.
 pub struct AsCompleted<R> {
     futures: Vec<Option<Future<R>>>,
     remaining: usize,
     finished: Receiver<usize>,
     /// The sending side the futures were given, to take it back from them.
     listener: Sender<usize>,
+    /// Futures that finished and were not yielded yet, in the order they finished.
+    ready: std::collections::VecDeque<usize>,
+    /// How many at the front of `ready` were looked at for a held result to
+    /// fetch (and taken if they had one).
+    looked_at: usize,
+    /// The most results to fetch together.
+    window: usize,
+    /// The size of the largest encoded result fetched so far.
+    largest: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Iterates over `futures` as they finish, each yielded once, already resolved.
+/// Held results are fetched together as [`AsCompleted`] says.
 pub fn as_completed<R>(futures: impl IntoIterator<Item = Future<R>>) -> AsCompleted<R> {
     let (sender, finished) = crossbeam_channel::unbounded();
     let futures: Vec<Option<Future<R>>> = futures.into_iter().map(Some).collect();
@@ -305,22 +333,60 @@ pub fn as_completed<R>(futures: impl IntoIterator<Item = Future<R>>) -> AsComple
         futures,
         finished,
         listener: sender,
+        ready: std::collections::VecDeque::new(),
+        looked_at: 0,
+        window: AS_COMPLETED_PREFETCH_RESULTS,
+        largest: Arc::default(),
     }
 }
 
-impl<R> Iterator for AsCompleted<R> {
+impl<R: Send + Sync + 'static> AsCompleted<R> {
+    /// Starts fetching `first`'s held result (`fetch`) together with those of
+    /// the futures finished by now and waiting to be yielded, up to `window`.
+    fn fetch_with_finished(&mut self, first: &Future<R>, fetch: crate::slot::Fetcher<R>) {
+        // The window as the sizes seen so far allow (0: none seen yet).
+        let largest = self.largest.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(fit) = AS_COMPLETED_PREFETCH_BYTES.checked_div(largest) {
+            self.window = fit.clamp(1, AS_COMPLETED_PREFETCH_RESULTS);
+        }
+        self.ready.extend(self.finished.try_iter());
+        let mut taken = vec![(first.slot.clone(), fetch)];
+        while taken.len() < self.window && self.looked_at < self.ready.len() {
+            let index = self.ready[self.looked_at];
+            self.looked_at += 1;
+            let slot = &self.futures[index].as_ref().expect("not yielded").slot;
+            if let Some(fetch) = slot.take_held() {
+                taken.push((slot.clone(), fetch));
+            }
+        }
+        let largest = Some(self.largest.clone());
+        crate::held_fetch::fetch_taken_then(taken, largest, || {});
+    }
+}
+
+impl<R: Send + Sync + 'static> Iterator for AsCompleted<R> {
     type Item = Future<R>;
 
     fn next(&mut self) -> Option<Future<R>> {
         if self.remaining == 0 {
             return None;
         }
-        let index = self
-            .finished
-            .recv()
-            .expect("every future resolves exactly once");
+        let index = match self.ready.pop_front() {
+            Some(index) => {
+                self.looked_at = self.looked_at.saturating_sub(1);
+                index
+            }
+            None => self
+                .finished
+                .recv()
+                .expect("every future resolves exactly once"),
+        };
         self.remaining -= 1;
-        self.futures[index].take()
+        let future = self.futures[index].take().expect("yielded once");
+        if let Some(fetch) = future.slot.take_held() {
+            self.fetch_with_finished(&future, fetch);
+        }
+        Some(future)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -501,6 +567,71 @@ mod tests {
         assert_eq!(listeners(&probe), 1);
         drop(completed);
         assert_eq!(listeners(&probe), 0);
+    }
+
+    /// A held result's fetch that notes in `started`, on the thread that
+    /// starts it, that it started, and fetches on a helper thread.
+    struct Noted {
+        value: u64,
+        started: Arc<Mutex<Vec<u64>>>,
+    }
+
+    impl crate::held_fetch::Fetch<u64> for Noted {
+        fn fetch(self: Box<Self>) -> Result<u64, TaskError> {
+            self.started.lock().unwrap().push(self.value);
+            Ok(self.value)
+        }
+
+        fn fetch_then(self: Box<Self>, then: crate::held_fetch::Then<u64>) {
+            self.started.lock().unwrap().push(self.value);
+            std::thread::spawn(move || then(Ok(self.value)));
+        }
+
+        fn into_held(
+            self: Box<Self>,
+        ) -> Result<
+            (
+                wherever_cluster::HeldResult,
+                crate::held_fetch::Decoder<u64>,
+            ),
+            crate::slot::Fetcher<u64>,
+        > {
+            Err(self)
+        }
+    }
+
+    #[test]
+    fn as_completed_fetches_the_finished_held_results_together_at_most_a_window_ahead() {
+        let count = AS_COMPLETED_PREFETCH_RESULTS + 6;
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let slots: Vec<Arc<Slot<u64>>> = (0..count as u64).map(|i| Slot::new("t", i)).collect();
+        let futures: Vec<Future<u64>> = slots.iter().map(|s| Future::new(s.clone())).collect();
+        for (i, slot) in slots.iter().enumerate() {
+            let fetch = Box::new(Noted {
+                value: i as u64,
+                started: started.clone(),
+            });
+            assert!(slot.resolve_held(fetch).is_ok());
+        }
+        let pending = Slot::new("t", count as u64);
+        let mut completed = as_completed(futures.into_iter().chain([Future::new(pending.clone())]));
+        for i in 0..count {
+            let future = completed.next().unwrap();
+            let expected = if i < AS_COMPLETED_PREFETCH_RESULTS {
+                AS_COMPLETED_PREFETCH_RESULTS
+            } else {
+                count
+            };
+            assert_eq!(started.lock().unwrap().len(), expected, "at read {i}");
+            assert_eq!(
+                future.value().unwrap(),
+                i as u64,
+                "in the order they finished"
+            );
+        }
+        pending.resolve(Ok(7));
+        assert_eq!(completed.next().unwrap().value().unwrap(), 7);
+        assert!(completed.next().is_none());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use crate::slot::{Fetcher, Slot};
 use crate::TaskError;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use wherever_cluster::HeldResult;
 
@@ -80,13 +81,21 @@ impl<R: Send + 'static> Fetch<R> for RemoteFetch<R> {
 /// of these slots meanwhile wait for the fetch; a slot not ended or already
 /// fetched is left as it is.
 pub(crate) fn fetch_together<'a, R: 'a>(slots: impl Iterator<Item = &'a Arc<Slot<R>>>) {
+    fetch_taken(
+        slots
+            .filter_map(|slot| slot.take_held().map(|fetch| (slot, fetch)))
+            .collect(),
+    );
+}
+
+/// Fetches results taken from their slots ([`Slot::take_held`]) together,
+/// blocking this thread, and puts each into its slot, decoded here as it
+/// arrives while the next are read.
+fn fetch_taken<R>(taken: Vec<(&Arc<Slot<R>>, Fetcher<R>)>) {
     let mut together: Vec<(&Arc<Slot<R>>, Decoder<R>)> = Vec::new();
     let mut held = Vec::new();
     let mut alone = Vec::new();
-    for slot in slots {
-        let Some(fetch) = slot.take_held() else {
-            continue;
-        };
+    for (slot, fetch) in taken {
         match fetch.into_held() {
             Ok((result, decode)) => {
                 held.push(result);
@@ -95,7 +104,6 @@ pub(crate) fn fetch_together<'a, R: 'a>(slots: impl Iterator<Item = &'a Arc<Slot
             Err(fetch) => alone.push((slot, fetch)),
         }
     }
-    // Each decoded here as it arrives, while the next are read.
     let mut together: Vec<Option<_>> = together.into_iter().map(Some).collect();
     HeldResult::fetch_all(held, |index, bytes| {
         if let Some((slot, decode)) = together.get_mut(index).and_then(Option::take) {
@@ -105,6 +113,62 @@ pub(crate) fn fetch_together<'a, R: 'a>(slots: impl Iterator<Item = &'a Arc<Slot
     for (slot, fetch) in alone {
         slot.put_fetched(fetch.fetch());
     }
+}
+
+/// A fetched result on its way to its slot: the slot, its decoder, the bytes.
+type Fetched<R> = (Arc<Slot<R>>, Decoder<R>, Result<Vec<u8>, TaskError>);
+
+/// Fetches results taken from their slots ([`Slot::take_held`]) together, off
+/// this thread: one request per worker for the results it holds. Each is
+/// decoded and put into its slot (waking its readers) as it arrives, on a
+/// thread of this batch's own, so that the connection's runtime goes on reading
+/// the next meanwhile (as [`fetch_together`] decodes on its caller's thread).
+/// `batched` runs once the batched requests have ended (at once if there are
+/// none); a result that did not come that way is then still being fetched
+/// alone, as a read of it alone would, and reaches its slot later. Other
+/// fetches (not a cluster's) run on their own. `largest`, if given, is raised
+/// to the size of each encoded result that comes.
+pub(crate) fn fetch_taken_then<R: Send + Sync + 'static>(
+    taken: Vec<(Arc<Slot<R>>, Fetcher<R>)>,
+    largest: Option<Arc<AtomicUsize>>,
+    batched: impl FnOnce() + Send + 'static,
+) {
+    let (decoding, to_decode) = std::sync::mpsc::channel::<Fetched<R>>();
+    let mut held: Vec<(HeldResult, wherever_cluster::client::BytesThen)> = Vec::new();
+    for (slot, fetch) in taken {
+        match fetch.into_held() {
+            Ok((result, decode)) => {
+                let (largest, decoding) = (largest.clone(), decoding.clone());
+                let then: wherever_cluster::client::BytesThen = Box::new(move |bytes| {
+                    if let (Ok(bytes), Some(largest)) = (&bytes, largest) {
+                        largest.fetch_max(bytes.len(), Ordering::Relaxed);
+                    }
+                    // No decoding thread: decoded here.
+                    if let Err(unsent) = decoding.send((slot, decode, bytes)) {
+                        let (slot, decode, bytes) = unsent.0;
+                        slot.put_fetched(decode(bytes));
+                    }
+                });
+                held.push((result, then));
+            }
+            Err(fetch) => fetch.fetch_then(Box::new(move |outcome| slot.put_fetched(outcome))),
+        }
+    }
+    drop(decoding);
+    if held.is_empty() {
+        return batched();
+    }
+    // Ends once every result was handed over (each `then` ran or was
+    // dropped). Without it (no thread to be had), `to_decode` is dropped and
+    // each result is decoded where it arrives.
+    let _ = std::thread::Builder::new()
+        .name("wherever-decode".into())
+        .spawn(move || {
+            for (slot, decode, bytes) in to_decode {
+                slot.put_fetched(decode(bytes));
+            }
+        });
+    HeldResult::fetch_all_then(held, batched);
 }
 
 #[cfg(test)]

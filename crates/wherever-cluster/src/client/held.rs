@@ -2,8 +2,9 @@
 //! the workers holding it, and the client fetches it only when asked
 //! ([`HeldResult::fetch_blocking`]), when its reader cannot wait
 //! ([`HeldResult::fetch_then`]), off the reader's thread
-//! ([`HeldResult::fetch_bytes_then`]), or with others in one batched fetch
-//! ([`HeldResult::fetch_all`]).
+//! ([`HeldResult::fetch_bytes_then`]), or with others in one batched fetch,
+//! blocking ([`HeldResult::fetch_all`]) or off the reader's thread
+//! ([`HeldResult::fetch_all_then`]).
 
 use super::{fetch_result, Callback, Shared};
 use crate::fetch::fetch_batched_each;
@@ -70,14 +71,7 @@ impl HeldResult {
     pub fn fetch_blocking(self) -> Result<Vec<u8>, TaskError> {
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         self.fetch_then(forward_to(sender));
-        receiver.recv().unwrap_or_else(|_| {
-            Err(TaskError::new(
-                "?",
-                0,
-                TaskErrorKind::Runtime,
-                "cannot fetch the result: the cluster connection was closed",
-            ))
-        })
+        receiver.recv().unwrap_or_else(|_| Err(connection_closed()))
     }
 
     /// Fetches the result in the background and calls `then` with its bytes (or
@@ -111,6 +105,121 @@ impl HeldResult {
             fetch_group(group, |at, outcome| each(indices[at], outcome));
         }
     }
+}
+
+/// Called once with a fetched result's bytes (or the error).
+pub type BytesThen = Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>;
+
+impl HeldResult {
+    /// Fetches all of `held` together off this thread, on their connections'
+    /// runtimes, and calls each result's `then` there as soon as its bytes are
+    /// here: one request per holder for all the results it holds
+    /// ([`fetch_batched_each`]). A result that does not come that way (its
+    /// holder died or answered short, wrongly or too late) is fetched alone
+    /// ([`HeldResult::fetch_bytes_then`]: reported missing and recomputed if
+    /// need be), so it gets the same outcome as a read of it alone. Every `then`
+    /// is called exactly once, with an error if the connection goes first.
+    /// `batched` runs once every batched request has ended (after each answer
+    /// that came that way was handed over; results fetched alone may still be
+    /// on their way).
+    pub fn fetch_all_then(
+        held: Vec<(HeldResult, BytesThen)>,
+        batched: impl FnOnce() + Send + 'static,
+    ) {
+        // Runs when the last connection's batched requests end (or are dropped).
+        let batched = Arc::new(OnDrop(std::sync::Mutex::new(Some(Box::new(batched)))));
+        let mut left = held;
+        while let Some((first, _)) = left.first() {
+            let shared = first.shared.clone();
+            let (group, rest): (Vec<_>, Vec<_>) = left
+                .into_iter()
+                .partition(|(held, _)| Arc::ptr_eq(&held.shared, &shared));
+            left = rest;
+            let batched = batched.clone();
+            let runtime = group[0].0.runtime.clone();
+            runtime.spawn(async move {
+                fetch_group_then(group).await;
+                drop(batched);
+            });
+        }
+    }
+}
+
+/// Runs its function when dropped (shared by the tasks that drop it).
+struct OnDrop(std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        let then = self.0.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(then) = then {
+            then();
+        }
+    }
+}
+
+/// A result's `then`, called with an error if it is dropped unanswered (its
+/// fetch was dropped with the connection's runtime): never left waiting.
+struct Answer(Option<BytesThen>);
+
+impl Answer {
+    fn give(mut self, outcome: Result<Vec<u8>, TaskError>) {
+        if let Some(then) = self.0.take() {
+            then(outcome);
+        }
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if let Some(then) = self.0.take() {
+            then(Err(connection_closed()));
+        }
+    }
+}
+
+/// The error of a fetch whose connection went before its answer.
+fn connection_closed() -> TaskError {
+    TaskError::new(
+        "?",
+        0,
+        TaskErrorKind::Runtime,
+        "cannot fetch the result: the cluster connection was closed",
+    )
+}
+
+/// [`HeldResult::fetch_all_then`] for results of one connection, on its runtime.
+async fn fetch_group_then(group: Vec<(HeldResult, BytesThen)>) {
+    let Some((first, _)) = group.first() else {
+        return;
+    };
+    let secret = first.shared.secret.clone();
+    let inputs: Vec<Input> = group
+        .iter()
+        .map(|(held, _)| Input {
+            task: held.task,
+            holders: held.holders.clone(),
+        })
+        .collect();
+    let mut group: Vec<Option<(HeldResult, Answer)>> = group
+        .into_iter()
+        .map(|(held, then)| Some((held, Answer(Some(then)))))
+        .collect();
+    fetch_batched_each(&inputs, &secret, |index, answer| {
+        let Some((held, then)) = group.get_mut(index).and_then(Option::take) else {
+            return;
+        };
+        match answer {
+            Some(bytes) => {
+                // A worker that retires need not keep it for this client any more.
+                if let Some(commands) = held.commands.upgrade() {
+                    let _ = commands.send(Message::Fetched { task: held.task });
+                }
+                then.give(Ok(bytes));
+            }
+            None => held.fetch_bytes_then(Box::new(move |outcome| then.give(outcome))),
+        }
+    })
+    .await;
 }
 
 /// [`HeldResult::fetch_all`] for results of one connection.
