@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use wherever_scheduler::dense_table::DenseTable;
+use wherever_core::dense_table::DenseTable;
 
 /// How many ids a new task may skip past the last one seen and still be kept in
 /// [`LiveTasks`]' run: the dashboard's subscription drops events when it reads too
