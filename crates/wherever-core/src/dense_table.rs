@@ -23,6 +23,19 @@ const MAX_GAP: u64 = 64;
 /// Below this many slots, a sparse run is not compacted.
 const MIN_COMPACT: usize = 1024;
 
+/// A run is compacted when fewer than one slot in this many holds a value: 4, or
+/// more for small values, whose empty slots cost less than their entries would in
+/// the hash map (a 2-byte slot against a 16-byte `(id, value)` entry and its
+/// bucket's share: 16). Compacting stops once one slot in half as many holds one.
+const fn sparse_ratio<V>() -> usize {
+    let slot = std::mem::size_of::<Option<V>>();
+    let entry = std::mem::size_of::<(u64, V)>();
+    match (2 * entry).checked_div(slot) {
+        Some(ratio) if ratio > 4 => ratio,
+        _ => 4,
+    }
+}
+
 /// A map from `u64` ids to `V`, dense for runs of consecutive ids; see the
 /// [module documentation](self).
 #[derive(Debug, Clone)]
@@ -181,8 +194,9 @@ impl<V> DenseTable<V> {
         while let Some(None) = self.run.back() {
             self.run.pop_back();
         }
-        if self.run.len() >= MIN_COMPACT && self.in_run * 4 < self.run.len() {
-            while self.in_run * 2 < self.run.len() {
+        let ratio = const { sparse_ratio::<V>() };
+        if self.run.len() >= MIN_COMPACT && self.in_run * ratio < self.run.len() {
+            while self.in_run * (ratio / 2) < self.run.len() {
                 if let Some(Some(value)) = self.run.pop_front() {
                     self.sparse.insert(self.base, value);
                     self.in_run -= 1;
@@ -240,7 +254,7 @@ impl<V> Index<&u64> for DenseTable<V> {
 
 #[cfg(test)]
 mod tests {
-    use super::{DenseTable, MAX_GAP, MIN_COMPACT};
+    use super::{sparse_ratio, DenseTable, MAX_GAP, MIN_COMPACT};
     use std::collections::HashMap;
 
     #[test]
@@ -339,6 +353,35 @@ mod tests {
         t.insert(n, n);
         assert_eq!(t.get(&n), Some(&n));
         assert_eq!(t.in_run, in_run + 1);
+    }
+
+    #[test]
+    fn small_values_stay_in_a_sparser_run_than_large_ones() {
+        assert_eq!(sparse_ratio::<[u64; 8]>(), 4);
+        assert_eq!(sparse_ratio::<std::num::NonZeroU16>(), 16);
+        let n = 16 * MIN_COMPACT as u64;
+        let mut small = DenseTable::new();
+        let mut large = DenseTable::new();
+        for id in 0..n {
+            small.insert(id, std::num::NonZeroU16::MIN);
+            large.insert(id, [id; 8]);
+        }
+        // One value in eight left, the first and last among them.
+        for id in 1..n - 1 {
+            if id % 8 != 0 {
+                small.remove(&id);
+                large.remove(&id);
+            }
+        }
+        assert!(
+            small.sparse.is_empty(),
+            "2-byte slots: cheaper than the map"
+        );
+        assert!(
+            large.sparse.len() > large.in_run,
+            "64-byte slots: compacted"
+        );
+        assert_eq!(small.len(), large.len());
     }
 
     #[test]
