@@ -13,23 +13,29 @@
 //! - [`partition`] / [`element`]: a collection partition's elements in one buffer,
 //!   and registered tasks applied to each of them;
 //! - [`events`]: the stream of task and worker events that progress bars and the
-//!   dashboard read.
+//!   dashboard read;
+//! - [`dense_table`] / [`id_hash`]: maps keyed by task or worker ids, dense for ids
+//!   handed out one after another (the scheduler's, the client's and the dashboard's
+//!   tables of tasks).
 
 pub mod byte_units;
 pub mod codec;
 mod context;
 pub mod crew;
+pub mod dense_table;
 mod digest;
 pub mod element;
 mod error;
 pub mod events;
 pub mod holes;
+pub mod id_hash;
 pub mod panic_capture;
 pub mod partition;
 pub mod registry;
 mod rng;
 pub mod scope;
 pub mod shared_ref;
+mod slot_deque;
 mod task;
 
 pub use context::TaskContext;

@@ -202,19 +202,14 @@ impl Aggregate {
             Observation::Submitted { task, name, items } => {
                 let index = self.name_slot(name);
                 self.names[index].queued += items;
-                if let Some(old) = self.tasks.insert(task, LiveTask::queued(index, items)) {
+                if let Some(old) = self.tasks.submit(task, index, items) {
                     self.forget(old);
                 }
             }
             Observation::Started { task, worker, at } => {
-                let Some(live) = self.tasks.get_mut(&task) else {
+                let Some((name, items)) = self.tasks.start(task, &worker, at) else {
                     return;
                 };
-                if live.running_on().is_some() {
-                    return;
-                }
-                let (name, items) = (live.name(), live.items());
-                live.start(worker.clone(), at);
                 let counts = &mut self.names[name];
                 counts.queued = counts.queued.saturating_sub(items);
                 counts.running += items;
@@ -228,12 +223,12 @@ impl Aggregate {
                 ran_for,
                 failed,
             } => {
-                let Some(live) = self.tasks.remove(&task) else {
+                let Some(live) = self.tasks.remove(task) else {
                     return;
                 };
-                let (items, mut live) = (live.items(), live);
-                let counts = &mut self.names[live.name()];
-                match live.running_on() {
+                let items = live.items;
+                let counts = &mut self.names[live.name];
+                match live.running_on {
                     Some(_) => counts.running = counts.running.saturating_sub(items),
                     None => counts.queued = counts.queued.saturating_sub(items),
                 }
@@ -243,7 +238,7 @@ impl Aggregate {
                     counts.done += items;
                 }
                 let name = counts.name.clone();
-                let (ran_on, start) = match live.take_running() {
+                let (ran_on, start) = match live.running_on {
                     Some((on, start)) => (Some(on), start),
                     None => (None, at.saturating_sub(ran_for)),
                 };
@@ -257,19 +252,19 @@ impl Aggregate {
                 }
             }
             Observation::Retried { task } => {
-                if let Some(live) = self.tasks.get_mut(&task) {
-                    if let Some((on, _)) = live.take_running() {
-                        let counts = &mut self.names[live.name()];
-                        counts.running = counts.running.saturating_sub(live.items());
-                        counts.queued += live.items();
-                        if let Some(view) = self.workers.get_mut(&on) {
+                if let Some(live) = self.tasks.requeue(task) {
+                    let counts = &mut self.names[live.name];
+                    counts.running = counts.running.saturating_sub(live.items);
+                    counts.queued += live.items;
+                    if let Some((on, _)) = &live.running_on {
+                        if let Some(view) = self.workers.get_mut(on) {
                             view.running = view.running.saturating_sub(1);
                         }
                     }
                 }
             }
             Observation::Released { task } => {
-                if let Some(live) = self.tasks.remove(&task) {
+                if let Some(live) = self.tasks.remove(task) {
                     self.forget(live);
                 }
             }
@@ -395,15 +390,15 @@ impl Aggregate {
 
     /// Takes a task that will never end out of the counts.
     fn forget(&mut self, live: LiveTask) {
-        let counts = &mut self.names[live.name()];
-        match live.running_on() {
+        let counts = &mut self.names[live.name];
+        match live.running_on {
             Some((on, _)) => {
-                counts.running = counts.running.saturating_sub(live.items());
-                if let Some(view) = self.workers.get_mut(on) {
+                counts.running = counts.running.saturating_sub(live.items);
+                if let Some(view) = self.workers.get_mut(&on) {
                     view.running = view.running.saturating_sub(1);
                 }
             }
-            None => counts.queued = counts.queued.saturating_sub(live.items()),
+            None => counts.queued = counts.queued.saturating_sub(live.items),
         }
     }
 
@@ -569,6 +564,107 @@ mod tests {
         state.apply(submitted(1, "t"));
         state.apply(Observation::Released { task: 1 });
         assert_eq!(state.totals().queued, 0);
+    }
+
+    #[test]
+    fn a_task_cancelled_or_failed_before_starting_leaves_its_names_queue() {
+        let mut state = Aggregate::default();
+        state.apply(submitted(1, "a"));
+        state.apply(submitted(2, "b"));
+        state.apply(submitted(3, "b"));
+        // Cancelled and failed on a dead dependency: ended, failed, never started.
+        state.apply(Observation::Ended {
+            task: 2,
+            worker: None,
+            at: ms(4),
+            ran_for: Duration::ZERO,
+            failed: true,
+        });
+        state.apply(Observation::Released { task: 3 });
+        let b = &state.progress()[1];
+        assert_eq!((b.queued, b.running, b.done, b.failed), (0, 0, 0, 1));
+        assert_eq!(state.progress()[0].queued, 1, "another name's count stays");
+        assert_eq!(state.runs_since(0).count(), 0, "it ran nowhere");
+    }
+
+    #[test]
+    fn a_lagged_subscriber_that_misses_events_neither_leaks_nor_goes_negative() {
+        // The dashboard's subscription drops old events when it reads too slowly;
+        // any of a task's events may be missing. Each count must stay the sum over
+        // the tasks whose submission was seen and whose end or release was not.
+        let mut state = Aggregate::default();
+        let mut known: HashMap<u64, (usize, u64)> = HashMap::new();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let names = ["a", "b", "c"];
+        let tasks = 20_000u64;
+        let mut events = Vec::new();
+        for task in 0..tasks {
+            let name = (next() % 3) as usize;
+            let items = 1 + next() % 4;
+            events.push(Observation::Submitted {
+                task,
+                name: names[name].to_string(),
+                items,
+            });
+            if next() % 3 != 0 {
+                events.push(started(task, "w0", task));
+                if next() % 5 == 0 {
+                    events.push(Observation::Retried { task });
+                    events.push(started(task, "w1", task));
+                }
+            }
+            match next() % 4 {
+                0 => events.push(Observation::Released { task }),
+                _ => events.push(ended(task, "w0", task + 1, next() % 2 == 0)),
+            }
+        }
+        let mut done_and_failed = 0;
+        for event in events {
+            if next() % 10 == 0 {
+                continue; // lost
+            }
+            match &event {
+                Observation::Submitted { task, name, items } => {
+                    let index = names.iter().position(|n| n == name).unwrap();
+                    known.insert(*task, (index, *items));
+                }
+                Observation::Ended { task, .. } => {
+                    if let Some((_, items)) = known.remove(task) {
+                        done_and_failed += items;
+                    }
+                }
+                Observation::Released { task } => {
+                    known.remove(task);
+                }
+                _ => {}
+            }
+            state.apply(event);
+        }
+        for (index, counts) in state.progress().iter().enumerate() {
+            let name = names.iter().position(|n| *n == counts.name).unwrap();
+            let pending: u64 = known
+                .values()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, items)| items)
+                .sum();
+            assert_eq!(counts.queued + counts.running, pending, "name {index}");
+        }
+        let total = state.totals();
+        assert_eq!(total.done + total.failed, done_and_failed);
+        // The tasks whose end was lost are forgotten when released.
+        for task in 0..tasks {
+            state.apply(Observation::Released { task });
+        }
+        let total = state.totals();
+        assert_eq!((total.queued, total.running), (0, 0));
+        assert_eq!(state.tasks.len(), 0, "no task is kept after its release");
+        assert!(state.workers().all(|w| w.running == 0));
     }
 
     #[test]

@@ -43,10 +43,12 @@
 #![warn(missing_docs)]
 
 mod command;
-pub mod dense_table;
+/// [`DenseTable`](dense_table::DenseTable), now in `wherever-core`; re-exported for
+/// the modules and crates that name it from here.
+pub use wherever_core::dense_table;
 mod error;
 mod event;
-mod id_hash;
+use wherever_core::id_hash;
 mod invariants;
 mod lifecycle;
 mod missing_data;
@@ -59,7 +61,6 @@ mod resources;
 mod results;
 pub mod retirement;
 mod scheduler;
-mod slot_deque;
 mod spec;
 mod stale_reports;
 mod stealing;

@@ -23,6 +23,19 @@ const MAX_GAP: u64 = 64;
 /// Below this many slots, a sparse run is not compacted.
 const MIN_COMPACT: usize = 1024;
 
+/// A run is compacted when fewer than one slot in this many holds a value: 4, or
+/// more for small values, whose empty slots cost less than their entries would in
+/// the hash map (a 2-byte slot against a 16-byte `(id, value)` entry and its
+/// bucket's share: 16). Compacting stops once one slot in half as many holds one.
+const fn sparse_ratio<V>() -> usize {
+    let slot = std::mem::size_of::<Option<V>>();
+    let entry = std::mem::size_of::<(u64, V)>();
+    match (2 * entry).checked_div(slot) {
+        Some(ratio) if ratio > 4 => ratio,
+        _ => 4,
+    }
+}
+
 /// A map from `u64` ids to `V`, dense for runs of consecutive ids; see the
 /// [module documentation](self).
 #[derive(Debug, Clone)]
@@ -170,24 +183,35 @@ impl<V> DenseTable<V> {
         value
     }
 
-    /// Drops the empty slots at both ends of the run; moves the values of a run that
-    /// became mostly empty (removed out of order) to the hash map.
+    /// Drops the empty slots at both ends of the run. When the run became mostly
+    /// empty (removed out of order), moves values from its front to the hash map
+    /// until what is left is at least half full: a few values left behind at the
+    /// front (a long task's, or one whose end a lossy reader never saw) no longer
+    /// hold open a run of empty slots, and the dense rest (the tasks still queued
+    /// behind them) stays in the run. A run empty all through moves entirely.
     fn trim(&mut self) {
-        while let Some(None) = self.run.front() {
-            self.run.pop_front();
-            self.base += 1;
-        }
+        self.pop_empty_front();
         while let Some(None) = self.run.back() {
             self.run.pop_back();
         }
-        if self.run.len() >= MIN_COMPACT && self.in_run * 4 < self.run.len() {
-            let base = self.base;
-            for (i, slot) in std::mem::take(&mut self.run).into_iter_slots().enumerate() {
-                if let Some(value) = slot {
-                    self.sparse.insert(base + i as u64, value);
+        let ratio = const { sparse_ratio::<V>() };
+        if self.run.len() >= MIN_COMPACT && self.in_run * ratio < self.run.len() {
+            while self.in_run * (ratio / 2) < self.run.len() {
+                if let Some(Some(value)) = self.run.pop_front() {
+                    self.sparse.insert(self.base, value);
+                    self.in_run -= 1;
                 }
+                self.base += 1;
             }
-            self.in_run = 0;
+            self.pop_empty_front();
+        }
+    }
+
+    /// Drops the empty slots at the front of the run.
+    fn pop_empty_front(&mut self) {
+        while let Some(None) = self.run.front() {
+            self.run.pop_front();
+            self.base += 1;
         }
     }
 
@@ -230,7 +254,7 @@ impl<V> Index<&u64> for DenseTable<V> {
 
 #[cfg(test)]
 mod tests {
-    use super::{DenseTable, MAX_GAP, MIN_COMPACT};
+    use super::{sparse_ratio, DenseTable, MAX_GAP, MIN_COMPACT};
     use std::collections::HashMap;
 
     #[test]
@@ -312,16 +336,78 @@ mod tests {
                 t.remove(&id);
             }
         }
-        assert!(t.run.is_empty(), "a mostly empty run is compacted");
+        assert!(
+            t.run.len() < MIN_COMPACT && t.sparse.len() > t.in_run,
+            "a run sparse all through is compacted: {} of {} slots in use, {} moved",
+            t.in_run,
+            t.run.len(),
+            t.sparse.len()
+        );
         let kept: Vec<u64> = (0..n).filter(|id| id % 8 == 0 || *id == n - 1).collect();
         assert_eq!(t.len(), kept.len());
         for id in &kept {
             assert_eq!(t.get(id), Some(id));
         }
-        // A new run starts after compaction.
+        // The run goes on after compaction.
+        let in_run = t.in_run;
         t.insert(n, n);
         assert_eq!(t.get(&n), Some(&n));
-        assert_eq!(t.in_run, 1);
+        assert_eq!(t.in_run, in_run + 1);
+    }
+
+    #[test]
+    fn small_values_stay_in_a_sparser_run_than_large_ones() {
+        assert_eq!(sparse_ratio::<[u64; 8]>(), 4);
+        assert_eq!(sparse_ratio::<std::num::NonZeroU16>(), 16);
+        let n = 16 * MIN_COMPACT as u64;
+        let mut small = DenseTable::new();
+        let mut large = DenseTable::new();
+        for id in 0..n {
+            small.insert(id, std::num::NonZeroU16::MIN);
+            large.insert(id, [id; 8]);
+        }
+        // One value in eight left, the first and last among them.
+        for id in 1..n - 1 {
+            if id % 8 != 0 {
+                small.remove(&id);
+                large.remove(&id);
+            }
+        }
+        assert!(
+            small.sparse.is_empty(),
+            "2-byte slots: cheaper than the map"
+        );
+        assert!(
+            large.sparse.len() > large.in_run,
+            "64-byte slots: compacted"
+        );
+        assert_eq!(small.len(), large.len());
+    }
+
+    #[test]
+    fn values_left_behind_at_the_front_go_to_the_hash_map_and_the_dense_rest_stays() {
+        // Tasks 0..n queued; four in five end, in order, except that the first two
+        // never do (a long task, or one whose end a lossy reader missed).
+        let mut t = DenseTable::new();
+        let n = 100 * MIN_COMPACT as u64;
+        for id in 0..n {
+            t.insert(id, id);
+        }
+        let ended = n / 5 * 4;
+        for id in 2..ended {
+            t.remove(&id);
+        }
+        assert_eq!(t.sparse.len(), 2, "only the two left behind moved");
+        assert_eq!((t.base, t.in_run), (ended, (n - ended) as usize));
+        assert_eq!(t.len(), (n - ended) as usize + 2);
+        for id in [0, 1, ended, n - 1] {
+            assert_eq!(t.get(&id), Some(&id));
+        }
+        assert_eq!(t.remove(&0), Some(0));
+        assert_eq!(t.get(&(ended - 1)), None);
+        // New ids still join the run.
+        t.insert(n, n);
+        assert_eq!(t.in_run, (n - ended) as usize + 1);
     }
 
     #[test]
