@@ -4,13 +4,12 @@
 
 use crate::auth::{this_build, Secret};
 use crate::connection::{
-    accept_gated, adopt_announced_limit, join, max_value_size, over_the_limit, read_batch,
-    read_batch_within, run_writer_with, silence_timeout, split, write_batch, HandshakeGate,
-    FRAME_BUDGET, NO_CHALLENGE,
+    accept_gated, adopt_announced_limit, configured_max_value, join, max_value_size_given,
+    over_the_limit, read_batch, read_batch_within, run_writer_with, silence_timeout, split,
+    write_batch, HandshakeGate, FRAME_BUDGET, NO_CHALLENGE,
 };
 use crate::fetch::FetchError;
 use crate::protocol::{Input, Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::Store;
@@ -20,6 +19,7 @@ use wherever_core::holes::fill_holes;
 use wherever_core::panic_capture::{install_hook, run_caught};
 use wherever_core::registry::{self, EncodedCall};
 use wherever_core::{TaskError, TaskErrorKind};
+use wherever_scheduler::id_hash::IdMap;
 
 mod cpu;
 mod flush;
@@ -431,7 +431,7 @@ thread_local! {
 /// secedes: a stand-in thread takes its slot (and the scheduler is told, so it
 /// sends more work) until it rejoins, after which one thread retires.
 struct TaskThreads {
-    phases: Arc<Mutex<HashMap<TaskId, Phase>>>,
+    phases: Arc<Mutex<IdMap<Phase>>>,
     store: Arc<Store>,
     /// Tasks start only while the worker is not paused (over its memory pause threshold).
     pause: Arc<monitor::Pause>,
@@ -441,6 +441,10 @@ struct TaskThreads {
     /// The queue the threads take tasks from (to see whether more are waiting).
     queued: crossbeam_channel::Receiver<TaskMessage>,
     label: Arc<str>,
+    /// The configured largest value ([`configured_max_value`]), read once: it
+    /// reads the environment under the standard library's lock, which per
+    /// result showed in the profile of trivial tasks.
+    configured_max_value: u64,
 }
 
 impl wherever_core::crew::CrewWork for TaskThreads {
@@ -481,7 +485,8 @@ impl wherever_core::crew::CrewWork for TaskThreads {
         }
         let watch = watchdog::watch(&task);
         let started = std::time::Instant::now();
-        let mut message = run_task(&task, &self.label, &self.store);
+        let limit = max_value_size_given(self.configured_max_value);
+        let mut message = run_task(&task, &self.label, &self.store, limit);
         let ended = std::time::Instant::now();
         let ran = ended.saturating_duration_since(started);
         LAST_RAN.with(|last| last.set(ran));
@@ -548,7 +553,7 @@ impl TaskThreads {
 /// The worker's task threads and the phase of each task given to it.
 struct TaskPool {
     jobs: crossbeam_channel::Sender<TaskMessage>,
-    phases: Arc<Mutex<HashMap<TaskId, Phase>>>,
+    phases: Arc<Mutex<IdMap<Phase>>>,
     store: Arc<Store>,
     outgoing: UnboundedSender<Message>,
 }
@@ -563,7 +568,7 @@ impl TaskPool {
         reports: Arc<reports::HeldReports>,
     ) -> Self {
         let (jobs, receiver) = crossbeam_channel::unbounded::<TaskMessage>();
-        let phases: Arc<Mutex<HashMap<TaskId, Phase>>> = Arc::default();
+        let phases: Arc<Mutex<IdMap<Phase>>> = Arc::default();
         let threads = TaskThreads {
             phases: phases.clone(),
             store: store.clone(),
@@ -572,6 +577,7 @@ impl TaskPool {
             reports,
             queued: receiver.clone(),
             label: label.into(),
+            configured_max_value: configured_max_value(),
         };
         let crew = wherever_core::crew::Crew::new(threads, receiver);
         for index in 0..slots {
@@ -654,8 +660,9 @@ impl Drop for TaskPool {
     }
 }
 
-/// Runs one task (or chunk) and returns the message that reports it.
-fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
+/// Runs one task (or chunk) and returns the message that reports it; a result
+/// larger than `limit` bytes fails the task.
+fn run_task(task: &TaskMessage, label: &str, store: &Store, limit: u64) -> Message {
     let filled;
     let args: &[u8] = if task.deps.is_empty() {
         &task.args
@@ -710,7 +717,6 @@ fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
         };
     }
     let nbytes = result.len() as u64;
-    let limit = max_value_size();
     if nbytes > limit {
         let error = TaskError::new(
             &task.name,

@@ -5,7 +5,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 /// A fast hasher for integer ids (Fibonacci hashing); deterministic.
 #[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
+pub struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -24,8 +24,8 @@ impl Hasher for IdHasher {
 }
 
 /// Builds [`IdHasher`]s.
-pub(crate) type IdBuild = BuildHasherDefault<IdHasher>;
+pub type IdBuild = BuildHasherDefault<IdHasher>;
 /// A map keyed by task or worker id.
-pub(crate) type IdMap<V> = HashMap<u64, V, IdBuild>;
+pub type IdMap<V> = HashMap<u64, V, IdBuild>;
 /// A set of task or worker ids.
-pub(crate) type IdSet = HashSet<u64, IdBuild>;
+pub type IdSet = HashSet<u64, IdBuild>;

@@ -46,7 +46,7 @@ mod command;
 pub mod dense_table;
 mod error;
 mod event;
-mod id_hash;
+pub mod id_hash;
 mod invariants;
 mod lifecycle;
 mod missing_data;

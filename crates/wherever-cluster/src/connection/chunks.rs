@@ -29,7 +29,14 @@ static ANNOUNCED_LIMIT: AtomicU64 = AtomicU64::new(u64::MAX);
 /// to a size, else [`DEFAULT_MAX_VALUE`]; lower if a scheduler announced a lower
 /// limit ([`adopt_announced_limit`]).
 pub fn max_value_size() -> u64 {
-    configured_max_value().min(ANNOUNCED_LIMIT.load(Ordering::Relaxed))
+    max_value_size_given(configured_max_value())
+}
+
+/// [`max_value_size`] for a hot path that read [`configured_max_value`] once
+/// (it reads the environment, under the standard library's lock): `configured`,
+/// lower if a scheduler announced a lower limit since.
+pub fn max_value_size_given(configured: u64) -> u64 {
+    configured.min(ANNOUNCED_LIMIT.load(Ordering::Relaxed))
 }
 
 /// The largest value as configured for this process: [`MAX_VALUE_VARIABLE`] if
