@@ -354,10 +354,7 @@ async fn serve_connection(
             match message {
                 Message::Compute { task, inputs } => {
                     let task = *task;
-                    let missing: Vec<Input> = inputs
-                        .into_iter()
-                        .filter(|input| !store.contains(input.task))
-                        .collect();
+                    let missing = store.missing(inputs);
                     if missing.is_empty() {
                         pool.compute(task);
                     } else {
@@ -467,24 +464,27 @@ impl wherever_core::crew::CrewWork for TaskThreads {
         }
         RUNNING.with(|running| running.set(Some(task.id)));
         let observed = memory::OBSERVED.load(std::sync::atomic::Ordering::Relaxed);
+        // One reading of the clock for the task's start, its `Started` and the
+        // memory report: on trivial tasks, reading it 4 times per task showed.
+        let mut started = std::time::Instant::now();
         if observed {
             // Held with the reports when the thread's last task was short: this
             // one likely is too, and its report follows soon.
-            let started = Message::Started { task: task.id };
-            let now = std::time::Instant::now();
+            let report = Message::Started { task: task.id };
             self.reports
-                .report(started, LAST_RAN.with(|ran| ran.get()), now, true);
-            if let Some(rss_bytes) = memory::due_report() {
+                .report(report, LAST_RAN.with(|ran| ran.get()), started, true);
+            if let Some(rss_bytes) = memory::due_report(started) {
                 let _ = self.outgoing.send(Message::Memory {
                     rss_bytes,
                     cpu: cpu::cpu_time(),
                     spilled_bytes: self.store.bytes().spilled,
                     paused: self.pause.is_paused(),
                 });
+                // Reading the memory took a while: not part of the task's run.
+                started = std::time::Instant::now();
             }
         }
         let watch = watchdog::watch(&task);
-        let started = std::time::Instant::now();
         let limit = max_value_size_given(self.configured_max_value);
         let mut message = run_task(&task, &self.label, &self.store, limit);
         let ended = std::time::Instant::now();

@@ -6,7 +6,7 @@
 //! [`Store::set_unmanaged`]) leaves that much less for them.
 
 use super::spill::SpillFiles;
-use crate::protocol::TaskId;
+use crate::protocol::{Input, TaskId};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -117,6 +117,19 @@ impl Store {
     /// Whether a value is held for `task`, in memory or on disk.
     pub fn contains(&self, task: TaskId) -> bool {
         self.lock().entries.contains_key(&task)
+    }
+
+    /// The `inputs` of which no value is held, in order; one lock for all (a
+    /// lock per input showed on tasks with thousands of inputs).
+    pub fn missing(&self, inputs: Vec<Input>) -> Vec<Input> {
+        if inputs.is_empty() {
+            return inputs;
+        }
+        let held = self.lock();
+        inputs
+            .into_iter()
+            .filter(|input| !held.entries.contains_key(&input.task))
+            .collect()
     }
 
     /// Whether the value held for `task` is in memory (not spilled, not absent).
@@ -298,6 +311,20 @@ mod tests {
         assert!(!store.contains(1));
         assert_eq!(store.get(1), None);
         assert_eq!(store.bytes().memory, 5);
+    }
+
+    #[test]
+    fn the_missing_inputs_are_those_not_held_in_order() {
+        let store = store(u64::MAX);
+        store.insert(2, value(2, 1));
+        let input = |task| Input {
+            task,
+            holders: Vec::new(),
+        };
+        let missing = store.missing(vec![input(3), input(2), input(1)]);
+        let tasks: Vec<u64> = missing.iter().map(|input| input.task).collect();
+        assert_eq!(tasks, [3, 1]);
+        assert!(store.missing(Vec::new()).is_empty());
     }
 
     #[test]
