@@ -18,8 +18,9 @@ mod frames;
 mod gate;
 
 pub use chunks::{
-    adopt_announced_limit, configured_max_value, max_value_size, over_the_limit, parse_size,
-    Payload, CHUNK_SIZE, DEFAULT_MAX_VALUE, MAX_VALUE_VARIABLE, OVER_THE_LIMIT,
+    adopt_announced_limit, configured_max_value, max_value_size, max_value_size_given,
+    over_the_limit, parse_size, Payload, CHUNK_SIZE, DEFAULT_MAX_VALUE, MAX_VALUE_VARIABLE,
+    OVER_THE_LIMIT,
 };
 pub use codec::MessageCodec;
 pub use frames::{

@@ -4,13 +4,12 @@
 
 use crate::auth::{this_build, Secret};
 use crate::connection::{
-    accept_gated, adopt_announced_limit, join, max_value_size, over_the_limit, read_batch,
-    read_batch_within, run_writer_with, silence_timeout, split, write_batch, HandshakeGate,
-    FRAME_BUDGET, NO_CHALLENGE,
+    accept_gated, adopt_announced_limit, configured_max_value, join, max_value_size_given,
+    over_the_limit, read_batch, read_batch_within, run_writer_with, silence_timeout, split,
+    write_batch, HandshakeGate, FRAME_BUDGET, NO_CHALLENGE,
 };
 use crate::fetch::FetchError;
 use crate::protocol::{Input, Message, Role, TaskId, TaskMessage, INLINE_RESULT_LIMIT};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::Store;
@@ -20,6 +19,7 @@ use wherever_core::holes::fill_holes;
 use wherever_core::panic_capture::{install_hook, run_caught};
 use wherever_core::registry::{self, EncodedCall};
 use wherever_core::{TaskError, TaskErrorKind};
+use wherever_core::id_hash::IdMap;
 
 mod cpu;
 mod flush;
@@ -358,10 +358,7 @@ async fn serve_connection(
             match message {
                 Message::Compute { task, inputs } => {
                     let task = *task;
-                    let missing: Vec<Input> = inputs
-                        .into_iter()
-                        .filter(|input| !store.contains(input.task))
-                        .collect();
+                    let missing = store.missing(inputs);
                     if missing.is_empty() {
                         pool.compute(task);
                     } else {
@@ -443,7 +440,7 @@ thread_local! {
 /// secedes: a stand-in thread takes its slot (and the scheduler is told, so it
 /// sends more work) until it rejoins, after which one thread retires.
 struct TaskThreads {
-    phases: Arc<Mutex<HashMap<TaskId, Phase>>>,
+    phases: Arc<Mutex<IdMap<Phase>>>,
     store: Arc<Store>,
     /// Tasks start only while the worker is not paused (over its memory pause threshold).
     pause: Arc<monitor::Pause>,
@@ -453,6 +450,10 @@ struct TaskThreads {
     /// The queue the threads take tasks from (to see whether more are waiting).
     queued: crossbeam_channel::Receiver<TaskMessage>,
     label: Arc<str>,
+    /// The configured largest value ([`configured_max_value`]), read once: it
+    /// reads the environment under the standard library's lock, which per
+    /// result showed in the profile of trivial tasks.
+    configured_max_value: u64,
 }
 
 impl wherever_core::crew::CrewWork for TaskThreads {
@@ -475,25 +476,29 @@ impl wherever_core::crew::CrewWork for TaskThreads {
         }
         RUNNING.with(|running| running.set(Some(task.id)));
         let observed = memory::OBSERVED.load(std::sync::atomic::Ordering::Relaxed);
+        // One reading of the clock for the task's start, its `Started` and the
+        // memory report: on trivial tasks, reading it 4 times per task showed.
+        let mut started = std::time::Instant::now();
         if observed {
             // Held with the reports when the thread's last task was short: this
             // one likely is too, and its report follows soon.
-            let started = Message::Started { task: task.id };
-            let now = std::time::Instant::now();
+            let report = Message::Started { task: task.id };
             self.reports
-                .report(started, LAST_RAN.with(|ran| ran.get()), now, true);
-            if let Some(rss_bytes) = memory::due_report() {
+                .report(report, LAST_RAN.with(|ran| ran.get()), started, true);
+            if let Some(rss_bytes) = memory::due_report(started) {
                 let _ = self.outgoing.send(Message::Memory {
                     rss_bytes,
                     cpu: cpu::cpu_time(),
                     spilled_bytes: self.store.bytes().spilled,
                     paused: self.pause.is_paused(),
                 });
+                // Reading the memory took a while: not part of the task's run.
+                started = std::time::Instant::now();
             }
         }
         let watch = watchdog::watch(&task);
-        let started = std::time::Instant::now();
-        let mut message = run_task(&task, &self.label, &self.store);
+        let limit = max_value_size_given(self.configured_max_value);
+        let mut message = run_task(&task, &self.label, &self.store, limit);
         let ended = std::time::Instant::now();
         let ran = ended.saturating_duration_since(started);
         LAST_RAN.with(|last| last.set(ran));
@@ -560,7 +565,7 @@ impl TaskThreads {
 /// The worker's task threads and the phase of each task given to it.
 struct TaskPool {
     jobs: crossbeam_channel::Sender<TaskMessage>,
-    phases: Arc<Mutex<HashMap<TaskId, Phase>>>,
+    phases: Arc<Mutex<IdMap<Phase>>>,
     store: Arc<Store>,
     outgoing: UnboundedSender<Message>,
 }
@@ -575,7 +580,7 @@ impl TaskPool {
         reports: Arc<reports::HeldReports>,
     ) -> Self {
         let (jobs, receiver) = crossbeam_channel::unbounded::<TaskMessage>();
-        let phases: Arc<Mutex<HashMap<TaskId, Phase>>> = Arc::default();
+        let phases: Arc<Mutex<IdMap<Phase>>> = Arc::default();
         let threads = TaskThreads {
             phases: phases.clone(),
             store: store.clone(),
@@ -584,6 +589,7 @@ impl TaskPool {
             reports,
             queued: receiver.clone(),
             label: label.into(),
+            configured_max_value: configured_max_value(),
         };
         let crew = wherever_core::crew::Crew::new(threads, receiver);
         for index in 0..slots {
@@ -666,8 +672,9 @@ impl Drop for TaskPool {
     }
 }
 
-/// Runs one task (or chunk) and returns the message that reports it.
-fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
+/// Runs one task (or chunk) and returns the message that reports it; a result
+/// larger than `limit` bytes fails the task.
+fn run_task(task: &TaskMessage, label: &str, store: &Store, limit: u64) -> Message {
     let filled;
     let args: &[u8] = if task.deps.is_empty() {
         &task.args
@@ -722,7 +729,6 @@ fn run_task(task: &TaskMessage, label: &str, store: &Store) -> Message {
         };
     }
     let nbytes = result.len() as u64;
-    let limit = max_value_size();
     if nbytes > limit {
         let error = TaskError::new(
             &task.name,

@@ -29,7 +29,14 @@ static ANNOUNCED_LIMIT: AtomicU64 = AtomicU64::new(u64::MAX);
 /// to a size, else [`DEFAULT_MAX_VALUE`]; lower if a scheduler announced a lower
 /// limit ([`adopt_announced_limit`]).
 pub fn max_value_size() -> u64 {
-    configured_max_value().min(ANNOUNCED_LIMIT.load(Ordering::Relaxed))
+    max_value_size_given(configured_max_value())
+}
+
+/// [`max_value_size`] for a hot path that read [`configured_max_value`] once
+/// (it reads the environment, under the standard library's lock): `configured`,
+/// lower if a scheduler announced a lower limit since.
+pub fn max_value_size_given(configured: u64) -> u64 {
+    configured.min(ANNOUNCED_LIMIT.load(Ordering::Relaxed))
 }
 
 /// The largest value as configured for this process: [`MAX_VALUE_VARIABLE`] if
@@ -99,16 +106,22 @@ pub fn payload_slot(message: &mut Message) -> Option<&mut Vec<u8>> {
     }
 }
 
+/// Whether `message` is a `Submit` that [`split_large_submits`] splits: more
+/// than one task, one of them with more than [`CHUNK_SIZE`] bytes of arguments.
+pub fn is_large_submit(message: &Message) -> bool {
+    matches!(message, Message::Submit { tasks } if tasks.len() > 1 && has_a_large_task(tasks))
+}
+
+fn has_a_large_task(tasks: &[TaskMessage]) -> bool {
+    tasks.iter().any(|t| t.args.len() > CHUNK_SIZE)
+}
+
 /// Splits a `Submit` holding a task with more than [`CHUNK_SIZE`] bytes of
 /// arguments so that each such task is a `Submit` of its own (and can be
 /// streamed), keeping the order; any other message is returned as it is.
 pub fn split_large_submits(message: Message) -> Vec<Message> {
     let tasks = match message {
-        Message::Submit { tasks }
-            if tasks.len() > 1 && tasks.iter().any(|t| t.args.len() > CHUNK_SIZE) =>
-        {
-            tasks
-        }
+        Message::Submit { tasks } if tasks.len() > 1 && has_a_large_task(&tasks) => tasks,
         other => return vec![other],
     };
     let mut out = Vec::new();
@@ -405,6 +418,7 @@ mod tests {
         let submit = Message::Submit {
             tasks: vec![task(1, 1), task(2, CHUNK_SIZE + 1), task(3, 1), task(4, 1)],
         };
+        assert!(is_large_submit(&submit));
         let ids: Vec<Vec<u64>> = split_large_submits(submit)
             .into_iter()
             .map(|m| match m {
@@ -413,5 +427,20 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, vec![vec![1], vec![2], vec![3, 4]]);
+    }
+
+    #[test]
+    fn only_a_submit_of_several_tasks_with_a_large_one_is_split() {
+        let task = |id, bytes| TaskMessage::new(id, "t", vec![0; bytes]);
+        let small = Message::Submit {
+            tasks: vec![task(1, 1), task(2, CHUNK_SIZE)],
+        };
+        let alone = Message::Submit {
+            tasks: vec![task(1, CHUNK_SIZE + 1)],
+        };
+        assert!(!is_large_submit(&small));
+        assert!(!is_large_submit(&alone));
+        assert!(!is_large_submit(&Message::Heartbeat));
+        assert_eq!(split_large_submits(small).len(), 1);
     }
 }

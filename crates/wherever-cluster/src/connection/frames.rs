@@ -1,7 +1,7 @@
 //! The writer side of a connection: packing queued messages into frames of
 //! bounded size, handshake messages alone, and heartbeats when idle.
 
-use super::chunks::{detach_large, split_large_submits, stream_messages, Payload};
+use super::chunks::{detach_large, is_large_submit, split_large_submits, stream_messages, Payload};
 use super::{write_batch, Writer};
 use crate::protocol::{Message, MAX_FRAME};
 use bytes::Bytes;
@@ -217,15 +217,24 @@ enum Segment {
 fn segments(messages: impl IntoIterator<Item = Message>) -> Vec<Segment> {
     let mut segments = Vec::new();
     let mut whole = Vec::new();
-    for mut message in messages.into_iter().flat_map(split_large_submits) {
-        match detach_large(&mut message) {
-            Some(payload) => {
-                if !whole.is_empty() {
-                    segments.push(Segment::Whole(std::mem::take(&mut whole)));
-                }
-                segments.push(Segment::Large(Box::new(message), payload));
+    let mut place = |mut message: Message| match detach_large(&mut message) {
+        Some(payload) => {
+            if !whole.is_empty() {
+                segments.push(Segment::Whole(std::mem::take(&mut whole)));
             }
-            None => whole.push(message),
+            segments.push(Segment::Large(Box::new(message), payload));
+        }
+        None => whole.push(message),
+    };
+    for message in messages {
+        // Split only what needs it: a `Vec` per message was an allocation per
+        // message sent.
+        if is_large_submit(&message) {
+            split_large_submits(message)
+                .into_iter()
+                .for_each(&mut place);
+        } else {
+            place(message);
         }
     }
     if !whole.is_empty() {

@@ -14,10 +14,12 @@ pub(crate) const REPORT_PERIOD: Duration = Duration::from_secs(1);
 
 /// The resident set size if a report is due (the first call, then once a period);
 /// `None` when not due or where `/proc` is not available.
-pub(crate) fn due_report() -> Option<u64> {
+pub(crate) fn due_report(at: Instant) -> Option<u64> {
     static START: OnceLock<Instant> = OnceLock::new();
     static LAST: AtomicU64 = AtomicU64::new(u64::MAX);
-    let now = START.get_or_init(Instant::now).elapsed().as_millis() as u64;
+    let now = at
+        .saturating_duration_since(*START.get_or_init(|| at))
+        .as_millis() as u64;
     let last = LAST.load(Ordering::Relaxed);
     if last != u64::MAX && now.saturating_sub(last) < REPORT_PERIOD.as_millis() as u64 {
         return None;
