@@ -16,10 +16,10 @@ use store::Store;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use wherever_core::holes::fill_holes;
+use wherever_core::id_hash::IdMap;
 use wherever_core::panic_capture::{install_hook, run_caught};
 use wherever_core::registry::{self, EncodedCall};
 use wherever_core::{TaskError, TaskErrorKind};
-use wherever_core::id_hash::IdMap;
 
 mod cpu;
 mod flush;
