@@ -864,11 +864,30 @@ mod tests {
                 other => format!("{other:?}"),
             })
             .collect();
-        // Task 4 joined the list before its marker's list was taken, so it leaves
-        // with 1-3, ahead of the cancel queued before it: allowed, as nothing about
-        // task 4 was queued before it. What matters: task 2 is submitted before its
-        // cancel, every task once, in submission order.
-        assert_eq!(shape, ["submit [1, 2, 3, 4]", "cancel [2]"]);
+        // The merging task runs on the runtime's threads beside this one: it may
+        // take the list with 1-3 before task 4 joins it (task 4 then leaves after
+        // the cancel), or after (task 4 leaves with 1-3, ahead of the cancel queued
+        // before it: allowed, as nothing about task 4 was queued before it). What
+        // matters: task 2 is submitted before its cancel, every task once, in
+        // submission order.
+        let mut submitted = Vec::new();
+        let mut cancelled_after = None;
+        for message in &messages {
+            match message {
+                Message::Submit { tasks } => submitted.extend(tasks.iter().map(|t| t.id)),
+                Message::Cancel { tasks } if tasks == &[2] && cancelled_after.is_none() => {
+                    cancelled_after = Some(submitted.clone());
+                }
+                _ => panic!("unexpected messages: {shape:?}"),
+            }
+        }
+        assert_eq!(submitted, [1, 2, 3, 4], "{shape:?}");
+        let before_cancel = cancelled_after.unwrap_or_else(|| panic!("no cancel: {shape:?}"));
+        assert!(
+            before_cancel.contains(&2),
+            "cancel before submit: {shape:?}"
+        );
+        assert!(before_cancel.starts_with(&[1, 2, 3]), "{shape:?}");
     }
 
     #[test]

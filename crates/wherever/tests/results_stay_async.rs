@@ -6,11 +6,13 @@
 
 #[path = "common/harness.rs"]
 mod harness;
+#[path = "common/poll.rs"]
+mod poll;
 
 use serde_bytes::ByteBuf;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wherever::prelude::*;
 
 /// How long any wait may take before the test is considered hung.
@@ -31,11 +33,7 @@ fn two_megabytes(i: u64) -> ByteBuf {
 /// Result `i`, once the file `gate` exists (so the test controls when it ends).
 #[wherever::task]
 fn gated_two_megabytes(i: u64, gate: String) -> ByteBuf {
-    let deadline = Instant::now() + HANG_GUARD;
-    // Polls the condition with a hang guard; asserts nothing about time.
-    while !Path::new(&gate).exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    poll::wait_for_path(Path::new(&gate), HANG_GUARD);
     ByteBuf::from(vec![(i % 251) as u8; VALUE])
 }
 
@@ -226,14 +224,9 @@ fn kill_a_holder_during_a_batched_read(
         let _ = sender.send(reader());
     });
     // Both requests are out; the victim, stopped, has not answered its own.
-    let deadline = Instant::now() + HANG_GUARD;
-    while wherever_cluster::fetch::requests_sent() - before < holders {
-        assert!(
-            Instant::now() < deadline,
-            "the batched requests never went out"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    poll::wait_until("the batched requests", HANG_GUARD, || {
+        wherever_cluster::fetch::requests_sent() - before >= holders
+    });
     signal(victim, "-KILL");
     let values = receiver
         .recv_timeout(HANG_GUARD)

@@ -434,32 +434,7 @@ mod tests {
     /// `scale_up` example, whose second `scale(4)` waited for ever).
     #[tokio::test]
     async fn a_retired_worker_still_exiting_is_not_counted_as_starting() {
-        let launch = WorkerLaunch {
-            scheduler: "127.0.0.1:9".into(),
-            secret_hex: String::new(),
-            executable: "sleep".into(),
-            threads: 1,
-            env: Vec::new(),
-        };
-        let mut workers = LocalWorkers::new(Spawner {
-            launch,
-            next: Arc::new(AtomicUsize::new(0)),
-            memory_env: Arc::default(),
-            memory_limit: Arc::default(),
-            shares_the_machine: false,
-            spawned: Arc::default(),
-        });
-        for name in ["processes-0", "processes-1"] {
-            let child = Command::new("sleep")
-                .arg("60")
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap();
-            lock(&workers.children).push(LocalWorker {
-                name: name.to_string(),
-                child,
-            });
-        }
+        let mut workers = two_workers(0, false);
         assert_eq!(workers.starting(), 2);
         workers.connected(&["processes-0".to_string(), "processes-1".to_string()]);
         assert_eq!(workers.starting(), 0);
