@@ -7,7 +7,7 @@
 mod common;
 mod launched;
 
-use common::TempDir;
+use common::{hosts_up, TempDir};
 use launched::*;
 use std::process::{Command, Stdio};
 
@@ -78,22 +78,8 @@ fn ranks_on_two_hosts_reach_rank_0s_scheduler() {
         eprintln!("SKIPPED: mpirun is not available here (install openmpi-bin)");
         return;
     }
-    for host in ["cih4", "cih5"] {
-        let check = [
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=5",
-            host,
-            "true",
-        ];
-        if !runs("ssh", &check) {
-            eprintln!(
-                "SKIPPED: namespace host {host} is not reachable over ssh \
-                 (CI_NETNS_SSHD=1 CI_NETNS_HOSTS=7 bash shared/ci/netns-hosts.sh up)"
-            );
-            return;
-        }
+    if hosts_up("mpi-hosts", &["cih4", "cih5"]).is_none() {
+        return;
     }
     study_under_mpirun("mpi-hosts", &["-H", "cih4:2,cih5:1"]);
 }

@@ -22,45 +22,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Whether `ssh host true` works without a password, else why not (printed as
-/// the reason a test is skipped).
-fn reachable(host: &str) -> Result<(), String> {
-    let output = Command::new("ssh")
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=5",
-            host,
-            "true",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run ssh: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`ssh {host} true` failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
-}
-
-/// `Some(())` when every host answers; else prints why the test is skipped.
-fn hosts_up(test: &str, hosts: &[&str]) -> Option<()> {
-    for host in hosts {
-        if let Err(why) = reachable(host) {
-            eprintln!(
-                "SKIPPED {test}: {why} (start the hosts with shared/ci/start-sshd.sh \
-                 or CI_NETNS_SSHD=1 shared/ci/netns-hosts.sh up)"
-            );
-            return None;
-        }
-    }
-    Some(())
-}
-
 /// `shared/ci/netns-hosts.sh`: beside the workspace in CI, else /work/shared/ci.
 fn netns_script() -> Option<PathBuf> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");

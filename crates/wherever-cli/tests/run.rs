@@ -185,30 +185,9 @@ fn a_nested_plan_is_taken_and_its_first_level_starts_the_workers() {
     );
 }
 
-/// Whether `ssh host true` works without a password; else prints why the test
-/// that needs it is skipped.
-fn ssh_reaches(test: &str, host: &str) -> bool {
-    let reached = Command::new("ssh")
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=5",
-            host,
-            "true",
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !reached {
-        eprintln!("SKIPPED {test}: `ssh {host} true` fails (start the CI's sshd hosts)");
-    }
-    reached
-}
-
 #[test]
 fn an_ssh_plan_starts_the_program_s_workers_on_the_hosts_with_their_limit() {
-    if !ssh_reaches("ssh_plan", "cih1") {
+    if hosts_up("ssh_plan", &["cih1"]).is_none() {
         return;
     }
     let program = std::path::absolute(example("worker_limits")).unwrap();

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{
     unbounded_channel, UnboundedReceiver, UnboundedSender, WeakUnboundedSender,
 };
+use wherever_core::dense_table::DenseTable;
 use wherever_core::{StreamKey, TaskError, TaskErrorKind};
-use wherever_scheduler::dense_table::DenseTable;
 
 pub mod backlog;
 mod held;

@@ -43,9 +43,7 @@
 #![warn(missing_docs)]
 
 mod command;
-/// [`DenseTable`](dense_table::DenseTable), now in `wherever-core`; re-exported for
-/// the modules and crates that name it from here.
-pub use wherever_core::dense_table;
+use wherever_core::dense_table;
 mod error;
 mod event;
 use wherever_core::id_hash;

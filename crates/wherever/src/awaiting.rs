@@ -267,9 +267,8 @@ impl<R: Send + Sync + 'static> Drop for Gathering<R> {
                 future.slot.unlisten(listener);
             }
         }
-        for (slot, fetch) in std::mem::take(&mut self.ended) {
-            fetch.fetch_then(Box::new(move |outcome| slot.put_fetched(outcome)));
-        }
+        // Together: one request per worker, as the batches read.
+        fetch_taken_then(std::mem::take(&mut self.ended), None, || {});
     }
 }
 

@@ -11,8 +11,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wherever_cluster::launcher::{
-    start_cluster, ClusterOptions, LaunchedCluster, Launcher, MpiLauncher, ProcessesLauncher,
-    SlurmJobsLauncher, SlurmLauncher,
+    start_cluster, ClusterOptions, LaunchedCluster, Launcher, MpiLauncher,
 };
 use wherever_cluster::{ClusterClient, ClusterRuntime, Secret};
 use wherever_core::codec;
@@ -114,28 +113,22 @@ impl Plan {
         let executor = match self.first() {
             Level::Sequential => Executor::Sequential,
             Level::Threads(workers) => Executor::Threads(ThreadPool::start(workers.resolve())?),
-            Level::Processes(workers, options) => {
-                let launcher = ProcessesLauncher {
-                    workers: workers.resolve(),
-                    memory_limit: options.memory_limit,
-                };
-                outside_async_runtime(|| self.start_launched(&launcher))?
+            level @ Level::Processes(..) => {
+                let launcher = level
+                    .worker_launcher()
+                    .map_err(|reason| start_error(self, reason))?
+                    .expect("a processes level starts workers");
+                outside_async_runtime(|| self.start_launched(&*launcher))?
             }
             Level::Tcp { host, port } => outside_async_runtime(|| self.connect_tcp(host, *port))?,
-            Level::Ssh(level) => {
-                let launcher = crate::plan_launcher::ssh_launcher(level)
-                    .map_err(|reason| start_error(self, reason))?;
-                // Hosts may be lost (`partial`) or go away: count the slots that joined.
-                self.start_counting_joined(&launcher)?
-            }
-            Level::Slurm(options) => {
-                let launcher =
-                    SlurmLauncher::from_env(options).map_err(|reason| start_error(self, reason))?;
-                self.start_counting_joined(&launcher)?
-            }
-            Level::SlurmJobs(spec) => {
-                let launcher = SlurmJobsLauncher::new(spec.clone());
-                self.start_counting_joined(&launcher)?
+            // Hosts may be lost (`partial`) or go away, and Slurm workers may have
+            // several task threads: count the slots that joined.
+            level @ (Level::Ssh(_) | Level::Slurm(_) | Level::SlurmJobs(_)) => {
+                let launcher = level
+                    .worker_launcher()
+                    .map_err(|reason| start_error(self, reason))?
+                    .expect("an ssh or slurm level starts workers");
+                self.start_counting_joined(&*launcher)?
             }
             Level::Mpi(workers, options) => {
                 // A worker rank whose main went on to start the plan serves instead.

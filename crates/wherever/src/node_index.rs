@@ -5,37 +5,14 @@
 //! was a fifth of the client's time building a large graph.
 
 use crate::node_keys::KeyMap;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-
-/// A hasher for node numbers (made in this process, never by a peer): one
-/// multiplication, whose high bits the table reads.
-#[derive(Default)]
-pub(crate) struct NumberHasher(u64);
-
-impl Hasher for NumberHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u64(u64::from(byte));
-        }
-    }
-
-    fn write_u64(&mut self, number: u64) {
-        self.0 = (self.0 ^ number)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .rotate_left(26);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+use wherever_core::id_hash::IdMap;
 
 /// The positions of the nodes of one graph; see the [module documentation](self).
 #[derive(Default)]
 pub(crate) struct NodeIndex {
-    numbered: HashMap<u64, usize, BuildHasherDefault<NumberHasher>>,
+    /// By number: one integer to hash (the id hasher).
+    numbered: IdMap<usize>,
     keyed: KeyMap<Arc<str>, usize>,
 }
 
@@ -85,7 +62,7 @@ mod tests {
     #[test]
     fn near_numbers_spread_over_the_table() {
         use std::hash::BuildHasher;
-        let build = BuildHasherDefault::<NumberHasher>::default();
+        let build = wherever_core::id_hash::IdBuild::default();
         let (a, b) = (build.hash_one(12u64), build.hash_one(13u64));
         assert_ne!(a >> 57, b >> 57, "the top bits (the table's tags) differ");
         assert_ne!(a & 0xff, b & 0xff);

@@ -33,7 +33,7 @@ impl Level {
 }
 
 /// The launcher of an `ssh:` level.
-pub(crate) fn ssh_launcher(level: &SshLevel) -> Result<SshLauncher, String> {
+fn ssh_launcher(level: &SshLevel) -> Result<SshLauncher, String> {
     let hosts = level
         .hosts
         .iter()

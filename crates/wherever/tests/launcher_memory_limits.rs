@@ -18,6 +18,8 @@
 mod harness;
 #[path = "common/slurm.rs"]
 mod slurm;
+#[path = "common/ssh.rs"]
+mod ssh;
 
 use slurm::poll;
 
@@ -103,36 +105,9 @@ fn machine(reports: &[Report]) -> u64 {
     machine
 }
 
-/// Whether `ssh host true` works without a password; says SKIPPED when not.
-fn ssh_hosts_up(test: &str, hosts: &[&str]) -> bool {
-    for host in hosts {
-        let ok = Command::new("ssh")
-            .args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "ConnectTimeout=5",
-                host,
-                "true",
-            ])
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if !ok {
-            eprintln!(
-                "SKIPPED {test}: `ssh {host} true` fails (start the hosts with \
-                 CI_NETNS_SSHD=1 shared/ci/netns-hosts.sh up)"
-            );
-            return false;
-        }
-    }
-    true
-}
-
 /// `ssh:...;mem=300MB`: every worker on every host runs under 300 MB.
 fn ssh_mem_option_is_each_workers_limit() {
-    if !ssh_hosts_up("ssh_mem_option", &["cih1", "cih2"]) {
+    if !ssh::hosts_up("ssh_mem_option", &["cih1", "cih2"]) {
         return;
     }
     let plan = Plan::parse("ssh:cih1*2,cih2;mem=300MB").unwrap();
@@ -144,7 +119,7 @@ fn ssh_mem_option_is_each_workers_limit() {
 /// `ssh:cih1*2,cih2`: the two workers on cih1 share its memory, the one on cih2
 /// has all of cih2's.
 fn ssh_default_is_the_hosts_memory_shared_by_its_workers() {
-    if !ssh_hosts_up("ssh_default", &["cih1", "cih2"]) {
+    if !ssh::hosts_up("ssh_default", &["cih1", "cih2"]) {
         return;
     }
     let client = Plan::parse("ssh:cih1*2,cih2").unwrap().start().unwrap();

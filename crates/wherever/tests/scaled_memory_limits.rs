@@ -10,6 +10,8 @@
 
 #[path = "common/harness.rs"]
 mod harness;
+#[path = "common/ssh.rs"]
+mod ssh;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -95,31 +97,10 @@ fn with_mem_scaling_leaves_the_limit_alone() {
     assert!(reported.iter().all(|&l| l == 250_000_000), "{reported:?}");
 }
 
-/// Whether `ssh host true` works without a password; says SKIPPED when not.
-fn ssh_reaches(test: &str, host: &str) -> bool {
-    let reached = std::process::Command::new("ssh")
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=5",
-            host,
-            "true",
-        ])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !reached {
-        eprintln!("SKIPPED {test}: `ssh {host} true` fails (start the CI's sshd hosts)");
-    }
-    reached
-}
-
 /// An `ssh:` plan's workers are the ones its hosts started: `scale` and `adapt`
 /// are errors naming the plan (as the README says), and the workers go on.
 fn an_ssh_plan_cannot_scale_and_says_so() {
-    if !ssh_reaches("an_ssh_plan_cannot_scale_and_says_so", "cih1") {
+    if !ssh::hosts_up("an_ssh_plan_cannot_scale_and_says_so", &["cih1"]) {
         return;
     }
     let client = Plan::parse("ssh:cih1;mem=200MB").unwrap().start().unwrap();

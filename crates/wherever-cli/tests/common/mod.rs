@@ -442,3 +442,42 @@ pub fn listening_ports(pid: u32) -> Vec<u16> {
         })
         .collect()
 }
+
+/// Whether `ssh host true` works without a password, else why not (printed as
+/// the reason a test is skipped).
+pub fn reachable(host: &str) -> Result<(), String> {
+    let output = Command::new("ssh")
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            host,
+            "true",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run ssh: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`ssh {host} true` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// `Some(())` when every host answers; else prints why the test is skipped.
+pub fn hosts_up(test: &str, hosts: &[&str]) -> Option<()> {
+    for host in hosts {
+        if let Err(why) = reachable(host) {
+            eprintln!(
+                "SKIPPED {test}: {why} (start the hosts with shared/ci/start-sshd.sh \
+                 or CI_NETNS_SSHD=1 shared/ci/netns-hosts.sh up)"
+            );
+            return None;
+        }
+    }
+    Some(())
+}

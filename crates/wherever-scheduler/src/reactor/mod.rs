@@ -38,7 +38,6 @@ use crate::{Command, Event, Scheduler, SchedulerConfig, TaskSpec, WorkerId};
 use elastic::Identity;
 pub use elastic::{ClusterStatus, Placement, WorkerStatus, PLACEMENTS_KEPT, RETIRED_REASON};
 use records::Records;
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -619,19 +618,25 @@ impl Reactor {
                     .wanted(true),
             );
             ids.push(task.id);
-            self.events.emit_with(|| {
-                let (name, group) = observed_name(&task.name);
-                Observed::TaskSubmitted {
-                    task: task.id,
-                    name,
-                    group,
-                    items: if task.chunk {
-                        chunk_items(&task.args)
-                    } else {
-                        1
-                    },
+            if self.events.is_observed() {
+                let items = if task.chunk {
+                    chunk_items(&task.args)
+                } else {
+                    1
+                };
+                // A name this executable registers is shared, not copied per task.
+                match wherever_core::registry::lookup(&task.name) {
+                    Some(entry) => self.events.emit_submitted(task.id, entry.name, items),
+                    None => self.events.emit(Observed::TaskSubmitted {
+                        task: task.id,
+                        name: task.name.clone().into(),
+                        group: wherever_core::events::group_of(&task.name)
+                            .to_string()
+                            .into(),
+                        items,
+                    }),
                 }
-            });
+            }
             self.records.insert(task, peer);
         }
         if let Err(error) = self
@@ -899,22 +904,6 @@ impl Reactor {
         if let Some(peer) = self.worker_peer(worker) {
             comm.send(peer, message);
         }
-    }
-}
-
-/// A submitted task's name and group for the event stream: shared with the
-/// registry when this executable registers the name (no copy per task), else
-/// copied.
-fn observed_name(name: &str) -> (Cow<'static, str>, Cow<'static, str>) {
-    match wherever_core::registry::lookup(name) {
-        Some(entry) => (
-            Cow::Borrowed(entry.name),
-            Cow::Borrowed(wherever_core::events::group_of(entry.name)),
-        ),
-        None => (
-            Cow::Owned(name.to_string()),
-            Cow::Owned(wherever_core::events::group_of(name).to_string()),
-        ),
     }
 }
 
